@@ -1,0 +1,2 @@
+"""Data layer: raw multimodal samples (procedural world, user folders, derived modalities),
+pre-tokenization and masking."""

@@ -1,0 +1,212 @@
+"""Typed configs: dataclasses loaded from YAML/JSON with field-by-field validation.
+
+Usage::
+
+    @dataclass
+    class MyConfig(Config):
+        width: int = 256
+        kind: Literal["conv", "vit"] = "conv"
+
+    cfg = MyConfig.from_yaml("configs/x.yaml")      # unknown or mistyped fields -> FourmError
+    cfg.save_json("out/config.json")                 # atomic
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+from fourm.errors import FourmError
+from fourm.utils.atomic import atomic_write_text
+
+C = TypeVar("C", bound="Config")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the type annotation ``tp`` and convert where lossless (int -> float,
+    list -> tuple, dict -> dataclass). Raises FourmError naming ``where`` on a mismatch."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except FourmError as e:
+                errors.append(str(e))
+        raise FourmError(f"invalid value for '{where}': {value!r} (expected {_type_name(tp)})")
+    if origin is Literal:
+        if value not in get_args(tp):
+            choices = ", ".join(repr(a) for a in get_args(tp))
+            raise FourmError(f"invalid value for '{where}': {value!r} (expected one of {choices})")
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise FourmError(f"invalid value for '{where}': expected a mapping, got {value!r}")
+        return _from_dict(tp, value, where + ".")
+    if origin in (list, tuple, dict) or tp in (list, tuple, dict):
+        args = get_args(tp)
+        if origin is dict or tp is dict:
+            if not isinstance(value, dict):
+                raise FourmError(f"invalid value for '{where}': expected a mapping, got {value!r}")
+            if not args:
+                return dict(value)
+            return {coerce(k, args[0], f"{where}.{k}"): coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+        if not isinstance(value, (list, tuple)):
+            raise FourmError(f"invalid value for '{where}': expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise FourmError(f"invalid value for '{where}': expected {len(args)} items, got {len(value)}")
+            return tuple(coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item_tp = args[0] if args else Any
+        items = [coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if (origin is tuple or tp is tuple) else items
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FourmError(f"invalid value for '{where}': {value!r} (expected a number)")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FourmError(f"invalid value for '{where}': {value!r} (expected an integer)")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise FourmError(f"invalid value for '{where}': {value!r} (expected true or false)")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise FourmError(f"invalid value for '{where}': {value!r} (expected a string)")
+        return value
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise FourmError(f"invalid value for '{where}': {value!r} (expected {_type_name(tp)})")
+    return value
+
+
+def _from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise FourmError(
+            f"unknown config field '{prefix}{unknown[0]}' for {cls.__name__} (known: {', '.join(fields)})"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = coerce(data[name], hints[name], prefix + name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise FourmError(f"missing config field '{prefix}{name}' for {cls.__name__}")
+    try:
+        return cls(**kwargs)
+    except FourmError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise FourmError(f"invalid {cls.__name__}: {e}") from None
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, tuples and paths -> plain JSON-compatible values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def read_mapping(path: str | Path) -> dict:
+    """Read a YAML or JSON file that must hold a mapping; clear errors for missing/malformed files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FourmError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise FourmError(f"malformed config file {path}: {first}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FourmError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+class Config:
+    """Mixin for dataclass configs: ``from_dict``, ``from_yaml``/``from_json``, ``to_dict``, ``save_json``.
+
+    Subclasses may define ``validate(self)`` raising FourmError; it runs after loading.
+    """
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict) -> C:
+        cfg = _from_dict(cls, data)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_file(cls: type[C], path: str | Path) -> C:
+        """Load from a .yaml/.yml or .json file."""
+        try:
+            return cls.from_dict(read_mapping(path))
+        except FourmError as e:
+            raise FourmError(f"{path}: {e}") from None
+
+    from_yaml = from_file
+    from_json = from_file
+
+    def validate(self) -> None:
+        """Check cross-field constraints; raise FourmError naming the field."""
+
+    def to_dict(self) -> dict:
+        return to_jsonable(self)
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some fields changed (validated)."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def save_json(self, path: str | Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b.c=value`` CLI overrides (values parsed as YAML) to a nested mapping copy."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise FourmError(f"malformed override '{item}' (expected key=value, e.g. optim.lr=1e-4)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise FourmError(f"override '{item}': '{p}' is not a section")
+        node[parts[-1]] = value
+    return out
