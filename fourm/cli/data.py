@@ -1,0 +1,32 @@
+"""``fourm-data``: build, import and look at raw multimodal datasets.
+
+    fourm-data world  --out data/world --num 2000            # procedural world, train/val splits
+    fourm-data import --source imagefolder --root DIR --out data/mine
+    fourm-data show   --data data/world --out grid.png       # picture of samples, every modality
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fourm.cli import friendly_errors
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fourm.cli import data_user, data_world
+
+    parser = argparse.ArgumentParser(prog="fourm-data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    data_world.register(sub)
+    data_user.register(sub)
+    return parser
+
+
+@friendly_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,58 @@
+"""The packed multimodal batch: what masking produces and the FourM model consumes.
+
+Every sample's encoder tokens from all modalities are packed into one row of fixed length ``Ne``
+(its input budget), and its decoder tokens into one row of length ``Nd`` (its target budget). Each
+token carries its modality index (into the model's modality order), its position within that
+modality (image: row-major grid index; sequence: index in the sequence), and a validity flag
+(False = padding, when a sample has fewer tokens than the budget). Token ids are local to their
+modality's vocabulary; the model adds vocabulary offsets itself.
+
+Decoder rules (enforced by the model from these fields): a decoder token attends only to decoder
+tokens of the same modality; bidirectionally for image-like modalities, causally (by position) for
+sequences. For image-like targets ``dec_input`` is ignored (a learned mask token is used); for
+sequence targets it holds the previous token of the target sequence (teacher forcing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class MultimodalBatch:
+    enc_tokens: Tensor  # (B, Ne) long, modality-local ids
+    enc_modality: Tensor  # (B, Ne) long, index into modality order
+    enc_position: Tensor  # (B, Ne) long
+    enc_valid: Tensor  # (B, Ne) bool
+    dec_input: Tensor  # (B, Nd) long
+    dec_target: Tensor  # (B, Nd) long
+    dec_modality: Tensor  # (B, Nd) long
+    dec_position: Tensor  # (B, Nd) long
+    dec_valid: Tensor  # (B, Nd) bool
+
+    def to(self, device: torch.device | str) -> MultimodalBatch:
+        return MultimodalBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    @property
+    def batch_size(self) -> int:
+        return self.enc_tokens.shape[0]
+
+    def num_tokens(self) -> int:
+        """Number of valid (non-padding) encoder + decoder tokens."""
+        return int(self.enc_valid.sum() + self.dec_valid.sum())
+
+    @staticmethod
+    def collate(items: list[MultimodalBatch]) -> MultimodalBatch:
+        """Stack single-sample batches (each (1, N) or (N,)) with right padding to the longest."""
+        out = {}
+        for f in fields(MultimodalBatch):
+            rows = [getattr(it, f.name).reshape(-1) for it in items]
+            n = max(r.shape[0] for r in rows)
+            pad_value = False if rows[0].dtype == torch.bool else 0
+            out[f.name] = torch.stack(
+                [torch.cat([r, r.new_full((n - r.shape[0],), pad_value)]) for r in rows]
+            )
+        return MultimodalBatch(**out)
