@@ -1,0 +1,226 @@
+"""Read one modality from one user file into the raw-sample format, at the file's own resolution.
+
+Every reader raises :class:`SkipSample` (missing / corrupt file, bad format or annotation) instead of
+crashing, so one bad file only costs its sample.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from fourm.data.user.report import BAD_ANNOTATION, BAD_FORMAT, CORRUPT_FILE, MISSING_FILE, SkipSample
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+# File extensions accepted per modality in aligned folders, in order of preference.
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "rgb": IMAGE_EXTENSIONS,
+    "depth": (".png", ".npy", ".tif", ".tiff"),
+    "semseg": (".png", ".npy"),
+    "normals": (".png", ".npy"),
+    "edges": (".png", ".npy"),
+    "caption": (".txt",),
+    "bboxes": (".json",),
+    "metadata": (".json",),
+    "color_palette": (".json",),
+}
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:120]
+
+
+def open_image(path: Path, draft_side: int | None = None) -> Image.Image:
+    """Open, EXIF-rotate and fully decode an image file (SkipSample if missing or corrupt).
+
+    ``draft_side`` lets JPEG decoding downscale by a power of two while keeping the shorter side
+    at least that long (much faster for big photos).
+    """
+    if not path.is_file():
+        raise SkipSample(MISSING_FILE, path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(path)
+            if draft_side and img.format == "JPEG" and min(img.size) > 2 * draft_side:
+                scale = min(img.size) / (2 * draft_side)
+                img.draft("RGB", (math.ceil(img.size[0] / scale), math.ceil(img.size[1] / scale)))
+            img = ImageOps.exif_transpose(img)
+            img.load()
+    except Exception as e:  # decoders raise many types (OSError, SyntaxError, struct.error, ...) on bad data
+        raise SkipSample(CORRUPT_FILE, path, _short(e)) from None
+    return img
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise SkipSample(MISSING_FILE, path)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as e:  # truncated / not an .npy / pickled objects
+        raise SkipSample(CORRUPT_FILE, path, _short(e)) from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.size == 0:
+        raise SkipSample(BAD_FORMAT, path, f"expected a numeric array, got {getattr(arr, 'dtype', type(arr))}")
+    return arr
+
+
+def _as_2d(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise SkipSample(BAD_FORMAT, path, f"expected a single-channel (H, W) array, got shape {arr.shape}")
+    return arr
+
+
+def read_rgb(path: Path, draft_side: int | None = None) -> np.ndarray:
+    """Any colour/grey image -> uint8 (H, W, 3) (alpha dropped, palette expanded)."""
+    return np.asarray(open_image(path, draft_side).convert("RGB"), dtype=np.uint8)
+
+
+def read_depth(path: Path) -> np.ndarray:
+    """8-/16-bit PNG (divided by 255 / 65535) or .npy/.tif (kept if in [0, 1], else min-max) -> float32 [0, 1].
+
+    Non-finite .npy values become 1 (farthest).
+    """
+    if path.suffix.lower() == ".npy":
+        arr = _as_2d(_load_npy(path), path).astype(np.float64)
+    else:
+        img = open_image(path)
+        if img.mode == "L":
+            return np.asarray(img, dtype=np.float32) / np.float32(255.0)
+        if img.mode.startswith("I;16") or img.mode == "I":
+            return (np.asarray(img).astype(np.float64) / 65535.0).clip(0.0, 1.0).astype(np.float32)
+        if img.mode != "F":
+            raise SkipSample(BAD_FORMAT, path, f"depth must be a single-channel 8/16-bit image, got mode {img.mode}")
+        arr = np.asarray(img, dtype=np.float64)
+    finite = np.isfinite(arr)
+    if not finite.any():
+        raise SkipSample(BAD_FORMAT, path, "depth has no finite values")
+    lo, hi = float(arr[finite].min()), float(arr[finite].max())
+    if lo < 0.0 or hi > 1.0:
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    return np.where(finite, arr, 1.0).astype(np.float32)
+
+
+def read_semseg(path: Path) -> np.ndarray:
+    """Single-channel (or palette-indexed) PNG / integer .npy of class ids -> uint8 (H, W)."""
+    if path.suffix.lower() == ".npy":
+        arr = _as_2d(_load_npy(path), path)
+    else:
+        img = open_image(path)
+        if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+            raise SkipSample(BAD_FORMAT, path, f"semseg must be a single-channel PNG of class ids, got mode {img.mode}")
+        arr = np.asarray(img)
+    if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+        raise SkipSample(BAD_FORMAT, path, "semseg class ids must be integers")
+    if arr.min() < 0 or arr.max() > 255:
+        raise SkipSample(BAD_FORMAT, path, f"semseg class ids must be in 0-255, got {arr.min()}-{arr.max()}")
+    return arr.astype(np.uint8)
+
+
+def read_normals(path: Path) -> np.ndarray:
+    """RGB PNG (already (n*0.5+0.5)*255) or float .npy (H, W, 3) in [-1, 1] -> uint8 (H, W, 3)."""
+    if path.suffix.lower() == ".npy":
+        arr = _load_npy(path)
+        if arr.ndim != 3 or arr.shape[-1] != 3:
+            raise SkipSample(BAD_FORMAT, path, f"normals must be (H, W, 3), got shape {arr.shape}")
+        if arr.dtype == np.uint8:
+            return arr
+        return np.rint((np.clip(np.nan_to_num(arr), -1.0, 1.0) * 0.5 + 0.5) * 255.0).astype(np.uint8)
+    return np.asarray(open_image(path).convert("RGB"), dtype=np.uint8)
+
+
+def read_edges(path: Path) -> np.ndarray:
+    """Any image / .npy, nonzero = edge -> uint8 (H, W) in {0, 1}."""
+    if path.suffix.lower() == ".npy":
+        arr = _as_2d(_load_npy(path), path)
+    else:
+        img = open_image(path)
+        arr = np.asarray(img if img.mode in ("L", "I", "I;16", "F", "1") else img.convert("L"))
+    return (arr != 0).astype(np.uint8)
+
+
+def read_text(path: Path) -> str:
+    """UTF-8 text file -> stripped string (SkipSample if missing, undecodable or empty)."""
+    if not path.is_file():
+        raise SkipSample(MISSING_FILE, path)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SkipSample(CORRUPT_FILE, path, _short(e)) from None
+    if not text:
+        raise SkipSample(BAD_ANNOTATION, path, "empty caption")
+    return text
+
+
+def read_json(path: Path) -> object:
+    if not path.is_file():
+        raise SkipSample(MISSING_FILE, path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SkipSample(CORRUPT_FILE, path, _short(e)) from None
+
+
+# -- validation of structured values (from .json files or metadata.jsonl columns) ----------------
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_bboxes(value: object, where: object) -> list[dict]:
+    """``[{"label": str, "box": [x0, y0, x1, y1]}]`` normalised to [0, 1] (a ``{"bboxes": [...]}`` works too)."""
+    if isinstance(value, dict) and "bboxes" in value:
+        value = value["bboxes"]
+    if not isinstance(value, list):
+        raise SkipSample(BAD_ANNOTATION, where, f"bboxes must be a list, got {type(value).__name__}")
+    out = []
+    for i, b in enumerate(value):
+        box = b.get("box") if isinstance(b, dict) else None
+        label = b.get("label") if isinstance(b, dict) else None
+        if not isinstance(label, str) or not isinstance(box, (list, tuple)) or len(box) != 4:
+            raise SkipSample(BAD_ANNOTATION, where, f"bbox {i} must be {{'label': str, 'box': [x0, y0, x1, y1]}}")
+        if not all(_is_number(x) for x in box):
+            raise SkipSample(BAD_ANNOTATION, where, f"bbox {i} has non-numeric coordinates {box}")
+        x0, y0, x1, y1 = (float(x) for x in box)
+        if min(x0, y0, x1, y1) < -1e-6 or max(x0, y0, x1, y1) > 1 + 1e-6:
+            raise SkipSample(BAD_ANNOTATION, where, f"bbox {i} {box} is not normalised to [0, 1]")
+        if x1 < x0 or y1 < y0:
+            raise SkipSample(BAD_ANNOTATION, where, f"bbox {i} {box} has x1 < x0 or y1 < y0")
+        out.append({"label": label, "box": [min(max(v, 0.0), 1.0) for v in (x0, y0, x1, y1)]})
+    return out
+
+
+def check_palette(value: object, where: object) -> list[list[int]]:
+    """``[[r, g, b], ...]`` with integers in 0-255."""
+    ok = isinstance(value, list) and all(
+        isinstance(c, (list, tuple)) and len(c) == 3 and all(_is_number(v) and v == int(v) and 0 <= v <= 255 for v in c)
+        for c in value
+    )
+    if not ok:
+        raise SkipSample(BAD_ANNOTATION, where, "color_palette must be a list of [r, g, b] integers in 0-255")
+    return [[int(v) for v in c] for c in value]  # type: ignore[union-attr]
+
+
+def check_metadata(value: object, where: object) -> dict:
+    """A mapping of scalars; bools become ints, nested values JSON strings, nulls are dropped."""
+    if not isinstance(value, dict):
+        raise SkipSample(BAD_ANNOTATION, where, f"metadata must be a JSON object, got {type(value).__name__}")
+    out: dict = {}
+    for k, v in value.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            v = int(v)
+        elif isinstance(v, float) and not math.isfinite(v):
+            continue
+        elif not isinstance(v, (int, float, str)):
+            v = json.dumps(v, sort_keys=True)
+        out[str(k)] = v
+    return out
