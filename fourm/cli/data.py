@@ -3,6 +3,7 @@
     fourm-data world  --out data/world --num 2000            # procedural world, train/val splits
     fourm-data import --source imagefolder --root DIR --out data/mine
     fourm-data show   --data data/world --out grid.png       # picture of samples, every modality
+    fourm-data tokenize --data data/world --out data/world_tokens   # pre-tokenize (resumable)
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from fourm.cli import friendly_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fourm.cli import data_user, data_world
+    from fourm.cli import data_tokenize, data_user, data_world
 
     parser = argparse.ArgumentParser(prog="fourm-data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     data_world.register(sub)
     data_user.register(sub)
+    data_tokenize.register(sub)
     return parser
 
 

@@ -1,0 +1,38 @@
+"""The world's vocabulary: shape types (= semseg classes), named colours and named sizes."""
+
+from __future__ import annotations
+
+import math
+
+# Semantic classes: index = semseg id, 0 = background, 1..S = shape type.
+CLASS_NAMES: tuple[str, ...] = ("background", "circle", "square", "triangle", "star", "hexagon")
+SHAPES: tuple[str, ...] = CLASS_NAMES[1:]
+SHAPE_CLASS: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
+
+# Star-polygon description of each shape: (points n, inner radius / outer radius, outer-radius scale).
+# A regular n-gon is a "star" whose inner radius is its apothem; the circle is handled analytically.
+# The scale evens out the areas of shapes that share one nominal radius.
+SHAPE_GEOMETRY: dict[str, tuple[int, float, float]] = {
+    "square": (4, math.cos(math.pi / 4), 0.95),
+    "triangle": (3, math.cos(math.pi / 3), 1.2),
+    "star": (5, 0.5, 1.15),
+    "hexagon": (6, math.cos(math.pi / 6), 0.95),
+}
+
+# Named, saturated object colours (the per-object jitter keeps the name obvious).
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (215, 38, 38),
+    "green": (40, 165, 60),
+    "blue": (40, 80, 215),
+    "yellow": (235, 205, 35),
+    "purple": (135, 55, 185),
+    "orange": (240, 135, 25),
+    "cyan": (35, 195, 205),
+    "pink": (240, 120, 180),
+}
+
+# Named sizes -> range of the nominal (outer) radius, as a fraction of the image side.
+SIZES: dict[str, tuple[float, float]] = {
+    "small": (0.08, 0.1),
+    "large": (0.14, 0.175),
+}

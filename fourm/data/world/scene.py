@@ -1,0 +1,145 @@
+"""Scene descriptions: what is in a picture (objects, their looks and places) before any pixel exists.
+
+Coordinates are fractions of the image side: x to the right, y down, both in [0, 1]. Depth is the
+normalised distance from the camera used by the ``depth`` modality (larger = farther): objects have
+base depths in ``OBJECT_DEPTH_RANGE``, the ground plane spans ``GROUND_DEPTH_RANGE`` (near at the
+bottom of the image, far at the top), so every object is in front of the ground.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fourm.data.world.config import WorldConfig
+from fourm.data.world.palette import COLORS, SHAPE_GEOMETRY, SIZES
+
+OBJECT_DEPTH_RANGE = (0.1, 0.6)  # base (outline) depth of objects
+GROUND_DEPTH_RANGE = (0.65, 1.0)  # ground depth at the bottom row .. at the top row
+DEPTH_GAP_MARGIN = 0.05  # extra base-depth gap between objects beyond the largest relief
+BEVEL_FRACTION = 0.4  # width of the bevelled rim as a fraction of the shape's inradius
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One object: a shape with a colour, a size, a place, a base depth and a relief (bevel) height."""
+
+    shape: str  # palette.SHAPES
+    color: str  # palette.COLORS name
+    albedo: tuple[int, int, int]  # jittered named colour, 0-255
+    size: str  # palette.SIZES name
+    radius: float  # outer radius, fraction of the image side
+    center: tuple[float, float]  # (x, y), fraction of the image side
+    rotation: float  # radians
+    depth: float  # depth of the outline; the surface rises towards the camera by up to ``relief``
+    relief: float  # height of the bevelled top above the outline, in depth units
+
+    @property
+    def inradius(self) -> float:
+        """Distance from the centre to the nearest point of the outline."""
+        if self.shape == "circle":
+            return self.radius
+        points, inner, _ = SHAPE_GEOMETRY[self.shape]
+        ax, bx, by = (
+            self.radius,
+            self.radius * inner * math.cos(math.pi / points),
+            self.radius * inner * math.sin(math.pi / points),
+        )
+        return ax * by / math.hypot(bx - ax, by)
+
+    @property
+    def bevel_width(self) -> float:
+        return BEVEL_FRACTION * self.inradius
+
+
+@dataclass(frozen=True)
+class Background:
+    """A tilted ground plane: vertical colour gradient times a low-frequency brightness texture."""
+
+    top_rgb: tuple[float, float, float]  # colour at the top row, 0-1
+    bottom_rgb: tuple[float, float, float]  # colour at the bottom row, 0-1
+    waves: tuple[tuple[float, float, float, float], ...]  # (freq_x, freq_y, phase, amplitude) each
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Objects in painter's order (farthest first) over a background."""
+
+    objects: tuple[SceneObject, ...]
+    background: Background
+
+
+def sample_background(rng: np.random.Generator, texture_amplitude: float) -> Background:
+    """A muted two-colour vertical gradient (lighter at the top) with two gentle texture waves."""
+    u = rng.random(14)
+    hue = u[0]
+    top = colorsys.hsv_to_rgb(hue, 0.05 + 0.2 * u[1], 0.62 + 0.23 * u[2])
+    bottom = colorsys.hsv_to_rgb((hue + 0.16 * u[3] - 0.08) % 1.0, 0.08 + 0.22 * u[4], 0.35 + 0.23 * u[5])
+    waves = []
+    for angle, freq, phase, amp in (u[6:10], u[10:14]):
+        angle, freq = 2 * math.pi * angle, 1.0 + 1.5 * freq  # cycles per image side: low frequency
+        waves.append(
+            (
+                freq * math.cos(angle),
+                freq * math.sin(angle),
+                2 * math.pi * phase,
+                texture_amplitude * (0.5 + 0.5 * amp),
+            )
+        )
+    return Background(tuple(top), tuple(bottom), tuple(waves))
+
+
+def depth_gap(relief: float) -> float:
+    """Minimum base-depth gap between objects: the largest possible relief plus a margin, so the
+    nearer object's surface is nearer everywhere (painter's order == z-order)."""
+    largest_radius = max(hi for _, hi in SIZES.values()) * max(g[2] for g in SHAPE_GEOMETRY.values())
+    return relief * largest_radius + DEPTH_GAP_MARGIN
+
+
+def sample_depths(rng: np.random.Generator, count: int, gap: float) -> np.ndarray:
+    """``count`` base depths in OBJECT_DEPTH_RANGE, pairwise at least ``gap`` apart, farthest first."""
+    lo, hi = OBJECT_DEPTH_RANGE
+    slack = hi - lo - gap * (count - 1)
+    assert slack >= 0, "config validation keeps the depth gaps feasible"
+    depths = lo + np.sort(rng.uniform(0, slack, count)) + gap * np.arange(count)
+    return depths[::-1]
+
+
+def sample_scene(rng: np.random.Generator, config: WorldConfig, count: int | None = None) -> Scene:
+    """A random scene of ``count`` objects (default: uniform in min..max_objects), unique (colour, shape)."""
+    if count is None:
+        count = int(rng.integers(config.min_objects, config.max_objects + 1))
+    pairs = [(s, c) for s in config.shapes for c in config.colors]
+    chosen = rng.permutation(len(pairs))[:count]
+    depths = sample_depths(rng, count, depth_gap(config.relief))
+    size_names = list(SIZES)
+    size_choice = rng.integers(len(size_names), size=count)
+    u = rng.random((count, 4))  # radius within its size range, centre x, centre y, rotation
+    jitter = rng.integers(-config.color_jitter, config.color_jitter + 1, size=(count, 3))
+    objects = []
+    for k in range(count):
+        shape, color = pairs[chosen[k]]
+        size = size_names[size_choice[k]]
+        lo, hi = SIZES[size]
+        radius = (lo + (hi - lo) * u[k, 0]) * (SHAPE_GEOMETRY[shape][2] if shape in SHAPE_GEOMETRY else 1.0)
+        albedo = tuple(min(max(c + int(j), 0), 255) for c, j in zip(COLORS[color], jitter[k]))
+        objects.append(
+            SceneObject(
+                shape=shape,
+                color=color,
+                albedo=albedo,
+                size=size,
+                radius=float(radius),
+                center=(
+                    float(radius + (1 - 2 * radius) * u[k, 1]),
+                    float(radius + (1 - 2 * radius) * u[k, 2]),
+                ),
+                rotation=float(2 * math.pi * u[k, 3]) if shape != "circle" else 0.0,
+                depth=float(depths[k]),
+                relief=float(config.relief * radius),
+            )
+        )
+    return Scene(tuple(objects), sample_background(rng, config.texture_amplitude))
