@@ -1,0 +1,57 @@
+"""``fourm-data tokenize``: pre-tokenize a raw dataset with each modality's tokenizer."""
+
+from __future__ import annotations
+
+import argparse
+
+from fourm.errors import FourmError
+
+
+def _parse_overrides(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise FourmError(f"malformed --tokenizer '{item}' (expected modality=PATH)")
+        name, path = item.split("=", 1)
+        out[name.strip()] = path.strip()
+    return out
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "tokenize",
+        help="raw dataset -> token dataset (resumable)",
+        description="Encode every modality of a raw dataset with its tokenizer and write a token dataset. "
+        "An interrupted run resumes from <out>.partial/.",
+    )
+    p.add_argument("--data", required=True, help="raw dataset directory (fourm-data world / import)")
+    p.add_argument("--out", required=True, help="token dataset directory to write")
+    p.add_argument("--modalities", default=None, help="comma-separated modalities (default: all with a tokenizer)")
+    p.add_argument("--registry", default=None, help="modality YAML directory (default: configs/modalities)")
+    p.add_argument("--tokenizer-root", default=".", help="directory that relative tokenizer paths start from")
+    p.add_argument("--tokenizer", action="append", default=[], metavar="MOD=PATH", help="override one tokenizer")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--shard-size", type=int, default=1024)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run_tokenize)
+
+
+def run_tokenize(args: argparse.Namespace) -> int:
+    from fourm.data.pretokenize import PretokenizeReport, build_encoders, pretokenize
+    from fourm.modalities import ModalityRegistry, default_registry
+
+    registry = ModalityRegistry.from_dir(args.registry) if args.registry else default_registry()
+    overrides = _parse_overrides(args.tokenizer)
+    if args.modalities:
+        names = [m.strip() for m in args.modalities.split(",") if m.strip()]
+        for m in names:
+            registry[m]  # raises "unknown modality ..." for a bad name
+    else:
+        names = [m for m in registry.names if registry[m].tokenizer or m in overrides]
+    if args.batch_size < 1 or args.shard_size < 1:
+        raise FourmError("--batch-size and --shard-size must be >= 1")
+    report = PretokenizeReport()
+    encoders, info = build_encoders(registry, names, args.tokenizer_root, overrides, args.device, report)
+    pretokenize(args.data, args.out, encoders, info, registry, args.batch_size, args.shard_size, report=report)
+    print(f"wrote {args.out}: {report.summary()}")
+    return 0

@@ -1,0 +1,258 @@
+"""Pre-tokenization: a raw dataset (world or user data) -> a token dataset on disk.
+
+Each modality of the registry is encoded by its own tokenizer (image tokenizers for image-like
+modalities, the shared text tokenizer for captions / boxes / palettes / metadata, a vector tokenizer
+for embedding vectors). Work is done in shards of ``shard_size`` samples, each saved atomically under
+``<out>.partial/`` as soon as it is done, so an interrupted run resumes where it stopped; the final
+:func:`fourm.data.token_dataset.write_token_dataset` call assembles the shards into ``<out>``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fourm.data.masking.spans import SequenceSpecialTokens
+from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
+from fourm.errors import FourmError
+from fourm.modalities import ModalityRegistry, ModalitySpec
+from fourm.utils.atomic import atomic_path
+
+# values (one per sample, None = missing) -> token id lists (None = missing)
+EncodeFn = Callable[[list[Any]], list[list[int] | None]]
+
+
+@dataclass
+class PretokenizeReport:
+    """What a run did: samples per split, sequences truncated per modality, shards reused."""
+
+    samples: dict[str, int] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    truncated: dict[str, int] = field(default_factory=dict)
+    shards_done: int = 0
+    shards_resumed: int = 0
+
+    def summary(self) -> str:
+        parts = [f"{split}: {n} samples" for split, n in self.samples.items()]
+        parts.append(f"shards: {self.shards_done} encoded, {self.shards_resumed} resumed")
+        if any(self.missing.values()):
+            parts.append("missing values: " + ", ".join(f"{k}={v}" for k, v in self.missing.items() if v))
+        if any(self.truncated.values()):
+            parts.append("truncated: " + ", ".join(f"{k}={v}" for k, v in self.truncated.items() if v))
+        return "; ".join(parts)
+
+
+def resolve_tokenizer_path(spec: ModalitySpec, root: str | Path, overrides: dict[str, str] | None = None) -> Path:
+    """Where the tokenizer of ``spec`` lives: an override, an absolute path, or ``root / spec.tokenizer``."""
+    ref = (overrides or {}).get(spec.name) or spec.tokenizer
+    if not ref:
+        raise FourmError(f"modality '{spec.name}' has no tokenizer (set 'tokenizer' in its YAML or pass one)")
+    path = Path(ref)
+    return path if path.is_absolute() else Path(root) / path
+
+
+def _image_encoder(path: Path, spec: ModalitySpec, device: str) -> tuple[EncodeFn, Any]:
+    from tokenizers_zoo.image import ImageTokenizer
+
+    tok = ImageTokenizer.from_pretrained(path, device=device).eval()
+    if tok.vocab_size != spec.vocab_size or tok.num_tokens != spec.num_tokens:
+        raise FourmError(
+            f"tokenizer {path} gives {tok.num_tokens} tokens of vocabulary {tok.vocab_size}, but modality "
+            f"'{spec.name}' declares {spec.num_tokens} tokens of vocabulary {spec.vocab_size}"
+        )
+
+    @torch.no_grad()
+    def encode(values: list[Any]) -> list[list[int] | None]:
+        present = [i for i, v in enumerate(values) if v is not None]
+        out: list[list[int] | None] = [None] * len(values)
+        if present:
+            x = tok.preprocess([values[i] for i in present]).to(device)
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type in ("cpu", "cuda")):
+                ids = tok.encode(x).cpu().numpy()
+            for row, i in zip(ids, present):
+                out[i] = row.tolist()
+        return out
+
+    return encode, tok
+
+
+def _text_encoder(tok: Any, spec: ModalitySpec, report: PretokenizeReport) -> EncodeFn:
+    def encode(values: list[Any]) -> list[list[int] | None]:
+        present = [i for i, v in enumerate(values) if v is not None]
+        out: list[list[int] | None] = [None] * len(values)
+        if present:
+            vals = [values[i] for i in present]
+            # full lengths first, so that truncated sequences can be counted and reported
+            _, full_len = tok.encode_modality(spec.name, vals, max_length=4096, strict=False, truncation=True)
+            report.truncated[spec.name] = report.truncated.get(spec.name, 0) + int((full_len > spec.max_length).sum())
+            # truncation keeps the final [EOS]
+            ids, lengths = tok.encode_modality(spec.name, vals, spec.max_length, truncation=True, strict=False)
+            for row, n, i in zip(ids.tolist(), lengths.tolist(), present):
+                out[i] = row[:n]
+        return out
+
+    return encode
+
+
+def _vector_encoder(path: Path, device: str) -> EncodeFn:
+    from tokenizers_zoo.vector import VectorTokenizer
+
+    tok = VectorTokenizer.from_pretrained(path, map_location=device).eval()
+
+    @torch.no_grad()
+    def encode(values: list[Any]) -> list[list[int] | None]:
+        present = [i for i, v in enumerate(values) if v is not None]
+        out: list[list[int] | None] = [None] * len(values)
+        if present:
+            x = torch.as_tensor(np.stack([np.asarray(values[i], dtype=np.float32) for i in present]), device=device)
+            for row, i in zip(tok.encode(x).cpu().tolist(), present):
+                out[i] = row
+        return out
+
+    return encode
+
+
+def build_encoders(
+    registry: ModalityRegistry,
+    modalities: Sequence[str],
+    root: str | Path = ".",
+    overrides: dict[str, str] | None = None,
+    device: str = "cpu",
+    report: PretokenizeReport | None = None,
+) -> tuple[dict[str, EncodeFn], TokenDatasetInfo]:
+    """Load each modality's tokenizer -> (encode functions, the token dataset's info)."""
+    from tokenizers_zoo.text import TextTokenizer
+
+    report = report if report is not None else PretokenizeReport()
+    encoders: dict[str, EncodeFn] = {}
+    infos: dict[str, ModalityTokens] = {}
+    text_tokenizers: dict[Path, Any] = {}
+    specials = None
+    for name in modalities:
+        spec = registry[name]
+        path = resolve_tokenizer_path(spec, root, overrides)
+        if spec.kind == "image":
+            encoders[name], _ = _image_encoder(path, spec, device)
+        elif spec.kind == "sequence":
+            if path not in text_tokenizers:
+                text_tokenizers[path] = TextTokenizer.from_pretrained(path)
+            tok = text_tokenizers[path]
+            if tok.vocab_size > spec.vocab_size:
+                raise FourmError(
+                    f"text tokenizer {path} has {tok.vocab_size} tokens, more than modality '{name}' "
+                    f"declares (vocab_size {spec.vocab_size})"
+                )
+            encoders[name] = _text_encoder(tok, spec, report)
+            specials = SequenceSpecialTokens(
+                pad=tok.pad_id, sos=tok.sos_id, eos=tok.eos_id, sentinels=tok.sentinel_ids
+            )
+        else:
+            encoders[name] = _vector_encoder(path, device)
+        infos[name] = ModalityTokens(kind=spec.kind, vocab_size=spec.vocab_size, length=spec.length)
+    return encoders, TokenDatasetInfo(modalities=infos, specials=specials)
+
+
+def _save_shard(path: Path, ids: list[str], columns: dict[str, list[list[int] | None]]) -> None:
+    """One shard as JSON lines of {id, modality: ids | null}, written atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            for i, sid in enumerate(ids):
+                f.write(json.dumps({"id": sid, **{m: col[i] for m, col in columns.items()}}) + "\n")
+
+
+def _read_shard(path: Path):
+    with open(path) as f:
+        for line in f:
+            yield json.loads(line)
+
+
+def pretokenize(
+    raw_path: str | Path,
+    out: str | Path,
+    encoders: dict[str, EncodeFn],
+    info: TokenDatasetInfo,
+    registry: ModalityRegistry,
+    batch_size: int = 64,
+    shard_size: int = 1024,
+    splits: Sequence[str] | None = None,
+    report: PretokenizeReport | None = None,
+) -> PretokenizeReport:
+    """Encode every sample of ``raw_path`` with ``encoders`` and write a token dataset to ``out``."""
+    from fourm.data.raw_dataset import RawSamples, load_raw_dataset
+
+    report = report if report is not None else PretokenizeReport()
+    raw = load_raw_dataset(raw_path)
+    splits = list(splits or raw.keys())
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    manifest = {"modalities": sorted(encoders), "shard_size": shard_size, "raw": str(Path(raw_path).resolve())}
+    manifest_path = partial / "manifest.json"
+    if manifest_path.exists() and json.loads(manifest_path.read_text()) != manifest:
+        raise FourmError(
+            f"{partial} holds an interrupted run with other settings; delete it to start over"
+        )
+    manifest_path.write_text(json.dumps(manifest))
+
+    shard_paths: dict[str, list[Path]] = {}
+    for split in splits:
+        if split not in raw:
+            raise FourmError(f"split '{split}' not in {raw_path} (splits: {', '.join(raw.keys())})")
+        samples = RawSamples(raw[split])
+        n = len(samples)
+        report.samples[split] = n
+        paths = shard_paths[split] = []
+        num_shards = math.ceil(n / shard_size)
+        bar = tqdm(total=n, desc=f"tokenize {split}", unit="sample")
+        for k in range(num_shards):
+            start, stop = k * shard_size, min(n, (k + 1) * shard_size)
+            path = partial / split / f"shard_{k:05d}.jsonl"
+            paths.append(path)
+            if path.exists():
+                report.shards_resumed += 1
+                bar.update(stop - start)
+                continue
+            ids: list[str] = []
+            columns: dict[str, list] = {m: [] for m in encoders}
+            for b in range(start, stop, batch_size):
+                batch = [samples[i] for i in range(b, min(stop, b + batch_size))]
+                ids.extend(str(s.get("id", i)) for i, s in zip(range(b, stop), batch))
+                for m, encode in encoders.items():
+                    key = registry[m].data_key or m
+                    values = [s.get(key) for s in batch]
+                    report.missing[m] = report.missing.get(m, 0) + sum(v is None for v in values)
+                    columns[m].extend(encode(values))
+                bar.update(len(batch))
+            _save_shard(path, ids, columns)
+            report.shards_done += 1
+        bar.close()
+
+    write_token_dataset(
+        out, {split: _ShardStream(paths) for split, paths in shard_paths.items()}, info
+    )
+    shutil.rmtree(partial, ignore_errors=True)
+    return report
+
+
+class _ShardStream:
+    """Iterable over the rows of several shard files, with a length for progress bars."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self._len = sum(sum(1 for _ in open(p)) for p in paths)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        for p in self.paths:
+            yield from _read_shard(p)
