@@ -202,6 +202,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "1e-4" as a string; a number is what anyone means
+                value = float(value)
+            except ValueError:
+                pass
         node = out
         parts = key.split(".")
         for p in parts[:-1]:

@@ -71,7 +71,8 @@ def test_file_errors(tmp_path):
 
 
 def test_overrides():
-    out = apply_overrides({"a": {"b": 1}}, ["a.b=2", "a.c=[1, 2]", "d=hello"])
-    assert out == {"a": {"b": 2, "c": [1, 2]}, "d": "hello"}
+    out = apply_overrides({"a": {"b": 1}}, ["a.b=2", "a.c=[1, 2]", "d=hello", "lr=1e-4", "n=inf"])
+    assert out == {"a": {"b": 2, "c": [1, 2]}, "d": "hello", "lr": 1e-4, "n": float("inf")}
+    assert isinstance(out["a"]["b"], int)
     with pytest.raises(FourmError, match="key=value"):
         apply_overrides({}, ["novalue"])
