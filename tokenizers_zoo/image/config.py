@@ -1,0 +1,168 @@
+"""Typed configs of image tokenizers: architecture, quantiser, losses, GAN, diffusion decoder, training.
+
+A YAML file in ``configs/tokenizers/`` is one :class:`ImageTokenizerConfig` (its ``train`` section
+holds the training-loop settings used by ``fourm-tokenizer train``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fourm.errors import FourmError
+from fourm.utils.config import Config
+from tokenizers_zoo.quantizers import QuantizerConfig
+
+IMAGE_MODALITIES = ("rgb", "depth", "semseg", "normals", "edges")
+# Network channels per modality (semseg uses num_classes).
+MODALITY_CHANNELS = {"rgb": 3, "depth": 1, "normals": 3, "edges": 1}
+
+
+@dataclass
+class LossConfig(Config):
+    """Reconstruction / quantiser / perceptual loss weights."""
+
+    recon: Literal["l1", "l2"] = "l1"  # for rgb, depth, normals (semseg: cross-entropy, edges: BCE)
+    recon_weight: float = 1.0
+    quantizer_weight: float = 1.0  # commitment / codebook / KL term from the quantiser
+    edge_pos_weight: float = 1.0  # BCE weight of edge pixels (edges are sparse)
+    perceptual_weight: float = 0.0  # > 0 needs perceptual_weights (a safetensors file; nothing is downloaded)
+    perceptual_weights: str | None = None
+
+
+@dataclass
+class GanConfig(Config):
+    """VQGAN-style adversarial training with a PatchGAN discriminator and hinge loss."""
+
+    enabled: bool = False
+    disc_start: int = 1000  # training step at which the discriminator (and its generator loss) starts
+    disc_weight: float = 0.5  # multiplies the (adaptive) generator weight
+    adaptive_weight: bool = True  # scale by ||grad rec|| / ||grad gan|| at the decoder's last layer
+    max_adaptive_weight: float = 1e4
+    disc_loss_weight: float = 1.0
+    disc_width: int = 64
+    disc_layers: int = 3
+
+
+@dataclass
+class DiffusionConfig(Config):
+    """Diffusion decoder (``decoder: diffusion``): UNet2DModel sizes and DDPM/DDIM settings."""
+
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 1
+    num_train_timesteps: int = 1000
+    sample_steps: int = 20  # DDIM steps used by decode()
+    prediction_type: Literal["epsilon", "sample", "v_prediction"] = "epsilon"
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    seed: int = 0  # seed of the initial noise in decode(), so decoding is deterministic
+
+
+@dataclass
+class TrainConfig(Config):
+    """Training-loop settings for ``fourm-tokenizer train``."""
+
+    steps: int = 5000
+    max_minutes: float | None = None  # stop early after this wall-clock time
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0  # 0 disables clipping
+    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
+    eval_every: int = 500
+    eval_samples: int = 512  # val images per evaluation
+    hflip: bool = True  # random horizontal flips (not applied to normals, whose x would flip sign)
+    gumbel_temperature_end: float | None = None  # gumbel: anneal from quantizer.temperature to this (exp.)
+    seed: int = 0
+
+
+@dataclass
+class ImageTokenizerConfig(Config):
+    """Everything needed to build an :class:`~tokenizers_zoo.image.tokenizer.ImageTokenizer`."""
+
+    modality: Literal["rgb", "depth", "semseg", "normals", "edges"] = "rgb"
+    image_size: int = 64
+    in_channels: int | None = None  # derived from the modality when None
+    out_channels: int | None = None  # derived from the modality when None
+    num_classes: int | None = None  # semseg: number of class ids (decoder outputs this many logits)
+    architecture: Literal["conv", "vit", "titok"] = "conv"
+    decoder: Literal["deterministic", "diffusion"] = "deterministic"
+    downsample: int = 8  # conv: total downsampling; vit/titok: patch size
+    # conv
+    width: int = 32  # conv: channels of the first level; vit/titok: transformer width
+    channel_mult: tuple[int, ...] = (1, 2, 4, 4)  # conv: one entry per level (log2(downsample) + 1)
+    num_res_blocks: int = 1
+    # vit / titok
+    depth: int = 4
+    num_heads: int = 4
+    num_latent_tokens: int = 32  # titok: K, the number of 1D tokens
+    quantizer: QuantizerConfig = field(default_factory=lambda: QuantizerConfig(kind="vq", dim=16))
+    loss: LossConfig = field(default_factory=LossConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def channels_in(self) -> int:
+        """Encoder input channels (semseg: one-hot classes)."""
+        if self.in_channels is not None:
+            return self.in_channels
+        return self.num_classes if self.modality == "semseg" else MODALITY_CHANNELS[self.modality]
+
+    @property
+    def channels_out(self) -> int:
+        """Decoder output channels (semseg: class logits; edges: one logit)."""
+        if self.out_channels is not None:
+            return self.out_channels
+        return self.num_classes if self.modality == "semseg" else MODALITY_CHANNELS[self.modality]
+
+    def validate(self) -> None:
+        for sub in (self.quantizer, self.loss, self.gan, self.diffusion, self.train):
+            sub.validate()
+        if self.modality == "semseg":
+            if self.num_classes is None or self.num_classes < 2:
+                raise FourmError(f"semseg tokenizer needs num_classes >= 2, got {self.num_classes}")
+        want = None if self.modality == "semseg" else MODALITY_CHANNELS[self.modality]
+        want = self.num_classes if want is None else want
+        for name in ("in_channels", "out_channels"):
+            value = getattr(self, name)
+            if value is not None and value != want:
+                raise FourmError(f"{name} for modality '{self.modality}' must be {want}, got {value}")
+        if self.image_size < 8:
+            raise FourmError(f"image_size must be >= 8, got {self.image_size}")
+        levels = math.log2(self.downsample) if self.downsample > 0 else -1
+        if levels < 0 or levels != int(levels):
+            raise FourmError(f"downsample must be a power of two, got {self.downsample}")
+        if self.image_size % self.downsample:
+            raise FourmError(f"image_size {self.image_size} is not divisible by downsample {self.downsample}")
+        if self.architecture == "conv" and len(self.channel_mult) != int(levels) + 1:
+            raise FourmError(
+                f"channel_mult needs {int(levels) + 1} entries for downsample {self.downsample} "
+                f"(one per resolution level), got {list(self.channel_mult)}"
+            )
+        if self.architecture != "conv" and self.width % self.num_heads:
+            raise FourmError(f"width {self.width} must be divisible by num_heads {self.num_heads}")
+        if min(self.width, self.num_res_blocks, self.depth, self.num_latent_tokens) < 1:
+            raise FourmError("width, num_res_blocks, depth and num_latent_tokens must all be >= 1")
+        if self.decoder == "diffusion":
+            if self.modality not in ("rgb", "depth", "normals"):
+                raise FourmError(
+                    f"decoder 'diffusion' supports rgb, depth and normals, not '{self.modality}'"
+                )
+            if self.gan.enabled:
+                raise FourmError("gan.enabled cannot be combined with decoder 'diffusion'")
+            if self.loss.perceptual_weight > 0:
+                raise FourmError("loss.perceptual_weight > 0 cannot be combined with decoder 'diffusion'")
+        if self.loss.perceptual_weight > 0:
+            if self.modality != "rgb":
+                raise FourmError(f"the perceptual loss is for rgb only, not '{self.modality}'")
+            if not self.loss.perceptual_weights:
+                raise FourmError(
+                    "loss.perceptual_weight > 0 needs loss.perceptual_weights "
+                    "(path to a safetensors file with PerceptualNet weights)"
+                )
+        if self.train.batch_size < 1 or self.train.steps < 0 or self.train.eval_every < 1:
+            raise FourmError("train.batch_size and train.eval_every must be >= 1, train.steps >= 0")
