@@ -1,8 +1,9 @@
-"""``fourm-tokenizer``: train and evaluate image tokenizers on a raw dataset.
+"""``fourm-tokenizer``: train and evaluate tokenizers on a raw dataset.
 
     fourm-tokenizer train --config configs/tokenizers/rgb.yaml --data data/world --out outputs/tok_rgb \\
         [--max-minutes 30] [--steps 5000] [train.lr=0.001 width=64 ...]
     fourm-tokenizer eval --tokenizer outputs/tok_rgb/tokenizer --data data/world [--split val] [--num 512]
+    fourm-tokenizer train-text --data data/world --out outputs/tokenizers/text [--vocab-size 1024]
 
 ``train`` writes ``tokenizer/`` (best checkpoint), ``last/``, ``metrics.json`` and
 ``reconstructions.png`` into the output directory; ``eval`` prints the same metrics as JSON.
@@ -70,6 +71,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_text(args: argparse.Namespace) -> int:
+    from tokenizers_zoo.text import TextTokenizer, corpus_from_samples
+
+    samples = _load_split(args.data, "train", key="")  # "" is never a column: RawSamples view
+    if args.vocab_size < 1:
+        raise FourmError(f"--vocab-size must be >= 1, got {args.vocab_size}")
+    texts = corpus_from_samples(samples[i] for i in range(len(samples)))
+    tokenizer = TextTokenizer.train(texts, vocab_size=args.vocab_size, show_progress=True)
+    tokenizer.save_pretrained(args.out)
+    print(f"text tokenizer with {tokenizer.vocab_size} tokens saved to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fourm-tokenizer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--png", default=None, help="also save an inputs-vs-reconstructions PNG here")
     ev.add_argument("--fp32", action="store_true", help="evaluate without bf16 autocast")
     ev.set_defaults(func=_eval)
+    tt = sub.add_parser("train-text", help="train the WordPiece text vocabulary (captions, boxes, metadata, ...)")
+    tt.add_argument("--data", required=True, help="raw dataset directory; its train split is the corpus")
+    tt.add_argument("--out", required=True, help="output directory (tokenizer.json + config.json)")
+    tt.add_argument("--vocab-size", type=int, default=1024, help="maximum vocabulary size, structured tokens included")
+    tt.set_defaults(func=_train_text)
     return parser
 
 

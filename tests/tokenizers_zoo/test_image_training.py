@@ -147,3 +147,19 @@ def test_cli_train_and_eval_on_a_raw_dataset(tmp_path, capsys):
     assert main(["eval", "--tokenizer", str(out / "tokenizer"), "--data", str(data_dir), "--num", "4"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"psnr", "usage", "perplexity", "dead_codes"} <= set(printed)
+
+
+def test_train_text_cli(tmp_path, capsys):
+    from fourm.cli.tokenizer import main
+    from fourm.data.raw_dataset import write_world_dataset
+    from fourm.data.world import WorldConfig
+    from tokenizers_zoo.text import TextTokenizer
+
+    raw = write_world_dataset(tmp_path / "raw", 20, size=32, config=WorldConfig(size=32), num_workers=0)
+    assert main(["train-text", "--data", str(raw), "--out", str(tmp_path / "text"), "--vocab-size", "700"]) == 0
+    tok = TextTokenizer.from_pretrained(tmp_path / "text")
+    assert tok.vocab_size <= 700
+    ids, n = tok.encode(["a small red circle"], max_length=16)
+    assert tok.decode(ids)[0] == "a small red circle" and tok.unk_id not in ids[0, : n[0]].tolist()
+    assert main(["train-text", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "t2")]) == 2
+    assert "error:" in capsys.readouterr().err
