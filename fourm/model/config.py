@@ -1,0 +1,186 @@
+"""FourM model configuration: architecture fields, the modalities it reads and predicts, presets.
+
+Usage::
+
+    cfg = FourMConfig.preset("tiny", {"rgb": ModalityConfig("image", 1024, 64),
+                                      "caption": ModalityConfig("sequence", 4096, 48)})
+    cfg = FourMConfig.from_registry(default_registry(), "tiny")
+    cfg = FourMConfig.load("configs/models/small.yaml", modalities)   # YAML with architecture only
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fourm.errors import FourmError
+from fourm.utils.config import Config, read_mapping
+
+ModalityKind = Literal["image", "sequence", "vector"]
+
+
+@dataclass
+class ModalityConfig(Config):
+    """One modality as the model sees it.
+
+    kind: "image" (square grid of ``length`` tokens, 2D positions, decoded in parallel),
+    "sequence" (up to ``length`` tokens, 1D positions, decoded causally) or "vector" (``length``
+    tokens, 1D positions, decoded in parallel). ``input`` / ``target``: may be given to the
+    encoder / predicted by the decoder (a target gets an output head).
+    """
+
+    kind: ModalityKind
+    vocab_size: int
+    length: int
+    input: bool = True
+    target: bool = True
+
+    @property
+    def causal(self) -> bool:
+        """Sequences are decoded left to right; image and vector tokens in parallel."""
+        return self.kind == "sequence"
+
+    @property
+    def num_positions(self) -> int:
+        """Rows of this modality's position table. Sequences get one more than ``length``: a
+        span-masked decoder side (sentinels, spans, [EOS]) can be one token longer than the sequence."""
+        return self.length + 1 if self.kind == "sequence" else self.length
+
+    @property
+    def grid_size(self) -> int:
+        """Side of the square token grid (image modalities)."""
+        return math.isqrt(self.length)
+
+    def check(self, name: str) -> None:
+        """Raise FourmError naming ``name`` if a field is out of range."""
+        if self.vocab_size <= 0:
+            raise FourmError(f"modality '{name}': vocab_size must be > 0, got {self.vocab_size}")
+        if self.length <= 0:
+            raise FourmError(f"modality '{name}': length must be > 0, got {self.length}")
+        if self.kind == "image" and math.isqrt(self.length) ** 2 != self.length:
+            raise FourmError(f"modality '{name}': image length must be a square number, got {self.length}")
+        if not (self.input or self.target):
+            raise FourmError(f"modality '{name}': input and target are both false (it would never be used)")
+
+
+# name -> architecture fields (4M sizes: Tiny, Small, Base, Large)
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"dim": 384, "enc_depth": 6, "dec_depth": 6, "num_heads": 6},
+    "small": {"dim": 512, "enc_depth": 8, "dec_depth": 8, "num_heads": 8},
+    "base": {"dim": 768, "enc_depth": 12, "dec_depth": 12, "num_heads": 12},
+    "large": {"dim": 1024, "enc_depth": 24, "dec_depth": 24, "num_heads": 16},
+}
+
+
+@dataclass
+class FourMConfig(Config):
+    """Architecture of a FourM encoder-decoder and its modalities (order = modality index)."""
+
+    dim: int = 384
+    enc_depth: int = 6
+    dec_depth: int = 6
+    num_heads: int = 6
+    mlp_ratio: float = 8 / 3  # SwiGLU hidden = mlp_ratio * dim, rounded to a multiple of 64
+    qk_norm: bool = False  # normalise queries and keys per head (stabilises large models)
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm_eps: float = 1e-6
+    tie_embeddings: bool = False  # output head of a modality = its input token embedding
+    share_encoder_decoder_embeddings: bool = False  # sequences: decoder reuses encoder token table
+    dropout: float = 0.0
+    init_std: float = 0.02  # std of embeddings and untied output heads
+    modalities: dict[str, ModalityConfig] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        for name in ("dim", "enc_depth", "dec_depth", "num_heads"):
+            if getattr(self, name) <= 0:
+                raise FourmError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.dim % self.num_heads:
+            raise FourmError(f"dim {self.dim} must be divisible by num_heads {self.num_heads}")
+        if self.dim % 4:
+            raise FourmError(f"dim must be divisible by 4 (2D sin-cos positions), got {self.dim}")
+        if self.mlp_ratio <= 0:
+            raise FourmError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise FourmError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.modalities:
+            raise FourmError("modalities is empty (expected at least one modality)")
+        for name, mod in self.modalities.items():
+            if not name:
+                raise FourmError("modality names must not be empty")
+            mod.check(name)
+        if not any(m.target for m in self.modalities.values()):
+            raise FourmError("no modality has target: true (the decoder would have nothing to predict)")
+
+    @property
+    def modality_names(self) -> list[str]:
+        """Modality order: the index of a name is its modality index in packed batches."""
+        return list(self.modalities)
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        """SwiGLU hidden width: mlp_ratio * dim rounded to the nearest multiple of 64 (>= 64)."""
+        return max(64, 64 * round(self.mlp_ratio * self.dim / 64))
+
+    def modality_index(self, name: str) -> int:
+        """Index of modality ``name`` (FourmError if unknown)."""
+        if name not in self.modalities:
+            raise FourmError(f"unknown modality '{name}' (known: {', '.join(self.modalities)})")
+        return self.modality_names.index(name)
+
+    @classmethod
+    def preset(
+        cls, name: str, modalities: Mapping[str, ModalityConfig | dict], **overrides: Any
+    ) -> FourMConfig:
+        """A named size (tiny, small, base, large) for ``modalities``; ``overrides`` change fields."""
+        if name not in PRESETS:
+            raise FourmError(f"unknown model preset '{name}' (known: {', '.join(PRESETS)})")
+        return cls.from_dict({**PRESETS[name], **overrides, "modalities": dict(modalities)})
+
+    @classmethod
+    def from_registry(cls, registry: Any, preset: str = "tiny", **overrides: Any) -> FourMConfig:
+        """Modalities from a registry (mapping name -> spec, or iterable of specs, with ``.name,
+        .kind, .vocab_size, .num_tokens, .max_length, .input, .target``), architecture from ``preset``."""
+        specs = registry.values() if hasattr(registry, "values") else registry
+        return cls.preset(preset, {spec.name: modality_from_spec(spec) for spec in specs}, **overrides)
+
+    @classmethod
+    def load(cls, source: str | Path, modalities: Mapping[str, ModalityConfig | dict] | None = None) -> FourMConfig:
+        """A preset name or a YAML/JSON file; ``modalities`` fill in (or replace) the file's."""
+        if isinstance(source, str) and source in PRESETS:
+            if modalities is None:
+                raise FourmError(f"preset '{source}' needs modalities")
+            return cls.preset(source, modalities)
+        data = read_mapping(source)
+        if modalities is not None:
+            data["modalities"] = dict(modalities)
+        try:
+            return cls.from_dict(data)
+        except FourmError as e:
+            raise FourmError(f"{source}: {e}") from None
+
+
+def modality_from_spec(spec: Any) -> ModalityConfig:
+    """ModalityConfig from a registry spec (``.kind, .vocab_size, .num_tokens / .max_length``)."""
+    kind = getattr(spec, "kind", None)
+    if kind not in ("image", "sequence", "vector"):
+        raise FourmError(f"modality '{spec.name}': unknown kind {kind!r} (expected image, sequence or vector)")
+    length = getattr(spec, "max_length", None) if kind == "sequence" else getattr(spec, "num_tokens", None)
+    if length is None:
+        field_name = "max_length" if kind == "sequence" else "num_tokens"
+        raise FourmError(f"modality '{spec.name}': {field_name} is not set (needed for kind '{kind}')")
+    cfg = ModalityConfig(
+        kind=kind,
+        vocab_size=int(spec.vocab_size),
+        length=int(length),
+        input=bool(getattr(spec, "input", True)),
+        target=bool(getattr(spec, "target", True)),
+    )
+    cfg.check(spec.name)
+    return cfg

@@ -1,0 +1,100 @@
+"""Packed input embeddings of the FourM encoder and decoder, each a handful of single gathers.
+
+All modalities share one token table (rows of modality m start at its vocabulary offset), one
+fixed position table (2D sin-cos rows for image grids, 1D for sequences and vectors, each modality
+at its own row offset) and a learned modality embedding per side. Encoder input = token + position
++ modality. Decoder input = (a learned mask token for image/vector targets, the embedding of
+``dec_input`` for sequence targets) + position + modality.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fourm.model.config import FourMConfig
+from fourm.model.pos_embed import sincos_table_1d, sincos_table_2d
+
+
+def _offsets(sizes: list[int]) -> Tensor:
+    """Exclusive cumulative sum: start row of each block."""
+    return torch.tensor([0] + sizes[:-1], dtype=torch.long).cumsum(0)
+
+
+class PackedEmbeddings(nn.Module):
+    """Token, position and modality embeddings for packed rows of mixed modalities."""
+
+    def __init__(self, config: FourMConfig) -> None:
+        super().__init__()
+        mods = list(config.modalities.values())
+        dim = config.dim
+        self.dim = dim
+        self.vocab_sizes = [m.vocab_size for m in mods]
+        self.register_buffer("vocab_offsets", _offsets(self.vocab_sizes), persistent=False)
+        self.register_buffer("causal", torch.tensor([m.causal for m in mods], dtype=torch.bool), persistent=False)
+        tables = [
+            sincos_table_2d(m.grid_size, dim) if m.kind == "image" else sincos_table_1d(m.num_positions, dim) for m in mods
+        ]
+        self.register_buffer("pos_offsets", _offsets([m.num_positions for m in mods]), persistent=False)
+        self.register_buffer("pos_table", torch.cat(tables), persistent=False)  # (sum L, D)
+
+        self.enc_tokens = nn.Parameter(torch.empty(sum(self.vocab_sizes), dim))  # (sum V, D)
+        self.enc_modality = nn.Parameter(torch.empty(len(mods), dim))
+        self.dec_modality = nn.Parameter(torch.empty(len(mods), dim))
+        self.mask_token = nn.Parameter(torch.empty(dim))
+        # sequences feed their previous token to the decoder: separate table unless shared
+        seq_sizes = [m.vocab_size if m.causal and m.target else 0 for m in mods]
+        self.has_sequence_targets = sum(seq_sizes) > 0
+        self.shared = config.share_encoder_decoder_embeddings
+        if self.has_sequence_targets and not self.shared:
+            self.dec_tokens = nn.Parameter(torch.empty(sum(seq_sizes), dim))  # (sum V_seq, D)
+            self.register_buffer("dec_vocab_offsets", _offsets(seq_sizes), persistent=False)
+        else:
+            self.dec_tokens = None
+        self.seq_sizes = seq_sizes
+        self.reset_parameters(config.init_std)
+
+    def reset_parameters(self, std: float = 0.02) -> None:
+        for p in (self.enc_tokens, self.enc_modality, self.dec_modality, self.mask_token, self.dec_tokens):
+            if p is not None:
+                nn.init.normal_(p, std=std)
+
+    def _index(self, ids: Tensor, modality: Tensor, valid: Tensor, offsets: Tensor) -> Tensor:
+        """Global rows ``ids + offsets[modality]``; padding entries point at row 0."""
+        return torch.where(valid, ids + offsets[modality], 0)
+
+    def position(self, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:
+        """Fixed position embeddings (B, N, D)."""
+        return F.embedding(self._index(position, modality, valid, self.pos_offsets), self.pos_table)
+
+    def encoder_input(self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:
+        """(B, N) ids / modality / position / valid -> (B, N, D)."""
+        modality = torch.where(valid, modality, 0)
+        tok = F.embedding(self._index(tokens, modality, valid, self.vocab_offsets), self.enc_tokens)
+        return tok + self.position(modality, position, valid) + F.embedding(modality, self.enc_modality)
+
+    def decoder_input(self, dec_input: Tensor, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:
+        """(B, N) -> (B, N, D); image/vector tokens get the mask token, sequences their input id."""
+        modality = torch.where(valid, modality, 0)
+        x = self.position(modality, position, valid) + F.embedding(modality, self.dec_modality)
+        if not self.has_sequence_targets:
+            return x + self.mask_token
+        is_seq = valid & self.causal[modality]  # (B, N)
+        if self.dec_tokens is None:
+            tok = F.embedding(self._index(dec_input, modality, is_seq, self.vocab_offsets), self.enc_tokens)
+        else:
+            tok = F.embedding(self._index(dec_input, modality, is_seq, self.dec_vocab_offsets), self.dec_tokens)
+        return x + torch.where(is_seq[..., None], tok, self.mask_token)
+
+    def output_embeddings(self, indices: list[int]) -> list[Tensor]:
+        """Input embeddings (V_m, D) of modalities ``indices``, used as their output heads when tied.
+
+        Sequences with a decoder table use it, other modalities the encoder table. Each table is
+        split once, so backward assembles one gradient per table (not one zero-padded copy per slice).
+        """
+        enc_chunks = self.enc_tokens.split(self.vocab_sizes)
+        dec_chunks = self.dec_tokens.split(self.seq_sizes) if self.dec_tokens is not None else None
+        return [
+            dec_chunks[i] if dec_chunks is not None and self.seq_sizes[i] else enc_chunks[i] for i in indices
+        ]

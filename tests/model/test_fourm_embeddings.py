@@ -1,0 +1,41 @@
+"""Packed embeddings equal a per-token naive sum of token, position and modality embeddings."""
+
+import torch
+from fourm_testing import toy_config, two_sample_batch
+
+from fourm.model import PackedEmbeddings
+from fourm.model.pos_embed import sincos_table_1d, sincos_table_2d
+
+
+def naive_position(config, modality: int, position: int) -> torch.Tensor:
+    mod = list(config.modalities.values())[modality]
+    table = sincos_table_2d(mod.grid_size, config.dim) if mod.kind == "image" else sincos_table_1d(mod.num_positions, config.dim)
+    return table[position]
+
+
+def test_encoder_and_decoder_inputs_equal_naive_sums():
+    config = toy_config()
+    emb = PackedEmbeddings(config)
+    batch = two_sample_batch()
+    vocab = [m.vocab_size for m in config.modalities.values()]
+    enc = emb.encoder_input(batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid)
+    dec = emb.decoder_input(batch.dec_input, batch.dec_modality, batch.dec_position, batch.dec_valid)
+    for b in range(2):
+        for n in range(batch.enc_tokens.shape[1]):
+            if batch.enc_valid[b, n]:
+                m, p, t = (int(x[b, n]) for x in (batch.enc_modality, batch.enc_position, batch.enc_tokens))
+                want = emb.enc_tokens[sum(vocab[:m]) + t] + naive_position(config, m, p) + emb.enc_modality[m]
+                assert torch.allclose(enc[b, n], want, atol=1e-6)
+        for n in range(batch.dec_input.shape[1]):
+            if batch.dec_valid[b, n]:
+                m, p, t = (int(x[b, n]) for x in (batch.dec_modality, batch.dec_position, batch.dec_input))
+                tok = emb.dec_tokens[t] if m == 2 else emb.mask_token  # caption is the only sequence
+                want = tok + naive_position(config, m, p) + emb.dec_modality[m]
+                assert torch.allclose(dec[b, n], want, atol=1e-6)
+
+
+def test_position_tables_are_fixed_buffers():
+    emb = PackedEmbeddings(toy_config())
+    assert "pos_table" not in emb.state_dict()
+    assert all("pos" not in n for n, _ in emb.named_parameters())
+    assert emb.pos_table.shape == (16 + 9 + (12 + 1) + 3, 32)  # sequences: length + 1 rows
