@@ -1,0 +1,53 @@
+"""``python train.py``: train a FourM model from a YAML config.
+
+    python train.py --config configs/train/debug.yaml [optim.lr=3e-4 batch_size=8 ...]
+                    [--resume auto|PATH] [--out DIR] [--stop-at STEP]
+    accelerate launch --config_file configs/accelerate/ddp_cpu.yaml train.py --config ...
+    accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml train.py --config ...
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fourm.cli import friendly_errors
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train a FourM any-to-any model on pre-tokenized datasets (accelerate loop).",
+    )
+    parser.add_argument("--config", required=True, help="training config YAML (e.g. configs/train/debug.yaml)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=3e-4 steps=2000"
+    )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="auto|PATH",
+        help="'auto': continue from the run's latest checkpoint (if any); PATH: a checkpoint or run directory",
+    )
+    parser.add_argument("--out", default=None, help="run directory (overrides output_dir)")
+    parser.add_argument(
+        "--stop-at", type=int, default=None, metavar="STEP", help="stop after STEP steps, saving a checkpoint"
+    )
+    return parser
+
+
+@friendly_errors
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, load and validate the config, train; errors -> one ``error:`` line."""
+    args = build_parser().parse_args(argv)
+    from fourm.training.config import load_train_config
+    from fourm.training.loop import train
+
+    cfg = load_train_config(args.config, args.overrides, output_dir=args.out)
+    result = train(cfg, resume=args.resume, stop_at=args.stop_at)
+    if not result.is_main:
+        return 0
+    if result.final_model is not None:
+        print(f"done: {result.step} steps, model saved to {result.final_model}")
+    else:
+        print(f"stopped at step {result.step}, checkpoint {result.checkpoint} (resume with --resume auto)")
+    return 0

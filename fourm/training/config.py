@@ -1,0 +1,179 @@
+"""Training configuration: data sources and mixing, model, masking, optimizer, loop settings.
+
+Loaded from ``configs/train/<name>.yaml`` (plus ``key=value`` overrides) with :func:`load_train_config`;
+every field is type-checked and unknown fields fail with a one-line FourmError naming them. The
+resolved config is saved as ``config.json`` in the run directory.
+
+Batch sizes: ``batch_size`` is the micro-batch of one process; one optimizer step sees
+``batch_size * grad_accum * num_processes`` samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fourm.errors import FourmError
+from fourm.utils.config import Config, apply_overrides, read_mapping
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_path(path: str | Path) -> Path:
+    """``path`` as given if it exists (or is absolute), else relative to the repository root when
+    it exists there (so ``configs/...`` works from any directory)."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    in_repo = REPO_ROOT / path
+    return in_repo if in_repo.exists() else path
+
+
+@dataclass
+class DataSource(Config):
+    """One token dataset of the training mixture (a ``fourm-data tokenize`` output directory)."""
+
+    path: str = ""
+    weight: float = 1.0  # sampling probability ~ weight
+    synthetic: bool = False  # write a tiny structured synthetic token dataset at ``path`` first (debug runs)
+
+
+@dataclass
+class DataConfig(Config):
+    """Token datasets, their mixing weights, and the splits/modalities to use."""
+
+    datasets: list[DataSource] = field(default_factory=list)
+    modalities: list[str] | None = None  # None = every modality of the datasets (or of model.init_from)
+    train_split: str = "train"
+    val_split: str = "val"
+    epoch_length: int | None = None  # samples per epoch of the mixture; None = sum of the train splits
+    val_samples: int | None = None  # validate on the first N val samples; None = all
+
+    def validate(self) -> None:
+        if not self.datasets:
+            raise FourmError("data.datasets is empty (expected at least one {path: ..., weight: ...})")
+        for i, source in enumerate(self.datasets):
+            if not source.path:
+                raise FourmError(f"data.datasets[{i}].path is empty (expected a token dataset directory)")
+            if not source.weight > 0:
+                raise FourmError(f"data.datasets[{i}].weight must be > 0, got {source.weight}")
+        if self.modalities is not None and not self.modalities:
+            raise FourmError("data.modalities is empty (use null for all modalities)")
+        for name in ("epoch_length", "val_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise FourmError(f"data.{name} must be >= 1 or null, got {value}")
+
+
+@dataclass
+class ModelSection(Config):
+    """The model: a preset name (tiny, small, base, large) or architecture YAML, with field
+    overrides; or ``init_from`` a saved FourM directory (architecture and weights)."""
+
+    preset: str = "tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)  # FourMConfig fields, e.g. {dim: 64}
+    init_from: str | None = None
+
+
+@dataclass
+class MaskingSection(Config):
+    """Masking configs for training and for validation, with optional budget overrides."""
+
+    train: str = "configs/masking/mixture.yaml"
+    eval: str = "configs/masking/eval_fixed.yaml"  # deterministic, fixed budgets
+    input_budget: int | None = None  # overrides both configs' input_budget
+    target_budget: int | None = None
+
+    def validate(self) -> None:
+        if self.input_budget is not None and self.input_budget < 1:
+            raise FourmError(f"masking.input_budget must be >= 1, got {self.input_budget}")
+        if self.target_budget is not None and self.target_budget < 1:
+            raise FourmError(f"masking.target_budget must be >= 1, got {self.target_budget}")
+
+
+@dataclass
+class OptimConfig(Config):
+    """AdamW with linear warm-up to ``lr`` and cosine decay to ``min_lr`` at the last step."""
+
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = 0.05  # not applied to norms, biases and embeddings
+    warmup_steps: int = 100
+
+    def validate(self) -> None:
+        if not self.lr > 0:
+            raise FourmError(f"optim.lr must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr <= self.lr:
+            raise FourmError(f"optim.min_lr must be in [0, lr={self.lr}], got {self.min_lr}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise FourmError(f"optim.betas must be in [0, 1), got {list(self.betas)}")
+        if not self.eps > 0:
+            raise FourmError(f"optim.eps must be > 0, got {self.eps}")
+        if self.weight_decay < 0:
+            raise FourmError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.warmup_steps < 0:
+            raise FourmError(f"optim.warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+@dataclass
+class TrainConfig(Config):
+    """Everything a training run needs (see the module docstring)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    masking: MaskingSection = field(default_factory=MaskingSection)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    batch_size: int = 32  # per process and micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    grad_clip: float | None = 1.0  # max global gradient norm; null = no clipping
+    steps: int = 1000  # optimizer steps
+    precision: Literal["bf16", "fp32"] = "bf16"  # bf16 = autocast (weights, optimizer and loss fp32)
+    log_every: int = 10
+    eval_every: int = 200  # 0 = no periodic validation (still at the end if a val split exists)
+    eval_batches: int | None = None  # cap on validation batches per process; None = whole val set
+    checkpoint_every: int = 200  # 0 = only the final checkpoint
+    keep_checkpoints: int = 3  # keep the newest K checkpoints
+    seed: int = 0
+    output_dir: str = "runs/default"
+    num_workers: int = 0  # DataLoader worker processes (masking runs in them)
+    tensorboard: bool = True
+    deepspeed_config: str | None = None  # DeepSpeed JSON, used when not launched with a DeepSpeed accelerate config
+
+    def validate(self) -> None:
+        for section in (self.data, self.masking, self.optim):  # nested sections are not validated on load
+            section.validate()
+        positive = ("batch_size", "grad_accum", "steps", "log_every", "keep_checkpoints")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise FourmError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "checkpoint_every", "num_workers", "seed"):
+            if getattr(self, name) < 0:
+                raise FourmError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_batches is not None and self.eval_batches < 1:
+            raise FourmError(f"eval_batches must be >= 1 or null, got {self.eval_batches}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise FourmError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
+        if not self.output_dir:
+            raise FourmError("output_dir is empty (expected a run directory)")
+        if self.optim.warmup_steps > self.steps:
+            raise FourmError(f"optim.warmup_steps ({self.optim.warmup_steps}) must be <= steps ({self.steps})")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir)
+
+
+def load_train_config(
+    path: str | Path, overrides: list[str] | None = None, output_dir: str | None = None
+) -> TrainConfig:
+    """Read a train YAML/JSON, apply ``key=value`` overrides (and ``output_dir``), validate."""
+    data = apply_overrides(read_mapping(resolve_path(path)), list(overrides or []))
+    if output_dir is not None:
+        data["output_dir"] = str(output_dir)
+    try:
+        return TrainConfig.from_dict(data)
+    except FourmError as e:
+        raise FourmError(f"{path}: {e}") from None

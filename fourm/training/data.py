@@ -1,0 +1,281 @@
+"""Training data: token datasets mixed by weight, masked per sample, split into per-rank batches.
+
+``build_training_data`` opens every source of ``TrainConfig.data``, checks that shared modalities
+agree, derives the model's modalities (kind, vocabulary, length) and wraps the splits in
+:class:`~fourm.data.masking.MaskedDataset` (training masks from ``(seed, epoch, index)``,
+validation masks deterministic). :class:`EpochBatchSampler` shuffles each epoch from
+``(seed, epoch)`` and hands each process its slice of every global batch, starting at any batch
+index, so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
+
+from fourm.data.masking import MaskedDataset, Masker, MaskingConfig, SequenceSpecialTokens
+from fourm.data.token_dataset import MixedDataset, ModalityTokens, TokenSamples, load_token_dataset
+from fourm.errors import FourmError
+from fourm.modalities import default_registry
+from fourm.model.config import ModalityConfig
+from fourm.training.config import DataConfig, MaskingSection, TrainConfig, resolve_path
+
+
+@dataclass
+class TrainingData:
+    """What the loop needs from the data side."""
+
+    train: MaskedDataset
+    val: MaskedDataset | None
+    modalities: dict[str, ModalityConfig]  # the model's modalities, in model order
+    specials: SequenceSpecialTokens | None
+
+
+# ------------------------------------------------------------------------------------------ sources
+def open_sources(cfg: DataConfig) -> list[tuple[object, object]]:
+    """``[(DatasetDict, TokenDatasetInfo)]`` of every source (FourmError for missing/corrupt ones)."""
+    return [load_token_dataset(resolve_path(source.path)) for source in cfg.datasets]
+
+
+def merge_modalities(infos: list, names: list[str] | None) -> tuple[dict[str, ModalityTokens], SequenceSpecialTokens | None]:
+    """Union of the sources' modalities (first-seen order, or ``names``), checked for agreement."""
+    merged: dict[str, ModalityTokens] = {}
+    specials = None
+    for i, info in enumerate(infos):
+        for name, mod in info.modalities.items():
+            seen = merged.setdefault(name, mod)
+            if (seen.kind, seen.vocab_size) != (mod.kind, mod.vocab_size):
+                raise FourmError(
+                    f"data.datasets[{i}]: modality '{name}' is {mod.kind} with vocab_size {mod.vocab_size}, "
+                    f"but an earlier dataset has {seen.kind} with vocab_size {seen.vocab_size}"
+                )
+        if info.specials is not None:
+            if specials is not None and info.specials != specials:
+                raise FourmError(f"data.datasets[{i}]: sequence special tokens differ from an earlier dataset's")
+            specials = info.specials
+    if names is not None:
+        unknown = [n for n in names if n not in merged]
+        if unknown:
+            raise FourmError(f"data.modalities: unknown modality '{unknown[0]}' (datasets have: {', '.join(merged)})")
+        merged = {n: merged[n] for n in names}
+    return merged, specials
+
+
+def _sequence_length(name: str, sources: list, split: str) -> int:
+    """Longest ``name`` sequence over the sources' ``split`` (when the dataset info gives none)."""
+    longest = 0
+    for dsd, _ in sources:
+        if split in dsd and name in dsd[split].column_names:
+            longest = max([longest, *(len(x) for x in dsd[split][name] if x)])
+    if longest == 0:
+        raise FourmError(f"modality '{name}': no length in the dataset info and no samples to measure it from")
+    return longest
+
+
+def model_modalities(merged: dict[str, ModalityTokens], sources: list, split: str) -> dict[str, ModalityConfig]:
+    """ModalityConfigs for a new model: kind/vocab/length from the data, input/target roles from
+    the modality registry (both true for modalities it does not know)."""
+    registry = default_registry()
+    out = {}
+    for name, mod in merged.items():
+        spec = registry.get(name)
+        length = mod.length
+        if length is None:
+            length = spec.max_length if spec is not None and spec.max_length else _sequence_length(name, sources, split)
+        out[name] = ModalityConfig(
+            kind=mod.kind,
+            vocab_size=mod.vocab_size,
+            length=length,
+            input=spec.input if spec is not None else True,
+            target=spec.target if spec is not None else True,
+        )
+    return out
+
+
+def check_fits_model(merged: dict[str, ModalityTokens], modalities: dict[str, ModalityConfig], where: str) -> None:
+    """Raise FourmError if a data modality is missing from, or larger than, an existing model's."""
+    for name, mod in merged.items():
+        if name not in modalities:
+            raise FourmError(
+                f"data modality '{name}' is not in the model {where} (model modalities: {', '.join(modalities)}); "
+                "choose data.modalities"
+            )
+        have = modalities[name]
+        if mod.kind != have.kind or mod.vocab_size > have.vocab_size:
+            raise FourmError(
+                f"data modality '{name}' ({mod.kind}, vocab_size {mod.vocab_size}) does not fit the model {where} "
+                f"({have.kind}, vocab_size {have.vocab_size})"
+            )
+        if mod.length is not None and mod.length > have.length:
+            raise FourmError(f"data modality '{name}' has length {mod.length} > the model's {have.length} ({where})")
+
+
+# ------------------------------------------------------------------------------------------ masking
+def load_masking(path: str, section: MaskingSection, modalities: dict[str, ModalityConfig]) -> MaskingConfig:
+    """A masking config fitted to the run: budget overrides applied, per-modality entries of
+    registry modalities the run does not use dropped, inputs/targets limited to the model's roles."""
+    cfg = MaskingConfig.from_file(resolve_path(path))
+    data = cfg.to_dict()
+    for key in ("input_budget", "target_budget"):
+        if getattr(section, key) is not None:
+            data[key] = getattr(section, key)
+    unused = set(default_registry().names) - set(modalities)
+
+    def keep(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k not in unused}
+
+    for key in ("min_input_tokens", "max_input_tokens", "min_target_tokens", "max_target_tokens"):
+        data[key] = keep(data[key])
+    for entry in data["mixture"]:
+        entry["input_alphas"], entry["target_alphas"] = keep(entry["input_alphas"]), keep(entry["target_alphas"])
+    for side in ("input", "target"):
+        allowed = [m for m, c in modalities.items() if getattr(c, side)]
+        chosen = data[f"{side}_modalities"]
+        if chosen is not None:
+            chosen = [m for m in chosen if m not in unused]
+        if len(allowed) < len(modalities):
+            chosen = [m for m in (chosen if chosen is not None else modalities) if m in allowed]
+        if chosen is not None and not chosen:
+            raise FourmError(f"{path}: no {side} modality left for this run's modalities ({', '.join(modalities)})")
+        data[f"{side}_modalities"] = chosen
+    try:
+        return MaskingConfig.from_dict(data)
+    except FourmError as e:
+        raise FourmError(f"{path}: {e}") from None
+
+
+def build_masker(cfg: MaskingConfig, modalities: dict[str, ModalityConfig], specials) -> Masker:
+    return Masker(cfg, list(modalities), {n: m.kind for n, m in modalities.items()}, specials)
+
+
+# ------------------------------------------------------------------------------------------ datasets
+def _split_samples(sources: list, cfg: DataConfig, split: str, names: list[str], required: bool) -> list[Dataset]:
+    out = []
+    for i, (dsd, _) in enumerate(sources):
+        if split not in dsd:
+            if required:
+                raise FourmError(
+                    f"dataset {cfg.datasets[i].path} has no split '{split}' (splits: {', '.join(dsd)})"
+                )
+            continue
+        out.append(TokenSamples(dsd[split], [n for n in names if n in dsd[split].column_names]))
+    return out
+
+
+def build_training_data(cfg: TrainConfig, model_modalities_override: dict[str, ModalityConfig] | None = None) -> TrainingData:
+    """Open the sources and build the masked train/val datasets (see the module docstring).
+
+    ``model_modalities_override``: the modalities of an existing model (``model.init_from``); the
+    data must fit them.
+    """
+    sources = open_sources(cfg.data)
+    names = cfg.data.modalities
+    if names is None and model_modalities_override is not None:
+        available = {n for _, info in sources for n in info.modalities}
+        names = [n for n in model_modalities_override if n in available]
+    merged, specials = merge_modalities([info for _, info in sources], names)
+    if model_modalities_override is not None:
+        check_fits_model(merged, model_modalities_override, f"'{cfg.model.init_from}'")
+        modalities = dict(model_modalities_override)
+    else:
+        modalities = model_modalities(merged, sources, cfg.data.train_split)
+    if specials is None and any(m.kind == "sequence" for m in modalities.values()):
+        raise FourmError("the model has sequence modalities but no dataset gives sequence special tokens")
+
+    train_parts = _split_samples(sources, cfg.data, cfg.data.train_split, list(merged), required=True)
+    for part, source in zip(train_parts, cfg.data.datasets):
+        if len(part) == 0:
+            raise FourmError(f"dataset {source.path}: split '{cfg.data.train_split}' is empty")
+    if len(train_parts) == 1 and cfg.data.epoch_length is None:
+        train_samples: Dataset = train_parts[0]
+    else:
+        weights = [s.weight for s in cfg.data.datasets]
+        train_samples = MixedDataset(train_parts, weights, length=cfg.data.epoch_length, seed=cfg.seed)
+    train_masking = load_masking(cfg.masking.train, cfg.masking, modalities)
+    train = MaskedDataset(train_samples, build_masker(train_masking, modalities, specials), seed=cfg.seed)
+
+    val = None
+    val_parts = [p for p in _split_samples(sources, cfg.data, cfg.data.val_split, list(merged), False) if len(p)]
+    if val_parts:
+        val_samples: Dataset = val_parts[0] if len(val_parts) == 1 else ConcatDataset(val_parts)
+        if cfg.data.val_samples is not None and cfg.data.val_samples < len(val_samples):
+            val_samples = Subset(val_samples, range(cfg.data.val_samples))
+        eval_masking = load_masking(cfg.masking.eval, cfg.masking, modalities)
+        val = MaskedDataset(val_samples, build_masker(eval_masking, modalities, specials))
+    return TrainingData(train=train, val=val, modalities=modalities, specials=specials)
+
+
+# ------------------------------------------------------------------------------------------ sampling
+class EpochBatchSampler(Sampler[list[int]]):
+    """Batches of one epoch for one process.
+
+    The epoch's order is a permutation seeded by ``(seed, epoch)``, cut into global batches of
+    ``batch_size * num_replicas`` samples (the incomplete tail is dropped); process ``rank`` takes
+    slice ``rank`` of each. :meth:`set_position` picks the epoch and the first batch to yield.
+    """
+
+    def __init__(
+        self, num_samples: int, batch_size: int, seed: int = 0, rank: int = 0, num_replicas: int = 1, shuffle: bool = True
+    ) -> None:
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
+        self.rank, self.num_replicas, self.shuffle = rank, num_replicas, shuffle
+        self.global_batch = batch_size * num_replicas
+        self.batches_per_epoch = num_samples // self.global_batch
+        if self.batches_per_epoch == 0:
+            raise FourmError(
+                f"the training split has {num_samples} samples, fewer than one global batch "
+                f"(batch_size {batch_size} x {num_replicas} processes); lower batch_size or add data"
+            )
+        self.epoch, self.start_batch = 0, 0
+
+    def set_position(self, epoch: int, start_batch: int = 0) -> None:
+        """Yield the batches of ``epoch`` from index ``start_batch`` on."""
+        if not 0 <= start_batch <= self.batches_per_epoch:
+            raise FourmError(f"start_batch must be in [0, {self.batches_per_epoch}], got {start_batch}")
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def order(self, epoch: int) -> np.ndarray:
+        """Sample order of ``epoch`` (before sharding)."""
+        if not self.shuffle:
+            return np.arange(self.num_samples)
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, epoch, 0x5EED])))
+        return rng.permutation(self.num_samples)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = self.order(self.epoch)
+        lo = self.rank * self.batch_size
+        for k in range(self.start_batch, self.batches_per_epoch):
+            chunk = order[k * self.global_batch : (k + 1) * self.global_batch]
+            yield chunk[lo : lo + self.batch_size].tolist()
+
+
+class ShardSampler(Sampler[list[int]]):
+    """Validation batches of one process: samples ``rank, rank + R, ...`` in order, the last batch
+    possibly smaller (no sample is repeated or dropped across processes)."""
+
+    def __init__(self, num_samples: int, batch_size: int, rank: int = 0, num_replicas: int = 1) -> None:
+        self.indices = list(range(rank, num_samples, num_replicas))
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.indices) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i in range(0, len(self.indices), self.batch_size):
+            yield self.indices[i : i + self.batch_size]
+
+
+def prepare_synthetic_sources(cfg: DataConfig, seed: int) -> None:
+    """Write the synthetic datasets the config asks for (once; an existing directory is reused)."""
+    from fourm.training.synthetic import write_synthetic_tokens
+
+    for source in cfg.datasets:
+        if source.synthetic and not Path(source.path).exists():
+            write_synthetic_tokens(source.path, seed=seed)

@@ -1,0 +1,485 @@
+"""The FourM training loop on Hugging Face ``accelerate``: one code path for a single CPU/GPU,
+multi-process DDP (gloo on CPU, NCCL on CUDA) and DeepSpeed ZeRO.
+
+Each optimizer step runs ``grad_accum`` micro-batches (forward under bf16 autocast when
+``precision: bf16``, loss in fp32), checks the loss is finite on every process *before* its
+backward, clips the global gradient norm, steps AdamW and the warm-up + cosine schedule. Every
+``log_every`` steps the CSV/TensorBoard logs get the losses (overall and per modality), learning
+rate, gradient norm and tokens/s; every ``eval_every`` steps the val split is scored with fixed,
+deterministic masks; every ``checkpoint_every`` steps an atomic checkpoint is written. The final
+weights are saved with ``FourM.save_pretrained`` in ``<run>/model``.
+
+Exact resume: a checkpoint holds model, optimizer, scheduler, every process's RNG states and the
+data position (epoch, samples consumed); masks depend only on ``(seed, epoch, sample index)``, so
+N steps straight and N/2 + resume + N/2 give bit-identical weights (CPU, fp32).
+
+Usage::
+
+    result = train(load_train_config("configs/train/debug.yaml", ["optim.lr=3e-4"]), resume="auto")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from fourm.data.batch import MultimodalBatch
+from fourm.data.masking import collate
+from fourm.errors import FourmError
+from fourm.model import FourM, FourMConfig, ModalityConfig
+from fourm.model.config import PRESETS
+from fourm.training.checkpoint import (
+    CHECKPOINTS,
+    CheckpointParts,
+    TrainerState,
+    latest_checkpoint,
+    load_checkpoint,
+    load_model_weights,
+    resolve_resume,
+    save_checkpoint,
+)
+from fourm.training.config import TrainConfig, resolve_path
+from fourm.training.data import (
+    EpochBatchSampler,
+    ShardSampler,
+    build_training_data,
+    prepare_synthetic_sources,
+)
+from fourm.training.logging import RunLogger
+from fourm.training.optim import WarmupCosine, build_optimizer
+
+CONFIG_FILE = "config.json"
+FINAL_MODEL = "model"
+
+
+class TrainingDiverged(FourmError):
+    """The loss or the gradient norm became NaN/inf; training stopped before updating the weights."""
+
+
+@dataclass
+class TrainResult:
+    """Where a run ended."""
+
+    run_dir: Path
+    step: int
+    final_model: Path | None  # <run>/model once the last step is done
+    checkpoint: Path | None  # newest checkpoint
+    train_loss: float | None = None  # mean loss of the last logging window
+    val: dict[str, float] = field(default_factory=dict)  # last validation metrics
+    model: FourM | None = None  # the trained model (unwrapped, on the training device)
+    is_main: bool = True  # whether this process is the main one (multi-process runs)
+
+
+class LossStep(nn.Module):
+    """Wraps FourM so that DDP / DeepSpeed see its training loss as the forward pass."""
+
+    def __init__(self, model: FourM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: MultimodalBatch) -> tuple[Tensor, dict[str, float]]:
+        return self.model.loss(batch)
+
+
+# ------------------------------------------------------------------------------------------ setup
+def _deepspeed_requested(cfg: TrainConfig) -> tuple[bool, dict | None]:
+    """(launched under DeepSpeed by accelerate, DeepSpeed JSON to use otherwise)."""
+    from_env = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    if from_env or cfg.deepspeed_config is None:
+        return from_env, None
+    import json
+
+    path = resolve_path(cfg.deepspeed_config)
+    if not path.is_file():
+        raise FourmError(f"DeepSpeed config not found: {cfg.deepspeed_config}")
+    try:
+        return False, json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise FourmError(f"malformed DeepSpeed config {path}: {e}") from None
+
+
+def fill_deepspeed_config(ds_config: dict, cfg: TrainConfig, num_processes: int) -> None:
+    """Replace ``"auto"`` entries with this run's values; FourmError where explicit ones disagree."""
+    values = {
+        "train_micro_batch_size_per_gpu": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "train_batch_size": cfg.batch_size * cfg.grad_accum * num_processes,
+        "gradient_clipping": cfg.grad_clip if cfg.grad_clip is not None else 0.0,
+    }
+    for key, value in values.items():
+        given = ds_config.get(key, "auto")
+        if given == "auto":
+            ds_config[key] = value
+        elif given != value:
+            raise FourmError(f"DeepSpeed config sets {key}={given} but the training config implies {value}")
+    for section in ("bf16", "fp16"):  # fourm autocasts itself: DeepSpeed keeps fp32 weights
+        if ds_config.get(section, {}).get("enabled") == "auto":
+            ds_config[section]["enabled"] = False
+    if "optimizer" in ds_config or "scheduler" in ds_config:
+        raise FourmError("DeepSpeed config must not define 'optimizer' or 'scheduler' (fourm passes torch AdamW)")
+
+
+def build_accelerator(cfg: TrainConfig):
+    """An ``accelerate.Accelerator`` for this machine/launch (gloo process groups on CPU)."""
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    ds_from_env, ds_json = _deepspeed_requested(cfg)
+    use_deepspeed = ds_from_env or ds_json is not None
+    plugin = None
+    if use_deepspeed:
+        try:
+            import deepspeed  # noqa: F401
+        except ImportError:
+            raise FourmError("DeepSpeed is not installed (pip install 'fourm[deepspeed]')") from None
+        if ds_json is not None:
+            from accelerate.utils import DeepSpeedPlugin
+
+            plugin = DeepSpeedPlugin(hf_ds_config=ds_json)
+    cpu = not torch.cuda.is_available()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("LOCAL_RANK", "-1")) >= 0
+    handlers = [InitProcessGroupKwargs(backend="gloo")] if cpu and distributed else []
+    kwargs = dict(
+        cpu=cpu and not use_deepspeed,  # accelerate only takes its DeepSpeed path with cpu=False
+        mixed_precision="no",  # bf16 autocast is applied by the loop itself (same on every backend)
+        gradient_accumulation_steps=cfg.grad_accum,
+        deepspeed_plugin=plugin,
+        kwargs_handlers=handlers,
+    )
+    try:
+        accelerator = Accelerator(**kwargs)
+    except ValueError:  # an earlier Accelerator in this process (e.g. a tokenizer run) set other options
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state()
+        accelerator = Accelerator(**kwargs)
+    if use_deepspeed:
+        fill_deepspeed_config(accelerator.state.deepspeed_plugin.deepspeed_config, cfg, accelerator.num_processes)
+    return accelerator
+
+
+def build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None) -> FourM:
+    """A new FourM (preset or YAML + overrides, for ``modalities``) or the model of ``init_from``."""
+    section = cfg.model
+    if section.init_from is not None:
+        if section.overrides:
+            raise FourmError("model.overrides cannot change a model loaded with model.init_from")
+        return FourM.from_pretrained(resolve_path(section.init_from))
+    if "modalities" in section.overrides:
+        raise FourmError("model.overrides.modalities is not allowed (modalities come from the data)")
+    source: str | Path = section.preset
+    if section.preset not in PRESETS:
+        source = resolve_path(section.preset)
+        if not source.is_file():
+            raise FourmError(
+                f"unknown model preset '{section.preset}' (known: {', '.join(PRESETS)}, or a YAML file)"
+            )
+    config = FourMConfig.load(source, modalities)
+    if section.overrides:
+        try:
+            config = config.replace(**section.overrides)
+        except FourmError as e:
+            raise FourmError(f"model.overrides: {e}") from None
+    return FourM(config)
+
+
+def _seed_everything(seed: int) -> None:
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+class _Window:
+    """Running sums of one logging window (losses per micro-batch, tokens, time)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss_sum, self.micro = 0.0, 0
+        self.mod_sum = np.zeros(len(self.names))
+        self.mod_count = np.zeros(len(self.names))
+        self.tokens = 0
+        self.start = time.perf_counter()
+
+    def add(self, loss: float, per_modality: dict[str, float], tokens: int) -> None:
+        self.loss_sum += loss
+        self.micro += 1
+        for name, value in per_modality.items():
+            i = self.names.index(name)
+            self.mod_sum[i] += value
+            self.mod_count[i] += 1
+        self.tokens += tokens
+
+    def packed(self, device: torch.device) -> Tensor:
+        """Everything as one float64 tensor, for a single all-reduce."""
+        values = [self.loss_sum, self.micro, self.tokens, *self.mod_sum, *self.mod_count]
+        return torch.tensor(values, dtype=torch.float64, device=device)
+
+
+def _batch_stream(
+    loader: DataLoader, sampler: EpochBatchSampler, epoch: int, start_batch: int
+) -> Iterator[tuple[int, int, MultimodalBatch]]:
+    """(epoch, batch index within it, batch) forever, from the given position on."""
+    dataset = loader.dataset
+    while True:
+        sampler.set_position(epoch, start_batch)
+        dataset.set_epoch(epoch)
+        for k, batch in enumerate(loader, start=start_batch):
+            yield epoch, k, batch
+        epoch, start_batch = epoch + 1, 0
+
+
+@torch.no_grad()
+def evaluate(
+    model: FourM, loader: DataLoader, device: torch.device, precision: str, max_batches: int | None, reduce
+) -> dict[str, float]:
+    """Token-mean cross-entropy per target modality on ``loader``, summed over processes with
+    ``reduce``; ``val_loss`` is their mean (as the training loss)."""
+    names = model.modality_names
+    sums = torch.zeros(len(names), dtype=torch.float64, device=device)
+    counts = torch.zeros(len(names), dtype=torch.float64, device=device)
+    was_training = model.training
+    model.eval()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        batch = batch.to(device)
+        with autocast:
+            logits = model(batch)
+        for name, rows in logits.items():
+            m = names.index(name)
+            target = batch.dec_target[(batch.dec_modality == m) & batch.dec_valid]  # row-major, as the logits
+            sums[m] += F.cross_entropy(rows.float(), target, reduction="sum").double()
+            counts[m] += target.numel()
+    model.train(was_training)
+    sums, counts = reduce(sums), reduce(counts)
+    out = {f"val_loss_{n}": float(sums[i] / counts[i]) for i, n in enumerate(names) if counts[i] > 0}
+    if out:
+        out["val_loss"] = float(np.mean(list(out.values())))
+    return out
+
+
+def _check_finite(value: float, what: str, step: int, accelerator, checkpoint: Path | None) -> None:
+    """Stop every process (one all-reduce) if ``value`` is NaN/inf on any of them."""
+    bad = not math.isfinite(value)
+    if accelerator.num_processes > 1:
+        flag = torch.tensor([float(bad)], device=accelerator.device)
+        bad = bool(accelerator.reduce(flag, reduction="sum").item() > 0)
+    if bad:
+        where = f"last good checkpoint: {checkpoint}" if checkpoint is not None else "no checkpoint saved yet"
+        shown = value if not math.isfinite(value) else "non-finite on another process"
+        raise TrainingDiverged(
+            f"training diverged: {what} is {shown} at step {step}; stopped before updating the weights ({where})"
+        )
+
+
+# ------------------------------------------------------------------------------------------ train
+def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = None) -> TrainResult:
+    """Run (or resume) training as ``config`` says; see the module docstring.
+
+    ``resume``: None (fresh run; FourmError if the run directory already has checkpoints),
+    ``"auto"`` (the run's latest checkpoint if any) or a checkpoint / run directory.
+    ``stop_at``: stop after this many steps (saving a checkpoint) instead of ``config.steps``.
+    """
+    cfg = config
+    if stop_at is not None and not 1 <= stop_at:
+        raise FourmError(f"stop_at must be >= 1, got {stop_at}")
+    accelerator = build_accelerator(cfg)
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    is_main = accelerator.is_main_process
+    use_deepspeed = accelerator.state.deepspeed_plugin is not None
+    run_dir = cfg.run_dir
+    ckpt_root = run_dir / CHECKPOINTS
+
+    checkpoint = resolve_resume(resume, run_dir)
+    if resume is None and latest_checkpoint(ckpt_root) is not None:
+        raise FourmError(
+            f"{run_dir} already holds checkpoints (latest: {latest_checkpoint(ckpt_root).name}); "
+            "pass --resume auto to continue it or --out for a new run"
+        )
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        prepare_synthetic_sources(cfg.data, cfg.seed)
+        cfg.save_json(run_dir / CONFIG_FILE)
+    accelerator.wait_for_everyone()
+    if device.type == "cpu":
+        from fourm.model.cpu_tuning import keep_freed_memory
+
+        keep_freed_memory()
+
+    # data and model (same initialisation on every process)
+    _seed_everything(cfg.seed)
+    init_modalities = None
+    if cfg.model.init_from is not None:
+        init_modalities = FourMConfig.from_file(resolve_path(cfg.model.init_from) / CONFIG_FILE).modalities
+    data = build_training_data(cfg, init_modalities)
+    model = build_model(cfg, data.modalities)
+    names = model.modality_names
+    optimizer = build_optimizer(model, cfg.optim, fused=not use_deepspeed and device.type in ("cpu", "cuda"))
+    scheduler = WarmupCosine(optimizer, cfg.optim, cfg.steps)
+    wrapper, optimizer = accelerator.prepare(LossStep(model), optimizer)
+    _seed_everything(cfg.seed + rank)  # dropout etc. differ across processes
+
+    parts = CheckpointParts(
+        save_model=lambda path: model.save_pretrained(path),
+        optimizer=None if use_deepspeed else optimizer,
+        scheduler=scheduler,
+        load_model=None if use_deepspeed else (lambda path: load_model_weights(model, path)),
+    )
+    if use_deepspeed:
+        parts.engine_save = lambda path: wrapper.save_checkpoint(str(path), tag="state", save_latest=False)
+
+        def engine_load(path: Path) -> None:
+            loaded, _ = wrapper.load_checkpoint(str(path), tag="state", load_lr_scheduler_states=False)
+            if loaded is None:
+                raise FourmError(f"corrupt checkpoint {path.parent}: DeepSpeed could not load {path}")
+
+        parts.engine_load = engine_load
+
+    global_batch = cfg.batch_size * world
+    state = TrainerState(num_processes=world, global_batch=global_batch)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, parts, rank)
+    start_step = state.step
+    sampler = EpochBatchSampler(len(data.train), cfg.batch_size, cfg.seed, rank, world)
+    start_batch, leftover = divmod(state.samples_in_epoch, global_batch)
+    start_batch = min(start_batch, sampler.batches_per_epoch)
+
+    workers = cfg.num_workers
+    loader = DataLoader(
+        data.train,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global torch RNG untouched
+    )
+    val_loader = None
+    if data.val is not None:
+        val_loader = DataLoader(
+            data.val,
+            batch_sampler=ShardSampler(len(data.val), cfg.batch_size, rank, world),
+            collate_fn=collate,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+    end_step = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+    logger = RunLogger(run_dir, names, cfg.steps, state.step, enabled=is_main, tensorboard=cfg.tensorboard)
+    if checkpoint is not None:
+        logger.message(f"resumed from {checkpoint} (step {state.step}, epoch {state.epoch})")
+        if leftover:
+            logger.message(f"note: batch layout changed since the checkpoint; {leftover} samples of epoch {state.epoch} skipped")
+    if is_main:
+        n_params = model.num_parameters()
+        logger.message(
+            f"{n_params / 1e6:.2f}M parameters, modalities {', '.join(names)}; {world} process(es) on {device}, "
+            f"{cfg.batch_size * cfg.grad_accum * world} samples/step, {len(data.train)} train samples/epoch"
+        )
+
+    reduce = (lambda t: accelerator.reduce(t, reduction="sum")) if world > 1 else (lambda t: t)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    last_ckpt = checkpoint
+    window = _Window(names)
+    result = TrainResult(run_dir=run_dir, step=state.step, final_model=None, checkpoint=checkpoint, is_main=is_main)
+    last_eval_step = last_ckpt_step = -1
+    stream = _batch_stream(loader, sampler, state.epoch, start_batch)
+    max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+
+    def run_eval() -> None:
+        nonlocal last_eval_step
+        if val_loader is None:
+            return
+        metrics = evaluate(model, val_loader, device, cfg.precision, cfg.eval_batches, reduce)
+        logger.log_val(state.step, metrics)
+        result.val = metrics
+        last_eval_step = state.step
+
+    def run_checkpoint() -> None:
+        nonlocal last_ckpt, last_ckpt_step
+        from accelerate.utils import broadcast_object_list
+
+        def broadcast(obj):
+            return broadcast_object_list([obj])[0] if world > 1 else obj
+
+        last_ckpt = save_checkpoint(
+            ckpt_root, state, parts, cfg.keep_checkpoints, rank, is_main, broadcast, accelerator.wait_for_everyone
+        )
+        last_ckpt_step = state.step
+
+    wrapper.train()
+    try:
+        while state.step < end_step:
+            grad_norm = None
+            lr = optimizer.param_groups[0]["lr"]
+            for _ in range(cfg.grad_accum):
+                epoch, index, batch = next(stream)
+                tokens = batch.num_tokens()
+                batch = batch.to(device)
+                with accelerator.accumulate(wrapper):
+                    with autocast:
+                        loss, per_modality = wrapper(batch)
+                    loss_value = float(loss.detach())
+                    _check_finite(loss_value, "the loss", state.step + 1, accelerator, last_ckpt)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        norm = accelerator.clip_grad_norm_(wrapper.parameters(), max_norm)
+                        if norm is not None:
+                            grad_norm = float(norm)
+                            if not use_deepspeed:
+                                _check_finite(grad_norm, "the gradient norm", state.step + 1, accelerator, last_ckpt)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                window.add(loss_value, per_modality, tokens)
+                state.epoch, state.samples_in_epoch = epoch, (index + 1) * global_batch
+                state.samples_seen += global_batch
+            state.step += 1
+            logger.advance()
+            if state.step % cfg.log_every == 0 or state.step == end_step:
+                totals = reduce(window.packed(device)).cpu().numpy()
+                loss_sum, micro, tokens = totals[:3]
+                mod_sum, mod_count = totals[3 : 3 + len(names)], totals[3 + len(names) :]
+                state.tokens_seen += int(tokens)
+                seconds = max(time.perf_counter() - window.start, 1e-9)
+                values = {"epoch": state.epoch, "loss": loss_sum / max(micro, 1), "lr": lr, "grad_norm": grad_norm}
+                values.update({f"loss_{n}": mod_sum[i] / mod_count[i] for i, n in enumerate(names) if mod_count[i]})
+                values.update({"tokens_per_s": tokens / seconds, "samples_seen": state.samples_seen})
+                logger.log_train(state.step, values)
+                result.train_loss = float(values["loss"])
+                window.reset()
+            if cfg.eval_every and state.step % cfg.eval_every == 0:
+                run_eval()
+            if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                run_checkpoint()
+
+        trained = state.step > start_step
+        if trained and state.step >= cfg.steps and last_eval_step != state.step:
+            run_eval()
+        if trained and last_ckpt_step != state.step:
+            run_checkpoint()
+        if state.step >= cfg.steps:
+            if is_main and (trained or not (run_dir / FINAL_MODEL).is_dir()):
+                model.save_pretrained(run_dir / FINAL_MODEL)
+            accelerator.wait_for_everyone()
+            result.final_model = run_dir / FINAL_MODEL
+    finally:
+        logger.close()
+        stream.close()
+        loader = val_loader = None  # drops the persistent workers
+    result.step, result.checkpoint, result.model = state.step, last_ckpt, model
+    return result

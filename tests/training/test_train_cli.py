@@ -1,0 +1,53 @@
+"""``python train.py``: config + overrides, resume, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yaml
+from training_testing import tiny_config
+
+from fourm.cli.train import main
+from fourm.training.config import REPO_ROOT
+
+
+def write_yaml(token_data, tmp_path, **changes):
+    cfg = tiny_config(token_data, tmp_path / "unused", **changes).to_dict()
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_cli_trains_with_overrides_and_resumes(token_data, tmp_path, capsys):
+    config = write_yaml(token_data, tmp_path)
+    out = tmp_path / "run"
+    assert main(["--config", str(config), "steps=4", "optim.lr=1e-3", "--out", str(out), "--stop-at", "2"]) == 0
+    assert "stopped at step 2" in capsys.readouterr().out
+    saved = json.loads((out / "config.json").read_text())  # the resolved config
+    assert saved["steps"] == 4 and saved["optim"]["lr"] == 1e-3 and saved["output_dir"] == str(out)
+    assert main(["--config", str(config), "steps=4", "optim.lr=1e-3", "--out", str(out), "--resume", "auto"]) == 0
+    assert f"done: 4 steps, model saved to {out / 'model'}" in capsys.readouterr().out
+    assert (out / "model" / "model.safetensors").is_file()
+
+
+def test_cli_errors_are_one_line(token_data, tmp_path, capsys):
+    config = write_yaml(token_data, tmp_path)
+    cases = [
+        (["optim.lr=oops"], f"{config}: invalid value for 'optim.lr': 'oops' (expected a number)"),
+        (["data.datasets=[{path: /no/such/tokens}]"], "token dataset not found: /no/such/tokens"),
+        (["--resume", str(tmp_path / "missing")], "checkpoint not found"),
+    ]
+    for extra, message in cases:
+        assert main(["--config", str(config), "--out", str(tmp_path / "run"), *extra]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert len(err) == 1 and message in err[0], err
+
+
+def test_top_level_train_py_dispatches(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "train.py"), "--config", str(tmp_path / "nope.yaml")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: config file not found: {tmp_path / 'nope.yaml'}"

@@ -1,0 +1,110 @@
+"""Training data: per-rank epoch batches, reproducible masks, multi-dataset mixing, validation scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from training_testing import tiny_config
+
+from fourm.data.masking import collate
+from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
+from fourm.errors import FourmError
+from fourm.training.data import EpochBatchSampler, ShardSampler, build_training_data
+from fourm.training.loop import build_model, evaluate
+from fourm.training.synthetic import INFO, synthetic_splits
+
+
+def test_epoch_batches_partition_each_global_batch_across_ranks():
+    samplers = [EpochBatchSampler(30, batch_size=4, seed=3, rank=r, num_replicas=2) for r in range(2)]
+    assert samplers[0].batches_per_epoch == 3  # 30 // 8, tail dropped
+    per_rank = [list(s) for s in samplers]
+    for k in range(3):
+        together = per_rank[0][k] + per_rank[1][k]
+        assert len(set(together)) == 8
+    used = sorted(i for batches in per_rank for b in batches for i in b)
+    assert len(used) == 24 and len(set(used)) == 24
+    samplers[0].set_position(1)
+    assert list(samplers[0]) != per_rank[0]  # another epoch, another order
+
+
+def test_starting_mid_epoch_yields_the_rest_of_that_epoch():
+    full = EpochBatchSampler(20, batch_size=3, seed=0)
+    full.set_position(epoch=2)
+    batches = list(full)
+    tail = EpochBatchSampler(20, batch_size=3, seed=0)
+    tail.set_position(epoch=2, start_batch=4)
+    assert list(tail) == batches[4:] and len(tail) == len(batches) - 4
+    with pytest.raises(FourmError, match="start_batch"):
+        tail.set_position(0, 99)
+
+
+def test_shard_sampler_covers_every_val_sample_once():
+    shards = [list(ShardSampler(11, batch_size=2, rank=r, num_replicas=3)) for r in range(3)]
+    flat = sorted(i for shard in shards for batch in shard for i in batch)
+    assert flat == list(range(11))
+
+
+def test_train_masks_depend_on_seed_epoch_index_and_val_masks_are_fixed(token_data, tmp_path):
+    cfg = tiny_config(token_data, tmp_path / "run")
+    a, b = build_training_data(cfg), build_training_data(cfg)
+
+    def same(x, y) -> bool:
+        return all(torch.equal(getattr(x, f), getattr(y, f)) for f in vars(x))
+
+    a.train.set_epoch(3)
+    b.train.set_epoch(3)
+    assert same(a.train[5], b.train[5])
+    b.train.set_epoch(4)
+    assert not same(a.train[5], b.train[5])
+    a.val.set_epoch(0)
+    b.val.set_epoch(7)
+    assert same(a.val[2], b.val[2])  # deterministic evaluation masks
+    assert int(a.train[0].enc_valid.sum()) <= 16 and a.train[0].enc_valid.shape[1] == 16  # budget override
+    assert list(a.modalities) == ["rgb", "depth", "caption"]
+    assert a.modalities["caption"].kind == "sequence" and a.modalities["rgb"].vocab_size == 32
+
+
+def test_mixing_two_datasets_by_weight(token_data, tmp_path):
+    # a second source without depth and with 3x the weight
+    info = TokenDatasetInfo(modalities={k: INFO.modalities[k] for k in ("rgb", "caption")}, specials=INFO.specials)
+    splits = {
+        split: [{k: s[k] for k in ("id", "rgb", "caption")} for s in samples]
+        for split, samples in synthetic_splits(40, 4, seed=9).items()
+    }
+    other = write_token_dataset(tmp_path / "other", splits, info)
+    cfg = tiny_config(
+        token_data,
+        tmp_path / "run",
+        data={"datasets": [{"path": str(token_data), "weight": 1.0}, {"path": str(other), "weight": 3.0}],
+              "epoch_length": 2000},
+    )
+    data = build_training_data(cfg)
+    assert list(data.modalities) == ["rgb", "depth", "caption"]
+    sources = data.train.samples.sources
+    assert len(data.train) == 2000
+    assert np.mean(sources == 1) == pytest.approx(0.75, abs=0.04)
+    without_depth = sum("depth" not in data.train.samples[i] for i in range(200))
+    assert without_depth == int((sources[:200] == 1).sum())
+    assert len(data.val) == 8 + 4  # val splits of both sources
+
+    bad = TokenDatasetInfo(modalities={"rgb": ModalityTokens(kind="image", vocab_size=64, length=16)})
+    clash = write_token_dataset(tmp_path / "clash", {"train": [{"rgb": np.zeros(16, dtype=np.int64)}]}, bad)
+    cfg = tiny_config(token_data, tmp_path / "run", data={"datasets": [{"path": str(token_data)}, {"path": str(clash)}]})
+    with pytest.raises(FourmError, match="modality 'rgb' is image with vocab_size 64"):
+        build_training_data(cfg)
+
+
+def test_evaluate_matches_the_model_loss_on_one_batch(token_data, tmp_path):
+    cfg = tiny_config(token_data, tmp_path / "run")
+    data = build_training_data(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.modalities).eval()
+    loader = DataLoader(data.val, batch_size=len(data.val), collate_fn=collate)
+    metrics = evaluate(model, loader, torch.device("cpu"), "fp32", None, lambda t: t)
+    with torch.no_grad():
+        loss, per_modality = model.loss(next(iter(loader)))
+    for name, value in per_modality.items():
+        assert metrics[f"val_loss_{name}"] == pytest.approx(value, rel=1e-5)
+    assert metrics["val_loss"] == pytest.approx(loss.item(), rel=1e-5)
