@@ -1,0 +1,128 @@
+"""Left-to-right decoding of sequence targets (captions, serialised boxes, metadata).
+
+The decoder input at position i is the token at position i - 1 ([SOS] at position 0), as in
+training. Sampling is greedy (temperature 0) or temperature / top-k / top-p; each sample stops at
+its first [EOS] and is padded after it; decoding ends when all samples have stopped or the maximum
+length is reached. A given prefix is fed in one call and generation continues after it. The step
+function is usually a :class:`fourm.generation.decoding.SequenceDecoder` (KV cache, or the no-cache
+reference path)::
+
+    sampler = AutoregressiveSampler(temperature=0.0, sos=1, eos=2, pad=0)
+    out = sampler.generate(SequenceDecoder(model, "caption", enc, [1.0]), batch_size=4, length=32)
+    out.tokens, out.valid            # (4, 32) ids padded after [EOS], (4, 32) bool up to [EOS]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from fourm.errors import FourmError
+from fourm.generation.conditions import GivenTokens
+from fourm.generation.sampling import check_sampling_args, sample_tokens
+
+# (decoder inputs (B, k), positions (B, k)) -> logits (B, k, V) for these positions
+StepFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass
+class SequenceOutput:
+    """Generated sequences: ``tokens`` (B, L) padded after [EOS], ``valid`` (B, L) up to and
+    including [EOS]; ``logits``: per generated position, the (B, V) logits it was sampled from
+    (only with ``return_logits``)."""
+
+    tokens: Tensor
+    valid: Tensor
+    logits: list[Tensor] = field(default_factory=list)
+
+    @property
+    def lengths(self) -> Tensor:
+        """(B,) number of valid tokens of each sample."""
+        return self.valid.sum(dim=1)
+
+
+class AutoregressiveSampler:
+    """Greedy / temperature / top-k / top-p next-token sampling with per-sample [EOS] stopping.
+
+    ``eos=None`` never stops early (every sample runs to ``length``)."""
+
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        sos: int = 1,
+        eos: int | None = 2,
+        pad: int = 0,
+    ) -> None:
+        check_sampling_args(temperature, top_k, top_p)
+        self.temperature, self.top_k, self.top_p = float(temperature), top_k, top_p
+        self.sos, self.eos, self.pad = sos, eos, pad
+
+    def _prefix(self, prefix: GivenTokens | None, batch_size: int, length: int, device) -> Tensor:
+        """Checked prefix ids (B, p) (p may be 0)."""
+        if prefix is None:
+            return torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+        prefix = prefix.expand(batch_size, "prefix")
+        p = prefix.tokens.shape[1]
+        expected = torch.arange(p, device=prefix.positions.device).expand_as(prefix.positions)
+        if not (bool(prefix.valid.all()) and torch.equal(prefix.positions, expected)):
+            raise FourmError(
+                "a given sequence prefix must be the same number of valid tokens at positions 0..n-1 in every sample"
+            )
+        if p > length:
+            raise FourmError(f"the given prefix has {p} tokens, more than the maximum length {length}")
+        return prefix.tokens.to(device)
+
+    def generate(
+        self,
+        step_fn: StepFn,
+        batch_size: int,
+        length: int,
+        prefix: GivenTokens | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+        return_logits: bool = False,
+        progress: bool = False,
+    ) -> SequenceOutput:
+        """Decode up to ``length`` tokens per sample (prefix included)."""
+        if length < 1:
+            raise FourmError(f"length must be >= 1, got {length}")
+        given = self._prefix(prefix, batch_size, length, device)
+        p = given.shape[1]
+        tokens = torch.full((batch_size, length), self.pad, dtype=torch.long, device=device)
+        tokens[:, :p] = given
+        if self.eos is not None:
+            finished = (given == self.eos).any(dim=1)
+        else:
+            finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+        positions = torch.arange(length, device=device)[None, :].expand(batch_size, length)
+        sos = torch.full((batch_size, 1), self.sos, dtype=torch.long, device=device)
+        inputs = torch.cat([sos, given], dim=1)[:, :length]  # [SOS] + prefix
+        logged: list[Tensor] = []
+        if p < length and not bool(finished.all()):
+            logits = step_fn(inputs, positions[:, : inputs.shape[1]])[:, -1]  # (B, V)
+            for i in tqdm(range(p, length), desc="autoregressive", disable=not progress, leave=False):
+                if return_logits:
+                    logged.append(logits.float())
+                token = sample_tokens(logits, self.temperature, self.top_k, self.top_p, generator)  # (B,)
+                token = torch.where(finished, self.pad, token)
+                tokens[:, i] = token
+                if self.eos is not None:
+                    finished = finished | (token == self.eos)
+                    if bool(finished.all()):
+                        break
+                if i + 1 < length:
+                    logits = step_fn(token[:, None], positions[:, i + 1 : i + 2])[:, -1]
+        return SequenceOutput(tokens, self.valid_mask(tokens), logged)
+
+    def valid_mask(self, tokens: Tensor) -> Tensor:
+        """(B, L) bool: tokens up to and including the first [EOS] generated or given."""
+        if self.eos is None:
+            return torch.ones_like(tokens, dtype=torch.bool)
+        is_eos = (tokens == self.eos).long()
+        return (is_eos.cumsum(dim=1) - is_eos) == 0

@@ -1,0 +1,254 @@
+"""Conditions of a generation: given tokens per modality, full or partial, as packed encoder rows.
+
+A condition is a tensor of token ids, or a :class:`GivenTokens` with explicit positions (a few
+given rgb tokens at chosen grid positions) and a validity mask (a caption padded after [EOS])::
+
+    conditions = {
+        "depth": depth_tokens,                                   # (196,) or (B, 196): full image
+        "rgb": GivenTokens.at(rgb_tokens[:20], positions=torch.arange(20)),   # partial image
+        "caption": caption_ids,                                  # (n,) a sequence: positions 0..n-1
+    }
+    given = normalize_conditions(model.config, conditions, num_samples=4, device="cpu")
+    enc = encoder_inputs(model.config, given)                    # EncoderInputs, (4, Ne)
+
+A 1-D condition (or a batch of one) is shared by all samples. A condition on a modality that is
+also a generation target is partial: its tokens are kept and the rest is generated (for sequences
+the given tokens are a prefix that generation continues).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from fourm.errors import FourmError
+from fourm.model.config import FourMConfig
+
+
+@dataclass
+class GivenTokens:
+    """Given tokens of one modality: ids, positions within the modality and validity, (B, n) each."""
+
+    tokens: Tensor  # (B, n) long
+    positions: Tensor  # (B, n) long
+    valid: Tensor  # (B, n) bool
+
+    @classmethod
+    def at(cls, tokens: Tensor, positions: Tensor | None = None, valid: Tensor | None = None) -> GivenTokens:
+        """Tokens (n,) or (B, n) at ``positions`` (default 0..n-1), all valid unless ``valid`` says."""
+        tokens = torch.as_tensor(tokens)
+        if tokens.dim() == 1:
+            tokens = tokens[None]
+        if tokens.dim() != 2:
+            raise FourmError(f"given tokens must be (n,) or (B, n), got shape {tuple(tokens.shape)}")
+        if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
+            raise FourmError(f"given tokens must be integer ids, got dtype {tokens.dtype}")
+        if positions is None:
+            positions = torch.arange(tokens.shape[1], device=tokens.device).expand_as(tokens)
+        positions = torch.as_tensor(positions, device=tokens.device)
+        positions = positions[None] if positions.dim() == 1 else positions
+        valid = torch.ones_like(tokens, dtype=torch.bool) if valid is None else torch.as_tensor(valid, device=tokens.device)
+        valid = valid[None] if valid.dim() == 1 else valid
+        if valid.dtype != torch.bool:
+            raise FourmError(f"valid must be a bool tensor, got {valid.dtype}")
+        b = max(tokens.shape[0], positions.shape[0], valid.shape[0])
+        try:
+            tokens, positions, valid = (t.expand(b, tokens.shape[1]) for t in (tokens, positions, valid))
+        except RuntimeError:
+            raise FourmError(
+                f"given tokens {tuple(tokens.shape)}, positions {tuple(positions.shape)} and valid "
+                f"{tuple(valid.shape)} do not match (expected the same (B, n) or (n,))"
+            ) from None
+        return cls(tokens.long(), positions.long(), valid)
+
+    @classmethod
+    def sequence(cls, tokens: Tensor, eos: int | None = None, pad: int | None = None) -> GivenTokens:
+        """A sequence (n,) / (B, n) at positions 0..n-1, valid up to its first ``eos`` (inclusive)
+        and, if ``pad`` is given, where the token is not ``pad``."""
+        given = cls.at(tokens)
+        valid = torch.ones_like(given.valid)
+        if eos is not None:
+            is_eos = given.tokens == eos
+            after_eos = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0
+            valid &= ~after_eos
+        if pad is not None:
+            valid &= given.tokens != pad
+        return cls(given.tokens, given.positions, valid)
+
+    @property
+    def batch_size(self) -> int:
+        return self.tokens.shape[0]
+
+    def to(self, device: torch.device | str) -> GivenTokens:
+        return GivenTokens(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def expand(self, batch_size: int, name: str = "condition") -> GivenTokens:
+        """Broadcast a batch of one to ``batch_size`` rows (FourmError for another mismatch)."""
+        if self.batch_size == batch_size:
+            return self
+        if self.batch_size != 1:
+            raise FourmError(
+                f"condition '{name}' has batch size {self.batch_size}, expected 1 or num_samples = {batch_size}"
+            )
+        n = self.tokens.shape[1]
+        return GivenTokens(*(getattr(self, f.name).expand(batch_size, n) for f in fields(self)))
+
+    def on_grid(self, length: int) -> tuple[Tensor, Tensor]:
+        """Scatter onto a full token row: (tokens (B, length), known (B, length) bool)."""
+        b = self.batch_size
+        tokens = torch.zeros(b, length, dtype=torch.long, device=self.tokens.device)
+        known = torch.zeros(b, length, dtype=torch.bool, device=self.tokens.device)
+        pos = torch.where(self.valid, self.positions, length)  # invalid -> a dropped extra column
+        tokens = torch.cat([tokens, tokens[:, :1]], dim=1).scatter_(1, pos, self.tokens)[:, :length]
+        known = torch.cat([known, known[:, :1]], dim=1).scatter_(1, pos, True)[:, :length]
+        return tokens, known
+
+
+@dataclass
+class EncoderInputs:
+    """Packed encoder rows (B, N) in the :class:`fourm.data.batch.MultimodalBatch` convention."""
+
+    tokens: Tensor  # (B, N) long
+    modality: Tensor  # (B, N) long
+    position: Tensor  # (B, N) long
+    valid: Tensor  # (B, N) bool
+
+    @classmethod
+    def empty(cls, batch_size: int, device: torch.device | str = "cpu") -> EncoderInputs:
+        """Rows without any token (width 0)."""
+        z = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+        return cls(z, z.clone(), z.clone(), z.bool())
+
+    @classmethod
+    def of_modality(cls, index: int, given: GivenTokens) -> EncoderInputs:
+        """The given tokens of modality number ``index``."""
+        return cls(given.tokens, torch.full_like(given.tokens, index), given.positions, given.valid)
+
+    @property
+    def batch_size(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.tokens.shape[1]
+
+    def _parts(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.tokens, self.modality, self.position, self.valid
+
+    def cat(self, other: EncoderInputs) -> EncoderInputs:
+        """Columns of ``self`` then ``other`` (same batch size)."""
+        return EncoderInputs(*(torch.cat([a, b], dim=1) for a, b in zip(self._parts(), other._parts())))
+
+    def pad_to(self, width: int) -> EncoderInputs:
+        """Right-pad with invalid columns up to ``width``."""
+        extra = width - self.width
+        if extra <= 0:
+            return self
+        return EncoderInputs(*(torch.nn.functional.pad(t, (0, extra)) for t in self._parts()))
+
+    def repeat(self, times: int) -> EncoderInputs:
+        """The whole batch ``times`` times: rows [x_0..x_B-1, x_0..x_B-1, ...] (times * B, N)."""
+        return EncoderInputs(*(t.repeat(times, 1) for t in self._parts()))
+
+    def compact(self) -> EncoderInputs:
+        """Valid tokens moved to the front (stable) and columns that are padding in every row
+        dropped; keeps at least one column."""
+        if self.width == 0 or bool(self.valid.all()):
+            return self if self.width > 0 else self.pad_to(1)
+        order = torch.argsort((~self.valid).to(torch.uint8), dim=1, stable=True)
+        width = max(1, int(self.valid.sum(dim=1).max()))
+        order = order[:, :width]
+        return EncoderInputs(*(t.gather(1, order) for t in self._parts()))
+
+    @staticmethod
+    def stack(rows: list[EncoderInputs]) -> EncoderInputs:
+        """Concatenate along the batch, right-padding to the widest."""
+        width = max(r.width for r in rows)
+        padded = [r.pad_to(width) for r in rows]
+        return EncoderInputs(*(torch.cat(ts, dim=0) for ts in zip(*(p._parts() for p in padded))))
+
+
+def _check_given(config: FourMConfig, name: str, given: GivenTokens) -> None:
+    """Positions/ids in range, no repeated positions, modality usable as an input."""
+    mod = config.modalities[name]
+    if not mod.input:
+        raise FourmError(f"modality '{name}' cannot be a condition: it is not a model input (input: false)")
+    if given.tokens.shape[1] > mod.length:
+        raise FourmError(
+            f"condition '{name}' has {given.tokens.shape[1]} tokens, more than the modality's length {mod.length}"
+        )
+    v = given.valid
+    bad_pos = v & ((given.positions < 0) | (given.positions >= mod.length))
+    if bad_pos.any():
+        value = int(given.positions[bad_pos][0])
+        raise FourmError(f"condition '{name}': position {value} is out of range (expected 0..{mod.length - 1})")
+    bad_tok = v & ((given.tokens < 0) | (given.tokens >= mod.vocab_size))
+    if bad_tok.any():
+        value = int(given.tokens[bad_tok][0])
+        raise FourmError(
+            f"condition '{name}': token id {value} is out of range (expected 0..{mod.vocab_size - 1}, vocab_size {mod.vocab_size})"
+        )
+    pos = torch.where(v, given.positions, -1 - torch.arange(v.shape[1], device=v.device))
+    sorted_pos = pos.sort(dim=1).values
+    if given.tokens.shape[1] > 1 and (sorted_pos[:, 1:] == sorted_pos[:, :-1]).any():
+        raise FourmError(f"condition '{name}' gives the same position twice (expected distinct positions)")
+
+
+def normalize_conditions(
+    config: FourMConfig,
+    conditions: Mapping[str, Tensor | GivenTokens] | None,
+    num_samples: int,
+    device: torch.device | str = "cpu",
+) -> dict[str, GivenTokens]:
+    """Checked :class:`GivenTokens` of ``num_samples`` rows on ``device``, in the model's modality order.
+
+    Tensors are full conditions at positions 0..n-1 (an image tensor must hold all its tokens).
+    """
+    if num_samples < 1:
+        raise FourmError(f"num_samples must be >= 1, got {num_samples}")
+    out: dict[str, GivenTokens] = {}
+    conditions = dict(conditions or {})
+    for name in conditions:
+        config.modality_index(name)  # unknown name -> FourmError listing the known ones
+    for name in config.modality_names:
+        if name not in conditions:
+            continue
+        value = conditions[name]
+        if isinstance(value, GivenTokens):
+            given = value
+        elif isinstance(value, (Tensor, list, tuple)):
+            given = GivenTokens.at(torch.as_tensor(value))
+            mod = config.modalities[name]
+            if mod.kind == "image" and given.tokens.shape[1] != mod.length:
+                raise FourmError(
+                    f"condition '{name}' has {given.tokens.shape[1]} tokens but the image has {mod.length}; "
+                    "give GivenTokens.at(tokens, positions) for a partial image"
+                )
+        else:
+            raise FourmError(f"condition '{name}' must be a tensor of token ids or GivenTokens, got {type(value).__name__}")
+        given = given.to(device).expand(num_samples, name)
+        _check_given(config, name, given)
+        out[name] = given
+    return out
+
+
+def encoder_inputs(
+    config: FourMConfig,
+    given: Mapping[str, GivenTokens],
+    batch_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> EncoderInputs:
+    """Pack given tokens of several modalities into encoder rows (B, N); with nothing given,
+    ``batch_size`` empty rows on ``device``."""
+    parts = [EncoderInputs.of_modality(config.modality_index(name), g) for name, g in given.items()]
+    if not parts:
+        if batch_size is None:
+            raise FourmError("encoder_inputs needs batch_size when no modality is given")
+        return EncoderInputs.empty(batch_size, device)
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.cat(p)
+    return out
