@@ -30,7 +30,7 @@ def test_shipped_configs():
     assert [m.name for m in reg.image_modalities()] == ["rgb", "depth", "semseg", "normals", "edges"]
     assert [m.name for m in reg.sequence_modalities()] == ["caption", "bboxes", "metadata", "color_palette"]
     assert all(m.data_key == m.name for m in reg.values())
-    assert reg["rgb"].grid_size == 8 and reg["metadata"].length == 40
+    assert reg["rgb"].grid_size == 8 and reg["metadata"].length == 48
     assert "rgb" in reg and "rgbb" not in reg and len(reg) == 9 and list(reg) == reg.names
     assert reg.index("caption") == 5
 

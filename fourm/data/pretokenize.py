@@ -157,7 +157,10 @@ def build_encoders(
             )
         else:
             encoders[name] = _vector_encoder(path, device)
-        infos[name] = ModalityTokens(kind=spec.kind, vocab_size=spec.vocab_size, length=spec.length)
+        # sequences: the text tokenizer's real vocabulary (the registry's vocab_size is an upper bound),
+        # so models trained on this data get embeddings and heads of the size actually used
+        vocab = text_tokenizers[path].vocab_size if spec.kind == "sequence" else spec.vocab_size
+        infos[name] = ModalityTokens(kind=spec.kind, vocab_size=vocab, length=spec.length)
     return encoders, TokenDatasetInfo(modalities=infos, specials=specials)
 
 
