@@ -1,9 +1,10 @@
-"""Benchmark: training-step and encode/decode throughput of an image tokenizer config on this machine.
+"""Benchmark: training-step and encode/decode throughput of image tokenizer configs on this machine.
 
+    flock /tmp/fourm-cpu.lock python bench/bench_image_tokenizer.py            # the 4 default tokenizers
     flock /tmp/fourm-cpu.lock \
         python bench/bench_image_tokenizer.py configs/tokenizers/rgb.yaml [key=value ...]
 
-Prints images/s for a training step (fp32 and bf16 autocast) and for encode+decode.
+Prints images/s for a training step and for encode and decode, each in fp32 and bf16 autocast.
 """
 
 from __future__ import annotations
@@ -44,8 +45,30 @@ def time_train_steps(
     return sum(times[1:]) / steps
 
 
+DEFAULT_CONFIGS = [f"configs/tokenizers/{m}.yaml" for m in ("rgb", "depth", "semseg", "edges")]
+
+
+def time_call(fn, reps: int = 5) -> float:
+    """Median seconds of ``fn()`` over ``reps`` runs after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        for path in DEFAULT_CONFIGS:
+            bench_config([path])
+        return
+    bench_config(argv)
+
+
+def bench_config(argv: list[str]) -> None:
     data = apply_overrides(read_mapping(argv[0]), argv[1:])
     cfg = ImageTokenizerConfig.from_dict(data)
     torch.manual_seed(0)
@@ -58,13 +81,12 @@ def main(argv: list[str] | None = None) -> None:
         sec = time_train_steps(tok, batch, dtype)
         print(f"  train step {name}: {sec * 1000:.0f} ms/step  ({bs / sec:.0f} img/s)")
     tok.eval()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        t0 = time.perf_counter()
-        tokens = tok.encode(batch)
-        t1 = time.perf_counter()
-        tok.decode(tokens)
-        t2 = time.perf_counter()
-    print(f"  encode bf16: {bs / (t1 - t0):.0f} img/s, decode bf16: {bs / (t2 - t1):.0f} img/s")
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            tokens = tok.encode(batch)
+            enc = time_call(lambda: tok.encode(batch))
+            dec = time_call(lambda tokens=tokens: tok.decode(tokens))
+        print(f"  {name}: encode {bs / enc:.0f} img/s, decode {bs / dec:.0f} img/s")
 
 
 if __name__ == "__main__":

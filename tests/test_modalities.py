@@ -25,7 +25,7 @@ def test_shipped_configs():
         1024, 64, 3, 64
     )  # fmt: skip
     assert reg["depth"].vocab_size == 512 and reg["semseg"].num_classes == 8
-    assert reg["caption"].kind == "sequence" and reg["caption"].max_length == 48
+    assert reg["caption"].kind == "sequence" and reg["caption"].max_length == 64
     assert reg["caption"].tokenizer == "tokenizers/text" and reg["edges"].tokenizer == "tokenizers/edges"
     assert [m.name for m in reg.image_modalities()] == ["rgb", "depth", "semseg", "normals", "edges"]
     assert [m.name for m in reg.sequence_modalities()] == ["caption", "bboxes", "metadata", "color_palette"]
