@@ -14,7 +14,7 @@ reference path)::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -48,7 +48,9 @@ class SequenceOutput:
 class AutoregressiveSampler:
     """Greedy / temperature / top-k / top-p next-token sampling with per-sample [EOS] stopping.
 
-    ``eos=None`` never stops early (every sample runs to ``length``)."""
+    ``eos=None`` never stops early (every sample runs to ``length``). ``banned``: ids never sampled
+    (e.g. span sentinels, [MASK], [SOS], [PAD]: training-only tokens that are not content);
+    ``min_length``: no [EOS] before this many tokens (for modalities that are never empty)."""
 
     def __init__(
         self,
@@ -58,10 +60,16 @@ class AutoregressiveSampler:
         sos: int = 1,
         eos: int | None = 2,
         pad: int = 0,
+        banned: Sequence[int] = (),
+        min_length: int = 0,
     ) -> None:
         check_sampling_args(temperature, top_k, top_p)
         self.temperature, self.top_k, self.top_p = float(temperature), top_k, top_p
         self.sos, self.eos, self.pad = sos, eos, pad
+        self.banned = sorted({int(i) for i in banned})
+        self.min_length = int(min_length)  # [EOS] is not sampled before this many tokens
+        if eos is not None and eos in self.banned:
+            raise FourmError(f"the [EOS] id {eos} cannot be banned")
 
     def _prefix(self, prefix: GivenTokens | None, batch_size: int, length: int, device) -> Tensor:
         """Checked prefix ids (B, p) (p may be 0)."""
@@ -109,6 +117,11 @@ class AutoregressiveSampler:
             for i in tqdm(range(p, length), desc="autoregressive", disable=not progress, leave=False):
                 if return_logits:
                     logged.append(logits.float())
+                if self.banned or (i < self.min_length and self.eos is not None):
+                    logits = logits.clone()
+                    logits[:, self.banned] = float("-inf")
+                    if i < self.min_length and self.eos is not None:
+                        logits[:, self.eos] = float("-inf")
                 token = sample_tokens(logits, self.temperature, self.top_k, self.top_p, generator)  # (B,)
                 token = torch.where(finished, self.pad, token)
                 tokens[:, i] = token

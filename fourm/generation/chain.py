@@ -109,6 +109,8 @@ class GenerationPlan(Config):
     sos: int = 1
     eos: int | None = 2  # None: sequences always run to their maximum length
     pad: int = 0
+    banned: list[int] = field(default_factory=list)  # ids sequence targets never sample (sentinels, [MASK], ...)
+    min_length: int = 0  # sequence targets: no [EOS] before this many tokens
     grow_unconditional: bool = True  # earlier targets stay in the unconditional guidance pass
 
     def __post_init__(self) -> None:
@@ -203,7 +205,7 @@ def generate_chained(
             if target.scheme == "ar":
                 decoder = SequenceDecoder(model, name, passes, coefficients, use_cache=use_cache)
                 sampler = AutoregressiveSampler(
-                    target.temperature, target.top_k, target.top_p, plan.sos, plan.eos, plan.pad
+                    target.temperature, target.top_k, target.top_p, plan.sos, plan.eos, plan.pad, plan.banned, plan.min_length
                 )
                 out = sampler.generate(
                     decoder, num_samples, target.max_length or mod.length, partial, generator, device, progress=progress

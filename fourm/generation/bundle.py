@@ -1,0 +1,103 @@
+"""Model bundles: a FourM model with the tokenizers of its modalities, in one directory::
+
+    models/world-default/
+        model/                  FourM.save_pretrained (config.json + model.safetensors)
+        tokenizers/rgb/ ...     one ImageTokenizer directory per image modality
+        tokenizers/text/        the TextTokenizer shared by the sequence modalities
+        modalities.json         the modality registry, tokenizer paths relative to the bundle (optional)
+
+Without ``modalities.json`` (or ``registry.json``) the repository's ``configs/modalities/*.yaml`` are
+used, their tokenizer paths resolved against the bundle directory.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from fourm.errors import FourmError
+from fourm.generation.codecs import Codec, ImageCodec, SequenceCodec, VectorCodec
+from fourm.modalities import ModalityRegistry, default_registry
+from fourm.model.config import FourMConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BUNDLE = REPO_ROOT / "models" / "world-default"
+MODEL_DIR = "model"
+REGISTRY_FILE = "modalities.json"
+REGISTRY_FILES = (REGISTRY_FILE, "registry.json")
+
+
+def resolve_bundle(path: str | Path | None) -> Path:
+    """The bundle directory: ``path`` (relative to the working directory) or :data:`DEFAULT_BUNDLE`."""
+    root = DEFAULT_BUNDLE if path is None else Path(path).expanduser()
+    hint = "; the default bundle is built by scripts/build_default_model.sh, or pass another one" if path is None else ""
+    if not root.is_dir():
+        raise FourmError(f"model bundle not found: {root}{hint}")
+    if not (root / MODEL_DIR).is_dir():
+        raise FourmError(
+            f"{root} is not a model bundle: it has no {MODEL_DIR}/ directory (expected model/ and tokenizers/){hint}"
+        )
+    return root
+
+
+def load_registry(root: str | Path) -> ModalityRegistry:
+    """The bundle's own registry file if it has one, else the repository's ``configs/modalities``."""
+    for name in REGISTRY_FILES:
+        path = Path(root) / name
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise FourmError(f"corrupt registry file {path}: {e}") from None
+            if not isinstance(data, dict):
+                raise FourmError(f"corrupt registry file {path}: expected a JSON object of modalities")
+            try:
+                return ModalityRegistry.from_dict(data)
+            except FourmError as e:
+                raise FourmError(f"{path}: {e}") from None
+    return default_registry()
+
+
+def load_codecs(
+    registry: ModalityRegistry, config: FourMConfig, root: str | Path, device: torch.device | str = "cpu"
+) -> dict[str, Codec]:
+    """One codec per model modality, tokenizers loaded from the registry's paths (relative to ``root``);
+    FourmError if a tokenizer is missing or does not fit the model."""
+    from fourm.data.pretokenize import resolve_tokenizer_path
+    from tokenizers_zoo.image import ImageTokenizer
+    from tokenizers_zoo.text import TextTokenizer
+    from tokenizers_zoo.vector import VectorTokenizer
+
+    codecs: dict[str, Codec] = {}
+    texts: dict[Path, TextTokenizer] = {}
+    for name, mod in config.modalities.items():
+        if name not in registry:
+            raise FourmError(f"the model's modality '{name}' is not in the registry (known: {', '.join(registry)})")
+        spec = registry[name]
+        path = resolve_tokenizer_path(spec, root)
+        if spec.kind != mod.kind:
+            raise FourmError(f"modality '{name}' is a {mod.kind} in the model but a {spec.kind} in the registry")
+        if mod.kind == "image":
+            codec: Codec = ImageCodec(name, ImageTokenizer.from_pretrained(path, device=device))
+        elif mod.kind == "sequence":
+            if path not in texts:
+                texts[path] = TextTokenizer.from_pretrained(path)
+            codec = SequenceCodec(name, texts[path], mod.length)
+            if codec.vocab_size > mod.vocab_size:
+                raise FourmError(
+                    f"text tokenizer {path} has {codec.vocab_size} tokens, more than the model's '{name}' "
+                    f"vocabulary of {mod.vocab_size}"
+                )
+            codecs[name] = codec
+            continue
+        else:
+            codec = VectorCodec(name, VectorTokenizer.from_pretrained(path, map_location=device))
+        if (codec.length, codec.vocab_size) != (mod.length, mod.vocab_size):
+            raise FourmError(
+                f"tokenizer {path} gives {codec.length} tokens of vocabulary {codec.vocab_size}, but the model's "
+                f"'{name}' has {mod.length} tokens of vocabulary {mod.vocab_size}"
+            )
+        codecs[name] = codec
+    return codecs

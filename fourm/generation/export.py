@@ -1,0 +1,108 @@
+"""Write a :class:`fourm.generation.pipeline.GenerationResult` to a folder (atomically)::
+
+    out/
+        sample_000/rgb.png            one PNG per image-like modality, conditions included, native size
+        sample_000/depth.png          (depth / semseg colour-mapped, edges white on black)
+        sample_000/rgb_with_boxes.png rgb up-scaled to >= 256 px with the sample's boxes, when both exist
+        sequences.json                per sample: caption, bboxes, color_palette, metadata; the plan
+        overview.png                  rows = samples, columns = conditions then targets
+
+Colour-mapped depth and semseg PNGs can be given back as conditions (see :mod:`fourm.generation.values`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fourm.data.visualize import colorize_depth, colorize_semseg, draw_boxes, sample_grid
+from fourm.errors import FourmError
+from fourm.utils.atomic import atomic_dir
+from fourm.utils.config import to_jsonable
+
+BOXES_MIN_SIDE = 256  # rgb_with_boxes is up-scaled to at least this many pixels (labels need >= 96)
+
+
+def picture(modality: str, value: Any) -> np.ndarray | None:
+    """An image-like value as a PNG-ready uint8 array ((H, W, 3), or (H, W) for edges), else None."""
+    if not isinstance(value, np.ndarray) or value.ndim not in (2, 3):
+        return None
+    if modality == "depth":
+        return colorize_depth(value)
+    if modality == "semseg":
+        return colorize_semseg(value)
+    if modality == "edges":
+        return (np.asarray(value) > 0.5).astype(np.uint8) * 255
+    if value.ndim == 3 and value.shape[-1] == 3:
+        return np.clip(value, 0, 255).astype(np.uint8)
+    if value.ndim == 2:  # another single-channel map: min-max grey
+        v = value.astype(np.float64)
+        lo, hi = float(v.min()), float(v.max())
+        return np.zeros(v.shape, np.uint8) if hi <= lo else np.rint((v - lo) / (hi - lo) * 255).astype(np.uint8)
+    return None
+
+
+def boxes_picture(rgb: np.ndarray, boxes: list[dict]) -> np.ndarray:
+    """``rgb`` up-scaled (nearest) to at least :data:`BOXES_MIN_SIDE` px with ``boxes`` drawn and labelled."""
+    k = max(1, math.ceil(BOXES_MIN_SIDE / max(1, min(rgb.shape[:2]))))
+    big = np.asarray(rgb, dtype=np.uint8).repeat(k, 0).repeat(k, 1)
+    return draw_boxes(big, boxes, width=max(1, k // 2))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return to_jsonable(value)
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    Image.fromarray(array).save(path, format="PNG")
+
+
+def save_result(result: Any, out_dir: str | Path, overwrite: bool = False, scale: int = 2) -> Path:
+    """Write ``result``'s files into ``out_dir`` (see the module docstring) -> ``out_dir``.
+
+    An existing non-empty ``out_dir`` is replaced only with ``overwrite``.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise FourmError(f"output directory {out_dir} already exists and is not empty (choose another --out)")
+    n = result.num_samples
+    samples = [result.sample(i) for i in range(n)]
+    sequences = []
+    with atomic_dir(out_dir) as tmp:
+        for i, sample in enumerate(samples):
+            folder = tmp / f"sample_{i:03d}"
+            folder.mkdir()
+            texts = {}
+            for name, value in sample.items():
+                pic = picture(name, value)
+                if pic is not None:
+                    _save_png(pic, folder / f"{name}.png")
+                elif value is not None:
+                    texts[name] = _json_value(value)
+            rgb, boxes = sample.get("rgb"), sample.get("bboxes")
+            if isinstance(rgb, np.ndarray) and isinstance(boxes, list):
+                _save_png(boxes_picture(rgb, boxes), folder / "rgb_with_boxes.png")
+            sequences.append(texts)
+        info = {
+            "num_samples": n,
+            "seed": result.seed,
+            "conditions": result.conditions,
+            "targets": result.targets,
+            "plan": result.plan.to_dict(),
+            "samples": sequences,
+        }
+        (tmp / "sequences.json").write_text(json.dumps(to_jsonable(info), indent=2) + "\n")
+        shown = [m for m in result.modalities if all(m in s for s in samples)]
+        if shown:
+            grid = sample_grid([{m: s[m] for m in shown} for s in samples], shown, scale=scale)
+            _save_png(grid, tmp / "overview.png")
+    return out_dir

@@ -1,0 +1,284 @@
+"""FourMPipeline: raw values in, raw values out. Tokenizes the conditions, runs chained generation and
+decodes the targets with the bundle's tokenizers::
+
+    pipe = FourMPipeline.from_pretrained()                     # models/world-default (any cwd)
+    result = pipe.generate({"caption": "a red circle"}, ["bboxes", "rgb", "depth"], num_samples=2)
+    result.values["rgb"][0]        # uint8 (64, 64, 3); result.tokens["rgb"]: (2, 64) ids
+    result.values["bboxes"][1]     # [{"label": "circle", "box": [x0, y0, x1, y1]}, ...]
+
+Defaults per target (override with ``pipe.default_target("rgb", steps=12)`` or a GenerationTarget):
+images / vectors MaskGIT, cosine schedule, 8 steps, temperature 1 annealed linearly to 0, no
+guidance; sequences autoregressive with the KV cache, temperature 1 with top-p 0.9, stopping at [EOS].
+A sequence target may start from a given prefix (``partial={"bboxes": "circle 0.1 0.1 0.4 0.4"}``,
+``caption_prefix="the red"``); generation continues after it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from fourm.errors import FourmError
+from fourm.generation.bundle import (
+    DEFAULT_BUNDLE,
+    MODEL_DIR,
+    REGISTRY_FILE,
+    load_codecs,
+    load_registry,
+    resolve_bundle,
+)
+from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
+from fourm.generation.codecs import Codec, SequenceCodec
+from fourm.generation.conditions import GivenTokens
+from fourm.modalities import ModalityRegistry
+from fourm.model.fourm import FourM
+from fourm.utils.atomic import atomic_dir, atomic_write_text
+from fourm.utils.config import to_jsonable
+
+__all__ = ["DEFAULT_BUNDLE", "FourMPipeline", "GenerationResult"]
+
+
+@dataclass
+class GenerationResult:
+    """What :meth:`FourMPipeline.generate` made.
+
+    ``tokens[m]``: (num_samples, L) ids of every condition and target (sequences padded after [EOS]);
+    ``values[m]``: num_samples raw values (conditions: the input as the model saw it, e.g. resized;
+    token conditions decoded; none for a GivenTokens condition).
+    """
+
+    plan: GenerationPlan
+    conditions: list[str]
+    targets: list[str]
+    tokens: dict[str, Tensor] = field(default_factory=dict)
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def num_samples(self) -> int:
+        return next(iter(self.tokens.values())).shape[0]
+
+    @property
+    def modalities(self) -> list[str]:
+        """Conditions, then targets in generation order."""
+        return self.conditions + self.targets
+
+    def sample(self, index: int) -> dict[str, Any]:
+        """Raw sample ``index`` as a schema dict {modality: value} (values that were decoded)."""
+        return {m: self.values[m][index] for m in self.modalities if m in self.values}
+
+
+def _pick_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise FourmError(f"unknown device {device!r} (expected cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FourmError(f"device '{device}' requested but CUDA is not available (use --device cpu)")
+    return device
+
+
+class FourMPipeline:
+    """A FourM model plus a codec (tokenizer) per modality; see the module docstring."""
+
+    def __init__(
+        self, model: FourM, codecs: Mapping[str, Codec], registry: ModalityRegistry, autocast: bool = True
+    ) -> None:
+        missing = [m for m in model.config.modalities if m not in codecs]
+        if missing:
+            raise FourmError(f"no tokenizer for the model's modalities: {', '.join(missing)}")
+        self.model = model.eval()
+        self.codecs = dict(codecs)
+        self.registry = registry
+        self.autocast = autocast  # bf16 autocast for the FourM model (CPU and CUDA)
+
+    # ------------------------------------------------------------------------------ files
+
+    @classmethod
+    def from_pretrained(
+        cls, bundle_dir: str | Path | None = None, device: str | torch.device | None = None
+    ) -> FourMPipeline:
+        """Load a bundle (default :data:`DEFAULT_BUNDLE`) on ``device`` (default: CUDA if available)."""
+        root = resolve_bundle(bundle_dir)
+        dev = _pick_device(device)
+        model = FourM.from_pretrained(root / MODEL_DIR, device=dev)
+        registry = load_registry(root)
+        codecs = load_codecs(registry, model.config, root, dev)
+        return cls(model, codecs, registry.subset(model.config.modalities))
+
+    def save_pretrained(self, bundle_dir: str | Path) -> Path:
+        """Write a self-contained bundle (model/, tokenizers/, modalities.json), replaced atomically."""
+        specs = {}
+        saved: dict[int, str] = {}  # id(tokenizer) -> relative path: a shared text tokenizer is saved once
+        texts = {id(c.tokenizer) for c in self.codecs.values() if isinstance(c, SequenceCodec)}
+        with atomic_dir(bundle_dir) as tmp:
+            self.model.save_pretrained(tmp / MODEL_DIR)
+            for name in self.model.config.modalities:
+                tok = self.codecs[name].tokenizer
+                if id(tok) not in saved:
+                    shared_text = isinstance(self.codecs[name], SequenceCodec) and len(texts) == 1
+                    saved[id(tok)] = "tokenizers/text" if shared_text else f"tokenizers/{name}"
+                    tok.save_pretrained(tmp / saved[id(tok)])
+                specs[name] = {**self.registry[name].to_dict(), "tokenizer": saved[id(tok)]}
+            registry = ModalityRegistry.from_dict(specs)  # validates
+            atomic_write_text(tmp / REGISTRY_FILE, json.dumps(to_jsonable(registry.to_dict()), indent=2) + "\n")
+        return Path(bundle_dir)
+
+    # ------------------------------------------------------------------------------ modalities
+
+    @property
+    def modalities(self) -> list[str]:
+        return self.model.config.modality_names
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def codec(self, name: str) -> Codec:
+        """The codec of modality ``name`` (FourmError listing the known ones)."""
+        self.model.config.modality_index(name)
+        return self.codecs[name]
+
+    def tokenize(self, modality: str, values: Sequence[Any], prefix: bool = False) -> Tensor:
+        """Raw values (one per sample) -> ids (B, L) on the CPU.
+
+        Images: arrays, PIL images or paths (resized to the tokenizer). Sequences: captions, box lists
+        or strings ``"circle 0.1 0.1 0.4 0.4; ..."``, palettes, metadata dicts; (B, max_length) ending in
+        [EOS] and padded with [PAD] (too long: truncated); ``prefix``: no [EOS], only the used columns.
+        """
+        return self.codec(modality).encode(values, prefix=prefix)
+
+    def detokenize(self, modality: str, tokens: Tensor | GivenTokens, seed: int = 0) -> list[Any]:
+        """Ids (B, L) -> B raw values (rgb uint8 (H, W, 3), depth float (H, W), semseg class ids,
+        edges float in {0, 1}; caption str, boxes list of dicts, palette list, metadata dict)."""
+        return self.codec(modality).decode(tokens, seed=seed)
+
+    def default_target(self, name: str, **overrides: Any) -> GenerationTarget:
+        """The default way to generate ``name`` (see the module docstring), with ``overrides``."""
+        mod = self.model.config.modalities.get(name)
+        if mod is None:
+            self.model.config.modality_index(name)  # FourmError listing the known modalities
+        if mod.causal:
+            base = {"modality": name, "scheme": "ar", "temperature": 1.0, "top_p": 0.9}
+        else:
+            base = {
+                "modality": name, "scheme": "maskgit", "steps": 8, "schedule": "cosine",
+                "temperature": 1.0, "temperature_end": 0.0, "temperature_schedule": "linear",
+            }  # fmt: skip
+        return GenerationTarget.from_dict({**base, **overrides})
+
+    def plan(self, targets: Sequence[str | GenerationTarget]) -> GenerationPlan:
+        """A checked plan: names get :meth:`default_target`; special ids from the text tokenizer."""
+        if isinstance(targets, (str, GenerationTarget)):
+            targets = [targets]
+        items = [t if isinstance(t, GenerationTarget) else self.default_target(t) for t in targets]
+        for t in items:
+            mod = self.model.config.modalities.get(t.modality)
+            if mod is None:
+                self.model.config.modality_index(t.modality)
+            if not mod.target:
+                can = ", ".join(n for n, m in self.model.config.modalities.items() if m.target)
+                raise FourmError(f"modality '{t.modality}' cannot be a target: the model does not predict it (targets: {can})")
+        seq = next((c for c in self.codecs.values() if isinstance(c, SequenceCodec)), None)
+        specials = {}
+        if seq is not None:
+            tok = seq.tokenizer
+            banned = [*tok.sentinel_ids, tok.mask_id, tok.sos_id, tok.pad_id]
+            specials = {"sos": seq.sos, "eos": seq.eos, "pad": seq.pad, "banned": banned, "min_length": 1}
+        plan = GenerationPlan(targets=items, **specials)
+        plan.check(self.model.config)
+        return plan
+
+    # ------------------------------------------------------------------------------ generation
+
+    def _given(self, name: str, value: Any, prefix: bool) -> tuple[GivenTokens, Any]:
+        """(tokens of one raw value / token tensor / GivenTokens, its raw value as the model sees it)."""
+        codec = self.codec(name)
+        if isinstance(value, GivenTokens):
+            return value, None
+        if isinstance(value, Tensor):
+            ids = value if value.dim() == 2 else value[None]
+            if prefix:
+                return GivenTokens.at(ids), None
+            if isinstance(codec, SequenceCodec):  # valid up to [EOS], [PAD] ignored
+                given = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
+            else:
+                given = GivenTokens.at(ids)
+            return given, None  # decoded per sample after generation
+        raw = codec.normalize(value)
+        ids = codec.encode([raw], prefix=prefix)
+        if isinstance(codec, SequenceCodec) and not prefix:
+            given = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
+            n = int(given.valid.sum())
+            ids = ids[:, :n]
+        return GivenTokens.at(ids), raw
+
+    def generate(
+        self,
+        conditions: Mapping[str, Any] | None = None,
+        targets: Sequence[str | GenerationTarget] = (),
+        num_samples: int = 1,
+        seed: int = 0,
+        progress: bool = True,
+        partial: Mapping[str, Any] | None = None,
+        caption_prefix: str | None = None,
+        decode: bool = True,
+    ) -> GenerationResult:
+        """Generate ``targets`` in order from raw ``conditions`` -> :class:`GenerationResult`.
+
+        ``conditions``: {modality: raw value, token ids or GivenTokens}, shared by all samples.
+        ``partial``: {sequence target: a raw value to continue}, ``caption_prefix`` = partial caption.
+        Same ``seed`` -> same result. ``decode=False`` skips detokenizing the targets.
+        """
+        plan = self.plan(targets)
+        names = [t.modality for t in plan.targets]
+        conditions = dict(conditions or {})
+        partial = dict(partial or {})
+        if caption_prefix is not None:
+            partial["caption"] = caption_prefix
+        for name in conditions:
+            self.codec(name)
+            if name in names:
+                raise FourmError(
+                    f"'{name}' is both a condition and a target (give a partial {name} to continue instead)"
+                )
+            if not self.model.config.modalities[name].input:
+                raise FourmError(f"modality '{name}' cannot be a condition: the model does not read it (input: false)")
+        for name in partial:
+            self.codec(name)
+            if name not in names:
+                raise FourmError(f"partial '{name}' is not a target (targets: {', '.join(names)})")
+        if num_samples < 1:
+            raise FourmError(f"num_samples must be >= 1, got {num_samples}")
+
+        given: dict[str, GivenTokens] = {}
+        raw: dict[str, Any] = {}
+        for name, value in conditions.items():
+            given[name], raw[name] = self._given(name, value, prefix=False)
+        for name, value in partial.items():
+            given[name], _ = self._given(name, value, prefix=True)
+        autocast = torch.bfloat16 if self.autocast and self.device.type in ("cpu", "cuda") else None
+        out = generate_chained(
+            self.model, given, plan, num_samples, seed, autocast_dtype=autocast, progress=progress
+        )
+        tokens = {n: given[n].expand(num_samples, n).tokens.cpu() for n in conditions}
+        tokens.update({n: t.cpu() for n, t in out.items()})
+        values: dict[str, list[Any]] = {}
+        for name in conditions:
+            if raw[name] is not None:
+                values[name] = [raw[name]] * num_samples
+            elif decode and isinstance(conditions[name], Tensor):
+                values[name] = self.detokenize(name, tokens[name], seed=seed)
+        if decode:
+            for name in tqdm(names, desc="decode", disable=not progress or len(names) == 1, leave=False):
+                values[name] = self.detokenize(name, tokens[name], seed=seed)
+        return GenerationResult(plan, list(conditions), names, tokens, values, seed)
