@@ -1,0 +1,33 @@
+"""The shipped default model (models/world-default) loads, fits the size budget and generates."""
+
+import numpy as np
+import pytest
+
+from fourm.data.world import render_sample
+from fourm.generation.pipeline import DEFAULT_BUNDLE, FourMPipeline
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return FourMPipeline.from_pretrained(DEFAULT_BUNDLE, device="cpu")
+
+
+def test_bundle_is_at_most_40_mb():
+    shipped = [p for p in DEFAULT_BUNDLE.rglob("*") if p.is_file() and "caption_embedding" not in p.parts]
+    assert sum(p.stat().st_size for p in shipped) <= 40e6
+
+
+def test_rgb_tokenizer_reconstructs_a_world_scene(pipe):
+    rgb = render_sample(index=5, seed=123)["rgb"]
+    back = pipe.detokenize("rgb", pipe.tokenize("rgb", [rgb]))[0]
+    mse = np.mean((back.astype(np.float64) - rgb.astype(np.float64)) ** 2)
+    assert 10 * np.log10(255.0**2 / mse) > 24.0  # PSNR in dB (the val split averages ~30 dB)
+
+
+def test_chained_generation_from_a_caption(pipe):
+    result = pipe.generate({"caption": "a small red circle"}, ["rgb", "semseg"], num_samples=2, seed=1, progress=False)
+    for rgb, seg in zip(result.values["rgb"], result.values["semseg"]):
+        assert rgb.shape == (64, 64, 3) and rgb.dtype == np.uint8
+        assert seg.shape == (64, 64) and 0 <= seg.min() and seg.max() < 8
+    again = pipe.generate({"caption": "a small red circle"}, ["rgb", "semseg"], num_samples=2, seed=1, progress=False)
+    assert np.array_equal(np.stack(again.values["rgb"]), np.stack(result.values["rgb"]))
