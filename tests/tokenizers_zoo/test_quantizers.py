@@ -265,7 +265,8 @@ def test_indices_to_latents_matches_forward(name):
     z = torch.randn(2, q.dim, 4, 3)
     for _ in range(3):  # training forwards (k-means init, restarts, EMA) then check
         out = q.train()(z)
-    torch.testing.assert_close(q.indices_to_latents(out.indices), out.z_q, atol=1e-5, rtol=1e-5)
+    if not getattr(q, "use_ema", False):  # EMA moves the codes after quantising: z_q used the old ones
+        torch.testing.assert_close(q.indices_to_latents(out.indices), out.z_q, atol=1e-5, rtol=1e-5)
     out = q.eval()(z)
     torch.testing.assert_close(q.indices_to_latents(out.indices), out.z_q, atol=1e-5, rtol=1e-5)
     assert out.indices.dtype == torch.long and out.indices.shape == (2, 4, 3)
