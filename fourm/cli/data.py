@@ -4,6 +4,7 @@
     fourm-data import --source imagefolder --root DIR --out data/mine
     fourm-data show   --data data/world --out grid.png       # picture of samples, every modality
     fourm-data tokenize --data data/world --out data/world_tokens   # pre-tokenize (resumable)
+    fourm-data embed --data data/world --source caption --name caption_embedding  # sentence vectors
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from fourm.cli import friendly_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fourm.cli import data_tokenize, data_user, data_world
+    from fourm.cli import data_embed, data_tokenize, data_user, data_world
 
     parser = argparse.ArgumentParser(prog="fourm-data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     data_world.register(sub)
     data_user.register(sub)
     data_tokenize.register(sub)
+    data_embed.register(sub)
     return parser
 
 

@@ -28,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="token dataset directory to write")
     p.add_argument("--modalities", default=None, help="comma-separated modalities (default: all with a tokenizer)")
     p.add_argument("--registry", default=None, help="modality YAML directory (default: configs/modalities)")
+    p.add_argument(
+        "--add-modality",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="one more modality YAML on top of the registry (repeatable), e.g. configs/modalities/extra/caption_embedding.yaml",
+    )
     p.add_argument("--tokenizer-root", default=".", help="directory that relative tokenizer paths start from")
     p.add_argument("--tokenizer", action="append", default=[], metavar="MOD=PATH", help="override one tokenizer")
     p.add_argument("--batch-size", type=int, default=64)
@@ -41,6 +48,8 @@ def run_tokenize(args: argparse.Namespace) -> int:
     from fourm.modalities import ModalityRegistry, default_registry
 
     registry = ModalityRegistry.from_dir(args.registry) if args.registry else default_registry()
+    for spec in ModalityRegistry.from_files(args.add_modality).values():
+        registry.add(spec)  # FourmError "duplicate modality ..." if the registry has it already
     overrides = _parse_overrides(args.tokenizer)
     if args.modalities:
         names = [m.strip() for m in args.modalities.split(",") if m.strip()]

@@ -4,6 +4,8 @@
         [--max-minutes 30] [--steps 5000] [train.lr=0.001 width=64 ...]
     fourm-tokenizer eval --tokenizer outputs/tok_rgb/tokenizer --data data/world [--split val] [--num 512]
     fourm-tokenizer train-text --data data/world --out outputs/tokenizers/text [--vocab-size 1024]
+    fourm-tokenizer train-vector --data data/world --key caption_embedding --out outputs/tokenizers/ce \\
+        [--tokens 4 --codebook-size 256 --steps 2000]
 
 ``train`` writes ``tokenizer/`` (best checkpoint), ``last/``, ``metrics.json`` and
 ``reconstructions.png`` into the output directory; ``eval`` prints the same metrics as JSON.
@@ -84,6 +86,80 @@ def _train_text(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vector_split(data: str, split: str, key: str):
+    """(N, D) float32 array of the present vectors of column ``key`` in ``split``."""
+    import numpy as np
+    import pyarrow as pa
+
+    dataset = load_raw_dataset_split(data, split)
+    if key not in dataset.column_names:
+        raise FourmError(f"{data}, split '{split}': no column '{key}' (add one with `fourm-data embed`)")
+    column = dataset.data.column(key).combine_chunks().drop_null()
+    if not pa.types.is_fixed_size_list(column.type):
+        raise FourmError(f"{data}: column '{key}' is not a vector column (expected fixed-length float lists)")
+    return np.asarray(column.flatten(), dtype=np.float32).reshape(len(column), column.type.list_size)
+
+
+def load_raw_dataset_split(data: str, split: str):
+    from fourm.data.raw_dataset import load_raw_dataset
+
+    dataset = load_raw_dataset(data)
+    if split not in dataset:
+        raise FourmError(f"dataset {data} has no '{split}' split (splits: {', '.join(dataset)})")
+    return dataset[split]
+
+
+def _vector_metrics(tokenizer, vectors) -> dict[str, float]:
+    """Mean cosine(x, decode(encode(x))), code usage and perplexity (mean over codebooks) on ``vectors``."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    tokenizer.eval()
+    for q in tokenizer.quantizers:
+        q.usage.reset()
+    cosines = []
+    with torch.no_grad():
+        for chunk in torch.from_numpy(vectors).split(1024):
+            recon = tokenizer(chunk).reconstruction.float()
+            cosines.append(F.cosine_similarity(recon, chunk, dim=-1))
+    return {
+        "cosine": float(torch.cat(cosines).mean()),
+        "usage": float(np.mean([q.usage.usage() for q in tokenizer.quantizers])),
+        "perplexity": float(np.mean([q.usage.perplexity() for q in tokenizer.quantizers])),
+    }
+
+
+def _train_vector(args: argparse.Namespace) -> int:
+    import torch
+
+    from tokenizers_zoo.vector import VectorTokenizer, VectorTokenizerConfig
+
+    train = _vector_split(args.data, "train", args.key)
+    val = _vector_split(args.data, args.val_split, args.key)
+    if len(train) == 0 or len(val) == 0:
+        raise FourmError(f"{args.data}: column '{args.key}' has no vectors in train or {args.val_split}")
+    cfg = VectorTokenizerConfig(
+        input_dim=train.shape[1],
+        hidden_dim=args.hidden_dim,
+        num_tokens=args.tokens,
+        codebook_size=args.codebook_size,
+        code_dim=args.code_dim,
+    )
+    torch.manual_seed(args.seed)
+    tokenizer = VectorTokenizer(cfg)
+    fit = tokenizer.fit(train, steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    metrics = {"train_loss": round(fit["loss"], 4)}
+    metrics.update({f"val_{k}": round(v, 4) for k, v in _vector_metrics(tokenizer, val).items()})
+    tokenizer.save_pretrained(args.out)
+    print(json.dumps(metrics))
+    print(
+        f"vector tokenizer ({cfg.num_tokens} tokens, vocabulary {tokenizer.vocab_size}) saved to {args.out}; "
+        f"{args.val_split}: cosine {metrics['val_cosine']:.3f}, code usage {metrics['val_usage']:.1%}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fourm-tokenizer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--out", required=True, help="output directory (tokenizer.json + config.json)")
     tt.add_argument("--vocab-size", type=int, default=1024, help="maximum vocabulary size, structured tokens included")
     tt.set_defaults(func=_train_text)
+    tv = sub.add_parser("train-vector", help="train a vector tokenizer on a vector column (e.g. caption_embedding)")
+    tv.add_argument("--data", required=True, help="raw dataset directory with the vector column")
+    tv.add_argument("--key", required=True, help="vector column, e.g. caption_embedding")
+    tv.add_argument("--out", required=True, help="output directory (save_pretrained)")
+    tv.add_argument("--tokens", type=int, default=4, help="tokens per vector (= codebooks)")
+    tv.add_argument("--codebook-size", type=int, default=256, help="codes per codebook")
+    tv.add_argument("--code-dim", type=int, default=32)
+    tv.add_argument("--hidden-dim", type=int, default=512)
+    tv.add_argument("--steps", type=int, default=2000)
+    tv.add_argument("--lr", type=float, default=1e-3)
+    tv.add_argument("--batch-size", type=int, default=256)
+    tv.add_argument("--val-split", default="val")
+    tv.add_argument("--seed", type=int, default=0)
+    tv.set_defaults(func=_train_vector)
     return parser
 
 

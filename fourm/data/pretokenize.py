@@ -103,10 +103,15 @@ def _text_encoder(tok: Any, spec: ModalitySpec, report: PretokenizeReport) -> En
     return encode
 
 
-def _vector_encoder(path: Path, device: str) -> EncodeFn:
+def _vector_encoder(path: Path, spec: ModalitySpec, device: str) -> EncodeFn:
     from tokenizers_zoo.vector import VectorTokenizer
 
     tok = VectorTokenizer.from_pretrained(path, map_location=device).eval()
+    if tok.vocab_size != spec.vocab_size or tok.num_tokens != spec.num_tokens:
+        raise FourmError(
+            f"tokenizer {path} gives {tok.num_tokens} tokens of vocabulary {tok.vocab_size}, but modality "
+            f"'{spec.name}' declares {spec.num_tokens} tokens of vocabulary {spec.vocab_size}"
+        )
 
     @torch.no_grad()
     def encode(values: list[Any]) -> list[list[int] | None]:
@@ -156,7 +161,7 @@ def build_encoders(
                 pad=tok.pad_id, sos=tok.sos_id, eos=tok.eos_id, sentinels=tok.sentinel_ids
             )
         else:
-            encoders[name] = _vector_encoder(path, device)
+            encoders[name] = _vector_encoder(path, spec, device)
         # sequences: the text tokenizer's real vocabulary (the registry's vocab_size is an upper bound),
         # so models trained on this data get embeddings and heads of the size actually used
         vocab = text_tokenizers[path].vocab_size if spec.kind == "sequence" else spec.vocab_size

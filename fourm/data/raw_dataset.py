@@ -183,6 +183,57 @@ def load_raw_dataset(path: str | Path):
     return dataset
 
 
+_KEY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def add_vector_column(
+    path: str | Path,
+    name: str,
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]],
+    out: str | Path | None = None,
+    meta: dict | None = None,
+) -> Path:
+    """Write a copy of the raw dataset at ``path`` with one more column ``name`` (atomically, to
+    ``out``; default: in place) and declare it in ``fourm_dataset.json`` (``keys`` and
+    ``vectors: {name: {"dim": D, **meta}}``).
+
+    ``vectors``: split -> (values (N, D) float32, present (N,) bool); absent rows are stored as null.
+    """
+    import datasets as hfd
+    import pyarrow as pa
+
+    from fourm.data.schema import vector_feature
+
+    path = Path(path)
+    out = Path(out) if out is not None else path
+    info = read_dataset_info(path)
+    if not _KEY_NAME.match(name) or name in ALL_KEYS:
+        raise FourmError(f"invalid vector key '{name}' (lower-case letters, digits and '_', not one of {', '.join(ALL_KEYS)})")
+    if name in info.get("keys", []):
+        raise FourmError(f"{path} already has a column '{name}' (choose another --name)")
+    dataset = load_raw_dataset(path)
+    if set(vectors) != set(dataset):
+        raise FourmError(f"vectors given for splits {sorted(vectors)}, the dataset has {sorted(dataset)}")
+    dims = {v.shape[1] for v, _ in vectors.values() if v.ndim == 2}
+    if len(dims) != 1 or any(v.ndim != 2 for v, _ in vectors.values()):
+        raise FourmError(f"vectors of '{name}' must be (N, D) arrays with one D for every split")
+    dim = dims.pop()
+    parts = {}
+    for split, ds in dataset.items():
+        values, present = vectors[split]
+        if len(values) != len(ds) or len(present) != len(ds):
+            raise FourmError(f"split '{split}': {len(values)} vectors for {len(ds)} samples")
+        flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
+        column = pa.FixedSizeListArray.from_arrays(flat, dim, mask=pa.array(~np.asarray(present, dtype=bool)))
+        parts[split] = ds.add_column(name, column, feature=vector_feature(dim))
+    with atomic_dir(out) as tmp:
+        hfd.DatasetDict(parts).save_to_disk(str(tmp))
+        new_info = {**info, "keys": [*info.get("keys", []), name]}
+        new_info["vectors"] = {**info.get("vectors", {}), name: {"dim": dim, **(meta or {})}}
+        (tmp / INFO_FILE).write_text(json.dumps(new_info, indent=2) + "\n")
+    return out
+
+
 class RawSamples(Sequence):
     """A read-only sequence view of one split: ``samples[i]`` is a raw sample dict (numpy images)."""
 

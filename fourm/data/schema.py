@@ -15,7 +15,11 @@ caption         str                                         free text
 bboxes          list[{"label": str, "box": [x0,y0,x1,y1]}]  boxes normalised to [0, 1], x right, y down
 metadata        dict[str, float | int | str]                scalar facts about the image
 color_palette   list[[r, g, b]] (ints 0-255)                dominant colours, most frequent first
+<vector key>    float32 list/ndarray (D,)                   a global embedding (e.g. caption_embedding)
 ==============  =========================================  ==========================================
+
+Vector keys are not fixed: a dataset declares each one (name -> {"dim": D, ...}) under ``vectors``
+in its ``fourm_dataset.json`` (:func:`fourm.data.raw_dataset.add_vector_column`).
 
 On disk (Hugging Face ``datasets``) images are fixed-shape arrays (depth stored as float16),
 ``metadata`` is a JSON string, the rest map directly; :func:`features` gives the schema and
@@ -64,6 +68,15 @@ def features(size: int, keys: tuple[str, ...] = ALL_KEYS):
         else:
             raise FourmError(f"unknown raw-sample key '{k}' (known: {', '.join(ALL_KEYS)})")
     return hfd.Features(spec)
+
+
+def vector_feature(dim: int):
+    """``datasets`` feature of a declared vector key: a fixed-length float32 list of ``dim``."""
+    import datasets as hfd
+
+    if dim < 1:
+        raise FourmError(f"vector dimension must be >= 1, got {dim}")
+    return hfd.Sequence(hfd.Value("float32"), length=dim)
 
 
 def to_record(sample: dict) -> dict:

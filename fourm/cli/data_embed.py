@@ -1,0 +1,46 @@
+"""``fourm-data embed``: add a sentence-embedding vector modality to a raw dataset.
+
+    fourm-data embed --data data/world --source caption --name caption_embedding [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fourm.errors import FourmError
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``embed`` sub-command (sets ``func``)."""
+    p = subparsers.add_parser(
+        "embed",
+        help="add sentence embeddings of a text modality as a vector modality",
+        description="Embed a text column (e.g. caption) of every sample with the bundled offline "
+        "all-MiniLM-L6-v2 (384-d, l2-normalised, float32) and write the dataset with the new column.",
+    )
+    p.add_argument("--data", required=True, help="raw dataset directory")
+    p.add_argument("--source", default="caption", help="text column to embed (default: caption)")
+    p.add_argument("--name", default=None, help="new column name (default: <source>_embedding)")
+    p.add_argument("--out", default=None, help="output dataset directory (default: replace --data atomically)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run_embed)
+    return p
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from fourm.data.derive.sentence_embeddings import add_sentence_embeddings, load_minilm
+    from fourm.data.raw_dataset import read_dataset_info
+
+    if args.batch_size < 1:
+        raise FourmError(f"--batch-size must be >= 1, got {args.batch_size}")
+    name = args.name or f"{args.source}_embedding"
+    info = read_dataset_info(args.data)  # fail on a bad --data before loading the embedder
+    if name in info.get("keys", []):
+        raise FourmError(f"{args.data} already has a column '{name}' (choose another --name)")
+    out = add_sentence_embeddings(
+        args.data, args.source, name, load_minilm(args.device), out=args.out, batch_size=args.batch_size
+    )
+    dim = read_dataset_info(out)["vectors"][name]["dim"]
+    print(f"wrote {out}: '{name}' ({dim}-d unit vectors of '{args.source}') added")
+    return 0
