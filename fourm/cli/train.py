@@ -2,6 +2,8 @@
 
     python train.py --config configs/train/debug.yaml [optim.lr=3e-4 batch_size=8 ...]
                     [--resume auto|PATH] [--out DIR] [--stop-at STEP]
+    python train.py --config configs/train/finetune_caption_embedding.yaml --init-from models/world-default/model \
+                    --add-modality configs/modalities/extra/caption_embedding.yaml      # fine-tune with a new modality
     accelerate launch --config_file configs/accelerate/ddp_cpu.yaml train.py --config ...
     accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml train.py --config ...
 """
@@ -32,6 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--stop-at", type=int, default=None, metavar="STEP", help="stop after STEP steps, saving a checkpoint"
     )
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="PATH",
+        help="start from a trained model (save_pretrained dir, checkpoint or run dir); sets model.init_from",
+    )
+    parser.add_argument(
+        "--add-modality",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="append a new modality (registry YAML) to the --init-from model; repeatable; sets model.add_modalities",
+    )
     return parser
 
 
@@ -42,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     from fourm.training.config import load_train_config
     from fourm.training.loop import train
 
-    cfg = load_train_config(args.config, args.overrides, output_dir=args.out)
+    cfg = load_train_config(
+        args.config, args.overrides, output_dir=args.out, init_from=args.init_from, add_modalities=args.add_modality
+    )
     result = train(cfg, resume=args.resume, stop_at=args.stop_at)
     if not result.is_main:
         return 0

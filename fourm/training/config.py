@@ -69,11 +69,28 @@ class DataConfig(Config):
 @dataclass
 class ModelSection(Config):
     """The model: a preset name (tiny, small, base, large) or architecture YAML, with field
-    overrides; or ``init_from`` a saved FourM directory (architecture and weights)."""
+    overrides; or ``init_from`` a saved FourM (model, checkpoint or run directory: architecture and
+    weights), optionally with ``add_modalities`` (modality YAMLs) appended for fine-tuning."""
 
     preset: str = "tiny"
     overrides: dict[str, Any] = field(default_factory=dict)  # FourMConfig fields, e.g. {dim: 64}
     init_from: str | None = None
+    add_modalities: list[str] = field(default_factory=list)  # e.g. [configs/modalities/extra/caption_embedding.yaml]
+    freeze_trunk_steps: int = 0  # first N steps: only the added modalities' rows train
+    old_params_lr_scale: float = 1.0  # afterwards: the old weights' updates scaled by this
+
+    def validate(self) -> None:
+        if self.freeze_trunk_steps < 0:
+            raise FourmError(f"model.freeze_trunk_steps must be >= 0, got {self.freeze_trunk_steps}")
+        if not 0 < self.old_params_lr_scale <= 1:
+            raise FourmError(f"model.old_params_lr_scale must be in (0, 1], got {self.old_params_lr_scale}")
+        if self.init_from is None and self.add_modalities:
+            raise FourmError("model.add_modalities needs model.init_from (a trained model to add them to)")
+        tuned = self.freeze_trunk_steps > 0 or self.old_params_lr_scale != 1
+        if tuned and not self.add_modalities:
+            raise FourmError(
+                "model.freeze_trunk_steps / old_params_lr_scale need model.add_modalities (new weights to train)"
+            )
 
 
 @dataclass
@@ -143,7 +160,7 @@ class TrainConfig(Config):
     deepspeed_config: str | None = None  # DeepSpeed JSON, used when not launched with a DeepSpeed accelerate config
 
     def validate(self) -> None:
-        for section in (self.data, self.masking, self.optim):  # nested sections are not validated on load
+        for section in (self.data, self.model, self.masking, self.optim):  # nested sections are not validated on load
             section.validate()
         positive = ("batch_size", "grad_accum", "steps", "log_every", "keep_checkpoints")
         for name in positive:
@@ -160,6 +177,10 @@ class TrainConfig(Config):
             raise FourmError("output_dir is empty (expected a run directory)")
         if self.optim.warmup_steps > self.steps:
             raise FourmError(f"optim.warmup_steps ({self.optim.warmup_steps}) must be <= steps ({self.steps})")
+        if self.model.freeze_trunk_steps >= self.steps:
+            raise FourmError(
+                f"model.freeze_trunk_steps ({self.model.freeze_trunk_steps}) must be < steps ({self.steps})"
+            )
 
     @property
     def run_dir(self) -> Path:
@@ -167,12 +188,25 @@ class TrainConfig(Config):
 
 
 def load_train_config(
-    path: str | Path, overrides: list[str] | None = None, output_dir: str | None = None
+    path: str | Path,
+    overrides: list[str] | None = None,
+    output_dir: str | None = None,
+    init_from: str | None = None,
+    add_modalities: list[str] | None = None,
 ) -> TrainConfig:
-    """Read a train YAML/JSON, apply ``key=value`` overrides (and ``output_dir``), validate."""
+    """Read a train YAML/JSON, apply ``key=value`` overrides (and ``output_dir``, ``model.init_from``,
+    ``model.add_modalities`` when given), validate."""
     data = apply_overrides(read_mapping(resolve_path(path)), list(overrides or []))
     if output_dir is not None:
         data["output_dir"] = str(output_dir)
+    if init_from is not None or add_modalities:
+        model = data.setdefault("model", {})
+        if not isinstance(model, dict):
+            raise FourmError(f"{path}: 'model' is not a section")
+        if init_from is not None:
+            model["init_from"] = str(init_from)
+        if add_modalities:
+            model["add_modalities"] = [str(p) for p in add_modalities]
     try:
         return TrainConfig.from_dict(data)
     except FourmError as e:

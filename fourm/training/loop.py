@@ -55,6 +55,13 @@ from fourm.training.data import (
     build_training_data,
     prepare_synthetic_sources,
 )
+from fourm.training.finetune import (
+    OldParamsControl,
+    check_added_in_data,
+    finetune_modalities,
+    load_added_modalities,
+    load_finetune_model,
+)
 from fourm.training.logging import RunLogger
 from fourm.training.optim import WarmupCosine, build_optimizer
 
@@ -169,12 +176,18 @@ def build_accelerator(cfg: TrainConfig):
 
 
 def build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None) -> FourM:
-    """A new FourM (preset or YAML + overrides, for ``modalities``) or the model of ``init_from``."""
+    """A new FourM (preset or YAML + overrides, for ``modalities``) or the model of ``init_from``
+    (with ``add_modalities`` appended)."""
+    return _build_model(cfg, modalities)[0]
+
+
+def _build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None) -> tuple[FourM, dict[str, int]]:
+    """:func:`build_model` and the added rows ({parameter: old rows}, see ``finetune.expand_model``)."""
     section = cfg.model
     if section.init_from is not None:
         if section.overrides:
             raise FourmError("model.overrides cannot change a model loaded with model.init_from")
-        return FourM.from_pretrained(resolve_path(section.init_from))
+        return load_finetune_model(section.init_from, section.add_modalities, seed=cfg.seed)
     if "modalities" in section.overrides:
         raise FourmError("model.overrides.modalities is not allowed (modalities come from the data)")
     source: str | Path = section.preset
@@ -190,7 +203,7 @@ def build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None) 
             config = config.replace(**section.overrides)
         except FourmError as e:
             raise FourmError(f"model.overrides: {e}") from None
-    return FourM(config)
+    return FourM(config), {}
 
 
 def _seed_everything(seed: int) -> None:
@@ -325,10 +338,16 @@ def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = 
     _seed_everything(cfg.seed)
     init_modalities = None
     if cfg.model.init_from is not None:
-        init_modalities = FourMConfig.from_file(resolve_path(cfg.model.init_from) / CONFIG_FILE).modalities
+        init_modalities = finetune_modalities(cfg.model.init_from, cfg.model.add_modalities)
+        check_added_in_data(cfg.data, list(load_added_modalities(cfg.model.add_modalities)))
     data = build_training_data(cfg, init_modalities)
-    model = build_model(cfg, data.modalities)
+    model, new_rows = _build_model(cfg, data.modalities)
     names = model.modality_names
+    control = None
+    if cfg.model.freeze_trunk_steps or cfg.model.old_params_lr_scale != 1:
+        if use_deepspeed:
+            raise FourmError("model.freeze_trunk_steps / old_params_lr_scale are not supported under DeepSpeed")
+        control = OldParamsControl(model, new_rows, cfg.model.freeze_trunk_steps, cfg.model.old_params_lr_scale)
     optimizer = build_optimizer(model, cfg.optim, fused=not use_deepspeed and device.type in ("cpu", "cuda"))
     scheduler = WarmupCosine(optimizer, cfg.optim, cfg.steps)
     wrapper, optimizer = accelerator.prepare(LossStep(model), optimizer)
@@ -380,6 +399,13 @@ def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = 
         )
     end_step = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
     logger = RunLogger(run_dir, names, cfg.steps, state.step, enabled=is_main, tensorboard=cfg.tensorboard)
+    if new_rows and is_main:
+        added = ", ".join(names[len(names) - len(cfg.model.add_modalities) :])
+        stages = f"old weights frozen for {cfg.model.freeze_trunk_steps} steps, " if cfg.model.freeze_trunk_steps else ""
+        logger.message(
+            f"fine-tuning {cfg.model.init_from} with added modalities {added}: "
+            f"{stages}then old-weight updates x{cfg.model.old_params_lr_scale}"
+        )
     if checkpoint is not None:
         logger.message(f"resumed from {checkpoint} (step {state.step}, epoch {state.epoch})")
         if leftover:
@@ -437,12 +463,16 @@ def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = 
                     _check_finite(loss_value, "the loss", state.step + 1, accelerator, last_ckpt)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
+                        if control is not None:
+                            control.before_step(state.step)
                         norm = accelerator.clip_grad_norm_(wrapper.parameters(), max_norm)
                         if norm is not None:
                             grad_norm = float(norm)
                             if not use_deepspeed:
                                 _check_finite(grad_norm, "the gradient norm", state.step + 1, accelerator, last_ckpt)
                         optimizer.step()
+                        if control is not None:
+                            control.after_step(state.step)
                         scheduler.step()
                         optimizer.zero_grad(set_to_none=True)
                 window.add(loss_value, per_modality, tokens)
