@@ -1,0 +1,237 @@
+"""``fourm-retrieve``: cross-modal retrieval with a FourM model bundle.
+
+    fourm-retrieve index --data data/world_model --key-modality rgb --method pooled --out runs/idx_rgb
+    fourm-retrieve query --index runs/idx_rgb --cond caption="a red circle" --top-k 5 --out strip.png
+    fourm-retrieve eval  --data data/world_model --query caption --key rgb --method pooled --num 500
+
+Items can be several modalities (``--key-modality rgb,depth``, several ``--cond``). ``pooled``
+embeds with the mean-pooled encoder output (centred per modality and l2-normalised by default),
+``predicted`` with the model's prediction of a global-embedding vector modality (a fine-tuned
+model: ``--model runs/finetune_ce/model`` keeps the bundle's tokenizers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fourm.cli import friendly_errors
+from fourm.errors import FourmError
+
+
+def _modalities(text: str, what: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise FourmError(f"{what} is empty (expected a modality name, or several separated by commas)")
+    return list(dict.fromkeys(names))
+
+
+def _add_model_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
+    p.add_argument("--bundle", default=None, help="model bundle directory (default: models/world-default)")
+    p.add_argument("--model", default=None, help="another FourM directory to use with the bundle's tokenizers")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--batch-size", type=int, default=None, help="items per model call (default 64)")
+    p.add_argument("--no-autocast", action="store_true", help="run the model in fp32 (default: bf16 autocast)")
+
+
+def _add_method_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", choices=["pooled", "predicted"], default="pooled")
+    p.add_argument("--no-center", action="store_true", help="pooled: no per-modality centring")
+    p.add_argument("--no-normalize", action="store_true", help="pooled: no l2-normalisation")
+    p.add_argument("--center-split", default=None, help="pooled: split the centres come from (default: train if present)")
+    p.add_argument("--center-samples", type=int, default=256, help="pooled: samples per centre (default 256)")
+    p.add_argument("--vector-modality", default=None, help="predicted: the vector modality (default: the model's only one)")
+    p.add_argument("--decoding", choices=["greedy", "maskgit"], default="greedy", help="predicted: token decoding")
+    p.add_argument("--steps", type=int, default=None, help="predicted maskgit: steps (default: one per token)")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="raw dataset (fourm-data world) or token dataset directory")
+    p.add_argument("--split", default="val", help="split to use (default val)")
+    p.add_argument("--num", type=int, default=None, help="use only the first N samples")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fourm-retrieve", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="embed the items of a dataset split and save an index")
+    _add_data_args(p)
+    p.add_argument("--key-modality", required=True, help="modality (or a,b) of the indexed items")
+    p.add_argument("--out", required=True, help="index directory to write (replaced atomically)")
+    p.add_argument("--query-modalities", default=None,
+                   help="pooled: modalities queries may use, whose centres are stored (default: all the data has)")
+    _add_method_args(p)
+    _add_model_args(p)
+    p.set_defaults(func=run_index)
+
+    p = sub.add_parser("query", help="search an index with raw values and save a picture of the top-k")
+    p.add_argument("--index", required=True, help="index directory (fourm-retrieve index)")
+    p.add_argument("--cond", action="append", required=True, metavar="MODALITY=VALUE",
+                   help='query value, e.g. caption="a red circle" or rgb=photo.png (repeat for several)')
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--out", default=None, help="PNG strip of the query and the top-k items")
+    _add_model_args(p)
+    p.set_defaults(func=run_query)
+
+    p = sub.add_parser("eval", help="recall@1/5/10 of query -> key retrieval on a dataset split")
+    _add_data_args(p)
+    p.add_argument("--query", required=True, help="query modality (or a,b)")
+    p.add_argument("--key", required=True, help="key modality (or a,b)")
+    p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    _add_method_args(p)
+    _add_model_args(p)
+    p.set_defaults(func=run_eval)
+    return parser
+
+
+def _settings(args: argparse.Namespace):
+    from fourm.retrieval.settings import RetrievalSettings
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise FourmError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.steps is not None and args.steps < 1:
+        raise FourmError(f"--steps must be >= 1, got {args.steps}")
+    return RetrievalSettings(
+        method=args.method, center=not args.no_center, normalize=not args.no_normalize,
+        center_split=args.center_split, center_samples=args.center_samples,
+        vector_modality=args.vector_modality, decoding=args.decoding, steps=args.steps,
+        batch_size=args.batch_size or 64, autocast=not args.no_autocast,
+    )  # fmt: skip
+
+
+def _embedder(args, data, modalities: list[str], extra: list[str] | None = None):
+    """Pipeline, settings and embedder; if pooled and centred, centres fitted for ``modalities`` and
+    ``extra`` (None: every modality of the data that the model reads)."""
+    from fourm.retrieval.settings import fit_reference_centers, load_pipeline, make_embedder
+
+    settings = _settings(args)
+    pipe = load_pipeline(args.bundle, args.model, args.device)
+    for m in modalities + (extra or []):
+        pipe.codec(m)  # unknown modality -> FourmError naming the model's modalities
+    if extra is None:
+        mods = pipe.model.config.modalities
+        extra = [m for m in data.modalities if m in mods and mods[m].input]
+    embedder = make_embedder(pipe, settings, *data.specials(pipe))
+    centered = list(dict.fromkeys(modalities + extra))
+    fit_reference_centers(embedder, pipe, args.data, centered, settings, data.split, progress=True)
+    return pipe, settings, embedder
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from fourm.generation.bundle import resolve_bundle
+    from fourm.retrieval.data import RetrievalData
+    from fourm.retrieval.index import EmbeddingIndex
+
+    keys = _modalities(args.key_modality, "--key-modality")
+    data = RetrievalData(args.data, args.split, args.num)
+    for m in keys:
+        if m not in data.modalities:
+            raise FourmError(f"unknown modality '{m}': {args.data} has {', '.join(data.modalities)}")
+    extra = None if args.query_modalities is None else _modalities(args.query_modalities, "--query-modalities")
+    pipe, settings, embedder = _embedder(args, data, keys, extra)
+    items, rows = data.items(keys, pipe, batch_size=settings.batch_size, progress=True)
+    if not items:
+        raise FourmError(f"no sample of {args.data} (split '{args.split}') holds {' and '.join(keys)}")
+    embeddings = embedder(items, progress=True)
+    info = {
+        "settings": settings.to_dict(),
+        "embedder": embedder.describe(),
+        "key": keys,
+        "bundle": str(resolve_bundle(args.bundle).resolve()),
+        "model": str(Path(args.model).resolve()) if args.model else None,
+        "data": str(Path(args.data).resolve()),
+        "split": args.split,
+        "rows": rows,
+    }
+    centers = {f"center.{m}": v for m, v in getattr(embedder, "centers", {}).items()}
+    index = EmbeddingIndex(embeddings, [data.ids[r] for r in rows], info, centers)
+    index.save(args.out)
+    print(f"indexed {len(index)} items ({'+'.join(keys)}, {args.method}, dim {index.dim}) -> {args.out}")
+    return 0
+
+
+def _parse_cond(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise FourmError(f"--cond must be MODALITY=VALUE (e.g. caption=\"a red circle\"), got '{text}'")
+    return name.strip(), value
+
+
+def run_query(args: argparse.Namespace) -> int:
+    from fourm.retrieval.data import RetrievalData, pipeline_specials
+    from fourm.retrieval.index import EmbeddingIndex
+    from fourm.retrieval.settings import RetrievalSettings, load_pipeline, make_embedder
+    from fourm.retrieval.strip import save_strip
+
+    if args.top_k < 1:
+        raise FourmError(f"--top-k must be >= 1, got {args.top_k}")
+    index = EmbeddingIndex.load(args.index)
+    info = index.info
+    settings = RetrievalSettings.from_dict(info["settings"])
+    if args.batch_size is not None:
+        settings.batch_size = args.batch_size
+    settings.autocast = settings.autocast and not args.no_autocast
+    conds = dict(_parse_cond(c) for c in args.cond)
+    pipe = load_pipeline(args.bundle or info.get("bundle"), args.model or info.get("model"), args.device)
+    centers = {k[len("center.") :]: v for k, v in index.extra.items() if k.startswith("center.")}
+    embedder = make_embedder(pipe, settings, *pipeline_specials(pipe), centers=centers)
+    item = {}
+    for name, value in conds.items():
+        pipe.codec(name)
+        if not pipe.model.config.modalities[name].input:
+            raise FourmError(f"modality '{name}' cannot be a query: the model does not read it (input: false)")
+        if settings.method == "pooled" and settings.center and name not in centers:
+            raise FourmError(
+                f"the index has no centre for '{name}' (stored: {', '.join(centers) or 'none'}); rebuild it "
+                f"with --query-modalities {name}, or use --no-center"
+            )
+        item[name] = pipe.tokenize(name, [value])[0]
+    scores, found = index.search(embedder([item]), args.top_k)
+    scores, found = scores[0].tolist(), found[0].tolist()
+    ids = [index.ids[r] for r in found]
+    query_text = ", ".join(f"{k}: {v}" for k, v in conds.items())
+    print(f"query {query_text}")
+    for rank, (s, i) in enumerate(zip(scores, ids)):
+        print(f"  #{rank + 1}  {s:.4f}  {i}")
+    if args.out:
+        shown = info["key"][0]
+        data = RetrievalData(info["data"], info["split"])
+        values = data.values(shown, [info["rows"][r] for r in found], pipe)
+        save_strip(args.out, query_text, shown, values, scores, ids)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from fourm.retrieval.data import RetrievalData
+    from fourm.retrieval.evaluate import evaluate_pair, format_report
+    from fourm.utils.atomic import atomic_write_text
+
+    queries, keys = _modalities(args.query, "--query"), _modalities(args.key, "--key")
+    data = RetrievalData(args.data, args.split, args.num)
+    for m in queries + keys:
+        if m not in data.modalities:
+            raise FourmError(f"unknown modality '{m}': {args.data} has {', '.join(data.modalities)}")
+    pipe, settings, embedder = _embedder(args, data, list(dict.fromkeys(queries + keys)), [])
+    both, rows = data.items(list(dict.fromkeys(queries + keys)), pipe, batch_size=settings.batch_size, progress=True)
+    if len(both) < 2:
+        raise FourmError(f"{args.data} (split '{args.split}') has {len(both)} samples with both sides: need >= 2")
+    q = embedder([{m: it[m] for m in queries} for it in both], progress=True)
+    k = embedder([{m: it[m] for m in keys} for it in both], progress=True)
+    report = {"query": queries, "key": keys, "settings": settings.to_dict(), **evaluate_pair(q, k)}
+    print(format_report(f"{'+'.join(queries)} -> {'+'.join(keys)}", report))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+@friendly_errors
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,243 @@
+"""Embeddings of retrieval items (any modality or set of modalities, as token ids) with a FourM model.
+
+Two methods:
+
+* ``pooled`` (:class:`PooledEmbedder`): the encoder output of the item's tokens, mean-pooled. By
+  default each modality's tokens are pooled separately, centred by that modality's mean pooled
+  vector (``fit_centers`` on a few reference items; it removes the large offset that the modality
+  embedding puts on every token, which otherwise dominates cosine similarities across modalities),
+  l2-normalised, averaged over the item's modalities and l2-normalised again. ``center=False,
+  normalize=False`` is the plain mean over all the item's tokens.
+* ``predicted`` (:class:`PredictedEmbedder`, 4M-21 style): the model predicts the tokens of a
+  global-embedding vector modality (e.g. ``caption_embedding``) from the item, in parallel (greedy:
+  one step of argmax; maskgit: confidence-ordered steps; position j restricted to the ids of the
+  tokenizer's codebook j), the vector tokenizer decodes them to a vector, which is l2-normalised. Query and key items of any modalities land in the same space.
+
+Both run batched under bf16 autocast on the CPU (``autocast=False`` for fp32) and return fp32
+embeddings (N, D).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from fourm.errors import FourmError
+from fourm.generation.decoding import ParallelDecoder
+from fourm.generation.maskgit import MaskGITSampler
+from fourm.generation.sampling import make_generator
+from fourm.model.fourm import FourM
+from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD, Item, batches, pack_items
+
+METHODS = ("pooled", "predicted")
+DECODINGS = ("greedy", "maskgit")
+NO_VECTOR_MODALITY = "model has no vector modality; fine-tune one, see README"
+
+
+class _Embedder:
+    """Shared part: the model, batching, autocast, the item packing ids."""
+
+    method = ""
+
+    def __init__(self, model: FourM, batch_size: int = 64, autocast: bool = True, eos: int | None = DEFAULT_EOS,
+                 pad: int | None = DEFAULT_PAD) -> None:
+        if batch_size < 1:
+            raise FourmError(f"batch_size must be >= 1, got {batch_size}")
+        self.model, self.batch_size, self.autocast, self.eos, self.pad = model.eval(), batch_size, autocast, eos, pad
+        self.device = next(model.parameters()).device
+
+    def _amp(self) -> contextlib.AbstractContextManager:
+        if not self.autocast or self.device.type not in ("cpu", "cuda"):
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _run(self, items: Sequence[Item], fn, progress: bool, desc: str) -> list:
+        """``fn(encoder rows)`` on each batch of items, in no-grad / autocast; list of results."""
+        out = []
+        with torch.no_grad(), self._amp():
+            for _, chunk in tqdm(list(batches(items, self.batch_size)), desc=desc, disable=not progress, leave=False):
+                out.append(fn(pack_items(self.model.config, chunk, self.eos, self.pad, self.device)))
+        return out
+
+    def __call__(self, items: Sequence[Item], progress: bool = False) -> Tensor:
+        """Embeddings (N, D) fp32 of ``items``."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able settings (stored with an index, to embed queries the same way)."""
+        raise NotImplementedError
+
+
+class PooledEmbedder(_Embedder):
+    """Mean-pooled encoder output; see the module docstring for ``center`` / ``normalize``."""
+
+    method = "pooled"
+
+    def __init__(
+        self,
+        model: FourM,
+        center: bool = True,
+        normalize: bool = True,
+        centers: Mapping[str, Tensor] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, **kwargs)
+        self.center, self.normalize = bool(center), bool(normalize)
+        self.centers: dict[str, Tensor] = {k: torch.as_tensor(v).float().cpu() for k, v in (centers or {}).items()}
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.dim
+
+    def modality_pools(self, enc) -> tuple[Tensor, Tensor]:
+        """Encoder rows (B, Ne) -> per-modality sums of encoder outputs (B, M, D) fp32 and token
+        counts (B, M) (padding excluded)."""
+        x = self.model.encode(enc.tokens, enc.modality, enc.position, enc.valid).float()  # (B, Ne, D)
+        num = len(self.model.modality_names)
+        onehot = F.one_hot(enc.modality.clamp(0, num - 1), num).float() * enc.valid[..., None]  # (B, Ne, M)
+        return torch.einsum("bnm,bnd->bmd", onehot, x), onehot.sum(dim=1)
+
+    def pools(self, items: Sequence[Item], progress: bool = False, desc: str = "pooling") -> tuple[Tensor, Tensor]:
+        """Per-modality sums (N, M, D) and token counts (N, M) of ``items`` (see :meth:`modality_pools`)."""
+        parts = self._run(items, self.modality_pools, progress, desc)
+        return torch.cat([p[0] for p in parts]).cpu(), torch.cat([p[1] for p in parts]).cpu()
+
+    def fit_centers(self, items: Sequence[Item], progress: bool = False) -> dict[str, Tensor]:
+        """Mean per-modality pooled vector (D,) of each modality found in ``items`` (reference items,
+        e.g. a few hundred training samples); stored in ``self.centers`` and returned."""
+        sums, counts = self.pools(items, progress, "fit centers")
+        present = counts > 0  # (N, M)
+        means = sums / counts.clamp(min=1)[..., None]  # (N, M, D)
+        for m, name in enumerate(self.model.modality_names):
+            if present[:, m].any():
+                self.centers[name] = means[present[:, m], m].mean(dim=0)
+        return {k: v for k, v in self.centers.items()}
+
+    def combine(self, sums: Tensor, counts: Tensor) -> Tensor:
+        """Per-modality sums (B, M, D) and counts (B, M) -> item embeddings (B, D)."""
+        if not self.center and not self.normalize:
+            return sums.sum(dim=1) / counts.sum(dim=1, keepdim=True).clamp(min=1)
+        present = counts > 0
+        pooled = sums / counts.clamp(min=1)[..., None]  # (B, M, D)
+        if self.center:
+            names = self.model.modality_names
+            missing = [names[m] for m in range(len(names)) if present[:, m].any() and names[m] not in self.centers]
+            if missing:
+                raise FourmError(
+                    f"no centering statistics for modality '{missing[0]}' (fit_centers on a few items of it, "
+                    "or use center=False)"
+                )
+            table = torch.stack([self.centers.get(n, torch.zeros(self.dim)) for n in names])  # (M, D)
+            pooled = pooled - table.to(pooled)
+        if self.normalize:
+            pooled = F.normalize(pooled, dim=-1)
+        out = (pooled * present[..., None]).sum(dim=1) / present.sum(dim=1, keepdim=True).clamp(min=1)
+        return F.normalize(out, dim=-1) if self.normalize else out
+
+    def __call__(self, items: Sequence[Item], progress: bool = False) -> Tensor:
+        sums, counts = self.pools(items, progress, "pooled embeddings")
+        return self.combine(sums, counts)
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.method, "center": self.center, "normalize": self.normalize}
+
+
+def vector_modality(model: FourM, name: str | None = None) -> str:
+    """The vector target modality ``name`` of the model, or its only one (FourmError otherwise)."""
+    config = model.config
+    vectors = [n for n, m in config.modalities.items() if m.kind == "vector" and m.target]
+    if name is None:
+        if not vectors:
+            raise FourmError(NO_VECTOR_MODALITY)
+        if len(vectors) > 1:
+            raise FourmError(f"model has several vector modalities ({', '.join(vectors)}); choose one")
+        return vectors[0]
+    mod = config.modalities.get(name)
+    if mod is None:
+        raise FourmError(f"unknown modality '{name}' (known: {', '.join(config.modalities)})")
+    if mod.kind != "vector":
+        raise FourmError(f"modality '{name}' is a {mod.kind} modality, not a vector one (vector: {', '.join(vectors) or 'none'})")
+    if not mod.target:
+        raise FourmError(f"modality '{name}' is not a model target (target: false), it cannot be predicted")
+    return name
+
+
+class PredictedEmbedder(_Embedder):
+    """The model's prediction of a vector modality, decoded by its vector tokenizer, l2-normalised.
+
+    ``decoding``: greedy (all tokens at once, argmax) or maskgit (``steps`` confidence-ordered steps,
+    default one per token, at ``temperature``; 0 = argmax at each step, seeded otherwise)."""
+
+    method = "predicted"
+
+    def __init__(
+        self,
+        model: FourM,
+        tokenizer: Any,
+        modality: str | None = None,
+        decoding: str = "greedy",
+        steps: int | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, **kwargs)
+        self.modality = vector_modality(model, modality)
+        mod = model.config.modalities[self.modality]
+        if tokenizer.vocab_size != mod.vocab_size or tokenizer.num_tokens != mod.length:
+            raise FourmError(
+                f"vector tokenizer gives {tokenizer.num_tokens} tokens of vocabulary {tokenizer.vocab_size}, but "
+                f"the model's '{self.modality}' has {mod.length} tokens of vocabulary {mod.vocab_size}"
+            )
+        if decoding not in DECODINGS:
+            raise FourmError(f"unknown decoding '{decoding}' (expected {' or '.join(DECODINGS)})")
+        self.steps = 1 if decoding == "greedy" else int(steps or mod.length)
+        if self.steps > 1 and not mod.input:
+            raise FourmError(f"maskgit needs '{self.modality}' as a model input (input: false): use greedy decoding")
+        self.tokenizer, self.decoding, self.temperature, self.seed = tokenizer.eval(), decoding, float(temperature), seed
+        self.sampler = MaskGITSampler(self.steps, temperature=self.temperature, confidence_noise=0.0)
+
+    @property
+    def dim(self) -> int:
+        return int(self.tokenizer.cfg.input_dim)
+
+    def predict_tokens(self, enc, generator: torch.Generator | None = None) -> Tensor:
+        """Encoder rows (B, Ne) -> predicted vector tokens (B, L)."""
+        decoder = ParallelDecoder(self.model, self.modality, enc, [1.0])
+        codebook = int(self.tokenizer.cfg.codebook_size)
+
+        def logits_fn(tokens: Tensor, known: Tensor, positions: Tensor, valid: Tensor) -> Tensor:
+            logits = decoder(tokens, known, positions, valid)  # (B, n, V)
+            # position j of a vector tokenizer only has the ids of codebook j: [j * C, (j + 1) * C)
+            book = torch.arange(logits.shape[-1], device=logits.device) // codebook
+            return logits.masked_fill(book[None, None, :] != positions[..., None], float("-inf"))
+
+        b, length = enc.batch_size, self.model.config.modalities[self.modality].length
+        start = torch.zeros(b, length, dtype=torch.long, device=self.device)
+        return self.sampler.generate(logits_fn, start, torch.zeros_like(start, dtype=torch.bool), generator)
+
+    def __call__(self, items: Sequence[Item], progress: bool = False) -> Tensor:
+        for i, item in enumerate(items):
+            if self.modality in item:
+                raise FourmError(f"item {i} already holds '{self.modality}' (the modality the embedding is predicted as)")
+        generator = make_generator(self.seed, self.device)
+        tokens = torch.cat(self._run(items, lambda enc: self.predict_tokens(enc, generator), progress, "predicted embeddings"))
+        with torch.no_grad():
+            vectors = self.tokenizer.decode(tokens.to(self.tokenizer.token_offsets.device)).float()
+        return F.normalize(vectors, dim=-1).cpu()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "modality": self.modality,
+            "decoding": self.decoding,
+            "steps": self.steps,
+            "temperature": self.temperature,
+            "seed": self.seed,
+        }
