@@ -179,8 +179,19 @@ class _GuidedDecoder:
         return combine_passes(self.head(hidden), self.coefficients)
 
 
+def restrict_to_position_codebooks(logits: Tensor, positions: Tensor, vocab_size: int, length: int) -> Tensor:
+    """Vector modalities: position j of a ``length``-token vector may only take the ids of codebook j,
+    ``[j * C, (j + 1) * C)`` with ``C = vocab_size // length`` (the layout of
+    :class:`tokenizers_zoo.vector.VectorTokenizer`). logits (B, n, V), positions (B, n) -> logits."""
+    if vocab_size % length:
+        return logits  # not one codebook per position: nothing to restrict
+    book = torch.arange(logits.shape[-1], device=logits.device) // (vocab_size // length)  # (V,)
+    return logits.masked_fill(book[None, None, :] != positions[..., None], float("-inf"))
+
+
 class ParallelDecoder(_GuidedDecoder):
-    """Logits of an image/vector target at queried positions, given conditions and known tokens."""
+    """Logits of an image/vector target at queried positions, given conditions and known tokens
+    (vector targets: each position restricted to its own codebook's ids)."""
 
     def __call__(
         self,
@@ -202,7 +213,10 @@ class ParallelDecoder(_GuidedDecoder):
         hidden = self.model.decode(
             context, enc.valid, torch.zeros_like(qpos), torch.full_like(qpos, self.index), qpos, qvalid
         )  # (P * B, n, D)
-        return self._mix(hidden)
+        logits = self._mix(hidden)
+        if self.modality.kind == "vector":
+            logits = restrict_to_position_codebooks(logits, query_positions, self.modality.vocab_size, self.modality.length)
+        return logits
 
 
 class SequenceDecoder(_GuidedDecoder):

@@ -11,7 +11,7 @@ Two methods:
 * ``predicted`` (:class:`PredictedEmbedder`, 4M-21 style): the model predicts the tokens of a
   global-embedding vector modality (e.g. ``caption_embedding``) from the item, in parallel (greedy:
   one step of argmax; maskgit: confidence-ordered steps; position j restricted to the ids of the
-  tokenizer's codebook j), the vector tokenizer decodes them to a vector, which is l2-normalised. Query and key items of any modalities land in the same space.
+  tokenizer's codebook j by the decoder), the vector tokenizer decodes them to a vector, which is l2-normalised. Query and key items of any modalities land in the same space.
 
 Both run batched under bf16 autocast on the CPU (``autocast=False`` for fp32) and return fp32
 embeddings (N, D).
@@ -209,18 +209,10 @@ class PredictedEmbedder(_Embedder):
 
     def predict_tokens(self, enc, generator: torch.Generator | None = None) -> Tensor:
         """Encoder rows (B, Ne) -> predicted vector tokens (B, L)."""
-        decoder = ParallelDecoder(self.model, self.modality, enc, [1.0])
-        codebook = int(self.tokenizer.cfg.codebook_size)
-
-        def logits_fn(tokens: Tensor, known: Tensor, positions: Tensor, valid: Tensor) -> Tensor:
-            logits = decoder(tokens, known, positions, valid)  # (B, n, V)
-            # position j of a vector tokenizer only has the ids of codebook j: [j * C, (j + 1) * C)
-            book = torch.arange(logits.shape[-1], device=logits.device) // codebook
-            return logits.masked_fill(book[None, None, :] != positions[..., None], float("-inf"))
-
+        decoder = ParallelDecoder(self.model, self.modality, enc, [1.0])  # position j: codebook j's ids only
         b, length = enc.batch_size, self.model.config.modalities[self.modality].length
         start = torch.zeros(b, length, dtype=torch.long, device=self.device)
-        return self.sampler.generate(logits_fn, start, torch.zeros_like(start, dtype=torch.bool), generator)
+        return self.sampler.generate(decoder, start, torch.zeros_like(start, dtype=torch.bool), generator)
 
     def __call__(self, items: Sequence[Item], progress: bool = False) -> Tensor:
         for i, item in enumerate(items):
