@@ -33,6 +33,16 @@ def toy_text_tokenizer(num_samples: int = 24, vocab_size: int = 512, seed: int =
     return TextTokenizer.train(corpus_from_samples(samples), vocab_size=vocab_size)
 
 
+def toy_model(registry: ModalityRegistry, seed: int = 0) -> FourM:
+    """A random FourM (dim 32, 2 + 2 blocks, 4 heads, seeded) over the modalities of ``registry``."""
+    config = FourMConfig.from_dict(
+        {"dim": 32, "enc_depth": 2, "dec_depth": 2, "num_heads": 4,
+         "modalities": {s.name: modality_from_spec(s) for s in registry.values()}}
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    return FourM(config).eval()
+
+
 def toy_pipeline(
     image_size: int = 32,
     seed: int = 0,
@@ -60,12 +70,7 @@ def toy_pipeline(
         spec["target"] = name not in input_only
         specs.append(ModalitySpec.from_dict(spec))
     registry = ModalityRegistry(specs)
-    config = FourMConfig.from_dict(
-        {"dim": 32, "enc_depth": 2, "dec_depth": 2, "num_heads": 4,
-         "modalities": {s.name: modality_from_spec(s) for s in registry.values()}}
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = FourM(config).eval()
+    model = toy_model(registry, seed)
     with torch.no_grad():  # larger output heads: peaked, seed-sensitive token distributions
         if model.output_weight is not None:
             model.output_weight.mul_(20.0)

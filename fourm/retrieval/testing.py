@@ -15,10 +15,8 @@ import torch
 
 from fourm.generation.codecs import VectorCodec
 from fourm.generation.pipeline import FourMPipeline
-from fourm.generation.testing import toy_pipeline
+from fourm.generation.testing import toy_model, toy_pipeline
 from fourm.modalities import ModalityRegistry, ModalitySpec
-from fourm.model.config import FourMConfig, modality_from_spec
-from fourm.model.fourm import FourM
 
 
 def toy_vector_tokenizer(dim: int = 16, num_tokens: int = 4, codebook_size: int = 8, seed: int = 0):
@@ -50,12 +48,7 @@ def toy_retrieval_pipeline(
         tokenizer=f"tokenizers/{vector}",
     )  # fmt: skip
     registry = ModalityRegistry([*base.registry.values(), spec])
-    config = FourMConfig.from_dict(
-        {"dim": 32, "enc_depth": 2, "dec_depth": 2, "num_heads": 4,
-         "modalities": {s.name: modality_from_spec(s) for s in registry.values()}}
-    )  # fmt: skip
-    torch.manual_seed(seed)
-    model = FourM(config).eval()
+    model = toy_model(registry, seed)
     with torch.no_grad():  # larger weights: peaked, input-sensitive predictions
         for p in model.parameters():
             if p.dim() == 2:
