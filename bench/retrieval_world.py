@@ -1,13 +1,14 @@
 """Benchmark: caption -> rgb and rgb -> caption retrieval on the world val split, recall@1/5/10.
 
-    flock /tmp/fourm-cpu.lock python bench/retrieval_world.py                     # pooled, default model
-    flock /tmp/fourm-cpu.lock python bench/retrieval_world.py --model-predicted runs/finetune_ce/model
+    python bench/retrieval_world.py                                       # pooled + predicted
+    python bench/retrieval_world.py --bundle-predicted runs/finetune_ce/bundle --methods predicted
 
 Query i's positive is key i among the first ``--num`` val samples (chance: k / N). ``pooled``
 (default bundle model) is measured in four variants: plain mean pooling with dot product, l2 only,
 per-modality centring only, centring + l2 (centres: ``--center-samples`` train samples, no pairing
-used). ``predicted`` uses the fine-tuned model with a vector modality (bundle tokenizers), greedy
-and MaskGIT decoding; it is skipped with a message when the model is absent. Writes
+used). ``predicted`` uses the bundle of the fine-tuned model with a vector modality
+(``scripts/finetune_caption_embedding.sh``), greedy and MaskGIT decoding; it is skipped with a
+message when that bundle is absent. Writes
 ``<out>/retrieval_world.json``.
 """
 
@@ -70,13 +71,13 @@ def bench_pooled(args, data: RetrievalData) -> dict:
 
 
 def bench_predicted(args, data: RetrievalData) -> dict:
-    model = Path(args.model_predicted)
-    if not (model / "model.safetensors").is_file():
-        message = f"skipped: no fine-tuned model at {model} (it needs a vector modality such as caption_embedding)"
+    bundle = Path(args.bundle_predicted)
+    if not (bundle / "model" / "model.safetensors").is_file():
+        message = f"skipped: no fine-tuned bundle at {bundle} (bash scripts/finetune_caption_embedding.sh makes one)"
         print(f"predicted: {message}", flush=True)
         return {"skipped": message}
-    pipe = load_pipeline(args.bundle, model)
-    results: dict = {"model": str(model), "decodings": {}}
+    pipe = load_pipeline(bundle)
+    results: dict = {"bundle": str(bundle), "decodings": {}}
     items = None
     for decoding in ("greedy", "maskgit"):
         settings = RetrievalSettings(method="predicted", decoding=decoding, batch_size=args.batch_size)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val")
     p.add_argument("--num", type=int, default=500)
     p.add_argument("--bundle", default="models/world-default")
-    p.add_argument("--model-predicted", default="runs/finetune_ce/model")
+    p.add_argument("--bundle-predicted", default="runs/finetune_ce/bundle")
     p.add_argument("--methods", default="pooled,predicted")
     p.add_argument("--center-samples", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=64)

@@ -7,7 +7,7 @@
 Items can be several modalities (``--key-modality rgb,depth``, several ``--cond``). ``pooled``
 embeds with the mean-pooled encoder output (centred per modality and l2-normalised by default),
 ``predicted`` with the model's prediction of a global-embedding vector modality (a fine-tuned
-model: ``--model runs/finetune_ce/model`` keeps the bundle's tokenizers).
+model's bundle, e.g. ``--bundle runs/finetune_ce/bundle`` from ``fourm-bundle``).
 """
 
 from __future__ import annotations

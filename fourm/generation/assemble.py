@@ -1,0 +1,97 @@
+"""Assemble a model bundle (see :mod:`fourm.generation.bundle`) from a trained FourM and the tokenizers
+of an existing bundle, plus the tokenizers of modalities the model adds (e.g. after fine-tuning)::
+
+    assemble_bundle("runs/finetune_ce/model", "runs/finetune_ce/bundle", base="models/world-default",
+                    added=["configs/modalities/extra/caption_embedding.yaml"],
+                    tokenizers={"caption_embedding": "runs/finetune_ce/tokenizers/caption_embedding"})
+
+The new bundle holds ``model/`` (weights in fp16 unless ``half=False``), a copy of every tokenizer
+the model's modalities use, and ``modalities.json`` (the base registry's entries of those modalities
+plus the added ones), so ``FourMPipeline.from_pretrained(out)`` works on its own. It is checked by
+loading every codec against the model before it is moved into place (atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from fourm.errors import FourmError
+from fourm.generation.bundle import MODEL_DIR, REGISTRY_FILE, load_codecs, load_registry, resolve_bundle
+from fourm.modalities import ModalityRegistry
+from fourm.model.config import FourMConfig
+from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME
+from fourm.utils.atomic import atomic_dir
+from fourm.utils.half_weights import halve_safetensors
+
+
+def _bundle_relative(name: str, ref: str) -> Path:
+    """Where a tokenizer goes inside the bundle: its registry path when relative, else tokenizers/<name>."""
+    path = Path(ref)
+    if path.is_absolute() or ".." in path.parts:
+        return Path("tokenizers") / name
+    return path
+
+
+def assemble_bundle(
+    model: str | Path,
+    out: str | Path,
+    base: str | Path | None = None,
+    added: Sequence[str | Path] = (),
+    tokenizers: Mapping[str, str | Path] | None = None,
+    half: bool = True,
+) -> Path:
+    """Write the bundle ``out`` for the FourM directory ``model`` (module docstring); returns ``out``.
+
+    ``base``: the bundle whose registry and tokenizers are reused (default: the shipped one);
+    ``added``: modality YAMLs of modalities the base registry lacks; ``tokenizers``: name -> tokenizer
+    directory, overriding the registry's path (relative to ``base``) for those modalities.
+    """
+    model, out = Path(model), Path(out)
+    if not ((model / CONFIG_NAME).is_file() and (model / WEIGHTS_NAME).is_file()):
+        raise FourmError(f"{model} is not a saved FourM (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
+    root = resolve_bundle(base)
+    if out.resolve() == root.resolve():
+        raise FourmError(f"the new bundle {out} would replace its base bundle; choose another output directory")
+    config = FourMConfig.from_file(model / CONFIG_NAME)
+    registry = load_registry(root)
+    for spec in ModalityRegistry.from_files(added).values():
+        if spec.name in registry:
+            raise FourmError(f"modality '{spec.name}' is already in the base bundle's registry; do not add it again")
+        registry.add(spec)
+    overrides = {name: Path(p) for name, p in (tokenizers or {}).items()}
+    unknown = [n for n in overrides if n not in config.modalities]
+    if unknown:
+        raise FourmError(f"--tokenizer for '{unknown[0]}': the model has no such modality (it has {', '.join(config.modalities)})")
+    missing = [n for n in config.modalities if n not in registry]
+    if missing:
+        raise FourmError(
+            f"the model's modality '{missing[0]}' is not in the base registry: pass its YAML with --add-modality"
+        )
+    specs = {}
+    copies: dict[Path, Path] = {}  # bundle-relative destination -> source directory
+    for name in config.modalities:
+        spec = registry[name]
+        if not spec.tokenizer and name not in overrides:
+            raise FourmError(f"modality '{name}' has no tokenizer (set 'tokenizer' in its YAML or pass --tokenizer)")
+        source = overrides.get(name) or (Path(spec.tokenizer) if Path(spec.tokenizer).is_absolute() else root / spec.tokenizer)
+        if not source.is_dir():
+            raise FourmError(f"tokenizer of '{name}' not found: {source}")
+        dest = _bundle_relative(name, spec.tokenizer or f"tokenizers/{name}")
+        if copies.setdefault(dest, source.resolve()) != source.resolve():
+            dest = Path("tokenizers") / name  # two different tokenizers under one registry path
+            copies[dest] = source.resolve()
+        specs[name] = spec.replace(tokenizer=dest.as_posix())
+    with atomic_dir(out) as tmp:
+        shutil.copytree(model, tmp / MODEL_DIR)
+        if half:
+            for weights in sorted((tmp / MODEL_DIR).glob("*.safetensors")):
+                halve_safetensors(weights)
+        for dest, source in copies.items():
+            shutil.copytree(source, tmp / dest)
+        bundle_registry = ModalityRegistry(specs.values())
+        (tmp / REGISTRY_FILE).write_text(json.dumps(bundle_registry.to_dict(), indent=2) + "\n")
+        load_codecs(bundle_registry, config, tmp)  # every tokenizer fits the model, or FourmError
+    return out

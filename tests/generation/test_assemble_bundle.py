@@ -1,0 +1,92 @@
+"""fourm-bundle: a fine-tuned model with an added modality + a base bundle -> a self-contained bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fourm.cli.bundle import main as bundle_main
+from fourm.errors import FourmError
+from fourm.generation.assemble import assemble_bundle
+from fourm.generation.pipeline import FourMPipeline
+from fourm.generation.testing import toy_pipeline
+from fourm.retrieval.testing import toy_retrieval_pipeline, toy_vector_tokenizer
+
+MODS = ("rgb", "caption")
+NEW = "caption_embedding"
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """(base bundle without the vector modality, 'fine-tuned' model dir, vector tokenizer dir, YAML)."""
+    root = tmp_path_factory.mktemp("assemble")
+    base = toy_pipeline(modalities=MODS).save_pretrained(root / "base")
+    tuned = toy_retrieval_pipeline(modalities=MODS, vector=NEW)
+    model_dir = root / "tuned_model"
+    tuned.model.save_pretrained(model_dir)
+    tok_dir = root / "tok_ce"
+    tuned.codecs[NEW].tokenizer.save_pretrained(tok_dir)
+    yaml = root / f"{NEW}.yaml"
+    tok = tuned.codecs[NEW].tokenizer
+    yaml.write_text(f"name: {NEW}\nkind: vector\ntokenizer: tokenizers/{NEW}\nvocab_size: {tok.vocab_size}\nnum_tokens: {tok.num_tokens}\n")
+    return base, model_dir, tok_dir, yaml, tuned
+
+
+def test_bundle_loads_alone_and_matches_its_parts(parts, tmp_path):
+    base, model_dir, tok_dir, yaml, tuned = parts
+    out = assemble_bundle(model_dir, tmp_path / "bundle", base=base, added=[yaml], tokenizers={NEW: tok_dir})
+    pipe = FourMPipeline.from_pretrained(out)
+    assert list(pipe.model.config.modalities) == list(tuned.model.config.modalities)
+    for key, value in tuned.model.state_dict().items():  # fp16 shipping copy of every weight
+        torch.testing.assert_close(pipe.model.state_dict()[key], value.half().float(), rtol=0, atol=0)
+    vec = torch.randn(3, tuned.codecs[NEW].dim)
+    assert torch.equal(pipe.codecs[NEW].tokenizer.encode(vec), tuned.codecs[NEW].tokenizer.encode(vec))
+    caption = ["a small red circle"]
+    assert torch.equal(pipe.tokenize("caption", caption), tuned.tokenize("caption", caption))
+    assert (out / "tokenizers" / NEW / "config.json").is_file()
+    full = assemble_bundle(model_dir, tmp_path / "fp32", base=base, added=[yaml], tokenizers={NEW: tok_dir}, half=False)
+    for key, value in FourMPipeline.from_pretrained(full).model.state_dict().items():
+        assert torch.equal(value, tuned.model.state_dict()[key])
+
+
+def test_generates_and_predicts_the_added_modality(parts, tmp_path):
+    base, model_dir, tok_dir, yaml, _ = parts
+    pipe = FourMPipeline.from_pretrained(
+        assemble_bundle(model_dir, tmp_path / "bundle", base=base, added=[yaml], tokenizers={NEW: tok_dir})
+    )
+    out = pipe.generate({"caption": "a small red circle"}, [NEW], num_samples=2, seed=0)
+    tokens, codebook = out.tokens[NEW], pipe.codecs[NEW].tokenizer.cfg.codebook_size
+    assert tokens.shape == (2, 4)
+    assert torch.equal(tokens // codebook, torch.arange(4).expand(2, 4))  # position j: codebook j's ids
+    assert len(out.values[NEW]) == 2 and out.values[NEW][0].shape == (pipe.codecs[NEW].dim,)
+
+
+def test_errors_name_the_problem_and_write_nothing(parts, tmp_path, capsys):
+    base, model_dir, tok_dir, yaml, _ = parts
+    out = tmp_path / "bundle"
+    with pytest.raises(FourmError, match=f"'{NEW}' is not in the base registry"):
+        assemble_bundle(model_dir, out, base=base)
+    with pytest.raises(FourmError, match="already in the base bundle"):
+        assemble_bundle(model_dir, out, base=base, added=[_caption_yaml(tmp_path)])
+    with pytest.raises(FourmError, match="not a saved FourM"):
+        assemble_bundle(tmp_path, out, base=base)
+    with pytest.raises(FourmError, match="would replace its base"):
+        assemble_bundle(model_dir, base, base=base, added=[yaml], tokenizers={NEW: tok_dir})
+    wrong = toy_vector_tokenizer(num_tokens=2)
+    wrong.save_pretrained(tmp_path / "wrong_tok")
+    with pytest.raises(FourmError, match="gives 2 tokens"):
+        assemble_bundle(model_dir, out, base=base, added=[yaml], tokenizers={NEW: tmp_path / "wrong_tok"})
+    assert not out.exists()
+    code = bundle_main([str(model_dir), str(out), "--base", str(base), "--add-modality", str(yaml), "--tokenizer", "bad"])
+    assert code == 2 and "--tokenizer must be MODALITY=DIR" in capsys.readouterr().err
+    code = bundle_main([str(model_dir), str(out), "--base", str(base), "--add-modality", str(yaml),
+                        "--tokenizer", f"{NEW}={tok_dir}"])  # fmt: skip
+    assert code == 0 and (out / "modalities.json").is_file()
+
+
+def _caption_yaml(folder: Path) -> Path:
+    path = folder / "caption.yaml"
+    path.write_text("name: caption\nkind: sequence\ntokenizer: tokenizers/text\nvocab_size: 512\nmax_length: 16\n")
+    return path
