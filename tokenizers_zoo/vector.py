@@ -178,7 +178,7 @@ class VectorTokenizer(nn.Module):
 
         ``amp`` runs the MLPs in bf16 autocast (quantisers and losses stay fp32).
         """
-        x_all = torch.as_tensor(np.asarray(vectors) if not isinstance(vectors, Tensor) else vectors)
+        x_all = vectors if isinstance(vectors, Tensor) else torch.from_numpy(np.array(vectors, dtype=np.float32))
         x_all = x_all.float().to(self.token_offsets.device)
         self._check_vectors(x_all)
         if steps < 1 or lr <= 0 or batch_size < 1 or x_all.shape[0] == 0:

@@ -97,7 +97,7 @@ def _vector_split(data: str, split: str, key: str):
     column = dataset.data.column(key).combine_chunks().drop_null()
     if not pa.types.is_fixed_size_list(column.type):
         raise FourmError(f"{data}: column '{key}' is not a vector column (expected fixed-length float lists)")
-    return np.asarray(column.flatten(), dtype=np.float32).reshape(len(column), column.type.list_size)
+    return np.array(column.flatten(), dtype=np.float32).reshape(len(column), column.type.list_size)  # writable copy
 
 
 def load_raw_dataset_split(data: str, split: str):

