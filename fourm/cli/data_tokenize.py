@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from fourm.errors import FourmError
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
+    """``modality=PATH`` items -> {modality: absolute PATH} (relative to the working directory, not
+    to --tokenizer-root, which applies to the registry's paths)."""
     out = {}
     for item in items:
         if "=" not in item:
             raise FourmError(f"malformed --tokenizer '{item}' (expected modality=PATH)")
         name, path = item.split("=", 1)
-        out[name.strip()] = path.strip()
+        out[name.strip()] = str(Path(path.strip()).resolve())
     return out
 
 
@@ -36,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="one more modality YAML on top of the registry (repeatable), e.g. configs/modalities/extra/caption_embedding.yaml",
     )
     p.add_argument("--tokenizer-root", default=".", help="directory that relative tokenizer paths start from")
-    p.add_argument("--tokenizer", action="append", default=[], metavar="MOD=PATH", help="override one tokenizer")
+    p.add_argument("--tokenizer", action="append", default=[], metavar="MOD=PATH", help="override one tokenizer (PATH relative to the working directory)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-size", type=int, default=1024)
     p.add_argument("--device", default="cpu")

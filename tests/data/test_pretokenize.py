@@ -99,3 +99,15 @@ def test_missing_tokenizer_is_a_clear_error(setup, tmp_path):
     root, raw, registry, *_ = setup
     with pytest.raises(FourmError):
         build_encoders(registry, ["rgb"], tmp_path)  # no tokenizer under this root
+
+
+def test_cli_tokenizer_override_is_relative_to_the_working_directory(setup, tmp_path, monkeypatch, capsys):
+    """--tokenizer-root applies to the registry's paths; a --tokenizer PATH is read from the cwd."""
+    root, raw, *_ = setup
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(root)  # tok_text is here, not under --tokenizer-root
+    argv = ["tokenize", "--data", str(raw), "--out", str(tmp_path / "t"), "--modalities", "caption",
+            "--tokenizer-root", str(tmp_path / "elsewhere"), "--tokenizer", "caption=tok_text"]  # fmt: skip
+    assert data_main(argv) == 0, capsys.readouterr().err
+    dsd, _ = load_token_dataset(tmp_path / "t")
+    assert len(dsd["train"]) == 18 and dsd["train"][0]["caption"]
