@@ -48,12 +48,15 @@ def _val_loader(
     """Val batches of ``names`` (None: all the model's) masked as ``cfg.masking.eval`` says
     (with only ``inputs`` allowed as encoder inputs, when given)."""
     data_cfg = cfg.data.replace(modalities=names, val_samples=val_samples)
-    run_cfg = cfg.replace(data=data_cfg.to_dict())
+    # only the val split is read: its masking stands in for the training one too, which may name
+    # modalities (the added ones) that ``names`` leaves out
+    masking = {"train": cfg.masking.eval, "eval": cfg.masking.eval}
     with tempfile.TemporaryDirectory() as tmp:
         if inputs is not None:
-            masking = MaskingConfig.from_file(resolve_path(cfg.masking.eval)).replace(input_modalities=inputs)
-            masking.save_json(Path(tmp) / "eval.json")
-            run_cfg = run_cfg.replace(masking={**cfg.masking.to_dict(), "eval": str(Path(tmp) / "eval.json")})
+            restricted = MaskingConfig.from_file(resolve_path(cfg.masking.eval)).replace(input_modalities=inputs)
+            restricted.save_json(Path(tmp) / "eval.json")
+            masking = {"train": str(Path(tmp) / "eval.json"), "eval": str(Path(tmp) / "eval.json")}
+        run_cfg = cfg.replace(data=data_cfg.to_dict(), masking={**cfg.masking.to_dict(), **masking})
         data = build_training_data(run_cfg, modalities)
     if data.val is None:
         raise FourmError(f"the run's data has no '{cfg.data.val_split}' split to report on")

@@ -298,7 +298,10 @@ def test_report_bench_on_a_toy_run(base_dir, ce_yaml, ce_tokens, tmp_path, capsy
     spec.loader.exec_module(bench)
 
     run = tmp_path / "run"
-    train(_ft_config(ce_tokens, run, base_dir, ce_yaml, freeze_trunk_steps=2, old_params_lr_scale=0.5))
+    cfg = _ft_config(ce_tokens, run, base_dir, ce_yaml, freeze_trunk_steps=2, old_params_lr_scale=0.5)
+    # the shipped fine-tuning mixture names the new modality: the report's old-modality data must cope
+    cfg = cfg.replace(masking={**cfg.masking.to_dict(), "train": "configs/masking/finetune_caption_embedding.yaml"})
+    train(cfg)
     result = bench.report(run, None, None, 4, tolerance=0.05)
     assert list(result["old_modalities"]) == list(OLD) and list(result["new_modalities"]) == [NEW]
     for r in result["old_modalities"].values():
