@@ -16,7 +16,7 @@ RAW=data/world_model            # the default model's raw data (24k samples, see
 RAW_CE=data/world_model_ce      # + caption_embedding (a copy: the original stays as it is)
 TOKENS=data/world_model_tokens_ce
 RUN=runs/finetune_ce
-TOK=$RUN/tokenizers/caption_embedding
+TOK=runs/tok/caption_embedding  # beside the image tokenizers of scripts/build_default_model.sh
 BUNDLE=$RUN/bundle
 EXTRA=configs/modalities/extra/caption_embedding.yaml
 todo() { [[ -n "${FORCE:-}" || ! -e "$1" ]]; }
