@@ -7,7 +7,7 @@ Query i's positive is key i among the first ``--num`` val samples (chance: k / N
 (default bundle model) is measured in four variants: plain mean pooling with dot product, l2 only,
 per-modality centring only, centring + l2 (centres: ``--center-samples`` train samples, no pairing
 used). ``predicted`` uses the bundle of the fine-tuned model with a vector modality
-(``scripts/finetune_caption_embedding.sh``), greedy and MaskGIT decoding; it is skipped with a
+(``scripts/finetune_caption_embedding.sh``), expected-code, greedy and MaskGIT decoding; it is skipped with a
 message when that bundle is absent. Writes
 ``<out>/retrieval_world.json``.
 """
@@ -79,7 +79,7 @@ def bench_predicted(args, data: RetrievalData) -> dict:
     pipe = load_pipeline(bundle)
     results: dict = {"bundle": str(bundle), "decodings": {}}
     items = None
-    for decoding in ("greedy", "maskgit"):
+    for decoding in ("expected", "greedy", "maskgit"):
         settings = RetrievalSettings(method="predicted", decoding=decoding, batch_size=args.batch_size)
         try:
             embedder = make_embedder(pipe, settings, *data.specials(pipe))

@@ -163,6 +163,19 @@ class VectorTokenizer(nn.Module):
         z_q = torch.stack(codes, dim=1).to(self.decoder[0].weight.dtype)  # (B, T, C)
         return self.decoder(z_q.flatten(1))
 
+    @torch.no_grad()
+    def decode_probs(self, probs: Tensor) -> Tensor:
+        """probs: (B, num_tokens, codebook_size), a distribution over each codebook's codes ->
+        vectors (B, input_dim), decoded from the expected code of each codebook (one-hot probs give
+        :meth:`decode`). Smoother than decoding argmax tokens when a prediction is uncertain."""
+        t, k = self.num_tokens, self.cfg.codebook_size
+        if probs.dim() != 3 or tuple(probs.shape[1:]) != (t, k):
+            raise FourmError(f"expected code probabilities of shape (B, {t}, {k}), got {tuple(probs.shape)}")
+        codes = torch.arange(k, device=probs.device)[None]  # (1, K)
+        tables = torch.stack([q.indices_to_latents(codes)[0].t() for q in self.quantizers])  # (T, K, C)
+        z_q = torch.einsum("btk,tkc->btc", probs.float(), tables.float())  # (B, T, C)
+        return self.decoder(z_q.to(self.decoder[0].weight.dtype).flatten(1))
+
     def fit(
         self,
         vectors: Tensor | np.ndarray,

@@ -42,7 +42,8 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--center-split", default=None, help="pooled: split the centres come from (default: train if present)")
     p.add_argument("--center-samples", type=int, default=256, help="pooled: samples per centre (default 256)")
     p.add_argument("--vector-modality", default=None, help="predicted: the vector modality (default: the model's only one)")
-    p.add_argument("--decoding", choices=["greedy", "maskgit"], default="greedy", help="predicted: token decoding")
+    p.add_argument("--decoding", choices=["expected", "greedy", "maskgit"], default="expected",
+                   help="predicted: expected codes (default), argmax tokens, or maskgit steps")
     p.add_argument("--steps", type=int, default=None, help="predicted maskgit: steps (default: one per token)")
 
 

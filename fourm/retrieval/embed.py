@@ -9,9 +9,11 @@ Two methods:
   l2-normalised, averaged over the item's modalities and l2-normalised again. ``center=False,
   normalize=False`` is the plain mean over all the item's tokens.
 * ``predicted`` (:class:`PredictedEmbedder`, 4M-21 style): the model predicts the tokens of a
-  global-embedding vector modality (e.g. ``caption_embedding``) from the item, in parallel (greedy:
-  one step of argmax; maskgit: confidence-ordered steps; position j restricted to the ids of the
-  tokenizer's codebook j by the decoder), the vector tokenizer decodes them to a vector, which is l2-normalised. Query and key items of any modalities land in the same space.
+  global-embedding vector modality (e.g. ``caption_embedding``) from the item, in parallel, each
+  position restricted to its codebook's ids by the decoder; the vector tokenizer decodes them to a
+  vector, which is l2-normalised. Decoding: expected (the default; each codebook's predicted
+  distribution decoded as its expected code), greedy (one step of argmax) or maskgit
+  (confidence-ordered steps). Query and key items of any modalities land in the same space.
 
 Both run batched under bf16 autocast on the CPU (``autocast=False`` for fp32) and return fp32
 embeddings (N, D).
@@ -36,7 +38,7 @@ from fourm.model.fourm import FourM
 from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD, Item, batches, pack_items
 
 METHODS = ("pooled", "predicted")
-DECODINGS = ("greedy", "maskgit")
+DECODINGS = ("expected", "greedy", "maskgit")
 NO_VECTOR_MODALITY = "model has no vector modality; fine-tune one, see README"
 
 
@@ -171,8 +173,10 @@ def vector_modality(model: FourM, name: str | None = None) -> str:
 class PredictedEmbedder(_Embedder):
     """The model's prediction of a vector modality, decoded by its vector tokenizer, l2-normalised.
 
-    ``decoding``: greedy (all tokens at once, argmax) or maskgit (``steps`` confidence-ordered steps,
-    default one per token, at ``temperature``; 0 = argmax at each step, seeded otherwise)."""
+    ``decoding``: expected (one parallel pass; each codebook's code distribution decoded as its
+    expected code, :meth:`VectorTokenizer.decode_probs`), greedy (one pass, argmax tokens) or
+    maskgit (``steps`` confidence-ordered steps, default one per token, at ``temperature``; 0 =
+    argmax at each step, seeded otherwise)."""
 
     method = "predicted"
 
@@ -181,7 +185,7 @@ class PredictedEmbedder(_Embedder):
         model: FourM,
         tokenizer: Any,
         modality: str | None = None,
-        decoding: str = "greedy",
+        decoding: str = "expected",
         steps: int | None = None,
         temperature: float = 0.0,
         seed: int = 0,
@@ -197,9 +201,9 @@ class PredictedEmbedder(_Embedder):
             )
         if decoding not in DECODINGS:
             raise FourmError(f"unknown decoding '{decoding}' (expected {' or '.join(DECODINGS)})")
-        self.steps = 1 if decoding == "greedy" else int(steps or mod.length)
+        self.steps = int(steps or mod.length) if decoding == "maskgit" else 1
         if self.steps > 1 and not mod.input:
-            raise FourmError(f"maskgit needs '{self.modality}' as a model input (input: false): use greedy decoding")
+            raise FourmError(f"maskgit needs '{self.modality}' as a model input (input: false): use expected or greedy decoding")
         self.tokenizer, self.decoding, self.temperature, self.seed = tokenizer.eval(), decoding, float(temperature), seed
         self.sampler = MaskGITSampler(self.steps, temperature=self.temperature, confidence_noise=0.0)
 
@@ -214,14 +218,31 @@ class PredictedEmbedder(_Embedder):
         start = torch.zeros(b, length, dtype=torch.long, device=self.device)
         return self.sampler.generate(decoder, start, torch.zeros_like(start, dtype=torch.bool), generator)
 
+    def predict_probs(self, enc) -> Tensor:
+        """Encoder rows (B, Ne) -> each position's distribution over its codebook (B, L, C), fp32."""
+        decoder = ParallelDecoder(self.model, self.modality, enc, [1.0])
+        b, length = enc.batch_size, self.model.config.modalities[self.modality].length
+        codebook = int(self.tokenizer.cfg.codebook_size)
+        positions = torch.arange(length, device=self.device).expand(b, length)
+        none = torch.zeros(b, length, dtype=torch.bool, device=self.device)
+        logits = decoder(torch.zeros_like(positions), none, positions, ~none).float()  # (B, L, V)
+        own = logits.reshape(b, length, length, codebook).diagonal(dim1=1, dim2=2)  # (B, C, L): codebook j at j
+        return own.transpose(1, 2).softmax(dim=-1)
+
     def __call__(self, items: Sequence[Item], progress: bool = False) -> Tensor:
         for i, item in enumerate(items):
             if self.modality in item:
                 raise FourmError(f"item {i} already holds '{self.modality}' (the modality the embedding is predicted as)")
-        generator = make_generator(self.seed, self.device)
-        tokens = torch.cat(self._run(items, lambda enc: self.predict_tokens(enc, generator), progress, "predicted embeddings"))
-        with torch.no_grad():
-            vectors = self.tokenizer.decode(tokens.to(self.tokenizer.token_offsets.device)).float()
+        device = self.tokenizer.token_offsets.device
+        if self.decoding == "expected":
+            probs = torch.cat(self._run(items, self.predict_probs, progress, "predicted embeddings"))
+            with torch.no_grad():
+                vectors = self.tokenizer.decode_probs(probs.to(device)).float()
+        else:
+            generator = make_generator(self.seed, self.device)
+            tokens = torch.cat(self._run(items, lambda enc: self.predict_tokens(enc, generator), progress, "predicted embeddings"))
+            with torch.no_grad():
+                vectors = self.tokenizer.decode(tokens.to(device)).float()
         return F.normalize(vectors, dim=-1).cpu()
 
     def describe(self) -> dict[str, Any]:

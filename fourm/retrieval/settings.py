@@ -36,7 +36,7 @@ class RetrievalSettings(Config):
     center_split: str | None = None
     center_samples: int = 256
     vector_modality: str | None = None
-    decoding: Literal["greedy", "maskgit"] = "greedy"
+    decoding: Literal["expected", "greedy", "maskgit"] = "expected"
     steps: int | None = None
     temperature: float = 0.0
     batch_size: int = 64

@@ -106,9 +106,9 @@ def test_pooled_needs_centres(pipe):
         emb([{"caption": caption_ids(pipe, CAPTIONS[0])}])
 
 
-def predicted_reference(pipe, item):
-    """Greedy prediction by hand: one decoder pass over all vector positions, argmax over each
-    position's codebook, decode, l2."""
+def predicted_reference(pipe, item, expected: bool = False):
+    """Prediction by hand: one decoder pass over all vector positions, then argmax over each
+    position's codebook (greedy) or its softmax-weighted mean code (expected), decode, l2."""
     model, name = pipe.model, "caption_embedding"
     length, index = model.config.modalities[name].length, model.config.modality_index(name)
     enc = pack_items(model.config, [item])
@@ -120,26 +120,44 @@ def predicted_reference(pipe, item):
         logits = hidden @ model.head_weight(name).T  # (1, L, V)
         codebook = pipe.codecs[name].tokenizer.cfg.codebook_size
         own = torch.arange(logits.shape[-1])[None, :] // codebook == torch.arange(length)[:, None]  # (L, V)
-        tokens = logits.masked_fill(~own, float("-inf")).argmax(dim=-1)
-        return F.normalize(pipe.codecs[name].tokenizer.decode(tokens), dim=-1)[0]
+        tok = pipe.codecs[name].tokenizer
+        if not expected:
+            tokens = logits.masked_fill(~own, float("-inf")).argmax(dim=-1)
+            return F.normalize(tok.decode(tokens), dim=-1)[0]
+        mean_codes = []
+        for j, q in enumerate(tok.quantizers):
+            p = logits[0, j, j * codebook : (j + 1) * codebook].softmax(-1)  # (C,)
+            table = torch.stack([q.indices_to_latents(torch.tensor([[c]]))[0, :, 0] for c in range(codebook)])
+            mean_codes.append(p @ table)
+        return F.normalize(tok.decoder(torch.cat(mean_codes)[None]), dim=-1)[0]
 
 
-def test_predicted_greedy_matches_reference_and_has_unit_norm(pipe):
+@pytest.mark.parametrize("decoding", ["greedy", "expected"])
+def test_predicted_matches_reference_and_has_unit_norm(pipe, decoding):
     tok = pipe.codecs["caption_embedding"].tokenizer
-    emb = PredictedEmbedder(pipe.model, tok, autocast=False, batch_size=2)
+    emb = PredictedEmbedder(pipe.model, tok, decoding=decoding, autocast=False, batch_size=2)
     its = items(pipe)
     out = emb(its)
     assert out.shape == (len(its), 16) and emb.dim == 16
     assert torch.allclose(out.norm(dim=1), torch.ones(len(its)), atol=1e-5)
     for i in (0, 4):
-        assert torch.allclose(out[i], predicted_reference(pipe, its[i]), atol=1e-5)
+        assert torch.allclose(out[i], predicted_reference(pipe, its[i], expected=decoding == "expected"), atol=1e-5)
     assert not torch.allclose(out[0], out[4], atol=1e-3)  # depends on the item
+
+
+def test_expected_decoding_differs_from_greedy_and_is_the_default(pipe):
+    tok = pipe.codecs["caption_embedding"].tokenizer
+    its = items(pipe)
+    default = PredictedEmbedder(pipe.model, tok, autocast=False)
+    assert default.decoding == "expected"
+    greedy = PredictedEmbedder(pipe.model, tok, decoding="greedy", autocast=False)(its)
+    assert not torch.allclose(default(its), greedy, atol=1e-3)  # soft codes, not argmax codes
 
 
 def test_predicted_maskgit(pipe):
     tok = pipe.codecs["caption_embedding"].tokenizer
     its = items(pipe)
-    greedy = PredictedEmbedder(pipe.model, tok, autocast=False)(its)
+    greedy = PredictedEmbedder(pipe.model, tok, decoding="greedy", autocast=False)(its)
     one_step = PredictedEmbedder(pipe.model, tok, decoding="maskgit", steps=1, autocast=False)(its)
     assert torch.allclose(greedy, one_step)
     steps = PredictedEmbedder(pipe.model, tok, decoding="maskgit", autocast=False)

@@ -102,3 +102,16 @@ def test_fit_reaches_high_cosine_on_clustered_vectors():
     assert result["usage"] > 0.5
     recon = tok.decode(tok.encode(x))
     assert F.cosine_similarity(recon, x, dim=-1).mean() > 0.95
+
+
+def test_decode_probs_of_one_hot_codes_equals_decode():
+    torch.manual_seed(0)
+    tok = VectorTokenizer(VectorTokenizerConfig(input_dim=12, hidden_dim=16, num_tokens=3, codebook_size=8, code_dim=4))
+    tok.eval()
+    tokens = torch.randint(0, 8, (5, 3)) + tok.token_offsets
+    one_hot = torch.nn.functional.one_hot(tokens - tok.token_offsets, 8).float()  # (5, 3, 8)
+    torch.testing.assert_close(tok.decode_probs(one_hot), tok.decode(tokens))
+    mixed = 0.5 * one_hot + 0.5 * one_hot.roll(1, dims=0)  # halfway between two samples' codes
+    assert not torch.allclose(tok.decode_probs(mixed), tok.decode(tokens))
+    with pytest.raises(FourmError, match="code probabilities of shape"):
+        tok.decode_probs(one_hot[:, :2])
