@@ -1,8 +1,7 @@
 """Benchmark: training-step and encode/decode throughput of image tokenizer configs on this machine.
 
-    flock /tmp/fourm-cpu.lock python bench/bench_image_tokenizer.py            # the 4 default tokenizers
-    flock /tmp/fourm-cpu.lock \
-        python bench/bench_image_tokenizer.py configs/tokenizers/rgb.yaml [key=value ...]
+    python bench/bench_image_tokenizer.py            # the 4 default tokenizers
+    python bench/bench_image_tokenizer.py configs/tokenizers/rgb.yaml [key=value ...]
 
 Prints images/s for a training step and for encode and decode, each in fp32 and bf16 autocast.
 """

@@ -12,8 +12,8 @@ Shape: width 384, 6+6 blocks, 6 heads; rgb/depth/semseg-like image modalities of
 Prints the median seconds per call and per sample, next to the public reference figures (4M
 without a KV cache, this 2-core CPU, fp32). Run (the CPU is shared, take the lock)::
 
-    flock /tmp/fourm-cpu.lock python bench/generation_speed.py
-    flock /tmp/fourm-cpu.lock python bench/generation_speed.py --repeats 5 --dtypes bf16
+    python bench/generation_speed.py
+    python bench/generation_speed.py --repeats 5 --dtypes bf16
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ achieved GFLOP/s (matmul FLOPs counted analytically) and matmul peaks measured i
 
 Run (the CPU is shared, take the lock)::
 
-    flock /tmp/fourm-cpu.lock python bench/train_throughput.py
-    flock /tmp/fourm-cpu.lock python bench/train_throughput.py --steps 20 --dtypes bf16 --tie
+    python bench/train_throughput.py
+    python bench/train_throughput.py --steps 20 --dtypes bf16 --tie
 """
 
 from __future__ import annotations

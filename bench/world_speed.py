@@ -1,7 +1,7 @@
 """Speed of the procedural world: render-only samples/s (one process) and end-to-end dataset writing
 samples/s (process pool + Arrow writing + save_to_disk), plus a compressibility proxy for rgb.
 
-    flock /tmp/fourm-cpu.lock python bench/world_speed.py [--num 4000] [--size 64] [--workers 2]
+    python bench/world_speed.py [--num 4000] [--size 64] [--workers 2]
 """
 
 from __future__ import annotations
