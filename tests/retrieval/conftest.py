@@ -1,18 +1,8 @@
 """Fixtures of the retrieval tests: toy pipelines, a toy world dataset and a saved toy bundle."""
 
 import pytest
-import torch
 
 from fourm.retrieval.testing import toy_retrieval_pipeline, write_toy_world
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Single-threaded: toy-sized ops are faster and steadier without OpenMP on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Fixtures of the generation tests (helpers live in gen_testing.py)."""
+"""Fixtures shared by every test directory."""
 
 import pytest
 import torch
