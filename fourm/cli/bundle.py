@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 
-from fourm.cli import friendly_errors
+from fourm.cli import friendly_errors, parse_assignments
 from fourm.errors import FourmError
 
 
 def _parse_tokenizers(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        name, sep, path = pair.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise FourmError(f"--tokenizer must be MODALITY=DIR, got '{pair}'")
-        out[name.strip()] = path.strip()
+    out = {name: path.strip() for name, path in parse_assignments(pairs, "--tokenizer").items()}
+    empty = [name for name, path in out.items() if not path]
+    if empty:
+        raise FourmError(f"--tokenizer {empty[0]}= names no directory (expected MODALITY=DIR)")
     return out
 
 

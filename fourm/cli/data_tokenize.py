@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fourm.cli import parse_assignments
 from fourm.errors import FourmError
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str]:
     """``modality=PATH`` items -> {modality: absolute PATH} (relative to the working directory, not
     to --tokenizer-root, which applies to the registry's paths)."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise FourmError(f"malformed --tokenizer '{item}' (expected modality=PATH)")
-        name, path = item.split("=", 1)
-        out[name.strip()] = str(Path(path.strip()).resolve())
-    return out
+    return {name: str(Path(path.strip()).resolve()) for name, path in parse_assignments(items, "--tokenizer").items()}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fourm.cli import friendly_errors
+from fourm.cli import friendly_errors, parse_assignments
 from fourm.errors import FourmError
 
 # option -> (GenerationTarget field, value type)
@@ -75,20 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
-
-
-def parse_assignments(items: list[str], option: str) -> dict[str, str]:
-    """``["name=value", ...]`` -> {name: value}; FourmError for a malformed or repeated item."""
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise FourmError(f"malformed {option} '{item}' (expected NAME=VALUE, e.g. {option} rgb=...)")
-        if name in out:
-            raise FourmError(f"{option} '{name}' is given twice")
-        out[name] = value
-    return out
 
 
 def target_overrides(args: argparse.Namespace, targets: list[str]) -> dict[str, dict[str, Any]]:

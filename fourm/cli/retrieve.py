@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fourm.cli import friendly_errors
+from fourm.cli import friendly_errors, parse_assignments
 from fourm.errors import FourmError
 
 
@@ -153,13 +153,6 @@ def run_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_cond(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip():
-        raise FourmError(f"--cond must be MODALITY=VALUE (e.g. caption=\"a red circle\"), got '{text}'")
-    return name.strip(), value
-
-
 def run_query(args: argparse.Namespace) -> int:
     from fourm.retrieval.data import RetrievalData, pipeline_specials
     from fourm.retrieval.index import EmbeddingIndex
@@ -174,7 +167,7 @@ def run_query(args: argparse.Namespace) -> int:
     if args.batch_size is not None:
         settings.batch_size = args.batch_size
     settings.autocast = settings.autocast and not args.no_autocast
-    conds = dict(_parse_cond(c) for c in args.cond)
+    conds = parse_assignments(args.cond, "--cond")
     pipe = load_pipeline(args.bundle or info.get("bundle"), args.model or info.get("model"), args.device)
     centers = {k[len("center.") :]: v for k, v in index.extra.items() if k.startswith("center.")}
     embedder = make_embedder(pipe, settings, *pipeline_specials(pipe), centers=centers)

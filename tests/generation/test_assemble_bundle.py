@@ -80,7 +80,9 @@ def test_errors_name_the_problem_and_write_nothing(parts, tmp_path, capsys):
         assemble_bundle(model_dir, out, base=base, added=[yaml], tokenizers={NEW: tmp_path / "wrong_tok"})
     assert not out.exists()
     code = bundle_main([str(model_dir), str(out), "--base", str(base), "--add-modality", str(yaml), "--tokenizer", "bad"])
-    assert code == 2 and "--tokenizer must be MODALITY=DIR" in capsys.readouterr().err
+    assert code == 2 and "malformed --tokenizer 'bad'" in capsys.readouterr().err
+    code = bundle_main([str(model_dir), str(out), "--base", str(base), "--tokenizer", f"{NEW}="])
+    assert code == 2 and "names no directory" in capsys.readouterr().err
     code = bundle_main([str(model_dir), str(out), "--base", str(base), "--add-modality", str(yaml),
                         "--tokenizer", f"{NEW}={tok_dir}"])  # fmt: skip
     assert code == 0 and (out / "modalities.json").is_file()
