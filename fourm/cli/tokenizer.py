@@ -23,14 +23,9 @@ from fourm.errors import FourmError
 
 def _load_split(data: str, split: str, key: str):
     """The ``split`` of the raw dataset at ``data``, as something :func:`stack_modality` reads."""
-    try:
-        from fourm.data.raw_dataset import RawSamples, load_raw_dataset
-    except ImportError as e:  # pragma: no cover - only while the data layer is missing
-        raise FourmError(f"cannot load raw datasets: {e}") from None
-    dataset = load_raw_dataset(data)
-    if split not in dataset:
-        raise FourmError(f"dataset {data} has no '{split}' split (splits: {', '.join(dataset)})")
-    ds = dataset[split]
+    from fourm.data.raw_dataset import RawSamples
+
+    ds = _raw_split(data, split)
     return ds if key in ds.column_names else RawSamples(ds)  # RawSamples may derive missing modalities
 
 
@@ -91,7 +86,7 @@ def _vector_split(data: str, split: str, key: str):
     import numpy as np
     import pyarrow as pa
 
-    dataset = load_raw_dataset_split(data, split)
+    dataset = _raw_split(data, split)
     if key not in dataset.column_names:
         raise FourmError(f"{data}, split '{split}': no column '{key}' (add one with `fourm-data embed`)")
     column = dataset.data.column(key).combine_chunks().drop_null()
@@ -100,7 +95,8 @@ def _vector_split(data: str, split: str, key: str):
     return np.array(column.flatten(), dtype=np.float32).reshape(len(column), column.type.list_size)  # writable copy
 
 
-def load_raw_dataset_split(data: str, split: str):
+def _raw_split(data: str, split: str):
+    """The ``split`` of the raw dataset at ``data`` (FourmError naming the splits it has)."""
     from fourm.data.raw_dataset import load_raw_dataset
 
     dataset = load_raw_dataset(data)
