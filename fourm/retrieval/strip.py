@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fourm.data.visualize import colorize_depth, colorize_semseg
 from fourm.errors import FourmError
+from fourm.generation.export import picture as export_picture
 from fourm.utils.atomic import atomic_path
 
 PAD = 4
@@ -27,18 +27,13 @@ TEXT = (230, 230, 230)
 
 
 def picture(modality: str, value: Any, cell: int) -> np.ndarray | None:
-    """A raw image value as uint8 (cell, cell, 3), or None if ``value`` is not an image."""
-    arr = np.asarray(value) if isinstance(value, np.ndarray) else None
-    if arr is None or arr.ndim not in (2, 3):
+    """A raw image value as uint8 (cell, cell, 3), or None if ``value`` is not an image (colour
+    mapping as in the generation output folder, :func:`fourm.generation.export.picture`)."""
+    arr = export_picture(modality, value)
+    if arr is None:
         return None
-    if modality == "depth":
-        arr = colorize_depth(arr)
-    elif modality == "semseg":
-        arr = colorize_semseg(arr)
-    elif arr.ndim == 2:  # edges or another one-channel map: white on black
-        arr = np.repeat(((arr > 0) * 255).astype(np.uint8)[..., None], 3, axis=2)
-    else:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
     return np.asarray(Image.fromarray(arr).resize((cell, cell), Image.Resampling.NEAREST))
 
 
