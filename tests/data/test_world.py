@@ -317,3 +317,26 @@ def test_invalid_config_raises_when_constructed_directly_and_bad_index():
         WorldConfig(size=4)
     with pytest.raises(FourmError, match="index"):
         render_sample(-1)
+
+
+def test_paraphrases_describe_the_same_scene_in_other_words(worlds):
+    from fourm.data.world import paraphrases, sample_index
+    from fourm.eval.captions import caption_accuracy, parse_caption
+
+    changed = 0
+    for i, (sample, scene, _, _) in enumerate(worlds[:12]):
+        seed, index = sample_index(sample["id"])
+        assert (seed, index) == (SEED, i)
+        others = paraphrases(index, seed=seed, num=3)
+        assert others == paraphrases(index, seed=seed, num=3)  # deterministic
+        assert len(set(others)) > 1 or len(scene.objects) == 1
+        changed += sum(p != sample["caption"] for p in others)
+        true = {(o.color, o.shape): o.size for o in scene.objects}
+        for text in others:
+            assert parse_caption(text).objects == true, text
+            assert caption_accuracy(text, sample["caption"])["exact"] == 1.0
+    assert changed >= 24  # most of the 36 are worded differently from the sample's own caption
+    with pytest.raises(FourmError, match="'rgb-3' is not a world sample id"):
+        sample_index("rgb-3")
+    with pytest.raises(FourmError, match="num >= 1"):
+        paraphrases(0, num=0)

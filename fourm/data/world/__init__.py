@@ -9,7 +9,7 @@ Modules: ``palette`` (shapes = semseg classes, colours, sizes), ``config`` (Worl
 """
 
 from fourm.data.world.config import WorldConfig
-from fourm.data.world.generate import render_sample
+from fourm.data.world.generate import paraphrases, render_sample, sample_index
 from fourm.data.world.palette import CLASS_NAMES, COLORS, SHAPES, SIZES
 
-__all__ = ["CLASS_NAMES", "COLORS", "SHAPES", "SIZES", "WorldConfig", "render_sample"]
+__all__ = ["CLASS_NAMES", "COLORS", "SHAPES", "SIZES", "WorldConfig", "paraphrases", "render_sample", "sample_index"]

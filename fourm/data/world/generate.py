@@ -103,3 +103,24 @@ def render_sample(index: int, seed: int = 0, config: WorldConfig | None = None) 
         "metadata": metadata,
         "color_palette": color_palette(rendering, len(scene.objects)),
     }
+
+
+def sample_index(sample_id: str) -> tuple[int, int]:
+    """``'world-<seed>-<index>'`` -> (seed, index); FourmError for other ids."""
+    parts = str(sample_id).split("-")
+    if len(parts) != 3 or parts[0] != "world" or not parts[1].isdigit() or not parts[2].isdigit():
+        raise FourmError(f"'{sample_id}' is not a world sample id (expected world-<seed>-<index>)")
+    return int(parts[1]), int(parts[2])
+
+
+def paraphrases(index: int, seed: int = 0, num: int = 1, config: WorldConfig | None = None) -> list[str]:
+    """``num`` more captions of sample ``index``'s scene: the same objects, described with other
+    random templates, object orders and (true) relations; phrasing ``k`` (1..num) is deterministic
+    in (seed, index, k). ``config`` must be the one the sample was rendered with."""
+    config = config or _default_config()
+    if num < 1:
+        raise FourmError(f"paraphrases needs num >= 1, got {num}")
+    rng = np.random.default_rng([seed, index])
+    scene, layers, _ = sample_valid_scene(rng, config)  # the same draws as render_sample
+    overlapping = overlapping_pairs(layers, config.size)
+    return [make_caption(scene, np.random.default_rng([seed, index, k]), overlapping) for k in range(1, num + 1)]
