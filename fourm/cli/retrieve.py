@@ -5,7 +5,9 @@
     fourm-retrieve eval  --data data/world_model --query caption --key rgb --method pooled --num 500
 
 Items can be several modalities (``--key-modality rgb,depth``, several ``--cond``). ``pooled``
-embeds with the mean-pooled encoder output (centred per modality and l2-normalised by default),
+embeds with the mean-pooled encoder output, by default mapped into a space shared by the key and
+query modalities with a generalized CCA fitted on paired training samples (``--no-align``: centred
+per modality and l2-normalised instead),
 ``predicted`` with the model's prediction of a global-embedding vector modality (a fine-tuned
 model's bundle, e.g. ``--bundle runs/finetune_ce/bundle`` from ``fourm-bundle``).
 """
@@ -37,10 +39,15 @@ def _add_model_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=["pooled", "predicted"], default="pooled")
-    p.add_argument("--no-center", action="store_true", help="pooled: no per-modality centring")
-    p.add_argument("--no-normalize", action="store_true", help="pooled: no l2-normalisation")
-    p.add_argument("--center-split", default=None, help="pooled: split the centres come from (default: train if present)")
-    p.add_argument("--center-samples", type=int, default=256, help="pooled: samples per centre (default 256)")
+    p.add_argument("--no-align", action="store_true",
+                   help="pooled: no cross-modal alignment (per-modality centres and l2-normalisation only)")
+    p.add_argument("--align-samples", type=int, default=4000, help="pooled: paired samples to fit the alignment on (default 4000)")
+    p.add_argument("--align-dim", type=int, default=32, help="pooled: dimensions of the aligned space (default 32)")
+    p.add_argument("--no-center", action="store_true", help="pooled, --no-align: no per-modality centring")
+    p.add_argument("--no-normalize", action="store_true", help="pooled, --no-align: no l2-normalisation")
+    p.add_argument("--center-split", default=None,
+                   help="pooled: split the alignment or centres come from (default: train if present)")
+    p.add_argument("--center-samples", type=int, default=256, help="pooled, --no-align: samples per centre (default 256)")
     p.add_argument("--vector-modality", default=None, help="predicted: the vector modality (default: the model's only one)")
     p.add_argument("--decoding", choices=["expected", "greedy", "maskgit"], default="expected",
                    help="predicted: expected codes (default), argmax tokens, or maskgit steps")
@@ -62,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-modality", required=True, help="modality (or a,b) of the indexed items")
     p.add_argument("--out", required=True, help="index directory to write (replaced atomically)")
     p.add_argument("--query-modalities", default=None,
-                   help="pooled: modalities queries may use, whose centres are stored (default: all the data has)")
+                   help="pooled: modalities queries may use, aligned with the key's (or centred) and stored with the "
+                   "index (default: all the data has; naming only those you query with aligns them better)")
     _add_method_args(p)
     _add_model_args(p)
     p.set_defaults(func=run_index)
@@ -96,16 +104,17 @@ def _settings(args: argparse.Namespace):
         raise FourmError(f"--steps must be >= 1, got {args.steps}")
     return RetrievalSettings(
         method=args.method, center=not args.no_center, normalize=not args.no_normalize,
-        center_split=args.center_split, center_samples=args.center_samples,
+        center_split=args.center_split, center_samples=args.center_samples, align=not args.no_align,
+        align_samples=args.align_samples, align_dim=args.align_dim,
         vector_modality=args.vector_modality, decoding=args.decoding, steps=args.steps,
         batch_size=args.batch_size or 64, autocast=not args.no_autocast,
     )  # fmt: skip
 
 
 def _embedder(args, data, modalities: list[str], extra: list[str] | None = None):
-    """Pipeline, settings and embedder; if pooled and centred, centres fitted for ``modalities`` and
-    ``extra`` (None: every modality of the data that the model reads)."""
-    from fourm.retrieval.settings import fit_reference_centers, load_pipeline, make_embedder
+    """Pipeline, settings and embedder; if pooled, its alignment (or centres) fitted for ``modalities``
+    and ``extra`` (None: every modality of the data that the model reads)."""
+    from fourm.retrieval.settings import fit_reference, load_pipeline, make_embedder
 
     settings = _settings(args)
     pipe = load_pipeline(args.bundle, args.model, args.device)
@@ -115,8 +124,7 @@ def _embedder(args, data, modalities: list[str], extra: list[str] | None = None)
         mods = pipe.model.config.modalities
         extra = [m for m in data.modalities if m in mods and mods[m].input]
     embedder = make_embedder(pipe, settings, *data.specials(pipe))
-    centered = list(dict.fromkeys(modalities + extra))
-    fit_reference_centers(embedder, pipe, args.data, centered, settings, data.split, progress=True)
+    fit_reference(embedder, pipe, args.data, list(dict.fromkeys(modalities + extra)), settings, data.split, progress=True)
     return pipe, settings, embedder
 
 
@@ -146,14 +154,17 @@ def run_index(args: argparse.Namespace) -> int:
         "split": args.split,
         "rows": rows,
     }
-    centers = {f"center.{m}": v for m, v in getattr(embedder, "centers", {}).items()}
-    index = EmbeddingIndex(embeddings, [data.ids[r] for r in rows], info, centers)
+    extra_tensors = {f"center.{m}": v for m, v in getattr(embedder, "centers", {}).items()}
+    if getattr(embedder, "alignment", None) is not None:
+        extra_tensors.update(embedder.alignment.to_tensors())
+    index = EmbeddingIndex(embeddings, [data.ids[r] for r in rows], info, extra_tensors)
     index.save(args.out)
     print(f"indexed {len(index)} items ({'+'.join(keys)}, {args.method}, dim {index.dim}) -> {args.out}")
     return 0
 
 
 def run_query(args: argparse.Namespace) -> int:
+    from fourm.retrieval.align import LinearAlignment
     from fourm.retrieval.data import RetrievalData, pipeline_specials
     from fourm.retrieval.index import EmbeddingIndex
     from fourm.retrieval.settings import RetrievalSettings, load_pipeline, make_embedder
@@ -170,13 +181,21 @@ def run_query(args: argparse.Namespace) -> int:
     conds = parse_assignments(args.cond, "--cond")
     pipe = load_pipeline(args.bundle or info.get("bundle"), args.model or info.get("model"), args.device)
     centers = {k[len("center.") :]: v for k, v in index.extra.items() if k.startswith("center.")}
-    embedder = make_embedder(pipe, settings, *pipeline_specials(pipe), centers=centers)
+    alignment = LinearAlignment.from_tensors(index.extra) if settings.method == "pooled" and settings.align else None
+    if settings.method == "pooled" and settings.align and alignment is None:
+        raise FourmError(f"corrupt retrieval index {args.index}: its settings say aligned, but it stores no alignment")
+    embedder = make_embedder(pipe, settings, *pipeline_specials(pipe), centers=centers, alignment=alignment)
     item = {}
     for name, value in conds.items():
         pipe.codec(name)
         if not pipe.model.config.modalities[name].input:
             raise FourmError(f"modality '{name}' cannot be a query: the model does not read it (input: false)")
-        if settings.method == "pooled" and settings.center and name not in centers:
+        if alignment is not None and name not in alignment.modalities:
+            raise FourmError(
+                f"the index's alignment does not cover '{name}' (aligned: {', '.join(alignment.modalities)}); "
+                f"rebuild it with --query-modalities {name}, or with --no-align"
+            )
+        if alignment is None and settings.method == "pooled" and settings.center and name not in centers:
             raise FourmError(
                 f"the index has no centre for '{name}' (stored: {', '.join(centers) or 'none'}); rebuild it "
                 f"with --query-modalities {name}, or use --no-center"

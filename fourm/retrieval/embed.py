@@ -7,7 +7,10 @@ Two methods:
   vector (``fit_centers`` on a few reference items; it removes the large offset that the modality
   embedding puts on every token, which otherwise dominates cosine similarities across modalities),
   l2-normalised, averaged over the item's modalities and l2-normalised again. ``center=False,
-  normalize=False`` is the plain mean over all the item's tokens.
+  normalize=False`` is the plain mean over all the item's tokens. With an ``alignment``
+  (:mod:`fourm.retrieval.align`, ``fit_alignment`` on paired reference items) each modality's pooled
+  vector is instead projected into a space shared by the modalities (generalized CCA), then
+  l2-normalised, averaged and normalised again.
 * ``predicted`` (:class:`PredictedEmbedder`, 4M-21 style): the model predicts the tokens of a
   global-embedding vector modality (e.g. ``caption_embedding``) from the item, in parallel, each
   position restricted to its codebook's ids by the decoder; the vector tokenizer decodes them to a
@@ -35,6 +38,7 @@ from fourm.generation.decoding import ParallelDecoder
 from fourm.generation.maskgit import MaskGITSampler
 from fourm.generation.sampling import make_generator
 from fourm.model.fourm import FourM
+from fourm.retrieval.align import LinearAlignment, fit_gcca
 from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD, Item, batches, pack_items
 
 METHODS = ("pooled", "predicted")
@@ -77,7 +81,8 @@ class _Embedder:
 
 
 class PooledEmbedder(_Embedder):
-    """Mean-pooled encoder output; see the module docstring for ``center`` / ``normalize``."""
+    """Mean-pooled encoder output; see the module docstring for ``center`` / ``normalize`` /
+    ``alignment`` (which, when given, replaces centring and always normalises)."""
 
     method = "pooled"
 
@@ -87,15 +92,17 @@ class PooledEmbedder(_Embedder):
         center: bool = True,
         normalize: bool = True,
         centers: Mapping[str, Tensor] | None = None,
+        alignment: LinearAlignment | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
         self.center, self.normalize = bool(center), bool(normalize)
         self.centers: dict[str, Tensor] = {k: torch.as_tensor(v).float().cpu() for k, v in (centers or {}).items()}
+        self.alignment = alignment
 
     @property
     def dim(self) -> int:
-        return self.model.config.dim
+        return self.alignment.dim if self.alignment is not None else self.model.config.dim
 
     def modality_pools(self, enc) -> tuple[Tensor, Tensor]:
         """Encoder rows (B, Ne) -> per-modality sums of encoder outputs (B, M, D) fp32 and token
@@ -121,8 +128,35 @@ class PooledEmbedder(_Embedder):
                 self.centers[name] = means[present[:, m], m].mean(dim=0)
         return {k: v for k, v in self.centers.items()}
 
+    def fit_alignment(
+        self,
+        items: Sequence[Item],
+        modalities: Sequence[str],
+        dim: int = 32,
+        ridge: float = 1e-3,
+        power: float = 1.0,
+        progress: bool = False,
+    ) -> LinearAlignment:
+        """Fit a generalized-CCA alignment of ``modalities`` on paired reference ``items`` (each holds
+        every one of them; each modality is encoded on its own, as queries and keys are); stored in
+        ``self.alignment`` and returned."""
+        names = list(dict.fromkeys(modalities))
+        for i, item in enumerate(items):
+            missing = [m for m in names if m not in item]
+            if missing:
+                raise FourmError(f"alignment item {i} lacks '{missing[0]}' (every item must hold {', '.join(names)})")
+        features = {}
+        for name in names:
+            sums, counts = self.pools([{name: item[name]} for item in items], progress, f"align {name}")
+            m = self.model.config.modality_index(name)
+            features[name] = sums[:, m] / counts[:, m, None].clamp(min=1)  # (N, D)
+        self.alignment = fit_gcca(features, dim, ridge, power)
+        return self.alignment
+
     def combine(self, sums: Tensor, counts: Tensor) -> Tensor:
-        """Per-modality sums (B, M, D) and counts (B, M) -> item embeddings (B, D)."""
+        """Per-modality sums (B, M, D) and counts (B, M) -> item embeddings (B, D) (alignment: (B, dim))."""
+        if self.alignment is not None:
+            return self._combine_aligned(sums, counts)
         if not self.center and not self.normalize:
             return sums.sum(dim=1) / counts.sum(dim=1, keepdim=True).clamp(min=1)
         present = counts > 0
@@ -142,12 +176,26 @@ class PooledEmbedder(_Embedder):
         out = (pooled * present[..., None]).sum(dim=1) / present.sum(dim=1, keepdim=True).clamp(min=1)
         return F.normalize(out, dim=-1) if self.normalize else out
 
+    def _combine_aligned(self, sums: Tensor, counts: Tensor) -> Tensor:
+        names = self.model.config.modality_names
+        present = counts > 0  # (B, M)
+        out = torch.zeros(sums.shape[0], self.alignment.dim)
+        for m in torch.nonzero(present.any(dim=0)).flatten().tolist():
+            rows = present[:, m]
+            pooled = sums[rows, m] / counts[rows, m, None]
+            out[rows] += F.normalize(self.alignment.project(names[m], pooled), dim=-1)
+        return F.normalize(out, dim=-1)
+
     def __call__(self, items: Sequence[Item], progress: bool = False) -> Tensor:
         sums, counts = self.pools(items, progress, "pooled embeddings")
         return self.combine(sums, counts)
 
     def describe(self) -> dict[str, Any]:
-        return {"method": self.method, "center": self.center, "normalize": self.normalize}
+        out = {"method": self.method, "center": self.center, "normalize": self.normalize}
+        if self.alignment is not None:
+            out["alignment"] = {"modalities": self.alignment.modalities, "dim": self.alignment.dim,
+                                "power": self.alignment.power}
+        return out
 
 
 def vector_modality(model: FourM, name: str | None = None) -> str:

@@ -3,7 +3,7 @@
     settings = RetrievalSettings(method="pooled")                 # defaults: centred, l2-normalised
     pipe = load_pipeline("models/world-default")                  # or model="runs/finetune_ce/model"
     embedder = make_embedder(pipe, settings)
-    fit_reference_centers(embedder, pipe, "data/world_model", ["caption", "rgb"], settings)
+    fit_reference(embedder, pipe, "data/world_model", ["caption", "rgb"], settings)   # centres / alignment
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 
 from fourm.errors import FourmError
+from fourm.retrieval.align import LinearAlignment
 from fourm.retrieval.embed import METHODS, PooledEmbedder, PredictedEmbedder, vector_modality
 from fourm.utils.config import Config
 
@@ -24,9 +25,13 @@ from fourm.utils.config import Config
 class RetrievalSettings(Config):
     """Embedding method and its options.
 
-    pooled: ``center`` / ``normalize`` (see :mod:`fourm.retrieval.embed`); centres are the mean
-    pooled vector of each modality over ``center_samples`` items of split ``center_split`` (default:
-    ``train`` when the dataset has it, else the evaluated split; no pairing is used).
+    pooled: ``align`` (the default) maps each modality's pooled vector into a space shared by the
+    modalities with a generalized CCA (:mod:`fourm.retrieval.align`) fitted on ``align_samples``
+    paired samples of the reference split, keeping ``align_dim`` dimensions weighted by canonical
+    correlation ** ``align_power``; without it, ``center`` / ``normalize`` (see
+    :mod:`fourm.retrieval.embed`), the centres being each modality's mean pooled vector over
+    ``center_samples`` items (no pairing used). The reference split is ``center_split`` (default:
+    ``train`` when the dataset has it, else the evaluated split).
     predicted: ``vector_modality`` (default: the model's only one), ``decoding`` and ``steps``.
     """
 
@@ -35,6 +40,11 @@ class RetrievalSettings(Config):
     normalize: bool = True
     center_split: str | None = None
     center_samples: int = 256
+    align: bool = True
+    align_samples: int = 4000
+    align_dim: int = 32
+    align_ridge: float = 1e-3
+    align_power: float = 1.0
     vector_modality: str | None = None
     decoding: Literal["expected", "greedy", "maskgit"] = "expected"
     steps: int | None = None
@@ -49,6 +59,14 @@ class RetrievalSettings(Config):
             raise FourmError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.center_samples < 1:
             raise FourmError(f"center_samples must be >= 1, got {self.center_samples}")
+        if self.align_dim < 1:
+            raise FourmError(f"align_dim must be >= 1, got {self.align_dim}")
+        if self.align_samples < 2 * self.align_dim:
+            raise FourmError(f"align_samples must be >= 2 * align_dim = {2 * self.align_dim}, got {self.align_samples}")
+        if not self.align_ridge >= 0:
+            raise FourmError(f"align_ridge must be >= 0, got {self.align_ridge}")
+        if not self.align_power >= 0:
+            raise FourmError(f"align_power must be >= 0, got {self.align_power}")
 
 
 def load_pipeline(bundle: str | Path | None = None, model: str | Path | None = None, device: str | None = "cpu"):
@@ -77,8 +95,9 @@ def load_pipeline(bundle: str | Path | None = None, model: str | Path | None = N
 
 
 def make_embedder(pipeline: Any, settings: RetrievalSettings, eos: int | None = None, pad: int | None = None,
-                  centers: dict[str, torch.Tensor] | None = None):
-    """A :class:`PooledEmbedder` or :class:`PredictedEmbedder` for ``pipeline``'s model."""
+                  centers: dict[str, torch.Tensor] | None = None, alignment: LinearAlignment | None = None):
+    """A :class:`PooledEmbedder` (with stored ``centers`` / ``alignment``, if any) or a
+    :class:`PredictedEmbedder` for ``pipeline``'s model."""
     from fourm.retrieval.data import pipeline_specials
 
     settings.validate()
@@ -86,7 +105,7 @@ def make_embedder(pipeline: Any, settings: RetrievalSettings, eos: int | None = 
         eos, pad = pipeline_specials(pipeline)
     common = {"batch_size": settings.batch_size, "autocast": settings.autocast, "eos": eos, "pad": pad}
     if settings.method == "pooled":
-        return PooledEmbedder(pipeline.model, settings.center, settings.normalize, centers, **common)
+        return PooledEmbedder(pipeline.model, settings.center, settings.normalize, centers, alignment, **common)
     name = vector_modality(pipeline.model, settings.vector_modality)
     return PredictedEmbedder(
         pipeline.model, pipeline.codecs[name].tokenizer, name, settings.decoding, settings.steps,
@@ -107,7 +126,7 @@ def center_split(data_path: str | Path, split: str, settings: RetrievalSettings)
     return "train"
 
 
-def fit_reference_centers(
+def fit_reference(
     embedder: Any,
     pipeline: Any,
     data_path: str | Path,
@@ -115,17 +134,36 @@ def fit_reference_centers(
     settings: RetrievalSettings,
     split: str = "val",
     progress: bool = False,
-) -> dict[str, torch.Tensor]:
-    """Fit a pooled embedder's centres of each of ``modalities`` on reference items (single-modality
-    items of ``center_samples`` samples of the centre split); no-op for other embedders."""
+) -> None:
+    """Fit a pooled embedder's reference statistics for ``modalities`` on the reference split: the
+    alignment (``settings.align``: paired samples holding all of them), else the centres
+    (``settings.center``: single-modality items). No-op for other embedders."""
     from fourm.retrieval.data import RetrievalData
 
-    if not isinstance(embedder, PooledEmbedder) or not embedder.center:
-        return {}
-    ref = RetrievalData(data_path, center_split(data_path, split, settings), num=settings.center_samples)
-    for m in modalities:
+    if not isinstance(embedder, PooledEmbedder):
+        return
+    names = list(dict.fromkeys(modalities))
+    ref_split = center_split(data_path, split, settings)
+    if settings.align:
+        if len(names) < 2:
+            raise FourmError(
+                f"an aligned pooled embedding needs at least two modalities to align, got {', '.join(names)} "
+                "(name the query modalities too, or turn the alignment off: --no-align)"
+            )
+        ref = RetrievalData(data_path, ref_split, num=settings.align_samples)
+        items, _ = ref.items(names, pipeline, batch_size=settings.batch_size, progress=progress)
+        if len(items) < 2 * settings.align_dim:
+            raise FourmError(
+                f"{ref.path} (split '{ref.split}') has {len(items)} samples holding {', '.join(names)}: an "
+                f"alignment of dim {settings.align_dim} needs at least {2 * settings.align_dim}"
+            )
+        embedder.fit_alignment(items, names, settings.align_dim, settings.align_ridge, settings.align_power, progress)
+        return
+    if not embedder.center:
+        return
+    ref = RetrievalData(data_path, ref_split, num=settings.center_samples)
+    for m in names:
         items, _ = ref.items([m], pipeline, batch_size=settings.batch_size, progress=progress)
         if not items:
             raise FourmError(f"no sample of {ref.path} (split '{ref.split}') holds '{m}': cannot fit its centre")
         embedder.fit_centers(items, progress=progress)
-    return dict(embedder.centers)

@@ -18,15 +18,26 @@ def run(capsys, *argv):
 
 @pytest.fixture(scope="module")
 def pooled_index(bundle, world, tmp_path_factory):
+    """Aligned pooled index of the val rgb images (the toy world has 8 train samples: a 2-d alignment)."""
     out = tmp_path_factory.mktemp("idx") / "rgb"
-    assert main(["index", "--data", str(world), "--key-modality", "rgb", "--out", str(out), "--bundle", str(bundle)]) == 0
+    argv = ["index", "--data", world, "--key-modality", "rgb", "--out", out, "--bundle", bundle, "--align-dim", 2]
+    assert main([str(a) for a in argv]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def centred_index(bundle, world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("idx") / "rgb_centred"
+    argv = ["index", "--data", world, "--key-modality", "rgb", "--out", out, "--bundle", bundle, "--no-align"]
+    assert main([str(a) for a in argv]) == 0
     return out
 
 
 def test_index_and_query(capsys, pooled_index, tmp_path):
     index = EmbeddingIndex.load(pooled_index)
     assert len(index) == 8 and index.info["key"] == ["rgb"] and index.info["split"] == "val"
-    assert {"center.rgb", "center.caption", "center.depth"} <= set(index.extra)  # query modalities calibrated
+    assert index.dim == 2 and index.info["embedder"]["alignment"]["modalities"] == ["rgb", "depth", "caption"]
+    assert {"align.rgb.projection", "align.caption.projection", "align.depth.mean"} <= set(index.extra)
     code, out, _ = run(capsys, "query", "--index", pooled_index, "--cond", "caption=a red circle", "--top-k", 3,
                        "--out", tmp_path / "strip.png")
     assert code == 0
@@ -37,6 +48,23 @@ def test_index_and_query(capsys, pooled_index, tmp_path):
     assert lines[0].split()[2] in index.ids
     strip = np.asarray(Image.open(tmp_path / "strip.png"))
     assert strip.shape[1] == 4 + 4 * (128 + 4)  # query + 3 results
+
+
+def test_centred_index_and_query(capsys, centred_index, bundle, world):
+    index = EmbeddingIndex.load(centred_index)
+    assert index.dim == 32 and not any(k.startswith("align.") for k in index.extra)
+    assert {"center.rgb", "center.caption", "center.depth"} <= set(index.extra)  # query modalities calibrated
+    code, out, _ = run(capsys, "query", "--index", centred_index, "--cond", "caption=a red circle", "--top-k", 2)
+    assert code == 0 and len([line for line in out.splitlines() if line.strip().startswith("#")]) == 2
+
+
+def test_query_modalities_limit_the_alignment(capsys, bundle, world, tmp_path):
+    code, _, _ = run(capsys, "index", "--data", world, "--key-modality", "rgb", "--query-modalities", "caption",
+                     "--out", tmp_path / "i", "--bundle", bundle, "--align-dim", 2)
+    assert code == 0
+    assert EmbeddingIndex.load(tmp_path / "i").info["embedder"]["alignment"]["modalities"] == ["rgb", "caption"]
+    code, _, err = run(capsys, "query", "--index", tmp_path / "i", "--cond", "depth=x.png")
+    assert code == 2 and "the index's alignment does not cover 'depth'" in err and "--query-modalities depth" in err
 
 
 def test_predicted_index_and_eval(capsys, bundle, world, tmp_path):
@@ -55,8 +83,16 @@ def test_predicted_index_and_eval(capsys, bundle, world, tmp_path):
 
 def test_eval_pooled_plain(capsys, bundle, world):
     code, out, _ = run(capsys, "eval", "--data", world, "--query", "rgb", "--key", "caption", "--bundle", bundle,
-                       "--no-center", "--no-normalize", "--num", 6)
+                       "--no-align", "--no-center", "--no-normalize", "--num", 6)
     assert code == 0 and "rgb -> caption" in out and "(chance 0.167)" in out
+
+
+def test_eval_pooled_aligned(capsys, bundle, world, tmp_path):
+    code, out, _ = run(capsys, "eval", "--data", world, "--query", "caption", "--key", "rgb", "--bundle", bundle,
+                       "--align-dim", 3, "--json", tmp_path / "r.json")
+    assert code == 0 and "caption -> rgb" in out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["settings"]["align"] is True and report["settings"]["align_dim"] == 3
 
 
 @pytest.mark.parametrize(
@@ -70,10 +106,16 @@ def test_eval_pooled_plain(capsys, bundle, world):
          "error: model has no vector modality; fine-tune one, see README"),
         (["eval", "--query", "caption", "--key", "rgb", "--split", "test"], "error: "),
         (["eval", "--query", "caption", "--key", "rgb", "--batch-size", "0"], "error: --batch-size must be >= 1"),
+        (["eval", "--query", "caption", "--key", "rgb", "--align-dim", "0"], "error: align_dim must be >= 1"),
+        (["eval", "--query", "caption", "--key", "rgb"],  # 8 train samples: too few for 32 dimensions
+         "error: {world} (split 'train') has 8 samples holding caption, rgb: an alignment of dim 32 needs at least 64"),
+        (["eval", "--query", "rgb", "--key", "rgb", "--align-dim", "2"],
+         "error: an aligned pooled embedding needs at least two modalities to align, got rgb"),
     ],
 )
 def test_errors(capsys, bundle, plain_bundle, world, tmp_path, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    message = message.replace("{world}", str(world))
     chosen = plain_bundle if "--plain" in argv else bundle
     argv = [a for a in argv if a != "--plain"] + ["--data", str(world), "--bundle", str(chosen)]
     code, _, err = run(capsys, *argv)
