@@ -1,15 +1,19 @@
 """Benchmark: caption -> rgb and rgb -> caption retrieval on the world val split, recall@1/5/10.
 
-    python bench/retrieval_world.py                                       # pooled + predicted
+    python bench/retrieval_world.py                                       # pooled + predicted + ceiling
     python bench/retrieval_world.py --bundle-predicted runs/finetune_ce/bundle --methods predicted
 
 Query i's positive is key i among the first ``--num`` val samples (chance: k / N). ``pooled``
-(default bundle model) is measured in four variants: plain mean pooling with dot product, l2 only,
+(default bundle model) is measured in six variants: plain mean pooling with dot product, l2 only,
 per-modality centring only, centring + l2 (centres: ``--center-samples`` train samples, no pairing
-used). ``predicted`` uses the bundle of the fine-tuned model with a vector modality
+used), and aligned by a generalized CCA of caption and rgb fitted on ``--align-samples`` paired
+train samples (``--align-dim`` dimensions weighted by canonical correlation, the default; and
+unweighted). ``predicted`` uses the bundle of the fine-tuned model with a vector modality
 (``scripts/finetune_caption_embedding.sh``), expected-code, greedy and MaskGIT decoding; it is skipped with a
-message when that bundle is absent. Writes
-``<out>/retrieval_world.json``.
+message when that bundle is absent. ``ceiling`` bounds what ``predicted`` can reach with a
+caption-embedding target: caption i's own MiniLM vector as the query, the MiniLM vector of another
+paraphrase of scene i (same objects, other wording and relations) as the key, exactly and through
+the bundle's vector tokenizer (world data only). Writes ``<out>/retrieval_world.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from fourm.errors import FourmError
 from fourm.retrieval.data import RetrievalData
 from fourm.retrieval.embed import PooledEmbedder
 from fourm.retrieval.evaluate import evaluate_pair, format_report
-from fourm.retrieval.settings import RetrievalSettings, fit_reference_centers, load_pipeline, make_embedder
+from fourm.retrieval.settings import RetrievalSettings, fit_reference, load_pipeline, make_embedder
 from fourm.utils.atomic import atomic_write_text
 
 POOLED_VARIANTS = {  # name -> (center, normalize)
@@ -35,14 +39,13 @@ POOLED_VARIANTS = {  # name -> (center, normalize)
     "center_dot": (True, False),
     "center_l2": (True, True),
 }
-PAIRS = (("caption", "rgb"), ("rgb", "caption"))
+ALIGNED_VARIANTS = {"aligned": 1.0, "aligned_unweighted": 0.0}  # name -> power of the correlation weights
 
 
-def both_directions(q_cap: torch.Tensor, k_rgb: torch.Tensor) -> dict:
-    """Reports of caption -> rgb and rgb -> caption for paired embeddings (N, D) each."""
+def both_directions(q_cap: torch.Tensor, k_rgb: torch.Tensor, names: tuple[str, str] = ("caption", "rgb")) -> dict:
+    """Reports of caption -> rgb and rgb -> caption (or other ``names``) for paired embeddings (N, D) each."""
     out = {}
-    for query, key in PAIRS:
-        a, b = (q_cap, k_rgb) if query == "caption" else (k_rgb, q_cap)
+    for a, b, (query, key) in ((q_cap, k_rgb, names), (k_rgb, q_cap, names[::-1])):
         report = evaluate_pair(a, b)
         out[f"{query}->{key}"] = report
         print("  " + format_report(f"{query} -> {key}", report), flush=True)
@@ -51,11 +54,12 @@ def both_directions(q_cap: torch.Tensor, k_rgb: torch.Tensor) -> dict:
 
 def bench_pooled(args, data: RetrievalData) -> dict:
     pipe = load_pipeline(args.bundle)
-    settings = RetrievalSettings(method="pooled", center_samples=args.center_samples, batch_size=args.batch_size)
+    settings = RetrievalSettings(method="pooled", align=False, center_samples=args.center_samples,
+                                 batch_size=args.batch_size)
     embedder = make_embedder(pipe, settings, *data.specials(pipe))
     assert isinstance(embedder, PooledEmbedder)
     t0 = time.perf_counter()
-    fit_reference_centers(embedder, pipe, args.data, ["caption", "rgb"], settings, data.split, progress=True)
+    fit_reference(embedder, pipe, args.data, ["caption", "rgb"], settings, data.split, progress=True)
     items, rows = data.items(["caption", "rgb"], pipe, batch_size=args.batch_size, progress=True)
     t1 = time.perf_counter()
     pools = {m: embedder.pools([{m: it[m]} for it in items], progress=True, desc=f"encode {m}") for m in ("caption", "rgb")}
@@ -67,6 +71,18 @@ def bench_pooled(args, data: RetrievalData) -> dict:
         print(f"pooled {name} (center={center}, normalize={normalize})", flush=True)
         cap, rgb = (embedder.combine(*pools[m]) for m in ("caption", "rgb"))
         results["variants"][name] = {"center": center, "normalize": normalize, **both_directions(cap, rgb)}
+    aligned = settings.replace(align=True, align_samples=args.align_samples, align_dim=args.align_dim)
+    t0 = time.perf_counter()
+    fit_reference(embedder, pipe, args.data, ["caption", "rgb"], aligned, data.split, progress=True)
+    results["align_fit_s"] = time.perf_counter() - t0
+    results["align"] = {"samples": args.align_samples, "dim": args.align_dim,
+                        "correlations": [round(float(c), 4) for c in embedder.alignment.correlations]}
+    print(f"alignment: top canonical correlations {results['align']['correlations'][:6]}", flush=True)
+    for name, power in ALIGNED_VARIANTS.items():
+        embedder.alignment.power = power
+        print(f"pooled {name} (generalized CCA, dim {args.align_dim}, weights corr ** {power:g})", flush=True)
+        cap, rgb = (embedder.combine(*pools[m]) for m in ("caption", "rgb"))
+        results["variants"][name] = {"align_dim": args.align_dim, "power": power, **both_directions(cap, rgb)}
     return results
 
 
@@ -89,12 +105,64 @@ def bench_predicted(args, data: RetrievalData) -> dict:
         if items is None:
             items, rows = data.items(["caption", "rgb"], pipe, batch_size=args.batch_size, progress=True)
             results["num"] = len(rows)
+            true = true_caption_embeddings(data, rows) if embedder.modality == "caption_embedding" else None
         print(f"predicted {embedder.modality} {decoding} ({embedder.steps} steps)", flush=True)
         t0 = time.perf_counter()
         cap = embedder([{"caption": it["caption"]} for it in items], progress=True)
         rgb = embedder([{"rgb": it["rgb"]} for it in items], progress=True)
         speed = 2 * len(items) / (time.perf_counter() - t0)
-        results["decodings"][decoding] = {"steps": embedder.steps, "items_per_s": speed, **both_directions(cap, rgb)}
+        out = {"steps": embedder.steps, "items_per_s": speed}
+        if true is not None:  # how close the prediction is to the real MiniLM vector of the caption
+            out["cosine_to_true"] = {"caption": float((cap * true).sum(-1).mean()), "rgb": float((rgb * true).sum(-1).mean())}
+            print(f"  mean cosine to the true embedding: from caption {out['cosine_to_true']['caption']:.3f}, "
+                  f"from rgb {out['cosine_to_true']['rgb']:.3f}", flush=True)
+        results["decodings"][decoding] = {**out, **both_directions(cap, rgb)}
+    return results
+
+
+def true_caption_embeddings(data: RetrievalData, rows: list[int]) -> torch.Tensor | None:
+    """MiniLM vectors (N, 384) of the captions at ``rows`` (None without the embed extra)."""
+    import torch.nn.functional as F
+
+    from fourm.data.derive.sentence_embeddings import load_minilm
+
+    try:
+        encode = load_minilm()
+    except FourmError:
+        return None
+    return F.normalize(torch.from_numpy(encode(data.values("caption", rows))).float(), dim=-1)
+
+
+def bench_ceiling(args, data: RetrievalData) -> dict:
+    import torch.nn.functional as F
+
+    from fourm.data.derive.sentence_embeddings import load_minilm
+    from fourm.data.raw_dataset import read_dataset_info
+    from fourm.data.world import WorldConfig, paraphrases, sample_index
+
+    if data.kind != "raw":
+        return {"skipped": "needs a raw world dataset"}
+    config = WorldConfig(size=int(read_dataset_info(args.data)["size"]))
+    captions = data.values("caption")
+    others = []
+    for sample_id in data.ids:
+        seed, index = sample_index(sample_id)
+        others.append(paraphrases(index, seed, 1, config)[0])
+    encode = load_minilm()
+    own, other = (F.normalize(torch.from_numpy(encode(texts)).float(), dim=-1) for texts in (captions, others))
+    print("ceiling: MiniLM of the caption vs MiniLM of another paraphrase of the same scene", flush=True)
+    names = ("caption", "paraphrase")
+    results = {"minilm": both_directions(own, other, names)}
+    bundle = Path(args.bundle_predicted)
+    tokenizer_dir = bundle / "tokenizers" / "caption_embedding"
+    if tokenizer_dir.is_dir():
+        from tokenizers_zoo.vector import VectorTokenizer
+
+        tok = VectorTokenizer.from_pretrained(tokenizer_dir)
+        with torch.no_grad():
+            own_q, other_q = (F.normalize(tok.decode(tok.encode(v)), dim=-1) for v in (own, other))
+        print("ceiling: the same through the vector tokenizer (encode, decode)", flush=True)
+        results["minilm_tokenized"] = both_directions(own_q, other_q, names)
     return results
 
 
@@ -105,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num", type=int, default=500)
     p.add_argument("--bundle", default="models/world-default")
     p.add_argument("--bundle-predicted", default="runs/finetune_ce/bundle")
-    p.add_argument("--methods", default="pooled,predicted")
+    p.add_argument("--methods", default="pooled,predicted,ceiling")
     p.add_argument("--center-samples", type=int, default=256)
+    p.add_argument("--align-samples", type=int, default=4000)
+    p.add_argument("--align-dim", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", default="runs/retrieval_world")
     args = p.parse_args(argv)
@@ -121,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             report["pooled"] = bench_pooled(args, data)
         if "predicted" in methods:
             report["predicted"] = bench_predicted(args, data)
+        if "ceiling" in methods:
+            report["ceiling"] = bench_ceiling(args, data)
     except FourmError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -128,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if out.is_file():  # keep results of methods not run this time (same data and size)
         old = json.loads(out.read_text())
         if (old.get("data"), old.get("split"), old.get("num")) == (args.data, args.split, n):
-            report = {**{k: v for k, v in old.items() if k in ("pooled", "predicted")}, **report}
+            report = {**{k: v for k, v in old.items() if k in ("pooled", "predicted", "ceiling")}, **report}
     atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
