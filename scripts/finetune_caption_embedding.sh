@@ -3,7 +3,7 @@
 # and retrieve with it.
 # caption -> 384-d all-MiniLM-L6-v2 sentence embedding (offline) -> 4 tokens of a vector tokenizer
 # -> FourM fine-tuned from models/world-default/model with the new modality -> a bundle -> report,
-# generation and retrieval. About 20 minutes on 2 CPU cores. Steps whose outputs exist are skipped
+# generation and retrieval. About 40 minutes on 2 CPU cores. Steps whose outputs exist are skipped
 # (FORCE=1 redoes them).
 #   bash scripts/finetune_caption_embedding.sh
 set -euo pipefail
