@@ -155,15 +155,20 @@ class PooledEmbedder(_Embedder):
 
     def combine(self, sums: Tensor, counts: Tensor) -> Tensor:
         """Per-modality sums (B, M, D) and counts (B, M) -> item embeddings (B, D) (alignment: (B, dim))."""
-        if self.alignment is not None:
-            return self._combine_aligned(sums, counts)
-        if not self.center and not self.normalize:
+        aligned = self.alignment is not None
+        if not aligned and not self.center and not self.normalize:
             return sums.sum(dim=1) / counts.sum(dim=1, keepdim=True).clamp(min=1)
         present = counts > 0
         pooled = sums / counts.clamp(min=1)[..., None]  # (B, M, D)
-        if self.center:
-            names = self.model.modality_names
-            missing = [names[m] for m in range(len(names)) if present[:, m].any() and names[m] not in self.centers]
+        names = self.model.modality_names
+        used = [m for m in range(len(names)) if present[:, m].any()]
+        if aligned:  # each modality into the shared space: (B, M, dim), absent modalities stay 0
+            projected = pooled.new_zeros(*pooled.shape[:2], self.alignment.dim)
+            for m in used:
+                projected[:, m] = self.alignment.project(names[m], pooled[:, m])
+            pooled = projected
+        elif self.center:
+            missing = [names[m] for m in used if names[m] not in self.centers]
             if missing:
                 raise FourmError(
                     f"no centering statistics for modality '{missing[0]}' (fit_centers on a few items of it, "
@@ -171,20 +176,11 @@ class PooledEmbedder(_Embedder):
                 )
             table = torch.stack([self.centers.get(n, torch.zeros(self.dim)) for n in names])  # (M, D)
             pooled = pooled - table.to(pooled)
-        if self.normalize:
+        normalize = self.normalize or aligned
+        if normalize:
             pooled = F.normalize(pooled, dim=-1)
         out = (pooled * present[..., None]).sum(dim=1) / present.sum(dim=1, keepdim=True).clamp(min=1)
-        return F.normalize(out, dim=-1) if self.normalize else out
-
-    def _combine_aligned(self, sums: Tensor, counts: Tensor) -> Tensor:
-        names = self.model.config.modality_names
-        present = counts > 0  # (B, M)
-        out = torch.zeros(sums.shape[0], self.alignment.dim)
-        for m in torch.nonzero(present.any(dim=0)).flatten().tolist():
-            rows = present[:, m]
-            pooled = sums[rows, m] / counts[rows, m, None]
-            out[rows] += F.normalize(self.alignment.project(names[m], pooled), dim=-1)
-        return F.normalize(out, dim=-1)
+        return F.normalize(out, dim=-1) if normalize else out
 
     def __call__(self, items: Sequence[Item], progress: bool = False) -> Tensor:
         sums, counts = self.pools(items, progress, "pooled embeddings")

@@ -1,6 +1,6 @@
 """How to embed for retrieval (a typed config), and building a model pipeline and an embedder from it.
 
-    settings = RetrievalSettings(method="pooled")                 # defaults: centred, l2-normalised
+    settings = RetrievalSettings(method="pooled")                 # default: CCA-aligned (align=False: centred)
     pipe = load_pipeline("models/world-default")                  # or model="runs/finetune_ce/model"
     embedder = make_embedder(pipe, settings)
     fit_reference(embedder, pipe, "data/world_model", ["caption", "rgb"], settings)   # centres / alignment
