@@ -174,7 +174,8 @@ def run_query(args: argparse.Namespace) -> int:
         raise FourmError(f"--top-k must be >= 1, got {args.top_k}")
     index = EmbeddingIndex.load(args.index)
     info = index.info
-    settings = RetrievalSettings.from_dict(info["settings"])
+    # indexes written before the alignment existed have no "align" setting: they were never aligned
+    settings = RetrievalSettings.from_dict({"align": False, **info["settings"]})
     if args.batch_size is not None:
         settings.batch_size = args.batch_size
     settings.autocast = settings.autocast and not args.no_autocast

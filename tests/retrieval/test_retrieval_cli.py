@@ -58,6 +58,19 @@ def test_centred_index_and_query(capsys, centred_index, bundle, world):
     assert code == 0 and len([line for line in out.splitlines() if line.strip().startswith("#")]) == 2
 
 
+def test_index_from_before_alignment_still_queries(capsys, centred_index, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(centred_index, old)
+    meta = json.loads((old / "index.json").read_text())
+    meta["info"]["settings"] = {k: v for k, v in meta["info"]["settings"].items() if not k.startswith("align")}
+    (old / "index.json").write_text(json.dumps(meta))
+    code, out, err = run(capsys, "query", "--index", old, "--cond", "caption=a red circle", "--top-k", 2)
+    assert code == 0, err
+    assert out == run(capsys, "query", "--index", centred_index, "--cond", "caption=a red circle", "--top-k", 2)[1]
+
+
 def test_query_modalities_limit_the_alignment(capsys, bundle, world, tmp_path):
     code, _, _ = run(capsys, "index", "--data", world, "--key-modality", "rgb", "--query-modalities", "caption",
                      "--out", tmp_path / "i", "--bundle", bundle, "--align-dim", 2)
