@@ -10,6 +10,10 @@ One YAML file per modality lives in ``configs/modalities/<name>.yaml``::
     channels: 3
     image_size: 64
 
+A *patch modality* (``patch_size`` set, e.g. ``configs/modalities/extra/rgb_pixels.yaml``) has no
+tokenizer: its encoder input is the image cut into ``num_tokens`` pixel patches of ``patch_dim``
+8-bit levels (:mod:`fourm.data.patches`); it is an input-only image with ``vocab_size`` 256.
+
 Usage::
 
     registry = default_registry()          # the repo's configs/modalities/
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from fourm.data.patches import LEVELS
 from fourm.data.schema import ALL_KEYS
 from fourm.errors import FourmError
 from fourm.utils.config import Config, read_mapping
@@ -54,6 +59,7 @@ class ModalitySpec(Config):
     value_range: tuple[float, float] | None = None  # [lo, hi] of raw values
     num_classes: int | None = None
     image_size: int | None = None
+    patch_size: int | None = None  # patch modality: side of a pixel patch (no tokenizer, input only)
 
     def __post_init__(self) -> None:
         if self.data_key is None:
@@ -79,7 +85,7 @@ class ModalitySpec(Config):
                 raise self._fail("field 'max_length' is required for kind 'sequence'")
             if self.num_tokens is not None:
                 raise self._fail("field 'num_tokens' does not apply to kind 'sequence' (use max_length)")
-        for field in ("num_tokens", "max_length", "channels", "num_classes", "image_size"):
+        for field in ("num_tokens", "max_length", "channels", "num_classes", "image_size", "patch_size"):
             value = getattr(self, field)
             if value is not None and value <= 0:
                 raise self._fail(f"field '{field}' must be > 0, got {value}")
@@ -89,11 +95,44 @@ class ModalitySpec(Config):
             raise self._fail(f"field 'value_range' must be [lo, hi] with lo < hi, got {list(self.value_range)}")
         if not self.data_key:
             raise self._fail("field 'data_key' must not be empty")
+        if self.patch_size is not None:
+            self._validate_patches()
+
+    def _validate_patches(self) -> None:
+        """The rules of a patch modality (``patch_size`` set)."""
+        p = self.patch_size
+        if self.kind != "image":
+            raise self._fail(f"field 'patch_size' needs kind 'image', got '{self.kind}'")
+        if self.target:  # and so input is true (both false is refused above)
+            raise self._fail("field 'target' must be false for a patch modality (patch_size given; input only)")
+        if self.tokenizer is not None:
+            raise self._fail("field 'tokenizer' must be unset for a patch modality (patch_size given)")
+        for field in ("channels", "image_size"):
+            if getattr(self, field) is None:
+                raise self._fail(f"field '{field}' is required for a patch modality (patch_size given)")
+        if self.image_size % p:
+            raise self._fail(f"field 'image_size' ({self.image_size}) must be a multiple of patch_size {p}")
+        if self.num_tokens != (self.image_size // p) ** 2:
+            raise self._fail(
+                f"field 'num_tokens' must be (image_size / patch_size) ** 2 = {(self.image_size // p) ** 2}, "
+                f"got {self.num_tokens}"
+            )
+        if self.vocab_size != LEVELS:
+            raise self._fail(
+                f"field 'vocab_size' must be {LEVELS} for a patch modality (8-bit levels), got {self.vocab_size}"
+            )
 
     @property
     def length(self) -> int:
         """Token budget of one sample: ``num_tokens`` (image/vector) or ``max_length`` (sequence)."""
         return self.num_tokens if self.num_tokens is not None else self.max_length  # type: ignore[return-value]
+
+    @property
+    def patch_dim(self) -> int | None:
+        """Values per pixel patch (``channels * patch_size ** 2``); None unless a patch modality."""
+        if self.patch_size is None:
+            return None
+        return self.channels * self.patch_size**2  # type: ignore[operator]
 
     @property
     def grid_size(self) -> int:
@@ -230,3 +269,11 @@ class ModalityRegistry:
 def default_registry() -> ModalityRegistry:
     """The modalities shipped in the repo's ``configs/modalities/``."""
     return ModalityRegistry.from_dir(CONFIG_DIR)
+
+
+def shipped_modality_names() -> list[str]:
+    """Names of every modality YAML shipped in the repo: the default registry, then
+    ``configs/modalities/extra/`` (modalities added by fine-tuning, e.g. caption_embedding, rgb_pixels)."""
+    extra = CONFIG_DIR / "extra"
+    stems = sorted(p.stem for p in extra.iterdir() if p.suffix in (".yaml", ".yml")) if extra.is_dir() else []
+    return default_registry().names + [s for s in stems if s not in default_registry()]

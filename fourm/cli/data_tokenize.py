@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="raw dataset directory (fourm-data world / import)")
     p.add_argument("--out", required=True, help="token dataset directory to write")
-    p.add_argument("--modalities", default=None, help="comma-separated modalities (default: all with a tokenizer)")
+    p.add_argument("--modalities", default=None, help="comma-separated modalities (default: all with a tokenizer, and patch modalities)")
     p.add_argument("--registry", default=None, help="modality YAML directory (default: configs/modalities)")
     p.add_argument(
         "--add-modality",
@@ -54,7 +54,7 @@ def run_tokenize(args: argparse.Namespace) -> int:
         for m in names:
             registry[m]  # raises "unknown modality ..." for a bad name
     else:
-        names = [m for m in registry.names if registry[m].tokenizer or m in overrides]
+        names = [m for m in registry.names if registry[m].tokenizer or registry[m].patch_size or m in overrides]
     if args.batch_size < 1 or args.shard_size < 1:
         raise FourmError("--batch-size and --shard-size must be >= 1")
     report = PretokenizeReport()

@@ -11,6 +11,11 @@ Decoder rules (enforced by the model from these fields): a decoder token attends
 tokens of the same modality; bidirectionally for image-like modalities, causally (by position) for
 sequences. For image-like targets ``dec_input`` is ignored (a learned mask token is used); for
 sequence targets it holds the previous token of the target sequence (teacher forcing).
+
+Patch modalities (:mod:`fourm.data.patches`; input only, never on the decoder side): their encoder
+slots have ``enc_tokens`` 0 and their content in ``enc_patches`` (B, Ne, P) uint8, the slot's pixel
+patch (8-bit levels, zero-padded to ``P``, the largest patch_dim of the run's patch modalities).
+Rows of other slots are 0. ``enc_patches`` is None when the run has no patch modality.
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ class MultimodalBatch:
     dec_modality: Tensor  # (B, Nd) long
     dec_position: Tensor  # (B, Nd) long
     dec_valid: Tensor  # (B, Nd) bool
+    enc_patches: Tensor | None = None  # (B, Ne, P) uint8, pixel patches of patch-modality slots
 
     def to(self, device: torch.device | str) -> MultimodalBatch:
-        return MultimodalBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return MultimodalBatch(
+            **{f.name: None if (t := getattr(self, f.name)) is None else t.to(device) for f in fields(self)}
+        )
 
     @property
     def batch_size(self) -> int:
@@ -46,13 +54,32 @@ class MultimodalBatch:
 
     @staticmethod
     def collate(items: list[MultimodalBatch]) -> MultimodalBatch:
-        """Stack single-sample batches (each (1, N) or (N,)) with right padding to the longest."""
+        """Stack single-sample batches (each (1, N) or (N,); ``enc_patches`` (1, N, P) or (N, P))
+        with right padding to the longest."""
         out = {}
         for f in fields(MultimodalBatch):
+            if f.name == "enc_patches":
+                continue
             rows = [getattr(it, f.name).reshape(-1) for it in items]
             n = max(r.shape[0] for r in rows)
             pad_value = False if rows[0].dtype == torch.bool else 0
             out[f.name] = torch.stack(
                 [torch.cat([r, r.new_full((n - r.shape[0],), pad_value)]) for r in rows]
             )
+        out["enc_patches"] = _collate_patches(items, out["enc_tokens"].shape[1])
         return MultimodalBatch(**out)
+
+
+def _collate_patches(items: list[MultimodalBatch], n: int) -> Tensor | None:
+    """Stack the items' ``enc_patches`` into (B, n, P), zero-padded (None if no item has any; an
+    item without patches gets zero rows)."""
+    given = [it.enc_patches for it in items if it.enc_patches is not None]
+    if not given:
+        return None
+    p = max(t.shape[-1] for t in given)
+    out = given[0].new_zeros(len(items), n, p)
+    for i, it in enumerate(items):
+        if it.enc_patches is not None:
+            rows = it.enc_patches.reshape(-1, it.enc_patches.shape[-1])
+            out[i, : rows.shape[0], : rows.shape[1]] = rows
+    return out

@@ -2,9 +2,11 @@
 
 Each modality of the registry is encoded by its own tokenizer (image tokenizers for image-like
 modalities, the shared text tokenizer for captions / boxes / palettes / metadata, a vector tokenizer
-for embedding vectors). Work is done in shards of ``shard_size`` samples, each saved atomically under
-``<out>.partial/`` as soon as it is done, so an interrupted run resumes where it stopped; the final
-:func:`fourm.data.token_dataset.write_token_dataset` call assembles the shards into ``<out>``.
+for embedding vectors); a patch modality (``patch_size`` set) needs no tokenizer, its image is cut
+into flat 8-bit pixel patches (:mod:`fourm.data.patches`). Work is done in shards of ``shard_size``
+samples, each saved atomically under ``<out>.partial/`` as soon as it is done, so an interrupted run
+resumes where it stopped; the final :func:`fourm.data.token_dataset.write_token_dataset` call
+assembles the shards into ``<out>``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from fourm.data.masking.spans import SequenceSpecialTokens
+from fourm.data.patches import LEVELS, patchify, to_levels
 from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
@@ -126,6 +129,30 @@ def _vector_encoder(path: Path, spec: ModalitySpec, device: str) -> EncodeFn:
     return encode
 
 
+def _patch_encoder(spec: ModalitySpec) -> EncodeFn:
+    """Raw images (S, S, C) -> flat 8-bit pixel patches (N * patch_dim,) of a patch modality."""
+    want = (spec.image_size, spec.image_size, spec.channels)
+
+    def encode(values: list[Any]) -> list[list[int] | None]:
+        out: list[list[int] | None] = []
+        for v in values:
+            if v is None:
+                out.append(None)
+                continue
+            arr = np.asarray(v)
+            if arr.ndim == 2 and spec.channels == 1:
+                arr = arr[..., None]
+            if arr.shape != want:
+                raise FourmError(
+                    f"modality '{spec.name}': expected an image of shape {want} (image_size x image_size, "
+                    f"channels), got {tuple(np.shape(v))}"
+                )
+            out.append(patchify(to_levels(arr, spec.value_range), spec.patch_size).reshape(-1).tolist())
+        return out
+
+    return encode
+
+
 def build_encoders(
     registry: ModalityRegistry,
     modalities: Sequence[str],
@@ -134,7 +161,8 @@ def build_encoders(
     device: str = "cpu",
     report: PretokenizeReport | None = None,
 ) -> tuple[dict[str, EncodeFn], TokenDatasetInfo]:
-    """Load each modality's tokenizer -> (encode functions, the token dataset's info)."""
+    """Load each modality's tokenizer -> (encode functions, the token dataset's info). Patch
+    modalities (``patch_size`` set) need no tokenizer."""
     from tokenizers_zoo.text import TextTokenizer
 
     report = report if report is not None else PretokenizeReport()
@@ -144,6 +172,12 @@ def build_encoders(
     specials = None
     for name in modalities:
         spec = registry[name]
+        if spec.patch_size is not None:
+            encoders[name] = _patch_encoder(spec)
+            infos[name] = ModalityTokens(
+                kind="image", vocab_size=LEVELS, length=spec.num_tokens, patch_dim=spec.patch_dim
+            )
+            continue
         path = resolve_tokenizer_path(spec, root, overrides)
         if spec.kind == "image":
             encoders[name], _ = _image_encoder(path, spec, device)

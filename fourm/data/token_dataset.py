@@ -10,6 +10,10 @@ ids: fixed length for ``image`` / ``vector`` modalities, variable length (ending
 ``sequence`` modalities; a missing modality is ``None`` (an empty list is read as missing too).
 ``fourm_tokens.json`` gives each modality's kind, vocabulary size and length (image/vector: the
 exact length; sequence: the maximum, optional) and the sequence special ids.
+
+A patch modality (``patch_dim`` set, :mod:`fourm.data.patches`) stores pixel patches instead of
+token ids: a list of ``length * patch_dim`` uint8 values, patch k = ``values[k * P:(k + 1) * P]``
+(``P = patch_dim``); :class:`TokenSamples` returns it flat like any other modality, (N * P,).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from fourm.data.masking.spans import SequenceSpecialTokens
+from fourm.data.patches import LEVELS
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
 from fourm.utils.config import Config
@@ -42,12 +47,23 @@ class ModalityTokens(Config):
     kind: Literal["image", "sequence", "vector"]
     vocab_size: int
     length: int | None = None
+    patch_dim: int | None = None  # patch modality: values per pixel patch (rows hold length * patch_dim)
 
     def validate(self) -> None:
         if self.vocab_size < 1:
             raise FourmError(f"vocab_size must be >= 1, got {self.vocab_size}")
         if self.kind != "sequence" and (self.length is None or self.length < 1):
             raise FourmError(f"length must be >= 1 for a {self.kind} modality, got {self.length}")
+        if self.patch_dim is not None:
+            if self.kind != "image":
+                raise FourmError(f"patch_dim applies to image modalities only, got kind '{self.kind}'")
+            if self.patch_dim < 1:
+                raise FourmError(f"patch_dim must be >= 1, got {self.patch_dim}")
+
+    @property
+    def num_values(self) -> int:
+        """Values in one row: ``length`` token ids, or ``length * patch_dim`` patch values."""
+        return self.length * (self.patch_dim or 1)  # type: ignore[operator]
 
 
 @dataclass
@@ -84,7 +100,9 @@ def _features(info: TokenDatasetInfo):
     import datasets as hfd
 
     spec = {"id": hfd.Value("string")}
-    spec.update({name: hfd.List(hfd.Value("int32")) for name in info.modalities})
+    spec.update(
+        {name: hfd.List(hfd.Value("uint8" if m.patch_dim else "int32")) for name, m in info.modalities.items()}
+    )
     return hfd.Features(spec)
 
 
@@ -130,6 +148,9 @@ def _check_row(sample: Mapping[str, Any], info: TokenDatasetInfo, position: int)
         arr = np.asarray(value).reshape(-1)
         if arr.dtype.kind not in "iu":
             raise FourmError(f"sample {row['id']}: {name} tokens must be integers, got dtype {arr.dtype}")
+        if mod.patch_dim:
+            row[name] = _check_patches(arr, mod, f"sample {row['id']}: {name}")
+            continue
         if mod.kind != "sequence" and len(arr) != mod.length:
             raise FourmError(f"sample {row['id']}: {name} has {len(arr)} tokens (expected {mod.length})")
         if mod.kind == "sequence" and mod.length is not None and len(arr) > mod.length:
@@ -140,6 +161,17 @@ def _check_row(sample: Mapping[str, Any], info: TokenDatasetInfo, position: int)
             )
         row[name] = arr.astype(np.int32).tolist()
     return row
+
+
+def _check_patches(arr: np.ndarray, mod: ModalityTokens, where: str) -> list[int]:
+    """Flat patch values (length * patch_dim,) -> a uint8 row, validating size and range."""
+    if len(arr) != mod.num_values:
+        raise FourmError(
+            f"{where} has {len(arr)} patch values (expected {mod.length} patches x {mod.patch_dim} = {mod.num_values})"
+        )
+    if arr.min() < 0 or arr.max() >= LEVELS:
+        raise FourmError(f"{where} patch values must be in [0, {LEVELS}), got {arr.min()}..{arr.max()}")
+    return arr.astype(np.uint8).tolist()
 
 
 def write_token_dataset(

@@ -29,7 +29,10 @@ class ModalityConfig(Config):
     kind: "image" (square grid of ``length`` tokens, 2D positions, decoded in parallel),
     "sequence" (up to ``length`` tokens, 1D positions, decoded causally) or "vector" (``length``
     tokens, 1D positions, decoded in parallel). ``input`` / ``target``: may be given to the
-    encoder / predicted by the decoder (a target gets an output head).
+    encoder / predicted by the decoder (a target gets an output head). ``patch_dim`` > 0: a patch
+    modality (:mod:`fourm.data.patches`), input only, whose encoder tokens are ``length`` pixel patches
+    of ``patch_dim`` 8-bit values, embedded by a linear projection instead of a token table
+    (``vocab_size`` is then the 256 levels of a value).
     """
 
     kind: ModalityKind
@@ -37,6 +40,7 @@ class ModalityConfig(Config):
     length: int
     input: bool = True
     target: bool = True
+    patch_dim: int = 0
 
     @property
     def causal(self) -> bool:
@@ -64,6 +68,20 @@ class ModalityConfig(Config):
             raise FourmError(f"modality '{name}': image length must be a square number, got {self.length}")
         if not (self.input or self.target):
             raise FourmError(f"modality '{name}': input and target are both false (it would never be used)")
+        if self.patch_dim < 0:
+            raise FourmError(f"modality '{name}': patch_dim must be >= 0, got {self.patch_dim}")
+        if self.patch_dim and (self.kind != "image" or self.target or not self.input):
+            raise FourmError(f"modality '{name}': a patch modality (patch_dim > 0) must be an input-only image")
+
+    @property
+    def is_patches(self) -> bool:
+        """Encoder input is pixel patches (embedded linearly), not token ids."""
+        return self.patch_dim > 0
+
+    @property
+    def table_rows(self) -> int:
+        """Rows of the shared token table: the vocabulary, none for a patch modality."""
+        return 0 if self.patch_dim else self.vocab_size
 
 
 # name -> architecture fields (4M sizes: Tiny, Small, Base, Large)
@@ -118,6 +136,11 @@ class FourMConfig(Config):
     def modality_names(self) -> list[str]:
         """Modality order: the index of a name is its modality index in packed batches."""
         return list(self.modalities)
+
+    @property
+    def patch_width(self) -> int:
+        """Width P of ``enc_patches`` rows: the largest patch_dim (0 without patch modalities)."""
+        return max((m.patch_dim for m in self.modalities.values()), default=0)
 
     @property
     def head_dim(self) -> int:
@@ -181,6 +204,7 @@ def modality_from_spec(spec: Any) -> ModalityConfig:
         length=int(length),
         input=bool(getattr(spec, "input", True)),
         target=bool(getattr(spec, "target", True)),
+        patch_dim=int(getattr(spec, "patch_dim", None) or 0),
     )
     cfg.check(spec.name)
     return cfg

@@ -20,7 +20,7 @@ from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
 from fourm.data.masking import MaskedDataset, Masker, MaskingConfig, SequenceSpecialTokens
 from fourm.data.token_dataset import MixedDataset, ModalityTokens, TokenSamples, load_token_dataset
 from fourm.errors import FourmError
-from fourm.modalities import default_registry
+from fourm.modalities import default_registry, shipped_modality_names
 from fourm.model.config import ModalityConfig
 from fourm.training.config import DataConfig, MaskingSection, TrainConfig, resolve_path
 
@@ -53,6 +53,11 @@ def merge_modalities(infos: list, names: list[str] | None) -> tuple[dict[str, Mo
                     f"data.datasets[{i}]: modality '{name}' is {mod.kind} with vocab_size {mod.vocab_size}, "
                     f"but an earlier dataset has {seen.kind} with vocab_size {seen.vocab_size}"
                 )
+            if seen.patch_dim != mod.patch_dim:
+                raise FourmError(
+                    f"data.datasets[{i}]: modality '{name}' has patch_dim {mod.patch_dim or 0}, "
+                    f"but an earlier dataset has patch_dim {seen.patch_dim or 0}"
+                )
         if info.specials is not None:
             if specials is not None and info.specials != specials:
                 raise FourmError(f"data.datasets[{i}]: sequence special tokens differ from an earlier dataset's")
@@ -77,8 +82,8 @@ def _sequence_length(name: str, sources: list, split: str) -> int:
 
 
 def model_modalities(merged: dict[str, ModalityTokens], sources: list, split: str) -> dict[str, ModalityConfig]:
-    """ModalityConfigs for a new model: kind/vocab/length from the data, input/target roles from
-    the modality registry (both true for modalities it does not know)."""
+    """ModalityConfigs for a new model: kind/vocab/length/patch_dim from the data, input/target roles
+    from the modality registry (for modalities it does not know: both true, patch modalities input only)."""
     registry = default_registry()
     out = {}
     for name, mod in merged.items():
@@ -91,7 +96,8 @@ def model_modalities(merged: dict[str, ModalityTokens], sources: list, split: st
             vocab_size=mod.vocab_size,
             length=length,
             input=spec.input if spec is not None else True,
-            target=spec.target if spec is not None else True,
+            target=spec.target if spec is not None else not mod.patch_dim,
+            patch_dim=mod.patch_dim or 0,
         )
     return out
 
@@ -112,26 +118,41 @@ def check_fits_model(merged: dict[str, ModalityTokens], modalities: dict[str, Mo
             )
         if mod.length is not None and mod.length > have.length:
             raise FourmError(f"data modality '{name}' has length {mod.length} > the model's {have.length} ({where})")
+        if (mod.patch_dim or 0) != have.patch_dim:
+            raise FourmError(
+                f"data modality '{name}' has patch_dim {mod.patch_dim or 0} but the model {where} has {have.patch_dim}"
+            )
 
 
 # ------------------------------------------------------------------------------------------ masking
 def load_masking(path: str, section: MaskingSection, modalities: dict[str, ModalityConfig]) -> MaskingConfig:
     """A masking config fitted to the run: budget overrides applied, per-modality entries of
-    registry modalities the run does not use dropped, inputs/targets limited to the model's roles."""
+    shipped modalities the run does not use dropped (and mixture entries left with nothing to
+    choose on a side, e.g. "rgb_pixels -> all" in a run without rgb_pixels), inputs/targets limited
+    to the model's roles."""
     cfg = MaskingConfig.from_file(resolve_path(path))
     data = cfg.to_dict()
     for key in ("input_budget", "target_budget"):
         if getattr(section, key) is not None:
             data[key] = getattr(section, key)
-    unused = set(default_registry().names) - set(modalities)
+    unused = set(shipped_modality_names()) - set(modalities)  # shipped configs may name any shipped modality
 
     def keep(d: dict) -> dict:
         return {k: v for k, v in d.items() if k not in unused}
 
     for key in ("min_input_tokens", "max_input_tokens", "min_target_tokens", "max_target_tokens"):
         data[key] = keep(data[key])
+    def empty_side(entry: dict, side: str) -> bool:
+        return entry[f"{side}_alpha"] == 0 and not any(v > 0 for v in entry[f"{side}_alphas"].values())
+
+    mixture = []
     for entry in data["mixture"]:
         entry["input_alphas"], entry["target_alphas"] = keep(entry["input_alphas"]), keep(entry["target_alphas"])
+        if not (empty_side(entry, "input") or empty_side(entry, "target")):
+            mixture.append(entry)
+    if not mixture:
+        raise FourmError(f"{path}: no mixture entry applies to this run's modalities ({', '.join(modalities)})")
+    data["mixture"] = mixture
     for side in ("input", "target"):
         allowed = [m for m, c in modalities.items() if getattr(c, side)]
         chosen = data[f"{side}_modalities"]
@@ -149,7 +170,8 @@ def load_masking(path: str, section: MaskingSection, modalities: dict[str, Modal
 
 
 def build_masker(cfg: MaskingConfig, modalities: dict[str, ModalityConfig], specials) -> Masker:
-    return Masker(cfg, list(modalities), {n: m.kind for n, m in modalities.items()}, specials)
+    patch_dims = {n: m.patch_dim for n, m in modalities.items() if m.patch_dim}
+    return Masker(cfg, list(modalities), {n: m.kind for n, m in modalities.items()}, specials, patch_dims)
 
 
 # ------------------------------------------------------------------------------------------ datasets

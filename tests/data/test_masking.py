@@ -54,6 +54,14 @@ def parts(batch, side: str, modality: str):
     return (batch.dec_input[0, keep], batch.dec_target[0, keep]), batch.dec_position[0, keep]
 
 
+def same_batch(a, b) -> bool:
+    """Every field equal (``enc_patches`` may be None on both)."""
+    return all(
+        (x is None and y is None) or (x is not None and y is not None and torch.equal(x, y))
+        for x, y in ((getattr(a, f), getattr(b, f)) for f in vars(a))
+    )
+
+
 # ---- budgets ---------------------------------------------------------------------------------------
 
 
@@ -223,7 +231,7 @@ def test_seeds_and_epochs_change_masks():
     m = masker()
     sample = make_sample(np.random.default_rng(0))
     same = m(sample, make_rng(0, 0, 3)), m(sample, make_rng(0, 0, 3))
-    assert all(torch.equal(getattr(same[0], f), getattr(same[1], f)) for f in vars(same[0]))
+    assert same_batch(*same)
     for other in (make_rng(1, 0, 3), make_rng(0, 1, 3), make_rng(0, 0, 4)):
         b = m(sample, other)
         assert not (
@@ -327,3 +335,118 @@ def test_masker_argument_errors():
         Masker(MaskingConfig(), ["caption"], {"caption": "sequence"})
     with pytest.raises(FourmError, match="none of the modalities"):
         masker()({"other": torch.ones(3)}, make_rng(0, 0, 0))
+
+
+# ---- patch modalities ------------------------------------------------------------------------------
+
+P_ORDER = ["rgb", "pix", "caption", "meta"]
+P_KINDS = {"rgb": "image", "pix": "image", "caption": "sequence", "meta": "vector"}
+
+
+def patch_sample(rng: np.random.Generator, drop: tuple[str, ...] = ()) -> dict:
+    sample = make_sample(rng, drop=("depth",))
+    sample["pix"] = torch.from_numpy(rng.integers(0, 256, 16 * 12))  # 16 patches of 12 values, flat
+    return {k: v for k, v in sample.items() if k not in drop}
+
+
+def patch_masker(patch_dims=None, **cfg) -> Masker:
+    cfg.setdefault("input_budget", 24)
+    cfg.setdefault("target_budget", 24)
+    return Masker(MaskingConfig.from_dict(cfg), P_ORDER, P_KINDS, SP, {"pix": 12} if patch_dims is None else patch_dims)
+
+
+def check_patches(batch, sample: dict, row: int = 0) -> None:
+    """enc_patches holds the sample's patches at pix slots (token id 0) and zeros elsewhere."""
+    pix = P_ORDER.index("pix")
+    at = batch.enc_valid[row] & (batch.enc_modality[row] == pix)
+    want = sample["pix"].reshape(16, 12)[batch.enc_position[row, at]].to(torch.uint8)
+    assert batch.enc_patches.dtype == torch.uint8
+    assert torch.equal(batch.enc_patches[row, at], want)
+    assert (batch.enc_patches[row, ~at] == 0).all() and (batch.enc_tokens[row, at] == 0).all()
+
+
+def parts_of(batch, modality: str):
+    keep = batch.enc_valid[0] & (batch.enc_modality[0] == P_ORDER.index(modality))
+    return batch.enc_tokens[0, keep], batch.enc_position[0, keep]
+
+
+def test_patch_modality_is_an_input_only_image():
+    # the config would target pix, and strongly: it still never reaches the decoder
+    m = patch_masker(target_modalities=["pix", "rgb"], mixture=[{"target_alphas": {"pix": 50.0}}])
+    assert m.targets == {"rgb"} and "pix" in m.inputs and m.patch_width == 12
+    seen_pix = 0
+    for i in range(60):
+        sample = patch_sample(np.random.default_rng(i))
+        b = m(sample, make_rng(0, 0, i))
+        assert b.enc_patches.shape == (1, 24, 12) and int(b.enc_valid.sum()) == 24  # exactly the budget
+        assert not (b.dec_valid[0] & (b.dec_modality[0] == P_ORDER.index("pix"))).any()
+        check_patches(b, sample)
+        pos = b.enc_position[0, b.enc_valid[0] & (b.enc_modality[0] == 1)]
+        assert (pos.diff() > 0).all() and (pos < 16).all()  # image positions: ascending grid indices
+        seen_pix += len(pos)
+        c = m(sample, make_rng(0, 0, i))
+        assert same_batch(b, c)  # same rng, same batch
+    assert seen_pix > 0
+
+
+def test_patch_budget_counts_patches_not_values():
+    m = patch_masker(input_budget=16, target_budget=8, input_modalities=["pix"], target_modalities=["rgb"])
+    sample = patch_sample(np.random.default_rng(1))
+    b = m(sample, make_rng(0, 0, 0))
+    _, pos = parts_of(b, "pix")
+    assert pos.tolist() == list(range(16)) and int(b.enc_valid.sum()) == 16  # all 16 patches, 192 values
+    check_patches(b, sample)
+    m = patch_masker(input_budget=10, target_budget=8, input_modalities=["pix"])
+    b = m(sample, make_rng(0, 0, 1))
+    assert len(parts_of(b, "pix")[1]) == 10 and int(b.enc_valid.sum()) == 10
+    check_patches(b, sample)
+
+
+def test_patch_collate_keeps_patches_aligned():
+    m = patch_masker(pad_to_budget=False, input_budget=21, target_budget=9)
+    samples = [patch_sample(np.random.default_rng(i), drop=("caption",) * (i % 2)) for i in range(6)]
+    samples.append(patch_sample(np.random.default_rng(9), drop=("pix",)))  # no patches at all
+    items = [m(s, make_rng(3, 0, i)) for i, s in enumerate(samples)]
+    batch = collate(items, pad_to_multiple=8)
+    n = batch.enc_tokens.shape[1]
+    assert n % 8 == 0 and batch.enc_patches.shape == (7, n, 12)
+    for row, (it, sample) in enumerate(zip(items, samples)):
+        k = it.enc_tokens.shape[1]
+        assert torch.equal(batch.enc_patches[row, :k], it.enc_patches[0])
+        assert (batch.enc_patches[row, k:] == 0).all()
+        if "pix" in sample:
+            check_patches(batch, sample, row)
+    assert (items[-1].enc_patches == 0).all()
+    moved = batch.to("cpu")
+    assert torch.equal(moved.enc_patches, batch.enc_patches)
+
+
+def test_runs_without_patch_modalities_are_unchanged():
+    plain = masker()
+    b = plain(make_sample(np.random.default_rng(0)), make_rng(0, 0, 0))
+    assert b.enc_patches is None and b.to("cpu").enc_patches is None
+    batch = collate([b, plain(make_sample(np.random.default_rng(1)), make_rng(0, 0, 1))], pad_to_multiple=7)
+    assert batch.enc_patches is None
+    # a patch modality absent from the sample does not change how the rng is used
+    as_tokens = patch_masker(patch_dims={}, target_modalities=["rgb", "caption", "meta"])
+    as_patches = patch_masker(target_modalities=["rgb", "caption", "meta"])
+    for i in range(40):
+        sample = patch_sample(np.random.default_rng(i), drop=("pix",))
+        a, p = as_tokens(sample, make_rng(0, 0, i)), as_patches(sample, make_rng(0, 0, i))
+        assert a.enc_patches is None and (p.enc_patches == 0).all()
+        assert same_batch(a, p.__class__(**{**vars(p), "enc_patches": None}))
+
+
+def test_patch_masker_errors():
+    with pytest.raises(FourmError, match="patch_dims: unknown modality 'x'"):
+        patch_masker(patch_dims={"x": 3})
+    with pytest.raises(FourmError, match="patch_dims: modality 'caption' is a sequence"):
+        patch_masker(patch_dims={"caption": 3})
+    with pytest.raises(FourmError, match="patch_dims.pix must be >= 1"):
+        patch_masker(patch_dims={"pix": 0})
+    m = patch_masker()
+    sample = patch_sample(np.random.default_rng(0))
+    with pytest.raises(FourmError, match="patch modality 'pix': 191 values is not a whole number of patches of 12"):
+        m({**sample, "pix": sample["pix"][:-1]}, make_rng(0, 0, 0))
+    with pytest.raises(FourmError, match=r"patch modality 'pix': values must be in \[0, 256\)"):
+        m({**sample, "pix": sample["pix"] + 256}, make_rng(0, 0, 0))

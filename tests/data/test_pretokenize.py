@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from fourm.cli.data import main as data_main
+from fourm.data.patches import patchify
 from fourm.data.pretokenize import PretokenizeReport, build_encoders, pretokenize
 from fourm.data.raw_dataset import RawSamples, load_raw_dataset, write_world_dataset
-from fourm.data.token_dataset import load_token_dataset
+from fourm.data.token_dataset import ModalityTokens, TokenSamples, load_token_dataset
 from fourm.data.world import WorldConfig
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, default_registry
@@ -111,3 +115,60 @@ def test_cli_tokenizer_override_is_relative_to_the_working_directory(setup, tmp_
     assert data_main(argv) == 0, capsys.readouterr().err
     dsd, _ = load_token_dataset(tmp_path / "t")
     assert len(dsd["train"]) == 18 and dsd["train"][0]["caption"]
+
+
+# ---- patch modalities ------------------------------------------------------------------------------
+
+PIXELS_YAML = Path(__file__).resolve().parents[2] / "configs" / "modalities" / "extra" / "rgb_pixels.yaml"
+
+
+def _pixels_registry(**changes) -> ModalityRegistry:
+    spec = ModalityRegistry.from_files([PIXELS_YAML])["rgb_pixels"].to_dict()
+    return ModalityRegistry.from_dict({"rgb_pixels": {**spec, **changes}})
+
+
+def test_patch_modality_needs_no_tokenizer(setup, tmp_path):
+    _, raw, *_ = setup
+    registry = _pixels_registry(image_size=32, num_tokens=16)  # the fixture's world is 32 x 32
+    encoders, info = build_encoders(registry, ["rgb_pixels"], tmp_path / "no_tokenizers_here")
+    assert info.modalities["rgb_pixels"] == ModalityTokens("image", vocab_size=256, length=16, patch_dim=192)
+    pretokenize(raw, tmp_path / "tok", encoders, info, registry, batch_size=5, shard_size=7)
+    dsd, info2 = load_token_dataset(tmp_path / "tok")
+    assert info2 == info
+    samples = RawSamples(load_raw_dataset(raw)["val"])
+    items = TokenSamples(dsd["val"])
+    assert len(items) == len(samples) == 6
+    for i in range(len(items)):
+        got = items[i]["rgb_pixels"].reshape(16, 192).numpy()
+        assert np.array_equal(got, patchify(samples[i]["rgb"], 8))
+
+
+def test_patch_modality_checks_the_image_shape(setup, tmp_path):
+    _, raw, *_ = setup
+    registry = _pixels_registry()  # 64 x 64, the fixture's images are 32 x 32
+    encoders, info = build_encoders(registry, ["rgb_pixels"], tmp_path)
+    with pytest.raises(FourmError, match=r"modality 'rgb_pixels': expected an image of shape \(64, 64, 3\).*\(32, 32, 3\)"):
+        pretokenize(raw, tmp_path / "tok", encoders, info, registry)
+
+
+def test_cli_adds_a_patch_modality(setup, tmp_path, capsys):
+    root, *_ = setup
+    raw = write_world_dataset(tmp_path / "raw", 4, size=64, seed=1, val_fraction=0.25, num_workers=0)
+    common = ["tokenize", "--data", str(raw), "--add-modality", str(PIXELS_YAML)]
+    argv = [*common, "--out", str(tmp_path / "a"), "--modalities", "caption,rgb_pixels",
+            "--tokenizer", f"caption={root / 'tok_text'}"]  # fmt: skip
+    assert data_main(argv) == 0, capsys.readouterr().err
+    # default list: the modalities with a tokenizer, and patch modalities
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    (registry / "caption.yaml").write_text(
+        yaml.safe_dump({**default_registry()["caption"].to_dict(), "tokenizer": str(root / "tok_text")})
+    )
+    argv = [*common, "--out", str(tmp_path / "b"), "--registry", str(registry)]
+    assert data_main(argv) == 0, capsys.readouterr().err
+    samples = RawSamples(load_raw_dataset(raw)["train"])
+    for out in ("a", "b"):
+        dsd, info = load_token_dataset(tmp_path / out)
+        assert set(info.modalities) == {"caption", "rgb_pixels"} and info.modalities["rgb_pixels"].patch_dim == 192
+        row = np.array(dsd["train"][0]["rgb_pixels"]).reshape(64, 192)
+        assert np.array_equal(row, patchify(samples[0]["rgb"], 8)) and dsd["train"][0]["caption"]

@@ -180,3 +180,62 @@ def test_pipeline_to_packed_batches(written):
     for b in batches:
         assert b.enc_tokens.shape[1] == 8 and b.dec_target.shape[1] == 8
         assert (b.enc_valid.sum(1) == 8).all() and (b.dec_valid.sum(1) == 8).all()  # 19 grid tokens each
+
+
+# ---- patch modalities ------------------------------------------------------------------------------
+
+PATCH_INFO = TokenDatasetInfo(
+    modalities={
+        "rgb": ModalityTokens("image", vocab_size=64, length=16),
+        "pix": ModalityTokens("image", vocab_size=256, length=4, patch_dim=12),
+    }
+)
+
+
+def patch_samples(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [
+        {"id": f"p{i}", "rgb": rng.integers(0, 64, 16), "pix": rng.integers(0, 256, (4, 12)).astype(np.uint8)}
+        for i in range(n)
+    ]
+
+
+def test_patch_modality_round_trip(tmp_path):
+    rows = patch_samples(5, 0)
+    rows[3]["pix"] = None  # missing like any modality
+    write_token_dataset(tmp_path / "ds", {"train": rows}, PATCH_INFO)
+    dsd, info = load_token_dataset(tmp_path / "ds")
+    assert info == PATCH_INFO and info.modalities["pix"].num_values == 48
+    assert dsd["train"].features["pix"].feature.dtype == "uint8"
+    assert dsd["train"].features["rgb"].feature.dtype == "int32"
+    items = TokenSamples(dsd["train"])
+    for i, row in enumerate(rows):
+        if row["pix"] is None:
+            assert "pix" not in items[i]
+            continue
+        flat = items[i]["pix"]
+        assert flat.dtype == torch.long and flat.shape == (48,)  # flat (N * P,); patch k = flat[12k:12(k+1)]
+        assert np.array_equal(flat.reshape(4, 12).numpy(), row["pix"])
+
+
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        (np.zeros(47, dtype=np.int64), r"pix has 47 patch values \(expected 4 patches x 12 = 48\)"),
+        (np.full(48, 256), r"pix patch values must be in \[0, 256\), got 256..256"),
+        (np.full(48, -1), r"pix patch values must be in \[0, 256\)"),
+    ],
+)
+def test_patch_rows_are_validated(tmp_path, bad, fragment):
+    rows = patch_samples(3, 1)
+    rows[1]["pix"] = bad
+    with pytest.raises(FourmError, match=r"^split 'train': sample p1: " + fragment) as e:
+        write_token_dataset(tmp_path / "ds", {"train": rows}, PATCH_INFO)
+    assert "\n" not in str(e.value)
+
+
+def test_patch_dim_validation():
+    with pytest.raises(FourmError, match="modalities.pix: patch_dim must be >= 1, got 0"):
+        TokenDatasetInfo.from_dict({"modalities": {"pix": {"kind": "image", "vocab_size": 256, "length": 4, "patch_dim": 0}}})
+    with pytest.raises(FourmError, match="modalities.v: patch_dim applies to image modalities only"):
+        TokenDatasetInfo.from_dict({"modalities": {"v": {"kind": "vector", "vocab_size": 256, "length": 4, "patch_dim": 3}}})

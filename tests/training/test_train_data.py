@@ -51,7 +51,8 @@ def test_train_masks_depend_on_seed_epoch_index_and_val_masks_are_fixed(token_da
     a, b = build_training_data(cfg), build_training_data(cfg)
 
     def same(x, y) -> bool:
-        return all(torch.equal(getattr(x, f), getattr(y, f)) for f in vars(x))
+        pairs = [(getattr(x, f), getattr(y, f)) for f in vars(x)]
+        return all((u is None and v is None) or torch.equal(u, v) for u, v in pairs)
 
     a.train.set_epoch(3)
     b.train.set_epoch(3)
@@ -108,3 +109,56 @@ def test_evaluate_matches_the_model_loss_on_one_batch(token_data, tmp_path):
     for name, value in per_modality.items():
         assert metrics[f"val_loss_{name}"] == pytest.approx(value, rel=1e-5)
     assert metrics["val_loss"] == pytest.approx(loss.item(), rel=1e-5)
+
+
+def test_patch_modality_is_an_input_only_model_modality(token_data, tmp_path):
+    """A patch modality in the data: input-only model modality with its patch_dim, patches in the batches."""
+    from fourm.training.data import check_fits_model, merge_modalities
+
+    info = TokenDatasetInfo(
+        modalities={**INFO.modalities, "pix": ModalityTokens(kind="image", vocab_size=256, length=16, patch_dim=12)},
+        specials=INFO.specials,
+    )
+    rng = np.random.default_rng(0)
+    splits = {
+        split: [{**s, "pix": rng.integers(0, 256, 16 * 12)} for s in samples]
+        for split, samples in synthetic_splits(12, 4, seed=2).items()
+    }
+    path = write_token_dataset(tmp_path / "pix", splits, info)
+    data = build_training_data(tiny_config(path, tmp_path / "run"))
+    pix = data.modalities["pix"]
+    assert (pix.patch_dim, pix.input, pix.target, pix.length) == (12, True, False, 16)
+    assert all(m.patch_dim == 0 for n, m in data.modalities.items() if n != "pix")
+    assert data.train.masker.patch_dims == {"pix": 12} and "pix" not in data.train.masker.targets
+    for batch in (data.train[0], data.val[0]):
+        assert batch.enc_patches.shape == (1, 16, 12) and batch.enc_patches.dtype == torch.uint8
+        assert not (batch.dec_modality[0, batch.dec_valid[0]] == list(data.modalities).index("pix")).any()
+
+    no_patches = {**info.modalities, "pix": ModalityTokens(kind="image", vocab_size=256, length=16)}
+    with pytest.raises(FourmError, match="modality 'pix' has patch_dim 0, but an earlier dataset has patch_dim 12"):
+        merge_modalities([info, TokenDatasetInfo(modalities=no_patches, specials=INFO.specials)], None)
+    with pytest.raises(FourmError, match="data modality 'pix' has patch_dim 0 but the model 'm' has 12"):
+        check_fits_model(no_patches, data.modalities, "'m'")
+
+
+def test_shipped_mixture_drops_entries_of_modalities_the_run_lacks(tmp_path):
+    from fourm.model import ModalityConfig
+    from fourm.training.config import MaskingSection
+    from fourm.training.data import load_masking
+
+    path = "configs/masking/finetune_caption_embedding.yaml"
+    base = {
+        "rgb": ModalityConfig("image", 32, 16),
+        "caption": ModalityConfig("sequence", 64, 12),
+        "caption_embedding": ModalityConfig("vector", 32, 4),
+    }
+    names = [e.name for e in load_masking(path, MaskingSection(), base).mixture]
+    assert names == ["all_to_all_0.5", "rgb_to_caption_embedding", "caption_to_caption_embedding"]
+    with_pixels = {**base, "rgb_pixels": ModalityConfig("image", 256, 16, target=False, patch_dim=12)}
+    full = load_masking(path, MaskingSection(), with_pixels)
+    assert [e.name for e in full.mixture][:3] == ["all_to_all_0.5", "rgb_pixels_to_all", "rgb_pixels_to_caption_embedding"]
+    only = tmp_path / "pixels_only.yaml"
+    only.write_text("input_budget: 8\ntarget_budget: 8\nmixture:\n  - name: pix\n    input_alpha: 0.0\n"
+                    "    input_alphas: {rgb_pixels: 1.0}\n")
+    with pytest.raises(FourmError, match="no mixture entry applies"):
+        load_masking(str(only), MaskingSection(), base)

@@ -53,8 +53,8 @@ class MaskedDataset(Dataset):
 
 
 def collate(items: list[MultimodalBatch], pad_to_multiple: int = 1) -> MultimodalBatch:
-    """Stack single-sample batches into (B, N) rows, right-padded (valid False, ids 0) to the
-    longest row rounded up to a multiple of ``pad_to_multiple``."""
+    """Stack single-sample batches into (B, N) rows (``enc_patches``: (B, N, P)), right-padded
+    (valid False, ids and patches 0) to the longest row rounded up to a multiple of ``pad_to_multiple``."""
     batch = MultimodalBatch.collate(items)
     if pad_to_multiple > 1:
         for name in ("enc", "dec"):
@@ -63,5 +63,7 @@ def collate(items: list[MultimodalBatch], pad_to_multiple: int = 1) -> Multimoda
             if extra:
                 for field in [f for f in vars(batch) if f.startswith(name + "_")]:
                     t = getattr(batch, field)
-                    setattr(batch, field, torch.cat([t, t.new_zeros(t.shape[0], extra)], dim=1))
+                    if t is not None:
+                        pad = t.new_zeros(t.shape[0], extra, *t.shape[2:])
+                        setattr(batch, field, torch.cat([t, pad], dim=1))
     return batch

@@ -21,6 +21,11 @@ For each sample (``dict[modality -> LongTensor]``, modalities may be missing):
 Packing: modalities in ``modality_order``; image positions ascending; sequence positions are the
 index in the encoder-side / decoder-side sequence. Unused slots are padding (valid False, ids 0).
 Exactly ``input_budget`` / ``target_budget`` tokens are valid whenever the sample has enough.
+
+Patch modalities (``patch_dims``: name -> P, :mod:`fourm.data.patches`) are image modalities whose
+sample is N pixel patches, flat (N * P,) or (N, P). They are inputs only (never targets, whatever
+the config says), budgeted by patches (N) and positioned like any image; their encoder slots get
+token id 0 and the chosen patches go to ``enc_patches`` (1, Ne, max P) uint8, in slot order.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class Masker:
         modality_order: Sequence[str],
         kinds: Mapping[str, str],
         specials: SequenceSpecialTokens | None = None,
+        patch_dims: Mapping[str, int] | None = None,
     ):
         self.config = config
         self.order = list(modality_order)
@@ -70,11 +76,32 @@ class Masker:
             raise FourmError("sequence modalities need SequenceSpecialTokens (specials=None given)")
         self.specials = specials
         config.check_modalities(self.order)
+        self.patch_dims = self._check_patch_dims(patch_dims or {})
+        self.patch_width = max(self.patch_dims.values(), default=0)
         self.index = {m: i for i, m in enumerate(self.order)}
         self.inputs = set(config.input_set(self.order))
-        self.targets = set(config.target_set(self.order))
+        self.targets = set(config.target_set(self.order)) - set(self.patch_dims)  # patches: input only
         weights = np.array([e.weight for e in config.mixture], dtype=np.float64)
         self.mixture_probs = weights / weights.sum()
+
+    def _check_patch_dims(self, patch_dims: Mapping[str, int]) -> dict[str, int]:
+        for m, p in patch_dims.items():
+            if m not in self.kinds:
+                raise FourmError(f"patch_dims: unknown modality '{m}' (modality order: {', '.join(self.order)})")
+            if self.kinds[m] != "image":
+                raise FourmError(f"patch_dims: modality '{m}' is a {self.kinds[m]}, patch modalities are images")
+            if int(p) < 1:
+                raise FourmError(f"patch_dims.{m} must be >= 1, got {p}")
+        return {m: int(patch_dims[m]) for m in self.order if m in patch_dims}
+
+    def _patches(self, m: str, values) -> np.ndarray:
+        """A patch modality's sample, flat (N * P,) or (N, P) -> (N, P) uint8."""
+        arr, p = _as_numpy(values), self.patch_dims[m]
+        if len(arr) % p:
+            raise FourmError(f"patch modality '{m}': {len(arr)} values is not a whole number of patches of {p}")
+        if arr.min() < 0 or arr.max() > 255:
+            raise FourmError(f"patch modality '{m}': values must be in [0, 256), got {arr.min()}..{arr.max()}")
+        return arr.reshape(-1, p).astype(np.uint8)
 
     # ---- budgets -------------------------------------------------------------------------------
     def pick_entry(self, rng: np.random.Generator) -> AlphaConfig:
@@ -121,11 +148,15 @@ class Masker:
     def __call__(self, sample: Mapping[str, torch.Tensor], rng: np.random.Generator) -> MultimodalBatch:
         """Mask one token sample with ``rng`` (see the module docstring)."""
         cfg = self.config
-        tokens = {}
+        tokens, patches = {}, {}
         for m in self.order:
             t = sample.get(m)
             if t is not None and len(t) > 0:
-                tokens[m] = _as_numpy(t)
+                if m in self.patch_dims:  # patch slots carry token id 0, their patches go to enc_patches
+                    patches[m] = self._patches(m, t)
+                    tokens[m] = np.zeros(len(patches[m]), dtype=np.int64)
+                else:
+                    tokens[m] = _as_numpy(t)
         if not tokens:
             raise FourmError(
                 f"token sample has none of the modalities {', '.join(self.order)} (keys: {list(sample)})"
@@ -194,9 +225,22 @@ class Masker:
                 enc[m] = (tokens[m][pos_in], pos_in)
             if n_tg:
                 dec[m] = (np.zeros(n_tg, dtype=np.int64), tokens[m][pos_tg], pos_tg)
-        return self._pack(enc, dec)
+        return self._pack(enc, dec, patches)
 
-    def _pack(self, enc: dict, dec: dict) -> MultimodalBatch:
+    def _patch_row(self, enc: dict, enc_mods: list[str], patches: dict, ne: int) -> torch.Tensor | None:
+        """(1, ne, patch_width) uint8: the chosen patches at their encoder slots, zeros elsewhere."""
+        if not self.patch_dims:
+            return None
+        out = np.zeros((ne, self.patch_width), dtype=np.uint8)
+        start = 0
+        for m in enc_mods:
+            k = len(enc[m][0])
+            if m in patches:
+                out[start : start + k, : self.patch_dims[m]] = patches[m][enc[m][1]]
+            start += k
+        return torch.from_numpy(out)[None]
+
+    def _pack(self, enc: dict, dec: dict, patches: dict) -> MultimodalBatch:
         cfg = self.config
         enc_mods = [m for m in self.order if m in enc]
         dec_mods = [m for m in self.order if m in dec]
@@ -232,4 +276,5 @@ class Masker:
             dec_modality=modality_row(dec_mods, dec, 1, nd),
             dec_position=row([dec[m][2] for m in dec_mods], nd),
             dec_valid=dec_valid,
+            enc_patches=self._patch_row(enc, enc_mods, patches, ne),
         )
