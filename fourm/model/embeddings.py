@@ -3,8 +3,9 @@
 All modalities share one token table (rows of modality m start at its vocabulary offset), one
 fixed position table (2D sin-cos rows for image grids, 1D for sequences and vectors, each modality
 at its own row offset) and a learned modality embedding per side. Encoder input = token + position
-+ modality. Decoder input = (a learned mask token for image/vector targets, the embedding of
-``dec_input`` for sequence targets) + position + modality.
++ modality, where a patch modality's "token" is a linear projection of its pixel patch (values
+0..255 mapped to [-1, 1]; it has no rows in the token table). Decoder input = (a learned mask token
+for image/vector targets, the embedding of ``dec_input`` for sequence targets) + position + modality.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class PackedEmbeddings(nn.Module):
         mods = list(config.modalities.values())
         dim = config.dim
         self.dim = dim
-        self.vocab_sizes = [m.vocab_size for m in mods]
+        self.vocab_sizes = [m.table_rows for m in mods]
         self.register_buffer("vocab_offsets", _offsets(self.vocab_sizes), persistent=False)
         self.register_buffer("causal", torch.tensor([m.causal for m in mods], dtype=torch.bool), persistent=False)
         tables = [
@@ -53,12 +54,21 @@ class PackedEmbeddings(nn.Module):
         else:
             self.dec_tokens = None
         self.seq_sizes = seq_sizes
+        # patch modalities: one linear projection (D, patch_dim) each
+        self.patch_index = {name: i for i, (name, m) in enumerate(config.modalities.items()) if m.is_patches}
+        self.patch_embed = nn.ModuleDict(
+            {name: nn.Linear(config.modalities[name].patch_dim, dim) for name in self.patch_index}
+        )
+        self.register_buffer("is_patch", torch.tensor([m.is_patches for m in mods], dtype=torch.bool), persistent=False)
         self.reset_parameters(config.init_std)
 
     def reset_parameters(self, std: float = 0.02) -> None:
         for p in (self.enc_tokens, self.enc_modality, self.dec_modality, self.mask_token, self.dec_tokens):
             if p is not None:
                 nn.init.normal_(p, std=std)
+        for proj in self.patch_embed.values():
+            nn.init.normal_(proj.weight, std=std)
+            nn.init.zeros_(proj.bias)
 
     def _index(self, ids: Tensor, modality: Tensor, valid: Tensor, offsets: Tensor) -> Tensor:
         """Global rows ``ids + offsets[modality]``; padding entries point at row 0."""
@@ -68,10 +78,19 @@ class PackedEmbeddings(nn.Module):
         """Fixed position embeddings (B, N, D)."""
         return F.embedding(self._index(position, modality, valid, self.pos_offsets), self.pos_table)
 
-    def encoder_input(self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:
-        """(B, N) ids / modality / position / valid -> (B, N, D)."""
+    def encoder_input(
+        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+    ) -> Tensor:
+        """(B, N) ids / modality / position / valid (+ (B, N, P) patch values) -> (B, N, D)."""
         modality = torch.where(valid, modality, 0)
-        tok = F.embedding(self._index(tokens, modality, valid, self.vocab_offsets), self.enc_tokens)
+        from_table = valid & ~self.is_patch[modality]
+        tok = F.embedding(self._index(tokens, modality, from_table, self.vocab_offsets), self.enc_tokens)
+        if self.patch_index and patches is not None:
+            values = patches.float() * (2.0 / 255.0) - 1.0  # (B, N, P) in [-1, 1]
+            for name, index in self.patch_index.items():
+                proj = self.patch_embed[name]
+                here = (valid & (modality == index))[..., None]
+                tok = torch.where(here, proj(values[..., : proj.in_features]).to(tok.dtype), tok)
         return tok + self.position(modality, position, valid) + F.embedding(modality, self.enc_modality)
 
     def decoder_input(self, dec_input: Tensor, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:

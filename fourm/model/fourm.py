@@ -104,11 +104,25 @@ class FourM(nn.Module):
         self.check_inputs = True  # validate ids/positions/modalities of every batch (one host sync)
 
     # ------------------------------------------------------------------------------ checks
-    def _check_encoder(self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor) -> None:
+    def _check_encoder(
+        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+    ) -> None:
         rows = {"enc_tokens": tokens, "enc_modality": modality, "enc_position": position, "enc_valid": valid}
         check_shapes("encoder", rows)
         if self.check_inputs:
             check_ranges("enc", rows, ["enc_tokens"], self._limits(self._is_input))
+        width = self.config.patch_width
+        if patches is not None:
+            if not width:
+                raise FourmError("enc_patches given, but the model has no patch modality (patch_dim > 0)")
+            if patches.shape[:2] != tokens.shape or patches.dim() != 3 or patches.shape[2] < width:
+                raise FourmError(
+                    f"enc_patches must be (B, Ne, >= {width}) for encoder rows {tuple(tokens.shape)}, "
+                    f"got {tuple(patches.shape)}"
+                )
+        elif width and self.check_inputs and bool((valid & self.embeddings.is_patch[modality.clamp(0, len(self.modality_names) - 1)]).any()):
+            names = ", ".join(self.embeddings.patch_index)
+            raise FourmError(f"the encoder rows hold patch-modality tokens ({names}) but enc_patches is None")
 
     def _check_decoder(self, rows: dict[str, Tensor], ids: list[str]) -> None:
         check_shapes("decoder", rows)
@@ -120,7 +134,7 @@ class FourM(nn.Module):
 
     def check_batch(self, batch: MultimodalBatch) -> None:
         """Raise FourmError if the batch does not fit this model (shapes, dtypes, ranges, roles)."""
-        self._check_encoder(batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid)
+        self._check_encoder(batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid, batch.enc_patches)
         rows = {
             "dec_input": batch.dec_input,
             "dec_target": batch.dec_target,
@@ -133,17 +147,22 @@ class FourM(nn.Module):
             raise FourmError(f"encoder batch size {batch.enc_tokens.shape[0]} != decoder batch size {batch.dec_input.shape[0]}")
 
     # ------------------------------------------------------------------------------ encoder
-    def _encode(self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:
-        x = self.embeddings.encoder_input(tokens, modality, position, valid)  # (B, Ne, D)
+    def _encode(
+        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+    ) -> Tensor:
+        x = self.embeddings.encoder_input(tokens, modality, position, valid, patches)  # (B, Ne, D)
         mask = encoder_attention_mask(valid)  # (B, 1, Ne, Ne)
         for block in self.encoder:
             x = block(x, mask)
         return self.enc_norm(x).masked_fill(~valid[..., None], 0.0)
 
-    def encode(self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:
-        """Encoder output (B, Ne, D) for packed input tokens (B, Ne); padding rows are 0."""
-        self._check_encoder(tokens, modality, position, valid)
-        return self._encode(tokens, modality, position, valid)
+    def encode(
+        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+    ) -> Tensor:
+        """Encoder output (B, Ne, D) for packed input tokens (B, Ne); padding rows are 0. ``patches``
+        (B, Ne, P) holds the pixel patches of patch-modality slots (needed when there are any)."""
+        self._check_encoder(tokens, modality, position, valid, patches)
+        return self._encode(tokens, modality, position, valid, patches)
 
     # ------------------------------------------------------------------------------ decoder
     def start_cache(self, context: Tensor, context_valid: Tensor) -> DecoderCache:
@@ -265,7 +284,9 @@ class FourM(nn.Module):
     # ------------------------------------------------------------------------------ training
     def _hidden(self, batch: MultimodalBatch) -> Tensor:
         self.check_batch(batch)
-        context = self._encode(batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid)
+        context = self._encode(
+            batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid, batch.enc_patches
+        )
         return self._decode(
             context, batch.enc_valid, batch.dec_input, batch.dec_modality, batch.dec_position, batch.dec_valid
         )
