@@ -118,11 +118,14 @@ def _embedder(args, data, modalities: list[str], extra: list[str] | None = None)
 
     settings = _settings(args)
     pipe = load_pipeline(args.bundle, args.model, args.device)
+    for m in modalities:
+        if data.column(m, pipe) not in data.modalities:
+            raise FourmError(f"unknown modality '{m}': {args.data} has {', '.join(data.modalities)}")
     for m in modalities + (extra or []):
         pipe.codec(m)  # unknown modality -> FourmError naming the model's modalities
-    if extra is None:
+    if extra is None:  # every input the data holds, patch modalities (read from their raw key) included
         mods = pipe.model.config.modalities
-        extra = [m for m in data.modalities if m in mods and mods[m].input]
+        extra = [m for m in mods if mods[m].input and data.column(m, pipe) in data.modalities]
     embedder = make_embedder(pipe, settings, *data.specials(pipe))
     fit_reference(embedder, pipe, args.data, list(dict.fromkeys(modalities + extra)), settings, data.split, progress=True)
     return pipe, settings, embedder
@@ -135,9 +138,6 @@ def run_index(args: argparse.Namespace) -> int:
 
     keys = _modalities(args.key_modality, "--key-modality")
     data = RetrievalData(args.data, args.split, args.num)
-    for m in keys:
-        if m not in data.modalities:
-            raise FourmError(f"unknown modality '{m}': {args.data} has {', '.join(data.modalities)}")
     extra = None if args.query_modalities is None else _modalities(args.query_modalities, "--query-modalities")
     pipe, settings, embedder = _embedder(args, data, keys, extra)
     items, rows = data.items(keys, pipe, batch_size=settings.batch_size, progress=True)
@@ -225,9 +225,6 @@ def run_eval(args: argparse.Namespace) -> int:
 
     queries, keys = _modalities(args.query, "--query"), _modalities(args.key, "--key")
     data = RetrievalData(args.data, args.split, args.num)
-    for m in queries + keys:
-        if m not in data.modalities:
-            raise FourmError(f"unknown modality '{m}': {args.data} has {', '.join(data.modalities)}")
     pipe, settings, embedder = _embedder(args, data, list(dict.fromkeys(queries + keys)), [])
     both, rows = data.items(list(dict.fromkeys(queries + keys)), pipe, batch_size=settings.batch_size, progress=True)
     if len(both) < 2:

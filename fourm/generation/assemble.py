@@ -74,6 +74,9 @@ def assemble_bundle(
     copies: dict[Path, Path] = {}  # bundle-relative destination -> source directory
     for name in config.modalities:
         spec = registry[name]
+        if spec.patch_size:  # a patch modality: pixels, no tokenizer to copy
+            specs[name] = spec
+            continue
         if not spec.tokenizer and name not in overrides:
             raise FourmError(f"modality '{name}' has no tokenizer (set 'tokenizer' in its YAML or pass --tokenizer)")
         source = overrides.get(name) or (Path(spec.tokenizer) if Path(spec.tokenizer).is_absolute() else root / spec.tokenizer)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from fourm.errors import FourmError
-from fourm.generation.codecs import Codec, ImageCodec, SequenceCodec, VectorCodec
+from fourm.generation.codecs import Codec, ImageCodec, PatchCodec, SequenceCodec, VectorCodec
 from fourm.modalities import ModalityRegistry, default_registry
 from fourm.model.config import FourMConfig
 
@@ -76,9 +76,17 @@ def load_codecs(
         if name not in registry:
             raise FourmError(f"the model's modality '{name}' is not in the registry (known: {', '.join(registry)})")
         spec = registry[name]
-        path = resolve_tokenizer_path(spec, root)
         if spec.kind != mod.kind:
             raise FourmError(f"modality '{name}' is a {mod.kind} in the model but a {spec.kind} in the registry")
+        if mod.is_patches or spec.patch_size:
+            if (spec.patch_dim or 0, spec.num_tokens) != (mod.patch_dim, mod.length):
+                raise FourmError(
+                    f"modality '{name}': the registry gives {spec.num_tokens} patches of {spec.patch_dim} values, "
+                    f"the model {mod.length} patches of {mod.patch_dim}"
+                )
+            codecs[name] = PatchCodec(name, spec)
+            continue
+        path = resolve_tokenizer_path(spec, root)
         if mod.kind == "image":
             codec: Codec = ImageCodec(name, ImageTokenizer.from_pretrained(path, device=device))
         elif mod.kind == "sequence":

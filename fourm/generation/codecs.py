@@ -5,6 +5,8 @@
 * :class:`SequenceCodec` (shared ``TextTokenizer``): captions, boxes, palettes, metadata -> (B, L) ids
   ending in [EOS] and padded with [PAD] (a ``prefix`` has no [EOS]); ids -> values (lenient parsing).
 * :class:`VectorCodec` (``VectorTokenizer``): float vectors (D,) <-> (B, K) ids.
+* :class:`PatchCodec` (no tokenizer): images <-> pixel patches (B, N, P) uint8 of a patch modality
+  (:mod:`fourm.data.patches`), the encoder input of e.g. ``rgb_pixels``.
 
 Images are encoded under bf16 autocast (as in pre-tokenization, so tokens match the training data)
 and decoded in fp32.
@@ -161,4 +163,49 @@ class VectorCodec:
         return list(self.tokenizer.decode(ids).float().cpu().numpy())
 
 
-Codec = ImageCodec | SequenceCodec | VectorCodec
+class PatchCodec:
+    """A patch modality (``patch_size`` in its registry spec): images cut into 8-bit pixel patches."""
+
+    kind = "patches"
+    tokenizer = None  # nothing to save in a bundle
+
+    def __init__(self, name: str, spec: Any) -> None:
+        from fourm.data.schema import IMAGE_LAYOUT
+
+        if not spec.patch_size:
+            raise FourmError(f"modality '{name}' is not a patch modality (no patch_size)")
+        self.name, self.patch_size, self.channels = name, spec.patch_size, spec.channels
+        self.image_kind = spec.data_key if spec.data_key in IMAGE_LAYOUT else "rgb"
+        self.image_size, self.value_range, self.num_classes = spec.image_size, spec.value_range, spec.num_classes
+        self.length, self.vocab_size, self.patch_dim = spec.num_tokens, spec.vocab_size, spec.patch_dim
+
+    def normalize(self, value: Any) -> np.ndarray:
+        """One raw image (array, PIL or path) -> the schema array at the modality's size."""
+        return load_image(value, self.image_kind, self.image_size, self.num_classes)
+
+    def encode(self, values: Any, prefix: bool = False) -> Tensor:
+        """Images -> pixel patches (B, N, P) uint8."""
+        from fourm.data.patches import patchify, to_levels
+
+        if prefix:
+            raise FourmError(f"'{self.name}' is a patch modality: it has no prefix")
+        arrays = [self.normalize(v) for v in _as_list(values, self.name, 3 if self.channels > 1 else 2)]
+        return torch.from_numpy(np.stack([patchify(to_levels(a, self.value_range), self.patch_size) for a in arrays]))
+
+    def decode(self, tokens: Any, seed: int = 0) -> list[np.ndarray]:
+        """Patches (B, N, P) (or flat (B, N * P)) -> one image per row, in the modality's value range."""
+        from fourm.data.patches import unpatchify
+
+        values = tokens.values if hasattr(tokens, "positions") else tokens
+        arr = torch.as_tensor(values).detach().cpu().numpy().reshape(-1, self.length, self.patch_dim)
+        lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
+        out = []
+        for row in arr:
+            image = unpatchify(row, self.patch_size, self.channels)
+            if self.channels == 1:
+                image = image[..., 0]
+            out.append(image.astype(np.uint8) if (lo, hi) == (0.0, 255.0) else (lo + image * ((hi - lo) / 255.0)).astype(np.float32))
+        return out
+
+
+Codec = ImageCodec | SequenceCodec | VectorCodec | PatchCodec

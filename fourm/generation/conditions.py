@@ -7,13 +7,16 @@ given rgb tokens at chosen grid positions) and a validity mask (a caption padded
         "depth": depth_tokens,                                   # (196,) or (B, 196): full image
         "rgb": GivenTokens.at(rgb_tokens[:20], positions=torch.arange(20)),   # partial image
         "caption": caption_ids,                                  # (n,) a sequence: positions 0..n-1
+        "rgb_pixels": patches,                                   # (N, P) uint8: a patch modality
     }
     given = normalize_conditions(model.config, conditions, num_samples=4, device="cpu")
     enc = encoder_inputs(model.config, given)                    # EncoderInputs, (4, Ne)
 
 A 1-D condition (or a batch of one) is shared by all samples. A condition on a modality that is
 also a generation target is partial: its tokens are kept and the rest is generated (for sequences
-the given tokens are a prefix that generation continues).
+the given tokens are a prefix that generation continues). A patch modality (``patch_dim`` > 0) is
+given as its pixel patches (N, P) / (B, N, P) uint8 (or flat (N * P,) as a token dataset stores
+them), or as ``GivenTokens`` with ``values``; its token ids are 0.
 """
 
 from __future__ import annotations
@@ -35,6 +38,18 @@ class GivenTokens:
     tokens: Tensor  # (B, n) long
     positions: Tensor  # (B, n) long
     valid: Tensor  # (B, n) bool
+    values: Tensor | None = None  # (B, n, P) uint8: pixel patches of a patch modality
+
+    @classmethod
+    def patches(cls, values: Tensor, positions: Tensor | None = None) -> GivenTokens:
+        """Pixel patches (n, P) or (B, n, P) of a patch modality at ``positions`` (default 0..n-1)."""
+        values = torch.as_tensor(values)
+        if values.dim() == 2:
+            values = values[None]
+        if values.dim() != 3 or values.dtype.is_floating_point or values.dtype == torch.bool:
+            raise FourmError(f"given patches must be integer levels of shape (n, P) or (B, n, P), got {tuple(values.shape)} {values.dtype}")
+        given = cls.at(torch.zeros(values.shape[:2], dtype=torch.long, device=values.device), positions)
+        return cls(given.tokens, given.positions, given.valid, values.expand(given.batch_size, *values.shape[1:]))
 
     @classmethod
     def at(cls, tokens: Tensor, positions: Tensor | None = None, valid: Tensor | None = None) -> GivenTokens:
@@ -83,7 +98,7 @@ class GivenTokens:
         return self.tokens.shape[0]
 
     def to(self, device: torch.device | str) -> GivenTokens:
-        return GivenTokens(*(getattr(self, f.name).to(device) for f in fields(self)))
+        return GivenTokens(*(_maybe(getattr(self, f.name), lambda t: t.to(device)) for f in fields(self)))
 
     def expand(self, batch_size: int, name: str = "condition") -> GivenTokens:
         """Broadcast a batch of one to ``batch_size`` rows (FourmError for another mismatch)."""
@@ -93,8 +108,9 @@ class GivenTokens:
             raise FourmError(
                 f"condition '{name}' has batch size {self.batch_size}, expected 1 or num_samples = {batch_size}"
             )
-        n = self.tokens.shape[1]
-        return GivenTokens(*(getattr(self, f.name).expand(batch_size, n) for f in fields(self)))
+        return GivenTokens(
+            *(_maybe(getattr(self, f.name), lambda t: t.expand(batch_size, *t.shape[1:])) for f in fields(self))
+        )
 
     def on_grid(self, length: int) -> tuple[Tensor, Tensor]:
         """Scatter onto a full token row: (tokens (B, length), known (B, length) bool)."""
@@ -107,14 +123,21 @@ class GivenTokens:
         return tokens, known
 
 
+def _maybe(t: Tensor | None, fn):
+    """``fn(t)``, or None for None."""
+    return None if t is None else fn(t)
+
+
 @dataclass
 class EncoderInputs:
-    """Packed encoder rows (B, N) in the :class:`fourm.data.batch.MultimodalBatch` convention."""
+    """Packed encoder rows (B, N) in the :class:`fourm.data.batch.MultimodalBatch` convention;
+    ``patches`` (B, N, P) holds the pixel patches of patch-modality slots (None without any)."""
 
     tokens: Tensor  # (B, N) long
     modality: Tensor  # (B, N) long
     position: Tensor  # (B, N) long
     valid: Tensor  # (B, N) bool
+    patches: Tensor | None = None  # (B, N, P) uint8
 
     @classmethod
     def empty(cls, batch_size: int, device: torch.device | str = "cpu") -> EncoderInputs:
@@ -123,9 +146,16 @@ class EncoderInputs:
         return cls(z, z.clone(), z.clone(), z.bool())
 
     @classmethod
-    def of_modality(cls, index: int, given: GivenTokens) -> EncoderInputs:
-        """The given tokens of modality number ``index``."""
-        return cls(given.tokens, torch.full_like(given.tokens, index), given.positions, given.valid)
+    def of_modality(cls, index: int, given: GivenTokens, patch_width: int = 0) -> EncoderInputs:
+        """The given tokens of modality number ``index``; with ``patch_width`` > 0 a (B, n, P) patch
+        row, ``given.values`` zero-padded to P (zeros for a modality without values)."""
+        patches = None
+        if patch_width:
+            b, n = given.tokens.shape
+            patches = torch.zeros(b, n, patch_width, dtype=torch.uint8, device=given.tokens.device)
+            if given.values is not None:
+                patches[..., : given.values.shape[2]] = given.values
+        return cls(given.tokens, torch.full_like(given.tokens, index), given.positions, given.valid, patches)
 
     @property
     def batch_size(self) -> int:
@@ -135,23 +165,28 @@ class EncoderInputs:
     def width(self) -> int:
         return self.tokens.shape[1]
 
-    def _parts(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return self.tokens, self.modality, self.position, self.valid
+    def _map(self, fn) -> EncoderInputs:
+        """``fn`` applied to every row tensor (the patch rows included), as (B, N, ...) tensors."""
+        return EncoderInputs(*(_maybe(getattr(self, f.name), fn) for f in fields(self)))
 
     def cat(self, other: EncoderInputs) -> EncoderInputs:
         """Columns of ``self`` then ``other`` (same batch size)."""
-        return EncoderInputs(*(torch.cat([a, b], dim=1) for a, b in zip(self._parts(), other._parts())))
+        if (self.patches is None) != (other.patches is None):
+            raise FourmError("cannot join encoder rows with and without patch rows (same model config expected)")
+        return EncoderInputs(
+            *(_maybe(getattr(self, f.name), lambda a, f=f: torch.cat([a, getattr(other, f.name)], dim=1)) for f in fields(self))
+        )
 
     def pad_to(self, width: int) -> EncoderInputs:
         """Right-pad with invalid columns up to ``width``."""
         extra = width - self.width
         if extra <= 0:
             return self
-        return EncoderInputs(*(torch.nn.functional.pad(t, (0, extra)) for t in self._parts()))
+        return self._map(lambda t: torch.cat([t, t.new_zeros(t.shape[0], extra, *t.shape[2:])], dim=1))
 
     def repeat(self, times: int) -> EncoderInputs:
         """The whole batch ``times`` times: rows [x_0..x_B-1, x_0..x_B-1, ...] (times * B, N)."""
-        return EncoderInputs(*(t.repeat(times, 1) for t in self._parts()))
+        return self._map(lambda t: t.repeat(times, *([1] * (t.dim() - 1))))
 
     def compact(self) -> EncoderInputs:
         """Valid tokens moved to the front (stable) and columns that are padding in every row
@@ -161,14 +196,30 @@ class EncoderInputs:
         order = torch.argsort((~self.valid).to(torch.uint8), dim=1, stable=True)
         width = max(1, int(self.valid.sum(dim=1).max()))
         order = order[:, :width]
-        return EncoderInputs(*(t.gather(1, order) for t in self._parts()))
+
+        def gather(t: Tensor) -> Tensor:
+            index = order.reshape(*order.shape, *([1] * (t.dim() - 2))).expand(*order.shape, *t.shape[2:])
+            return t.gather(1, index)
+
+        return self._map(gather)
+
+    def encode_with(self, model) -> Tensor:
+        """``model.encode`` of these rows: (B, N, D)."""
+        return model.encode(self.tokens, self.modality, self.position, self.valid, self.patches)
 
     @staticmethod
     def stack(rows: list[EncoderInputs]) -> EncoderInputs:
         """Concatenate along the batch, right-padding to the widest."""
         width = max(r.width for r in rows)
         padded = [r.pad_to(width) for r in rows]
-        return EncoderInputs(*(torch.cat(ts, dim=0) for ts in zip(*(p._parts() for p in padded))))
+        if len({p.patches is None for p in padded}) > 1:
+            raise FourmError("cannot stack encoder rows with and without patch rows (same model config expected)")
+        return EncoderInputs(
+            *(
+                None if getattr(padded[0], f.name) is None else torch.cat([getattr(p, f.name) for p in padded], dim=0)
+                for f in fields(EncoderInputs)
+            )
+        )
 
 
 def _check_given(config: FourMConfig, name: str, given: GivenTokens) -> None:
@@ -181,6 +232,15 @@ def _check_given(config: FourMConfig, name: str, given: GivenTokens) -> None:
             f"condition '{name}' has {given.tokens.shape[1]} tokens, more than the modality's length {mod.length}"
         )
     v = given.valid
+    if mod.is_patches:
+        p = given.values
+        if p is None or p.shape[:2] != given.tokens.shape or p.shape[2] != mod.patch_dim:
+            got = "no patches" if p is None else f"shape {tuple(p.shape)}"
+            raise FourmError(f"condition '{name}' is a patch modality: expected patches (B, n, {mod.patch_dim}), got {got}")
+        if p.numel() and (int(p.min()) < 0 or int(p.max()) > 255):
+            raise FourmError(f"condition '{name}': patch values must be 8-bit levels 0..255, got {int(p.min())}..{int(p.max())}")
+    elif given.values is not None:
+        raise FourmError(f"condition '{name}' is not a patch modality: give token ids, not patches")
     bad_pos = v & ((given.positions < 0) | (given.positions >= mod.length))
     if bad_pos.any():
         value = int(given.positions[bad_pos][0])
@@ -195,6 +255,20 @@ def _check_given(config: FourMConfig, name: str, given: GivenTokens) -> None:
     sorted_pos = pos.sort(dim=1).values
     if given.tokens.shape[1] > 1 and (sorted_pos[:, 1:] == sorted_pos[:, :-1]).any():
         raise FourmError(f"condition '{name}' gives the same position twice (expected distinct positions)")
+
+
+def as_patches(what: str, value: Tensor, length: int, patch_dim: int) -> Tensor:
+    """Pixel patches (N, P), (B, N, P), flat (N * P,) or (B, N * P) -> (B or 1, N, P); ``what`` names
+    the value in the error (e.g. "condition 'rgb_pixels'")."""
+    if value.dim() in (1, 2) and value.shape[-1] == length * patch_dim:
+        value = value.reshape(-1, length, patch_dim)
+    if value.dim() == 2:
+        value = value[None]
+    if value.dim() != 3 or value.shape[1:] != (length, patch_dim):
+        raise FourmError(
+            f"{what} must be {length} patches of {patch_dim} values, (N, P) or (B, N, P), got shape {tuple(value.shape)}"
+        )
+    return value
 
 
 def normalize_conditions(
@@ -217,11 +291,13 @@ def normalize_conditions(
         if name not in conditions:
             continue
         value = conditions[name]
+        mod = config.modalities[name]
         if isinstance(value, GivenTokens):
             given = value
+        elif mod.is_patches and isinstance(value, (Tensor, list, tuple)):
+            given = GivenTokens.patches(as_patches(f"condition '{name}'", torch.as_tensor(value), mod.length, mod.patch_dim))
         elif isinstance(value, (Tensor, list, tuple)):
             given = GivenTokens.at(torch.as_tensor(value))
-            mod = config.modalities[name]
             if mod.kind == "image" and given.tokens.shape[1] != mod.length:
                 raise FourmError(
                     f"condition '{name}' has {given.tokens.shape[1]} tokens but the image has {mod.length}; "
@@ -243,11 +319,15 @@ def encoder_inputs(
 ) -> EncoderInputs:
     """Pack given tokens of several modalities into encoder rows (B, N); with nothing given,
     ``batch_size`` empty rows on ``device``."""
-    parts = [EncoderInputs.of_modality(config.modality_index(name), g) for name, g in given.items()]
+    width = config.patch_width
+    parts = [EncoderInputs.of_modality(config.modality_index(name), g, width) for name, g in given.items()]
     if not parts:
         if batch_size is None:
             raise FourmError("encoder_inputs needs batch_size when no modality is given")
-        return EncoderInputs.empty(batch_size, device)
+        empty = EncoderInputs.empty(batch_size, device)
+        if width:
+            empty.patches = torch.zeros(batch_size, 0, width, dtype=torch.uint8, device=device)
+        return empty
     out = parts[0]
     for p in parts[1:]:
         out = out.cat(p)

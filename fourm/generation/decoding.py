@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fourm.errors import FourmError
-from fourm.generation.conditions import EncoderInputs
+from fourm.generation.conditions import EncoderInputs, GivenTokens
 from fourm.generation.guidance import combine_passes
 from fourm.model.fourm import FourM
 from fourm.model.linear import linear, onednn_linear_available
@@ -203,12 +203,14 @@ class ParallelDecoder(_GuidedDecoder):
         """Mixed logits (B, n, V) in fp32; rows of invalid queries are meaningless."""
         b, length = tokens.shape
         positions = torch.arange(length, device=tokens.device).expand(b, length)
-        part = EncoderInputs(tokens, torch.full_like(tokens, self.index), positions, known)
+        part = EncoderInputs.of_modality(
+            self.index, GivenTokens(tokens, positions, known), self.model.config.patch_width
+        )
         if bool(known.any()):
             enc = self.passes.cat(part.compact().repeat(self.num_passes)).compact()
         else:
             enc = self.passes.compact()
-        context = self.model.encode(enc.tokens, enc.modality, enc.position, enc.valid)  # (P * B, Ne, D)
+        context = enc.encode_with(self.model)  # (P * B, Ne, D)
         qpos, qvalid = self._rows(query_positions), self._rows(query_valid)
         hidden = self.model.decode(
             context, enc.valid, torch.zeros_like(qpos), torch.full_like(qpos, self.index), qpos, qvalid
@@ -234,7 +236,7 @@ class SequenceDecoder(_GuidedDecoder):
         if not self.modality.causal:
             raise FourmError(f"modality '{target}' is a {self.modality.kind}, not a sequence: it is not decoded token by token")
         enc = self.passes
-        self.context = model.encode(enc.tokens, enc.modality, enc.position, enc.valid)  # (P * B, Ne, D)
+        self.context = enc.encode_with(model)  # (P * B, Ne, D)
         self.context_valid = enc.valid
         self.use_cache = use_cache
         max_length = model.config.modalities[target].num_positions

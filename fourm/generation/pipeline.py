@@ -35,7 +35,7 @@ from fourm.generation.bundle import (
     resolve_bundle,
 )
 from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
-from fourm.generation.codecs import Codec, SequenceCodec
+from fourm.generation.codecs import Codec, PatchCodec, SequenceCodec
 from fourm.generation.conditions import GivenTokens
 from fourm.modalities import ModalityRegistry
 from fourm.model.fourm import FourM
@@ -124,6 +124,9 @@ class FourMPipeline:
             self.model.save_pretrained(tmp / MODEL_DIR)
             for name in self.model.config.modalities:
                 tok = self.codecs[name].tokenizer
+                if tok is None:  # a patch modality: nothing to save
+                    specs[name] = self.registry[name].to_dict()
+                    continue
                 if id(tok) not in saved:
                     shared_text = isinstance(self.codecs[name], SequenceCodec) and len(texts) == 1
                     saved[id(tok)] = "tokenizers/text" if shared_text else f"tokenizers/{name}"
@@ -161,6 +164,22 @@ class FourMPipeline:
         """Ids (B, L) -> B raw values (rgb uint8 (H, W, 3), depth float (H, W), semseg class ids,
         edges float in {0, 1}; caption str, boxes list of dicts, palette list, metadata dict)."""
         return self.codec(modality).decode(tokens, seed=seed)
+
+    def with_patch_conditions(self, conditions: Mapping[str, Any]) -> dict[str, Any]:
+        """``conditions`` plus, for every raw image among them, the model's patch modalities that read
+        the same raw key (e.g. ``rgb`` -> ``rgb`` tokens and ``rgb_pixels`` patches, as in training)."""
+        out = dict(conditions)
+        for name, codec in self.codecs.items():
+            if not isinstance(codec, PatchCodec) or name in out:
+                continue
+            key = self.registry[name].data_key
+            source = next(
+                (c for c, v in conditions.items() if self.registry[c].data_key == key and not isinstance(v, (Tensor, GivenTokens))),
+                None,
+            )
+            if source is not None:
+                out[name] = conditions[source]
+        return out
 
     def default_target(self, name: str, **overrides: Any) -> GenerationTarget:
         """The default way to generate ``name`` (see the module docstring), with ``overrides``."""
@@ -205,6 +224,11 @@ class FourMPipeline:
         codec = self.codec(name)
         if isinstance(value, GivenTokens):
             return value, None
+        if isinstance(codec, PatchCodec):
+            if isinstance(value, Tensor):
+                return GivenTokens.patches(value), None
+            raw = codec.normalize(value)
+            return GivenTokens.patches(codec.encode([raw])), raw
         if isinstance(value, Tensor):
             ids = value if value.dim() == 2 else value[None]
             if prefix:
@@ -260,6 +284,7 @@ class FourMPipeline:
         if num_samples < 1:
             raise FourmError(f"num_samples must be >= 1, got {num_samples}")
 
+        conditions = self.with_patch_conditions(conditions)
         given: dict[str, GivenTokens] = {}
         raw: dict[str, Any] = {}
         for name, value in conditions.items():

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from fourm.errors import FourmError
-from fourm.generation.codecs import ImageCodec, SequenceCodec
+from fourm.generation.codecs import ImageCodec, PatchCodec, SequenceCodec
 from fourm.generation.pipeline import FourMPipeline
 from fourm.modalities import ModalityRegistry, ModalitySpec, default_registry
 from fourm.model.config import FourMConfig, modality_from_spec
@@ -48,8 +48,10 @@ def toy_pipeline(
     seed: int = 0,
     modalities: Sequence[str] = TOY_MODALITIES,
     input_only: Sequence[str] = (),
+    rgb_pixels: bool = False,
 ) -> FourMPipeline:
-    """An in-memory toy pipeline (see :func:`build_toy_bundle`)."""
+    """An in-memory toy pipeline (see :func:`build_toy_bundle`); ``rgb_pixels`` adds that patch
+    modality (8 px patches of the rgb image)."""
     from tokenizers_zoo.image.testing import toy_tokenizer
 
     unknown = [m for m in modalities if m not in TOY_MODALITIES]
@@ -69,6 +71,14 @@ def toy_pipeline(
             spec.update(max_length=SEQUENCE_LENGTHS[name], vocab_size=text.vocab_size)
         spec["target"] = name not in input_only
         specs.append(ModalitySpec.from_dict(spec))
+    if rgb_pixels:
+        spec = ModalitySpec(
+            name="rgb_pixels", kind="image", vocab_size=256, num_tokens=(image_size // 8) ** 2, input=True,
+            target=False, data_key="rgb", channels=3, value_range=(0.0, 255.0), image_size=image_size, patch_size=8,
+        )  # fmt: skip
+        spec.validate()
+        specs.append(spec)
+        codecs["rgb_pixels"] = PatchCodec("rgb_pixels", spec)
     registry = ModalityRegistry(specs)
     model = toy_model(registry, seed)
     with torch.no_grad():  # larger output heads: peaked, seed-sensitive token distributions
@@ -83,8 +93,10 @@ def build_toy_bundle(
     seed: int = 0,
     modalities: Sequence[str] = TOY_MODALITIES,
     input_only: Sequence[str] = (),
+    rgb_pixels: bool = False,
 ) -> Path:
     """Write a toy bundle to ``path`` -> ``path``. Images: ``image_size`` px, 16 tokens of 64 codes;
     sequences: the shared toy text tokenizer, short lengths (:data:`SEQUENCE_LENGTHS`); the model:
-    dim 32, 2 + 2 blocks. ``input_only`` modalities are not targets (target: false)."""
-    return toy_pipeline(image_size, seed, modalities, input_only).save_pretrained(path)
+    dim 32, 2 + 2 blocks. ``input_only`` modalities are not targets (target: false); ``rgb_pixels``
+    adds that patch modality."""
+    return toy_pipeline(image_size, seed, modalities, input_only, rgb_pixels).save_pretrained(path)

@@ -67,9 +67,16 @@ class RetrievalData:
     def modalities(self) -> list[str]:
         return [c for c in self.dataset.column_names if c != "id"]
 
-    def _check(self, modalities: Sequence[str], model_modalities: Sequence[str] | None) -> None:
+    def column(self, modality: str, pipeline: Any = None) -> str:
+        """The dataset column of ``modality``: its own, or (raw data) its registry ``data_key``
+        (``rgb_pixels`` reads ``rgb``)."""
+        if modality in self.modalities or self.kind != "raw" or pipeline is None or modality not in pipeline.registry:
+            return modality
+        return pipeline.registry[modality].data_key or modality
+
+    def _check(self, modalities: Sequence[str], model_modalities: Sequence[str] | None, pipeline: Any = None) -> None:
         for m in modalities:
-            if m not in self.modalities:
+            if self.column(m, pipeline) not in self.modalities:
                 raise FourmError(f"unknown modality '{m}': {self.path} has {', '.join(self.modalities)}")
             if model_modalities is not None and m not in model_modalities:
                 raise FourmError(f"unknown modality '{m}': the model has {', '.join(model_modalities)}")
@@ -85,12 +92,14 @@ class RetrievalData:
         to decode them."""
         from fourm.data.schema import from_record
 
-        self._check([modality], None)
+        self._check([modality], None, pipeline)
         rows = list(range(len(self))) if rows is None else [int(r) for r in rows]
-        part = self.dataset.select_columns([modality]).select(rows)
         if self.kind == "raw":
-            part = part.with_format("numpy", columns=[modality], output_all_columns=True)
-            return [from_record({modality: part[i][modality]}).get(modality) for i in range(len(part))]
+            key = self.column(modality, pipeline)
+            part = self.dataset.select_columns([key]).select(rows)
+            part = part.with_format("numpy", columns=[key], output_all_columns=True)
+            return [from_record({key: part[i][key]}).get(key) for i in range(len(part))]
+        part = self.dataset.select_columns([modality]).select(rows)
         if pipeline is None:
             raise FourmError(f"{self.path} holds tokens: decoding '{modality}' needs the model bundle's tokenizers")
         col = part[modality]
@@ -113,7 +122,7 @@ class RetrievalData:
         """Items {modality: ids} of ``rows`` (default all) that hold every one of ``modalities``, and
         those rows. Raw values are tokenized with ``pipeline`` in batches of ``batch_size``."""
         names = pipeline.modalities if pipeline is not None else None
-        self._check(modalities, names)
+        self._check(modalities, names, pipeline)
         rows = list(range(len(self))) if rows is None else [int(r) for r in rows]
         columns: dict[str, list] = {}
         for m in modalities:
@@ -132,7 +141,7 @@ class RetrievalData:
         out: list = [None] * len(rows)
         starts = range(0, len(rows), batch_size)
         for start in tqdm(starts, desc=f"tokenize {modality}", disable=not progress, leave=False):
-            values = self.values(modality, rows[start : start + batch_size])
+            values = self.values(modality, rows[start : start + batch_size], pipeline)
             present = [i for i, v in enumerate(values) if v is not None]
             if present:
                 ids = pipeline.tokenize(modality, [values[i] for i in present])

@@ -107,7 +107,7 @@ class PooledEmbedder(_Embedder):
     def modality_pools(self, enc) -> tuple[Tensor, Tensor]:
         """Encoder rows (B, Ne) -> per-modality sums of encoder outputs (B, M, D) fp32 and token
         counts (B, M) (padding excluded)."""
-        x = self.model.encode(enc.tokens, enc.modality, enc.position, enc.valid).float()  # (B, Ne, D)
+        x = enc.encode_with(self.model).float()  # (B, Ne, D)
         num = len(self.model.modality_names)
         onehot = F.one_hot(enc.modality.clamp(0, num - 1), num).float() * enc.valid[..., None]  # (B, Ne, M)
         return torch.einsum("bnm,bnd->bmd", onehot, x), onehot.sum(dim=1)

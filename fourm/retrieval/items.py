@@ -1,7 +1,8 @@
 """Retrieval items as model input: one item = one or several modalities of one sample, as token ids.
 
 An item is a mapping ``{modality: ids}``: an image's full (L,) grid, a sequence's (n,) ids (read up
-to its first [EOS], [PAD] dropped), a vector's (L,) ids, or a :class:`GivenTokens` of one row with
+to its first [EOS], [PAD] dropped), a vector's (L,) ids, a patch modality's (N, P) pixel patches (or
+flat (N * P,)), or a :class:`GivenTokens` of one row with
 explicit positions/validity. A batch of items is packed into encoder rows (B, Ne) right-padded with
 invalid columns, so items of different lengths (captions) share a batch::
 
@@ -16,7 +17,13 @@ import torch
 from torch import Tensor
 
 from fourm.errors import FourmError
-from fourm.generation.conditions import EncoderInputs, GivenTokens, encoder_inputs, normalize_conditions
+from fourm.generation.conditions import (
+    EncoderInputs,
+    GivenTokens,
+    as_patches,
+    encoder_inputs,
+    normalize_conditions,
+)
 from fourm.model.config import FourMConfig
 
 Item = Mapping[str, "Tensor | Sequence[int] | GivenTokens"]
@@ -40,13 +47,15 @@ def _given(config: FourMConfig, name: str, value: object, eos: int | None, pad: 
             raise FourmError(f"item modality '{name}' holds {value.batch_size} rows, expected one (one item)")
         return value
     ids = torch.as_tensor(value)
+    mod = config.modalities[name]
+    if mod.is_patches:  # pixel patches (N, P), or flat (N * P,) as a token dataset stores them
+        return GivenTokens.patches(as_patches(f"item modality '{name}'", ids, mod.length, mod.patch_dim))
     if ids.dim() == 2 and ids.shape[0] == 1:
         ids = ids[0]
     if ids.dim() != 1:
         raise FourmError(f"item modality '{name}' must be a 1-D tensor of token ids, got shape {tuple(ids.shape)}")
     if ids.numel() == 0:
         raise FourmError(f"item modality '{name}' has no tokens")
-    mod = config.modalities[name]
     if mod.kind == "sequence":
         return GivenTokens.sequence(ids, eos=eos, pad=pad)
     if ids.numel() != mod.length:

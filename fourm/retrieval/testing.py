@@ -36,10 +36,12 @@ def toy_retrieval_pipeline(
     vector: str | None = "caption_embedding",
     image_size: int = 32,
     seed: int = 0,
+    rgb_pixels: bool = False,
 ) -> FourMPipeline:
     """A toy pipeline over ``modalities`` (toy-bundle modalities) plus, unless ``vector`` is None, a
-    vector modality ``vector`` (4 tokens of 8 codes, 16-d vectors); FourM dim 32, 2 + 2 blocks."""
-    base = toy_pipeline(image_size=image_size, seed=seed, modalities=modalities)
+    vector modality ``vector`` (4 tokens of 8 codes, 16-d vectors), and with ``rgb_pixels`` that patch
+    modality; FourM dim 32, 2 + 2 blocks."""
+    base = toy_pipeline(image_size=image_size, seed=seed, modalities=modalities, rgb_pixels=rgb_pixels)
     if vector is None:
         return base
     tok = toy_vector_tokenizer(seed=seed)

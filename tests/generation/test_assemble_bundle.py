@@ -92,3 +92,23 @@ def _caption_yaml(folder: Path) -> Path:
     path = folder / "caption.yaml"
     path.write_text("name: caption\nkind: sequence\ntokenizer: tokenizers/text\nvocab_size: 512\nmax_length: 16\n")
     return path
+
+
+def test_bundle_with_an_added_patch_modality(tmp_path):
+    """A model fine-tuned with rgb_pixels: the bundle takes its YAML, copies no tokenizer for it."""
+    base = toy_pipeline(modalities=MODS).save_pretrained(tmp_path / "base")
+    tuned = toy_pipeline(modalities=MODS, rgb_pixels=True)
+    tuned.model.save_pretrained(tmp_path / "model")
+    yaml = tmp_path / "rgb_pixels.yaml"
+    yaml.write_text(
+        "name: rgb_pixels\nkind: image\ndata_key: rgb\nvocab_size: 256\nnum_tokens: 16\npatch_size: 8\n"
+        "channels: 3\nimage_size: 32\nvalue_range: [0, 255]\ninput: true\ntarget: false\n"
+    )
+    out = assemble_bundle(tmp_path / "model", tmp_path / "bundle", base=base, added=[yaml], half=False)
+    assert not (out / "tokenizers" / "rgb_pixels").exists()
+    pipe = FourMPipeline.from_pretrained(out)
+    image = (torch.arange(32 * 32 * 3) % 251).reshape(32, 32, 3).to(torch.uint8).numpy()
+    a = pipe.generate({"rgb": image}, ["caption"], seed=0, progress=False, decode=False)
+    b = tuned.generate({"rgb": image}, ["caption"], seed=0, progress=False, decode=False)
+    assert a.conditions == ["rgb", "rgb_pixels"]
+    assert torch.equal(a.tokens["caption"], b.tokens["caption"])

@@ -81,9 +81,9 @@ def test_unconditional_pass_grows_with_generated_targets(model):
     calls = []
     original = model.encode
 
-    def spy(tokens, modality, position, valid):
+    def spy(tokens, modality, position, valid, patches=None):
         calls.append((modality.clone(), valid.clone()))
-        return original(tokens, modality, position, valid)
+        return original(tokens, modality, position, valid, patches)
 
     plan = GenerationPlan(targets=[
         GenerationTarget("rgb", steps=1),

@@ -127,9 +127,9 @@ def test_maskgit_on_a_model_feeds_fixed_tokens_to_the_encoder():
     calls = []
     original = model.encode
 
-    def spy(tokens, modality, position, valid):
+    def spy(tokens, modality, position, valid, patches=None):
         calls.append((tokens.clone(), modality.clone(), position.clone(), valid.clone()))
-        return original(tokens, modality, position, valid)
+        return original(tokens, modality, position, valid, patches)
 
     model.encode = spy
     partial = GivenTokens.at(torch.tensor([3, 4]), positions=torch.tensor([2, 11])).expand(2)
