@@ -7,7 +7,11 @@ Val split, fixed deterministic eval masks (``masking.eval`` of the run), bf16 au
   same batches masked over the old modalities only; the ratio must be <= 1 + ``--tolerance``;
 * each added modality's val loss at the start (the expanded model before any step, rebuilt from
   the run's config: same seed, same initialisation) vs the end, as a pure target predicted from
-  the old modalities (fixed masks with only the old modalities as inputs).
+  the old modalities (fixed masks with only the old modalities as inputs);
+* each added input-only modality that reads an old modality's raw data (``rgb_pixels`` reads the
+  ``rgb`` image): the old modalities' val losses with it as the only input, against the same old
+  modality's tokens as the only input (original and fine-tuned model), so what the new input adds
+  is measured on the targets both can predict.
 
     python bench/finetune_report.py --run runs/finetune_ce [--val-samples 1200] [--json out.json]
 
@@ -94,8 +98,34 @@ def report(run: Path, original: Path | None, val_samples: int | None, batch: int
     rows = {m: {"original": orig_loss[m], "finetuned": tuned_loss[m], "ratio": tuned_loss[m] / orig_loss[m]} for m in old if m in orig_loss}
     new = {m: {"start": start_loss[m], "end": end_loss[m]} for m in added if m in start_loss}
     ok = all(r["ratio"] <= 1 + tolerance for r in rows.values())
+    inputs = _new_inputs(cfg, before, after, val_samples, batch)
     return {"run": str(run), "original": str(original_dir), "val_samples": len(old_loader.dataset),
-            "tolerance": tolerance, "old_modalities": rows, "new_modalities": new, "ok": ok}
+            "tolerance": tolerance, "old_modalities": rows, "new_modalities": new, "new_inputs": inputs, "ok": ok}
+
+
+def _new_inputs(cfg: TrainConfig, before: FourM, after: FourM, val_samples: int | None, batch: int) -> dict:
+    """{new input-only modality: {"source": old modality, "targets": {target: {original_tokens,
+    finetuned_tokens, finetuned_new}}}}: old targets predicted from one input alone (module docstring)."""
+    from fourm.modalities import ModalityRegistry
+
+    specs = ModalityRegistry.from_files([resolve_path(p) for p in cfg.model.add_modalities])
+    old = before.modality_names
+    out = {}
+    for name, spec in specs.items():
+        source = spec.data_key
+        if after.config.modalities[name].target or source not in old or source == name:
+            continue
+        from_tokens = _val_loader(cfg, before.config.modalities, old, val_samples, batch, inputs=[source])
+        from_new = _val_loader(cfg, after.config.modalities, [*old, name], val_samples, batch, inputs=[name])
+        original = _losses(before, from_tokens, f"original, {source} only")
+        tuned = _losses(after, from_tokens, f"fine-tuned, {source} only")
+        new = _losses(after, from_new, f"fine-tuned, {name} only")
+        targets = {
+            t: {"original_tokens": original[t], "finetuned_tokens": tuned[t], "finetuned_new": new[t]}
+            for t in old if t in original and t in new
+        }
+        out[name] = {"source": source, "targets": targets}
+    return out
 
 
 def _print(result: dict) -> None:
@@ -107,6 +137,12 @@ def _print(result: dict) -> None:
     print(f"{'new modality':<16}{'start':>10}{'end':>12}")
     for name, r in result["new_modalities"].items():
         print(f"{name:<16}{r['start']:>10.4f}{r['end']:>12.4f}")
+    for name, r in result.get("new_inputs", {}).items():
+        src = r["source"]
+        print(f"old targets from one input: {src} tokens (original, fine-tuned) vs {name} (fine-tuned)")
+        print(f"{'target':<16}{'orig ' + src:>14}{'tuned ' + src:>14}{'tuned ' + name:>18}")
+        for t, v in r["targets"].items():
+            print(f"{t:<16}{v['original_tokens']:>14.4f}{v['finetuned_tokens']:>14.4f}{v['finetuned_new']:>18.4f}")
     verdict = "ok" if result["ok"] else "FAILED"
     print(f"{verdict}: every old modality within {result['tolerance']:.0%} of the original" if result["ok"]
           else f"{verdict}: an old modality is more than {result['tolerance']:.0%} worse than the original")

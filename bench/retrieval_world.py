@@ -4,13 +4,15 @@
     python bench/retrieval_world.py --bundle-predicted runs/finetune_ce/bundle --methods predicted
 
 Query i's positive is key i among the first ``--num`` val samples (chance: k / N). ``pooled``
-(default bundle model) is measured in six variants: plain mean pooling with dot product, l2 only,
+(default bundle model; ``pooled_finetuned``: the fine-tuned bundle, its rgb side read as pixel
+patches when it has rgb_pixels) is measured in six variants: plain mean pooling with dot product, l2 only,
 per-modality centring only, centring + l2 (centres: ``--center-samples`` train samples, no pairing
 used), and aligned by a generalized CCA of caption and rgb fitted on ``--align-samples`` paired
 train samples (``--align-dim`` dimensions weighted by canonical correlation, the default; and
 unweighted). ``predicted`` uses the bundle of the fine-tuned model with a vector modality
-(``scripts/finetune_caption_embedding.sh``), expected-code, greedy and MaskGIT decoding; it is skipped with a
-message when that bundle is absent. ``ceiling`` bounds what ``predicted`` can reach with a
+(``scripts/finetune_caption_embedding.sh``), expected-code, greedy and MaskGIT decoding, with the rgb
+side given as tokens, as pixel patches (rgb_pixels) and as both; it is skipped with a message when
+that bundle is absent. ``ceiling`` bounds what ``predicted`` can reach with a
 caption-embedding target: caption i's own MiniLM vector as the query, the MiniLM vector of another
 paraphrase of scene i (same objects, other wording and relations) as the key, exactly and through
 the bundle's vector tokenizer (world data only). Writes ``<out>/retrieval_world.json``.
@@ -53,28 +55,39 @@ def both_directions(q_cap: torch.Tensor, k_rgb: torch.Tensor, names: tuple[str, 
     return out
 
 
-def bench_pooled(args, data: RetrievalData) -> dict:
-    pipe = load_pipeline(args.bundle)
+def rgb_views(pipe) -> list[str]:
+    """How an item's rgb side is given to the model: its tokens, and, when the model reads pixel
+    patches (rgb_pixels, added by the fine-tuning example), the pixels alone and both together."""
+    if "rgb_pixels" in pipe.model.config.modalities:
+        return ["rgb", "rgb_pixels", "rgb+rgb_pixels"]
+    return ["rgb"]
+
+
+def bench_pooled(args, data: RetrievalData, bundle: str, rgb: str = "rgb") -> dict:
+    """Pooled encoder embeddings of ``bundle``'s model, caption vs ``rgb`` (a modality, e.g. rgb_pixels)."""
+    pipe = load_pipeline(bundle)
+    mods = ["caption", rgb]
     settings = RetrievalSettings(method="pooled", align=False, center_samples=args.center_samples,
                                  batch_size=args.batch_size)
     embedder = make_embedder(pipe, settings, *data.specials(pipe))
     assert isinstance(embedder, PooledEmbedder)
     t0 = time.perf_counter()
-    fit_reference(embedder, pipe, args.data, ["caption", "rgb"], settings, data.split, progress=True)
-    items, rows = data.items(["caption", "rgb"], pipe, batch_size=args.batch_size, progress=True)
+    fit_reference(embedder, pipe, args.data, mods, settings, data.split, progress=True)
+    items, rows = data.items(mods, pipe, batch_size=args.batch_size, progress=True)
     t1 = time.perf_counter()
-    pools = {m: embedder.pools([{m: it[m]} for it in items], progress=True, desc=f"encode {m}") for m in ("caption", "rgb")}
+    pools = {m: embedder.pools([{m: it[m]} for it in items], progress=True, desc=f"encode {m}") for m in mods}
     seconds = time.perf_counter() - t1
-    results = {"bundle": args.bundle, "num": len(rows), "encode_items_per_s": 2 * len(rows) / seconds,
+    results = {"bundle": bundle, "rgb": rgb, "num": len(rows), "encode_items_per_s": 2 * len(rows) / seconds,
                "tokenize_and_centres_s": t1 - t0, "variants": {}}
+    names = ("caption", rgb)
     for name, (center, normalize) in POOLED_VARIANTS.items():
         embedder.center, embedder.normalize = center, normalize
         print(f"pooled {name} (center={center}, normalize={normalize})", flush=True)
-        cap, rgb = (embedder.combine(*pools[m]) for m in ("caption", "rgb"))
-        results["variants"][name] = {"center": center, "normalize": normalize, **both_directions(cap, rgb)}
+        cap, key = (embedder.combine(*pools[m]) for m in mods)
+        results["variants"][name] = {"center": center, "normalize": normalize, **both_directions(cap, key, names)}
     aligned = settings.replace(align=True, align_samples=args.align_samples, align_dim=args.align_dim)
     t0 = time.perf_counter()
-    fit_reference(embedder, pipe, args.data, ["caption", "rgb"], aligned, data.split, progress=True)
+    fit_reference(embedder, pipe, args.data, mods, aligned, data.split, progress=True)
     results["align_fit_s"] = time.perf_counter() - t0
     results["align"] = {"samples": args.align_samples, "dim": args.align_dim,
                         "correlations": [round(float(c), 4) for c in embedder.alignment.correlations]}
@@ -82,8 +95,8 @@ def bench_pooled(args, data: RetrievalData) -> dict:
     for name, power in ALIGNED_VARIANTS.items():
         embedder.alignment.power = power
         print(f"pooled {name} (generalized CCA, dim {args.align_dim}, weights corr ** {power:g})", flush=True)
-        cap, rgb = (embedder.combine(*pools[m]) for m in ("caption", "rgb"))
-        results["variants"][name] = {"align_dim": args.align_dim, "power": power, **both_directions(cap, rgb)}
+        cap, key = (embedder.combine(*pools[m]) for m in mods)
+        results["variants"][name] = {"align_dim": args.align_dim, "power": power, **both_directions(cap, key, names)}
     return results
 
 
@@ -94,7 +107,8 @@ def bench_predicted(args, data: RetrievalData) -> dict:
         print(f"predicted: {message}", flush=True)
         return {"skipped": message}
     pipe = load_pipeline(bundle)
-    results: dict = {"bundle": str(bundle), "decodings": {}}
+    views = rgb_views(pipe)
+    results: dict = {"bundle": str(bundle), "rgb_views": views, "decodings": {}}
     items = None
     for decoding in ("expected", "greedy", "maskgit"):
         settings = RetrievalSettings(method="predicted", decoding=decoding, batch_size=args.batch_size)
@@ -104,20 +118,25 @@ def bench_predicted(args, data: RetrievalData) -> dict:
             print(f"predicted: skipped: {e}", flush=True)
             return {"skipped": str(e)}
         if items is None:
-            items, rows = data.items(["caption", "rgb"], pipe, batch_size=args.batch_size, progress=True)
+            needed = list(dict.fromkeys(["caption", *(m for v in views for m in v.split("+"))]))
+            items, rows = data.items(needed, pipe, batch_size=args.batch_size, progress=True)
             results["num"] = len(rows)
             true = true_caption_embeddings(data, tuple(rows)) if embedder.modality == "caption_embedding" else None
         print(f"predicted {embedder.modality} {decoding} ({embedder.steps} steps)", flush=True)
         t0 = time.perf_counter()
         cap = embedder([{"caption": it["caption"]} for it in items], progress=True)
-        rgb = embedder([{"rgb": it["rgb"]} for it in items], progress=True)
-        speed = 2 * len(items) / (time.perf_counter() - t0)
-        out = {"steps": embedder.steps, "items_per_s": speed}
+        keys = {v: embedder([{m: it[m] for m in v.split("+")} for it in items], progress=True) for v in views}
+        speed = (1 + len(views)) * len(items) / (time.perf_counter() - t0)
+        out: dict = {"steps": embedder.steps, "items_per_s": speed}
         if true is not None:  # how close the prediction is to the real MiniLM vector of the caption
-            out["cosine_to_true"] = {"caption": float((cap * true).sum(-1).mean()), "rgb": float((rgb * true).sum(-1).mean())}
-            print(f"  mean cosine to the true embedding: from caption {out['cosine_to_true']['caption']:.3f}, "
-                  f"from rgb {out['cosine_to_true']['rgb']:.3f}", flush=True)
-        results["decodings"][decoding] = {**out, **both_directions(cap, rgb)}
+            cosines = {"caption": cap, **keys}
+            out["cosine_to_true"] = {k: float((v * true).sum(-1).mean()) for k, v in cosines.items()}
+            print("  mean cosine to the true embedding: " + ", ".join(
+                f"from {k} {v:.3f}" for k, v in out["cosine_to_true"].items()), flush=True)
+        for view, key in keys.items():  # the first view (rgb tokens) keeps the old flat layout
+            pairs = both_directions(cap, key, ("caption", view))
+            out.update(pairs)
+        results["decodings"][decoding] = out
     return results
 
 
@@ -186,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num", type=int, default=500)
     p.add_argument("--bundle", default="models/world-default")
     p.add_argument("--bundle-predicted", default="runs/finetune_ce/bundle")
-    p.add_argument("--methods", default="pooled,predicted,ceiling")
+    p.add_argument("--methods", default="pooled,pooled_finetuned,predicted,ceiling")
     p.add_argument("--center-samples", type=int, default=256)
     p.add_argument("--align-samples", type=int, default=4000)
     p.add_argument("--align-dim", type=int, default=32)
@@ -201,7 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.data} {args.split}: {n} samples, chance R@1 {1 / n:.4f} R@5 {min(5, n) / n:.4f} R@10 {min(10, n) / n:.4f}")
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         if "pooled" in methods:
-            report["pooled"] = bench_pooled(args, data)
+            report["pooled"] = bench_pooled(args, data, args.bundle)
+        if "pooled_finetuned" in methods:  # the fine-tuned bundle, rgb read as pixel patches
+            bundle = Path(args.bundle_predicted)
+            if (bundle / "model" / "model.safetensors").is_file():
+                pipe_mods = load_pipeline(bundle).model.config.modalities
+                rgb = "rgb_pixels" if "rgb_pixels" in pipe_mods else "rgb"
+                report["pooled_finetuned"] = bench_pooled(args, data, str(bundle), rgb)
+            else:
+                report["pooled_finetuned"] = {"skipped": f"no fine-tuned bundle at {bundle}"}
         if "predicted" in methods:
             report["predicted"] = bench_predicted(args, data)
         if "ceiling" in methods:
@@ -213,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.is_file():  # keep results of methods not run this time (same data and size)
         old = json.loads(out.read_text())
         if (old.get("data"), old.get("split"), old.get("num")) == (args.data, args.split, n):
-            report = {**{k: v for k, v in old.items() if k in ("pooled", "predicted", "ceiling")}, **report}
+            kept = ("pooled", "pooled_finetuned", "predicted", "ceiling")
+            report = {**{k: v for k, v in old.items() if k in kept}, **report}
     atomic_write_text(out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

@@ -315,3 +315,75 @@ def test_report_bench_on_a_toy_run(base_dir, ce_yaml, ce_tokens, tmp_path, capsy
     out = capsys.readouterr().out
     assert "old modality" in out and NEW in out and (tmp_path / "r.json").is_file()
     assert bench.main(["--run", str(tmp_path)]) == 2  # not a run: one error line
+
+
+# ------------------------------------------------------------------------------------------ patch modality
+PIX = "rgb_pixels"
+
+
+@pytest.fixture(scope="module")
+def pix_yaml(tmp_path_factory) -> Path:
+    """A patch modality over an 8 px rgb image: 16 patches of 2 x 2 x 3 values."""
+    path = tmp_path_factory.mktemp("pixmods") / f"{PIX}.yaml"
+    path.write_text(
+        f"name: {PIX}\nkind: image\ndata_key: rgb\nvocab_size: 256\nnum_tokens: 16\npatch_size: 2\n"
+        "channels: 3\nimage_size: 8\nvalue_range: [0, 255]\ninput: true\ntarget: false\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def pix_tokens(tmp_path_factory) -> Path:
+    """Synthetic samples + pixel patches that render each rgb token as a colour (16 x 12 values)."""
+    splits = synthetic_splits(num_train=48, num_val=8, seed=2)
+    palette = np.random.default_rng(0).integers(0, 256, (32, 3))
+    for samples in splits.values():
+        for s in samples:
+            s[PIX] = np.repeat(palette[s["rgb"]], 4, axis=0).reshape(-1)  # each patch: its token's colour
+    info = TokenDatasetInfo(
+        modalities={**INFO.modalities, PIX: ModalityTokens(kind="image", vocab_size=256, length=16, patch_dim=12)},
+        specials=SPECIALS,
+    )
+    return write_token_dataset(tmp_path_factory.mktemp("pix") / "tokens", splits, info)
+
+
+def test_adding_a_patch_modality_trains_its_projection_only_while_frozen(base_dir, pix_yaml, pix_tokens, tmp_path):
+    old = FourM.from_pretrained(base_dir).state_dict()
+    model, new_rows = load_finetune_model(base_dir, [pix_yaml])
+    assert model.config.modalities[PIX].patch_dim == 12 and not model.config.modalities[PIX].target
+    assert {f"embeddings.patch_embed.{PIX}.weight", f"embeddings.patch_embed.{PIX}.bias"} <= set(new_rows)
+    _old_rows_equal(old, model.state_dict())
+    # the token table gets no rows for pixels: only the modality embeddings grow
+    assert "embeddings.enc_tokens" not in new_rows
+
+    cfg = _ft_config(pix_tokens, tmp_path / "run", base_dir, pix_yaml, freeze_trunk_steps=3)
+    cfg = cfg.replace(masking=cfg.masking.replace(input_budget=24))
+    trained = train(cfg, stop_at=3).model
+    state = trained.state_dict()
+    _old_rows_equal(old, state)
+    weight = f"embeddings.patch_embed.{PIX}.weight"
+    assert not torch.equal(state[weight], model.state_dict()[weight])
+    import csv
+
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(not r.get(f"loss_{PIX}") for r in rows)  # never a target: no loss
+    assert all(r["loss_depth"] for r in rows)
+
+
+def test_report_compares_the_new_input_with_the_old_tokens(base_dir, pix_yaml, pix_tokens, tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "finetune_report.py"
+    spec = importlib.util.spec_from_file_location("finetune_report", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = _ft_config(pix_tokens, tmp_path / "run", base_dir, pix_yaml, freeze_trunk_steps=2)
+    train(cfg.replace(masking=cfg.masking.replace(input_budget=24)))
+    result = bench.report(tmp_path / "run", None, None, 4, tolerance=0.05)
+    assert result["new_modalities"] == {}  # an input-only modality has no loss of its own
+    new = result["new_inputs"][PIX]
+    assert new["source"] == "rgb" and set(new["targets"]) == {"depth", "caption"}  # rgb: input on one side
+    for v in new["targets"].values():
+        assert all(np.isfinite(x) and x > 0 for x in v.values())
+        assert v["original_tokens"] != v["finetuned_new"]
