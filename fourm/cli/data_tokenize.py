@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-size", type=int, default=1024)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                   help="image tokenizers under bf16 autocast (default) or in fp32 (faster on CPUs without bf16 convolutions)")
     p.set_defaults(func=run_tokenize)
 
 
@@ -58,7 +60,12 @@ def run_tokenize(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.shard_size < 1:
         raise FourmError("--batch-size and --shard-size must be >= 1")
     report = PretokenizeReport()
-    encoders, info = build_encoders(registry, names, args.tokenizer_root, overrides, args.device, report)
-    pretokenize(args.data, args.out, encoders, info, registry, args.batch_size, args.shard_size, report=report)
+    encoders, info = build_encoders(
+        registry, names, args.tokenizer_root, overrides, args.device, report, args.precision
+    )
+    settings = {"precision": args.precision} if args.precision != "bf16" else None  # bf16: as before
+    pretokenize(
+        args.data, args.out, encoders, info, registry, args.batch_size, args.shard_size, report=report, settings=settings
+    )
     print(f"wrote {args.out}: {report.summary()}")
     return 0

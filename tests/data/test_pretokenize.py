@@ -172,3 +172,23 @@ def test_cli_adds_a_patch_modality(setup, tmp_path, capsys):
         assert set(info.modalities) == {"caption", "rgb_pixels"} and info.modalities["rgb_pixels"].patch_dim == 192
         row = np.array(dsd["train"][0]["rgb_pixels"]).reshape(64, 192)
         assert np.array_equal(row, patchify(samples[0]["rgb"], 8)) and dsd["train"][0]["caption"]
+
+
+def test_fp32_precision_encodes_without_autocast_and_guards_resume(setup, tmp_path):
+    root, raw, registry, rgb, _ = setup
+    encoders, info = build_encoders(registry, ["rgb"], root, precision="fp32")
+    pretokenize(raw, tmp_path / "tok", encoders, info, registry, batch_size=5, shard_size=7)
+    samples = RawSamples(load_raw_dataset(raw)["val"])
+    with torch.no_grad():
+        want = rgb.eval().encode(rgb.preprocess([samples[i]["rgb"] for i in range(len(samples))]))
+    assert np.array_equal(np.array(load_token_dataset(tmp_path / "tok")[0]["val"]["rgb"]), want.numpy())
+    with pytest.raises(FourmError, match="precision must be bf16 or fp32"):
+        build_encoders(registry, ["rgb"], root, precision="fp16")
+    # an interrupted bf16 run is not resumed in fp32 (its shards would mix two precisions)
+    partial = tmp_path / "mixed.partial"
+    partial.mkdir()
+    (partial / "manifest.json").write_text(
+        '{"modalities": ["rgb"], "shard_size": 7, "raw": "%s"}' % Path(raw).resolve()
+    )
+    with pytest.raises(FourmError, match="interrupted run with other settings"):
+        pretokenize(raw, tmp_path / "mixed", encoders, info, registry, shard_size=7, settings={"precision": "fp32"})
