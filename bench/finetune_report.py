@@ -68,7 +68,7 @@ def _val_loader(
 
 
 def _losses(model: FourM, loader: DataLoader, what: str) -> dict[str, float]:
-    out = evaluate(model, tqdm(loader, desc=what, unit="batch"), torch.device("cpu"), "bf16", None, lambda t: t)
+    out = evaluate(model, tqdm(loader, desc=what, unit="batch"), torch.device("cpu"), "auto", None, lambda t: t)
     return {k.removeprefix("val_loss_"): v for k, v in out.items() if k != "val_loss"}
 
 

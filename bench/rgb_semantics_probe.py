@@ -30,6 +30,7 @@ from fourm.data.token_dataset import load_token_dataset
 from fourm.data.world import COLORS, SHAPES
 from fourm.eval.captions import parse_caption
 from fourm.utils.atomic import atomic_write_text
+from fourm.utils.precision import bf16_autocast
 
 COLOR_NAMES, SHAPE_NAMES = list(COLORS), list(SHAPES)
 NUM_LABELS = len(COLOR_NAMES) + len(SHAPE_NAMES)
@@ -86,7 +87,7 @@ def train_probe(name: str, model: Probe, x_train, y_train, x_val, y_val, args) -
     t0 = time.perf_counter()
     for _ in tqdm(range(args.steps), desc=f"probe {name}", leave=False):
         idx = torch.randint(0, len(y_train), (args.batch_size,), generator=g)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with bf16_autocast("cpu"):
             logits = model(x_train[idx])
         loss = F.binary_cross_entropy_with_logits(logits.float(), y_train[idx])  # fp32 loss
         opt.zero_grad(set_to_none=True)
@@ -94,7 +95,7 @@ def train_probe(name: str, model: Probe, x_train, y_train, x_val, y_val, args) -
         opt.step()
     seconds = time.perf_counter() - t0
     model.eval()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), bf16_autocast("cpu"):
         logits = torch.cat([model(x_val[i : i + 256]).float() for i in range(0, len(y_val), 256)])
     out = {"train_s": seconds, **scores(logits, y_val)}
     print(f"{name:<8} " + "  ".join(f"{k} {v:.3f}" for k, v in out.items() if k != "train_s") + f"  ({seconds:.0f} s)",

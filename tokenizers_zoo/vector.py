@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
 from fourm.utils.config import Config
+from fourm.utils.precision import fast_bf16
 from tokenizers_zoo.quantizers.vq import VectorQuantizer
 
 CONFIG_NAME = "config.json"
@@ -189,7 +190,8 @@ class VectorTokenizer(nn.Module):
     ) -> dict[str, float]:
         """Train on ``vectors`` (N, input_dim) with AdamW; returns final ``loss`` and eval ``cosine``/``usage``.
 
-        ``amp`` runs the MLPs in bf16 autocast (quantisers and losses stay fp32).
+        ``amp`` runs the MLPs in bf16 autocast where the device runs bf16 natively
+        (:mod:`fourm.utils.precision`; quantisers and losses stay fp32).
         """
         x_all = vectors if isinstance(vectors, Tensor) else torch.from_numpy(np.array(vectors, dtype=np.float32))
         x_all = x_all.float().to(self.token_offsets.device)
@@ -209,7 +211,7 @@ class VectorTokenizer(nn.Module):
         bar = tqdm(range(steps), desc="fit vector tokenizer", disable=not progress)
         for _ in bar:
             rows = torch.randint(0, x_all.shape[0], (min(batch_size, x_all.shape[0]),), generator=generator)
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp and fast_bf16(x_all.device)):
                 out = self(x_all[rows.to(x_all.device)])
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()

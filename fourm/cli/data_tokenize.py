@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-size", type=int, default=1024)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
-                   help="image tokenizers under bf16 autocast (default) or in fp32 (faster on CPUs without bf16 convolutions)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="image tokenizers under bf16 autocast or in fp32; auto (default): bf16 where the device runs it natively")
     p.set_defaults(func=run_tokenize)
 
 
@@ -59,11 +59,12 @@ def run_tokenize(args: argparse.Namespace) -> int:
         names = [m for m in registry.names if registry[m].tokenizer or registry[m].patch_size or m in overrides]
     if args.batch_size < 1 or args.shard_size < 1:
         raise FourmError("--batch-size and --shard-size must be >= 1")
+    from fourm.utils.precision import resolve_precision
+
+    precision = resolve_precision(args.precision, args.device)
     report = PretokenizeReport()
-    encoders, info = build_encoders(
-        registry, names, args.tokenizer_root, overrides, args.device, report, args.precision
-    )
-    settings = {"precision": args.precision} if args.precision != "bf16" else None  # bf16: as before
+    encoders, info = build_encoders(registry, names, args.tokenizer_root, overrides, args.device, report, precision)
+    settings = {"precision": precision} if precision != "bf16" else None  # bf16: manifests as before
     pretokenize(
         args.data, args.out, encoders, info, registry, args.batch_size, args.shard_size, report=report, settings=settings
     )

@@ -29,6 +29,7 @@ from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_tok
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
 from fourm.utils.atomic import atomic_path
+from fourm.utils.precision import resolve_precision
 
 # values (one per sample, None = missing) -> token id lists (None = missing)
 EncodeFn = Callable[[list[Any]], list[list[int] | None]]
@@ -160,14 +161,14 @@ def build_encoders(
     overrides: dict[str, str] | None = None,
     device: str = "cpu",
     report: PretokenizeReport | None = None,
-    precision: str = "bf16",
+    precision: str = "auto",
 ) -> tuple[dict[str, EncodeFn], TokenDatasetInfo]:
     """Load each modality's tokenizer -> (encode functions, the token dataset's info). Patch
     modalities (``patch_size`` set) need no tokenizer. ``precision``: image encoders under bf16
-    autocast (the default; how the shipped model's data was made) or in fp32 (on CPUs without bf16
-    convolutions fp32 is 5-40x faster; about 2% of the tokens differ)."""
-    if precision not in ("bf16", "fp32"):
-        raise FourmError(f"precision must be bf16 or fp32, got {precision!r}")
+    autocast (how the shipped model's data was made, on a bf16-capable CPU) or in fp32 (on CPUs
+    without bf16 convolutions fp32 is 5-40x faster; about 2% of the tokens differ); ``auto``: bf16
+    where the device runs it natively (:mod:`fourm.utils.precision`)."""
+    precision = resolve_precision(precision, device)
     from tokenizers_zoo.text import TextTokenizer
 
     report = report if report is not None else PretokenizeReport()

@@ -8,12 +8,14 @@
 * :class:`PatchCodec` (no tokenizer): images <-> pixel patches (B, N, P) uint8 of a patch modality
   (:mod:`fourm.data.patches`), the encoder input of e.g. ``rgb_pixels``.
 
-Images are encoded under bf16 autocast (as in pre-tokenization, so tokens match the training data)
-and decoded in fp32.
+Images are encoded under bf16 autocast where the device runs bf16 natively
+(:mod:`fourm.utils.precision`, as pre-tokenization does, so tokens match the training data) and
+decoded in fp32.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +26,7 @@ from torch import Tensor
 
 from fourm.errors import FourmError
 from fourm.generation.values import load_image, parse_value
+from fourm.utils.precision import bf16_autocast
 
 
 def _as_list(values: Any, name: str, single_ndim: int | None = None) -> list:
@@ -76,9 +79,7 @@ class ImageCodec:
             raise FourmError(f"'{self.name}' is an image: a partial image is given as token ids, not as a prefix")
         arrays = [self.normalize(v) for v in _as_list(values, self.name, 3 if self.image_kind in ("rgb", "normals") else 2)]
         x = self.tokenizer.preprocess(arrays).to(self.tokenizer.device)
-        device_type = x.device.type
-        enabled = self.autocast and device_type in ("cpu", "cuda")
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
+        with bf16_autocast(x.device) if self.autocast else contextlib.nullcontext():
             return self.tokenizer.encode(x).cpu()
 
     @torch.no_grad()

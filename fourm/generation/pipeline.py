@@ -41,6 +41,7 @@ from fourm.modalities import ModalityRegistry
 from fourm.model.fourm import FourM
 from fourm.utils.atomic import atomic_dir, atomic_write_text
 from fourm.utils.config import to_jsonable
+from fourm.utils.precision import fast_bf16
 
 __all__ = ["DEFAULT_BUNDLE", "FourMPipeline", "GenerationResult"]
 
@@ -291,7 +292,7 @@ class FourMPipeline:
             given[name], raw[name] = self._given(name, value, prefix=False)
         for name, value in partial.items():
             given[name], _ = self._given(name, value, prefix=True)
-        autocast = torch.bfloat16 if self.autocast and self.device.type in ("cpu", "cuda") else None
+        autocast = torch.bfloat16 if self.autocast and fast_bf16(self.device) else None
         out = generate_chained(
             self.model, given, plan, num_samples, seed, autocast_dtype=autocast, progress=progress
         )

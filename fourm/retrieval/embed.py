@@ -40,6 +40,7 @@ from fourm.generation.sampling import make_generator
 from fourm.model.fourm import FourM
 from fourm.retrieval.align import LinearAlignment, fit_gcca
 from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD, Item, batches, pack_items
+from fourm.utils.precision import bf16_autocast
 
 METHODS = ("pooled", "predicted")
 DECODINGS = ("expected", "greedy", "maskgit")
@@ -59,9 +60,7 @@ class _Embedder:
         self.device = next(model.parameters()).device
 
     def _amp(self) -> contextlib.AbstractContextManager:
-        if not self.autocast or self.device.type not in ("cpu", "cuda"):
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return bf16_autocast(self.device) if self.autocast else contextlib.nullcontext()
 
     def _run(self, items: Sequence[Item], fn, progress: bool, desc: str) -> list:
         """``fn(encoder rows)`` on each batch of items, in no-grad / autocast; list of results."""

@@ -147,7 +147,8 @@ class TrainConfig(Config):
     grad_accum: int = 1  # micro-batches per optimizer step
     grad_clip: float | None = 1.0  # max global gradient norm; null = no clipping
     steps: int = 1000  # optimizer steps
-    precision: Literal["bf16", "fp32"] = "bf16"  # bf16 = autocast (weights, optimizer and loss fp32)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # bf16 = autocast (weights, optimizer, loss fp32);
+    # auto = bf16 where the device runs it natively (fourm.utils.precision), else fp32
     log_every: int = 10
     eval_every: int = 200  # 0 = no periodic validation (still at the end if a val split exists)
     eval_batches: int | None = None  # cap on validation batches per process; None = whole val set

@@ -2,7 +2,7 @@
 multi-process DDP (gloo on CPU, NCCL on CUDA) and DeepSpeed ZeRO.
 
 Each optimizer step runs ``grad_accum`` micro-batches (forward under bf16 autocast when
-``precision: bf16``, loss in fp32), checks the loss is finite on every process *before* its
+the resolved ``precision`` is bf16, loss in fp32; ``auto``: bf16 where the device runs it natively), checks the loss is finite on every process *before* its
 backward, clips the global gradient norm, steps AdamW and the warm-up + cosine schedule. Every
 ``log_every`` steps the CSV/TensorBoard logs get the losses (overall and per modality), learning
 rate, gradient norm and tokens/s; every ``eval_every`` steps the val split is scored with fixed,
@@ -64,6 +64,7 @@ from fourm.training.finetune import (
 )
 from fourm.training.logging import RunLogger
 from fourm.training.optim import WarmupCosine, build_optimizer
+from fourm.utils.precision import bf16_autocast, resolve_precision
 
 CONFIG_FILE = "config.json"
 FINAL_MODEL = "model"
@@ -266,7 +267,7 @@ def evaluate(
     counts = torch.zeros(len(names), dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    autocast = bf16_autocast(device, precision)
     for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
@@ -413,12 +414,13 @@ def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = 
     if is_main:
         n_params = model.num_parameters()
         logger.message(
-            f"{n_params / 1e6:.2f}M parameters, modalities {', '.join(names)}; {world} process(es) on {device}, "
+            f"{n_params / 1e6:.2f}M parameters, modalities {', '.join(names)}; {world} process(es) on {device} "
+            f"({resolve_precision(cfg.precision, device)}), "
             f"{cfg.batch_size * cfg.grad_accum * world} samples/step, {len(data.train)} train samples/epoch"
         )
 
     reduce = (lambda t: accelerator.reduce(t, reduction="sum")) if world > 1 else (lambda t: t)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    autocast = bf16_autocast(device, cfg.precision)
     last_ckpt = checkpoint
     window = _Window(names)
     result = TrainResult(run_dir=run_dir, step=state.step, final_model=None, checkpoint=checkpoint, is_main=is_main)
