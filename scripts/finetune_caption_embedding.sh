@@ -41,15 +41,14 @@ if todo "$TOK"; then
 fi
 
 # 3. tokens of the old modalities + the new ones (extra registry entries on top of the default registry;
-#    rgb_pixels needs no tokenizer: its "tokens" are the image's pixel patches). fp32: on CPUs without
-#    bf16 convolutions the image tokenizers are 5-40x faster in fp32 (about 2% of the tokens differ)
+#    rgb_pixels needs no tokenizer: its "tokens" are the image's pixel patches)
 if todo "$TOKENS"; then
-  fourm-data tokenize --precision fp32 --data "$RAW_CE" --out "$TOKENS" --tokenizer-root "$BASE" --add-modality "$EXTRA" \
+  fourm-data tokenize --data "$RAW_CE" --out "$TOKENS" --tokenizer-root "$BASE" --add-modality "$EXTRA" \
     --add-modality "$PIXELS" --tokenizer "caption_embedding=$TOK" \
     --modalities rgb,depth,semseg,edges,caption,bboxes,metadata,color_palette,caption_embedding,rgb_pixels
 fi
 
-# 4. fine-tune: old weights loaded bit-exact, new rows mean/std-matched, a new patch projection; 200
+# 4. fine-tune: old weights loaded bit-exact, new rows mean/std-matched, a new patch projection; 150
 #    steps with only the new parameters training, then everything (old weights at lr x 0.2)
 if todo "$RUN/model"; then
   python train.py --config configs/train/finetune_caption_embedding.yaml --out "$RUN" --resume auto \
