@@ -63,9 +63,11 @@ def rgb_views(pipe) -> list[str]:
     return ["rgb"]
 
 
-def bench_pooled(args, data: RetrievalData, bundle: str, rgb: str = "rgb") -> dict:
-    """Pooled encoder embeddings of ``bundle``'s model, caption vs ``rgb`` (a modality, e.g. rgb_pixels)."""
+def bench_pooled(args, data: RetrievalData, bundle: str, prefer_pixels: bool = False) -> dict:
+    """Pooled encoder embeddings of ``bundle``'s model, caption vs rgb (``prefer_pixels``: vs
+    rgb_pixels when the model has it)."""
     pipe = load_pipeline(bundle)
+    rgb = "rgb_pixels" if prefer_pixels and "rgb_pixels" in pipe.model.config.modalities else "rgb"
     mods = ["caption", rgb]
     settings = RetrievalSettings(method="pooled", align=False, center_samples=args.center_samples,
                                  batch_size=args.batch_size)
@@ -224,9 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         if "pooled_finetuned" in methods:  # the fine-tuned bundle, rgb read as pixel patches
             bundle = Path(args.bundle_predicted)
             if (bundle / "model" / "model.safetensors").is_file():
-                pipe_mods = load_pipeline(bundle).model.config.modalities
-                rgb = "rgb_pixels" if "rgb_pixels" in pipe_mods else "rgb"
-                report["pooled_finetuned"] = bench_pooled(args, data, str(bundle), rgb)
+                report["pooled_finetuned"] = bench_pooled(args, data, str(bundle), prefer_pixels=True)
             else:
                 report["pooled_finetuned"] = {"skipped": f"no fine-tuned bundle at {bundle}"}
         if "predicted" in methods:

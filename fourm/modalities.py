@@ -276,4 +276,5 @@ def shipped_modality_names() -> list[str]:
     ``configs/modalities/extra/`` (modalities added by fine-tuning, e.g. caption_embedding, rgb_pixels)."""
     extra = CONFIG_DIR / "extra"
     stems = sorted(p.stem for p in extra.iterdir() if p.suffix in (".yaml", ".yml")) if extra.is_dir() else []
-    return default_registry().names + [s for s in stems if s not in default_registry()]
+    names = default_registry().names
+    return names + [s for s in stems if s not in names]

@@ -44,6 +44,16 @@ class MultimodalBatch:
             **{f.name: None if (t := getattr(self, f.name)) is None else t.to(device) for f in fields(self)}
         )
 
+    def pad_to(self, enc_width: int, dec_width: int) -> MultimodalBatch:
+        """Right-pad the encoder rows to ``enc_width`` and the decoder rows to ``dec_width`` columns
+        (padding: valid False, ids and patches 0); rows already as wide stay as they are."""
+        out = {}
+        for f in fields(self):
+            t = getattr(self, f.name)
+            width = enc_width if f.name.startswith("enc_") else dec_width
+            out[f.name] = None if t is None else pad_columns(t, width - t.shape[1])
+        return MultimodalBatch(**out)
+
     @property
     def batch_size(self) -> int:
         return self.enc_tokens.shape[0]
@@ -68,6 +78,13 @@ class MultimodalBatch:
             )
         out["enc_patches"] = _collate_patches(items, out["enc_tokens"].shape[1])
         return MultimodalBatch(**out)
+
+
+def pad_columns(t: Tensor, extra: int) -> Tensor:
+    """``t`` (B, N, ...) with ``extra`` zero (False) columns appended along dim 1 (none if ``extra`` <= 0)."""
+    if extra <= 0:
+        return t
+    return torch.cat([t, t.new_zeros(t.shape[0], extra, *t.shape[2:])], dim=1)
 
 
 def _collate_patches(items: list[MultimodalBatch], n: int) -> Tensor | None:

@@ -6,7 +6,7 @@ into ``(S / p) ** 2`` patches of ``p * p * C`` values, row-major over the grid, 
 row-major over (y, x, channel). Values are 8-bit levels 0..255 of the modality's ``value_range``
 (rgb: the pixels themselves); the model maps them to [-1, 1] and projects each patch linearly::
 
-    levels = to_levels(depth, (0.0, 1.0))       # (H, W) float -> (H, W) uint8
+    levels = to_levels(depth, (0.0, 1.0))       # (H, W) float -> (H, W) uint8; from_levels inverts it
     patches = patchify(rgb, 8)                  # (64, 64, 3) -> (64, 192) uint8
     image = unpatchify(patches, 8, 3)           # and back
 """
@@ -30,6 +30,16 @@ def to_levels(image: np.ndarray, value_range: tuple[float, float] | None = None)
         return arr
     scaled = (arr.astype(np.float32) - lo) * (255.0 / (hi - lo))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def from_levels(levels: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Inverse of :func:`to_levels`: uint8 levels -> uint8 for [0, 255] (the default), else float32
+    values of ``value_range``."""
+    lo, hi = value_range if value_range is not None else (0.0, 255.0)
+    arr = np.asarray(levels)
+    if (lo, hi) == (0.0, 255.0):
+        return arr.astype(np.uint8)
+    return (lo + arr.astype(np.float32) * ((hi - lo) / 255.0)).astype(np.float32)
 
 
 def patchify(image: np.ndarray, patch_size: int) -> np.ndarray:

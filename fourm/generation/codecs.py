@@ -195,17 +195,14 @@ class PatchCodec:
 
     def decode(self, tokens: Any, seed: int = 0) -> list[np.ndarray]:
         """Patches (B, N, P) (or flat (B, N * P)) -> one image per row, in the modality's value range."""
-        from fourm.data.patches import unpatchify
+        from fourm.data.patches import from_levels, unpatchify
 
         values = tokens.values if hasattr(tokens, "positions") else tokens
         arr = torch.as_tensor(values).detach().cpu().numpy().reshape(-1, self.length, self.patch_dim)
-        lo, hi = self.value_range if self.value_range is not None else (0.0, 255.0)
         out = []
         for row in arr:
             image = unpatchify(row, self.patch_size, self.channels)
-            if self.channels == 1:
-                image = image[..., 0]
-            out.append(image.astype(np.uint8) if (lo, hi) == (0.0, 255.0) else (lo + image * ((hi - lo) / 255.0)).astype(np.float32))
+            out.append(from_levels(image[..., 0] if self.channels == 1 else image, self.value_range))
         return out
 
 

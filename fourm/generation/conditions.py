@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+from fourm.data.batch import pad_columns
 from fourm.errors import FourmError
 from fourm.model.config import FourMConfig
 
@@ -182,7 +183,7 @@ class EncoderInputs:
         extra = width - self.width
         if extra <= 0:
             return self
-        return self._map(lambda t: torch.cat([t, t.new_zeros(t.shape[0], extra, *t.shape[2:])], dim=1))
+        return self._map(lambda t: pad_columns(t, extra))
 
     def repeat(self, times: int) -> EncoderInputs:
         """The whole batch ``times`` times: rows [x_0..x_B-1, x_0..x_B-1, ...] (times * B, N)."""

@@ -74,17 +74,4 @@ def random_batch(
                 dec_valid=torch.ones(len(dec["target"]), dtype=torch.bool),
             )
         )
-    batch = MultimodalBatch.collate(rows)
-    return _pad_to(batch, num_input, num_target)
-
-
-def _pad_to(batch: MultimodalBatch, num_input: int, num_target: int) -> MultimodalBatch:
-    """Right-pad encoder rows to ``num_input`` and decoder rows to ``num_target`` columns."""
-    out = {}
-    for name, t in vars(batch).items():
-        if t is None:  # no patch rows
-            out[name] = None
-            continue
-        width = num_input if name.startswith("enc") else num_target
-        out[name] = torch.cat([t, t.new_zeros(t.shape[0], width - t.shape[1], *t.shape[2:])], dim=1)
-    return MultimodalBatch(**out)
+    return MultimodalBatch.collate(rows).pad_to(num_input, num_target)

@@ -18,6 +18,7 @@ import numpy as np
 from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
 
 from fourm.data.masking import MaskedDataset, Masker, MaskingConfig, SequenceSpecialTokens
+from fourm.data.masking.config import AlphaConfig
 from fourm.data.token_dataset import MixedDataset, ModalityTokens, TokenSamples, load_token_dataset
 from fourm.errors import FourmError
 from fourm.modalities import default_registry, shipped_modality_names
@@ -142,13 +143,10 @@ def load_masking(path: str, section: MaskingSection, modalities: dict[str, Modal
 
     for key in ("min_input_tokens", "max_input_tokens", "min_target_tokens", "max_target_tokens"):
         data[key] = keep(data[key])
-    def empty_side(entry: dict, side: str) -> bool:
-        return entry[f"{side}_alpha"] == 0 and not any(v > 0 for v in entry[f"{side}_alphas"].values())
-
     mixture = []
     for entry in data["mixture"]:
         entry["input_alphas"], entry["target_alphas"] = keep(entry["input_alphas"]), keep(entry["target_alphas"])
-        if not (empty_side(entry, "input") or empty_side(entry, "target")):
+        if all(AlphaConfig.chooses(entry[f"{side}_alpha"], entry[f"{side}_alphas"]) for side in ("input", "target")):
             mixture.append(entry)
     if not mixture:
         raise FourmError(f"{path}: no mixture entry applies to this run's modalities ({', '.join(modalities)})")

@@ -84,3 +84,14 @@ def test_patch_spec_rules_name_the_field(change, pattern):
         ModalitySpec.from_dict({**PIXELS, **change})
     assert "\n" not in str(e.value)
 
+
+
+def test_from_levels_inverts_to_levels():
+    from fourm.data.patches import from_levels, to_levels
+
+    depth = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
+    back = from_levels(to_levels(depth, (0.0, 1.0)), (0.0, 1.0))
+    assert back.dtype == np.float32 and np.abs(back - depth).max() <= 0.5 / 255 + 1e-6
+    rgb = np.arange(192, dtype=np.uint8).reshape(8, 8, 3)
+    out = from_levels(to_levels(rgb))
+    assert out.dtype == np.uint8 and np.array_equal(out, rgb)

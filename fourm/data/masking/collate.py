@@ -57,13 +57,6 @@ def collate(items: list[MultimodalBatch], pad_to_multiple: int = 1) -> Multimoda
     (valid False, ids and patches 0) to the longest row rounded up to a multiple of ``pad_to_multiple``."""
     batch = MultimodalBatch.collate(items)
     if pad_to_multiple > 1:
-        for name in ("enc", "dec"):
-            n = getattr(batch, f"{name}_valid").shape[1]
-            extra = -n % pad_to_multiple
-            if extra:
-                for field in [f for f in vars(batch) if f.startswith(name + "_")]:
-                    t = getattr(batch, field)
-                    if t is not None:
-                        pad = t.new_zeros(t.shape[0], extra, *t.shape[2:])
-                        setattr(batch, field, torch.cat([t, pad], dim=1))
+        ne, nd = batch.enc_valid.shape[1], batch.dec_valid.shape[1]
+        batch = batch.pad_to(ne + -ne % pad_to_multiple, nd + -nd % pad_to_multiple)
     return batch

@@ -31,6 +31,11 @@ class AlphaConfig(Config):
         default = self.input_alpha if side == "input" else self.target_alpha
         return overrides.get(modality, default)
 
+    @staticmethod
+    def chooses(alpha: float, alphas: dict[str, float]) -> bool:
+        """Whether a side with symmetric ``alpha`` and per-modality ``alphas`` can pick any modality."""
+        return alpha > 0 or any(a > 0 for a in alphas.values())
+
     def validate(self, where: str = "") -> None:
         if not self.weight > 0:
             raise FourmError(f"{where}weight must be > 0, got {self.weight}")
@@ -41,7 +46,7 @@ class AlphaConfig(Config):
             for mod, a in getattr(self, f"{side}_alphas").items():
                 if a < 0:
                     raise FourmError(f"{where}{side}_alphas.{mod} must be >= 0, got {a}")
-            if sym == 0 and not any(a > 0 for a in getattr(self, f"{side}_alphas").values()):
+            if not self.chooses(sym, getattr(self, f"{side}_alphas")):
                 raise FourmError(
                     f"{where}{side}_alpha is 0 and no {side}_alphas entry is > 0 (nothing to choose)"
                 )
