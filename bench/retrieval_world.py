@@ -11,8 +11,9 @@ used), and aligned by a generalized CCA of caption and rgb fitted on ``--align-s
 train samples (``--align-dim`` dimensions weighted by canonical correlation, the default; and
 unweighted). ``predicted`` uses the bundle of the fine-tuned model with a vector modality
 (``scripts/finetune_caption_embedding.sh``), expected-code, greedy and MaskGIT decoding, with the rgb
-side given as tokens, as pixel patches (rgb_pixels) and as both; it is skipped with a message when
-that bundle is absent. ``ceiling`` bounds what ``predicted`` can reach with a
+side given as tokens, as pixel patches (rgb_pixels) and as both, each uncentred and centred by the
+mean prediction of ``--center-samples`` train items of the same modalities (``fourm-retrieve``'s
+default); it is skipped with a message when that bundle is absent. ``ceiling`` bounds what ``predicted`` can reach with a
 caption-embedding target: caption i's own MiniLM vector as the query, the MiniLM vector of another
 paraphrase of scene i (same objects, other wording and relations) as the key, exactly and through
 the bundle's vector tokenizer (world data only). Writes ``<out>/retrieval_world.json``.
@@ -110,10 +111,10 @@ def bench_predicted(args, data: RetrievalData) -> dict:
         return {"skipped": message}
     pipe = load_pipeline(bundle)
     views = rgb_views(pipe)
-    results: dict = {"bundle": str(bundle), "rgb_views": views, "decodings": {}}
-    items = None
+    results: dict = {"bundle": str(bundle), "rgb_views": views, "center_samples": args.center_samples, "decodings": {}}
+    items = ref = None
     for decoding in ("expected", "greedy", "maskgit"):
-        settings = RetrievalSettings(method="predicted", decoding=decoding, batch_size=args.batch_size)
+        settings = RetrievalSettings(method="predicted", decoding=decoding, center=False, batch_size=args.batch_size)
         try:
             embedder = make_embedder(pipe, settings, *data.specials(pipe))
         except FourmError as e:
@@ -124,20 +125,31 @@ def bench_predicted(args, data: RetrievalData) -> dict:
             items, rows = data.items(needed, pipe, batch_size=args.batch_size, progress=True)
             results["num"] = len(rows)
             true = true_caption_embeddings(data, tuple(rows)) if embedder.modality == "caption_embedding" else None
+            # reference items for the centres: training samples, as fourm-retrieve fits them
+            ref_split = RetrievalData(args.data, "train", num=args.center_samples)
+            ref, _ = ref_split.items(needed, pipe, batch_size=args.batch_size, progress=True)
         print(f"predicted {embedder.modality} {decoding} ({embedder.steps} steps)", flush=True)
+        sides = ["caption", *views]
         t0 = time.perf_counter()
-        cap = embedder([{"caption": it["caption"]} for it in items], progress=True)
-        keys = {v: embedder([{m: it[m] for m in v.split("+")} for it in items], progress=True) for v in views}
-        speed = (1 + len(views)) * len(items) / (time.perf_counter() - t0)
+        raw = {v: embedder.predict([{m: it[m] for m in v.split("+")} for it in items], progress=True) for v in sides}
+        speed = len(sides) * len(items) / (time.perf_counter() - t0)
+        centres = {v: embedder.predict([{m: it[m] for m in v.split("+")} for it in ref]).mean(dim=0) for v in sides}
+        centred = {v: torch.nn.functional.normalize(raw[v] - centres[v], dim=-1) for v in sides}
         out: dict = {"steps": embedder.steps, "items_per_s": speed}
         if true is not None:  # how close the prediction is to the real MiniLM vector of the caption
-            cosines = {"caption": cap, **keys}
-            out["cosine_to_true"] = {k: float((v * true).sum(-1).mean()) for k, v in cosines.items()}
+            out["cosine_to_true"] = {k: float((v * true).sum(-1).mean()) for k, v in raw.items()}
             print("  mean cosine to the true embedding: " + ", ".join(
                 f"from {k} {v:.3f}" for k, v in out["cosine_to_true"].items()), flush=True)
-        for view, key in keys.items():  # the first view (rgb tokens) keeps the old flat layout
-            pairs = both_directions(cap, key, ("caption", view))
-            out.update(pairs)
+            out["cosine_of_centres_to_true_mean"] = {
+                k: float(torch.nn.functional.cosine_similarity(c, true.mean(dim=0), dim=0)) for k, c in centres.items()
+            }
+        for view in views:  # uncentred (the old flat layout), then centred by the modality set's mean prediction
+            print(f"  uncentred, caption vs {view}", flush=True)
+            out.update(both_directions(raw["caption"], raw[view], ("caption", view)))
+        out["centred"] = {}
+        for view in views:
+            print(f"  centred (train means of {args.center_samples} predictions), caption vs {view}", flush=True)
+            out["centred"].update(both_directions(centred["caption"], centred[view], ("caption", view)))
         results["decodings"][decoding] = out
     return results
 

@@ -43,11 +43,13 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
                    help="pooled: no cross-modal alignment (per-modality centres and l2-normalisation only)")
     p.add_argument("--align-samples", type=int, default=4000, help="pooled: paired samples to fit the alignment on (default 4000)")
     p.add_argument("--align-dim", type=int, default=32, help="pooled: dimensions of the aligned space (default 32)")
-    p.add_argument("--no-center", action="store_true", help="pooled, --no-align: no per-modality centring")
+    p.add_argument("--no-center", action="store_true",
+                   help="predicted, or pooled with --no-align: no per-modality centring")
     p.add_argument("--no-normalize", action="store_true", help="pooled, --no-align: no l2-normalisation")
     p.add_argument("--center-split", default=None,
-                   help="pooled: split the alignment or centres come from (default: train if present)")
-    p.add_argument("--center-samples", type=int, default=256, help="pooled, --no-align: samples per centre (default 256)")
+                   help="split the alignment or centres come from (default: train if present)")
+    p.add_argument("--center-samples", type=int, default=256,
+                   help="samples per centre (predicted, or pooled with --no-align; default 256)")
     p.add_argument("--vector-modality", default=None, help="predicted: the vector modality (default: the model's only one)")
     p.add_argument("--decoding", choices=["expected", "greedy", "maskgit"], default="expected",
                    help="predicted: expected codes (default), argmax tokens, or maskgit steps")
@@ -69,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-modality", required=True, help="modality (or a,b) of the indexed items")
     p.add_argument("--out", required=True, help="index directory to write (replaced atomically)")
     p.add_argument("--query-modalities", default=None,
-                   help="pooled: modalities queries may use, aligned with the key's (or centred) and stored with the "
-                   "index (default: all the data has; naming only those you query with aligns them better)")
+                   help="modalities queries may use, aligned with the key's (or centred) and stored with the "
+                   "index (default: each one the data has; naming only those you query with aligns them better; "
+                   "predicted: a+b for queries holding a and b together)")
     _add_method_args(p)
     _add_model_args(p)
     p.set_defaults(func=run_index)
@@ -111,9 +114,11 @@ def _settings(args: argparse.Namespace):
     )  # fmt: skip
 
 
-def _embedder(args, data, modalities: list[str], extra: list[str] | None = None):
-    """Pipeline, settings and embedder; if pooled, its alignment (or centres) fitted for ``modalities``
-    and ``extra`` (None: every modality of the data that the model reads)."""
+def _embedder(args, data, modalities: list[str], extra: list[str] | None = None,
+              item_sets: list[list[str]] | None = None):
+    """Pipeline, settings and embedder with its reference statistics fitted: pooled, the alignment (or
+    centres) of ``modalities`` and ``extra`` (None: every modality of the data that the model reads);
+    predicted, the centres of ``item_sets`` (default: ``modalities`` together, each of ``extra`` alone)."""
     from fourm.retrieval.settings import fit_reference, load_pipeline, make_embedder
 
     settings = _settings(args)
@@ -127,7 +132,10 @@ def _embedder(args, data, modalities: list[str], extra: list[str] | None = None)
         mods = pipe.model.config.modalities
         extra = [m for m in mods if mods[m].input and data.column(m, pipe) in data.modalities]
     embedder = make_embedder(pipe, settings, *data.specials(pipe))
-    fit_reference(embedder, pipe, args.data, list(dict.fromkeys(modalities + extra)), settings, data.split, progress=True)
+    if item_sets is None:
+        item_sets = [modalities] + [[m] for m in extra if [m] != modalities]
+    fit_reference(embedder, pipe, args.data, list(dict.fromkeys(modalities + extra)), settings, data.split,
+                  progress=True, item_sets=item_sets)
     return pipe, settings, embedder
 
 
@@ -138,8 +146,13 @@ def run_index(args: argparse.Namespace) -> int:
 
     keys = _modalities(args.key_modality, "--key-modality")
     data = RetrievalData(args.data, args.split, args.num)
-    extra = None if args.query_modalities is None else _modalities(args.query_modalities, "--query-modalities")
-    pipe, settings, embedder = _embedder(args, data, keys, extra)
+    extra, item_sets = None, None
+    if args.query_modalities is not None:  # "a,b+c": queries of a alone and of b and c together
+        query_sets = [_modalities(e.replace("+", ","), "--query-modalities")
+                      for e in _modalities(args.query_modalities, "--query-modalities")]
+        extra = list(dict.fromkeys(m for q in query_sets for m in q))
+        item_sets = [keys] + [q for q in query_sets if q != keys]
+    pipe, settings, embedder = _embedder(args, data, keys, extra, item_sets)
     items, rows = data.items(keys, pipe, batch_size=settings.batch_size, progress=True)
     if not items:
         raise FourmError(f"no sample of {args.data} (split '{args.split}') holds {' and '.join(keys)}")
@@ -176,6 +189,8 @@ def run_query(args: argparse.Namespace) -> int:
     info = index.info
     # indexes written before the alignment existed have no "align" setting: they were never aligned
     settings = RetrievalSettings.from_dict({"align": False, **info["settings"]})
+    if settings.method == "predicted" and "center" not in info.get("embedder", {}):
+        settings.center = False  # written before predicted embeddings could be centred
     if args.batch_size is not None:
         settings.batch_size = args.batch_size
     settings.autocast = settings.autocast and not args.no_autocast
@@ -186,6 +201,14 @@ def run_query(args: argparse.Namespace) -> int:
     if settings.method == "pooled" and settings.align and alignment is None:
         raise FourmError(f"corrupt retrieval index {args.index}: its settings say aligned, but it stores no alignment")
     embedder = make_embedder(pipe, settings, *pipeline_specials(pipe), centers=centers, alignment=alignment)
+    for name in conds:
+        pipe.codec(name)  # unknown modality -> FourmError naming the model's modalities
+    if settings.method == "predicted" and settings.center and embedder.set_key(list(conds)) not in centers:
+        key = embedder.set_key(list(conds))
+        raise FourmError(
+            f"the index has no centre for queries of '{key}' (stored: {', '.join(centers) or 'none'}); "
+            f"rebuild it with --query-modalities {key}, or with --no-center"
+        )
     item = {}
     for name, value in conds.items():
         pipe.codec(name)
@@ -225,7 +248,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     queries, keys = _modalities(args.query, "--query"), _modalities(args.key, "--key")
     data = RetrievalData(args.data, args.split, args.num)
-    pipe, settings, embedder = _embedder(args, data, list(dict.fromkeys(queries + keys)), [])
+    pipe, settings, embedder = _embedder(args, data, list(dict.fromkeys(queries + keys)), [], [queries, keys])
     both, rows = data.items(list(dict.fromkeys(queries + keys)), pipe, batch_size=settings.batch_size, progress=True)
     if len(both) < 2:
         raise FourmError(f"{args.data} (split '{args.split}') has {len(both)} samples with both sides: need >= 2")

@@ -16,7 +16,10 @@ Two methods:
   position restricted to its codebook's ids by the decoder; the vector tokenizer decodes them to a
   vector, which is l2-normalised. Decoding: expected (the default; each codebook's predicted
   distribution decoded as its expected code), greedy (one step of argmax) or maskgit
-  (confidence-ordered steps). Query and key items of any modalities land in the same space.
+  (confidence-ordered steps). Query and key items of any modalities land in the same space. With
+  ``center`` each vector is then centred by the mean prediction from items of the same modality set
+  (``fit_centers`` on reference items; the predictions of a weak model share a large common part,
+  which otherwise dominates cosine similarities) and l2-normalised again.
 
 Both run batched under bf16 autocast on the CPU (``autocast=False`` for fp32) and return fp32
 embeddings (N, D).
@@ -219,7 +222,8 @@ class PredictedEmbedder(_Embedder):
     ``decoding``: expected (one parallel pass; each codebook's code distribution decoded as its
     expected code, :meth:`VectorTokenizer.decode_probs`), greedy (one pass, argmax tokens) or
     maskgit (``steps`` confidence-ordered steps, default one per token, at ``temperature``; 0 =
-    argmax at each step, seeded otherwise)."""
+    argmax at each step, seeded otherwise). ``center``: subtract the stored centre of the item's
+    modality set (``centers``, or :meth:`fit_centers`), then l2-normalise again."""
 
     method = "predicted"
 
@@ -232,9 +236,13 @@ class PredictedEmbedder(_Embedder):
         steps: int | None = None,
         temperature: float = 0.0,
         seed: int = 0,
+        center: bool = False,
+        centers: Mapping[str, Tensor] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
+        self.center = bool(center)
+        self.centers: dict[str, Tensor] = {k: torch.as_tensor(v).float().cpu() for k, v in (centers or {}).items()}
         self.modality = vector_modality(model, modality)
         mod = model.config.modalities[self.modality]
         if tokenizer.vocab_size != mod.vocab_size or tokenizer.num_tokens != mod.length:
@@ -272,7 +280,36 @@ class PredictedEmbedder(_Embedder):
         own = logits.reshape(b, length, length, codebook).diagonal(dim1=1, dim2=2)  # (B, C, L): codebook j at j
         return own.transpose(1, 2).softmax(dim=-1)
 
+    def set_key(self, modalities: Sequence[str]) -> str:
+        """The centre name of items holding ``modalities``: their names in model order, joined by '+'."""
+        order = {n: i for i, n in enumerate(self.model.modality_names)}
+        return "+".join(sorted(dict.fromkeys(modalities), key=lambda n: order.get(n, len(order))))
+
+    def fit_centers(self, items: Sequence[Item], progress: bool = False) -> dict[str, Tensor]:
+        """Mean predicted unit vector (D,) of each modality set found in ``items`` (reference items,
+        e.g. a few hundred training samples); stored in ``self.centers`` (by :meth:`set_key`) and returned."""
+        vectors = self.predict(items, progress)
+        keys = [self.set_key(item) for item in items]
+        for key in dict.fromkeys(keys):
+            rows = torch.tensor([i for i, k in enumerate(keys) if k == key])
+            self.centers[key] = vectors[rows].mean(dim=0)
+        return {k: v for k, v in self.centers.items()}
+
     def __call__(self, items: Sequence[Item], progress: bool = False) -> Tensor:
+        vectors = self.predict(items, progress)
+        if not self.center:
+            return vectors
+        keys = [self.set_key(item) for item in items]
+        missing = [k for k in dict.fromkeys(keys) if k not in self.centers]
+        if missing:
+            raise FourmError(
+                f"no centre for items of '{missing[0]}' (fit_centers on a few such items, or use center=False)"
+            )
+        table = torch.stack([self.centers[k] for k in keys])  # (N, D)
+        return F.normalize(vectors - table, dim=-1)
+
+    def predict(self, items: Sequence[Item], progress: bool = False) -> Tensor:
+        """Uncentred predicted unit vectors (N, D) of ``items``."""
         for i, item in enumerate(items):
             if self.modality in item:
                 raise FourmError(f"item {i} already holds '{self.modality}' (the modality the embedding is predicted as)")
@@ -292,6 +329,7 @@ class PredictedEmbedder(_Embedder):
         return {
             "method": self.method,
             "modality": self.modality,
+            "center": self.center,
             "decoding": self.decoding,
             "steps": self.steps,
             "temperature": self.temperature,

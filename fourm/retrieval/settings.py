@@ -32,7 +32,9 @@ class RetrievalSettings(Config):
     :mod:`fourm.retrieval.embed`), the centres being each modality's mean pooled vector over
     ``center_samples`` items (no pairing used). The reference split is ``center_split`` (default:
     ``train`` when the dataset has it, else the evaluated split).
-    predicted: ``vector_modality`` (default: the model's only one), ``decoding`` and ``steps``.
+    predicted: ``vector_modality`` (default: the model's only one), ``decoding`` and ``steps``; with
+    ``center`` each prediction is centred by the mean prediction from ``center_samples`` reference
+    items of the same modality set, then l2-normalised.
     """
 
     method: Literal["pooled", "predicted"] = "pooled"
@@ -109,7 +111,7 @@ def make_embedder(pipeline: Any, settings: RetrievalSettings, eos: int | None = 
     name = vector_modality(pipeline.model, settings.vector_modality)
     return PredictedEmbedder(
         pipeline.model, pipeline.codecs[name].tokenizer, name, settings.decoding, settings.steps,
-        settings.temperature, **common,
+        settings.temperature, center=settings.center, centers=centers, **common,
     )  # fmt: skip
 
 
@@ -134,16 +136,29 @@ def fit_reference(
     settings: RetrievalSettings,
     split: str = "val",
     progress: bool = False,
+    item_sets: Sequence[Sequence[str]] | None = None,
 ) -> None:
-    """Fit a pooled embedder's reference statistics for ``modalities`` on the reference split: the
+    """Fit an embedder's reference statistics for ``modalities`` on the reference split. Pooled: the
     alignment (``settings.align``: paired samples holding all of them), else the centres
-    (``settings.center``: single-modality items). No-op for other embedders."""
+    (``settings.center``: single-modality items). Predicted (``settings.center``): the centre of each
+    modality set in ``item_sets`` (default: each of ``modalities`` alone)."""
     from fourm.retrieval.data import RetrievalData
 
-    if not isinstance(embedder, PooledEmbedder):
-        return
     names = list(dict.fromkeys(modalities))
     ref_split = center_split(data_path, split, settings)
+    if isinstance(embedder, PredictedEmbedder):
+        if embedder.center:
+            ref = RetrievalData(data_path, ref_split, num=settings.center_samples)
+            for subset in item_sets if item_sets is not None else [[m] for m in names]:
+                items, _ = ref.items(list(subset), pipeline, batch_size=settings.batch_size, progress=progress)
+                if not items:
+                    raise FourmError(
+                        f"no sample of {ref.path} (split '{ref.split}') holds {' and '.join(subset)}: cannot fit its centre"
+                    )
+                embedder.fit_centers(items, progress=progress)
+        return
+    if not isinstance(embedder, PooledEmbedder):
+        return
     if settings.align:
         if len(names) < 2:
             raise FourmError(

@@ -167,6 +167,30 @@ def test_predicted_maskgit(pipe):
     assert torch.equal(out, steps(its))  # deterministic at temperature 0
 
 
+def test_predicted_centres_are_per_modality_set_means(pipe):
+    tok = pipe.codecs["caption_embedding"].tokenizer
+    its = items(pipe) + [{"caption": caption_ids(pipe, CAPTIONS[0]), "rgb": rgb_ids(7)}]
+    plain = PredictedEmbedder(pipe.model, tok, autocast=False)
+    raw = plain(its)  # uncentred unit vectors
+    emb = PredictedEmbedder(pipe.model, tok, autocast=False, center=True)
+    centers = emb.fit_centers(its)
+    assert set(centers) == {"rgb", "caption", "rgb+caption"}  # model order, not the item's
+    assert emb.set_key(["caption", "rgb"]) == emb.set_key(["rgb", "caption"]) == "rgb+caption"
+    assert torch.allclose(centers["caption"], raw[:3].mean(dim=0), atol=1e-6)
+    assert torch.allclose(centers["rgb"], raw[3:6].mean(dim=0), atol=1e-6)
+    assert torch.allclose(centers["rgb+caption"], raw[6], atol=1e-6)
+    out = emb(its)
+    assert torch.allclose(out[:3], F.normalize(raw[:3] - centers["caption"], dim=-1), atol=1e-5)
+    assert torch.allclose(out[3:6], F.normalize(raw[3:6] - centers["rgb"], dim=-1), atol=1e-5)
+    # the centred vectors of the items a centre was fitted on sum to zero before normalisation
+    assert torch.allclose((raw[3:6] - centers["rgb"]).sum(dim=0), torch.zeros(16), atol=1e-5)
+    assert emb.describe()["center"] is True and plain.describe()["center"] is False
+    again = PredictedEmbedder(pipe.model, tok, autocast=False, center=True, centers=centers)  # as stored
+    assert torch.allclose(again(its[:6]), out[:6])
+    with pytest.raises(FourmError, match="no centre for items of 'depth'"):
+        emb([{"depth": rgb_ids(0)}])
+
+
 def test_predicted_errors(pipe, plain_pipe):
     tok = pipe.codecs["caption_embedding"].tokenizer
     with pytest.raises(FourmError, match=NO_VECTOR_MODALITY):
