@@ -6,7 +6,7 @@
 # - rgb_pixels (an input): the rgb image as 64 pixel patches, read by a new linear patch embedding
 #   (the rgb tokens lose most of the objects' colours; 4M feeds RGB to its encoder this way).
 # FourM fine-tuned from models/world-default/model with both -> a bundle -> report, generation and
-# retrieval. About 60 minutes on 2 CPU cores. Steps whose outputs exist are skipped (FORCE=1 redoes them).
+# retrieval. About 80 minutes on 2 CPU cores (fp32). Steps whose outputs exist are skipped (FORCE=1 redoes them).
 #   bash scripts/finetune_caption_embedding.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -43,8 +43,9 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
                    help="pooled: no cross-modal alignment (per-modality centres and l2-normalisation only)")
     p.add_argument("--align-samples", type=int, default=4000, help="pooled: paired samples to fit the alignment on (default 4000)")
     p.add_argument("--align-dim", type=int, default=32, help="pooled: dimensions of the aligned space (default 32)")
-    p.add_argument("--no-center", action="store_true",
-                   help="predicted, or pooled with --no-align: no per-modality centring")
+    p.add_argument("--no-center", action="store_true", help="pooled, --no-align: no per-modality centring")
+    p.add_argument("--center-predictions", action="store_true",
+                   help="predicted: centre each prediction by the mean prediction of its modality set")
     p.add_argument("--no-normalize", action="store_true", help="pooled, --no-align: no l2-normalisation")
     p.add_argument("--center-split", default=None,
                    help="split the alignment or centres come from (default: train if present)")
@@ -108,6 +109,7 @@ def _settings(args: argparse.Namespace):
     return RetrievalSettings(
         method=args.method, center=not args.no_center, normalize=not args.no_normalize,
         center_split=args.center_split, center_samples=args.center_samples, align=not args.no_align,
+        center_predictions=args.center_predictions,
         align_samples=args.align_samples, align_dim=args.align_dim,
         vector_modality=args.vector_modality, decoding=args.decoding, steps=args.steps,
         batch_size=args.batch_size or 64, autocast=not args.no_autocast,
@@ -189,8 +191,6 @@ def run_query(args: argparse.Namespace) -> int:
     info = index.info
     # indexes written before the alignment existed have no "align" setting: they were never aligned
     settings = RetrievalSettings.from_dict({"align": False, **info["settings"]})
-    if settings.method == "predicted" and "center" not in info.get("embedder", {}):
-        settings.center = False  # written before predicted embeddings could be centred
     if args.batch_size is not None:
         settings.batch_size = args.batch_size
     settings.autocast = settings.autocast and not args.no_autocast
@@ -203,11 +203,11 @@ def run_query(args: argparse.Namespace) -> int:
     embedder = make_embedder(pipe, settings, *pipeline_specials(pipe), centers=centers, alignment=alignment)
     for name in conds:
         pipe.codec(name)  # unknown modality -> FourmError naming the model's modalities
-    if settings.method == "predicted" and settings.center and embedder.set_key(list(conds)) not in centers:
+    if settings.method == "predicted" and settings.center_predictions and embedder.set_key(list(conds)) not in centers:
         key = embedder.set_key(list(conds))
         raise FourmError(
             f"the index has no centre for queries of '{key}' (stored: {', '.join(centers) or 'none'}); "
-            f"rebuild it with --query-modalities {key}, or with --no-center"
+            f"rebuild it with --query-modalities {key}, or without --center-predictions"
         )
     item = {}
     for name, value in conds.items():

@@ -96,7 +96,8 @@ def test_predicted_index_and_eval(capsys, bundle, world, tmp_path):
 
 def test_predicted_index_stores_centres_and_queries(capsys, bundle, world, tmp_path):
     code, out, _ = run(capsys, "index", "--data", world, "--key-modality", "rgb", "--method", "predicted",
-                       "--query-modalities", "caption,caption+depth", "--out", tmp_path / "idx", "--bundle", bundle)
+                       "--center-predictions", "--query-modalities", "caption,caption+depth", "--out", tmp_path / "idx",
+                       "--bundle", bundle)
     assert code == 0
     index = EmbeddingIndex.load(tmp_path / "idx")
     assert set(index.extra) == {"center.rgb", "center.caption", "center.depth+caption"}
@@ -105,20 +106,21 @@ def test_predicted_index_stores_centres_and_queries(capsys, bundle, world, tmp_p
     assert code == 0 and out.count("  #") == 3
     code, _, err = run(capsys, "query", "--index", tmp_path / "idx", "--cond", "depth=0", "--top-k", 3)
     assert code == 2 and "the index has no centre for queries of 'depth'" in err
-    code, _, err = run(capsys, "index", "--data", world, "--key-modality", "rgb", "--method", "predicted", "--no-center",
+    code, _, err = run(capsys, "index", "--data", world, "--key-modality", "rgb", "--method", "predicted",
                        "--query-modalities", "caption", "--out", tmp_path / "plain", "--bundle", bundle)
     assert code == 0 and EmbeddingIndex.load(tmp_path / "plain").extra == {}
 
 
 def test_centring_changes_predicted_eval(capsys, bundle, world, tmp_path):
     reports = {}
-    for flag in ([], ["--no-center"]):
+    for flag in (["--center-predictions"], []):
         code, _, _ = run(capsys, "eval", "--data", world, "--query", "caption", "--key", "rgb", "--method", "predicted",
                          "--bundle", bundle, "--json", tmp_path / "r.json", *flag)
         assert code == 0
         reports[bool(flag)] = json.loads((tmp_path / "r.json").read_text())
-    assert reports[False]["settings"]["center"] is True and reports[True]["settings"]["center"] is False
-    assert reports[False]["mrr"] != reports[True]["mrr"]
+    assert reports[True]["settings"]["center_predictions"] is True
+    assert reports[False]["settings"]["center_predictions"] is False
+    assert reports[True]["mrr"] != reports[False]["mrr"]
 
 
 def test_eval_pooled_plain(capsys, bundle, world):
