@@ -14,6 +14,9 @@ words and word bigrams (train split) and scores them on the val split:
 
 Also printed: the cosine a constant prediction reaches (the normalised train mean). If a linear model
 on words gets far closer than FourM does, the target is learnable and the model under-learns it.
+With ``--bundle`` (default: the worked example's, when it exists) the same two linear models are also
+fitted on the fine-tuned FourM encoder's mean-pooled output for the caption (``--encoder-samples``
+train captions): what a linear readout of the model's own caption representation reaches.
 """
 
 from __future__ import annotations
@@ -80,6 +83,34 @@ def fit_logistic(x: torch.Tensor, codes: torch.Tensor, codebook: int, steps: int
     return model
 
 
+def encoder_features(bundle: str, data: str, splits: dict, num_train: int) -> dict[str, torch.Tensor]:
+    """Mean-pooled encoder output (N, D) of each split's captions (train: the first ``num_train``)."""
+    from fourm.retrieval.settings import RetrievalSettings, load_pipeline, make_embedder
+
+    pipe = load_pipeline(bundle)
+    embedder = make_embedder(pipe, RetrievalSettings(method="pooled", align=False, center=False, normalize=False))
+    out = {}
+    for split, (captions, _) in splits.items():
+        captions = captions[:num_train] if split == "train" else captions
+        items = [{"caption": ids} for ids in pipe.tokenize("caption", captions)]
+        sums, counts = embedder.pools(items, progress=True, desc=f"encode {split} captions")
+        m = pipe.model.config.modality_index("caption")
+        out[split] = sums[:, m] / counts[:, m, None].clamp(min=1)
+    return out
+
+
+def linear_scores(x_tr, y_tr, c_tr, x_va, y_va, c_va, tok, args) -> dict[str, float]:
+    """Ridge cosine, logistic token cross-entropy and expected-code cosine of features x -> target."""
+    codebook = int(tok.cfg.codebook_size)
+    out = {"ridge_cosine": float(F.cosine_similarity(x_va @ fit_ridge(x_tr, y_tr), y_va).mean())}
+    model = fit_logistic(x_tr, c_tr, codebook, args.steps, args.batch, args.seed)
+    with torch.no_grad():
+        logits = model(x_va).view(len(x_va), -1, codebook)
+        out["logistic_token_ce"] = float(F.cross_entropy(logits.reshape(-1, codebook), c_va.reshape(-1)))
+        out["logistic_expected_cosine"] = float(F.cosine_similarity(tok.decode_probs(logits.softmax(dim=-1)), y_va).mean())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="data/world_model_ce", help="raw dataset with caption and caption_embedding")
@@ -88,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bundle", default="runs/finetune_ce/bundle", help="fine-tuned bundle (skipped if absent)")
+    p.add_argument("--encoder-samples", type=int, default=6000, help="train captions encoded for the encoder probe")
     p.add_argument("--json", default="runs/caption_embedding_probe.json")
     args = p.parse_args(argv)
     from tokenizers_zoo.vector import VectorTokenizer
@@ -104,20 +137,19 @@ def main(argv: list[str] | None = None) -> int:
 
     mean = F.normalize(y_tr.mean(dim=0), dim=0)
     report: dict = {"data": args.data, "features": len(index), "constant_cosine": float((y_va @ mean).mean())}
-    report["ridge_cosine"] = float(F.cosine_similarity(x_va @ fit_ridge(x_tr, y_tr), y_va).mean())
-
     tok = VectorTokenizer.from_pretrained(args.tokenizer).eval()
-    codebook = int(tok.cfg.codebook_size)
     with torch.no_grad():
         c_tr, c_va = (tok.encode(y) - tok.token_offsets for y in (y_tr, y_va))
         report["tokenizer_cosine"] = float(F.cosine_similarity(tok.decode(c_va + tok.token_offsets), y_va).mean())
-    model = fit_logistic(x_tr, c_tr, codebook, args.steps, args.batch, args.seed)
-    with torch.no_grad():
-        logits = model(x_va).view(len(x_va), -1, codebook)
-        report["logistic_token_ce"] = float(F.cross_entropy(logits.reshape(-1, codebook), c_va.reshape(-1)))
-        report["uniform_token_ce"] = float(torch.log(torch.tensor(float(codebook))))
-        decoded = tok.decode_probs(logits.softmax(dim=-1))
-        report["logistic_expected_cosine"] = float(F.cosine_similarity(decoded, y_va).mean())
+    report["uniform_token_ce"] = float(torch.log(torch.tensor(float(tok.cfg.codebook_size))))
+    report.update(linear_scores(x_tr, y_tr, c_tr, x_va, y_va, c_va, tok, args))
+    if Path(args.bundle, "model", "model.safetensors").is_file():
+        feats = encoder_features(args.bundle, args.data, splits, args.encoder_samples)
+        mu, sd = feats["train"].mean(dim=0), feats["train"].std(dim=0) + 1e-6
+        e_tr, e_va = (torch.cat([(f - mu) / sd, torch.ones(len(f), 1)], dim=1) for f in (feats["train"], feats["val"]))
+        n = len(e_tr)
+        report["encoder"] = {"bundle": args.bundle, "train_captions": n,
+                             **linear_scores(e_tr, y_tr[:n], c_tr[:n], e_va, y_va, c_va, tok, args)}
     report["seconds"] = time.perf_counter() - t0
 
     print(f"mean cosine to the true vector (val): constant (train mean) {report['constant_cosine']:.3f}, "
@@ -125,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{report['logistic_expected_cosine']:.3f} (the tokenizer's own encode/decode {report['tokenizer_cosine']:.3f})")
     print(f"token cross-entropy (val): logistic on words {report['logistic_token_ce']:.3f}, "
           f"uniform {report['uniform_token_ce']:.3f}  ({report['seconds']:.0f} s)")
+    if "encoder" in report:
+        e = report["encoder"]
+        print(f"on the fine-tuned encoder's mean-pooled caption output ({e['train_captions']} train captions): "
+              f"ridge {e['ridge_cosine']:.3f}, logistic -> expected codes {e['logistic_expected_cosine']:.3f}, "
+              f"token cross-entropy {e['logistic_token_ce']:.3f}")
     atomic_write_text(Path(args.json), json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
