@@ -83,7 +83,7 @@ def fit_logistic(x: torch.Tensor, codes: torch.Tensor, codebook: int, steps: int
     return model
 
 
-def encoder_features(bundle: str, data: str, splits: dict, num_train: int) -> dict[str, torch.Tensor]:
+def encoder_features(bundle: str, splits: dict, num_train: int) -> dict[str, torch.Tensor]:
     """Mean-pooled encoder output (N, D) of each split's captions (train: the first ``num_train``)."""
     from fourm.retrieval.settings import RetrievalSettings, load_pipeline, make_embedder
 
@@ -92,10 +92,7 @@ def encoder_features(bundle: str, data: str, splits: dict, num_train: int) -> di
     out = {}
     for split, (captions, _) in splits.items():
         captions = captions[:num_train] if split == "train" else captions
-        items = [{"caption": ids} for ids in pipe.tokenize("caption", captions)]
-        sums, counts = embedder.pools(items, progress=True, desc=f"encode {split} captions")
-        m = pipe.model.config.modality_index("caption")
-        out[split] = sums[:, m] / counts[:, m, None].clamp(min=1)
+        out[split] = embedder([{"caption": ids} for ids in pipe.tokenize("caption", captions)], progress=True)
     return out
 
 
@@ -144,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     report["uniform_token_ce"] = float(torch.log(torch.tensor(float(tok.cfg.codebook_size))))
     report.update(linear_scores(x_tr, y_tr, c_tr, x_va, y_va, c_va, tok, args))
     if Path(args.bundle, "model", "model.safetensors").is_file():
-        feats = encoder_features(args.bundle, args.data, splits, args.encoder_samples)
+        feats = encoder_features(args.bundle, splits, args.encoder_samples)
         mu, sd = feats["train"].mean(dim=0), feats["train"].std(dim=0) + 1e-6
         e_tr, e_va = (torch.cat([(f - mu) / sd, torch.ones(len(f), 1)], dim=1) for f in (feats["train"], feats["val"]))
         n = len(e_tr)

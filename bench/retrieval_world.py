@@ -12,9 +12,9 @@ train samples (``--align-dim`` dimensions weighted by canonical correlation, the
 unweighted). ``predicted`` uses the bundle of the fine-tuned model with a vector modality
 (``scripts/finetune_caption_embedding.sh``), expected-code, greedy and MaskGIT decoding, with the rgb
 side given as tokens, as pixel patches (rgb_pixels) and as both, each uncentred and centred by the
-mean prediction of ``--center-samples`` train items of the same modalities (``fourm-retrieve``'s
-default); it is skipped with a message when that bundle is absent. ``ceiling`` bounds what ``predicted`` can reach with a
-caption-embedding target: caption i's own MiniLM vector as the query, the MiniLM vector of another
+mean prediction of ``--center-samples`` train items of the same modalities (``fourm-retrieve
+--center-predictions``); it is skipped with a message when that bundle is absent. ``ceiling`` bounds
+what ``predicted`` can reach with a caption-embedding target: caption i's own MiniLM vector as the query, the MiniLM vector of another
 paraphrase of scene i (same objects, other wording and relations) as the key, exactly and through
 the bundle's vector tokenizer (world data only). Writes ``<out>/retrieval_world.json``.
 """
@@ -114,7 +114,7 @@ def bench_predicted(args, data: RetrievalData) -> dict:
     results: dict = {"bundle": str(bundle), "rgb_views": views, "center_samples": args.center_samples, "decodings": {}}
     items = ref = None
     for decoding in ("expected", "greedy", "maskgit"):
-        settings = RetrievalSettings(method="predicted", decoding=decoding, center=False, batch_size=args.batch_size)
+        settings = RetrievalSettings(method="predicted", decoding=decoding, batch_size=args.batch_size)
         try:
             embedder = make_embedder(pipe, settings, *data.specials(pipe))
         except FourmError as e:
@@ -129,11 +129,12 @@ def bench_predicted(args, data: RetrievalData) -> dict:
             ref_split = RetrievalData(args.data, "train", num=args.center_samples)
             ref, _ = ref_split.items(needed, pipe, batch_size=args.batch_size, progress=True)
         print(f"predicted {embedder.modality} {decoding} ({embedder.steps} steps)", flush=True)
-        sides = ["caption", *views]
+        sides = {v: v.split("+") for v in ["caption", *views]}
         t0 = time.perf_counter()
-        raw = {v: embedder.predict([{m: it[m] for m in v.split("+")} for it in items], progress=True) for v in sides}
+        raw = {v: embedder.predict([{m: it[m] for m in ms} for it in items], progress=True) for v, ms in sides.items()}
         speed = len(sides) * len(items) / (time.perf_counter() - t0)
-        centres = {v: embedder.predict([{m: it[m] for m in v.split("+")} for it in ref]).mean(dim=0) for v in sides}
+        fitted = embedder.fit_centers([{m: it[m] for m in ms} for ms in sides.values() for it in ref])
+        centres = {v: fitted[embedder.set_key(ms)] for v, ms in sides.items()}
         centred = {v: torch.nn.functional.normalize(raw[v] - centres[v], dim=-1) for v in sides}
         out: dict = {"steps": embedder.steps, "items_per_s": speed}
         if true is not None:  # how close the prediction is to the real MiniLM vector of the caption

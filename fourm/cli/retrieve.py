@@ -211,7 +211,6 @@ def run_query(args: argparse.Namespace) -> int:
         )
     item = {}
     for name, value in conds.items():
-        pipe.codec(name)
         if not pipe.model.config.modalities[name].input:
             raise FourmError(f"modality '{name}' cannot be a query: the model does not read it (input: false)")
         if alignment is not None and name not in alignment.modalities:

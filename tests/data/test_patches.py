@@ -85,7 +85,6 @@ def test_patch_spec_rules_name_the_field(change, pattern):
     assert "\n" not in str(e.value)
 
 
-
 def test_from_levels_inverts_to_levels():
     from fourm.data.patches import from_levels, to_levels
 
