@@ -9,7 +9,8 @@ embeds with the mean-pooled encoder output, by default mapped into a space share
 query modalities with a generalized CCA fitted on paired training samples (``--no-align``: centred
 per modality and l2-normalised instead),
 ``predicted`` with the model's prediction of a global-embedding vector modality (a fine-tuned
-model's bundle, e.g. ``--bundle runs/finetune_ce/bundle`` from ``fourm-bundle``).
+model's bundle, e.g. ``--bundle runs/finetune_ce/bundle`` from ``fourm-bundle``), optionally
+``--via caption``: items without a caption get the model's own caption first (chained generation).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decoding", choices=["expected", "greedy", "maskgit"], default="expected",
                    help="predicted: expected codes (default), argmax tokens, or maskgit steps")
     p.add_argument("--steps", type=int, default=None, help="predicted maskgit: steps (default: one per token)")
+    p.add_argument("--via", default=None, metavar="MODALITY[,MODALITY]",
+                   help="predicted: generate these modalities first where an item lacks them (e.g. caption: an "
+                   "image is embedded with the model's caption of it), then predict from the completed item")
+    p.add_argument("--via-steps", type=int, default=8, help="predicted --via: MaskGIT steps of image modalities (default 8)")
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -112,6 +117,7 @@ def _settings(args: argparse.Namespace):
         center_predictions=args.center_predictions,
         align_samples=args.align_samples, align_dim=args.align_dim,
         vector_modality=args.vector_modality, decoding=args.decoding, steps=args.steps,
+        via=_modalities(args.via, "--via") if args.via is not None else [], via_steps=args.via_steps,
         batch_size=args.batch_size or 64, autocast=not args.no_autocast,
     )  # fmt: skip
 

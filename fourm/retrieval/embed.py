@@ -19,7 +19,9 @@ Two methods:
   (confidence-ordered steps). Query and key items of any modalities land in the same space. With
   ``center`` each vector is then centred by the mean prediction from items of the same modality set
   (``fit_centers`` on reference items; the predictions of a weak model share a large common part,
-  which otherwise dominates cosine similarities) and l2-normalised again.
+  which otherwise dominates cosine similarities) and l2-normalised again. With ``via`` (e.g.
+  ``["caption"]``) the model first generates the listed modalities an item lacks, chained as in 4M
+  generation (:mod:`fourm.retrieval.chain`), and predicts the vector from the completed item.
 
 Both run batched under bf16 autocast on the CPU (``autocast=False`` for fp32) and return fp32
 embeddings (N, D).
@@ -37,11 +39,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
+from fourm.generation.autoregressive import AutoregressiveSampler
 from fourm.generation.decoding import ParallelDecoder
 from fourm.generation.maskgit import MaskGITSampler
 from fourm.generation.sampling import make_generator
 from fourm.model.fourm import FourM
 from fourm.retrieval.align import LinearAlignment, fit_gcca
+from fourm.retrieval.chain import ItemCompleter, check_via
 from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD, Item, batches, pack_items
 from fourm.utils.precision import bf16_autocast
 
@@ -223,7 +227,10 @@ class PredictedEmbedder(_Embedder):
     expected code, :meth:`VectorTokenizer.decode_probs`), greedy (one pass, argmax tokens) or
     maskgit (``steps`` confidence-ordered steps, default one per token, at ``temperature``; 0 =
     argmax at each step, seeded otherwise). ``center``: subtract the stored centre of the item's
-    modality set (``centers``, or :meth:`fit_centers`), then l2-normalise again."""
+    modality set (``centers``, or :meth:`fit_centers`), then l2-normalise again. ``via``: modalities
+    the model generates first where an item lacks them, each joining the item
+    (:mod:`fourm.retrieval.chain`; ``sequence_sampler``: greedy, with the text tokenizer's ids;
+    ``via_steps``: MaskGIT steps of image modalities); centres stay keyed by the item's own modalities."""
 
     method = "predicted"
 
@@ -238,6 +245,9 @@ class PredictedEmbedder(_Embedder):
         seed: int = 0,
         center: bool = False,
         centers: Mapping[str, Tensor] | None = None,
+        via: Sequence[str] = (),
+        sequence_sampler: AutoregressiveSampler | None = None,
+        via_steps: int = 8,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
@@ -257,6 +267,11 @@ class PredictedEmbedder(_Embedder):
             raise FourmError(f"maskgit needs '{self.modality}' as a model input (input: false): use expected or greedy decoding")
         self.tokenizer, self.decoding, self.temperature, self.seed = tokenizer.eval(), decoding, float(temperature), seed
         self.sampler = MaskGITSampler(self.steps, temperature=self.temperature, confidence_noise=0.0)
+        check_via(model, via, exclude=self.modality)
+        self.completer = None
+        if via:
+            self.completer = ItemCompleter(model, via, sequence_sampler, via_steps, self.batch_size, self._amp,
+                                           self.eos, self.pad)  # fmt: skip
 
     @property
     def dim(self) -> int:
@@ -313,6 +328,8 @@ class PredictedEmbedder(_Embedder):
         for i, item in enumerate(items):
             if self.modality in item:
                 raise FourmError(f"item {i} already holds '{self.modality}' (the modality the embedding is predicted as)")
+        if self.completer is not None:
+            items = self.completer(items, progress)
         device = self.tokenizer.token_offsets.device
         if self.decoding == "expected":
             probs = torch.cat(self._run(items, self.predict_probs, progress, "predicted embeddings"))
@@ -334,4 +351,5 @@ class PredictedEmbedder(_Embedder):
             "steps": self.steps,
             "temperature": self.temperature,
             "seed": self.seed,
+            "via": list(self.completer.via) if self.completer is not None else [],
         }

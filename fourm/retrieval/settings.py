@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +35,9 @@ class RetrievalSettings(Config):
     predicted: ``vector_modality`` (default: the model's only one), ``decoding`` and ``steps``; with
     ``center_predictions`` each prediction is centred by the mean prediction from ``center_samples``
     reference items of the same modality set, then l2-normalised (off by default: on the world data
-    it did not change recall, see README).
+    it did not change recall, see README); ``via``: modalities the model generates first where an
+    item lacks them (greedy; images by ``via_steps`` MaskGIT steps), the vector being predicted from
+    the completed item (:mod:`fourm.retrieval.chain`).
     """
 
     method: Literal["pooled", "predicted"] = "pooled"
@@ -53,6 +55,8 @@ class RetrievalSettings(Config):
     decoding: Literal["expected", "greedy", "maskgit"] = "expected"
     steps: int | None = None
     temperature: float = 0.0
+    via: list[str] = field(default_factory=list)
+    via_steps: int = 8
     batch_size: int = 64
     autocast: bool = True
 
@@ -71,6 +75,10 @@ class RetrievalSettings(Config):
             raise FourmError(f"align_ridge must be >= 0, got {self.align_ridge}")
         if not self.align_power >= 0:
             raise FourmError(f"align_power must be >= 0, got {self.align_power}")
+        if self.via and self.method != "predicted":
+            raise FourmError(f"via (generate modalities first) is for the predicted method, not '{self.method}'")
+        if self.via_steps < 1:
+            raise FourmError(f"via_steps must be >= 1, got {self.via_steps}")
 
 
 def load_pipeline(bundle: str | Path | None = None, model: str | Path | None = None, device: str | None = "cpu"):
@@ -111,9 +119,16 @@ def make_embedder(pipeline: Any, settings: RetrievalSettings, eos: int | None = 
     if settings.method == "pooled":
         return PooledEmbedder(pipeline.model, settings.center, settings.normalize, centers, alignment, **common)
     name = vector_modality(pipeline.model, settings.vector_modality)
+    sequence_sampler = None
+    if settings.via:
+        from fourm.generation.autoregressive import AutoregressiveSampler
+
+        plan = pipeline.plan(list(dict.fromkeys(settings.via)))  # checks the names; the text tokenizer's ids
+        sequence_sampler = AutoregressiveSampler(0.0, 0, 1.0, plan.sos, plan.eos, plan.pad, plan.banned, plan.min_length)
     return PredictedEmbedder(
         pipeline.model, pipeline.codecs[name].tokenizer, name, settings.decoding, settings.steps,
-        settings.temperature, center=settings.center_predictions, centers=centers, **common,
+        settings.temperature, center=settings.center_predictions, centers=centers, via=settings.via,
+        sequence_sampler=sequence_sampler, via_steps=settings.via_steps, **common,
     )  # fmt: skip
 
 

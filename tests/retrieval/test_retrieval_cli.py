@@ -111,6 +111,25 @@ def test_predicted_index_stores_centres_and_queries(capsys, bundle, world, tmp_p
     assert code == 0 and EmbeddingIndex.load(tmp_path / "plain").extra == {}
 
 
+def test_predicted_via_caption_index_query_and_eval(capsys, bundle, world, tmp_path):
+    code, out, _ = run(capsys, "index", "--data", world, "--key-modality", "rgb", "--method", "predicted",
+                       "--via", "caption", "--out", tmp_path / "idx", "--bundle", bundle)
+    assert code == 0
+    index = EmbeddingIndex.load(tmp_path / "idx")
+    assert index.info["settings"]["via"] == ["caption"] and index.info["embedder"]["via"] == ["caption"]
+    code, _, _ = run(capsys, "index", "--data", world, "--key-modality", "rgb", "--method", "predicted",
+                     "--out", tmp_path / "direct", "--bundle", bundle)
+    assert not np.allclose(index.embeddings.numpy(), EmbeddingIndex.load(tmp_path / "direct").embeddings.numpy(), atol=1e-4)
+    code, out, _ = run(capsys, "query", "--index", tmp_path / "idx", "--cond", "caption=a red circle", "--top-k", 3)
+    assert code == 0 and out.count("  #") == 3
+    code, out, _ = run(capsys, "eval", "--data", world, "--query", "caption", "--key", "rgb", "--method", "predicted",
+                       "--via", "caption", "--bundle", bundle, "--json", tmp_path / "r.json")
+    assert code == 0 and json.loads((tmp_path / "r.json").read_text())["settings"]["via"] == ["caption"]
+    code, _, err = run(capsys, "eval", "--data", world, "--query", "caption", "--key", "rgb", "--via", "caption",
+                       "--bundle", bundle)
+    assert code == 2 and "via (generate modalities first) is for the predicted method" in err
+
+
 def test_centring_changes_predicted_eval(capsys, bundle, world, tmp_path):
     reports = {}
     for flag in (["--center-predictions"], []):
