@@ -10,12 +10,24 @@ for image/vector targets, the embedding of ``dec_input`` for sequence targets) +
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fourm.model.config import FourMConfig
 from fourm.model.pos_embed import sincos_table_1d, sincos_table_2d
+
+POSITION_MEAN_SQUARE = 0.5  # of a sin-cos feature (sin^2 + cos^2 = 1 per pair of dims)
+PATCH_VALUE_MEAN_SQUARE = 1.0 / 3.0  # of a pixel value uniform in [-1, 1]
+
+
+def patch_init_std(patch_dim: int) -> float:
+    """Init std of a patch projection's weight (D, patch_dim): pixel patches enter the residual
+    stream at the scale of the position embedding (per-feature mean square 1/2), not at the 0.02
+    of the token rows, under which the position table (norm sqrt(D/2)) drowned their content."""
+    return math.sqrt(POSITION_MEAN_SQUARE / (patch_dim * PATCH_VALUE_MEAN_SQUARE))
 
 
 def _offsets(sizes: list[int]) -> Tensor:
@@ -67,7 +79,7 @@ class PackedEmbeddings(nn.Module):
             if p is not None:
                 nn.init.normal_(p, std=std)
         for proj in self.patch_embed.values():
-            nn.init.normal_(proj.weight, std=std)
+            nn.init.normal_(proj.weight, std=patch_init_std(proj.in_features))
             nn.init.zeros_(proj.bias)
 
     def _index(self, ids: Tensor, modality: Tensor, valid: Tensor, offsets: Tensor) -> Tensor:

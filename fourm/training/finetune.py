@@ -4,7 +4,8 @@
 every old weight into it. All per-modality tables are packed in modality order (token table,
 modality embeddings, untied output heads, decoder token table), so appending modalities only
 appends rows: the old rows keep their places and values, the new rows are drawn from a normal
-matched to the old rows (per-dimension mean, overall std) of the same table.
+matched to the old rows (per-dimension mean, overall std) of the same table. A new patch modality's
+projection gets the model's own init (:func:`fourm.model.embeddings.patch_init_std`, zero bias).
 
 :class:`OldParamsControl` lets the old weights train slower than the new rows: during the first
 ``freeze_trunk_steps`` steps they do not move at all (their gradients are dropped or zeroed, and
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 from fourm.errors import FourmError
 from fourm.model import FourM, FourMConfig, ModalityConfig
 from fourm.model.config import modality_from_spec
+from fourm.model.embeddings import patch_init_std
 from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME
 from fourm.training.checkpoint import CHECKPOINTS, latest_checkpoint
 from fourm.training.config import resolve_path
@@ -84,6 +86,9 @@ def extended_config(config: FourMConfig, added: Mapping[str, ModalityConfig]) ->
     return config.replace(modalities={**config.modalities, **added})
 
 
+PATCH_PREFIX = "embeddings.patch_embed."
+
+
 def _matched_normal(old: Tensor, rows: int, generator: torch.Generator) -> Tensor:
     """(rows, D) draws with the per-dimension mean and the overall std of ``old`` (n, D)."""
     old = old.detach().float()
@@ -122,6 +127,9 @@ def expand_model(old: FourM, added: Mapping[str, ModalityConfig], seed: int = 0)
         if source is not None:
             target[:n_old].copy_(source)
             fill = _matched_normal(source, target.shape[0] - n_old, generator)
+        elif key.startswith(PATCH_PREFIX):  # a new patch projection: the model's own init (see patch_init_std)
+            std = patch_init_std(target.shape[-1]) if key.endswith(".weight") else 0.0
+            fill = torch.randn(target.shape, generator=generator) * std
         else:  # a table the old model did not have (e.g. the first sequence target): default init
             fill = torch.randn(target.shape, generator=generator) * model.config.init_std
         target[n_old:].copy_(fill.to(target.dtype))

@@ -122,3 +122,20 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.config.modalities["pix"].patch_dim == PIX
     args = (batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid, batch.enc_patches)
     torch.testing.assert_close(loaded.encode(*args), m.encode(*args))
+
+
+def test_patch_projection_starts_at_the_position_scale():
+    """Uniform pixels through a fresh projection: per-feature mean square ~ the sin-cos table's (1/2),
+    so pixel content is not drowned by the positions as under a 0.02 init (mean square ~0.0016)."""
+    from fourm.model.embeddings import patch_init_std
+
+    emb = model().embeddings
+    proj = emb.patch_embed["pix"]
+    assert torch.equal(FourM(toy_config(modalities=MODS)).embeddings.patch_embed["pix"].bias, torch.zeros(proj.out_features))
+    assert proj.weight.std().item() == pytest.approx(patch_init_std(PIX), rel=0.1)
+    pixels = torch.randint(0, 256, (4096, PIX), generator=torch.Generator().manual_seed(0)).float() * (2.0 / 255.0) - 1.0
+    out = pixels @ proj.weight.T  # (N, D) without the bias
+    position_ms = emb.pos_table.pow(2).mean().item()
+    assert position_ms == pytest.approx(0.5, abs=1e-6)
+    assert out.pow(2).mean().item() == pytest.approx(position_ms, rel=0.25)
+    assert patch_init_std(192) == pytest.approx((0.5 / (192 / 3)) ** 0.5)

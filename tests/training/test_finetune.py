@@ -19,6 +19,7 @@ from fourm.data.token_dataset import (
 )
 from fourm.errors import FourmError
 from fourm.model import FourM, FourMConfig, ModalityConfig
+from fourm.model.embeddings import patch_init_std
 from fourm.training import load_train_config, train
 from fourm.training.finetune import (
     OldParamsControl,
@@ -355,6 +356,9 @@ def test_adding_a_patch_modality_trains_its_projection_only_while_frozen(base_di
     _old_rows_equal(old, model.state_dict())
     # the token table gets no rows for pixels: only the modality embeddings grow
     assert "embeddings.enc_tokens" not in new_rows
+    proj = model.embeddings.patch_embed[PIX]  # the model's own init, at the position table's scale
+    assert proj.weight.std().item() == pytest.approx(patch_init_std(12), rel=0.15)
+    assert torch.equal(proj.bias, torch.zeros_like(proj.bias))
 
     cfg = _ft_config(pix_tokens, tmp_path / "run", base_dir, pix_yaml, freeze_trunk_steps=3)
     cfg = cfg.replace(masking=cfg.masking.replace(input_budget=24))
