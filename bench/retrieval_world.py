@@ -13,7 +13,9 @@ unweighted). ``predicted`` uses the bundle of the fine-tuned model with a vector
 (``scripts/finetune_caption_embedding.sh``), expected-code, greedy and MaskGIT decoding, with the rgb
 side given as tokens, as pixel patches (rgb_pixels) and as both, each uncentred and centred by the
 mean prediction of ``--center-samples`` train items of the same modalities (``fourm-retrieve
---center-predictions``); it is skipped with a message when that bundle is absent. ``ceiling`` bounds
+--center-predictions``), and chained: the rgb side first gets the model's own greedy caption
+(``--via caption``, ``fourm-retrieve --via``); ``--model-predicted`` swaps in another FourM (e.g. a
+longer fine-tune) with the bundle's tokenizers; it is skipped with a message when that bundle is absent. ``ceiling`` bounds
 what ``predicted`` can reach with a caption-embedding target: caption i's own MiniLM vector as the query, the MiniLM vector of another
 paraphrase of scene i (same objects, other wording and relations) as the key, exactly and through
 the bundle's vector tokenizer (world data only). Writes ``<out>/retrieval_world.json``.
@@ -109,11 +111,12 @@ def bench_predicted(args, data: RetrievalData) -> dict:
         message = f"skipped: no fine-tuned bundle at {bundle} (bash scripts/finetune_caption_embedding.sh makes one)"
         print(f"predicted: {message}", flush=True)
         return {"skipped": message}
-    pipe = load_pipeline(bundle)
+    pipe = load_pipeline(bundle, args.model_predicted)
     views = rgb_views(pipe)
-    results: dict = {"bundle": str(bundle), "rgb_views": views, "center_samples": args.center_samples, "decodings": {}}
+    results: dict = {"bundle": str(bundle), "model": args.model_predicted, "rgb_views": views,
+                     "center_samples": args.center_samples, "decodings": {}}
     items = ref = None
-    for decoding in ("expected", "greedy", "maskgit"):
+    for decoding in [d.strip() for d in args.decodings.split(",") if d.strip()]:
         settings = RetrievalSettings(method="predicted", decoding=decoding, batch_size=args.batch_size)
         try:
             embedder = make_embedder(pipe, settings, *data.specials(pipe))
@@ -151,8 +154,32 @@ def bench_predicted(args, data: RetrievalData) -> dict:
         for view in views:
             print(f"  centred (train means of {args.center_samples} predictions), caption vs {view}", flush=True)
             out["centred"].update(both_directions(centred["caption"], centred[view], ("caption", view)))
+        if args.via:
+            out["via"] = bench_via(args, pipe, data, settings, items, views, raw["caption"], true)
         results["decodings"][decoding] = out
     return results
+
+
+def bench_via(args, pipe, data: RetrievalData, settings: RetrievalSettings, items: list, views: list[str],
+              caption: torch.Tensor, true: torch.Tensor | None) -> dict:
+    """Chained prediction (``fourm-retrieve --via``): each rgb view gets the model's own greedy caption
+    first, and the vector is predicted from the view and that caption; caption queries are unchanged
+    (they hold their caption), so they are compared with the direct caption predictions."""
+    via = [m.strip() for m in args.via.split(",") if m.strip()]
+    embedder = make_embedder(pipe, settings.replace(via=via), *data.specials(pipe))
+    out: dict = {"via": via}
+    for view in views:
+        t0 = time.perf_counter()
+        vectors = embedder.predict([{m: it[m] for m in view.split("+")} for it in items], progress=True)
+        entry = {"items_per_s": len(items) / (time.perf_counter() - t0)}
+        if true is not None:
+            entry["cosine_to_true"] = float((vectors * true).sum(-1).mean())
+            print(f"  via {'+'.join(via)}: mean cosine to the true embedding from {view} {entry['cosine_to_true']:.3f}",
+                  flush=True)
+        print(f"  via {'+'.join(via)} ({entry['items_per_s']:.1f} items/s), caption vs {view}", flush=True)
+        entry.update(both_directions(caption, vectors, ("caption", view)))
+        out[view] = entry
+    return out
 
 
 @functools.cache
@@ -220,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num", type=int, default=500)
     p.add_argument("--bundle", default="models/world-default")
     p.add_argument("--bundle-predicted", default="runs/finetune_ce/bundle")
+    p.add_argument("--model-predicted", default=None,
+                   help="predicted: another FourM directory to use with --bundle-predicted's tokenizers")
+    p.add_argument("--decodings", default="expected,greedy,maskgit", help="predicted: decodings to measure")
+    p.add_argument("--via", default="caption",
+                   help="predicted, each decoding: also chain through these modalities (fourm-retrieve --via; '' = skip)")
     p.add_argument("--methods", default="pooled,pooled_finetuned,predicted,ceiling")
     p.add_argument("--center-samples", type=int, default=256)
     p.add_argument("--align-samples", type=int, default=4000)

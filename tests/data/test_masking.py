@@ -450,3 +450,10 @@ def test_patch_masker_errors():
         m({**sample, "pix": sample["pix"][:-1]}, make_rng(0, 0, 0))
     with pytest.raises(FourmError, match=r"patch modality 'pix': values must be in \[0, 256\)"):
         m({**sample, "pix": sample["pix"] + 256}, make_rng(0, 0, 0))
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_masking_configs_load(path):
+    config = MaskingConfig.from_file(path)
+    config.validate()
+    assert config.input_budget > 0 and config.target_budget > 0 and config.mixture

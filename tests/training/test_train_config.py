@@ -13,7 +13,8 @@ from fourm.training.config import REPO_ROOT, TrainConfig, load_train_config, res
 from fourm.training.loop import fill_deepspeed_config
 
 
-@pytest.mark.parametrize("name", ["debug", "world_tiny", "finetune_caption_embedding", "finetune_caption_embedding_target_only"])
+@pytest.mark.parametrize("name", ["debug", "world_tiny", "finetune_caption_embedding", "finetune_caption_embedding_target_only",
+                                  "finetune_pixels_caption_embedding"])
 def test_shipped_train_configs_load(name):
     cfg = load_train_config(f"configs/train/{name}.yaml")
     assert cfg.steps > cfg.optim.warmup_steps and cfg.data.datasets
