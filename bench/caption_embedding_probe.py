@@ -16,7 +16,11 @@ Also printed: the cosine a constant prediction reaches (the normalised train mea
 on words gets far closer than FourM does, the target is learnable and the model under-learns it.
 With ``--bundle`` (default: the worked example's, when it exists) the same two linear models are also
 fitted on the fine-tuned FourM encoder's mean-pooled output for the caption (``--encoder-samples``
-train captions): what a linear readout of the model's own caption representation reaches.
+train captions; scored on the first ``--retrieval-num`` val samples): what a linear readout of the
+model's own caption representation reaches; ``--encoder-views caption,rgb_pixels,rgb+rgb_pixels``
+does the same for the image (as pixels, tokens + pixels), and ranks the val scenes by the ridge
+predictions of both sides (caption <-> image recall@k): what a predicted embedding could reach
+from what the encoder holds, if read out optimally by a linear map.
 """
 
 from __future__ import annotations
@@ -83,16 +87,30 @@ def fit_logistic(x: torch.Tensor, codes: torch.Tensor, codebook: int, steps: int
     return model
 
 
-def encoder_features(bundle: str, splits: dict, num_train: int) -> dict[str, torch.Tensor]:
-    """Mean-pooled encoder output (N, D) of each split's captions (train: the first ``num_train``)."""
+def encoder_features(bundle: str, data: str, view: list[str], num_train: int, num_val: int | None) -> dict:
+    """Mean-pooled encoder output (N, D) of the ``view`` modalities of each split's samples (train: the
+    first ``num_train``; val: the first ``num_val``, default all), and the rows they come from."""
+    from fourm.retrieval.data import RetrievalData
     from fourm.retrieval.settings import RetrievalSettings, load_pipeline, make_embedder
 
     pipe = load_pipeline(bundle)
     embedder = make_embedder(pipe, RetrievalSettings(method="pooled", align=False, center=False, normalize=False))
     out = {}
-    for split, (captions, _) in splits.items():
-        captions = captions[:num_train] if split == "train" else captions
-        out[split] = embedder([{"caption": ids} for ids in pipe.tokenize("caption", captions)], progress=True)
+    for split, num in (("train", num_train), ("val", num_val)):
+        part = RetrievalData(data, split, num)
+        items, rows = part.items(view, pipe, progress=True)
+        out[split] = (embedder(items, progress=True), rows)
+    return out
+
+
+def ridge_retrieval(caption: torch.Tensor, image: torch.Tensor, view: str) -> dict:
+    """Recall of caption -> image and image -> caption between the ridge predictions (N, D) of both sides."""
+    from fourm.retrieval.evaluate import evaluate_pair, format_report
+
+    out = {}
+    for name, (a, b) in ((f"caption->{view}", (caption, image)), (f"{view}->caption", (image, caption))):
+        out[name] = evaluate_pair(F.normalize(a, dim=-1), F.normalize(b, dim=-1))
+        print("  " + format_report(name.replace("->", " -> ") + " (ridge)", out[name]), flush=True)
     return out
 
 
@@ -117,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bundle", default="runs/finetune_ce/bundle", help="fine-tuned bundle (skipped if absent)")
-    p.add_argument("--encoder-samples", type=int, default=6000, help="train captions encoded for the encoder probe")
+    p.add_argument("--encoder-samples", type=int, default=6000, help="train samples encoded for the encoder probe")
+    p.add_argument("--encoder-views", default="caption",
+                   help="encoder probe inputs, e.g. caption,rgb_pixels,rgb+rgb_pixels (images: from the raw rgb)")
+    p.add_argument("--retrieval-num", type=int, default=500,
+                   help="val samples of the encoder probe (the first N, as bench/retrieval_world.py)")
     p.add_argument("--json", default="runs/caption_embedding_probe.json")
     args = p.parse_args(argv)
     from tokenizers_zoo.vector import VectorTokenizer
@@ -141,12 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     report["uniform_token_ce"] = float(torch.log(torch.tensor(float(tok.cfg.codebook_size))))
     report.update(linear_scores(x_tr, y_tr, c_tr, x_va, y_va, c_va, tok, args))
     if Path(args.bundle, "model", "model.safetensors").is_file():
-        feats = encoder_features(args.bundle, splits, args.encoder_samples)
-        mu, sd = feats["train"].mean(dim=0), feats["train"].std(dim=0) + 1e-6
-        e_tr, e_va = (torch.cat([(f - mu) / sd, torch.ones(len(f), 1)], dim=1) for f in (feats["train"], feats["val"]))
-        n = len(e_tr)
-        report["encoder"] = {"bundle": args.bundle, "train_captions": n,
-                             **linear_scores(e_tr, y_tr[:n], c_tr[:n], e_va, y_va, c_va, tok, args)}
+        report["encoder"] = {"bundle": args.bundle, "views": {}}
+        ridge_val: dict[str, torch.Tensor] = {}
+        for view in [v.strip() for v in args.encoder_views.split(",") if v.strip()]:
+            feats = encoder_features(args.bundle, args.data, view.split("+"), args.encoder_samples, args.retrieval_num)
+            (f_tr, r_tr), (f_va, r_va) = feats["train"], feats["val"]
+            mu, sd = f_tr.mean(dim=0), f_tr.std(dim=0) + 1e-6
+            e_tr, e_va = (torch.cat([(f - mu) / sd, torch.ones(len(f), 1)], dim=1) for f in (f_tr, f_va))
+            scores = linear_scores(e_tr, y_tr[r_tr], c_tr[r_tr], e_va, y_va[r_va], c_va[r_va], tok, args)
+            ridge_val[view] = e_va @ fit_ridge(e_tr, y_tr[r_tr])
+            report["encoder"]["views"][view] = {"train": len(r_tr), "val": len(r_va), **scores}
+            print(f"on the fine-tuned encoder's mean-pooled {view} output ({len(r_tr)} train samples): ridge "
+                  f"{scores['ridge_cosine']:.3f}, logistic -> expected codes {scores['logistic_expected_cosine']:.3f}, "
+                  f"token cross-entropy {scores['logistic_token_ce']:.3f}", flush=True)
+        if "caption" in ridge_val:  # the ridge predictions as retrieval embeddings, caption vs each image view
+            report["encoder"]["ridge_retrieval"] = {
+                v: ridge_retrieval(ridge_val["caption"], e, v) for v, e in ridge_val.items() if v != "caption"
+            }
     report["seconds"] = time.perf_counter() - t0
 
     print(f"mean cosine to the true vector (val): constant (train mean) {report['constant_cosine']:.3f}, "
@@ -154,11 +187,6 @@ def main(argv: list[str] | None = None) -> int:
           f"{report['logistic_expected_cosine']:.3f} (the tokenizer's own encode/decode {report['tokenizer_cosine']:.3f})")
     print(f"token cross-entropy (val): logistic on words {report['logistic_token_ce']:.3f}, "
           f"uniform {report['uniform_token_ce']:.3f}  ({report['seconds']:.0f} s)")
-    if "encoder" in report:
-        e = report["encoder"]
-        print(f"on the fine-tuned encoder's mean-pooled caption output ({e['train_captions']} train captions): "
-              f"ridge {e['ridge_cosine']:.3f}, logistic -> expected codes {e['logistic_expected_cosine']:.3f}, "
-              f"token cross-entropy {e['logistic_token_ce']:.3f}")
     atomic_write_text(Path(args.json), json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
