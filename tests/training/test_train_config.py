@@ -14,7 +14,7 @@ from fourm.training.loop import fill_deepspeed_config
 
 
 @pytest.mark.parametrize("name", ["debug", "world_tiny", "finetune_caption_embedding", "finetune_caption_embedding_target_only",
-                                  "finetune_pixels_caption_embedding"])
+                                  "finetune_pixels_caption_embedding", "world_pixels"])
 def test_shipped_train_configs_load(name):
     cfg = load_train_config(f"configs/train/{name}.yaml")
     assert cfg.steps > cfg.optim.warmup_steps and cfg.data.datasets
