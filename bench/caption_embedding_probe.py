@@ -114,16 +114,18 @@ def ridge_retrieval(caption: torch.Tensor, image: torch.Tensor, view: str) -> di
     return out
 
 
-def linear_scores(x_tr, y_tr, c_tr, x_va, y_va, c_va, tok, args) -> dict[str, float]:
-    """Ridge cosine, logistic token cross-entropy and expected-code cosine of features x -> target."""
+def linear_scores(x_tr, y_tr, c_tr, x_va, y_va, c_va, tok, args) -> tuple[dict[str, float], torch.Tensor]:
+    """Ridge cosine, logistic token cross-entropy and expected-code cosine of features x -> target,
+    and the ridge predictions (N_val, D) of the val features."""
     codebook = int(tok.cfg.codebook_size)
-    out = {"ridge_cosine": float(F.cosine_similarity(x_va @ fit_ridge(x_tr, y_tr), y_va).mean())}
+    ridge = x_va @ fit_ridge(x_tr, y_tr)
+    out = {"ridge_cosine": float(F.cosine_similarity(ridge, y_va).mean())}
     model = fit_logistic(x_tr, c_tr, codebook, args.steps, args.batch, args.seed)
     with torch.no_grad():
         logits = model(x_va).view(len(x_va), -1, codebook)
         out["logistic_token_ce"] = float(F.cross_entropy(logits.reshape(-1, codebook), c_va.reshape(-1)))
         out["logistic_expected_cosine"] = float(F.cosine_similarity(tok.decode_probs(logits.softmax(dim=-1)), y_va).mean())
-    return out
+    return out, ridge
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         c_tr, c_va = (tok.encode(y) - tok.token_offsets for y in (y_tr, y_va))
         report["tokenizer_cosine"] = float(F.cosine_similarity(tok.decode(c_va + tok.token_offsets), y_va).mean())
     report["uniform_token_ce"] = float(torch.log(torch.tensor(float(tok.cfg.codebook_size))))
-    report.update(linear_scores(x_tr, y_tr, c_tr, x_va, y_va, c_va, tok, args))
+    report.update(linear_scores(x_tr, y_tr, c_tr, x_va, y_va, c_va, tok, args)[0])
     if Path(args.bundle, "model", "model.safetensors").is_file():
         report["encoder"] = {"bundle": args.bundle, "views": {}}
         ridge_val: dict[str, torch.Tensor] = {}
@@ -170,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             (f_tr, r_tr), (f_va, r_va) = feats["train"], feats["val"]
             mu, sd = f_tr.mean(dim=0), f_tr.std(dim=0) + 1e-6
             e_tr, e_va = (torch.cat([(f - mu) / sd, torch.ones(len(f), 1)], dim=1) for f in (f_tr, f_va))
-            scores = linear_scores(e_tr, y_tr[r_tr], c_tr[r_tr], e_va, y_va[r_va], c_va[r_va], tok, args)
-            ridge_val[view] = e_va @ fit_ridge(e_tr, y_tr[r_tr])
+            scores, ridge_val[view] = linear_scores(e_tr, y_tr[r_tr], c_tr[r_tr], e_va, y_va[r_va], c_va[r_va], tok, args)
             report["encoder"]["views"][view] = {"train": len(r_tr), "val": len(r_va), **scores}
             print(f"on the fine-tuned encoder's mean-pooled {view} output ({len(r_tr)} train samples): ridge "
                   f"{scores['ridge_cosine']:.3f}, logistic -> expected codes {scores['logistic_expected_cosine']:.3f}, "

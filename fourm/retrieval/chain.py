@@ -24,7 +24,7 @@ from fourm.generation.autoregressive import AutoregressiveSampler
 from fourm.generation.decoding import ParallelDecoder, SequenceDecoder
 from fourm.generation.maskgit import MaskGITSampler
 from fourm.model.fourm import FourM
-from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD, Item, pack_items
+from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD, Item, batches, pack_items
 
 
 def check_via(model: FourM, via: Sequence[str], exclude: str | None = None) -> list[str]:
@@ -51,7 +51,7 @@ class ItemCompleter:
     ``sequence_sampler``: the autoregressive sampler of sequence modalities (greedy, with the text
     tokenizer's special ids; needed when ``via`` holds one); ``steps``: MaskGIT steps of
     image / vector modalities (at most one per token); ``amp``: a factory of the autocast context
-    the model runs in."""
+    the model runs in; ``exclude``: a modality ``via`` may not hold (the embedding's own)."""
 
     def __init__(
         self,
@@ -63,8 +63,9 @@ class ItemCompleter:
         amp: Callable[[], contextlib.AbstractContextManager] | None = None,
         eos: int | None = DEFAULT_EOS,
         pad: int | None = DEFAULT_PAD,
+        exclude: str | None = None,
     ) -> None:
-        self.model, self.via = model, check_via(model, via)
+        self.model, self.via = model, check_via(model, via, exclude)
         if steps < 1:
             raise FourmError(f"via steps must be >= 1, got {steps}")
         if batch_size < 1:
@@ -100,9 +101,8 @@ class ItemCompleter:
         with torch.no_grad(), amp:
             for name in self.via:
                 todo = [i for i, item in enumerate(out) if name not in item]
-                chunks = range(0, len(todo), self.batch_size)
-                for start in tqdm(chunks, desc=f"generate {name}", disable=not progress or not todo, leave=False):
-                    rows = todo[start : start + self.batch_size]
+                chunks = list(batches(todo, self.batch_size))
+                for _, rows in tqdm(chunks, desc=f"generate {name}", disable=not progress or not todo, leave=False):
                     for i, ids in zip(rows, self.generate(name, [out[i] for i in rows])):
                         out[i][name] = ids
         return out

@@ -45,7 +45,7 @@ from fourm.generation.maskgit import MaskGITSampler
 from fourm.generation.sampling import make_generator
 from fourm.model.fourm import FourM
 from fourm.retrieval.align import LinearAlignment, fit_gcca
-from fourm.retrieval.chain import ItemCompleter, check_via
+from fourm.retrieval.chain import ItemCompleter
 from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD, Item, batches, pack_items
 from fourm.utils.precision import bf16_autocast
 
@@ -267,11 +267,10 @@ class PredictedEmbedder(_Embedder):
             raise FourmError(f"maskgit needs '{self.modality}' as a model input (input: false): use expected or greedy decoding")
         self.tokenizer, self.decoding, self.temperature, self.seed = tokenizer.eval(), decoding, float(temperature), seed
         self.sampler = MaskGITSampler(self.steps, temperature=self.temperature, confidence_noise=0.0)
-        check_via(model, via, exclude=self.modality)
         self.completer = None
         if via:
             self.completer = ItemCompleter(model, via, sequence_sampler, via_steps, self.batch_size, self._amp,
-                                           self.eos, self.pad)  # fmt: skip
+                                           self.eos, self.pad, exclude=self.modality)  # fmt: skip
 
     @property
     def dim(self) -> int:

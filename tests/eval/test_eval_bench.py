@@ -1,24 +1,18 @@
 """bench/eval_world.py end to end on a toy bundle: every metric present, every value in range."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from fourm.generation.testing import build_toy_bundle
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "eval_world.py"
 UNBOUNDED = {"mae", "rmse", "abs_rel", "extra_objects", "rgb_psnr"}  # >= 0; everything else in [0, 1]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("eval_world", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_bench):
+    return load_bench("eval_world")
 
 
 def leaves(node, prefix=""):

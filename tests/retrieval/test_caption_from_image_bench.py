@@ -1,9 +1,7 @@
 """bench/caption_from_image.py on the toy bundle: the views the model reads, scores in range, errors."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
@@ -11,15 +9,10 @@ from fourm.eval.captions import caption_accuracy
 from fourm.retrieval.data import RetrievalData
 from fourm.retrieval.settings import RetrievalSettings, load_pipeline, make_embedder
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "caption_from_image.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("caption_from_image", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_bench):
+    return load_bench("caption_from_image")
 
 
 def test_scores_the_greedy_captions_of_each_view(bench, bundle, world, tmp_path, capsys):

@@ -290,13 +290,8 @@ def test_old_params_lr_scale_scales_the_adamw_update_exactly():
 
 
 # ------------------------------------------------------------------------------------------ report bench
-def test_report_bench_on_a_toy_run(base_dir, ce_yaml, ce_tokens, tmp_path, capsys):
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "bench" / "finetune_report.py"
-    spec = importlib.util.spec_from_file_location("finetune_report", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_report_bench_on_a_toy_run(base_dir, ce_yaml, ce_tokens, tmp_path, capsys, load_bench):
+    bench = load_bench("finetune_report")
 
     run = tmp_path / "run"
     cfg = _ft_config(ce_tokens, run, base_dir, ce_yaml, freeze_trunk_steps=2, old_params_lr_scale=0.5)
@@ -375,13 +370,8 @@ def test_adding_a_patch_modality_trains_its_projection_only_while_frozen(base_di
     assert all(r["loss_depth"] for r in rows)
 
 
-def test_report_compares_the_new_input_with_the_old_tokens(base_dir, pix_yaml, pix_tokens, tmp_path):
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "bench" / "finetune_report.py"
-    spec = importlib.util.spec_from_file_location("finetune_report", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_report_compares_the_new_input_with_the_old_tokens(base_dir, pix_yaml, pix_tokens, tmp_path, load_bench):
+    bench = load_bench("finetune_report")
     cfg = _ft_config(pix_tokens, tmp_path / "run", base_dir, pix_yaml, freeze_trunk_steps=2)
     train(cfg.replace(masking=cfg.masking.replace(input_budget=24)))
     result = bench.report(tmp_path / "run", None, None, 4, tolerance=0.05)
