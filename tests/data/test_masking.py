@@ -212,6 +212,28 @@ def test_per_modality_min_max():
         assert len(parts(b, "dec", "meta")[1]) <= 2
 
 
+
+def test_min_target_tokens_makes_a_vector_a_target_of_every_sample():
+    """configs/masking/mixture_pixels_embedding.yaml's rule: a vector modality with min_target_tokens =
+    its length is targeted in full wherever it is not an input, even by entries that give it alpha 0,
+    and the target budget stays filled."""
+    entries = [
+        {"name": "all", "input_alpha": 0.5, "target_alpha": 0.5},
+        {"name": "rgb_to_images", "input_alpha": 0.0, "input_alphas": {"rgb": 1.0},
+         "target_alpha": 1.0, "target_alphas": {"meta": 0.0}},
+    ]  # fmt: skip
+    m = masker(min_target_tokens={"meta": 6}, mixture=entries)
+    inputs_seen = 0
+    for i in range(200):
+        b = m(make_sample(np.random.default_rng(i)), make_rng(0, 0, i))
+        enc_meta = parts(b, "enc", "meta")[1]
+        dec_meta = parts(b, "dec", "meta")[1]
+        assert len(enc_meta) + len(dec_meta) == 6  # all of it, split between the two sides
+        assert not set(enc_meta.tolist()) & set(dec_meta.tolist())
+        assert int(b.dec_valid.sum()) == 40
+        inputs_seen += len(enc_meta) > 0
+    assert 0 < inputs_seen < 200  # some samples give it as an input, the rest target it
+
 def test_deterministic_mode_fixed_budgets_and_masks():
     config = MaskingConfig.from_file(CONFIGS / "eval_fixed.yaml").replace(input_budget=40, target_budget=40)
     m = Masker(config, ORDER, KINDS, SP)
