@@ -1,5 +1,5 @@
-"""Report of a fine-tuning run that added modalities: did the old modalities keep their quality,
-and did the new ones learn?
+"""Report of a fine-tuning run (``model.init_from``): did the old modalities keep their quality,
+and did the added ones (if any) learn?
 
 Val split, fixed deterministic eval masks (``masking.eval`` of the run), bf16 autocast:
 
@@ -74,16 +74,15 @@ def _losses(model: FourM, loader: DataLoader, what: str) -> dict[str, float]:
 
 def report(run: Path, original: Path | None, val_samples: int | None, batch: int, tolerance: float) -> dict:
     cfg = TrainConfig.from_file(run / "config.json")
-    if cfg.model.init_from is None or not cfg.model.add_modalities:
-        raise FourmError(f"{run} is not a fine-tuning run with added modalities (model.add_modalities is empty)")
+    if cfg.model.init_from is None:
+        raise FourmError(f"{run} is not a fine-tuning run (model.init_from is empty)")
     original_dir = resolve_model_dir(original or cfg.model.init_from)
     final_dir = run / "model"
     if not (final_dir / "model.safetensors").is_file():
         raise FourmError(f"{run} has no final model yet ({final_dir}); let the run finish first")
     before = FourM.from_pretrained(original_dir).eval()
     after = FourM.from_pretrained(final_dir).eval()
-    start, _ = load_finetune_model(cfg.model.init_from, cfg.model.add_modalities, seed=cfg.seed)
-    added = list(load_added_modalities(cfg.model.add_modalities))
+    added = list(load_added_modalities(cfg.model.add_modalities)) if cfg.model.add_modalities else []
     old = before.modality_names
 
     old_loader = _val_loader(cfg, before.config.modalities, old, val_samples, batch)
@@ -91,9 +90,12 @@ def report(run: Path, original: Path | None, val_samples: int | None, batch: int
     tuned_loss = _losses(after, old_loader, "fine-tuned, old modalities")
     # a small new modality (e.g. 4 vector tokens) would be used up as encoder input by the even
     # split; it is scored as a pure target, predicted from the old modalities' visible tokens
-    all_loader = _val_loader(cfg, after.config.modalities, None, val_samples, batch, inputs=old)
-    start_loss = _losses(start.eval(), all_loader, "start, new modalities")
-    end_loss = _losses(after, all_loader, "end, new modalities")
+    start_loss = end_loss = {}
+    if added:
+        start, _ = load_finetune_model(cfg.model.init_from, cfg.model.add_modalities, seed=cfg.seed)
+        all_loader = _val_loader(cfg, after.config.modalities, None, val_samples, batch, inputs=old)
+        start_loss = _losses(start.eval(), all_loader, "start, new modalities")
+        end_loss = _losses(after, all_loader, "end, new modalities")
 
     rows = {m: {"original": orig_loss[m], "finetuned": tuned_loss[m], "ratio": tuned_loss[m] / orig_loss[m]} for m in old if m in orig_loss}
     new = {m: {"start": start_loss[m], "end": end_loss[m]} for m in added if m in start_loss}
@@ -108,6 +110,8 @@ def _new_inputs(cfg: TrainConfig, before: FourM, after: FourM, val_samples: int 
     finetuned_tokens, finetuned_new}}}}: old targets predicted from one input alone (module docstring)."""
     from fourm.modalities import ModalityRegistry
 
+    if not cfg.model.add_modalities:
+        return {}
     specs = ModalityRegistry.from_files([resolve_path(p) for p in cfg.model.add_modalities])
     old = before.modality_names
     out = {}
@@ -134,7 +138,8 @@ def _print(result: dict) -> None:
     for name, r in result["old_modalities"].items():
         flag = "" if r["ratio"] <= 1 + result["tolerance"] else "  <-- worse than tolerance"
         print(f"{name:<16}{r['original']:>10.4f}{r['finetuned']:>12.4f}{r['ratio']:>8.3f}{flag}")
-    print(f"{'new modality':<16}{'start':>10}{'end':>12}")
+    if result["new_modalities"]:
+        print(f"{'new modality':<16}{'start':>10}{'end':>12}")
     for name, r in result["new_modalities"].items():
         print(f"{name:<16}{r['start']:>10.4f}{r['end']:>12.4f}")
     for name, r in result.get("new_inputs", {}).items():

@@ -313,6 +313,24 @@ def test_report_bench_on_a_toy_run(base_dir, ce_yaml, ce_tokens, tmp_path, capsy
     assert bench.main(["--run", str(tmp_path)]) == 2  # not a run: one error line
 
 
+def test_report_bench_on_a_continuation_without_added_modalities(base_dir, ce_tokens, tmp_path, load_bench):
+    """configs/train/world_pixels_embedding.yaml's case: init_from, nothing added; every modality is old."""
+    bench = load_bench("finetune_report")
+    run = tmp_path / "run"
+    section = {"overrides": {}, "init_from": str(base_dir), "add_modalities": []}
+    train(tiny_config(ce_tokens, run, steps=4, model=section, optim={"warmup_steps": 1},
+                      data={"datasets": [{"path": str(ce_tokens)}], "modalities": list(OLD)}))  # fmt: skip
+    result = bench.report(run, None, None, 4, tolerance=0.05)
+    assert result["original"] == str(base_dir) and set(result["old_modalities"]) <= set(OLD)
+    assert "rgb" in result["old_modalities"] and result["new_modalities"] == {} and result["new_inputs"] == {}
+    for r in result["old_modalities"].values():
+        assert r["ratio"] == pytest.approx(r["finetuned"] / r["original"]) and r["ratio"] != 1.0  # 4 steps moved it
+    scratch = tmp_path / "scratch"
+    train(tiny_config(ce_tokens, scratch, steps=2, data={"datasets": [{"path": str(ce_tokens)}], "modalities": list(OLD)}))
+    with pytest.raises(FourmError, match="not a fine-tuning run"):
+        bench.report(scratch, None, None, 4, tolerance=0.05)
+
+
 # ------------------------------------------------------------------------------------------ patch modality
 PIX = "rgb_pixels"
 
