@@ -4,7 +4,8 @@ chance baselines, all scored without any network (``fourm.eval``).
     python bench/eval_world.py [--model models/world-default] [--data DATASET] [--num 64] [--seed 0]
                                [--out runs/eval_world] [--batch 64] [--steps 8]
 
-Tasks (each one batched generation with the pipeline's default targets):
+Tasks (each one batched generation with the pipeline's default targets; a given rgb image also
+feeds the model's patch modalities that read it, e.g. rgb_pixels, as ``generate.py`` does):
 
 - rgb -> semseg: mIoU, pixel accuracy vs ground truth;  rgb -> depth: MAE, RMSE, abs-rel, delta1;
 - rgb -> caption: attribute accuracy vs the true caption, and its relations checked on the true image;
@@ -84,12 +85,25 @@ def load_samples(data: str | None, num: int, split: str, pipe) -> list[dict]:
 # ----------------------------------------------------------------------------------- generation
 
 
+def with_patch_inputs(pipe, conditions: tuple[str, ...]) -> dict[str, str]:
+    """{condition: raw sample key}: ``conditions`` plus the model's patch modalities that read one of
+    their images (rgb -> rgb_pixels), as ``generate.py --cond rgb=IMAGE`` feeds a given image."""
+    out = {c: c for c in conditions}
+    for name, codec in pipe.codecs.items():
+        key = pipe.registry[name].data_key
+        if codec.kind == "patches" and name not in out and key in conditions:
+            out[name] = key
+    return out
+
+
 def given(pipe, name: str, values: list):
     """Per-sample raw values -> a batched condition (GivenTokens)."""
     from fourm.generation import GivenTokens
 
     codec = pipe.codec(name)
     ids = pipe.tokenize(name, values)
+    if codec.kind == "patches":  # (B, N, P) pixel patches
+        return GivenTokens.patches(ids)
     if codec.kind == "sequence":
         return GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
     return GivenTokens.at(ids)
@@ -118,7 +132,7 @@ class Generator:
         out: dict[str, list] = defaultdict(list)
         for b, start in enumerate(range(0, len(self.samples), self.batch)):
             chunk = self.samples[start : start + self.batch]
-            conds = {c: given(self.pipe, c, [s[c] for s in chunk]) for c in conditions}
+            conds = {c: given(self.pipe, c, [s[k] for s in chunk]) for c, k in with_patch_inputs(self.pipe, conditions).items()}
             result = self.pipe.generate(
                 conds,
                 [self.target(t) for t in targets],
