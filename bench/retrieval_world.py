@@ -9,8 +9,9 @@ patches when it has rgb_pixels) is measured in six variants: plain mean pooling 
 per-modality centring only, centring + l2 (centres: ``--center-samples`` train samples, no pairing
 used), and aligned by a generalized CCA of caption and rgb fitted on ``--align-samples`` paired
 train samples (``--align-dim`` dimensions weighted by canonical correlation, the default; and
-unweighted). ``predicted`` uses the bundle of the fine-tuned model with a vector modality
-(``scripts/finetune_caption_embedding.sh``), expected-code, greedy and MaskGIT decoding, with the rgb
+unweighted). ``predicted`` uses the bundle of a model with a vector modality (default: the pixel
+model of ``scripts/world_pixels.sh``; ``scripts/finetune_caption_embedding.sh``'s fine-tuned one
+with ``--bundle-predicted runs/finetune_ce/bundle``), expected-code, greedy and MaskGIT decoding, with the rgb
 side given as tokens, as pixel patches (rgb_pixels) and as both, each uncentred and centred by the
 mean prediction of ``--center-samples`` train items of the same modalities (``fourm-retrieve
 --center-predictions``), and chained: the rgb side first gets the model's own greedy caption
@@ -108,7 +109,8 @@ def bench_pooled(args, data: RetrievalData, bundle: str, prefer_pixels: bool = F
 def bench_predicted(args, data: RetrievalData) -> dict:
     bundle = Path(args.bundle_predicted)
     if not (bundle / "model" / "model.safetensors").is_file():
-        message = f"skipped: no fine-tuned bundle at {bundle} (bash scripts/finetune_caption_embedding.sh makes one)"
+        message = (f"skipped: no bundle at {bundle} (bash scripts/world_pixels.sh or "
+                   "scripts/finetune_caption_embedding.sh makes one)")
         print(f"predicted: {message}", flush=True)
         return {"skipped": message}
     pipe = load_pipeline(bundle, args.model_predicted)
@@ -246,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val")
     p.add_argument("--num", type=int, default=500)
     p.add_argument("--bundle", default="models/world-default")
-    p.add_argument("--bundle-predicted", default="runs/finetune_ce/bundle")
+    p.add_argument("--bundle-predicted", default="runs/world_pixels_embedding/bundle",
+                   help="bundle with a vector modality (predicted, pooled_finetuned, ceiling's tokenizer)")
     p.add_argument("--model-predicted", default=None,
                    help="predicted: another FourM directory to use with --bundle-predicted's tokenizers")
     p.add_argument("--decodings", default="expected,greedy,maskgit", help="predicted: decodings to measure")
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             if (bundle / "model" / "model.safetensors").is_file():
                 report["pooled_finetuned"] = bench_pooled(args, data, str(bundle), prefer_pixels=True)
             else:
-                report["pooled_finetuned"] = {"skipped": f"no fine-tuned bundle at {bundle}"}
+                report["pooled_finetuned"] = {"skipped": f"no bundle at {bundle}"}
         if "predicted" in methods:
             report["predicted"] = bench_predicted(args, data)
         if "ceiling" in methods:
