@@ -85,17 +85,6 @@ def load_samples(data: str | None, num: int, split: str, pipe) -> list[dict]:
 # ----------------------------------------------------------------------------------- generation
 
 
-def with_patch_inputs(pipe, conditions: tuple[str, ...]) -> dict[str, str]:
-    """{condition: raw sample key}: ``conditions`` plus the model's patch modalities that read one of
-    their images (rgb -> rgb_pixels), as ``generate.py --cond rgb=IMAGE`` feeds a given image."""
-    out = {c: c for c in conditions}
-    for name, codec in pipe.codecs.items():
-        key = pipe.registry[name].data_key
-        if codec.kind == "patches" and name not in out and key in conditions:
-            out[name] = key
-    return out
-
-
 def given(pipe, name: str, values: list):
     """Per-sample raw values -> a batched condition (GivenTokens)."""
     from fourm.generation import GivenTokens
@@ -132,7 +121,9 @@ class Generator:
         out: dict[str, list] = defaultdict(list)
         for b, start in enumerate(range(0, len(self.samples), self.batch)):
             chunk = self.samples[start : start + self.batch]
-            conds = {c: given(self.pipe, c, [s[k] for s in chunk]) for c, k in with_patch_inputs(self.pipe, conditions).items()}
+            # a given image also feeds the model's patch modalities reading it (rgb -> rgb_pixels)
+            raw = self.pipe.with_patch_conditions({c: [s[c] for s in chunk] for c in conditions})
+            conds = {c: given(self.pipe, c, values) for c, values in raw.items()}
             result = self.pipe.generate(
                 conds,
                 [self.target(t) for t in targets],

@@ -82,7 +82,7 @@ def report(run: Path, original: Path | None, val_samples: int | None, batch: int
         raise FourmError(f"{run} has no final model yet ({final_dir}); let the run finish first")
     before = FourM.from_pretrained(original_dir).eval()
     after = FourM.from_pretrained(final_dir).eval()
-    added = list(load_added_modalities(cfg.model.add_modalities)) if cfg.model.add_modalities else []
+    added = list(load_added_modalities(cfg.model.add_modalities))
     old = before.modality_names
 
     old_loader = _val_loader(cfg, before.config.modalities, old, val_samples, batch)
@@ -110,8 +110,6 @@ def _new_inputs(cfg: TrainConfig, before: FourM, after: FourM, val_samples: int 
     finetuned_tokens, finetuned_new}}}}: old targets predicted from one input alone (module docstring)."""
     from fourm.modalities import ModalityRegistry
 
-    if not cfg.model.add_modalities:
-        return {}
     specs = ModalityRegistry.from_files([resolve_path(p) for p in cfg.model.add_modalities])
     old = before.modality_names
     out = {}

@@ -212,7 +212,6 @@ def test_per_modality_min_max():
         assert len(parts(b, "dec", "meta")[1]) <= 2
 
 
-
 def test_min_target_tokens_makes_a_vector_a_target_of_every_sample():
     """configs/masking/mixture_pixels_embedding.yaml's rule: a vector modality with min_target_tokens =
     its length is targeted in full wherever it is not an input, even by entries that give it alpha 0,
@@ -233,6 +232,7 @@ def test_min_target_tokens_makes_a_vector_a_target_of_every_sample():
         assert int(b.dec_valid.sum()) == 40
         inputs_seen += len(enc_meta) > 0
     assert 0 < inputs_seen < 200  # some samples give it as an input, the rest target it
+
 
 def test_deterministic_mode_fixed_budgets_and_masks():
     config = MaskingConfig.from_file(CONFIGS / "eval_fixed.yaml").replace(input_budget=40, target_budget=40)

@@ -81,10 +81,11 @@ def test_a_given_image_also_feeds_the_patch_modality(bench):
     from fourm.generation.testing import toy_pipeline
 
     pipe = toy_pipeline(32, 0, rgb_pixels=True)
-    assert bench.with_patch_inputs(pipe, ("rgb",)) == {"rgb": "rgb", "rgb_pixels": "rgb"}
-    assert bench.with_patch_inputs(pipe, ("caption",)) == {"caption": "caption"}  # no image given
-    assert bench.with_patch_inputs(toy_pipeline(32, 0), ("rgb",)) == {"rgb": "rgb"}  # no patch modality
     images = [np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8) for i in range(2)]
+    # the per-sample lists the bench builds: rgb also feeds rgb_pixels, nothing else is added
+    assert pipe.with_patch_conditions({"rgb": images}) == {"rgb": images, "rgb_pixels": images}
+    assert pipe.with_patch_conditions({"caption": ["a"]}) == {"caption": ["a"]}  # no image given
+    assert toy_pipeline(32, 0).with_patch_conditions({"rgb": images}) == {"rgb": images}  # no patch modality
     given = bench.given(pipe, "rgb_pixels", images)
     assert isinstance(given, GivenTokens) and torch.equal(given.values, pipe.tokenize("rgb_pixels", images))
     samples = [{"rgb": im} for im in images]
