@@ -37,6 +37,7 @@ from fourm.cli import friendly_errors
 from fourm.data.world.palette import CLASS_NAMES
 from fourm.errors import FourmError
 from fourm.eval.aggregate import mean_scores
+from fourm.eval.boxes import best_assignment, label_matches
 from fourm.eval.captions import caption_accuracy, parse_caption
 from fourm.eval.depth import depth_errors
 from fourm.eval.rgb_checker import check_rgb
@@ -174,10 +175,12 @@ def relations_on_truth(captions: list[str], samples: list[dict]) -> float:
 
 
 def label_f1(boxes: list[dict], caption: str) -> float:
-    """F1 between the box labels and the caption's object shapes, as multisets."""
-    want = [shape for _, shape in parse_caption(caption).objects]
+    """F1 between the box labels and the caption's objects, one-to-one: a label fits an object when it
+    names its shape and every size / colour it names agrees (shape-only labels compare on shape)."""
+    want = [(size, color, shape) for (color, shape), size in parse_caption(caption).objects.items()]
     got = [str(b.get("label", "")) for b in boxes]
-    tp = sum(min(got.count(s), want.count(s)) for s in set(want))
+    fits = np.array([[0.0 if label_matches(g, *w) else -np.inf for w in want] for g in got]).reshape(len(got), len(want))
+    tp = len(best_assignment(fits))
     return 2 * tp / (len(got) + len(want)) if got or want else 1.0
 
 

@@ -9,6 +9,29 @@ import numpy as np
 EXHAUSTIVE_LIMIT = 7  # exact search up to this many rows/columns, greedy beyond
 
 
+def label_words(label: str) -> tuple[str | None, str | None, str | None]:
+    """(size, colour, shape) a box label names, None for each it does not: 'small red circle' ->
+    ('small', 'red', 'circle'); 'circle' -> (None, None, 'circle'). Unknown words are ignored."""
+    from fourm.data.world.palette import COLORS, SHAPES, SIZES
+
+    words = str(label).lower().split()
+
+    def pick(known) -> str | None:
+        return next((w for w in reversed(words) if w in known), None)
+
+    return pick(SIZES), pick(COLORS), pick(SHAPES)
+
+
+def label_matches(label: str, size: str | None, color: str | None, shape: str) -> bool:
+    """Whether a box label fits an object: the shape must be named; a named size or colour must agree."""
+    lab_size, lab_color, lab_shape = label_words(label)
+    return (
+        lab_shape == shape
+        and (lab_size is None or size is None or lab_size == size)
+        and (lab_color is None or color is None or lab_color == color)
+    )
+
+
 def box_iou(a: tuple[float, ...] | list[float], b: tuple[float, ...] | list[float]) -> float:
     """Intersection over union of two boxes [x0, y0, x1, y1] (x0 <= x1, y0 <= y1); 0 if both empty."""
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

@@ -16,7 +16,7 @@ import numpy as np
 
 from fourm.errors import FourmError
 from fourm.eval.blobs import Blob, find_blobs
-from fourm.eval.boxes import best_assignment, box_iou
+from fourm.eval.boxes import best_assignment, box_iou, label_matches
 from fourm.eval.captions import ParsedCaption, parse_caption
 from fourm.eval.shape_classifier import CLASSES, ShapeClassifier, default_classifier
 
@@ -174,13 +174,16 @@ def check_relations(
     return out
 
 
-def match_boxes(boxes: list[dict], blobs: list[Blob], labels: list[str] | None = None) -> list[float]:
+def match_boxes(
+    boxes: list[dict], blobs: list[Blob], labels: list[tuple[str | None, str]] | None = None
+) -> list[float]:
     """IoU of each box ``{"label", "box"}`` with its blob in the best one-to-one assignment (0 if none);
-    with ``labels`` (one per blob) a box may only take a blob of its own label."""
+    with ``labels`` ((colour, shape) of each blob's object) a box may only take a blob its label fits
+    (the shape it names, and the colour if it names one)."""
     iou = np.full((len(boxes), len(blobs)), -np.inf)
     for i, b in enumerate(boxes):
         for j, blob in enumerate(blobs):
-            if labels is None or labels[j] == b["label"]:
+            if labels is None or label_matches(b["label"], None, labels[j][0], labels[j][1]):
                 iou[i, j] = box_iou(b["box"], blob.box)
     ious = [0.0] * len(boxes)
     for i, j in best_assignment(iou):
@@ -211,6 +214,6 @@ def check_rgb(
         objects=objects,
         relations=check_relations(parsed, objects, depth),
         extra=[b for b in unclaimed if b.area >= min_extra],
-        box_ious=match_boxes(boxes, [o.blob for o in found], [o.shape for o in found]) if boxes else [],
+        box_ious=match_boxes(boxes, [o.blob for o in found], [(o.color, o.shape) for o in found]) if boxes else [],
         box_ious_any=match_boxes(boxes, blobs) if boxes else [],
     )

@@ -76,13 +76,40 @@ def test_box_centre_pixel_shows_box_label(worlds):
             x0, y0, x1, y1 = box["box"]
             assert 0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0
             row, col = int((y0 + y1) / 2 * 64 + 1e-6), int((x0 + x1) / 2 * 64 + 1e-6)
-            assert sample["semseg"][row, col] == CLASS_NAMES.index(box["label"])
+            assert sample["semseg"][row, col] == CLASS_NAMES.index(box["label"].split()[-1])
+
+
+def test_box_labels_name_objects_in_caption_order(worlds):
+    """Labels are 'size colour shape' and come in the order the caption first names the objects."""
+    for sample, scene, _, _ in worlds:
+        described = {f"{o.size} {o.color} {o.shape}" for o in scene.objects}
+        labels = [b["label"] for b in sample["bboxes"]]
+        assert set(labels) == described and len(labels) == len(scene.objects)
+        caption = sample["caption"].lower()
+        firsts = [caption.find(f"{lab.split()[1]} {lab.split()[2]}") for lab in labels]
+        assert all(f >= 0 for f in firsts) and firsts == sorted(firsts), (caption, labels)
+
+
+def test_ground_depends_on_its_name_only():
+    """Two scenes with the same ground show identical ground pixels wherever neither has an object."""
+    a, b = render_sample(0, seed=3), render_sample(1, seed=3)
+    near = np.pad((a["semseg"] > 0) | (b["semseg"] > 0), 2)  # objects and their anti-aliased rims
+    near = np.any([np.roll(np.roll(near, dy, 0), dx, 1) for dy in range(-2, 3) for dx in range(-2, 3)], 0)
+    ground = ~near[2:-2, 2:-2]
+    assert ground.mean() > 0.3
+    np.testing.assert_array_equal(a["rgb"][ground], b["rgb"][ground])
+    several = WorldConfig(grounds=("stone", "sand"))
+    tops = {tuple(render_sample(i, config=several)["rgb"][0, 0]) for i in range(20)}
+    assert 2 <= len(tops) <= 4  # two grounds (an object may cover the corner)
+    with pytest.raises(FourmError, match="unknown ground 'lava'"):
+        WorldConfig(grounds=("lava",))
 
 
 def test_boxes_are_tight_around_visible_pixels(worlds):
-    for sample, _, _, rendering in worlds:
-        for k, box in enumerate(sample["bboxes"]):
-            rows, cols = np.nonzero(rendering.object_ids == k + 1)
+    for sample, scene, _, rendering in worlds:
+        index = {f"{o.size} {o.color} {o.shape}": k for k, o in enumerate(scene.objects)}
+        for box in sample["bboxes"]:
+            rows, cols = np.nonzero(rendering.object_ids == index[box["label"]] + 1)
             expected = [cols.min() / 64, rows.min() / 64, (cols.max() + 1) / 64, (rows.max() + 1) / 64]
             np.testing.assert_allclose(box["box"], expected)
 
@@ -283,7 +310,7 @@ def test_other_image_sizes_and_vocabulary_subsets():
     for i in range(10):
         sample = render_sample(i, config=config)
         check_image("rgb", sample["rgb"], 32)
-        assert {b["label"] for b in sample["bboxes"]} <= {"triangle", "star"}
+        assert {b["label"].split()[-1] for b in sample["bboxes"]} <= {"triangle", "star"}
         assert set(np.unique(sample["semseg"])) <= {
             0,
             CLASS_NAMES.index("triangle"),

@@ -99,3 +99,16 @@ def test_a_given_image_also_feeds_the_patch_modality(bench):
         tokens_only = pipe.generate({"rgb": bench.given(pipe, "rgb", images)}, [pipe.default_target("depth", steps=1)],
                                     num_samples=2, seed=0, progress=False).values["depth"]  # fmt: skip
     assert any(not np.array_equal(a, b) for a, b in zip(both, tokens_only))
+
+
+def test_label_f1_needs_the_named_attributes(bench):
+    caption = "A small red circle is to the left of a large blue square."
+    box = [0.1, 0.1, 0.3, 0.3]
+    assert bench.label_f1([{"label": "small red circle", "box": box}, {"label": "large blue square", "box": box}],
+                          caption) == 1.0
+    assert bench.label_f1([{"label": "circle", "box": box}, {"label": "square", "box": box}], caption) == 1.0
+    # a wrong colour or size is a miss; one object matched once, however often it is named
+    assert bench.label_f1([{"label": "small blue circle", "box": box}], caption) == 0.0
+    assert bench.label_f1([{"label": "large red circle", "box": box}], caption) == 0.0
+    assert bench.label_f1([{"label": "red circle", "box": box}] * 2, caption) == pytest.approx(2 * 1 / 4)
+    assert bench.label_f1([], caption) == 0.0

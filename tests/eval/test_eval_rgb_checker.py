@@ -127,8 +127,10 @@ def test_box_scores_follow_the_boxes(ground_truth):
     assert mean_scores(checks)["box_iou_any"] >= 0.85
     relabelled, shifted = [], []
     for s in samples[:30]:
-        wrong = [
-            {"label": "star" if b["label"] != "star" else "circle", "box": b["box"]} for b in s["bboxes"]
+        wrong = [  # the shape word replaced: a label must name its object's shape
+            {"label": " ".join([*b["label"].split()[:-1], "circle" if b["label"].endswith("star") else "star"]),
+             "box": b["box"]}
+            for b in s["bboxes"]
         ]
         relabelled.append(check_rgb(s["rgb"], s["caption"], wrong))
         x0, y0, x1, y1 = zip(*(b["box"] for b in s["bboxes"]))
@@ -140,3 +142,15 @@ def test_box_scores_follow_the_boxes(ground_truth):
         r["box_iou"] <= 0.05 and r["box_iou_any"] >= 0.85
     )  # layout right, labels wrong (stars may meet stars)
     assert m["box_iou"] <= 0.15 and m["box_iou_any"] <= 0.2
+    recoloured = [  # a named colour must agree too; shape-only labels still match on shape
+        check_rgb(s["rgb"], s["caption"], [
+            {"label": f"{'blue' if ' red ' in b['label'] else 'red'} {b['label'].split()[-1]}", "box": b["box"]}
+            for b in s["bboxes"]
+        ])
+        for s in samples[:30]
+    ]
+    shape_only = [
+        check_rgb(s["rgb"], s["caption"], [{"label": b["label"].split()[-1], "box": b["box"]} for b in s["bboxes"]])
+        for s in samples[:30]
+    ]
+    assert mean_scores(shape_only)["box_iou"] >= 0.8 and mean_scores(recoloured)["box_iou"] <= 0.15

@@ -42,12 +42,18 @@ def normalized_box(box: tuple[int, int, int, int], size: int) -> list[float]:
     return [x0 / size, y0 / size, (x1 + 1) / size, (y1 + 1) / size]
 
 
-def bboxes(scene: Scene, boxes: list[tuple[int, int, int, int] | None], size: int) -> list[dict]:
-    """One ``{"label": shape, "box": [x0, y0, x1, y1]}`` per visible object, in scene order."""
+def bboxes(
+    scene: Scene, boxes: list[tuple[int, int, int, int] | None], size: int, order: list[int] | None = None
+) -> list[dict]:
+    """One ``{"label": "small red circle", "box": [x0, y0, x1, y1]}`` per visible object (size, colour
+    and shape, as the caption names it), in ``order`` (indices into ``scene.objects``; default: scene
+    order). Given the caption's order, caption -> boxes is a left-to-right copy plus coordinates."""
+    order = list(range(len(scene.objects))) if order is None else order
     return [
-        {"label": obj.shape, "box": normalized_box(box, size)}
-        for obj, box in zip(scene.objects, boxes)
-        if box is not None
+        {"label": f"{scene.objects[k].size} {scene.objects[k].color} {scene.objects[k].shape}",
+         "box": normalized_box(boxes[k], size)}
+        for k in order
+        if boxes[k] is not None
     ]
 
 

@@ -70,6 +70,13 @@ def make_caption(
     """A caption naming every object (size, colour, shape) and relations; one of several templates.
 
     ``overlapping`` holds index pairs (i, j), i < j, of objects whose footprints overlap."""
+    return compose_caption(scene, rng, overlapping)[0]
+
+
+def compose_caption(
+    scene: Scene, rng: np.random.Generator, overlapping: frozenset[tuple[int, int]] = frozenset()
+) -> tuple[str, list[int]]:
+    """(caption, the order in which it first names the objects: indices into ``scene.objects``)."""
     objects = scene.objects
     order = [int(i) for i in rng.permutation(len(objects))]
     listed = [f"a {describe(objects[i])}" for i in order]
@@ -82,7 +89,7 @@ def make_caption(
             f"one {desc[2:]}, {where}",
             f"a picture of {desc} {where}",
         )
-        return _sentence(templates[int(rng.integers(len(templates)))])
+        return _sentence(templates[int(rng.integers(len(templates)))]), order
     pairs = list(zip(order[:-1], order[1:]))
     rels = [relation(objects[i], objects[j], (min(i, j), max(i, j)) in overlapping, rng) for i, j in pairs]
     clauses = [f"{reference(objects[i])} is {r} {reference(objects[j])}" for (i, j), r in zip(pairs, rels)]
@@ -96,4 +103,6 @@ def make_caption(
         _sentence(chain),
         f"{_sentence(_join(clauses))} In total {NUMBER_WORDS[n]} objects: {_join(listed)}.",
     )
-    return templates[int(rng.integers(len(templates)))]
+    # every template but "In total ..." names the objects in ``order`` first; that one names them
+    # first in its relation clauses, which follow ``order`` as well
+    return templates[int(rng.integers(len(templates)))], order

@@ -6,7 +6,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-from fourm.data.world.palette import COLORS, SHAPES
+from fourm.data.world.palette import COLORS, GROUNDS, SHAPES
 from fourm.errors import FourmError
 from fourm.utils.config import Config, coerce
 
@@ -24,7 +24,8 @@ class WorldConfig(Config):
     colors: tuple[str, ...] = tuple(COLORS)  # subset of palette.COLORS
     color_jitter: int = 8  # max per-channel deviation from the named colour (0-255 scale)
     relief: float = 0.35  # object relief height as a fraction of its radius (0 = flat)
-    texture_amplitude: float = 0.04  # background texture, relative brightness modulation
+    grounds: tuple[str, ...] = ("stone",)  # named grounds (palette.GROUNDS), one drawn per scene
+    texture_amplitude: float = 0.03  # the ground's fixed texture, relative brightness modulation
     min_visible_fraction: float = 0.5  # every object keeps at least this much of its area visible
     max_tries: int = 100  # scene resamples before dropping one object
 
@@ -36,7 +37,11 @@ class WorldConfig(Config):
                 f"invalid object counts min_objects={self.min_objects}, max_objects={self.max_objects} "
                 f"(expected 1 <= min_objects <= max_objects <= {MAX_OBJECTS})"
             )
-        for field, chosen, known in (("shapes", self.shapes, SHAPES), ("colors", self.colors, tuple(COLORS))):
+        for field, chosen, known in (
+            ("shapes", self.shapes, SHAPES),
+            ("colors", self.colors, tuple(COLORS)),
+            ("grounds", self.grounds, tuple(GROUNDS)),
+        ):
             if not chosen:
                 raise FourmError(f"invalid value for '{field}': empty (choose from {', '.join(known)})")
             for name in chosen:

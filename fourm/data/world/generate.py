@@ -18,7 +18,7 @@ from fourm.data.world.annotations import (
     scene_metadata,
     visible_boxes,
 )
-from fourm.data.world.captions import make_caption
+from fourm.data.world.captions import compose_caption, make_caption
 from fourm.data.world.config import WorldConfig
 from fourm.data.world.render import ObjectLayer, object_id_map, rasterize, render_scene
 from fourm.data.world.scene import Scene, sample_scene
@@ -91,6 +91,7 @@ def render_sample(index: int, seed: int = 0, config: WorldConfig | None = None) 
     boxes = visible_boxes(layers, object_ids)
     metadata = scene_metadata(scene, rendering, [layer.area for layer in layers])
     metadata.update(image_metadata(rendering.rgb))
+    caption, order = compose_caption(scene, rng, overlapping_pairs(layers, config.size))
     return {
         "id": f"world-{seed}-{index:08d}",
         "rgb": rendering.rgb,
@@ -98,8 +99,8 @@ def render_sample(index: int, seed: int = 0, config: WorldConfig | None = None) 
         "semseg": rendering.semseg,
         "normals": rendering.normals,
         "edges": rendering.edges,
-        "caption": make_caption(scene, rng, overlapping_pairs(layers, config.size)),
-        "bboxes": bboxes(scene, boxes, config.size),
+        "caption": caption,
+        "bboxes": bboxes(scene, boxes, config.size, order),  # labels and order as the caption names them
         "metadata": metadata,
         "color_palette": color_palette(rendering, len(scene.objects)),
     }

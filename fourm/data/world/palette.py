@@ -36,3 +36,14 @@ SIZES: dict[str, tuple[float, float]] = {
     "small": (0.08, 0.1),
     "large": (0.14, 0.175),
 }
+
+# Named grounds: (colour at the top row, colour at the bottom row, 0-1 rgb). A ground is a function of
+# its name only (fixed gradient and texture), so whatever shows the ground is predictable.
+GROUNDS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "stone": ((0.72, 0.71, 0.68), (0.45, 0.44, 0.42)),
+    "sand": ((0.80, 0.74, 0.60), (0.55, 0.48, 0.36)),
+    "moss": ((0.60, 0.68, 0.58), (0.36, 0.44, 0.35)),
+    "slate": ((0.62, 0.67, 0.74), (0.38, 0.42, 0.50)),
+}
+# The ground's texture: (cycles along x, cycles along y, phase, relative amplitude); low frequency.
+GROUND_WAVES: tuple[tuple[float, float, float, float], ...] = ((1.3, 0.7, 0.4, 1.0), (-0.6, 1.9, 2.1, 0.6))

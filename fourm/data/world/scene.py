@@ -8,14 +8,13 @@ bottom of the image, far at the top), so every object is in front of the ground.
 
 from __future__ import annotations
 
-import colorsys
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from fourm.data.world.config import WorldConfig
-from fourm.data.world.palette import COLORS, SHAPE_GEOMETRY, SIZES
+from fourm.data.world.palette import COLORS, GROUND_WAVES, GROUNDS, SHAPE_GEOMETRY, SIZES
 
 OBJECT_DEPTH_RANGE = (0.1, 0.6)  # base (outline) depth of objects
 GROUND_DEPTH_RANGE = (0.65, 1.0)  # ground depth at the bottom row .. at the top row
@@ -72,24 +71,12 @@ class Scene:
     background: Background
 
 
-def sample_background(rng: np.random.Generator, texture_amplitude: float) -> Background:
-    """A muted two-colour vertical gradient (lighter at the top) with two gentle texture waves."""
-    u = rng.random(14)
-    hue = u[0]
-    top = colorsys.hsv_to_rgb(hue, 0.05 + 0.2 * u[1], 0.62 + 0.23 * u[2])
-    bottom = colorsys.hsv_to_rgb((hue + 0.16 * u[3] - 0.08) % 1.0, 0.08 + 0.22 * u[4], 0.35 + 0.23 * u[5])
-    waves = []
-    for angle, freq, phase, amp in (u[6:10], u[10:14]):
-        angle, freq = 2 * math.pi * angle, 1.0 + 1.5 * freq  # cycles per image side: low frequency
-        waves.append(
-            (
-                freq * math.cos(angle),
-                freq * math.sin(angle),
-                2 * math.pi * phase,
-                texture_amplitude * (0.5 + 0.5 * amp),
-            )
-        )
-    return Background(tuple(top), tuple(bottom), tuple(waves))
+def ground_background(name: str, texture_amplitude: float) -> Background:
+    """The named ground (``palette.GROUNDS``): a fixed vertical gradient with a fixed low-frequency
+    texture, so its pixels depend on its name alone."""
+    top, bottom = GROUNDS[name]
+    waves = tuple((fx, fy, phase, texture_amplitude * amp) for fx, fy, phase, amp in GROUND_WAVES)
+    return Background(top, bottom, waves)
 
 
 def depth_gap(relief: float) -> float:
@@ -142,4 +129,5 @@ def sample_scene(rng: np.random.Generator, config: WorldConfig, count: int | Non
                 relief=float(config.relief * radius),
             )
         )
-    return Scene(tuple(objects), sample_background(rng, config.texture_amplitude))
+    ground = config.grounds[int(rng.integers(len(config.grounds)))] if len(config.grounds) > 1 else config.grounds[0]
+    return Scene(tuple(objects), ground_background(ground, config.texture_amplitude))
