@@ -301,3 +301,24 @@ def test_from_pretrained_errors(tmp_path):
     (tmp_path / "t" / "config.json").write_text(json.dumps(data))
     with pytest.raises(FourmError, match="do not match"):
         ImageTokenizer.from_pretrained(tmp_path / "t")
+
+
+def test_detail_weights_favour_edges_and_leave_flat_images_alone():
+    from tokenizers_zoo.image.losses import detail_weights
+
+    flat = torch.full((2, 3, 8, 8), 0.3)
+    out = flat + torch.randn_like(flat) * 0.1
+    assert torch.equal(detail_weights(flat, 4.0), torch.ones(2, 1, 8, 8))
+    torch.testing.assert_close(reconstruction_loss("rgb", out, flat, "l1", detail_weight=4.0),
+                               reconstruction_loss("rgb", out, flat, "l1"))
+    step = torch.zeros(1, 3, 8, 8)
+    step[..., 4:] = 1.0  # a vertical edge between columns 3 and 4
+    w = detail_weights(step, 4.0)[0, 0]
+    assert torch.allclose(w[:, 2:6], torch.full((8, 4), 5.0)) and torch.allclose(w[:, :2], torch.ones(8, 2))
+    # an error on the edge costs more than the same error on the flat part
+    on_edge, off_edge = step.clone(), step.clone()
+    on_edge[..., 3] += 0.5
+    off_edge[..., 0] += 0.5
+    assert reconstruction_loss("rgb", on_edge, step, detail_weight=4.0) > reconstruction_loss(
+        "rgb", off_edge, step, detail_weight=4.0
+    )

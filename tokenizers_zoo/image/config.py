@@ -27,8 +27,14 @@ class LossConfig(Config):
     recon_weight: float = 1.0
     quantizer_weight: float = 1.0  # commitment / codebook / KL term from the quantiser
     edge_pos_weight: float = 1.0  # BCE weight of edge pixels (edges are sparse)
+    detail_weight: float = 0.0  # rgb/depth/normals: extra weight on pixels at the target's edges (losses.py)
     perceptual_weight: float = 0.0  # > 0 needs perceptual_weights (a safetensors file; nothing is downloaded)
     perceptual_weights: str | None = None
+
+    def validate(self) -> None:
+        for name in ("recon_weight", "quantizer_weight", "detail_weight", "perceptual_weight"):
+            if getattr(self, name) < 0:
+                raise FourmError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass

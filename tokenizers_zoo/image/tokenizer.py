@@ -316,7 +316,7 @@ class ImageTokenizer(nn.Module):
         else:
             output = self.decoder(q.z_q)
             rec_loss = reconstruction_loss(
-                self.modality, output, images, cfg.loss.recon, cfg.loss.edge_pos_weight
+                self.modality, output, images, cfg.loss.recon, cfg.loss.edge_pos_weight, cfg.loss.detail_weight
             )
         nll = cfg.loss.recon_weight * rec_loss
         if cfg.loss.perceptual_weight > 0:
