@@ -109,6 +109,9 @@ class FourMConfig(Config):
     share_encoder_decoder_embeddings: bool = False  # sequences: decoder reuses encoder token table
     dropout: float = 0.0
     init_std: float = 0.02  # std of embeddings and untied output heads
+    # multiplies the fixed sin-cos position table (per-feature rms sqrt(1/2), row norm sqrt(dim/2)) and
+    # the init scale of pixel-patch projections; token rows start at init_std (issue 16: A/B in README)
+    position_scale: float = 1.0
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -121,6 +124,8 @@ class FourMConfig(Config):
             raise FourmError(f"dim must be divisible by 4 (2D sin-cos positions), got {self.dim}")
         if self.mlp_ratio <= 0:
             raise FourmError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
+        if not 0.0 < self.position_scale <= 10.0:
+            raise FourmError(f"position_scale must be in (0, 10], got {self.position_scale}")
         if not 0.0 <= self.dropout < 1.0:
             raise FourmError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.modalities:

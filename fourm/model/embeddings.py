@@ -23,11 +23,11 @@ POSITION_MEAN_SQUARE = 0.5  # of a sin-cos feature (sin^2 + cos^2 = 1 per pair o
 PATCH_VALUE_MEAN_SQUARE = 1.0 / 3.0  # of a pixel value uniform in [-1, 1]
 
 
-def patch_init_std(patch_dim: int) -> float:
+def patch_init_std(patch_dim: int, position_scale: float = 1.0) -> float:
     """Init std of a patch projection's weight (D, patch_dim): pixel patches enter the residual
-    stream at the scale of the position embedding (per-feature mean square 1/2), not at the 0.02
-    of the token rows, under which the position table (norm sqrt(D/2)) drowned their content."""
-    return math.sqrt(POSITION_MEAN_SQUARE / (patch_dim * PATCH_VALUE_MEAN_SQUARE))
+    stream at the scale of the position embedding (per-feature mean square ``position_scale**2 / 2``),
+    not at the 0.02 of the token rows, under which the position table (norm sqrt(D/2)) drowned them."""
+    return position_scale * math.sqrt(POSITION_MEAN_SQUARE / (patch_dim * PATCH_VALUE_MEAN_SQUARE))
 
 
 def _offsets(sizes: list[int]) -> Tensor:
@@ -50,7 +50,8 @@ class PackedEmbeddings(nn.Module):
             sincos_table_2d(m.grid_size, dim) if m.kind == "image" else sincos_table_1d(m.num_positions, dim) for m in mods
         ]
         self.register_buffer("pos_offsets", _offsets([m.num_positions for m in mods]), persistent=False)
-        self.register_buffer("pos_table", torch.cat(tables), persistent=False)  # (sum L, D)
+        self.position_scale = config.position_scale
+        self.register_buffer("pos_table", torch.cat(tables) * config.position_scale, persistent=False)  # (sum L, D)
 
         self.enc_tokens = nn.Parameter(torch.empty(sum(self.vocab_sizes), dim))  # (sum V, D)
         self.enc_modality = nn.Parameter(torch.empty(len(mods), dim))
@@ -79,7 +80,7 @@ class PackedEmbeddings(nn.Module):
             if p is not None:
                 nn.init.normal_(p, std=std)
         for proj in self.patch_embed.values():
-            nn.init.normal_(proj.weight, std=patch_init_std(proj.in_features))
+            nn.init.normal_(proj.weight, std=patch_init_std(proj.in_features, self.position_scale))
             nn.init.zeros_(proj.bias)
 
     def _index(self, ids: Tensor, modality: Tensor, valid: Tensor, offsets: Tensor) -> Tensor:

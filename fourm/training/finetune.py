@@ -128,7 +128,7 @@ def expand_model(old: FourM, added: Mapping[str, ModalityConfig], seed: int = 0)
             target[:n_old].copy_(source)
             fill = _matched_normal(source, target.shape[0] - n_old, generator)
         elif key.startswith(PATCH_PREFIX):  # a new patch projection: the model's own init (see patch_init_std)
-            std = patch_init_std(target.shape[-1]) if key.endswith(".weight") else 0.0
+            std = patch_init_std(target.shape[-1], model.config.position_scale) if key.endswith(".weight") else 0.0
             fill = torch.randn(target.shape, generator=generator) * std
         else:  # a table the old model did not have (e.g. the first sequence target): default init
             fill = torch.randn(target.shape, generator=generator) * model.config.init_std
