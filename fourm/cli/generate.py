@@ -6,10 +6,13 @@
     python generate.py --cond bboxes="circle 0.1 0.1 0.4 0.4; square 0.5 0.5 0.9 0.9" --target rgb \\
         --temperature rgb=1.5 --guidance rgb=2.0 --scheme rgb=roar
     python generate.py --target caption --prefix caption="the red circle"
+    python generate.py --cond caption="a red circle" --target bboxes rgb --grammar bboxes=off
 
-Writes per sample a PNG per image modality, ``sequences.json``, ``rgb_with_boxes.png`` and an
-``overview.png`` grid into ``--out`` (default ``outputs/<timestamp>``); see
-:mod:`fourm.generation.export`.
+Per-target defaults: the built-in ones (:mod:`fourm.generation.pipeline`), then the bundle's
+``generation.json`` if it has one, then these options. Writes per sample a PNG per image modality,
+``sequences.json`` (with the groups of boxes / palettes / metadata that did not parse, also printed),
+``rgb_with_boxes.png`` and an ``overview.png`` grid into ``--out`` (default ``outputs/<timestamp>``);
+see :mod:`fourm.generation.export`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ from typing import Any
 from fourm.cli import friendly_errors, parse_assignments
 from fourm.errors import FourmError
 
+
+def on_off(text: str) -> bool:
+    """``on`` / ``off`` (also true/false, yes/no, 1/0) -> bool; ValueError otherwise."""
+    value = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+    if text.lower() not in value:
+        raise ValueError(text)
+    return value[text.lower()]
+
+
 # option -> (GenerationTarget field, value type)
 TARGET_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "steps": ("steps", int),
@@ -34,6 +46,19 @@ TARGET_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "top_p": ("top_p", float),
     "top_k": ("top_k", int),
     "max_length": ("max_length", int),
+    "grammar": ("grammar", on_off),
+}
+TARGET_HELP = {
+    "steps": "MaskGIT / ROAR steps of an image target (default 8)",
+    "temperature": "sampling temperature (default 1; images anneal it to --temperature-end)",
+    "temperature_end": "final temperature of an image target (default 0)",
+    "guidance": "classifier-free guidance scale (default 1 = off, unless the bundle's generation.json sets one)",
+    "scheme": "maskgit or roar (images), ar (sequences)",
+    "schedule": "MaskGIT token schedule (default cosine)",
+    "top_p": "nucleus sampling (default 1 for images, 0.9 for sequences)",
+    "top_k": "top-k sampling (default 0 = off)",
+    "max_length": "maximum length of a sequence target",
+    "grammar": "on/off: decode boxes / palettes under their grammar, always well-formed (default on)",
 }
 
 
@@ -45,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "condition values: rgb/depth/semseg/edges=IMAGE.png, caption=TEXT, "
             "bboxes='circle 0.1 0.1 0.4 0.4; square 0.5 0.5 0.9 0.9' (label x0 y0 x1 y1), "
-            "color_palette='255 0 0; 0 0 255', metadata='object_count=3, dominant_color=red' (or JSON)"
+            "color_palette='255 0 0; 0 0 255', metadata='object_count=3, dominant_color=red' (or JSON)\n\n"
+            "per-target defaults: built in (images MaskGIT 8 steps, sequences AR top-p 0.9, no guidance, "
+            "grammar on), overridden by the bundle's generation.json ({\"targets\": {\"rgb\": "
+            "{\"guidance_scale\": 3.0}}}), overridden by the NAME=VALUE options.\n"
+            "Box / palette / metadata groups that do not parse are printed, listed in sequences.json "
+            "(parse_failures) and left out of the condition of the later targets."
         ),
     )
     parser.add_argument("--model", default=None, metavar="DIR", help="model bundle (default: models/world-default)")
@@ -58,10 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="partial value of a sequence target that generation continues, e.g. caption='the red'",
     )  # fmt: skip
     parser.add_argument("--caption-prefix", default=None, metavar="TEXT", help="same as --prefix caption=TEXT")
-    for option, (field, _) in TARGET_OPTIONS.items():
+    for option in TARGET_OPTIONS:
         parser.add_argument(
             f"--{option.replace('_', '-')}", action="append", default=[], metavar="NAME=VALUE",
-            help=f"per-target {field} (e.g. rgb=...)",
+            help=f"per target: {TARGET_HELP[option]}",
         )  # fmt: skip
     parser.add_argument("--num-samples", type=int, default=1, metavar="N", help="samples to generate (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same output (default 0)")
@@ -88,7 +118,7 @@ def target_overrides(args: argparse.Namespace, targets: list[str]) -> dict[str, 
             try:
                 overrides[name][field] = cast(text.strip())
             except ValueError:
-                kind = "an integer" if cast is int else "a number"
+                kind = {int: "an integer", float: "a number", on_off: "on or off"}.get(cast, "a valid value")
                 raise FourmError(f"{flag} {name}={text}: expected {kind}") from None
     return overrides
 
@@ -110,6 +140,22 @@ def _summary(value: Any) -> str:
     if isinstance(value, dict):
         return f"{len(value)} field(s)"
     return type(value).__name__
+
+
+def failure_lines(result: Any, limit: int = 3) -> list[str]:
+    """One line per sample whose structured targets had groups that did not parse."""
+    lines = []
+    for i in range(result.num_samples):
+        parts = []
+        for name, per_sample in result.parse_failures.items():
+            failed = per_sample[i]
+            if failed:
+                shown = "; ".join(f"{f['text']!r} ({f['error']})" for f in failed[:limit])
+                more = f"; and {len(failed) - limit} more" if len(failed) > limit else ""
+                parts.append(f"{name}: {len(failed)} malformed group(s) left out: {shown}{more}")
+        if parts:
+            lines.append(f"warning: sample {i}: " + " | ".join(parts))
+    return lines
 
 
 @friendly_errors
@@ -153,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         texts = [f"{m}: {_summary(v)}" for m, v in result.sample(i).items() if m in result.targets and not hasattr(v, "shape")]
         if texts:
             print(f"sample {i}: " + "; ".join(texts))
+    for line in failure_lines(result):
+        print(line)
     elapsed = time.perf_counter() - start
     print(f"wrote {result.num_samples} sample(s) of {', '.join(targets)} to {out_dir} ({elapsed:.1f} s)")
     return 0

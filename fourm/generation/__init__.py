@@ -13,6 +13,7 @@ from fourm.generation.autoregressive import AutoregressiveSampler, SequenceOutpu
 from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
 from fourm.generation.conditions import EncoderInputs, GivenTokens, encoder_inputs, normalize_conditions
 from fourm.generation.decoding import ParallelDecoder, SequenceDecoder, TargetHead
+from fourm.generation.grammar import BoxGrammar, LogitsProcessor, PaletteGrammar, grammar_for
 from fourm.generation.guidance import Guidance, combine_passes
 from fourm.generation.maskgit import MaskGITSampler, ParallelSampler, ParallelState
 from fourm.generation.roar import ROARSampler
@@ -27,12 +28,15 @@ from fourm.generation.schedules import TemperatureSchedule, chunks_per_step, fix
 
 __all__ = [
     "AutoregressiveSampler",
+    "BoxGrammar",
     "EncoderInputs",
     "GenerationPlan",
     "GenerationTarget",
     "GivenTokens",
     "Guidance",
+    "LogitsProcessor",
     "MaskGITSampler",
+    "PaletteGrammar",
     "ParallelDecoder",
     "ParallelSampler",
     "ParallelState",
@@ -47,6 +51,7 @@ __all__ = [
     "filter_logits",
     "fixed_per_step",
     "generate_chained",
+    "grammar_for",
     "gumbel_noise",
     "make_generator",
     "masked_fraction",

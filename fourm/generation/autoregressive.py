@@ -10,6 +10,10 @@ reference path)::
     sampler = AutoregressiveSampler(temperature=0.0, sos=1, eos=2, pad=0)
     out = sampler.generate(SequenceDecoder(model, "caption", enc, [1.0]), batch_size=4, length=32)
     out.tokens, out.valid            # (4, 32) ids padded after [EOS], (4, 32) bool up to [EOS]
+
+A ``processor`` (a grammar, :mod:`fourm.generation.grammar`) restricts each step to the tokens
+that keep the sequence well-formed; it reads the given prefix first and works with any step
+function (KV cache or not) since it only sees the chosen tokens.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
 from fourm.generation.conditions import GivenTokens
+from fourm.generation.grammar import LogitsProcessor
 from fourm.generation.sampling import check_sampling_args, sample_tokens
 
 # (decoder inputs (B, k), positions (B, k)) -> logits (B, k, V) for these positions
@@ -50,7 +55,9 @@ class AutoregressiveSampler:
 
     ``eos=None`` never stops early (every sample runs to ``length``). ``banned``: ids never sampled
     (e.g. span sentinels, [MASK], [SOS], [PAD]: training-only tokens that are not content);
-    ``min_length``: no [EOS] before this many tokens (for modalities that are never empty)."""
+    ``min_length``: no [EOS] before this many tokens (for modalities that are never empty);
+    ``processor``: a grammar whose (B, V) mask of allowed tokens applies at every step (where it
+    and ``banned`` / ``min_length`` leave a row nothing, the grammar alone decides)."""
 
     def __init__(
         self,
@@ -62,6 +69,7 @@ class AutoregressiveSampler:
         pad: int = 0,
         banned: Sequence[int] = (),
         min_length: int = 0,
+        processor: LogitsProcessor | None = None,
     ) -> None:
         check_sampling_args(temperature, top_k, top_p)
         self.temperature, self.top_k, self.top_p = float(temperature), top_k, top_p
@@ -70,6 +78,25 @@ class AutoregressiveSampler:
         self.min_length = int(min_length)  # [EOS] is not sampled before this many tokens
         if eos is not None and eos in self.banned:
             raise FourmError(f"the [EOS] id {eos} cannot be banned")
+        if processor is not None and eos is None:
+            raise FourmError("a grammar needs an [EOS] id to end the sequence (eos=None given)")
+        self.processor = processor
+
+    def _constrain(self, logits: Tensor, i: int) -> Tensor:
+        """Logits (B, V) with the tokens not allowed at position ``i`` set to -inf."""
+        eos_banned = i < self.min_length and self.eos is not None
+        if not (self.banned or eos_banned or self.processor is not None):
+            return logits
+        allowed = torch.ones(logits.shape[-1], dtype=torch.bool, device=logits.device)
+        allowed[self.banned] = False
+        if eos_banned:
+            allowed[self.eos] = False
+        allowed = allowed[None, :].expand_as(logits)
+        if self.processor is not None:
+            grammar = self.processor.allowed(i).to(logits.device)
+            allowed = allowed & grammar
+            allowed = torch.where(allowed.any(dim=1, keepdim=True), allowed, grammar)
+        return logits.masked_fill(~allowed, float("-inf"))
 
     def _prefix(self, prefix: GivenTokens | None, batch_size: int, length: int, device) -> Tensor:
         """Checked prefix ids (B, p) (p may be 0)."""
@@ -112,19 +139,19 @@ class AutoregressiveSampler:
         sos = torch.full((batch_size, 1), self.sos, dtype=torch.long, device=device)
         inputs = torch.cat([sos, given], dim=1)[:, :length]  # [SOS] + prefix
         logged: list[Tensor] = []
+        if self.processor is not None:
+            self.processor.start(given, length)
         if p < length and not bool(finished.all()):
             logits = step_fn(inputs, positions[:, : inputs.shape[1]])[:, -1]  # (B, V)
             for i in tqdm(range(p, length), desc="autoregressive", disable=not progress, leave=False):
                 if return_logits:
                     logged.append(logits.float())
-                if self.banned or (i < self.min_length and self.eos is not None):
-                    logits = logits.clone()
-                    logits[:, self.banned] = float("-inf")
-                    if i < self.min_length and self.eos is not None:
-                        logits[:, self.eos] = float("-inf")
+                logits = self._constrain(logits, i)
                 token = sample_tokens(logits, self.temperature, self.top_k, self.top_p, generator)  # (B,)
                 token = torch.where(finished, self.pad, token)
                 tokens[:, i] = token
+                if self.processor is not None:
+                    self.processor.advance(token)
                 if self.eos is not None:
                     finished = finished | (token == self.eos)
                     if bool(finished.all()):

@@ -5,6 +5,8 @@
         tokenizers/rgb/ ...     one ImageTokenizer directory per image modality
         tokenizers/text/        the TextTokenizer shared by the sequence modalities
         modalities.json         the modality registry, tokenizer paths relative to the bundle (optional)
+        generation.json         the bundle's own generation defaults per target (optional), e.g.
+                                {"targets": {"rgb": {"guidance_scale": 3.0}, "bboxes": {"top_p": 0.8}}}
 
 Without ``modalities.json`` (or ``registry.json``) the repository's ``configs/modalities/*.yaml`` are
 used, their tokenizer paths resolved against the bundle directory.
@@ -27,6 +29,7 @@ DEFAULT_BUNDLE = REPO_ROOT / "models" / "world-default"
 MODEL_DIR = "model"
 REGISTRY_FILE = "modalities.json"
 REGISTRY_FILES = (REGISTRY_FILE, "registry.json")
+GENERATION_FILE = "generation.json"
 
 
 def resolve_bundle(path: str | Path | None) -> Path:
@@ -58,6 +61,28 @@ def load_registry(root: str | Path) -> ModalityRegistry:
             except FourmError as e:
                 raise FourmError(f"{path}: {e}") from None
     return default_registry()
+
+
+def load_generation_defaults(root: str | Path) -> dict[str, dict]:
+    """The bundle's ``generation.json`` as {modality: {GenerationTarget field: value}} ({} without
+    one); the fields are checked against the model by :class:`fourm.generation.pipeline.FourMPipeline`."""
+    path = Path(root) / GENERATION_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FourmError(f"corrupt generation defaults {path}: {e}") from None
+    targets = data.get("targets") if isinstance(data, dict) else None
+    unknown = sorted(set(data) - {"targets"}) if isinstance(data, dict) else []
+    if not isinstance(targets, dict) or unknown:
+        raise FourmError(
+            f"{path}: expected a JSON object {{\"targets\": {{modality: {{field: value}}}}}}, got {json.dumps(data)[:80]}"
+        )
+    for name, fields in targets.items():
+        if not isinstance(fields, dict):
+            raise FourmError(f"{path}: targets.{name} must be an object of GenerationTarget fields, got {fields!r}")
+    return {name: dict(fields) for name, fields in targets.items()}
 
 
 def load_codecs(

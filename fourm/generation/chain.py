@@ -25,7 +25,7 @@ a prefix). With guidance, the unconditional pass holds the targets generated so 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,6 +37,7 @@ from fourm.errors import FourmError
 from fourm.generation.autoregressive import AutoregressiveSampler
 from fourm.generation.conditions import EncoderInputs, GivenTokens, encoder_inputs, normalize_conditions
 from fourm.generation.decoding import ParallelDecoder, SequenceDecoder
+from fourm.generation.grammar import LogitsProcessor
 from fourm.generation.guidance import Guidance
 from fourm.generation.maskgit import MaskGITSampler, ParallelSampler
 from fourm.generation.roar import ROARSampler
@@ -58,6 +59,8 @@ class GenerationTarget(Config):
     ``temperature_end`` by ``temperature_schedule`` over the steps (constant: no annealing).
     ``guidance_weights``: per-condition weights (weighted multi-condition guidance) instead of a
     ``guidance_scale``. ``max_length``: sequence length limit (default: the modality's length).
+    ``grammar``: decode a structured sequence (boxes, palettes) under its grammar, so that it always
+    parses (:mod:`fourm.generation.grammar`; applies where ``generate_chained`` is given one).
     """
 
     modality: str
@@ -73,6 +76,7 @@ class GenerationTarget(Config):
     guidance_scale: float = 1.0
     guidance_weights: dict[str, float] = field(default_factory=dict)
     max_length: int | None = None
+    grammar: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -176,12 +180,18 @@ def generate_chained(
     autocast_dtype: torch.dtype | None = None,
     use_cache: bool = True,
     progress: bool = False,
+    grammars: Mapping[str, LogitsProcessor] | None = None,
+    clean: Mapping[str, Callable[[Tensor], Tensor | None]] | None = None,
 ) -> dict[str, Tensor]:
     """Generate ``plan``'s targets in order -> {modality: tokens (num_samples, L)}.
 
     Each finished target (that the model accepts as input) becomes a condition of the next ones.
     Same ``seed`` -> same tokens. ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the model under
     autocast; sampling is always fp32. ``use_cache=False`` decodes sequences without the KV cache.
+    ``grammars``: {sequence target: logits processor}, used where the target's ``grammar`` is on.
+    ``clean``: {sequence target: fn(tokens (B, L)) -> ids (B, L') padded after [EOS], or None};
+    when it returns ids, those (not the sampled tokens) condition the later targets (e.g. the
+    sequence re-encoded without its malformed groups). The returned tokens are always the sampled ones.
     """
     config = model.config
     plan.check(config)
@@ -204,13 +214,18 @@ def generate_chained(
             passes = EncoderInputs.stack([encoder_inputs(config, s, num_samples, device) for s in sets])
             if target.scheme == "ar":
                 decoder = SequenceDecoder(model, name, passes, coefficients, use_cache=use_cache)
+                processor = (grammars or {}).get(name) if target.grammar else None
                 sampler = AutoregressiveSampler(
-                    target.temperature, target.top_k, target.top_p, plan.sos, plan.eos, plan.pad, plan.banned, plan.min_length
-                )
+                    target.temperature, target.top_k, target.top_p, plan.sos, plan.eos, plan.pad, plan.banned,
+                    plan.min_length, processor,
+                )  # fmt: skip
                 out = sampler.generate(
                     decoder, num_samples, target.max_length or mod.length, partial, generator, device, progress=progress
                 )
                 tokens, finished = out.tokens, GivenTokens.at(out.tokens, valid=out.valid)
+                cleaned = clean[name](tokens) if clean and name in clean else None
+                if cleaned is not None:
+                    finished = GivenTokens.sequence(cleaned.to(device), eos=plan.eos, pad=plan.pad)
             else:
                 if partial is not None:
                     start, known = partial.on_grid(mod.length)

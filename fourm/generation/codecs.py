@@ -3,7 +3,8 @@
 * :class:`ImageCodec` (``ImageTokenizer``): arrays / PIL images / paths -> (B, N) ids; ids -> rgb uint8
   (H, W, 3), depth float32 (H, W) in [0, 1], semseg uint8 class ids (H, W), edges float32 (H, W) in {0, 1}.
 * :class:`SequenceCodec` (shared ``TextTokenizer``): captions, boxes, palettes, metadata -> (B, L) ids
-  ending in [EOS] and padded with [PAD] (a ``prefix`` has no [EOS]); ids -> values (lenient parsing).
+  ending in [EOS] and padded with [PAD] (a ``prefix`` has no [EOS]); ids -> values (lenient parsing,
+  the groups that did not parse listed by ``decode_with_failures``).
 * :class:`VectorCodec` (``VectorTokenizer``): float vectors (D,) <-> (B, K) ids.
 * :class:`PatchCodec` (no tokenizer): images <-> pixel patches (B, N, P) uint8 of a patch modality
   (:mod:`fourm.data.patches`), the encoder input of e.g. ``rgb_pixels``.
@@ -125,12 +126,35 @@ class SequenceCodec:
 
     def decode(self, tokens: Any, seed: int = 0) -> list[Any]:
         """Ids (B, L) -> one value per row: stops at [EOS], ignores sentinels / [MASK], skips malformed
-        groups of structured values (boxes, colours, metadata entries)."""
+        groups of structured values (boxes, colours, metadata entries; see :meth:`decode_with_failures`)."""
+        return self.decode_with_failures(tokens)[0]
+
+    def decode_with_failures(self, tokens: Any) -> tuple[list[Any], list[list[dict[str, str]]]]:
+        """Ids (B, L) -> (one value per row as :meth:`decode` gives it, per row the skipped groups as
+        ``{"text": group text, "error": why it did not parse}``; empty lists when all parsed)."""
+        from tokenizers_zoo.text import serializers
+
         ids = _check_ids(self.name, tokens, None)
         # ids the text vocabulary lacks, span sentinels and [MASK] carry no content in a whole sequence
         drop = (ids < 0) | (ids >= self.vocab_size) | torch.isin(ids, self._no_content)
         ids = torch.where(drop, self.pad, ids)
-        return self.tokenizer.decode_modality(self.text_kind, ids, strict=False)
+        cfg = self.tokenizer.config.structured
+        values, failures = [], []
+        for text in self.tokenizer.decode(ids):
+            failed: list[tuple[str, str]] = []
+            if self.text_kind == "bboxes":
+                value: Any = serializers.text_to_bboxes(text, cfg.coord_bins, strict=False, failures=failed)
+            elif self.text_kind == "color_palette":
+                value = serializers.text_to_palette(
+                    text, cfg.color_levels, cfg.max_palette_size, strict=False, failures=failed
+                )
+            elif self.text_kind == "metadata":
+                value = serializers.text_to_metadata(text, cfg.metadata, strict=False, failures=failed)
+            else:
+                value = self.tokenizer.from_text(self.text_kind, text, strict=False)
+            values.append(value)
+            failures.append([{"text": t, "error": e} for t, e in failed])
+        return values, failures
 
 
 class VectorCodec:

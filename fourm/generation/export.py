@@ -4,7 +4,9 @@
         sample_000/rgb.png            one PNG per image-like modality, conditions included, native size
         sample_000/depth.png          (depth / semseg colour-mapped, edges white on black)
         sample_000/rgb_with_boxes.png rgb up-scaled to >= 256 px with the sample's boxes, when both exist
-        sequences.json                per sample: caption, bboxes, color_palette, metadata; the plan
+        sequences.json                per sample: caption, bboxes, color_palette, metadata and
+                                      parse_failures ({modality: [{"text", "error"}, ...]} of the
+                                      structured targets, empty lists when all parsed); the plan
         overview.png                  rows = samples, columns = conditions then targets
 
 Colour-mapped depth and semseg PNGs can be given back as conditions (see :mod:`fourm.generation.values`).
@@ -88,6 +90,9 @@ def save_result(result: Any, out_dir: str | Path, overwrite: bool = False, scale
                     _save_png(pic, folder / f"{name}.png")
                 elif value is not None:
                     texts[name] = _json_value(value)
+            failures = getattr(result, "parse_failures", {}) or {}
+            if failures:
+                texts["parse_failures"] = {m: per_sample[i] for m, per_sample in failures.items()}
             rgb, boxes = sample.get("rgb"), sample.get("bboxes")
             if isinstance(rgb, np.ndarray) and isinstance(boxes, list):
                 _save_png(boxes_picture(rgb, boxes), folder / "rgb_with_boxes.png")

@@ -6,11 +6,20 @@ decodes the targets with the bundle's tokenizers::
     result.values["rgb"][0]        # uint8 (64, 64, 3); result.tokens["rgb"]: (2, 64) ids
     result.values["bboxes"][1]     # [{"label": "circle", "box": [x0, y0, x1, y1]}, ...]
 
-Defaults per target (override with ``pipe.default_target("rgb", steps=12)`` or a GenerationTarget):
-images / vectors MaskGIT, cosine schedule, 8 steps, temperature 1 annealed linearly to 0, no
-guidance; sequences autoregressive with the KV cache, temperature 1 with top-p 0.9, stopping at [EOS].
+Built-in defaults per target: images / vectors MaskGIT, cosine schedule, 8 steps, temperature 1
+annealed linearly to 0, no guidance (scale 1); sequences autoregressive with the KV cache,
+temperature 1 with top-p 0.9, stopping at [EOS], boxes and palettes under their grammar
+(:mod:`fourm.generation.grammar`: always well-formed). A bundle's ``generation.json``
+(``{"targets": {"rgb": {"guidance_scale": 3.0}}}``) overrides them per modality, as does
+``pipe.set_defaults("rgb", guidance_scale=3.0)`` (saved by ``save_pretrained``); per call,
+``pipe.default_target("rgb", steps=12)`` or a GenerationTarget.
 A sequence target may start from a given prefix (``partial={"bboxes": "circle 0.1 0.1 0.4 0.4"}``,
 ``caption_prefix="the red"``); generation continues after it.
+
+Groups of a structured sequence that do not parse (a box, colour or metadata entry; possible with
+the grammar off, with a malformed given prefix, or for metadata, which has no grammar) are left out
+of ``result.values`` and listed in ``result.parse_failures[m][i]``; the later targets of the chain
+are conditioned on the sequence re-encoded without them (``result.tokens`` keeps the sampled ids).
 """
 
 from __future__ import annotations
@@ -28,15 +37,18 @@ from tqdm.auto import tqdm
 from fourm.errors import FourmError
 from fourm.generation.bundle import (
     DEFAULT_BUNDLE,
+    GENERATION_FILE,
     MODEL_DIR,
     REGISTRY_FILE,
     load_codecs,
+    load_generation_defaults,
     load_registry,
     resolve_bundle,
 )
 from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
 from fourm.generation.codecs import Codec, PatchCodec, SequenceCodec
 from fourm.generation.conditions import GivenTokens
+from fourm.generation.grammar import GRAMMAR_MODALITIES, LogitsProcessor, grammar_for
 from fourm.modalities import ModalityRegistry
 from fourm.model.fourm import FourM
 from fourm.utils.atomic import atomic_dir, atomic_write_text
@@ -53,6 +65,8 @@ class GenerationResult:
     ``tokens[m]``: (num_samples, L) ids of every condition and target (sequences padded after [EOS]);
     ``values[m]``: num_samples raw values (conditions: the input as the model saw it, e.g. resized;
     token conditions decoded; none for a GivenTokens condition).
+    ``parse_failures[m]``: for each structured sequence target (boxes, palette, metadata), per
+    sample the groups that did not parse, ``{"text": ..., "error": ...}`` (empty lists: all parsed).
     """
 
     plan: GenerationPlan
@@ -61,6 +75,7 @@ class GenerationResult:
     tokens: dict[str, Tensor] = field(default_factory=dict)
     values: dict[str, list[Any]] = field(default_factory=dict)
     seed: int = 0
+    parse_failures: dict[str, list[list[dict[str, str]]]] = field(default_factory=dict)
 
     @property
     def num_samples(self) -> int:
@@ -88,11 +103,31 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
+_GUIDANCE_FIELDS = ("guidance_scale", "guidance_weights")
+
+
+def _layered(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """GenerationTarget fields, later layers over earlier ones; guidance is one setting: a layer
+    that gives a scale or weights replaces both (a default scale does not clash with given weights)."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        if any(f in layer for f in _GUIDANCE_FIELDS):
+            for f in _GUIDANCE_FIELDS:
+                out.pop(f, None)
+        out.update(layer)
+    return out
+
+
 class FourMPipeline:
     """A FourM model plus a codec (tokenizer) per modality; see the module docstring."""
 
     def __init__(
-        self, model: FourM, codecs: Mapping[str, Codec], registry: ModalityRegistry, autocast: bool = True
+        self,
+        model: FourM,
+        codecs: Mapping[str, Codec],
+        registry: ModalityRegistry,
+        autocast: bool = True,
+        generation_defaults: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         missing = [m for m in model.config.modalities if m not in codecs]
         if missing:
@@ -101,6 +136,11 @@ class FourMPipeline:
         self.codecs = dict(codecs)
         self.registry = registry
         self.autocast = autocast  # bf16 autocast for the FourM model (CPU and CUDA)
+        # {modality: GenerationTarget fields} over the built-in defaults (a bundle's generation.json)
+        self.generation_defaults: dict[str, dict[str, Any]] = {}
+        for name, fields in (generation_defaults or {}).items():
+            self.set_defaults(name, **fields)
+        self._grammars: dict[str, LogitsProcessor | None] = {}
 
     # ------------------------------------------------------------------------------ files
 
@@ -114,7 +154,13 @@ class FourMPipeline:
         model = FourM.from_pretrained(root / MODEL_DIR, device=dev)
         registry = load_registry(root)
         codecs = load_codecs(registry, model.config, root, dev)
-        return cls(model, codecs, registry.subset(model.config.modalities))
+        defaults = load_generation_defaults(root)
+        try:
+            return cls(model, codecs, registry.subset(model.config.modalities), generation_defaults=defaults)
+        except FourmError as e:
+            if not defaults:
+                raise
+            raise FourmError(f"{root / GENERATION_FILE}: {e}") from None
 
     def save_pretrained(self, bundle_dir: str | Path) -> Path:
         """Write a self-contained bundle (model/, tokenizers/, modalities.json), replaced atomically."""
@@ -135,6 +181,9 @@ class FourMPipeline:
                 specs[name] = {**self.registry[name].to_dict(), "tokenizer": saved[id(tok)]}
             registry = ModalityRegistry.from_dict(specs)  # validates
             atomic_write_text(tmp / REGISTRY_FILE, json.dumps(to_jsonable(registry.to_dict()), indent=2) + "\n")
+            if self.generation_defaults:
+                text = json.dumps({"targets": to_jsonable(self.generation_defaults)}, indent=2) + "\n"
+                atomic_write_text(tmp / GENERATION_FILE, text)
         return Path(bundle_dir)
 
     # ------------------------------------------------------------------------------ modalities
@@ -182,19 +231,49 @@ class FourMPipeline:
                 out[name] = conditions[source]
         return out
 
-    def default_target(self, name: str, **overrides: Any) -> GenerationTarget:
-        """The default way to generate ``name`` (see the module docstring), with ``overrides``."""
+    def builtin_target(self, name: str) -> dict[str, Any]:
+        """The built-in default GenerationTarget fields of ``name`` (before any generation.json)."""
         mod = self.model.config.modalities.get(name)
         if mod is None:
             self.model.config.modality_index(name)  # FourmError listing the known modalities
         if mod.causal:
-            base = {"modality": name, "scheme": "ar", "temperature": 1.0, "top_p": 0.9}
-        else:
-            base = {
-                "modality": name, "scheme": "maskgit", "steps": 8, "schedule": "cosine",
-                "temperature": 1.0, "temperature_end": 0.0, "temperature_schedule": "linear",
-            }  # fmt: skip
-        return GenerationTarget.from_dict({**base, **overrides})
+            return {"modality": name, "scheme": "ar", "temperature": 1.0, "top_p": 0.9, "guidance_scale": 1.0, "grammar": True}
+        return {
+            "modality": name, "scheme": "maskgit", "steps": 8, "schedule": "cosine",
+            "temperature": 1.0, "temperature_end": 0.0, "temperature_schedule": "linear", "guidance_scale": 1.0,
+        }  # fmt: skip
+
+    def default_target(self, name: str, **overrides: Any) -> GenerationTarget:
+        """The default way to generate ``name``: the built-in defaults, then the pipeline's
+        ``generation_defaults`` (a bundle's generation.json, :meth:`set_defaults`), then ``overrides``."""
+        if "modality" in overrides:
+            raise FourmError(f"default_target('{name}', ...): give the modality as the name, not as a field")
+        fields = _layered(self.builtin_target(name), self.generation_defaults.get(name, {}), overrides)
+        return GenerationTarget.from_dict(fields)
+
+    def set_defaults(self, name: str, **fields: Any) -> GenerationTarget:
+        """Change the default way to generate ``name`` (e.g. ``guidance_scale=3.0``), checked; kept in
+        ``generation.json`` by :meth:`save_pretrained` -> the new default target."""
+        if "modality" in fields:
+            raise FourmError(f"generation defaults of '{name}': 'modality' is not a field to set")
+        merged = _layered(self.generation_defaults.get(name, {}), fields)
+        try:
+            target = GenerationTarget.from_dict(_layered(self.builtin_target(name), merged))
+        except FourmError as e:
+            raise FourmError(f"generation defaults of '{name}': {e}") from None
+        self.generation_defaults[name] = merged
+        return target
+
+    def grammar(self, name: str) -> LogitsProcessor | None:
+        """The grammar (logits processor) of sequence modality ``name``, None if it has none."""
+        if name not in self._grammars:
+            codec = self.codec(name)
+            kind = getattr(codec, "text_kind", None)
+            vocab = self.model.config.modalities[name].vocab_size
+            self._grammars[name] = (
+                grammar_for(kind, codec.tokenizer, vocab) if isinstance(codec, SequenceCodec) and kind in GRAMMAR_MODALITIES else None
+            )
+        return self._grammars[name]
 
     def plan(self, targets: Sequence[str | GenerationTarget]) -> GenerationPlan:
         """A checked plan: names get :meth:`default_target`; special ids from the text tokenizer."""
@@ -293,9 +372,18 @@ class FourMPipeline:
         for name, value in partial.items():
             given[name], _ = self._given(name, value, prefix=True)
         autocast = torch.bfloat16 if self.autocast and fast_bf16(self.device) else None
+        grammars = {t.modality: g for t in plan.targets if t.scheme == "ar" and (g := self.grammar(t.modality))}
+        decoded: dict[str, list[Any]] = {}
+        failures: dict[str, list[list[dict[str, str]]]] = {}
+        structured = [
+            t.modality for t in plan.targets
+            if t.scheme == "ar" and isinstance(self.codecs[t.modality], SequenceCodec) and self.codecs[t.modality].text_kind != "caption"
+        ]  # fmt: skip
+        clean = {name: self._cleaner(name, decoded, failures) for name in structured}
         out = generate_chained(
-            self.model, given, plan, num_samples, seed, autocast_dtype=autocast, progress=progress
-        )
+            self.model, given, plan, num_samples, seed, autocast_dtype=autocast, progress=progress,
+            grammars=grammars, clean=clean,
+        )  # fmt: skip
         tokens = {n: given[n].expand(num_samples, n).tokens.cpu() for n in conditions}
         tokens.update({n: t.cpu() for n, t in out.items()})
         values: dict[str, list[Any]] = {}
@@ -306,5 +394,29 @@ class FourMPipeline:
                 values[name] = self.detokenize(name, tokens[name], seed=seed)
         if decode:
             for name in tqdm(names, desc="decode", disable=not progress or len(names) == 1, leave=False):
-                values[name] = self.detokenize(name, tokens[name], seed=seed)
-        return GenerationResult(plan, list(conditions), names, tokens, values, seed)
+                values[name] = decoded[name] if name in decoded else self.detokenize(name, tokens[name], seed=seed)
+        return GenerationResult(plan, list(conditions), names, tokens, values, seed, failures)
+
+    def _cleaner(self, name: str, decoded: dict[str, list[Any]], failures: dict[str, list[list[dict[str, str]]]]):
+        """The ``clean`` function of a structured sequence target: decodes the sampled ids (into
+        ``decoded`` / ``failures``) and, for the samples with groups that did not parse, gives ids of
+        the value re-encoded without them (the condition of the later targets)."""
+        codec = self.codecs[name]
+        assert isinstance(codec, SequenceCodec)
+
+        def clean(ids: Tensor) -> Tensor | None:
+            values, failed = codec.decode_with_failures(ids)
+            decoded[name], failures[name] = values, failed
+            bad = [i for i, f in enumerate(failed) if f]
+            if not bad:
+                return None
+            fixed = codec.encode([values[i] for i in bad]).to(ids.device)  # (k, codec.length), ends in [EOS]
+            width = max(ids.shape[1], fixed.shape[1])
+            out = torch.full((ids.shape[0], width), codec.pad, dtype=ids.dtype, device=ids.device)
+            out[:, : ids.shape[1]] = ids
+            rows = torch.tensor(bad, device=ids.device)
+            out[rows] = codec.pad
+            out[rows, : fixed.shape[1]] = fixed
+            return out
+
+        return clean

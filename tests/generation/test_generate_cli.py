@@ -53,7 +53,8 @@ def test_output_folder(bundle, photo, tmp_path, capsys):
     assert info["conditions"] == ["caption", "rgb"] and info["targets"] == ["bboxes", "depth", "semseg", "edges", "metadata"]
     assert len(info["samples"]) == 2
     for sample in info["samples"]:
-        assert set(sample) == {"caption", "bboxes", "metadata"}
+        assert set(sample) == {"caption", "bboxes", "metadata", "parse_failures"}
+        assert set(sample["parse_failures"]) == {"bboxes", "metadata"}  # the structured targets
         assert sample["caption"] == "a red circle" and isinstance(sample["bboxes"], list)
         assert isinstance(sample["metadata"], dict)
     # the same generation through the API gives the files' contents
@@ -76,6 +77,7 @@ def test_output_folder(bundle, photo, tmp_path, capsys):
         assert _png(folder / "rgb_with_boxes.png").shape == (256, 256, 3)
         assert info["samples"][i]["bboxes"] == result.values["bboxes"][i]
         assert info["samples"][i]["metadata"] == result.values["metadata"][i]
+        assert info["samples"][i]["parse_failures"] == {m: result.parse_failures[m][i] for m in ("bboxes", "metadata")}
     # overview: 2 rows; columns caption (text, 2 cells), rgb + boxes, depth, semseg, edges, metadata (text)
     cell = SIZE * 2
     widths = [TEXT_WIDTH * cell, cell, cell, cell, cell, TEXT_WIDTH * cell]

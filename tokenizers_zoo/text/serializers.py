@@ -9,7 +9,8 @@ Formats (tokens from :mod:`tokenizers_zoo.text.vocabulary`, words are plain lowe
 Encoding bins values (labels and category words are lower-cased and whitespace-normalised), so
 ``text_to_x(x_to_text(x)) == quantize_x(x)`` and ``x_to_text(text_to_x(t)) == t`` for serialised ``t``.
 Decoding is strict by default (malformed text raises FourmError naming the problem); ``strict=False``
-skips malformed groups (for model outputs) and returns what parsed.
+skips malformed groups (for model outputs) and returns what parsed; a ``failures`` list given to a
+lenient ``text_to_*`` receives one ``(group text, error message)`` pair per skipped group.
 """
 
 from __future__ import annotations
@@ -72,15 +73,27 @@ def _check_text(text: Any) -> list[str]:
     return text.split()
 
 
-def _decode_groups(groups: Iterable[Any], parse: Callable[[Any], T], strict: bool) -> list[T]:
-    """Parse each group; strict: let FourmError through; lenient: skip groups that fail."""
+Failures = list[tuple[str, str]]  # (text of a skipped group, why it did not parse)
+
+
+def _decode_groups(
+    groups: Iterable[Any],
+    parse: Callable[[Any], T],
+    strict: bool,
+    failures: Failures | None = None,
+    show: Callable[[Any], str] = str,
+) -> list[T]:
+    """Parse each group; strict: let FourmError through; lenient: skip groups that fail (recorded
+    in ``failures`` as (``show(group)``, message) when given)."""
     out = []
     for group in groups:
         try:
             out.append(parse(group))
-        except FourmError:
+        except FourmError as e:
             if strict:
                 raise
+            if failures is not None:
+                failures.append((show(group), str(e)))
     return out
 
 
@@ -190,11 +203,14 @@ def _parse_box_group(group: tuple[list[str], list[str], bool], bins: int) -> dic
     return {"label": label, "box": [bin_to_coord(i, bins) for i in (x0, y0, x1, y1)]}
 
 
-def text_to_bboxes(text: str, bins: int, strict: bool = True) -> list[dict]:
-    """Inverse of :func:`bboxes_to_text`; ``strict=False`` skips malformed boxes instead of raising."""
+def text_to_bboxes(text: str, bins: int, strict: bool = True, failures: Failures | None = None) -> list[dict]:
+    """Inverse of :func:`bboxes_to_text`; ``strict=False`` skips malformed boxes instead of raising
+    (and lists them in ``failures``, see the module docstring)."""
     _check_bins(bins, "coordinate bins")
     groups = _box_groups(_check_text(text))
-    return _decode_groups(groups, lambda g: _parse_box_group(g, bins), strict)
+    return _decode_groups(
+        groups, lambda g: _parse_box_group(g, bins), strict, failures, lambda g: " ".join(g[0] + g[1])
+    )
 
 
 def parse_bbox_string(text: str) -> list[dict]:
@@ -291,11 +307,18 @@ def _color_level(tok: str, levels: int) -> int:
 
 
 def text_to_palette(
-    text: str, levels: int, max_colors: int | None = None, strict: bool = True
+    text: str, levels: int, max_colors: int | None = None, strict: bool = True, failures: Failures | None = None
 ) -> list[list[int]]:
-    """Inverse of :func:`palette_to_text`; ``strict=False`` skips malformed colours instead of raising."""
+    """Inverse of :func:`palette_to_text`; ``strict=False`` skips malformed colours instead of raising
+    (and lists them, a missing or wrong ``[palette=k]`` count included, in ``failures``)."""
     _check_bins(levels, "colour levels")
     words = _check_text(text)
+    if not strict and failures is not None:
+        try:  # the strict parse names what is wrong with the whole text (size token, count)
+            text_to_palette(text, levels, max_colors, strict=True)
+        except FourmError as e:
+            failures.append((_short(text), str(e)))
+        failures = None  # reported once for the whole text
     size = parse_token(words[0]) if words else None
     count: int | None = None
     if size is not None and size[0] == "palette":
@@ -452,16 +475,23 @@ def _parse_metadata_group(group: tuple[str | None, list[str], bool], spec: Metad
     return key, metadata_bin_to_value(parsed[1], field_spec, spec.bins)
 
 
-def text_to_metadata(text: str, spec: MetadataSpec, strict: bool = True) -> dict:
-    """Inverse of :func:`metadata_to_text`; ``strict=False`` skips malformed or repeated entries."""
+def text_to_metadata(text: str, spec: MetadataSpec, strict: bool = True, failures: Failures | None = None) -> dict:
+    """Inverse of :func:`metadata_to_text`; ``strict=False`` skips malformed or repeated entries
+    (and lists them in ``failures``)."""
     parsed = _decode_groups(
-        _metadata_groups(_check_text(text)), lambda g: _parse_metadata_group(g, spec), strict
+        _metadata_groups(_check_text(text)),
+        lambda g: _parse_metadata_group(g, spec),
+        strict,
+        failures,
+        lambda g: " ".join(([g[0]] if g[0] else []) + g[1]),
     )
     found: dict[str, Any] = {}
     for key, value in parsed:
         if key in found:
             if strict:
                 raise FourmError(f"metadata key '{key}' appears more than once")
+            if failures is not None:
+                failures.append((meta_key_token(key), f"metadata key '{key}' appears more than once (first kept)"))
             continue
         found[key] = value
     return {key: found[key] for key in spec.keys if key in found}
