@@ -134,6 +134,8 @@ class Generator:
             )
             for t in targets:
                 out[t] += result.values[t]
+                if t in result.parse_failures:  # per sample: the groups that did not parse
+                    out[f"{t}_parse_failures"] += result.parse_failures[t]
             self.bar.update(1)
         return out
 
@@ -228,6 +230,9 @@ TABLE = [  # (row label, metric, model path, ceiling path, baseline path); paths
      "tokenizer_ceiling.rgb_checker.box_iou_any", "baselines.checker_other_scene.box_iou_any"),
     ("caption->bbox->rgb", "box labels F1", "caption_to_bboxes_to_rgb.bbox_label_f1",
      "tokenizer_ceiling.bboxes_label_f1", "baselines.bbox_labels_other_scene_f1"),
+    ("caption->bbox->rgb", "boxes / sample", "caption_to_bboxes_to_rgb.boxes_per_sample",
+     "tokenizer_ceiling.boxes_per_sample", "-"),
+    ("caption->bbox->rgb", "parse failures", "caption_to_bboxes_to_rgb.parse_failures", "-", "-"),
 ]  # fmt: skip
 
 
@@ -243,7 +248,7 @@ def lookup(results: dict, path: str):
 def table(results: dict) -> str:
     lines = [f"{'task':<20}{'metric':<18}{'model':>8}{'ceiling':>10}{'baseline':>10}", "-" * 66]
     for task, metric, model, ceiling, baseline in TABLE:
-        vals = [lookup(results, p) for p in (model, ceiling, baseline)]
+        vals = [lookup(results, p) if p != "-" else None for p in (model, ceiling, baseline)]
         lines.append(f"{task:<20}{metric:<18}{_fmt(vals[0]):>8}{_fmt(vals[1]):>10}{_fmt(vals[2]):>10}")
     gt = results["checker_ground_truth"]
     lines.append(
@@ -326,6 +331,7 @@ def evaluate(
             "relation_acc_on_gt_image": relations_on_truth(recon_text["caption"], samples),
         },
         "bboxes_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(recon_text["bboxes"], captions)])),
+        "boxes_per_sample": float(np.mean([len(b) for b in recon_text["bboxes"]])),
     }
     mean_depth = float(np.mean([s["depth"] for s in samples]))
     results["baselines"] = {
@@ -376,6 +382,9 @@ def evaluate(
     results["caption_to_bboxes_to_rgb"] = {
         **checker_scores(chained["rgb"], captions, chained["bboxes"]),
         "bbox_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(chained["bboxes"], captions)])),
+        # share of samples whose generated boxes had a group that did not parse (dropped before rgb)
+        "parse_failures": float(np.mean([bool(f) for f in chained.get("bboxes_parse_failures", [])] or [0.0])),
+        "boxes_per_sample": float(np.mean([len(b) for b in chained["bboxes"]])),
     }
     results["timings_s"] = timings
     return results, gen
