@@ -139,3 +139,18 @@ def test_patch_projection_starts_at_the_position_scale():
     assert position_ms == pytest.approx(0.5, abs=1e-6)
     assert out.pow(2).mean().item() == pytest.approx(position_ms, rel=0.25)
     assert patch_init_std(192) == pytest.approx((0.5 / (192 / 3)) ** 0.5)
+
+
+def test_position_scale_scales_positions_and_patch_init_together():
+    from dataclasses import replace
+
+    base = FourM(toy_config(modalities=MODS)).embeddings
+    torch.manual_seed(0)
+    scaled = FourM(replace(toy_config(modalities=MODS), position_scale=0.25)).embeddings
+    torch.testing.assert_close(scaled.pos_table, 0.25 * base.pos_table)
+    assert scaled.pos_table.pow(2).mean().item() == pytest.approx(0.5 * 0.25**2, rel=1e-5)
+    assert scaled.patch_embed["pix"].weight.std().item() == pytest.approx(
+        0.25 * base.patch_embed["pix"].weight.std().item(), rel=0.1
+    )
+    with pytest.raises(FourmError, match="position_scale"):
+        replace(toy_config(modalities=MODS), position_scale=0.0).validate()
