@@ -52,14 +52,15 @@ CHECKER_KEYS = ("presence", "shape_acc", "size_acc", "object_acc", "relation_acc
 # ----------------------------------------------------------------------------------------- data
 
 
-def load_samples(data: str | None, num: int, split: str, pipe) -> list[dict]:
-    """``num`` ground-truth samples (rgb, depth, semseg at the model's image size, caption, bboxes)."""
+def load_samples(data: str | None, num: int, split: str, pipe, start: int = 0) -> list[dict]:
+    """``num`` ground-truth samples from scene ``start`` on (rgb, depth, semseg at the model's image
+    size, caption, bboxes)."""
     if data is None:
         from fourm.data.raw_dataset import VAL_INDEX_OFFSET
         from fourm.data.world import WorldConfig, render_sample
 
         config = WorldConfig(size=pipe.codec("rgb").image_size)
-        raw = [render_sample(VAL_INDEX_OFFSET + j, seed=1, config=config) for j in range(num)]
+        raw = [render_sample(VAL_INDEX_OFFSET + j, seed=1, config=config) for j in range(start, start + num)]
     else:
         from fourm.data.raw_dataset import RawSamples, load_raw_dataset
 
@@ -70,7 +71,9 @@ def load_samples(data: str | None, num: int, split: str, pipe) -> list[dict]:
         missing = [k for k in REQUIRED if k not in samples.keys]
         if missing:
             raise FourmError(f"dataset {data} lacks {', '.join(missing)} (needs {', '.join(REQUIRED)})")
-        raw = [samples[j] for j in range(min(num, len(samples)))]
+        raw = [samples[j] for j in range(start, min(start + num, len(samples)))]
+        if len(raw) < 2:
+            raise FourmError(f"split '{split}' of {data} has {len(samples)} samples: too few from --start {start}")
     return [
         {
             "rgb": pipe.codec("rgb").normalize(s["rgb"]),
@@ -116,7 +119,9 @@ class Generator:
 
     def target(self, name: str):
         causal = self.pipe.codec(name).kind == "sequence"
-        return self.pipe.default_target(name) if causal else self.pipe.default_target(name, steps=self.steps)
+        if causal or self.steps is None:  # the pipeline's (the bundle's generation.json) defaults
+            return self.pipe.default_target(name)
+        return self.pipe.default_target(name, steps=self.steps)
 
     def __call__(self, conditions: tuple[str, ...], targets: tuple[str, ...]) -> dict[str, list]:
         out: dict[str, list] = defaultdict(list)
@@ -278,20 +283,21 @@ def save_examples(path: Path, samples: list[dict], gen: dict[str, dict[str, list
 
     from fourm.data.visualize import colorize_depth, colorize_semseg, draw_boxes, sample_grid
 
+    columns = {  # column -> (task, picture of sample i); a task not run leaves its column out
+        "rgb->semseg": ("rgb_to_semseg", lambda g, i: colorize_semseg(g["semseg"][i])),
+        "rgb->depth": ("rgb_to_depth", lambda g, i: colorize_depth(g["depth"][i])),
+        "rgb->caption": ("rgb_to_caption", lambda g, i: g["caption"][i]),
+        "caption->rgb": ("caption_to_rgb", lambda g, i: g["rgb"][i]),
+        "caption->bbox->rgb": (
+            "caption_to_bboxes_to_rgb",
+            lambda g, i: draw_boxes(g["rgb"][i], g["bboxes"][i], labels=False),
+        ),
+    }
     rows = []
     for i, s in enumerate(samples[:NUM_EXAMPLES]):
-        chained = gen["caption_to_bboxes_to_rgb"]
-        rows.append(
-            {
-                "truth": draw_boxes(s["rgb"], s["bboxes"], labels=False),
-                "caption": s["caption"],
-                "rgb->semseg": colorize_semseg(gen["rgb_to_semseg"]["semseg"][i]),
-                "rgb->depth": colorize_depth(gen["rgb_to_depth"]["depth"][i]),
-                "rgb->caption": gen["rgb_to_caption"]["caption"][i],
-                "caption->rgb": gen["caption_to_rgb"]["rgb"][i],
-                "caption->bbox->rgb": draw_boxes(chained["rgb"][i], chained["bboxes"][i], labels=False),
-            }
-        )
+        row = {"truth": draw_boxes(s["rgb"], s["bboxes"], labels=False), "caption": s["caption"]}
+        row.update({name: draw(gen[task], i) for name, (task, draw) in columns.items() if task in gen})
+        rows.append(row)
     picture = sample_grid(rows, list(rows[0]), scale=2)
     with atomic_path(path) as tmp:
         Image.fromarray(picture).save(tmp, format="PNG")
@@ -300,10 +306,25 @@ def save_examples(path: Path, samples: list[dict], gen: dict[str, dict[str, list
 # ------------------------------------------------------------------------------------- main
 
 
+TASKS = {  # name -> (conditions, targets in chain order)
+    "rgb_to_semseg": (("rgb",), ("semseg",)),
+    "rgb_to_depth": (("rgb",), ("depth",)),
+    "rgb_to_caption": (("rgb",), ("caption",)),
+    "caption_to_rgb": (("caption",), ("rgb",)),
+    "caption_to_bboxes_to_rgb": (("caption",), ("bboxes", "rgb")),
+}
+
+
 def evaluate(
-    pipe, samples: list[dict], batch: int, seed: int, steps: int, progress: bool = True
+    pipe,
+    samples: list[dict],
+    batch: int,
+    seed: int,
+    steps: int | None,
+    progress: bool = True,
+    tasks: tuple[str, ...] = tuple(TASKS),
 ) -> tuple[dict, dict]:
-    """All metrics (a nested dict) and the generated values per task."""
+    """All metrics (a nested dict) and the generated values per task (``tasks``: a subset of TASKS)."""
     n = len(samples)
     num_classes = max(
         len(CLASS_NAMES), int(getattr(pipe.codec("semseg").tokenizer.cfg, "num_classes", 0) or 0)
@@ -313,7 +334,7 @@ def evaluate(
     results: dict = {}
     timings: dict[str, float] = {}
     num_batches = math.ceil(n / batch)
-    bar = tqdm(total=5 * num_batches + 1, desc="eval_world", disable=not progress)
+    bar = tqdm(total=len(tasks) * num_batches + 1, desc="eval_world", disable=not progress)
 
     start = time.perf_counter()
     recon = {m: roundtrip(pipe, m, [s[m] for s in samples], batch, seed) for m in ("rgb", "semseg", "depth")}
@@ -357,37 +378,47 @@ def evaluate(
 
     generate = Generator(pipe, samples, batch, seed, steps, bar)
     gen: dict[str, dict[str, list]] = {}
-    tasks = {
-        "rgb_to_semseg": (("rgb",), ("semseg",)),
-        "rgb_to_depth": (("rgb",), ("depth",)),
-        "rgb_to_caption": (("rgb",), ("caption",)),
-        "caption_to_rgb": (("caption",), ("rgb",)),
-        "caption_to_bboxes_to_rgb": (("caption",), ("bboxes", "rgb")),
-    }
-    for task, (conds, targets) in tasks.items():
+    for task in tasks:
+        conds, targets = TASKS[task]
         start = time.perf_counter()
         gen[task] = generate(conds, targets)
         timings[task] = time.perf_counter() - start
     bar.close()
 
-    results["rgb_to_semseg"] = semseg_scores(gen["rgb_to_semseg"]["semseg"], samples, num_classes)
-    results["rgb_to_depth"] = depth_scores(gen["rgb_to_depth"]["depth"], samples)
-    pred_captions = gen["rgb_to_caption"]["caption"]
-    results["rgb_to_caption"] = {
-        **caption_scores(pred_captions, samples),
-        "relation_acc_on_gt_image": relations_on_truth(pred_captions, samples),
+    scorers = {
+        "rgb_to_semseg": lambda g: semseg_scores(g["semseg"], samples, num_classes),
+        "rgb_to_depth": lambda g: depth_scores(g["depth"], samples),
+        "rgb_to_caption": lambda g: {
+            **caption_scores(g["caption"], samples),
+            "relation_acc_on_gt_image": relations_on_truth(g["caption"], samples),
+        },
+        "caption_to_rgb": lambda g: checker_scores(g["rgb"], captions),
+        "caption_to_bboxes_to_rgb": lambda g: {
+            **checker_scores(g["rgb"], captions, g["bboxes"]),
+            "bbox_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(g["bboxes"], captions)])),
+            # share of samples whose generated boxes had a group that did not parse (dropped before rgb)
+            "parse_failures": float(np.mean([bool(f) for f in g.get("bboxes_parse_failures", [])] or [0.0])),
+            "boxes_per_sample": float(np.mean([len(b) for b in g["bboxes"]])),
+        },
     }
-    results["caption_to_rgb"] = checker_scores(gen["caption_to_rgb"]["rgb"], captions)
-    chained = gen["caption_to_bboxes_to_rgb"]
-    results["caption_to_bboxes_to_rgb"] = {
-        **checker_scores(chained["rgb"], captions, chained["bboxes"]),
-        "bbox_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(chained["bboxes"], captions)])),
-        # share of samples whose generated boxes had a group that did not parse (dropped before rgb)
-        "parse_failures": float(np.mean([bool(f) for f in chained.get("bboxes_parse_failures", [])] or [0.0])),
-        "boxes_per_sample": float(np.mean([len(b) for b in chained["bboxes"]])),
-    }
+    for task in tasks:
+        results[task] = scorers[task](gen[task])
     results["timings_s"] = timings
     return results, gen
+
+
+def parse_generation_settings(items: list[str]) -> dict[str, dict]:
+    """``["rgb.guidance_scale=3", ...]`` -> {"rgb": {"guidance_scale": 3}} (values read as YAML)."""
+    import yaml
+
+    out: dict[str, dict] = defaultdict(dict)
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, field = key.strip().partition(".")
+        if not sep or not dot or not name or not field:
+            raise FourmError(f"malformed --set '{item}' (expected MODALITY.FIELD=VALUE, e.g. rgb.guidance_scale=3)")
+        out[name][field] = yaml.safe_load(value)
+    return dict(out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -400,7 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, default=64, help="number of scenes (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="generation seed (default: 0)")
     p.add_argument("--batch", type=int, default=64, help="samples per generation batch (default: 64)")
-    p.add_argument("--steps", type=int, default=8, help="MaskGIT steps for image targets (default: 8)")
+    p.add_argument("--start", type=int, default=0, help="index of the first scene (default: 0)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="MaskGIT steps for image targets (default: the bundle's generation defaults)")
+    p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
+    p.add_argument("--set", action="append", default=[], metavar="MODALITY.FIELD=VALUE",
+                   help="a generation default for this run, e.g. rgb.guidance_scale=3 (repeatable)")
     p.add_argument("--out", default="runs/eval_world", help="output directory (default: runs/eval_world)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -412,22 +448,35 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.num < 2:
         raise FourmError(f"--num must be >= 2 (baselines pair every scene with another), got {args.num}")
-    if args.batch < 1 or args.steps < 1:
-        raise FourmError(f"--batch and --steps must be >= 1, got {args.batch} and {args.steps}")
+    if args.batch < 1 or (args.steps is not None and args.steps < 1) or args.start < 0:
+        raise FourmError(
+            f"--batch and --steps must be >= 1 and --start >= 0, got {args.batch}, {args.steps}, {args.start}"
+        )
+    tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise FourmError(f"unknown task '{(unknown or [''])[0]}' in --tasks (known: {', '.join(TASKS)})")
     from fourm.generation.pipeline import FourMPipeline
 
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
     missing = [m for m in REQUIRED if m not in pipe.modalities]
     if missing:
         raise FourmError(f"the model lacks {', '.join(missing)} (eval_world needs {', '.join(REQUIRED)})")
+    for name, fields in parse_generation_settings(args.set).items():
+        pipe.set_defaults(name, **fields)
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    samples = load_samples(args.data, args.num, args.split, pipe)
-    results, gen = evaluate(pipe, samples, args.batch, args.seed, args.steps, progress=not args.no_progress)
+    samples = load_samples(args.data, args.num, args.split, pipe, args.start)
+    results, gen = evaluate(
+        pipe, samples, args.batch, args.seed, args.steps, progress=not args.no_progress, tasks=tasks
+    )
     results["config"] = {
         "model": str(args.model or "models/world-default"),
         "data": args.data or "world val (seed 1)",
         "num": len(samples),
+        "start": args.start,
+        "tasks": list(tasks),
+        "generation": {m: pipe.default_target(m).to_dict() for m in ("bboxes", "rgb", "semseg", "depth", "caption")},
         "seed": args.seed,
         "steps": args.steps,
         "image_size": int(samples[0]["rgb"].shape[0]),

@@ -115,3 +115,19 @@ def test_label_f1_needs_the_named_attributes(bench):
     assert bench.label_f1([{"label": "large red circle", "box": box}], caption) == 0.0
     assert bench.label_f1([{"label": "red circle", "box": box}] * 2, caption) == pytest.approx(2 * 1 / 4)
     assert bench.label_f1([], caption) == 0.0
+
+
+def test_start_tasks_and_generation_settings(bench, tmp_path, capsys):
+    bundle = build_toy_bundle(tmp_path / "bundle")
+    out = tmp_path / "out"
+    argv = ["--model", str(bundle), "--num", "2", "--start", "5", "--batch", "2", "--tasks", "caption_to_rgb",
+            "--set", "rgb.guidance_scale=2.5", "--set", "rgb.steps=1", "--out", str(out), "--no-progress"]
+    assert bench.main(argv) == 0
+    results = json.loads((out / "eval_world.json").read_text())
+    assert "caption_to_rgb" in results and "rgb_to_semseg" not in results
+    assert results["config"]["start"] == 5
+    assert results["config"]["generation"]["rgb"]["guidance_scale"] == 2.5
+    assert results["config"]["generation"]["rgb"]["steps"] == 1
+    for bad in (["--tasks", "rgb_to_nothing"], ["--set", "rgb.guidance_scale"], ["--start", "-1"]):
+        assert bench.main(["--model", str(bundle), "--out", str(out), *bad]) == 2
+        assert "error:" in capsys.readouterr().err
