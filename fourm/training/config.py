@@ -99,6 +99,11 @@ class MaskingSection(Config):
 
     train: str = "configs/masking/mixture.yaml"
     eval: str = "configs/masking/eval_fixed.yaml"  # deterministic, fixed budgets
+    # named validation tasks {name: deterministic masking config}, each scored on the val split and
+    # logged as val/<name>/loss and val/<name>/loss_<modality>; e.g.
+    # {caption_to_bboxes: configs/masking/eval/caption_to_bboxes.yaml}. A task whose modalities the
+    # run lacks is skipped with a note.
+    eval_tasks: dict[str, str] = field(default_factory=dict)
     input_budget: int | None = None  # overrides both configs' input_budget
     target_budget: int | None = None
 
@@ -107,6 +112,11 @@ class MaskingSection(Config):
             raise FourmError(f"masking.input_budget must be >= 1, got {self.input_budget}")
         if self.target_budget is not None and self.target_budget < 1:
             raise FourmError(f"masking.target_budget must be >= 1, got {self.target_budget}")
+        for name, path in self.eval_tasks.items():
+            if not name or not all(c.isalnum() or c in "_-." for c in name):
+                raise FourmError(f"masking.eval_tasks: bad task name '{name}' (expected letters, digits, _ - .)")
+            if not path:
+                raise FourmError(f"masking.eval_tasks.{name} is empty (expected a masking config path)")
 
 
 @dataclass

@@ -11,7 +11,7 @@ index, so a resumed run sees exactly the batches it would have seen.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ class TrainingData:
     val: MaskedDataset | None
     modalities: dict[str, ModalityConfig]  # the model's modalities, in model order
     specials: SequenceSpecialTokens | None
+    val_tasks: dict[str, MaskedDataset] = field(default_factory=dict)  # masking.eval_tasks on the val split
+    notes: list[str] = field(default_factory=list)  # e.g. validation tasks skipped for missing modalities
 
 
 # ------------------------------------------------------------------------------------------ sources
@@ -226,7 +228,30 @@ def build_training_data(cfg: TrainConfig, model_modalities_override: dict[str, M
             val_samples = Subset(val_samples, range(cfg.data.val_samples))
         eval_masking = load_masking(cfg.masking.eval, cfg.masking, modalities)
         val = MaskedDataset(val_samples, build_masker(eval_masking, modalities, specials))
-    return TrainingData(train=train, val=val, modalities=modalities, specials=specials)
+        tasks, notes = build_val_tasks(cfg.masking, val_samples, modalities, specials)
+    else:
+        tasks, notes = {}, [f"validation task {name} skipped: no val split" for name in cfg.masking.eval_tasks]
+    return TrainingData(train=train, val=val, modalities=modalities, specials=specials, val_tasks=tasks, notes=notes)
+
+
+def build_val_tasks(
+    section: MaskingSection, samples: Dataset, modalities: dict[str, ModalityConfig], specials
+) -> tuple[dict[str, MaskedDataset], list[str]]:
+    """``section.eval_tasks`` as deterministic masked datasets over the val ``samples``, and a note per
+    task skipped because no entry of its config applies to the run's modalities."""
+    tasks, notes = {}, []
+    for name, path in section.eval_tasks.items():
+        try:
+            masking = load_masking(path, section, modalities)
+        except FourmError as e:
+            if "no mixture entry applies" not in str(e) and "modality left" not in str(e):
+                raise FourmError(f"masking.eval_tasks.{name}: {e}") from None
+            notes.append(f"validation task {name} skipped: {path} needs modalities this run lacks")
+            continue
+        if not masking.deterministic:
+            raise FourmError(f"masking.eval_tasks.{name}: {path} is not deterministic (expected deterministic: true)")
+        tasks[name] = MaskedDataset(samples, build_masker(masking, modalities, specials))
+    return tasks, notes
 
 
 # ------------------------------------------------------------------------------------------ sampling

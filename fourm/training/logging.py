@@ -1,8 +1,9 @@
 """Run logging: a CSV per phase, TensorBoard scalars and the tqdm progress bar.
 
 ``<run>/metrics.csv``: step, epoch, loss, loss_<modality>..., lr, grad_norm, tokens_per_s,
-samples_seen. ``<run>/val.csv``: step, val_loss, val_loss_<modality>.... TensorBoard event files
-go to ``<run>/tensorboard`` (tags ``train/...`` and ``val/...``). On resume both CSVs drop rows
+samples_seen. ``<run>/val.csv``: step, val_loss, val_loss_<modality>..., then per validation task
+val/<task>/loss, val/<task>/loss_<modality>.... TensorBoard event files go to
+``<run>/tensorboard`` (tags ``train/...`` and ``val/...``). On resume both CSVs drop rows
 after the resumed step and TensorBoard purges them, so a resumed run's logs read as one run. Only
 the main process logs; on the others every method is a no-op.
 """
@@ -24,8 +25,12 @@ def train_columns(modalities: Sequence[str]) -> list[str]:
     return ["step", "epoch", "loss", *(f"loss_{m}" for m in modalities), "lr", "grad_norm", "tokens_per_s", "samples_seen"]
 
 
-def val_columns(modalities: Sequence[str]) -> list[str]:
-    return ["step", "val_loss", *(f"val_loss_{m}" for m in modalities)]
+def val_columns(modalities: Sequence[str], tasks: Sequence[str] = ()) -> list[str]:
+    """val.csv columns: the ``masking.eval`` losses, then ``val/<task>/loss[_<modality>]`` per task."""
+    columns = ["step", "val_loss", *(f"val_loss_{m}" for m in modalities)]
+    for task in tasks:
+        columns += [f"val/{task}/loss", *(f"val/{task}/loss_{m}" for m in modalities)]
+    return columns
 
 
 def _format(value: object) -> str:
@@ -72,6 +77,7 @@ class RunLogger:
         start_step: int = 0,
         enabled: bool = True,
         tensorboard: bool = True,
+        val_tasks: Sequence[str] = (),
     ) -> None:
         self.enabled = enabled
         self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", disable=not enabled, dynamic_ncols=True)
@@ -79,7 +85,7 @@ class RunLogger:
             return
         run_dir = Path(run_dir)
         self.train_csv = CsvLog(run_dir / "metrics.csv", train_columns(modalities), keep_until=start_step)
-        self.val_csv = CsvLog(run_dir / "val.csv", val_columns(modalities), keep_until=start_step)
+        self.val_csv = CsvLog(run_dir / "val.csv", val_columns(modalities, val_tasks), keep_until=start_step)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -91,7 +97,8 @@ class RunLogger:
             return
         for key, value in values.items():
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+                tag = key if key.startswith(f"{prefix}/") else f"{prefix}/{key}"  # val/<task>/... as is
+                self.writer.add_scalar(tag, value, step)
         self.writer.flush()
 
     def log_train(self, step: int, values: Mapping[str, object]) -> None:

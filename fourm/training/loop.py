@@ -6,7 +6,8 @@ the resolved ``precision`` is bf16, loss in fp32; ``auto``: bf16 where the devic
 backward, clips the global gradient norm, steps AdamW and the warm-up + cosine schedule. Every
 ``log_every`` steps the CSV/TensorBoard logs get the losses (overall and per modality), learning
 rate, gradient norm and tokens/s; every ``eval_every`` steps the val split is scored with fixed,
-deterministic masks; every ``checkpoint_every`` steps an atomic checkpoint is written. The final
+deterministic masks (``masking.eval``, and each named task of ``masking.eval_tasks``, logged as
+``val/<task>/loss_<modality>``); every ``checkpoint_every`` steps an atomic checkpoint is written. The final
 weights are saved with ``FourM.save_pretrained`` in ``<run>/model``.
 
 Exact resume: a checkpoint holds model, optimizer, scheduler, every process's RNG states and the
@@ -287,6 +288,39 @@ def evaluate(
     return out
 
 
+def _val_loaders(data, cfg: TrainConfig, rank: int, world: int) -> dict[str | None, DataLoader]:
+    """Validation loaders of this process: ``None`` -> ``masking.eval``, then one per validation task
+    (tasks' workers are not kept between evaluations)."""
+    datasets = {None: data.val, **data.val_tasks} if data.val is not None else {}
+    workers = cfg.num_workers
+    return {
+        name: DataLoader(
+            dataset,
+            batch_sampler=ShardSampler(len(dataset), cfg.batch_size, rank, world),
+            collate_fn=collate,
+            num_workers=workers,
+            persistent_workers=workers > 0 and name is None,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        for name, dataset in datasets.items()
+    }
+
+
+def evaluate_tasks(
+    model: FourM, loaders: dict[str | None, DataLoader], device: torch.device, precision: str, max_batches: int | None, reduce
+) -> dict[str, float]:
+    """:func:`evaluate` on every loader: ``None`` (``masking.eval``) gives ``val_loss`` and
+    ``val_loss_<modality>``, a named task ``val/<task>/loss`` and ``val/<task>/loss_<modality>``."""
+    metrics: dict[str, float] = {}
+    for name, loader in loaders.items():
+        scores = evaluate(model, loader, device, precision, max_batches, reduce)
+        if name is None:
+            metrics.update(scores)
+        else:
+            metrics.update({f"val/{name}/{key.removeprefix('val_')}": v for key, v in scores.items()})
+    return metrics
+
+
 def _check_finite(value: float, what: str, step: int, accelerator, checkpoint: Path | None) -> None:
     """Stop every process (one all-reduce) if ``value`` is NaN/inf on any of them."""
     bad = not math.isfinite(value)
@@ -388,18 +422,13 @@ def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = 
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global torch RNG untouched
     )
-    val_loader = None
-    if data.val is not None:
-        val_loader = DataLoader(
-            data.val,
-            batch_sampler=ShardSampler(len(data.val), cfg.batch_size, rank, world),
-            collate_fn=collate,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            generator=torch.Generator().manual_seed(cfg.seed),
-        )
+    val_loaders = _val_loaders(data, cfg, rank, world)
     end_step = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    logger = RunLogger(run_dir, names, cfg.steps, state.step, enabled=is_main, tensorboard=cfg.tensorboard)
+    logger = RunLogger(
+        run_dir, names, cfg.steps, state.step, enabled=is_main, tensorboard=cfg.tensorboard, val_tasks=list(data.val_tasks)
+    )
+    for note in data.notes:
+        logger.message(note)
     if new_rows and is_main:
         added = ", ".join(names[len(names) - len(cfg.model.add_modalities) :])
         stages = f"old weights frozen for {cfg.model.freeze_trunk_steps} steps, " if cfg.model.freeze_trunk_steps else ""
@@ -430,9 +459,9 @@ def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = 
 
     def run_eval() -> None:
         nonlocal last_eval_step
-        if val_loader is None:
+        if not val_loaders:
             return
-        metrics = evaluate(model, val_loader, device, cfg.precision, cfg.eval_batches, reduce)
+        metrics = evaluate_tasks(model, val_loaders, device, cfg.precision, cfg.eval_batches, reduce)
         logger.log_val(state.step, metrics)
         result.val = metrics
         last_eval_step = state.step
@@ -512,6 +541,6 @@ def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = 
     finally:
         logger.close()
         stream.close()
-        loader = val_loader = None  # drops the persistent workers
+        loader = val_loaders = None  # drops the persistent workers
     result.step, result.checkpoint, result.model = state.step, last_ckpt, model
     return result

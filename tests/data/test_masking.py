@@ -163,7 +163,7 @@ def test_packed_rows_match_the_sample(cfg):
             if KINDS[mod] == "sequence":
                 original = sample[mod].tolist()
                 if any(t in SP.sentinels for t in toks.tolist()):  # span masked
-                    if dec_tg[-1] == SP.eos:  # target not truncated: exact reconstruction
+                    if dec_tg[-1] == SP.eos and toks[-1] == SP.eos:  # neither side cut: exact reconstruction
                         assert unmask_spans(toks, dec_tg, SP).tolist() == original
                     assert dec_tg[0] == SP.sentinels[0]
                     assert set(dec_tg.tolist()) <= set(original) | set(SP.sentinels)
@@ -326,6 +326,9 @@ def test_shipped_configs():
         ({"min_target_tokens": {"rgb": -1}}, "min_target_tokens.rgb"),
         ({"min_input_tokens": {"rgb": 100, "depth": 100}}, "min_input_tokens"),
         ({"noise_density": 1.5}, "noise_density"),
+        ({"span_probability": 1.2}, "span_probability"),
+        ({"span_probability": -0.1}, "span_probability"),
+        ({"mixture": [{"drop_inputs_probability": 1.5}]}, "mixture[0].drop_inputs_probability"),
         ({"mean_span_length": 0.5}, "mean_span_length"),
         ({"input_budget": 0}, "input_budget"),
         ({"input_modalities": []}, "input_modalities"),
@@ -474,8 +477,203 @@ def test_patch_masker_errors():
         m({**sample, "pix": sample["pix"] + 256}, make_rng(0, 0, 0))
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("**/*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_shipped_masking_configs_load(path):
     config = MaskingConfig.from_file(path)
     config.validate()
     assert config.input_budget > 0 and config.target_budget > 0 and config.mixture
+    if path.parent.name == "eval":  # validation tasks: fixed masks
+        assert config.deterministic
+
+
+# ---- whole sequences, budget scaling, condition dropout, starved targets ---------------------------
+
+
+def seq_roles(b, sample: dict, modality: str) -> str:
+    """How ``modality`` (a sequence) was masked: "span", "input", "target", "both" or "none"."""
+    toks, _ = parts(b, "enc", modality)
+    (_, dec_tg), _ = parts(b, "dec", modality)
+    if any(t in SP.sentinels for t in toks.tolist()):
+        return "span"
+    return {(True, False): "input", (False, True): "target", (True, True): "both"}.get(
+        (bool(len(toks)), bool(len(dec_tg))), "none"
+    )
+
+
+def test_whole_sequences_go_to_one_side_untruncated():
+    # caption has both budgets in every sample; its Dirichlet target budget (~40 / 4) is far below its 26 tokens
+    m = masker(span_probability=0.0, mixture=[{"input_alpha": 1.0, "target_alpha": 1.0}])
+    roles = []
+    for i in range(300):
+        sample = make_sample(np.random.default_rng(i), caption_len=25)
+        b = m(sample, make_rng(0, 0, i))
+        role = seq_roles(b, sample, "caption")
+        roles.append(role)
+        toks, _ = parts(b, "enc", "caption")
+        (dec_in, dec_tg), _ = parts(b, "dec", "caption")
+        if role == "target":  # whole, with [EOS], not cut to its target budget
+            assert dec_tg.tolist() == sample["caption"].tolist()
+            assert dec_in.tolist() == [SP.sos] + sample["caption"][:-1].tolist()
+        if role == "input":
+            assert toks.tolist() == sample["caption"].tolist()
+        assert int(b.enc_valid.sum()) == 48 and int(b.dec_valid.sum()) == 40  # images fill what is left
+    assert roles.count("span") == 0 and roles.count("both") == 0
+    assert 0.15 < roles.count("target") / 300 < 0.85 and 0.15 < roles.count("input") / 300 < 0.85
+    spans = [
+        seq_roles(masker(span_probability=1.0)(s, make_rng(0, 0, i)), s, "caption")
+        for i, s in enumerate(make_sample(np.random.default_rng(i), caption_len=25) for i in range(100))
+    ]
+    assert spans.count("span") > 90  # span_probability 1: span-masked whenever it has both budgets
+
+
+def test_span_probability_sets_the_span_share():
+    def span_share(p: float) -> float:
+        m = masker(span_probability=p, mixture=[{"input_alpha": 1.0, "target_alpha": 1.0}])
+        samples = [make_sample(np.random.default_rng(i), caption_len=20) for i in range(600)]
+        return np.mean([seq_roles(m(s, make_rng(1, 0, i)), s, "caption") == "span" for i, s in enumerate(samples)])
+
+    both = span_share(1.0)  # = how often the caption gets both budgets
+    assert both > 0.9
+    assert abs(span_share(0.2) - 0.2 * both) < 0.05
+    assert span_share(0.0) == 0
+
+
+def test_budgets_scale_down_to_small_samples():
+    m = masker(input_budget=128, target_budget=128)
+    assert m.sample_budgets(69) == (34, 35) and m.sample_budgets(300) == (128, 128)
+    assert masker(input_budget=96, target_budget=32).sample_budgets(40) == (30, 10)
+    assert masker(input_budget=128, target_budget=128).sample_budgets(1) == (1, 0)
+    rgb_targets = 0
+    for i in range(200):  # 64 rgb tokens + a 4-token caption with [EOS]: 69 tokens for 128 + 128 budgets
+        sample = make_sample(np.random.default_rng(i), caption_len=4, drop=("depth", "meta"))
+        b = m(sample, make_rng(0, 0, i))
+        assert b.enc_tokens.shape == (1, 128) and b.dec_target.shape == (1, 128)  # rows keep the budgets
+        n_enc, n_dec = int(b.enc_valid.sum()), int(b.dec_valid.sum())
+        assert n_enc + n_dec <= 69 and n_enc <= 34 + 5 and n_dec >= 1
+        rgb_targets += len(parts(b, "dec", "rgb")[1]) > 0
+    assert rgb_targets > 150  # before the scaling the inputs took all 69 tokens and rgb was never a target
+
+
+def chain_masker(**entry) -> Masker:
+    """A masker of the world's modalities (bench/masking_frequencies.py) with one mixture entry."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mf", Path(__file__).resolve().parents[2] / "bench" / "masking_frequencies.py")
+    mf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mf)
+    mods = mf.world_modalities(chain=True)
+    from fourm.training.data import build_masker
+
+    return build_masker(MaskingConfig.from_dict({"mixture": [entry]}), mods, mf.SPECIALS), mf
+
+
+def test_entry_caption_to_whole_bboxes():
+    m, mf = chain_masker(input_alpha=0.0, input_alphas={"caption": 1.0}, target_alpha=0.0, target_alphas={"bboxes": 1.0})
+    for i in range(200):
+        sample = mf.world_sample(np.random.default_rng(i), mf.world_modalities(chain=True))
+        enc, dec = mf.roles(m(sample, make_rng(0, 0, i)), m.order)
+        assert set(enc) == {"caption"} and torch.equal(enc["caption"], sample["caption"])
+        assert set(dec) == {"bboxes"} and torch.equal(dec["bboxes"], sample["bboxes"])  # with its [EOS]
+
+
+def test_entry_caption_bboxes_to_all_rgb():
+    m, mf = chain_masker(
+        input_alpha=0.0, input_alphas={"caption": 1.0, "bboxes": 1.0}, target_alpha=0.0, target_alphas={"rgb": 1.0}
+    )
+    for i in range(200):
+        sample = mf.world_sample(np.random.default_rng(i), mf.world_modalities(chain=True))
+        b = m(sample, make_rng(0, 0, i))
+        enc, dec = mf.roles(b, m.order)
+        assert set(enc) == {"caption", "bboxes"}
+        assert torch.equal(enc["caption"], sample["caption"]) and torch.equal(enc["bboxes"], sample["bboxes"])
+        assert set(dec) == {"rgb"} and torch.equal(dec["rgb"], sample["rgb"])  # all 64, in grid order
+        assert b.enc_patches is not None and not b.enc_patches.any()  # no pixels in this task
+
+
+def test_drop_inputs_feeds_the_unconditional_encoder():
+    from fourm.generation.conditions import EncoderInputs
+    from fourm.model import FourM, FourMConfig, ModalityConfig
+
+    entry = {"input_alpha": 0.0, "input_alphas": {"caption": 1.0}, "target_alpha": 0.0, "target_alphas": {"rgb": 1.0}}
+    m = masker(mixture=[{**entry, "drop_inputs_probability": 0.3}])
+    dropped = 0
+    for i in range(400):
+        sample = make_sample(np.random.default_rng(i))
+        b = m(sample, make_rng(0, 0, i))
+        assert int(b.dec_valid.sum()) == 40 and (b.dec_modality[0, b.dec_valid[0]] == 0).all()  # target kept
+        if not b.enc_valid.any():
+            dropped += 1
+            assert b.enc_tokens.shape == (1, 48) and not b.enc_tokens.any()  # all padding
+        else:
+            assert torch.equal(parts(b, "enc", "caption")[0], sample["caption"])
+    assert 0.24 < dropped / 400 < 0.36
+    unpadded = masker(pad_to_budget=False, mixture=[{**entry, "drop_inputs_probability": 1.0}])
+    b = unpadded(make_sample(np.random.default_rng(0)), make_rng(0, 0, 0))
+    assert b.enc_valid.shape == (1, 1) and not b.enc_valid.any()  # one padding slot, as generation's rows
+
+    # the model sees the same thing as in the unconditional guidance pass (generation.conditions)
+    mods = {"rgb": ModalityConfig("image", 500, 64), "depth": ModalityConfig("image", 500, 64),
+            "caption": ModalityConfig("sequence", 900, 40), "meta": ModalityConfig("vector", 50, 6)}  # fmt: skip
+    torch.manual_seed(0)
+    model = FourM(FourMConfig.from_dict({"dim": 32, "enc_depth": 1, "dec_depth": 1, "num_heads": 2, "modalities": mods}))
+    model.eval()
+    b = masker(mixture=[{**entry, "drop_inputs_probability": 1.0}])(make_sample(np.random.default_rng(1)), make_rng(0, 0, 1))
+    dec = (b.dec_input, b.dec_modality, b.dec_position, b.dec_valid)
+    with torch.no_grad():
+        trained = model.decode(model.encode(b.enc_tokens, b.enc_modality, b.enc_position, b.enc_valid), b.enc_valid, *dec)
+        rows = EncoderInputs.empty(1).compact()
+        unconditional = model.decode(rows.encode_with(model), rows.valid, *dec)
+        assert torch.isfinite(model.loss(b)[0])
+    torch.testing.assert_close(trained, unconditional)
+
+
+def test_role_counts_and_starved_target_warning():
+    import warnings
+
+    never_depth = [{"input_alpha": 1.0, "target_alpha": 0.0, "target_alphas": {"caption": 1.0, "meta": 1.0}}]
+    m = Masker(MaskingConfig.from_dict({"input_budget": 48, "target_budget": 40, "mixture": never_depth}),
+               ORDER, KINDS, SP, warn_after=50)  # fmt: skip
+    with pytest.warns(UserWarning, match="target modalities rgb, depth were present") as record:
+        for i in range(120):
+            m(make_sample(np.random.default_rng(i)), make_rng(0, 0, i))
+    assert len(record) == 1  # once
+    counts = m.role_counts()
+    assert counts["depth"] == {"present": 120, "input": counts["depth"]["input"], "target": 0}
+    assert counts["caption"]["target"] > 0 and counts["rgb"]["input"] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a healthy mixture: no warning
+        healthy = masker()
+        healthy.warn_after = 50
+        for i in range(60):
+            healthy(make_sample(np.random.default_rng(i)), make_rng(0, 0, i))
+        assert not healthy.starved_targets()
+        quiet = Masker(m.config, ORDER, KINDS, SP, warn_after=None)
+        for i in range(60):
+            quiet(make_sample(np.random.default_rng(i)), make_rng(0, 0, i))
+        assert quiet.starved_targets() == ["rgb", "depth"]
+
+
+def test_chain_mixture_gives_the_generation_tasks(load_bench):
+    mf = load_bench("masking_frequencies")
+    mods = mf.world_modalities(chain=True)
+    samples = [mf.world_sample(np.random.default_rng(i), mods) for i in range(2000)]
+    f = mf.frequencies(mf.world_masker(str(CONFIGS / "mixture_chain.yaml"), chain=True), samples)
+    assert f["caption_only_to_whole_bboxes"] >= 0.10  # caption alone -> whole bboxes
+    assert f["caption_bboxes_only_to_rgb48"] >= 0.10  # caption + bboxes -> >= 48 rgb tokens
+    assert f["caption_only_input"] >= 0.2
+    assert 0.02 < f["empty_encoder"] < 0.08  # condition dropout (a tenth of the chain entries)
+    assert f["bboxes_targets_cut_before_eos"] <= 0.01 and f["sequence_targets_cut_before_eos"] <= 0.02
+
+
+def test_default_mixture_span_share_follows_span_probability(load_bench):
+    mf = load_bench("masking_frequencies")
+    mods = mf.world_modalities()
+    samples = [mf.world_sample(np.random.default_rng(i), mods) for i in range(1000)]
+    mixture = str(CONFIGS / "mixture.yaml")
+    always = mf.frequencies(mf.world_masker(mixture, span_probability=1.0), samples)
+    default = mf.frequencies(mf.world_masker(mixture), samples)  # span_probability 0.2
+    both = always["span_masked_per_present_sequence"]  # share of sequences with both budgets
+    assert both > 0.4
+    assert abs(default["span_masked_per_present_sequence"] - 0.2 * both) < 0.04
+    assert default["bboxes_targets_span_masked"] < 0.3 and default["bboxes_targets_cut_before_eos"] < 0.02
+    assert default["whole_caption_to_whole_bboxes"] > 0.05  # was 0.35% with every sequence span-masked

@@ -162,3 +162,37 @@ def test_shipped_mixture_drops_entries_of_modalities_the_run_lacks(tmp_path):
                     "    input_alphas: {rgb_pixels: 1.0}\n")
     with pytest.raises(FourmError, match="no mixture entry applies"):
         load_masking(str(only), MaskingSection(), base)
+
+
+EVAL_TASKS = {
+    "caption_to_rgb": "configs/masking/eval/caption_to_rgb.yaml",
+    "caption_to_bboxes": "configs/masking/eval/caption_to_bboxes.yaml",  # no bboxes in the synthetic data
+    "rgb_to_all": "configs/masking/eval/rgb_to_all.yaml",  # no rgb_pixels: falls back to the rgb tokens
+}
+
+
+def test_validation_tasks_mask_the_val_split_as_named(token_data, tmp_path):
+    cfg = tiny_config(token_data, tmp_path / "run", masking={"eval_tasks": EVAL_TASKS})
+    data = build_training_data(cfg)
+    assert list(data.val_tasks) == ["caption_to_rgb", "rgb_to_all"]
+    assert data.notes == ["validation task caption_to_bboxes skipped: configs/masking/eval/caption_to_bboxes.yaml "
+                          "needs modalities this run lacks"]  # fmt: skip
+    rgb, depth, caption = 0, 1, 2
+    for i in range(len(data.val)):
+        b = data.val_tasks["caption_to_rgb"][i]
+        sample = data.val.samples[i]
+        assert b.enc_tokens.shape == (1, 16)  # the run's budget overrides apply to the tasks too
+        assert (b.enc_modality[0, b.enc_valid[0]] == caption).all()
+        assert b.enc_tokens[0, b.enc_valid[0]].tolist() == list(sample["caption"])[: int(b.enc_valid.sum())]
+        assert (b.dec_modality[0, b.dec_valid[0]] == rgb).all() and int(b.dec_valid.sum()) == 16
+        a = data.val_tasks["rgb_to_all"][i]
+        assert (a.enc_modality[0, a.enc_valid[0]] == rgb).all() and int(a.enc_valid.sum()) == 16
+        assert set(a.dec_modality[0, a.dec_valid[0]].tolist()) <= {depth, caption} and a.dec_valid.any()
+    again = build_training_data(cfg).val_tasks["caption_to_rgb"]
+    assert torch.equal(again[3].dec_position, data.val_tasks["caption_to_rgb"][3].dec_position)  # fixed masks
+    bad = tmp_path / "random.yaml"
+    bad.write_text("mixture:\n  - name: x\n")
+    with pytest.raises(FourmError, match="masking.eval_tasks.r: .* is not deterministic"):
+        build_training_data(tiny_config(token_data, tmp_path / "run", masking={"eval_tasks": {"r": str(bad)}}))
+    with pytest.raises(FourmError, match="bad task name 'a/b'"):
+        tiny_config(token_data, tmp_path / "run", masking={"eval_tasks": {"a/b": str(bad)}})

@@ -134,3 +134,38 @@ def test_grad_accumulation_and_bf16_autocast(token_data, tmp_path):
     assert [int(r["samples_seen"]) for r in rows] == [8, 16, 24]
     assert all(math.isfinite(float(r["loss"])) for r in rows)
     assert all(v.dtype == torch.float32 for v in result.model.state_dict().values() if v.is_floating_point())
+
+
+def test_validation_tasks_are_logged_per_task(token_data, tmp_path, capsys):
+    dropout = tmp_path / "dropout.yaml"  # training with condition dropout: empty encoders in some rows
+    dropout.write_text(
+        "input_budget: 16\ntarget_budget: 16\nmixture:\n  - name: caption_to_rgb\n    input_alpha: 0.0\n"
+        "    input_alphas: {caption: 1.0}\n    drop_inputs_probability: 0.5\n  - name: all\n"
+    )
+    tasks = {
+        "caption_to_rgb": "configs/masking/eval/caption_to_rgb.yaml",
+        "caption_to_bboxes": "configs/masking/eval/caption_to_bboxes.yaml",
+        "rgb_to_all": "configs/masking/eval/rgb_to_all.yaml",
+    }
+    cfg = tiny_config(
+        token_data, tmp_path / "run", steps=3, eval_every=3, tensorboard=True,
+        masking={"train": str(dropout), "eval_tasks": tasks},
+    )  # fmt: skip
+    result = train(cfg)
+    assert "validation task caption_to_bboxes skipped" in capsys.readouterr().out
+    (row,) = read_csv(tmp_path / "run" / "val.csv")
+    assert "val/caption_to_bboxes/loss" not in row
+    assert math.isfinite(float(row["val_loss"]))  # masking.eval as before
+    assert float(row["val/caption_to_rgb/loss"]) == pytest.approx(float(row["val/caption_to_rgb/loss_rgb"]))
+    assert row["val/caption_to_rgb/loss_caption"] == "" and row["val/caption_to_rgb/loss_depth"] == ""  # not targets
+    assert row["val/rgb_to_all/loss_rgb"] == "" and math.isfinite(float(row["val/rgb_to_all/loss_depth"]))
+    assert result.val["val/caption_to_rgb/loss_rgb"] == pytest.approx(float(row["val/caption_to_rgb/loss_rgb"]), rel=1e-4)
+    assert result.val["val/caption_to_rgb/loss_rgb"] != pytest.approx(result.val["val_loss_rgb"])
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"val/val_loss", "val/caption_to_rgb/loss_rgb", "val/rgb_to_all/loss"} <= tags
+    assert not any(t.startswith("val/val/") for t in tags)

@@ -2,7 +2,10 @@
 
 Loaded from ``configs/masking/<name>.yaml`` with :meth:`MaskingConfig.from_file`. Alphas are given
 per side (input / target): a symmetric ``input_alpha`` for every modality, overridden per modality
-by ``input_alphas`` (alpha 0 = never chosen on that side by this mixture entry).
+by ``input_alphas`` (alpha 0 = never chosen on that side by this mixture entry). An entry's
+``drop_inputs_probability`` empties the encoder of that share of its samples (condition dropout for
+classifier-free guidance); ``span_probability`` says how often a sequence given both an input and a
+target budget is span-masked rather than sent whole to one side (see :mod:`.masker`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ class AlphaConfig(Config):
     target_alpha: float = 1.0
     input_alphas: dict[str, float] = field(default_factory=dict)  # per-modality overrides
     target_alphas: dict[str, float] = field(default_factory=dict)
+    # condition dropout: this share of the entry's samples keeps its targets but gets an empty encoder
+    # (all padding), what the unconditional guidance pass of a chain's first target feeds the model
+    drop_inputs_probability: float = 0.0
 
     def alpha(self, side: str, modality: str) -> float:
         """Alpha of ``modality`` on ``side`` ("input" or "target")."""
@@ -39,6 +45,8 @@ class AlphaConfig(Config):
     def validate(self, where: str = "") -> None:
         if not self.weight > 0:
             raise FourmError(f"{where}weight must be > 0, got {self.weight}")
+        if not 0 <= self.drop_inputs_probability <= 1:
+            raise FourmError(f"{where}drop_inputs_probability must be in [0, 1], got {self.drop_inputs_probability}")
         for side in ("input", "target"):
             sym = getattr(self, f"{side}_alpha")
             if sym < 0:
@@ -67,6 +75,9 @@ class MaskingConfig(Config):
     max_target_tokens: dict[str, int] = field(default_factory=dict)
     noise_density: float | None = None  # span masking; None = target / (input + target) budget share
     mean_span_length: float = 3.0
+    # a sequence with both an input and a target budget is span-masked with this probability, else it
+    # goes whole to one side (drawn in proportion to its two budgets)
+    span_probability: float = 0.2
     deterministic: bool = False  # evaluation: Dirichlet mean shares, masks seeded by (seed, index) only
     seed: int = 0
     pad_to_budget: bool = True  # rows always have exactly input_budget / target_budget slots
@@ -101,6 +112,8 @@ class MaskingConfig(Config):
             raise FourmError(f"noise_density must be in (0, 1] or null, got {self.noise_density}")
         if self.mean_span_length < 1:
             raise FourmError(f"mean_span_length must be >= 1, got {self.mean_span_length}")
+        if not 0 <= self.span_probability <= 1:
+            raise FourmError(f"span_probability must be in [0, 1], got {self.span_probability}")
 
     def check_modalities(self, known: Sequence[str]) -> None:
         """Raise FourmError naming the field if any modality named in this config is not in ``known``."""

@@ -2,25 +2,40 @@
 
 For each sample (``dict[modality -> LongTensor]``, modalities may be missing):
 
-1. pick an alpha entry from the mixture (by weight; the heaviest one in deterministic mode) and
-   draw Dirichlet shares over the present modalities allowed as inputs, and separately as targets
-   (deterministic mode: the Dirichlet mean). If every present modality has alpha 0 on a side the
-   shares fall back to uniform;
-2. split ``input_budget`` with the input shares (availability = number of tokens), then
-   ``target_budget`` with the target shares (an image's availability = its tokens not already
-   used as inputs), see :mod:`fourm.data.masking.budgets`;
-3. sequences: input budget only -> whole sequence as input; target budget only -> whole sequence
-   as target (decoder input = [SOS] + target[:-1]); both -> span masking (:mod:`.spans`) with
-   ``noise_density`` (or, if null, target / (input + target) budget). The encoder part uses its
-   real length (clipped by ``max_input_tokens`` and the budget left); the decoder part is
-   truncated to its target budget (a prefix, so causal teacher forcing stays consistent);
-4. image-like / vector modalities share what the sequences left of both budgets (same shares,
+1. pick an alpha entry from the mixture (by weight; the heaviest one in deterministic mode); with
+   the entry's ``drop_inputs_probability`` the sample gets no inputs at all (condition dropout: an
+   all-padding encoder row, what the unconditional guidance pass of a chain's first target feeds
+   the model, see :mod:`fourm.generation.guidance`). Draw Dirichlet shares over the present
+   modalities allowed as inputs, and separately as targets (deterministic mode: the Dirichlet
+   mean). If every present modality has alpha 0 on a side the shares fall back to uniform;
+2. the sample's budgets: ``input_budget`` / ``target_budget``, or, when the sample holds fewer
+   tokens T than their sum (each input/target modality counted once), T split in the same ratio
+   (input at least 1), so both sides get tokens; rows are still padded to the configured budgets;
+3. split the input budget with the input shares (availability = number of tokens), then the
+   target budget with the target shares (an image's availability = its tokens not already used as
+   inputs), see :mod:`fourm.data.masking.budgets`;
+4. sequences (in modality order): input budget only -> whole sequence as input; target budget
+   only -> whole sequence as target (with its [EOS]; decoder input = [SOS] + target[:-1]). Both
+   -> with probability ``span_probability`` span masking (:mod:`.spans`, ``noise_density`` or, if
+   null, target / (input + target) budget), else the whole sequence goes to one side, drawn in
+   proportion to its input vs target budget (to the input when it is the entry's only input, so
+   the encoder is not emptied by chance). Whole or span-masked, each side keeps its real length
+   while the budget left allows (clipped by ``max_input_tokens`` / ``max_target_tokens``, keeping
+   the minimum tokens of the image/vector modalities), else a prefix (so causal teacher forcing
+   stays consistent): a whole target is not cut to its Dirichlet budget;
+5. image-like / vector modalities share what the sequences left of both budgets (same shares,
    water-filled again), and get a random subset of positions as inputs and a disjoint random
    subset as targets.
 
+The masker counts, per modality, the samples where it was present, an input, a target
+(:meth:`Masker.role_counts`; per process, so per DataLoader worker); after ``warn_after`` samples
+it warns once about modalities allowed as targets, present in >= 5% of the samples and never a
+target (budgets or mixture that starve them).
+
 Packing: modalities in ``modality_order``; image positions ascending; sequence positions are the
-index in the encoder-side / decoder-side sequence. Unused slots are padding (valid False, ids 0).
-Exactly ``input_budget`` / ``target_budget`` tokens are valid whenever the sample has enough.
+index in the encoder-side / decoder-side sequence. Unused slots are padding (valid False, ids 0;
+without ``pad_to_budget`` an empty encoder keeps one padding slot). Exactly ``input_budget`` /
+``target_budget`` tokens are valid whenever the sample has enough.
 
 Patch modalities (``patch_dims``: name -> P, :mod:`fourm.data.patches`) are image modalities whose
 sample is N pixel patches, flat (N * P,) or (N, P). They are inputs only (never targets, whatever
@@ -30,6 +45,7 @@ token id 0 and the chosen patches go to ``enc_patches`` (1, Ne, max P) uint8, in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -61,6 +77,7 @@ class Masker:
         kinds: Mapping[str, str],
         specials: SequenceSpecialTokens | None = None,
         patch_dims: Mapping[str, int] | None = None,
+        warn_after: int | None = 2000,
     ):
         self.config = config
         self.order = list(modality_order)
@@ -83,6 +100,45 @@ class Masker:
         self.targets = set(config.target_set(self.order)) - set(self.patch_dims)  # patches: input only
         weights = np.array([e.weight for e in config.mixture], dtype=np.float64)
         self.mixture_probs = weights / weights.sum()
+        if warn_after is not None and warn_after < 1:
+            raise FourmError(f"warn_after must be >= 1 or None, got {warn_after}")
+        self.warn_after = warn_after
+        self._samples = 0
+        self._roles = {m: {"present": 0, "input": 0, "target": 0} for m in self.order}
+        self._warned = False
+
+    # ---- role counters -------------------------------------------------------------------------
+    def role_counts(self) -> dict[str, dict[str, int]]:
+        """Per modality, the number of samples masked by this Masker (in this process) where it was
+        present, an input, a target: ``{modality: {"present": n, "input": n, "target": n}}``."""
+        return {m: dict(c) for m, c in self._roles.items()}
+
+    def starved_targets(self, min_presence: float = 0.05) -> list[str]:
+        """Modalities allowed as targets and present in at least ``min_presence`` of the samples so
+        far that were never a target."""
+        n = max(self._samples, 1)
+        return [
+            m for m, c in self._roles.items()
+            if m in self.targets and c["present"] >= min_presence * n and c["present"] and not c["target"]
+        ]  # fmt: skip
+
+    def _count_roles(self, tokens: Mapping, enc: Mapping, dec: Mapping) -> None:
+        self._samples += 1
+        for m in tokens:
+            c = self._roles[m]
+            c["present"] += 1
+            c["input"] += m in enc
+            c["target"] += m in dec
+        if not self._warned and self.warn_after is not None and self._samples >= self.warn_after:
+            self._warned = True
+            starved = self.starved_targets()
+            if starved:
+                warnings.warn(
+                    f"masking: after {self._samples} samples, target modalities {', '.join(starved)} were present "
+                    f"in >= 5% of them but never a target (budgets {self.config.input_budget}/"
+                    f"{self.config.target_budget}, min/max tokens and the mixture leave them nothing)",
+                    stacklevel=2,
+                )
 
     def _check_patch_dims(self, patch_dims: Mapping[str, int]) -> dict[str, int]:
         for m, p in patch_dims.items():
@@ -128,26 +184,47 @@ class Masker:
         lo, hi = self._limits(side, mods)
         return dict(zip(mods, allocate(total, shares, np.array(avail, dtype=np.int64), lo, hi).tolist()))
 
+    def sample_budgets(self, num_tokens: int) -> tuple[int, int]:
+        """(input, target) budgets of a sample with ``num_tokens`` tokens (each modality counted once):
+        the configured ones, or, for a smaller sample, ``num_tokens`` split in the same ratio."""
+        b_in, b_tg = self.config.input_budget, self.config.target_budget
+        if num_tokens >= b_in + b_tg or b_tg == 0:
+            return b_in, b_tg
+        n_in = max(1, round(num_tokens * b_in / (b_in + b_tg)))
+        return n_in, max(num_tokens - n_in, 0)
+
     # ---- sequences -----------------------------------------------------------------------------
-    def _mask_sequence(self, seq: np.ndarray, b_in: int, b_tg: int, rng: np.random.Generator):
-        """-> (encoder tokens, decoder input, decoder target), each (L,) int64 (possibly empty)."""
+    def _sequence_mode(self, seq: np.ndarray, b_in: int, b_tg: int, sole_input: bool, rng) -> str:
+        """How a sequence is masked: "span", "input" (whole), "target" (whole) or "none"."""
+        if b_in <= 0 or b_tg <= 0:
+            return "input" if b_in > 0 else "target" if b_tg > 0 else "none"
+        num_content = len(seq) - int(len(seq) > 0 and seq[-1] == self.specials.eos)
+        if num_content == 0:
+            return "input"
+        p = self.config.span_probability
+        if p >= 1 or (p > 0 and rng.random() < p):
+            return "span"
+        if sole_input:  # the entry's only input: sending it to the decoder would empty the encoder
+            return "input"
+        return "input" if rng.random() < b_in / (b_in + b_tg) else "target"
+
+    def _mask_sequence(self, seq: np.ndarray, mode: str, density: float, rng: np.random.Generator):
+        """-> (encoder tokens, decoder input, decoder target), each (L,) int64 (possibly empty);
+        ``density``: the span noise density when the config gives none."""
         sp = self.specials
         empty = np.zeros(0, dtype=np.int64)
-        num_content = len(seq) - int(len(seq) > 0 and seq[-1] == sp.eos)
-        if b_in > 0 and b_tg > 0 and num_content > 0:
-            density = self.config.noise_density or b_tg / (b_in + b_tg)
+        if mode == "span":
+            density = self.config.noise_density or density
             out = span_mask(seq, density, self.config.mean_span_length, sp, rng)
             return out.encoder_input, out.decoder_input, out.decoder_target
-        if b_in > 0:
+        if mode == "input":
             return seq, empty, empty
-        if b_tg > 0:
+        if mode == "target":
             return empty, np.concatenate([[sp.sos], seq[:-1]]).astype(np.int64), seq
         return empty, empty, empty
 
-    # ---- main ----------------------------------------------------------------------------------
-    def __call__(self, sample: Mapping[str, torch.Tensor], rng: np.random.Generator) -> MultimodalBatch:
-        """Mask one token sample with ``rng`` (see the module docstring)."""
-        cfg = self.config
+    def _read(self, sample: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
+        """(tokens, patches) of the modalities present in ``sample`` (patch slots carry token id 0)."""
         tokens, patches = {}, {}
         for m in self.order:
             t = sample.get(m)
@@ -161,44 +238,61 @@ class Masker:
             raise FourmError(
                 f"token sample has none of the modalities {', '.join(self.order)} (keys: {list(sample)})"
             )
+        return tokens, patches
+
+    def _reserved(self, side: str, mods: list[str], budgets: dict) -> int:
+        """Minimum tokens the grid modalities ``mods`` keep on ``side`` (whole sequences leave them)."""
+        mins = getattr(self.config, f"min_{side}_tokens")
+        return sum(min(mins.get(m, 0), budgets.get(m, 0)) for m in mods)
+
+    # ---- main ----------------------------------------------------------------------------------
+    def __call__(self, sample: Mapping[str, torch.Tensor], rng: np.random.Generator) -> MultimodalBatch:
+        """Mask one token sample with ``rng`` (see the module docstring)."""
+        cfg = self.config
+        tokens, patches = self._read(sample)
         entry = self.pick_entry(rng)
-        in_mods = [m for m in tokens if m in self.inputs]
+        p_drop = entry.drop_inputs_probability
+        dropped = p_drop > 0 and rng.random() < p_drop
+        in_mods = [] if dropped else [m for m in tokens if m in self.inputs]
         tg_mods = [m for m in tokens if m in self.targets]
         in_shares = dict(zip(in_mods, self._shares(entry, "input", in_mods, rng)))
         tg_shares = dict(zip(tg_mods, self._shares(entry, "target", tg_mods, rng)))
+        budget_in, budget_tg = self.sample_budgets(sum(len(tokens[m]) for m in set(in_mods) | set(tg_mods)))
 
         # first pass over all modalities: decides what the sequences get
         b_in = self._allocate(
-            "input",
-            cfg.input_budget,
-            in_mods,
-            np.array(list(in_shares.values())),
-            [len(tokens[m]) for m in in_mods],
+            "input", budget_in, in_mods, np.array(list(in_shares.values())), [len(tokens[m]) for m in in_mods]
         )
         tg_avail = [len(tokens[m]) - (b_in.get(m, 0) if self.kinds[m] != "sequence" else 0) for m in tg_mods]
-        b_tg = self._allocate(
-            "target", cfg.target_budget, tg_mods, np.array(list(tg_shares.values())), tg_avail
-        )
+        b_tg = self._allocate("target", budget_tg, tg_mods, np.array(list(tg_shares.values())), tg_avail)
+        grid_in = [m for m in in_mods if self.kinds[m] != "sequence"]
+        grid_tg = [m for m in tg_mods if self.kinds[m] != "sequence"]
 
         enc: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # modality -> (tokens, positions)
         dec: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # -> (input, target, positions)
-        left_in, left_tg = cfg.input_budget, cfg.target_budget
+        left_in = budget_in - self._reserved("input", grid_in, b_in)
+        left_tg = budget_tg - self._reserved("target", grid_tg, b_tg)
+        positive_inputs = [m for m in in_mods if in_shares[m] > 0 or b_in.get(m, 0) > 0]
         for m in tokens:
             if self.kinds[m] != "sequence":
                 continue
-            e, di, dt = self._mask_sequence(tokens[m], b_in.get(m, 0), b_tg.get(m, 0), rng)
+            m_in, m_tg = b_in.get(m, 0), b_tg.get(m, 0)
+            mode = self._sequence_mode(tokens[m], m_in, m_tg, positive_inputs == [m], rng)
+            e, di, dt = self._mask_sequence(tokens[m], mode, m_tg / max(m_in + m_tg, 1), rng)
             e = e[: min(left_in, cfg.max_input_tokens.get(m, _BIG))]
-            n_dec = min(len(dt), b_tg.get(m, 0), left_tg)
+            # the decoder side keeps its full length (with [EOS]) while the budget left lasts, else a
+            # prefix (causal teacher forcing stays consistent); span masking sized it to the budgets
+            n_dec = min(len(dt), cfg.max_target_tokens.get(m, _BIG), left_tg)
             di, dt = di[:n_dec], dt[:n_dec]
             left_in, left_tg = left_in - len(e), left_tg - n_dec
             if len(e):
                 enc[m] = (e, np.arange(len(e)))
             if n_dec:
                 dec[m] = (di, dt, np.arange(n_dec))
+        left_in += self._reserved("input", grid_in, b_in)
+        left_tg += self._reserved("target", grid_tg, b_tg)
 
         # second pass: image-like / vector modalities share what is left
-        grid_in = [m for m in in_mods if self.kinds[m] != "sequence"]
-        grid_tg = [m for m in tg_mods if self.kinds[m] != "sequence"]
         g_in = self._allocate(
             "input",
             left_in,
@@ -225,6 +319,7 @@ class Masker:
                 enc[m] = (tokens[m][pos_in], pos_in)
             if n_tg:
                 dec[m] = (np.zeros(n_tg, dtype=np.int64), tokens[m][pos_tg], pos_tg)
+        self._count_roles(tokens, enc, dec)
         return self._pack(enc, dec, patches)
 
     def _patch_row(self, enc: dict, enc_mods: list[str], patches: dict, ne: int) -> torch.Tensor | None:
@@ -250,7 +345,7 @@ class Masker:
             raise AssertionError(
                 f"packed {n_enc}/{n_dec} tokens into budgets {cfg.input_budget}/{cfg.target_budget}"
             )
-        ne = cfg.input_budget if cfg.pad_to_budget else n_enc
+        ne = cfg.input_budget if cfg.pad_to_budget else max(n_enc, 1)  # an empty encoder keeps one padding slot
         nd = cfg.target_budget if cfg.pad_to_budget else n_dec
 
         def row(parts: list[np.ndarray], n: int) -> torch.Tensor:  # -> (1, n)
