@@ -1,33 +1,81 @@
 #!/usr/bin/env bash
-# Rebuild the shipped default model (models/world-default) from scratch with the project's own
-# commands: world data -> image tokenizers -> text tokenizer -> token dataset -> FourM -> fp16 pack.
-# About 2.5 hours on 2 CPU cores (tokenizers ~80 min, FourM training ~60 min).
-#   bash scripts/build_default_model.sh            # everything
-#   SKIP_TOKENIZERS=1 bash scripts/build_default_model.sh   # reuse runs/tok/*/tokenizer
+# Rebuild the shipped default model (models/world-default) from scratch with the project's own commands:
+# world data -> image tokenizers -> text vocabulary, caption embeddings and their vector tokenizer ->
+# token dataset -> FourM (reads rgb as pixel patches, predicts rgb tokens and every other modality,
+# caption_embedding included) -> fp16 bundle with its generation defaults -> evaluation.
+# About 2 h 15 min on 2 CPU cores with native bf16 (AVX512-BF16 / AMX): tokenizers 40 min (two lanes of
+# one thread), data and tokens 15 min, FourM 60-70 min, evaluation 5 min. In fp32 (AVX2-only CPUs) the
+# FourM run takes about 4x longer.
+# Every stage whose output exists is skipped, and FourM training resumes from its last checkpoint,
+# so an interrupted build continues where it stopped (FORCE=1 redoes every stage).
+#   bash scripts/build_default_model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# shellcheck disable=SC1091
 . .venv/bin/activate
 OUT=models/world-default
-WORK=runs/default
+WORK=runs/default                 # the run, and the staging bundle its tokens were made with
+TOK=$WORK/tokenizers              # fp16 tokenizers, exactly as they ship
+EXTRA=configs/modalities/extra
+todo() { [[ -n "${FORCE:-}" || ! -e "$1" ]]; }
 
-# 1. image tokenizers, trained on their own world sample (seed 0), each with a time budget
-if [[ -z "${SKIP_TOKENIZERS:-}" ]]; then
+# 1. image tokenizers on their own world sample (seed 0); one thread per lane, wall-time schedules
+if todo data/world; then
   fourm-data world --out data/world --num 6000 --seed 0
-  for spec in "rgb 30" "depth 30" "semseg 12" "edges 10"; do
-    set -- $spec
-    fourm-tokenizer train --config "configs/tokenizers/$1.yaml" --data data/world --out "runs/tok/$1" --max-minutes "$2"
-  done
 fi
+tokenizer() {  # name steps minutes
+  if todo "runs/tok/$1/tokenizer"; then
+    OMP_NUM_THREADS=1 fourm-tokenizer train --config "configs/tokenizers/$1.yaml" --data data/world \
+      --out "runs/tok/$1" --steps "$2" --max-minutes "$3"
+  fi
+}
+tokenizer rgb 3200 40 & lane1=$!
+{ tokenizer semseg 1100 14 && tokenizer edges 900 12 && tokenizer depth 1100 15; } & lane2=$!
+wait "$lane1"
+wait "$lane2"
+
+# 2. the model's data: fresh scenes (seed 1), MiniLM caption embeddings (a vector column), the text
+#    vocabulary and the caption_embedding vector tokenizer
+if todo data/world_model; then
+  fourm-data world --out data/world_model --num 24000 --seed 1 --val-fraction 0.05
+fi
+if todo data/world_model_ce; then
+  fourm-data embed --data data/world_model --source caption --name caption_embedding --out data/world_model_ce
+fi
+if todo runs/tok/text/tokenizer.json; then
+  fourm-tokenizer train-text --data data/world_model --out runs/tok/text --vocab-size 1024
+fi
+if todo runs/tok/caption_embedding; then
+  fourm-tokenizer train-vector --data data/world_model_ce --key caption_embedding --out runs/tok/caption_embedding \
+    --tokens 4 --codebook-size 256 --steps 1500
+fi
+
+# 3. tokens of every modality, made with the fp16 tokenizers that ship
 for mod in rgb depth semseg edges; do
-  fourm-pack "runs/tok/$mod/tokenizer" "$OUT/tokenizers/$mod"
+  if todo "$TOK/$mod"; then fourm-pack "runs/tok/$mod/tokenizer" "$TOK/$mod"; fi
 done
+for mod in text caption_embedding; do
+  if todo "$TOK/$mod"; then mkdir -p "$TOK" && cp -r "runs/tok/$mod" "$TOK/$mod"; fi
+done
+if todo data/world_model_tokens; then
+  fourm-data tokenize --data data/world_model_ce --out data/world_model_tokens --tokenizer-root "$WORK" \
+    --add-modality "$EXTRA/caption_embedding.yaml" --add-modality "$EXTRA/rgb_pixels.yaml" \
+    --modalities rgb,depth,semseg,edges,caption,bboxes,metadata,color_palette,caption_embedding,rgb_pixels
+fi
 
-# 2. the model's data: fresh scenes (seed 1), a WordPiece text vocabulary, then tokens
-fourm-data world --out data/world_model --num 24000 --seed 1 --val-fraction 0.05
-fourm-tokenizer train-text --data data/world_model --out "$OUT/tokenizers/text" --vocab-size 1024
-fourm-data tokenize --data data/world_model --out data/world_model_tokens --tokenizer-root "$OUT" \
-  --modalities rgb,depth,semseg,edges,caption,bboxes,metadata,color_palette
-
-# 3. FourM on the tokens, then pack it next to its tokenizers
+# 4. FourM (resumes from its last checkpoint)
 python train.py --config configs/train/world_default.yaml --out "$WORK" --resume auto
-fourm-pack "$WORK/model" "$OUT/model"
+
+# 5. the bundle: fp16 model, its tokenizers, registry and generation defaults
+args=()
+for mod in rgb depth semseg edges caption_embedding; do args+=(--tokenizer "$mod=$TOK/$mod"); done
+for mod in caption bboxes metadata color_palette; do args+=(--tokenizer "$mod=$TOK/text"); done  # one shared vocabulary
+fourm-bundle "$WORK/model" "$OUT" --add-modality "$EXTRA/caption_embedding.yaml" \
+  --add-modality "$EXTRA/rgb_pixels.yaml" "${args[@]}"
+cp configs/generation/world_default.json "$OUT/generation.json"
+
+# 6. the figures of the README's default-model table
+python bench/eval_world.py --model "$OUT" --num 256 --out "$WORK/eval_world"
+python bench/retrieval_world.py --bundle-predicted "$OUT" --methods predicted,pooled_finetuned \
+  --decodings expected --out "$WORK/retrieval"
