@@ -2,11 +2,62 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
+import math
 import sys
 from collections.abc import Callable
 
 from fourm.errors import FourmError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are FourmErrors: ``friendly_errors`` prints them as one
+    ``error: ...`` line (exit code 2) like every other bad input. Sub-parsers inherit the class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise FourmError(f"{message} (see {self.prog} --help)")
+
+
+def finite_float(text: str) -> float:
+    """argparse ``type=``: a finite number (``nan``, ``inf`` and non-numbers are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse ``type=``: a finite number in [0, 1)."""
+    value = finite_float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+# Largest image side the data commands write (import, world): far above what the tokenizers use,
+# small enough that a typo (--size 100000) fails at once instead of running out of memory.
+MAX_IMAGE_SIDE = 2048
+
+
+def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """argparse ``type=``: an integer in [low, high] (high None: no upper bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            expected = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"expected an integer {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
 
 
 def parse_assignments(items: list[str], option: str) -> dict[str, str]:
@@ -31,7 +82,8 @@ def friendly_errors(main: Callable[..., int | None]) -> Callable[..., int]:
         try:
             return main(*args, **kwargs) or 0
         except (FourmError, FileNotFoundError) as e:
-            print(f"error: {e}", file=sys.stderr)
+            message = " ".join(str(e).split("\n"))  # one line, whatever the message holds
+            print(f"error: {message}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

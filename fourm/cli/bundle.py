@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from fourm.cli import friendly_errors, parse_assignments
+from fourm.cli import ArgumentParser, friendly_errors, parse_assignments
 from fourm.errors import FourmError
 
 
@@ -24,10 +24,16 @@ def _parse_tokenizers(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _is_bundle(path) -> bool:
+    return (path / "modalities.json").is_file() and (path / "model").is_dir()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fourm-bundle", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="fourm-bundle", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="FourM directory (save_pretrained: config.json + model.safetensors)")
-    parser.add_argument("out", help="bundle directory to write (replaced atomically)")
+    parser.add_argument("out", help="bundle directory to write (replaced atomically; refused if it is a folder or file "
+                        "fourm-bundle did not write, unless --overwrite; never an input or inside one)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty out that fourm-bundle did not write")
     parser.add_argument("--base", default=None, help="bundle whose tokenizers and registry are reused (default: models/world-default)")
     parser.add_argument("--add-modality", action="append", default=[], metavar="YAML",
                         help="registry YAML of a modality the base bundle lacks (repeatable)")
@@ -40,12 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
 @friendly_errors
 def main(argv: list[str] | None = None) -> int:
     from fourm.generation.assemble import assemble_bundle
+    from fourm.generation.bundle import DEFAULT_BUNDLE
+    from fourm.utils.outputs import claim_output
 
     args = build_parser().parse_args(argv)
-    out = assemble_bundle(
-        args.model, args.out, base=args.base, added=args.add_modality,
-        tokenizers=_parse_tokenizers(args.tokenizer), half=not args.keep_fp32,
-    )  # fmt: skip
+    tokenizers = _parse_tokenizers(args.tokenizer)
+    inputs = [("model", args.model), ("--base", args.base or DEFAULT_BUNDLE)]
+    inputs += [("--add-modality", p) for p in args.add_modality] + [(f"--tokenizer {m}=", p) for m, p in tokenizers.items()]
+    with claim_output(args.out, "fourm-bundle", inputs, args.overwrite, _is_bundle, flag="out"):
+        out = assemble_bundle(
+            args.model, args.out, base=args.base, added=args.add_modality, tokenizers=tokenizers, half=not args.keep_fp32,
+        )  # fmt: skip
     print(f"wrote bundle {out} (model/, tokenizers/, modalities.json)")
     return 0
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 
-from fourm.cli import friendly_errors
+from fourm.cli import ArgumentParser, friendly_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
     from fourm.cli import data_embed, data_tokenize, data_user, data_world
 
-    parser = argparse.ArgumentParser(prog="fourm-data", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="fourm-data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     data_world.register(sub)
     data_user.register(sub)

@@ -21,7 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="raw dataset directory")
     p.add_argument("--source", default="caption", help="text column to embed (default: caption)")
     p.add_argument("--name", default=None, help="new column name (default: <source>_embedding)")
-    p.add_argument("--out", default=None, help="output dataset directory (default: replace --data atomically)")
+    p.add_argument("--out", default=None,
+                   help="output dataset directory (default: replace --data atomically); must not be or overlap "
+                   "--data, and is refused if it is a folder or file this command did not write, unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run_embed)
@@ -29,6 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run_embed(args: argparse.Namespace) -> int:
+    from fourm.utils.outputs import claim_output, is_raw_dataset, output_lock
+
+    if args.out is None:  # in place (documented): the dataset is only locked against other writers
+        with output_lock(args.data, "fourm-data embed", flag="--data"):
+            return _embed(args)
+    with claim_output(args.out, "fourm-data embed", [("--data", args.data)], args.overwrite, is_raw_dataset):
+        return _embed(args)
+
+
+def _embed(args: argparse.Namespace) -> int:
     from fourm.data.derive.sentence_embeddings import add_sentence_embeddings, load_minilm
     from fourm.data.raw_dataset import read_dataset_info
 
@@ -44,3 +57,11 @@ def run_embed(args: argparse.Namespace) -> int:
     dim = read_dataset_info(out)["vectors"][name]["dim"]
     print(f"wrote {out}: '{name}' ({dim}-d unit vectors of '{args.source}') added")
     return 0
+
+
+if __name__ == "__main__":  # ``python -m fourm.cli.data_embed ...`` = ``fourm-data embed ...``
+    import sys
+
+    from fourm.cli.data import main
+
+    raise SystemExit(main(["embed", *sys.argv[1:]]))

@@ -20,10 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tokenize",
         help="raw dataset -> token dataset (resumable)",
         description="Encode every modality of a raw dataset with its tokenizer and write a token dataset. "
-        "An interrupted run resumes from <out>.partial/.",
+        "An interrupted run resumes from <out>.partial/, unless the raw dataset, a tokenizer or the "
+        "settings changed since (refused, naming what changed).",
     )
     p.add_argument("--data", required=True, help="raw dataset directory (fourm-data world / import)")
-    p.add_argument("--out", required=True, help="token dataset directory to write")
+    p.add_argument("--out", required=True,
+                   help="token dataset directory to write (refused if it is a folder or file this command did not "
+                   "write, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     p.add_argument("--modalities", default=None, help="comma-separated modalities (default: all with a tokenizer, and patch modalities)")
     p.add_argument("--registry", default=None, help="modality YAML directory (default: configs/modalities)")
     p.add_argument(
@@ -43,9 +47,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_tokenize)
 
 
+def check_raw_input(data: str | Path) -> dict[str, int]:
+    """{split: samples} of the raw dataset ``data``; FourmError before any work is done when it is
+    not a raw dataset (e.g. a token dataset) or has an empty split (which the writer cannot store)."""
+    from fourm.data import token_dataset
+    from fourm.data.raw_dataset import load_raw_dataset
+
+    path = Path(data)
+    if (path / token_dataset.INFO_FILE).is_file():
+        raise FourmError(
+            f"--data {path} is a token dataset (it has {token_dataset.INFO_FILE}); tokenize reads a raw dataset "
+            "(fourm-data world / import)"
+        )
+    counts = {split: len(ds) for split, ds in load_raw_dataset(path).items()}
+    if not counts:
+        raise FourmError(f"raw dataset {path} has no splits")
+    empty = [split for split, n in counts.items() if n == 0]
+    if empty:
+        raise FourmError(
+            f"split '{empty[0]}' of {path} is empty (0 samples; splits: "
+            f"{', '.join(f'{s} {n}' for s, n in counts.items())}): rebuild it with more samples or another "
+            "--val-fraction"
+        )
+    return counts
+
+
 def run_tokenize(args: argparse.Namespace) -> int:
-    from fourm.data.pretokenize import PretokenizeReport, build_encoders, pretokenize
+    check_raw_input(args.data)  # before any work: every re-run would crash at the end otherwise
+    from fourm.data.pretokenize import tokenizer_paths
     from fourm.modalities import ModalityRegistry, default_registry
+    from fourm.utils.outputs import claim_output, is_token_dataset
 
     registry = ModalityRegistry.from_dir(args.registry) if args.registry else default_registry()
     for spec in ModalityRegistry.from_files(args.add_modality).values():
@@ -59,6 +90,16 @@ def run_tokenize(args: argparse.Namespace) -> int:
         names = [m for m in registry.names if registry[m].tokenizer or registry[m].patch_size or m in overrides]
     if args.batch_size < 1 or args.shard_size < 1:
         raise FourmError("--batch-size and --shard-size must be >= 1")
+    tokenizers = tokenizer_paths(registry, names, args.tokenizer_root, overrides)
+    inputs = [("--data", args.data), ("--registry", args.registry)]
+    inputs += [("--add-modality", path) for path in args.add_modality]
+    inputs += [(f"tokenizer of '{m}'", path) for m, path in tokenizers.items()]
+    with claim_output(args.out, "fourm-data tokenize", inputs, args.overwrite, is_token_dataset):
+        return _tokenize(args, registry, names, overrides, tokenizers)
+
+
+def _tokenize(args: argparse.Namespace, registry, names: list[str], overrides: dict[str, str], tokenizers: dict) -> int:
+    from fourm.data.pretokenize import PretokenizeReport, build_encoders, pretokenize
     from fourm.utils.precision import resolve_precision
 
     precision = resolve_precision(args.precision, args.device)
@@ -66,7 +107,16 @@ def run_tokenize(args: argparse.Namespace) -> int:
     encoders, info = build_encoders(registry, names, args.tokenizer_root, overrides, args.device, report, precision)
     settings = {"precision": precision} if precision != "bf16" else None  # bf16: manifests as before
     pretokenize(
-        args.data, args.out, encoders, info, registry, args.batch_size, args.shard_size, report=report, settings=settings
-    )
+        args.data, args.out, encoders, info, registry, args.batch_size, args.shard_size, report=report,
+        settings=settings, tokenizers=tokenizers,
+    )  # fmt: skip
     print(f"wrote {args.out}: {report.summary()}")
     return 0
+
+
+if __name__ == "__main__":  # ``python -m fourm.cli.data_tokenize ...`` = ``fourm-data tokenize ...``
+    import sys
+
+    from fourm.cli.data import main
+
+    raise SystemExit(main(["tokenize", *sys.argv[1:]]))

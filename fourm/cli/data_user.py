@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from fourm.cli import MAX_IMAGE_SIDE, bounded_int, fraction
 from fourm.data.schema import ALL_KEYS
 from fourm.errors import FourmError
 
@@ -30,9 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--source", required=True, choices=["imagefolder", "folders"],
                    help="imagefolder: images + metadata.jsonl; folders: ROOT/<modality>/<id>.<ext>")
     p.add_argument("--root", required=True, type=Path, help="folder to import")
-    p.add_argument("--out", required=True, type=Path, help="output raw-dataset directory")
-    p.add_argument("--size", type=int, default=64, help="image side after resize + centre crop (default 64)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of samples in the val split")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output raw-dataset directory (replaced only once the import is complete; refused if it "
+                   "is a folder or file this command did not write, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
+    p.add_argument("--size", type=bounded_int(1, MAX_IMAGE_SIDE), default=64,
+                   help=f"image side after resize + centre crop (default 64, at most {MAX_IMAGE_SIDE})")
+    p.add_argument("--val-fraction", type=fraction, default=0.1, help="fraction of samples in the val split")
     p.add_argument("--derive", default=None,
                    help="modalities to compute from rgb where missing: comma list of edges,color_palette,metadata")
     p.add_argument("--modalities", default=None,
@@ -45,9 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--data", required=True, type=Path, help="raw-dataset directory")
     s.add_argument("--split", default="val", help="split to show (default val)")
     s.add_argument("--num", type=int, default=8, help="number of samples (rows)")
-    s.add_argument("--out", type=Path, default=Path("grid.png"), help="output PNG (default grid.png)")
+    s.add_argument("--out", type=Path, default=Path("grid.png"),
+                   help="output PNG (default grid.png; an existing file is replaced only if fourm-data show wrote it, "
+                   "or with --overwrite)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out that this command did not write")
     s.add_argument("--modalities", default=None, help="comma list of columns (default: all present)")
-    s.add_argument("--scale", type=int, default=2, help="image up-scaling factor (default 2)")
+    s.add_argument("--scale", type=bounded_int(1, 16), default=2, help="image up-scaling factor (default 2, at most 16)")
     s.set_defaults(func=run_show)
 
 
@@ -73,6 +81,13 @@ def _with_derived(samples: Iterable[dict], derive: tuple[str, ...]) -> Iterator[
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from fourm.utils.outputs import claim_output, is_raw_dataset
+
+    with claim_output(args.out, "fourm-data import", [("--root", args.root)], args.overwrite, is_raw_dataset):
+        return _import(args)
+
+
+def _import(args: argparse.Namespace) -> int:
     from fourm.data.derive import parse_derive
     from fourm.data.raw_dataset import write_raw_dataset
     from fourm.data.user import AlignedFolderSource, ImageFolderSource, LoadReport
@@ -100,15 +115,28 @@ def run_import(args: argparse.Namespace) -> int:
         splits["val"] = _with_derived(source.iter(val_ids), derive)
         totals["val"] = len(val_ids)
     print(f"importing {len(source.ids)} candidate samples from {args.root} (keys: {', '.join(keys[1:])})")
-    out = write_raw_dataset(args.out, splits, args.size, keys, totals=totals, source=f"{args.source}:{args.root}")
+    try:  # a run that loads nothing fails before the rename: an existing --out stays as it was
+        out = write_raw_dataset(
+            args.out, splits, args.size, keys, totals=totals, source=f"{args.source}:{args.root}", require_samples=True
+        )
+    except FourmError:
+        print(report.summary())
+        if report.loaded == 0:
+            raise FourmError(f"no sample of {args.root} could be loaded (see the report above); {args.out} left unchanged") from None
+        raise
     print(report.summary())
-    if report.loaded == 0:
-        raise FourmError(f"no sample of {args.root} could be loaded (see the report above)")
     print(f"wrote {out}")
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from fourm.utils.outputs import claim_output
+
+    with claim_output(args.out, "fourm-data show", [("--data", args.data)], args.overwrite, mark=False):
+        return _show(args)
+
+
+def _show(args: argparse.Namespace) -> int:
     from fourm.data.raw_dataset import RawSamples, load_raw_dataset
     from fourm.data.visualize import save_sample_grid
 
@@ -122,6 +150,16 @@ def run_show(args: argparse.Namespace) -> int:
     if n == 0:
         raise FourmError(f"split '{args.split}' of {args.data} is empty")
     samples = [raw[i] for i in range(n)]
-    path = save_sample_grid(samples, args.out, modalities=_csv(args.modalities), scale=args.scale)
+    path = save_sample_grid(
+        samples, args.out, modalities=_csv(args.modalities), scale=args.scale, written_by="fourm-data show"
+    )
     print(f"wrote {path} ({n} samples of {args.data} [{args.split}])")
     return 0
+
+
+if __name__ == "__main__":  # ``python -m fourm.cli.data_user ...`` = ``fourm-data import ...`` (``show`` with ``python -m fourm.cli.data show``)
+    import sys
+
+    from fourm.cli.data import main
+
+    raise SystemExit(main(["import", *sys.argv[1:]]))

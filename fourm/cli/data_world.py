@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fourm.cli import MAX_IMAGE_SIDE, bounded_int, fraction
+
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``world`` sub-command to an argparse sub-parser group (sets ``func``)."""
@@ -18,17 +20,21 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "edges, caption, bboxes, metadata, color_palette) into a train/val raw dataset.",
     )
     parser.add_argument(
-        "--out", type=Path, required=True, help="output dataset directory (replaced atomically)"
+        "--out", type=Path, required=True,
+        help="output dataset directory (replaced atomically once complete; refused if it is a folder or "
+        "file this command did not write, unless --overwrite)",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     parser.add_argument("--num", type=int, required=True, help="total number of samples (train + val)")
     parser.add_argument(
-        "--size", type=int, default=None, help="image side in pixels (default 64, or the --config's)"
+        "--size", type=bounded_int(1, MAX_IMAGE_SIDE), default=None,
+        help=f"image side in pixels (default 64, or the --config's; at most {MAX_IMAGE_SIDE})",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="world seed: sample i is fully determined by (seed, i)"
     )
     parser.add_argument(
-        "--val-fraction", type=float, default=0.1, help="fraction of samples in the val split"
+        "--val-fraction", type=fraction, default=0.1, help="fraction of samples in the val split"
     )
     parser.add_argument("--workers", type=int, default=2, help="rendering processes (0 or 1: in-process)")
     parser.add_argument(
@@ -40,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Build the dataset described by the parsed ``world`` arguments; returns 0."""
+    from fourm.utils.outputs import claim_output, is_raw_dataset
+
+    with claim_output(args.out, "fourm-data world", [("--config", args.config)], args.overwrite, is_raw_dataset):
+        return _write(args)
+
+
+def _write(args: argparse.Namespace) -> int:
     from fourm.data.raw_dataset import read_dataset_info, write_world_dataset
     from fourm.data.world import WorldConfig
 
@@ -59,3 +72,11 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {', '.join(f'{n} {split}' for split, n in counts.items())} samples ({size}x{size}) to {out}"
     )
     return 0
+
+
+if __name__ == "__main__":  # ``python -m fourm.cli.data_world ...`` = ``fourm-data world ...``
+    import sys
+
+    from fourm.cli.data import main
+
+    raise SystemExit(main(["world", *sys.argv[1:]]))

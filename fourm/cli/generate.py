@@ -18,12 +18,13 @@ see :mod:`fourm.generation.export`.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fourm.cli import friendly_errors, parse_assignments
+from fourm.cli import ArgumentParser, friendly_errors, parse_assignments
 from fourm.errors import FourmError
 
 
@@ -35,15 +36,27 @@ def on_off(text: str) -> bool:
     return value[text.lower()]
 
 
+def finite(text: str) -> float:
+    """A finite number (``nan`` / ``inf`` give ValueError: they would sample all-zero token ids)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+# At most this many samples per run (one batch through the model, one overview grid); more: run
+# again with another --seed.
+MAX_NUM_SAMPLES = 256
+
 # option -> (GenerationTarget field, value type)
 TARGET_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "steps": ("steps", int),
-    "temperature": ("temperature", float),
-    "temperature_end": ("temperature_end", float),
-    "guidance": ("guidance_scale", float),
+    "temperature": ("temperature", finite),
+    "temperature_end": ("temperature_end", finite),
+    "guidance": ("guidance_scale", finite),
     "scheme": ("scheme", str),
     "schedule": ("schedule", str),
-    "top_p": ("top_p", float),
+    "top_p": ("top_p", finite),
     "top_k": ("top_k", int),
     "max_length": ("max_length", int),
     "grammar": ("grammar", on_off),
@@ -63,7 +76,7 @@ TARGET_HELP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="generate.py",
         description="Generate modalities one after another with a FourM model bundle, from raw conditions.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -93,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
             f"--{option.replace('_', '-')}", action="append", default=[], metavar="NAME=VALUE",
             help=f"per target: {TARGET_HELP[option]}",
         )  # fmt: skip
-    parser.add_argument("--num-samples", type=int, default=1, metavar="N", help="samples to generate (default 1)")
+    parser.add_argument(
+        "--num-samples", type=int, default=1, metavar="N",
+        help=f"samples to generate (default 1, at most {MAX_NUM_SAMPLES} per run)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same output (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     parser.add_argument(
@@ -102,7 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--fp32", action="store_true", help="run the model in fp32 (default: bf16 autocast)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: outputs/<timestamp>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace a non-empty --out folder (never one holding the model or a --cond file); two runs into one "
+        "--out at a time are refused",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
 
@@ -118,7 +138,7 @@ def target_overrides(args: argparse.Namespace, targets: list[str]) -> dict[str, 
             try:
                 overrides[name][field] = cast(text.strip())
             except ValueError:
-                kind = {int: "an integer", float: "a number", on_off: "on or off"}.get(cast, "a valid value")
+                kind = {int: "an integer", finite: "a finite number", on_off: "on or off"}.get(cast, "a valid value")
                 raise FourmError(f"{flag} {name}={text}: expected {kind}") from None
     return overrides
 
@@ -130,6 +150,14 @@ def default_out_dir() -> Path:
     while path.exists():
         path, k = base.with_name(f"{base.name}-{k}"), k + 1
     return path
+
+
+def _is_path(value: str) -> bool:
+    """Whether a --cond value names an existing file (a caption is text; too long a name is no path)."""
+    try:
+        return bool(value) and Path(value).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _summary(value: Any) -> str:
@@ -162,8 +190,11 @@ def failure_lines(result: Any, limit: int = 3) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, load the bundle, generate, write the output folder."""
     args = build_parser().parse_args(argv)
-    if args.num_samples < 1:
-        raise FourmError(f"--num-samples must be >= 1, got {args.num_samples}")
+    if not 1 <= args.num_samples <= MAX_NUM_SAMPLES:
+        raise FourmError(
+            f"--num-samples must be >= 1 and at most {MAX_NUM_SAMPLES}, got {args.num_samples} "
+            "(for more, run again with another --seed)"
+        )
     if args.threads < 1:
         raise FourmError(f"--threads must be >= 1, got {args.threads}")
     import torch
@@ -178,9 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     targets = list(args.target)
     overrides = target_overrides(args, targets)
     out_dir = Path(args.out) if args.out else default_out_dir()
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not args.overwrite:
-        raise FourmError(f"output directory {out_dir} already exists and is not empty (choose another --out or --overwrite)")
+    from fourm.generation.bundle import DEFAULT_BUNDLE
+    from fourm.utils.outputs import claim_output
 
+    inputs = [("--model", args.model or DEFAULT_BUNDLE)]
+    inputs += [(f"--cond {name}=", value) for name, value in conditions.items() if _is_path(value)]
+    with claim_output(out_dir, "generate.py", inputs, args.overwrite, rerun=False):
+        return _generate(args, conditions, prefixes, targets, overrides, out_dir)
+
+
+def _generate(args, conditions, prefixes, targets, overrides, out_dir: Path) -> int:
     from fourm.generation.export import save_result
     from fourm.generation.pipeline import FourMPipeline
 
@@ -204,3 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     print(f"wrote {result.num_samples} sample(s) of {', '.join(targets)} to {out_dir} ({elapsed:.1f} s)")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,16 +13,19 @@ import argparse
 import shutil
 from pathlib import Path
 
-from fourm.cli import friendly_errors
+from fourm.cli import ArgumentParser, friendly_errors
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
-from fourm.utils.half_weights import halve_safetensors
+from fourm.utils.half_weights import halve_safetensors, safetensors_shapes
+from fourm.utils.outputs import MARKER, claim_output, is_saved_model
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fourm-pack", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="fourm-pack", description=__doc__.splitlines()[0])
     parser.add_argument("src", help="directory written by save_pretrained (model or tokenizer)")
-    parser.add_argument("dst", help="destination directory (replaced atomically)")
+    parser.add_argument("dst", help="destination directory (replaced atomically; refused if it is a folder or file "
+                        "fourm-pack did not write, unless --overwrite; never the source or inside it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty dst that fourm-pack did not write")
     parser.add_argument("--keep-fp32", action="store_true", help="copy weights unchanged")
     return parser
 
@@ -33,15 +36,27 @@ def main(argv: list[str] | None = None) -> int:
     src, dst = Path(args.src), Path(args.dst)
     if not (src / "config.json").is_file():
         raise FourmError(f"{src} is not a saved model or tokenizer (no config.json)")
+    for weights in sorted(src.glob("*.safetensors")):
+        safetensors_shapes(weights)  # a damaged file -> an error naming it, before any output is made
+    with claim_output(dst, "fourm-pack", [("src", src)], args.overwrite, is_saved_model, flag="dst"):
+        before, after = _pack(src, dst, args.keep_fp32)
+    print(f"packed {src} -> {dst}: weights {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+    return 0
+
+
+def _pack(src: Path, dst: Path, keep_fp32: bool) -> tuple[int, int]:
     before = after = 0
     with atomic_dir(dst) as tmp:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MARKER))
         for weights in sorted(tmp.glob("*.safetensors")):
-            if args.keep_fp32:
+            if keep_fp32:
                 size = weights.stat().st_size
                 before, after = before + size, after + size
             else:
                 b, a = halve_safetensors(weights)
                 before, after = before + b, after + a
-    print(f"packed {src} -> {dst}: weights {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
-    return 0
+    return before, after
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

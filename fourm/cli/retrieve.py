@@ -19,7 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fourm.cli import friendly_errors, parse_assignments
+from fourm.cli import ArgumentParser, friendly_errors, parse_assignments
 from fourm.errors import FourmError
 
 
@@ -69,13 +69,16 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fourm-retrieve", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="fourm-retrieve", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="embed the items of a dataset split and save an index")
     _add_data_args(p)
     p.add_argument("--key-modality", required=True, help="modality (or a,b) of the indexed items")
-    p.add_argument("--out", required=True, help="index directory to write (replaced atomically)")
+    p.add_argument("--out", required=True,
+                   help="index directory to write (replaced atomically; refused if it is a folder or file this "
+                   "command did not write, unless --overwrite; never an input or inside one)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     p.add_argument("--query-modalities", default=None,
                    help="modalities queries may use, aligned with the key's (or centred) and stored with the "
                    "index (default: each one the data has; naming only those you query with aligns them better; "
@@ -147,7 +150,22 @@ def _embedder(args, data, modalities: list[str], extra: list[str] | None = None,
     return pipe, settings, embedder
 
 
+def _is_index(path: Path) -> bool:
+    from fourm.retrieval.index import INFO_NAME
+
+    return (path / INFO_NAME).is_file()
+
+
 def run_index(args: argparse.Namespace) -> int:
+    from fourm.generation.bundle import DEFAULT_BUNDLE
+    from fourm.utils.outputs import claim_output
+
+    inputs = [("--data", args.data), ("--bundle", args.bundle or DEFAULT_BUNDLE), ("--model", args.model)]
+    with claim_output(args.out, "fourm-retrieve index", inputs, args.overwrite, _is_index):
+        return _index(args)
+
+
+def _index(args: argparse.Namespace) -> int:
     from fourm.generation.bundle import resolve_bundle
     from fourm.retrieval.data import RetrievalData
     from fourm.retrieval.index import EmbeddingIndex
@@ -184,6 +202,31 @@ def run_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_info(index, path: Path) -> dict:
+    """The build info of a retrieval index, with the fields ``query`` reads checked (FourmError
+    naming the field for an index.json without them or with the wrong types)."""
+    info = index.info if isinstance(index.info, dict) else {}
+    where = path / "index.json"
+
+    def check(field: str, ok: bool, expected: str) -> None:
+        if not ok:
+            got = repr(info[field])[:80] if field in info else "nothing"
+            raise FourmError(f"corrupt retrieval index {where}: info.{field} must be {expected}, got {got}")
+
+    check("settings", isinstance(info.get("settings"), dict), "a JSON object of retrieval settings")
+    key = info.get("key")
+    check("key", isinstance(key, list) and bool(key) and all(isinstance(k, str) for k in key), "a list of modality names")
+    rows = info.get("rows")
+    check("rows", isinstance(rows, list) and len(rows) == len(index)
+          and all(isinstance(r, int) and not isinstance(r, bool) and r >= 0 for r in rows),
+          f"a list of {len(index)} row numbers")  # fmt: skip
+    for field in ("data", "split"):
+        check(field, isinstance(info.get(field), str), "a string")
+    for field in ("bundle", "model"):
+        check(field, info.get(field) is None or isinstance(info.get(field), str), "a string or null")
+    return info
+
+
 def run_query(args: argparse.Namespace) -> int:
     from fourm.retrieval.align import LinearAlignment
     from fourm.retrieval.data import RetrievalData, pipeline_specials
@@ -194,9 +237,12 @@ def run_query(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise FourmError(f"--top-k must be >= 1, got {args.top_k}")
     index = EmbeddingIndex.load(args.index)
-    info = index.info
+    info = _index_info(index, Path(args.index))
     # indexes written before the alignment existed have no "align" setting: they were never aligned
-    settings = RetrievalSettings.from_dict({"align": False, **info["settings"]})
+    try:
+        settings = RetrievalSettings.from_dict({"align": False, **info["settings"]})
+    except FourmError as e:
+        raise FourmError(f"corrupt retrieval index {args.index}: settings: {e}") from None
     if args.batch_size is not None:
         settings.batch_size = args.batch_size
     settings.autocast = settings.autocast and not args.no_autocast

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fourm.cli import friendly_errors
+from fourm.cli import ArgumentParser, finite_float, friendly_errors
 from fourm.errors import FourmError
 
 
@@ -29,7 +29,24 @@ def _load_split(data: str, split: str, key: str):
     return ds if key in ds.column_names else RawSamples(ds)  # RawSamples may derive missing modalities
 
 
+def _claim(args: argparse.Namespace, out, command: str, recognize, inputs: list | None = None):
+    from fourm.utils.outputs import claim_output
+
+    inputs = [("--data", args.data), *(inputs or [])]
+    return claim_output(out, f"fourm-tokenizer {command}", inputs, args.overwrite, recognize)
+
+
+def _is_trained_tokenizer(path: Path) -> bool:
+    return (path / "metrics.json").is_file() or (path / "tokenizer").is_dir() or (path / "last").is_dir()
+
+
 def _train(args: argparse.Namespace) -> int:
+    out = Path(args.out or Path("outputs") / "tokenizers" / Path(args.config).stem)
+    with _claim(args, out, "train", _is_trained_tokenizer, [("--config", args.config)]):
+        return _train_image(args, out)
+
+
+def _train_image(args: argparse.Namespace, out: Path) -> int:
     from fourm.utils.config import apply_overrides, read_mapping
     from tokenizers_zoo.image import ImageTokenizerConfig
     from tokenizers_zoo.image.trainer import train_image_tokenizer
@@ -39,7 +56,6 @@ def _train(args: argparse.Namespace) -> int:
         cfg = ImageTokenizerConfig.from_dict(data)
     except FourmError as e:
         raise FourmError(f"{args.config}: {e}") from None
-    out = Path(args.out or Path("outputs") / "tokenizers" / Path(args.config).stem)
     train = _load_split(args.data, "train", cfg.modality)
     val = _load_split(args.data, "val", cfg.modality)
     result = train_image_tokenizer(cfg, train, val, out, steps=args.steps, max_minutes=args.max_minutes)
@@ -50,6 +66,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if args.num is not None and args.num < 1:
+        raise FourmError(f"--num must be >= 1, got {args.num}")
+    if args.batch_size < 1:
+        raise FourmError(f"--batch-size must be >= 1, got {args.batch_size}")
     import torch
 
     from tokenizers_zoo.image import ImageTokenizer
@@ -69,6 +89,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _train_text(args: argparse.Namespace) -> int:
+    from fourm.utils.outputs import is_saved_model
+
+    with _claim(args, args.out, "train-text", is_saved_model):
+        return _train_text_tokenizer(args)
+
+
+def _train_text_tokenizer(args: argparse.Namespace) -> int:
     from tokenizers_zoo.text import TextTokenizer, corpus_from_samples
 
     samples = _load_split(args.data, "train", key="")  # "" is never a column: RawSamples view
@@ -102,6 +129,9 @@ def _raw_split(data: str, split: str):
     dataset = load_raw_dataset(data)
     if split not in dataset:
         raise FourmError(f"dataset {data} has no '{split}' split (splits: {', '.join(dataset)})")
+    if len(dataset[split]) == 0:
+        counts = ", ".join(f"{s} {len(d)}" for s, d in dataset.items())
+        raise FourmError(f"split '{split}' of {data} is empty (0 samples; splits: {counts})")
     return dataset[split]
 
 
@@ -127,6 +157,13 @@ def _vector_metrics(tokenizer, vectors) -> dict[str, float]:
 
 
 def _train_vector(args: argparse.Namespace) -> int:
+    from fourm.utils.outputs import is_saved_model
+
+    with _claim(args, args.out, "train-vector", is_saved_model):
+        return _train_vector_tokenizer(args)
+
+
+def _train_vector_tokenizer(args: argparse.Namespace) -> int:
     import torch
 
     from tokenizers_zoo.vector import VectorTokenizer, VectorTokenizerConfig
@@ -157,13 +194,15 @@ def _train_vector(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fourm-tokenizer", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="fourm-tokenizer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train an image tokenizer from a config")
     tr.add_argument("--config", required=True, help="tokenizer YAML, e.g. configs/tokenizers/rgb.yaml")
     tr.add_argument("--data", required=True, help="raw dataset directory (fourm-data world / import)")
-    tr.add_argument("--out", default=None, help="output directory (default outputs/tokenizers/<config name>)")
-    tr.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes")
+    tr.add_argument("--out", default=None, help="output directory (default outputs/tokenizers/<config name>; refused "
+                    "if it is a folder or file this command did not write, unless --overwrite)")
+    tr.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
+    tr.add_argument("--max-minutes", type=finite_float, default=None, help="stop after this many minutes")
     tr.add_argument("--steps", type=int, default=None, help="training steps (overrides train.steps)")
     tr.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. train.lr=0.001")
     tr.set_defaults(func=_train)
@@ -178,19 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_eval)
     tt = sub.add_parser("train-text", help="train the WordPiece text vocabulary (captions, boxes, metadata, ...)")
     tt.add_argument("--data", required=True, help="raw dataset directory; its train split is the corpus")
-    tt.add_argument("--out", required=True, help="output directory (tokenizer.json + config.json)")
+    tt.add_argument("--out", required=True, help="output directory (tokenizer.json + config.json; refused if it is a "
+                    "folder or file this command did not write, unless --overwrite)")
+    tt.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     tt.add_argument("--vocab-size", type=int, default=1024, help="maximum vocabulary size, structured tokens included")
     tt.set_defaults(func=_train_text)
     tv = sub.add_parser("train-vector", help="train a vector tokenizer on a vector column (e.g. caption_embedding)")
     tv.add_argument("--data", required=True, help="raw dataset directory with the vector column")
     tv.add_argument("--key", required=True, help="vector column, e.g. caption_embedding")
-    tv.add_argument("--out", required=True, help="output directory (save_pretrained)")
+    tv.add_argument("--out", required=True, help="output directory (save_pretrained; refused if it is a folder or "
+                    "file this command did not write, unless --overwrite)")
+    tv.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     tv.add_argument("--tokens", type=int, default=4, help="tokens per vector (= codebooks)")
     tv.add_argument("--codebook-size", type=int, default=256, help="codes per codebook")
     tv.add_argument("--code-dim", type=int, default=32)
     tv.add_argument("--hidden-dim", type=int, default=512)
     tv.add_argument("--steps", type=int, default=2000)
-    tv.add_argument("--lr", type=float, default=1e-3)
+    tv.add_argument("--lr", type=finite_float, default=1e-3)
     tv.add_argument("--batch-size", type=int, default=256)
     tv.add_argument("--val-split", default="val")
     tv.add_argument("--seed", type=int, default=0)

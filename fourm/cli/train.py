@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 
-from fourm.cli import friendly_errors
+from fourm.cli import ArgumentParser, friendly_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="train.py",
         description="Train a FourM any-to-any model on pre-tokenized datasets (accelerate loop).",
     )
@@ -28,9 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         default=None,
         metavar="auto|PATH",
-        help="'auto': continue from the run's latest checkpoint (if any); PATH: a checkpoint or run directory",
+        help="'auto': continue from the run's latest checkpoint (if any); PATH: a checkpoint or run directory. "
+        "Overrides that change the run (anything but log_every, eval_every, eval_batches, checkpoint_every, "
+        "keep_checkpoints, output_dir, num_workers, tensorboard, deepspeed_config) are refused on resume, "
+        "naming them: config.json keeps describing the run",
     )
-    parser.add_argument("--out", default=None, help="run directory (overrides output_dir)")
+    parser.add_argument(
+        "--out", default=None,
+        help="run directory (overrides output_dir); refused if it is a non-empty folder that train.py did not "
+        "create (unless --overwrite), if it is or overlaps a dataset / --init-from, or while another train.py "
+        "writes it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="train into a non-empty --out that train.py did not create (its other files are left in place)",
+    )  # fmt: skip
     parser.add_argument(
         "--stop-at", type=int, default=None, metavar="STEP", help="stop after STEP steps, saving a checkpoint"
     )
@@ -60,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_train_config(
         args.config, args.overrides, output_dir=args.out, init_from=args.init_from, add_modalities=args.add_modality
     )
-    result = train(cfg, resume=args.resume, stop_at=args.stop_at)
+    if cfg.model.add_modalities:  # read them now, not after the data and the model are built
+        from fourm.training.finetune import load_added_modalities
+
+        load_added_modalities(cfg.model.add_modalities)
+    result = train(cfg, resume=args.resume, stop_at=args.stop_at, overwrite=args.overwrite)
     if not result.is_main:
         return 0
     if result.final_model is not None:
@@ -68,3 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"stopped at step {result.step}, checkpoint {result.checkpoint} (resume with --resume auto)")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

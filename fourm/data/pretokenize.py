@@ -11,8 +11,10 @@ assembles the shards into ``<out>``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from fourm.data.patches import LEVELS, patchify, to_levels
 from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
-from fourm.utils.atomic import atomic_path
+from fourm.utils.atomic import atomic_path, atomic_write_text
 from fourm.utils.precision import resolve_precision
 
 # values (one per sample, None = missing) -> token id lists (None = missing)
@@ -209,6 +211,58 @@ def build_encoders(
     return encoders, TokenDatasetInfo(modalities=infos, specials=specials)
 
 
+def dataset_fingerprint(path: str | Path) -> str:
+    """Hash of the names, sizes and modification times of every file of dataset directory ``path``
+    (cheap: nothing is read; a rewritten dataset gets new times)."""
+    from fourm.utils.outputs import MARKER
+
+    root = Path(path)
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name == MARKER:
+                continue
+            st = os.stat(os.path.join(dirpath, name))
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def content_fingerprint(path: str | Path) -> str:
+    """Hash of the contents of file or directory ``path`` (tokenizer weights, vocabularies, configs)."""
+    from fourm.utils.outputs import MARKER
+
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and p.name != MARKER)
+    h = hashlib.sha256()
+    for file in files:
+        h.update(str(file.relative_to(root) if file != root else "").encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def tokenizer_paths(
+    registry: ModalityRegistry, modalities: Sequence[str], root: str | Path = ".", overrides: dict[str, str] | None = None
+) -> dict[str, Path]:
+    """modality -> tokenizer directory of the modalities that have one (patch modalities have none)."""
+    return {m: resolve_tokenizer_path(registry[m], root, overrides) for m in modalities if registry[m].patch_size is None}
+
+
+def _manifest_changes(old: dict, new: dict) -> list[str]:
+    """What differs between two ``<out>.partial/manifest.json`` contents, in words."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if key == "inputs":
+            a, b = old.get(key) or {}, new.get(key) or {}
+            changes += [name for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
+        elif old.get(key) != new.get(key):
+            changes.append(f"{key} ({old.get(key)!r} -> {new.get(key)!r})")
+    return changes
+
+
 def _save_shard(path: Path, ids: list[str], columns: dict[str, list[list[int] | None]]) -> None:
     """One shard as JSON lines of {id, modality: ids | null}, written atomically."""
     with atomic_path(path) as tmp:
@@ -234,25 +288,49 @@ def pretokenize(
     splits: Sequence[str] | None = None,
     report: PretokenizeReport | None = None,
     settings: dict | None = None,
+    tokenizers: dict[str, str | Path] | None = None,
 ) -> PretokenizeReport:
     """Encode every sample of ``raw_path`` with ``encoders`` and write a token dataset to ``out``.
-    ``settings`` (e.g. a non-default precision) join the manifest of ``<out>.partial/``: a resume with
-    other settings is refused instead of mixing shards made differently."""
+    ``settings`` (e.g. a non-default precision) join the manifest of ``<out>.partial/``, with a
+    fingerprint of the inputs: the raw dataset (file names, sizes, times), each modality's spec and
+    the contents of its tokenizer (``tokenizers``: modality -> directory). A resume whose settings or
+    inputs differ is refused, naming what changed, instead of mixing shards made differently."""
     from fourm.data.raw_dataset import RawSamples, load_raw_dataset
 
     report = report if report is not None else PretokenizeReport()
     raw = load_raw_dataset(raw_path)
     splits = list(splits or raw.keys())
+    for split in splits:  # before any work: an empty or missing split would fail at the very end
+        if split not in raw:
+            raise FourmError(f"raw dataset {raw_path} has no split '{split}' (splits: {', '.join(raw)})")
+        if len(raw[split]) == 0:
+            raise FourmError(f"split '{split}' of {raw_path} is empty (nothing to tokenize)")
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
-    manifest = {"modalities": sorted(encoders), "shard_size": shard_size, "raw": str(Path(raw_path).resolve()), **(settings or {})}
+    inputs = {f"raw dataset {raw_path}": dataset_fingerprint(raw_path)}
+    for m in sorted(encoders):
+        inputs[f"modality '{m}'"] = hashlib.sha256(json.dumps(registry[m].to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    for m, path in sorted((tokenizers or {}).items()):
+        inputs[f"tokenizer of '{m}' ({path})"] = content_fingerprint(path)
+    manifest = {
+        "modalities": sorted(encoders), "shard_size": shard_size, "raw": str(Path(raw_path).resolve()),
+        **(settings or {}), "inputs": inputs,
+    }  # fmt: skip
     manifest_path = partial / "manifest.json"
-    if manifest_path.exists() and json.loads(manifest_path.read_text()) != manifest:
-        raise FourmError(
-            f"{partial} holds an interrupted run with other settings; delete it to start over"
-        )
-    manifest_path.write_text(json.dumps(manifest))
+    if manifest_path.exists():
+        try:
+            old = json.loads(manifest_path.read_text())
+        except ValueError:
+            old = {}
+        old = old if isinstance(old, dict) else {}
+        if old != manifest:
+            changed = "; ".join(_manifest_changes(old, manifest))
+            raise FourmError(
+                f"{partial} holds an interrupted run with other settings or inputs (changed: {changed}); "
+                "delete it to start over"
+            )
+    atomic_write_text(manifest_path, json.dumps(manifest))
 
     shard_paths: dict[str, list[Path]] = {}
     for split in splits:

@@ -94,11 +94,13 @@ def write_raw_dataset(
     totals: dict[str, int] | None = None,
     chunk_size: int = 512,
     source: str = "custom",
+    require_samples: bool = False,
 ) -> Path:
     """Stream raw samples of each split into a ``DatasetDict`` saved at ``out_dir`` (atomically).
 
     ``keys`` are the columns kept (every sample must have them); images must be ``size`` x ``size``.
-    ``totals`` (expected samples per split) only sizes the progress bar. Returns ``out_dir``.
+    ``totals`` (expected samples per split) only sizes the progress bar. ``require_samples``: FourmError
+    (before anything replaces ``out_dir``) when no split got a sample. Returns ``out_dir``.
     """
     import datasets as hfd
 
@@ -124,6 +126,8 @@ def write_raw_dataset(
                 counts[name] = _write_split(
                     staging / f"{name}.arrow", samples, feats, keys, size, name, chunk_size, bar
                 )
+        if require_samples and not any(counts.values()):
+            raise FourmError(f"no samples to write to {out_dir} (every split is empty); {out_dir} left unchanged")
         parts = {name: hfd.Dataset.from_file(str(staging / f"{name}.arrow")) for name in splits}
         bars_were_on = not hfd.are_progress_bars_disabled()
         hfd.disable_progress_bars()  # our own bar covered the work; saving is a fast copy
@@ -156,9 +160,11 @@ def read_dataset_info(path: str | Path) -> dict:
         raise FourmError(
             f"{path} is not a fourm raw dataset (no {INFO_FILE}; build one with `fourm-data world`)"
         )
+    from fourm.utils.config import read_json_object
+
     try:
-        return json.loads(info_path.read_text())
-    except json.JSONDecodeError as e:
+        return read_json_object(info_path, "dataset info")
+    except FourmError as e:
         raise FourmError(f"corrupt {info_path}: {e}") from None
 
 

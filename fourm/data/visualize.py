@@ -276,11 +276,19 @@ def sample_grid(
 
 
 def save_sample_grid(
-    samples: list[dict], path: str | Path, modalities: list[str] | tuple[str, ...] | None = None, scale: int = 2
+    samples: list[dict],
+    path: str | Path,
+    modalities: list[str] | tuple[str, ...] | None = None,
+    scale: int = 2,
+    written_by: str | None = None,
 ) -> Path:
-    """Write :func:`sample_grid` as a PNG at ``path`` (atomically); returns the path."""
+    """Write :func:`sample_grid` as a PNG at ``path`` (atomically); returns the path. ``written_by``: the
+    command recorded in the PNG, so that a re-run may replace it (:mod:`fourm.utils.outputs`)."""
+    from fourm.utils.outputs import png_info
+
     path = Path(path)
     picture = sample_grid(samples, modalities, scale)
     with atomic_path(path) as tmp:
-        Image.fromarray(picture).save(tmp, format="PNG")
+        extra = {"pnginfo": png_info(written_by)} if written_by else {}
+        Image.fromarray(picture).save(tmp, format="PNG", **extra)
     return path

@@ -21,8 +21,7 @@ from pathlib import Path
 from fourm.errors import FourmError
 from fourm.generation.bundle import MODEL_DIR, REGISTRY_FILE, load_codecs, load_registry, resolve_bundle
 from fourm.modalities import ModalityRegistry
-from fourm.model.config import FourMConfig
-from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME
+from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME, FourM
 from fourm.utils.atomic import atomic_dir
 from fourm.utils.half_weights import halve_safetensors
 
@@ -55,7 +54,7 @@ def assemble_bundle(
     root = resolve_bundle(base)
     if out.resolve() == root.resolve():
         raise FourmError(f"the new bundle {out} would replace its base bundle; choose another output directory")
-    config = FourMConfig.from_file(model / CONFIG_NAME)
+    config = FourM.check_saved(model)  # weights readable and matching the config, before any copy
     registry = load_registry(root)
     for spec in ModalityRegistry.from_files(added).values():
         if spec.name in registry:

@@ -25,6 +25,7 @@ a prefix). With guidance, the unconditional pass holds the targets generated so 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -87,8 +88,8 @@ class GenerationTarget(Config):
             raise FourmError(f"{where}: unknown scheme '{self.scheme}' (expected maskgit, roar or ar)")
         if self.steps < 1:
             raise FourmError(f"{where}: steps must be >= 1, got {self.steps}")
-        if self.confidence_noise < 0:
-            raise FourmError(f"{where}: confidence_noise must be >= 0, got {self.confidence_noise}")
+        if not (math.isfinite(self.confidence_noise) and self.confidence_noise >= 0):
+            raise FourmError(f"{where}: confidence_noise must be >= 0 and finite, got {self.confidence_noise}")
         if self.max_length is not None and self.max_length < 1:
             raise FourmError(f"{where}: max_length must be >= 1, got {self.max_length}")
         try:

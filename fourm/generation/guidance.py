@@ -16,6 +16,7 @@ conditions without fighting the earlier outputs. The target's own known tokens a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +35,11 @@ class Guidance:
     weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.scale):
+            raise FourmError(f"guidance scale must be a finite number, got {self.scale}")
+        bad = [m for m, w in self.weights.items() if not math.isfinite(w)]
+        if bad:
+            raise FourmError(f"guidance weight of '{bad[0]}' must be a finite number, got {self.weights[bad[0]]}")
         if self.weights and self.scale != 1.0:
             raise FourmError(
                 f"give either a guidance scale ({self.scale}) or per-condition guidance weights "

@@ -8,6 +8,8 @@ the CPU is ~10x faster than ``torch.multinomial`` for large vocabularies.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -20,12 +22,12 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
 
 
 def check_sampling_args(temperature: float, top_k: int, top_p: float) -> None:
-    """FourmError for a negative temperature, negative top-k or top-p outside (0, 1]."""
-    if temperature < 0:
-        raise FourmError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    """FourmError for a negative or non-finite temperature, negative top-k or top-p outside (0, 1]."""
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise FourmError(f"temperature must be >= 0 and finite (0 = greedy), got {temperature}")
     if top_k < 0:
         raise FourmError(f"top_k must be >= 0 (0 = off), got {top_k}")
-    if not 0.0 < top_p <= 1.0:
+    if not 0.0 < top_p <= 1.0:  # also false for nan
         raise FourmError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
 
 

@@ -89,8 +89,8 @@ class TemperatureSchedule:
     def __post_init__(self) -> None:
         if self.kind not in ("constant", "linear", "cosine"):
             raise FourmError(f"unknown temperature schedule '{self.kind}' (known: constant, linear, cosine)")
-        if self.start < 0 or self.end < 0:
-            raise FourmError(f"temperatures must be >= 0, got start {self.start}, end {self.end}")
+        if not all(math.isfinite(t) and t >= 0 for t in (self.start, self.end)):
+            raise FourmError(f"temperatures must be >= 0 and finite, got start {self.start}, end {self.end}")
 
     def at(self, step: int, steps: int) -> float:
         """Temperature of step ``step`` (0-based) of ``steps``."""

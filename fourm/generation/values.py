@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from fourm.data.visualize import depth_colormap, semseg_palette
 from fourm.errors import FourmError
+from fourm.utils.images import HIGH_BIT_MODES, check_image_size, open_checked, to_8bit, unit_array
 from tokenizers_zoo.text import parse_bbox_string
 
 _HEX_RE = re.compile(r"^#?([0-9a-fA-F]{6})$")
@@ -34,15 +35,8 @@ _HEX_RE = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 
 def _open(path: str | Path) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise FourmError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise FourmError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    """Decode an image file: size-checked (decompression bombs), EXIF orientation applied."""
+    return open_checked(path)
 
 
 def _is_grey(rgb: np.ndarray) -> bool:
@@ -59,11 +53,14 @@ def _nearest_index(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 def _pil_to_array(img: Image.Image, kind: str, num_classes: int | None) -> np.ndarray:
     """A PIL image -> a raw array of modality kind ``kind`` (any size)."""
+    check_image_size(img, "given as a PIL image")
+    if img.mode in HIGH_BIT_MODES:  # 16-bit / 32-bit / float: scaled to the modality's range, not clipped
+        if kind == "depth":
+            return unit_array(img).astype(np.float32)
+        if kind != "semseg":  # semseg: the values are class ids, kept as they are
+            img = to_8bit(img)
     if kind in ("rgb", "normals"):
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    if img.mode in ("I;16", "I;16B", "I;16L"):
-        grey = np.asarray(img, dtype=np.float64) / 65535.0
-        return grey.astype(np.float32) if kind == "depth" else np.asarray(img).astype(np.int64)
     if img.mode in ("I", "F", "L", "1", "P") and not (img.mode == "P" and kind != "semseg"):
         arr = np.asarray(img)
         if kind == "depth":

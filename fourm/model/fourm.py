@@ -356,11 +356,12 @@ class FourM(nn.Module):
         self.config.save_json(path / CONFIG_NAME)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> FourM:
-        """Load a model saved by :meth:`save_pretrained`; FourmError for missing, corrupt or
-        mismatched files."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+    def check_saved(cls, path: str | Path) -> FourMConfig:
+        """The config of the model saved in ``path``, after checking the weights' names and shapes
+        (read from the safetensors header) against it, without building the model or reading the
+        weights: a wrong or hostile ``config.json`` (``dim: 65536``) fails here, allocating nothing.
+        FourmError for missing, corrupt or mismatched files."""
+        from fourm.utils.half_weights import safetensors_shapes
 
         path = Path(path)
         if not path.is_dir():
@@ -369,22 +370,37 @@ class FourM(nn.Module):
             if not (path / name).is_file():
                 raise FourmError(f"{path} is not a saved FourM model: {name} is missing")
         config = FourMConfig.from_file(path / CONFIG_NAME)
+        # Check the weights' shapes (from the safetensors header) against the config's before
+        # allocating anything: a wrong or hostile config.json must not build a huge model first.
+        shapes = safetensors_shapes(path / WEIGHTS_NAME)
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+        missing = sorted(set(expected) - set(shapes))
+        unexpected = sorted(set(shapes) - set(expected))
+        if missing or unexpected:
+            detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+            raise FourmError(f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}: {detail}")
+        for key, shape in shapes.items():
+            if shape != expected[key]:
+                raise FourmError(
+                    f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}: '{key}' has shape "
+                    f"{shape}, expected {expected[key]}"
+                )
+        return config
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> FourM:
+        """Load a model saved by :meth:`save_pretrained`; FourmError for missing, corrupt or
+        mismatched files (checked by :meth:`check_saved` before anything is allocated)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        config = cls.check_saved(path)
         try:
             state = load_file(str(path / WEIGHTS_NAME))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise FourmError(f"corrupt weights file {path / WEIGHTS_NAME}: {str(e).splitlines()[0]}") from None
         model = cls(config)
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing or unexpected:
-            detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-            raise FourmError(f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}: {detail}")
-        for key, value in state.items():
-            if value.shape != expected[key].shape:
-                raise FourmError(
-                    f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}: '{key}' has shape "
-                    f"{tuple(value.shape)}, expected {tuple(expected[key].shape)}"
-                )
         model.load_state_dict(state)
         return model.to(device) if device is not None else model

@@ -26,10 +26,27 @@ from torch import Tensor
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
+from fourm.utils.config import read_json_object
 
 INFO_NAME = "index.json"
 WEIGHTS_NAME = "embeddings.safetensors"
 BACKENDS = ("auto", "faiss", "torch")
+
+
+def check_index_meta(meta: dict, where: object) -> None:
+    """FourmError naming the field when an ``index.json`` object has fields of the wrong type."""
+
+    def bad(field: str, expected: str) -> FourmError:
+        return FourmError(f"corrupt retrieval index file {where}: '{field}' must be {expected}, got {meta.get(field)!r:.80}")
+
+    for field in ("count", "dim"):
+        if not isinstance(meta.get(field), int) or isinstance(meta.get(field), bool) or meta[field] < 0:
+            raise bad(field, "an integer >= 0")
+    ids = meta.get("ids")
+    if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        raise bad("ids", "a list of strings")
+    if meta.get("info") is not None and not isinstance(meta.get("info"), dict):
+        raise bad("info", "a JSON object")
 
 
 def faiss_available() -> bool:
@@ -132,12 +149,13 @@ class EmbeddingIndex:
             raise FourmError(f"{path} is not a retrieval index (expected {INFO_NAME} and {WEIGHTS_NAME}; build one with "
                              "`fourm-retrieve index`)")
         try:
-            meta = json.loads((path / INFO_NAME).read_text())
+            meta = read_json_object(path / INFO_NAME, "retrieval index file")
             tensors = load_file(str(path / WEIGHTS_NAME))
-        except (json.JSONDecodeError, SafetensorError, OSError) as e:
-            raise FourmError(f"corrupt retrieval index {path}: {str(e).splitlines()[0]}") from None
+        except (FourmError, SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise FourmError(f"corrupt retrieval index {path}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
         if meta.get("format") != "fourm-index" or "embeddings" not in tensors:
             raise FourmError(f"{path} is not a fourm retrieval index")
+        check_index_meta(meta, path / INFO_NAME)
         extra = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
         index = cls(tensors["embeddings"], meta.get("ids"), meta.get("info"), extra, backend)
         if len(index) != meta.get("count") or index.dim != meta.get("dim"):

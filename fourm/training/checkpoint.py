@@ -72,8 +72,11 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     root = Path(root)
     pointer = root / LATEST
     if pointer.is_file():
-        target = root / pointer.read_text().strip()
-        if (target / STATE_FILE).is_file():
+        try:
+            target = root / pointer.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError, ValueError):  # a damaged pointer: fall back to the scan
+            target = None
+        if target is not None and (target / STATE_FILE).is_file():
             return target
     found = list_checkpoints(root)
     return found[-1] if found else None

@@ -21,6 +21,8 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import time
@@ -65,6 +67,8 @@ from fourm.training.finetune import (
 )
 from fourm.training.logging import RunLogger
 from fourm.training.optim import WarmupCosine, build_optimizer
+from fourm.utils.atomic import atomic_dir
+from fourm.utils.outputs import claim_output, is_run_dir, write_marker
 from fourm.utils.precision import bf16_autocast, resolve_precision
 
 CONFIG_FILE = "config.json"
@@ -106,15 +110,12 @@ def _deepspeed_requested(cfg: TrainConfig) -> tuple[bool, dict | None]:
     from_env = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
     if from_env or cfg.deepspeed_config is None:
         return from_env, None
-    import json
-
     path = resolve_path(cfg.deepspeed_config)
     if not path.is_file():
         raise FourmError(f"DeepSpeed config not found: {cfg.deepspeed_config}")
-    try:
-        return False, json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise FourmError(f"malformed DeepSpeed config {path}: {e}") from None
+    from fourm.utils.config import read_json_object
+
+    return False, read_json_object(path, "DeepSpeed config")
 
 
 def fill_deepspeed_config(ds_config: dict, cfg: TrainConfig, num_processes: int) -> None:
@@ -336,17 +337,100 @@ def _check_finite(value: float, what: str, step: int, accelerator, checkpoint: P
 
 
 # ------------------------------------------------------------------------------------------ train
-def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = None) -> TrainResult:
+COMMAND = "train.py"
+# config fields a resume may change: how the run is logged, checked and saved, not what it computes
+RESUME_MAY_CHANGE = frozenset(
+    {"log_every", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints", "output_dir",
+     "num_workers", "tensorboard", "deepspeed_config"}
+)  # fmt: skip
+
+
+def _flatten(data: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(data, dict):
+        out: dict[str, object] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def check_resume_config(run_dir: Path, config: TrainConfig) -> None:
+    """FourmError naming the settings in which ``config`` differs from the run's ``config.json``
+    (other than :data:`RESUME_MAY_CHANGE`): a resume with them would no longer be the run it describes."""
+    saved_file = run_dir / CONFIG_FILE
+    if not saved_file.is_file():
+        return
+    try:
+        saved = _flatten(json.loads(saved_file.read_text()))
+    except (OSError, ValueError):
+        return  # unreadable: rewritten below from the config of this resume
+    now = _flatten(json.loads(json.dumps(config.to_dict())))
+    changed = [
+        f"{key} ({saved.get(key)!r} -> {now.get(key)!r})"
+        for key in sorted(set(saved) | set(now))
+        if key not in RESUME_MAY_CHANGE and saved.get(key, None) != now.get(key, None)
+    ]
+    if changed:
+        raise FourmError(
+            f"cannot resume {run_dir} with other settings than it was started with: {', '.join(changed)}; "
+            "drop these overrides, or start a new run with another --out"
+        )
+
+
+def model_loads(path: Path, model: nn.Module) -> bool:
+    """Whether ``path`` holds a complete saved copy of ``model`` (config.json, and weights whose names
+    and shapes match)."""
+    from safetensors import safe_open
+
+    try:
+        json.loads((path / "config.json").read_text())
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception:  # missing, truncated or foreign files
+        return False
+    return found == expected
+
+
+def _save_final_model(model: FourM, path: Path) -> None:
+    """``model.save_pretrained`` into a temporary directory renamed onto ``path``: a kill mid-way never
+    leaves a half-written ``model/``."""
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp)
+
+
+def _train_inputs(cfg: TrainConfig) -> list[tuple[str, str | None]]:
+    inputs: list[tuple[str, str | None]] = [
+        (f"data.datasets[{i}].path", str(resolve_path(s.path))) for i, s in enumerate(cfg.data.datasets)
+    ]
+    inputs.append(("--init-from", cfg.model.init_from))
+    inputs += [("--add-modality", path) for path in cfg.model.add_modalities]
+    return inputs
+
+
+def train(
+    config: TrainConfig, resume: str | None = None, stop_at: int | None = None, overwrite: bool = False
+) -> TrainResult:
     """Run (or resume) training as ``config`` says; see the module docstring.
 
     ``resume``: None (fresh run; FourmError if the run directory already has checkpoints),
-    ``"auto"`` (the run's latest checkpoint if any) or a checkpoint / run directory.
+    ``"auto"`` (the run's latest checkpoint if any) or a checkpoint / run directory. A resume whose
+    config differs from the run's ``config.json`` (beyond :data:`RESUME_MAY_CHANGE`) is refused.
     ``stop_at``: stop after this many steps (saving a checkpoint) instead of ``config.steps``.
+    The run directory is claimed first (:func:`fourm.utils.outputs.claim_output`): never an input or
+    inside one, refused if non-empty and not a train.py run (unless ``overwrite``), and locked.
     """
     cfg = config
     if stop_at is not None and not 1 <= stop_at:
         raise FourmError(f"stop_at must be >= 1, got {stop_at}")
     accelerator = build_accelerator(cfg)
+    with contextlib.ExitStack() as claim:
+        if accelerator.is_main_process:
+            claim.enter_context(claim_output(cfg.run_dir, COMMAND, _train_inputs(cfg), overwrite, is_run_dir))
+        return _train(cfg, accelerator, resume, stop_at)
+
+
+def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | None) -> TrainResult:
     device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
     is_main = accelerator.is_main_process
     use_deepspeed = accelerator.state.deepspeed_plugin is not None
@@ -359,8 +443,11 @@ def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = 
             f"{run_dir} already holds checkpoints (latest: {latest_checkpoint(ckpt_root).name}); "
             "pass --resume auto to continue it or --out for a new run"
         )
+    if checkpoint is not None:
+        check_resume_config(run_dir, cfg)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        write_marker(run_dir, COMMAND)  # a killed run is still recognised as train.py's
         prepare_synthetic_sources(cfg.data, cfg.seed)
         cfg.save_json(run_dir / CONFIG_FILE)
     accelerator.wait_for_everyone()
@@ -534,8 +621,9 @@ def train(config: TrainConfig, resume: str | None = None, stop_at: int | None = 
         if trained and last_ckpt_step != state.step:
             run_checkpoint()
         if state.step >= cfg.steps:
-            if is_main and (trained or not (run_dir / FINAL_MODEL).is_dir()):
-                model.save_pretrained(run_dir / FINAL_MODEL)
+            # re-saved when this run trained, or when model/ does not load (e.g. killed while saving it)
+            if is_main and (trained or not model_loads(run_dir / FINAL_MODEL, model)):
+                _save_final_model(model, run_dir / FINAL_MODEL)
             accelerator.wait_for_everyone()
             result.final_model = run_dir / FINAL_MODEL
     finally:

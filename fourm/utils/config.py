@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -32,9 +33,24 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def coerce(value: Any, tp: Any, where: str) -> Any:
+ALLOW_NONFINITE = "allow_nonfinite"
+"""Field metadata key: ``field(default=..., metadata={ALLOW_NONFINITE: True})`` lets a float field
+hold inf / nan (every other float field must be finite)."""
+
+
+def check_finite(value: float, where: str) -> float:
+    """``value`` if it is a finite number; FourmError naming ``where`` for nan / inf."""
+    if not math.isfinite(value):
+        raise FourmError(f"invalid value for '{where}': {value!r} (expected a finite number)")
+    return value
+
+
+def coerce(value: Any, tp: Any, where: str, allow_nonfinite: bool = False) -> Any:
     """Check ``value`` against the type annotation ``tp`` and convert where lossless (int -> float,
-    list -> tuple, dict -> dataclass). Raises FourmError naming ``where`` on a mismatch."""
+    list -> tuple, dict -> dataclass). Raises FourmError naming ``where`` on a mismatch. Floats must
+    be finite unless ``allow_nonfinite``."""
+    if isinstance(value, float) and not allow_nonfinite and get_origin(tp) in (Union, types.UnionType):
+        check_finite(value, where)  # ``float | None``: say "finite", not "expected float | None"
     origin = get_origin(tp)
     if tp is Any:
         return value
@@ -47,7 +63,7 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return coerce(value, arg, where)
+                return coerce(value, arg, where, allow_nonfinite)
             except FourmError as e:
                 errors.append(str(e))
         raise FourmError(f"invalid value for '{where}': {value!r} (expected {_type_name(tp)})")
@@ -69,20 +85,29 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
                 raise FourmError(f"invalid value for '{where}': expected a mapping, got {value!r}")
             if not args:
                 return dict(value)
-            return {coerce(k, args[0], f"{where}.{k}"): coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+            return {
+                coerce(k, args[0], f"{where}.{k}", allow_nonfinite): coerce(v, args[1], f"{where}.{k}", allow_nonfinite)
+                for k, v in value.items()
+            }
         if not isinstance(value, (list, tuple)):
             raise FourmError(f"invalid value for '{where}': expected a list, got {value!r}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise FourmError(f"invalid value for '{where}': expected {len(args)} items, got {len(value)}")
-            return tuple(coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(
+                coerce(v, a, f"{where}[{i}]", allow_nonfinite) for i, (v, a) in enumerate(zip(value, args))
+            )
         item_tp = args[0] if args else Any
-        items = [coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [coerce(v, item_tp, f"{where}[{i}]", allow_nonfinite) for i, v in enumerate(value)]
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FourmError(f"invalid value for '{where}': {value!r} (expected a number)")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int too big for a float
+            raise FourmError(f"invalid value for '{where}': {value!r} (expected a finite number)") from None
+        return value if allow_nonfinite else check_finite(value, where)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise FourmError(f"invalid value for '{where}': {value!r} (expected an integer)")
@@ -111,7 +136,7 @@ def _from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     kwargs = {}
     for name, f in fields.items():
         if name in data:
-            kwargs[name] = coerce(data[name], hints[name], prefix + name)
+            kwargs[name] = coerce(data[name], hints[name], prefix + name, bool(f.metadata.get(ALLOW_NONFINITE)))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise FourmError(f"missing config field '{prefix}{name}' for {cls.__name__}")
     try:
@@ -135,20 +160,77 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def read_mapping(path: str | Path) -> dict:
-    """Read a YAML or JSON file that must hold a mapping; clear errors for missing/malformed files."""
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return (text.splitlines() or [type(error).__name__])[0][:200]
+
+
+def read_text_file(path: str | Path, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; FourmError naming ``what`` and ``path`` when it is missing, a
+    directory, unreadable or not UTF-8 text (e.g. a binary file)."""
     path = Path(path)
     if not path.is_file():
-        raise FourmError(f"config file not found: {path}")
+        raise FourmError(f"{what} not found: {path}" + (" (it is a directory)" if path.is_dir() else ""))
     try:
-        data = yaml.safe_load(path.read_text()) if path.suffix in (".yaml", ".yml") else json.loads(path.read_text())
-    except (yaml.YAMLError, json.JSONDecodeError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise FourmError(f"malformed config file {path}: {first}") from None
-    if data is None:
-        data = {}
+        data = path.read_bytes()
+    except OSError as e:
+        raise FourmError(f"cannot read {what} {path}: {e.strerror or _first_line(e)}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FourmError(
+            f"{what} {path} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}; a binary file?)"
+        ) from None
+    if "\x00" in text:
+        raise FourmError(f"{what} {path} is not text (it holds NUL bytes; a binary file?)")
+    return text
+
+
+def read_json_value(path: str | Path, what: str = "JSON file") -> Any:
+    """Parse the JSON file ``path``; FourmError (one line, naming it) for missing / binary / malformed."""
+    text = read_text_file(path, what)
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise FourmError(f"malformed {what} {path}: {_first_line(e)}") from None
+
+
+def read_json_object(path: str | Path, what: str = "JSON file") -> dict:
+    """Like :func:`read_json_value`, but the file must hold a JSON object."""
+    data = read_json_value(path, what)
     if not isinstance(data, dict):
-        raise FourmError(f"config file {path} must hold a mapping, got {type(data).__name__}")
+        raise FourmError(f"{what} {path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_yaml_mapping(path: str | Path, what: str = "YAML file") -> dict:
+    """Parse the YAML file ``path``, which must hold a mapping (an empty file is ``{}``)."""
+    text = read_text_file(path, what)
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError, ValueError) as e:
+        raise FourmError(f"malformed {what} {path}: {_first_line(e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FourmError(f"{what} {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def read_mapping(path: str | Path, what: str = "config file") -> dict:
+    """Read a YAML or JSON file that must hold a mapping; clear errors for missing/malformed files."""
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        return read_yaml_mapping(path, what)
+    text = read_text_file(path, what)
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise FourmError(f"malformed {what} {path}: {_first_line(e)}") from None
+    if not isinstance(data, dict):
+        raise FourmError(f"{what} {path} must hold a mapping, got {type(data).__name__}")
     return data
 
 

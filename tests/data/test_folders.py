@@ -240,6 +240,11 @@ class _FakeRawDataset:
         return out_dir
 
 
+def _outside(root):
+    """An --out next to the imported folder (one inside it is refused: it lies inside the input)."""
+    return root.with_name(root.name + "-out")
+
+
 def _run_cli(argv):
     import argparse
 
@@ -265,7 +270,7 @@ def test_cli_import(imagefolder, tmp_path, monkeypatch, capsys):
     module = types.ModuleType("fourm.data.raw_dataset")
     module.write_raw_dataset = fake.write_raw_dataset
     monkeypatch.setitem(sys.modules, "fourm.data.raw_dataset", module)
-    rc = _run_cli(["import", "--source", "imagefolder", "--root", str(imagefolder), "--out", str(tmp_path / "o"),
+    rc = _run_cli(["import", "--source", "imagefolder", "--root", str(imagefolder), "--out", str(_outside(tmp_path)),
                    "--size", "16", "--val-fraction", "0.25", "--derive", "edges,metadata"])  # fmt: skip
     assert rc == 0
     ((out, splits, size, keys, totals),) = fake.calls
@@ -278,7 +283,7 @@ def test_cli_import(imagefolder, tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "loaded 4 samples" in printed and "corrupt file" in printed and "img2.png" in printed
 
-    rc = _run_cli(["import", "--source", "folders", "--root", str(imagefolder), "--out", str(tmp_path / "o")])
+    rc = _run_cli(["import", "--source", "folders", "--root", str(imagefolder), "--out", str(_outside(tmp_path))])
     assert rc == 2 and "error: no modality folders" in capsys.readouterr().err
     rc = _run_cli(["import", "--source", "imagefolder", "--root", str(imagefolder), "--out", "x", "--derive", "depth"])
     assert rc == 2 and "cannot derive modality 'depth'" in capsys.readouterr().err
@@ -286,10 +291,10 @@ def test_cli_import(imagefolder, tmp_path, monkeypatch, capsys):
 
 def test_cli_import_real_writer(imagefolder, tmp_path):
     raw = pytest.importorskip("fourm.data.raw_dataset")
-    rc = _run_cli(["import", "--source", "imagefolder", "--root", str(imagefolder), "--out", str(tmp_path / "o"),
+    rc = _run_cli(["import", "--source", "imagefolder", "--root", str(imagefolder), "--out", str(_outside(tmp_path)),
                    "--size", "16", "--val-fraction", "0.25", "--derive", "color_palette"])  # fmt: skip
     assert rc == 0
-    splits = raw.load_raw_dataset(tmp_path / "o")
+    splits = raw.load_raw_dataset(_outside(tmp_path))
     samples = [raw.RawSamples(splits[name])[i] for name in splits for i in range(len(splits[name]))]
     assert sorted(s["id"] for s in samples) == ["img0", "img1", "img3", "img4"]
     assert all(s["rgb"].shape == (16, 16, 3) and len(s["color_palette"]) >= 2 for s in samples)

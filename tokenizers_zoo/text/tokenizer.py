@@ -217,6 +217,13 @@ class TextTokenizer:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise FourmError(f"text {i} must be a string, got {type(text).__name__}")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:  # lone surrogates: undecodable bytes from argv or a file
+                raise FourmError(
+                    f"text {text!r:.80} is not valid UTF-8 (character {e.start}: {text[e.start]!r}); "
+                    "give captions as UTF-8 text"
+                ) from None
         budget = max_length - int(add_sos) - int(add_eos) if isinstance(max_length, int) else -1
         if isinstance(max_length, bool) or budget < 0:
             raise FourmError(
@@ -329,7 +336,9 @@ class TextTokenizer:
         if path.exists():
             if not path.is_dir():
                 raise FourmError(f"cannot save tokenizer to {path}: it is a file, expected a directory")
-            others = sorted(p.name for p in path.iterdir() if p.name not in (TOKENIZER_FILE, CONFIG_FILE))
+            from fourm.utils.outputs import MARKER  # a command's marker of its own output folder
+
+            others = sorted(p.name for p in path.iterdir() if p.name not in (TOKENIZER_FILE, CONFIG_FILE, MARKER))
             if others:
                 raise FourmError(
                     f"refusing to replace {path}: it holds other files ({', '.join(others[:3])}); "

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from fourm.data.user.report import BAD_ANNOTATION, BAD_FORMAT, CORRUPT_FILE, MISSING_FILE, SkipSample
+from fourm.errors import FourmError
+from fourm.utils.images import open_checked, to_8bit, unit_array
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -46,17 +47,9 @@ def open_image(path: Path, draft_side: int | None = None) -> Image.Image:
     if not path.is_file():
         raise SkipSample(MISSING_FILE, path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(path)
-            if draft_side and img.format == "JPEG" and min(img.size) > 2 * draft_side:
-                scale = min(img.size) / (2 * draft_side)
-                img.draft("RGB", (math.ceil(img.size[0] / scale), math.ceil(img.size[1] / scale)))
-            img = ImageOps.exif_transpose(img)
-            img.load()
-    except Exception as e:  # decoders raise many types (OSError, SyntaxError, struct.error, ...) on bad data
+        return open_checked(path, draft_side)  # also refuses oversized images (decompression bombs)
+    except FourmError as e:
         raise SkipSample(CORRUPT_FILE, path, _short(e)) from None
-    return img
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -80,8 +73,9 @@ def _as_2d(arr: np.ndarray, path: Path) -> np.ndarray:
 
 
 def read_rgb(path: Path, draft_side: int | None = None) -> np.ndarray:
-    """Any colour/grey image -> uint8 (H, W, 3) (alpha dropped, palette expanded)."""
-    return np.asarray(open_image(path, draft_side).convert("RGB"), dtype=np.uint8)
+    """Any colour/grey image -> uint8 (H, W, 3) (alpha dropped, palette expanded; 16-bit and float
+    grey images scaled to 0-255, not clipped)."""
+    return np.asarray(to_8bit(open_image(path, draft_side)).convert("RGB"), dtype=np.uint8)
 
 
 def read_depth(path: Path) -> np.ndarray:
@@ -95,8 +89,8 @@ def read_depth(path: Path) -> np.ndarray:
         img = open_image(path)
         if img.mode == "L":
             return np.asarray(img, dtype=np.float32) / np.float32(255.0)
-        if img.mode.startswith("I;16") or img.mode == "I":
-            return (np.asarray(img).astype(np.float64) / 65535.0).clip(0.0, 1.0).astype(np.float32)
+        if img.mode.startswith("I;16") or img.mode == "I":  # / 65535 (min-max beyond 16 bits)
+            return unit_array(img).astype(np.float32)
         if img.mode != "F":
             raise SkipSample(BAD_FORMAT, path, f"depth must be a single-channel 8/16-bit image, got mode {img.mode}")
         arr = np.asarray(img, dtype=np.float64)
@@ -134,16 +128,19 @@ def read_normals(path: Path) -> np.ndarray:
         if arr.dtype == np.uint8:
             return arr
         return np.rint((np.clip(np.nan_to_num(arr), -1.0, 1.0) * 0.5 + 0.5) * 255.0).astype(np.uint8)
-    return np.asarray(open_image(path).convert("RGB"), dtype=np.uint8)
+    return np.asarray(to_8bit(open_image(path)).convert("RGB"), dtype=np.uint8)
 
 
 def read_edges(path: Path) -> np.ndarray:
-    """Any image / .npy, nonzero = edge -> uint8 (H, W) in {0, 1}."""
+    """Any image / .npy, nonzero = edge -> uint8 (H, W) in {0, 1}.
+
+    16-bit and float images are first scaled to 0-255 (a value that rounds to 0 there is no edge),
+    so their faint noise does not turn every pixel into an edge."""
     if path.suffix.lower() == ".npy":
         arr = _as_2d(_load_npy(path), path)
     else:
         img = open_image(path)
-        arr = np.asarray(img if img.mode in ("L", "I", "I;16", "F", "1") else img.convert("L"))
+        arr = np.asarray(img if img.mode in ("L", "1") else to_8bit(img).convert("L"))
     return (arr != 0).astype(np.uint8)
 
 
