@@ -2,6 +2,10 @@
 
     fourm-data import --source imagefolder --root my_photos --out data/mine --derive edges,metadata
     fourm-data import --source folders --root my_aligned --out data/aligned --modalities rgb,depth
+    fourm-data import --source imagefolder --root my_photos --out data/mine --split-column split
+
+Splits: ``--split-column NAME`` (a metadata.jsonl column holding train / val per row), else
+``ROOT/train/`` + ``ROOT/val/`` folders (imagefolder), else ``--val-fraction`` of the samples, hashed.
     fourm-data show --data data/mine --split val --num 8 --out grid.png
 """
 
@@ -37,12 +41,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     p.add_argument("--size", type=bounded_int(1, MAX_IMAGE_SIDE), default=64,
                    help=f"image side after resize + centre crop (default 64, at most {MAX_IMAGE_SIDE})")
-    p.add_argument("--val-fraction", type=fraction, default=0.1, help="fraction of samples in the val split")
+    p.add_argument("--val-fraction", type=fraction, default=0.1,
+                   help="fraction of samples in the val split, when the data has no splits of its own "
+                   "(default: %(default)s)")
+    p.add_argument("--split-column", default=None, metavar="NAME",
+                   help="imagefolder: the metadata.jsonl column holding each row's split (train or val); "
+                   "default: ROOT/train/ and ROOT/val/ folders when present, else --val-fraction")
     p.add_argument("--derive", default=None,
                    help="modalities to compute from rgb where missing: comma list of edges,color_palette,metadata")
     p.add_argument("--modalities", default=None,
                    help="folders only: comma list of modality folders to use (default: all present)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/val assignment")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/val assignment (default 0)")
     p.set_defaults(func=run_import)
 
     s = subparsers.add_parser("show", help="save a picture of samples with every modality",
@@ -80,6 +89,12 @@ def _with_derived(samples: Iterable[dict], derive: tuple[str, ...]) -> Iterator[
         yield add_derived(sample, derive) if derive else sample
 
 
+def _counted(samples: Iterable[dict], counts: dict[str, int], name: str) -> Iterator[dict]:
+    for sample in samples:
+        counts[name] += 1
+        yield sample
+
+
 def run_import(args: argparse.Namespace) -> int:
     from fourm.utils.outputs import claim_output, is_raw_dataset
 
@@ -99,8 +114,10 @@ def _import(args: argparse.Namespace) -> int:
     if args.source == "imagefolder":
         if args.modalities is not None:
             raise FourmError("--modalities only applies to --source folders")
-        source = ImageFolderSource(args.root, args.size, report)
+        source = ImageFolderSource(args.root, args.size, report, split_column=args.split_column)
     else:
+        if args.split_column is not None:
+            raise FourmError("--split-column only applies to --source imagefolder")
         source = AlignedFolderSource(args.root, args.size, _csv(args.modalities), report)
     if derive and "rgb" not in source.keys:
         raise FourmError(f"--derive {','.join(derive)} needs rgb images, but {args.root} has none")
@@ -108,11 +125,19 @@ def _import(args: argparse.Namespace) -> int:
         print(report.summary())
         raise FourmError(f"no samples found under {args.root}")
     keys = tuple(k for k in ALL_KEYS if k in source.keys or k in derive)
-    train_ids, val_ids = split_ids(source.ids, args.val_fraction, args.seed)
-    splits = {"train": _with_derived(source.iter(train_ids), derive)}
+    given = getattr(source, "splits", None)
+    if given is not None:
+        how = f"column '{args.split_column}'" if args.split_column else "folders"
+        train_ids = [i for i in source.ids if given[i] == "train"]
+        val_ids = [i for i in source.ids if given[i] == "val"]
+        print(f"splits from {how}: {len(train_ids)} train, {len(val_ids)} val candidates (--val-fraction not used)")
+    else:
+        train_ids, val_ids = split_ids(source.ids, args.val_fraction, args.seed)
+    written = {"train": 0, "val": 0}
+    splits = {"train": _counted(_with_derived(source.iter(train_ids), derive), written, "train")}
     totals = {"train": len(train_ids)}  # upper bounds: bad samples are skipped
     if val_ids:
-        splits["val"] = _with_derived(source.iter(val_ids), derive)
+        splits["val"] = _counted(_with_derived(source.iter(val_ids), derive), written, "val")
         totals["val"] = len(val_ids)
     print(f"importing {len(source.ids)} candidate samples from {args.root} (keys: {', '.join(keys[1:])})")
     try:  # a run that loads nothing fails before the rename: an existing --out stays as it was
@@ -125,7 +150,10 @@ def _import(args: argparse.Namespace) -> int:
             raise FourmError(f"no sample of {args.root} could be loaded (see the report above); {args.out} left unchanged") from None
         raise
     print(report.summary())
-    print(f"wrote {out}")
+    sizes = ", ".join(f"{name} {written[name]}" for name in splits)
+    print(f"wrote {out} (splits: {sizes})")
+    if not written["train"]:
+        print("warning: the train split is empty")
     return 0
 
 

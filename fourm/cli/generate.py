@@ -7,20 +7,26 @@
         --temperature rgb=1.5 --guidance rgb=2.0 --scheme rgb=roar
     python generate.py --target caption --prefix caption="the red circle"
     python generate.py --cond caption="a red circle" --target bboxes rgb --grammar bboxes=off
+    python generate.py --prompts captions.txt --target bboxes rgb --num-samples 2   # one caption a line
+    python generate.py --prompts prompts.jsonl --target rgb   # {"caption": "...", "bboxes": "..."} a line
 
 Per-target defaults: the built-in ones (:mod:`fourm.generation.pipeline`), then the bundle's
 ``generation.json`` if it has one, then these options. Writes per sample a PNG per image modality,
 ``sequences.json`` (with the groups of boxes / palettes / metadata that did not parse, also printed),
 ``rgb_with_boxes.png`` and an ``overview.png`` grid into ``--out`` (default ``outputs/<timestamp>``);
-see :mod:`fourm.generation.export`.
+see :mod:`fourm.generation.export`. With ``--prompts FILE`` every prompt is generated (in batches of
+``--batch-size`` rows), into one ``overview.png`` (a row per prompt x sample, labelled with the prompt),
+one ``sequences.json`` and the images under ``samples/`` (see :func:`fourm.generation.export.save_prompt_results`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,9 @@ def finite(text: str) -> float:
 # At most this many samples per run (one batch through the model, one overview grid); more: run
 # again with another --seed.
 MAX_NUM_SAMPLES = 256
+# At most this many rows (prompts x samples) per --prompts run: one overview picture holds them all.
+MAX_PROMPT_ROWS = 1024
+DEFAULT_BATCH_SIZE = 16
 
 # option -> (GenerationTarget field, value type)
 TARGET_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -95,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cond", action="append", default=[], metavar="NAME=VALUE", help="a condition (repeat for several)"
     )
+    parser.add_argument(
+        "--prompts", default=None, metavar="FILE",
+        help="generate for every prompt of FILE: JSON lines of conditions ({\"caption\": \"...\"}; file names "
+        "relative to FILE's folder) or plain text, one caption a line (exclusive with --cond)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+        help=f"--prompts: rows (prompt x sample) generated at once (default {DEFAULT_BATCH_SIZE})",
+    )  # fmt: skip
     parser.add_argument("--target", nargs="+", required=True, metavar="NAME", help="modalities to generate, in order")
     parser.add_argument(
         "--prefix", action="append", default=[], metavar="NAME=VALUE",
@@ -201,6 +219,18 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     conditions = parse_assignments(args.cond, "--cond")
+    prompts = None
+    if args.prompts is not None:
+        if args.cond:
+            raise FourmError("give the conditions once: --prompts FILE or --cond NAME=VALUE, not both")
+        if not 1 <= args.batch_size <= MAX_NUM_SAMPLES:
+            raise FourmError(f"--batch-size must be >= 1 and at most {MAX_NUM_SAMPLES}, got {args.batch_size}")
+        prompts = read_prompts(args.prompts)
+        if len(prompts) * args.num_samples > MAX_PROMPT_ROWS:
+            raise FourmError(
+                f"--prompts {args.prompts}: {len(prompts)} prompts x {args.num_samples} samples is more than "
+                f"{MAX_PROMPT_ROWS} rows per run (split the file)"
+            )
     prefixes = parse_assignments(args.prefix, "--prefix")
     if args.caption_prefix is not None:
         if "caption" in prefixes:
@@ -214,8 +244,120 @@ def main(argv: list[str] | None = None) -> int:
 
     inputs = [("--model", args.model or DEFAULT_BUNDLE)]
     inputs += [(f"--cond {name}=", value) for name, value in conditions.items() if _is_path(value)]
+    if prompts is not None:
+        inputs.append(("--prompts", args.prompts))
+        inputs += [(f"--prompts line {p.line}: {name}=", v) for p in prompts for name, v in p.conditions.items()
+                   if isinstance(v, str) and _is_path(v)]  # fmt: skip
     with claim_output(out_dir, "generate.py", inputs, args.overwrite, rerun=False):
+        if prompts is not None:
+            return _generate_prompts(args, prompts, prefixes, targets, overrides, out_dir)
         return _generate(args, conditions, prefixes, targets, overrides, out_dir)
+
+
+@dataclass
+class Prompt:
+    """One prompt of a --prompts file: its conditions, line number and label (the row's title)."""
+
+    conditions: dict[str, Any]
+    line: int
+    label: str
+
+
+def read_prompts(path: str | Path) -> list[Prompt]:
+    """The prompts of ``path``: JSON lines of {modality: value} (``.jsonl``, or a first line that is a
+    JSON object) or plain text, one caption a line; blank lines (and ``#`` lines of a text file) are
+    skipped. FourmError naming the line for a malformed one. Relative file names of a JSON prompt
+    resolve against the file's folder when they exist there."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FourmError(f"--prompts {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FourmError(f"--prompts {path}: cannot read it as UTF-8 text ({e})") from None
+    lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    is_json = path.suffix.lower() in (".jsonl", ".ndjson")
+    if not is_json and lines and lines[0][1].startswith("{"):
+        try:
+            is_json = isinstance(json.loads(lines[0][1]), dict)
+        except ValueError:
+            pass
+    prompts = []
+    for lineno, line in lines:
+        where = f"--prompts {path}:{lineno}"
+        if not is_json:
+            if not line.startswith("#"):
+                prompts.append(Prompt({"caption": line}, lineno, line))
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise FourmError(f"{where}: invalid JSON ({e}); expected one object of conditions a line") from None
+        if not isinstance(row, dict) or not row:
+            raise FourmError(f"{where}: expected a non-empty JSON object of conditions, e.g. {{\"caption\": \"...\"}}")
+        conditions = {}
+        for name, value in row.items():
+            if isinstance(value, str) and not _is_path(value) and (path.parent / value).is_file():
+                value = str(path.parent / value)
+            conditions[str(name)] = value
+        label = "; ".join(f"{k}: {v}" if isinstance(v, str) else f"{k}: {json.dumps(v)}" for k, v in row.items())
+        prompts.append(Prompt(conditions, lineno, label))
+    if not prompts:
+        raise FourmError(f"--prompts {path} holds no prompt")
+    return prompts
+
+
+def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides, out_dir: Path) -> int:
+    """Every prompt (batched by condition set, ``--batch-size`` rows at a time) -> one output folder."""
+    from tqdm.auto import tqdm
+
+    from fourm.generation.export import save_prompt_results
+    from fourm.generation.pipeline import FourMPipeline
+
+    if prefixes:
+        raise FourmError("--prefix / --caption-prefix do not apply to --prompts (give the conditions in the file)")
+    start = time.perf_counter()
+    pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
+    pipe.autocast = not args.fp32
+    plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]
+    pipe.plan(plan_targets)  # checks the targets before any prompt
+    for p in prompts:  # every prompt checked up front: an error names its line
+        for name, value in p.conditions.items():
+            where = f"--prompts {args.prompts}:{p.line}"
+            try:
+                pipe.codec(name).normalize(value)
+            except FourmError as e:
+                raise FourmError(f"{where}: {name}: {e}") from None
+            except (OSError, ValueError, TypeError) as e:
+                raise FourmError(f"{where}: {name}: cannot read {value!r} ({e})") from None
+            if name in targets:
+                raise FourmError(f"{where}: '{name}' is both a condition and a target")
+    per_batch = max(1, args.batch_size // args.num_samples)  # prompts per batch (at least one)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(tuple(sorted(p.conditions)), []).append(i)
+    batches = [idx[k : k + per_batch] for idx in groups.values() for k in range(0, len(idx), per_batch)]
+    rows: list[tuple[int, int, Any, int]] = []  # (prompt, sample, result, row in result)
+    bar = tqdm(total=len(prompts), desc="prompts", unit="prompt", disable=args.no_progress)
+    for b, indices in enumerate(batches):
+        result = pipe.generate_batch(
+            [prompts[i].conditions for i in indices], plan_targets, num_samples=args.num_samples,
+            seed=args.seed + b, progress=False,
+        )  # fmt: skip
+        rows += [(i, s, result, k * args.num_samples + s) for k, i in enumerate(indices) for s in range(args.num_samples)]
+        bar.update(len(indices))
+    bar.close()
+    rows.sort(key=lambda r: (r[0], r[1]))
+    save_prompt_results(rows, prompts, targets, out_dir, seed=args.seed, overwrite=args.overwrite)
+    failures = sum(1 for _, _, r, k in rows for per in r.parse_failures.values() if per[k])
+    if failures:
+        print(f"warning: {failures} generated sequence(s) had groups that did not parse (see parse_failures in sequences.json)")
+    elapsed = time.perf_counter() - start
+    print(
+        f"wrote {len(rows)} sample(s) ({len(prompts)} prompt(s) x {args.num_samples}) of {', '.join(targets)} "
+        f"to {out_dir} ({elapsed:.1f} s)"
+    )
+    return 0
 
 
 def _generate(args, conditions, prefixes, targets, overrides, out_dir: Path) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from fourm.cli import ArgumentParser, friendly_errors, parse_assignments
@@ -48,8 +49,9 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--center-predictions", action="store_true",
                    help="predicted: centre each prediction by the mean prediction of its modality set")
     p.add_argument("--no-normalize", action="store_true", help="pooled, --no-align: no l2-normalisation")
-    p.add_argument("--center-split", default=None,
-                   help="split the alignment or centres come from (default: train if present)")
+    p.add_argument("--align-split", "--center-split", dest="center_split", default=None, metavar="SPLIT",
+                   help="split of --data the alignment or centres are fitted on (default: train if present, else "
+                   "the evaluated split; eval refuses an alignment fitted on the rows it scores, see --allow-overlap)")
     p.add_argument("--center-samples", type=int, default=256,
                    help="samples per centre (predicted, or pooled with --no-align; default 256)")
     p.add_argument("--vector-modality", default=None, help="predicted: the vector modality (default: the model's only one)")
@@ -101,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", required=True, help="query modality (or a,b)")
     p.add_argument("--key", required=True, help="key modality (or a,b)")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="evaluate even when the alignment was fitted on rows being evaluated (the recall is then "
+                   "optimistic; a warning is printed and the report says how many rows overlap)")
     _add_method_args(p)
     _add_model_args(p)
     p.set_defaults(func=run_eval)
@@ -145,9 +150,9 @@ def _embedder(args, data, modalities: list[str], extra: list[str] | None = None,
     embedder = make_embedder(pipe, settings, *data.specials(pipe))
     if item_sets is None:
         item_sets = [modalities] + [[m] for m in extra if [m] != modalities]
-    fit_reference(embedder, pipe, args.data, list(dict.fromkeys(modalities + extra)), settings, data.split,
-                  progress=True, item_sets=item_sets)
-    return pipe, settings, embedder
+    reference = fit_reference(embedder, pipe, args.data, list(dict.fromkeys(modalities + extra)), settings,
+                              data.split, progress=True, item_sets=item_sets)  # fmt: skip
+    return pipe, settings, embedder, reference
 
 
 def _is_index(path: Path) -> bool:
@@ -178,7 +183,7 @@ def _index(args: argparse.Namespace) -> int:
                       for e in _modalities(args.query_modalities, "--query-modalities")]
         extra = list(dict.fromkeys(m for q in query_sets for m in q))
         item_sets = [keys] + [q for q in query_sets if q != keys]
-    pipe, settings, embedder = _embedder(args, data, keys, extra, item_sets)
+    pipe, settings, embedder, _ = _embedder(args, data, keys, extra, item_sets)
     items, rows = data.items(keys, pipe, batch_size=settings.batch_size, progress=True)
     if not items:
         raise FourmError(f"no sample of {args.data} (split '{args.split}') holds {' and '.join(keys)}")
@@ -299,17 +304,58 @@ def run_eval(args: argparse.Namespace) -> int:
 
     queries, keys = _modalities(args.query, "--query"), _modalities(args.key, "--key")
     data = RetrievalData(args.data, args.split, args.num)
-    pipe, settings, embedder = _embedder(args, data, list(dict.fromkeys(queries + keys)), [], [queries, keys])
+    _refuse_aligning_on_evaluated_rows(args, data)
+    pipe, settings, embedder, reference = _embedder(
+        args, data, list(dict.fromkeys(queries + keys)), [], [queries, keys]
+    )
     both, rows = data.items(list(dict.fromkeys(queries + keys)), pipe, batch_size=settings.batch_size, progress=True)
     if len(both) < 2:
         raise FourmError(f"{args.data} (split '{args.split}') has {len(both)} samples with both sides: need >= 2")
     q = embedder([{m: it[m] for m in queries} for it in both], progress=True)
     k = embedder([{m: it[m] for m in keys} for it in both], progress=True)
     report = {"query": queries, "key": keys, "settings": settings.to_dict(), **evaluate_pair(q, k)}
+    if reference is not None:
+        same = _same_data(reference["data"], args.data) and reference["split"] == data.split
+        overlap = len(set(reference["rows"]) & set(rows)) if same else 0
+        report["reference"] = {k: v for k, v in reference.items() if k != "rows"} | {"overlap": overlap}
+        what = (
+            f"alignment fitted on {reference['pairs']} pairs (of {reference['requested']} requested)"
+            if reference["fitted"] == "alignment" else f"centres fitted on {len(reference['rows'])} samples"
+        )  # fmt: skip
+        print(f"{what} of split '{reference['split']}'; evaluated on {len(both)} of split '{data.split}'")
+        if overlap:
+            print(
+                f"warning: the {'alignment was' if reference['fitted'] == 'alignment' else 'centres were'} fitted "
+                f"on {overlap} of the {len(both)} evaluated rows: "
+                f"the recall is optimistic (fit on another split with --align-split)", file=sys.stderr,
+            )  # fmt: skip
     print(format_report(f"{'+'.join(queries)} -> {'+'.join(keys)}", report))
     if args.json:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _same_data(a: str | Path, b: str | Path) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _refuse_aligning_on_evaluated_rows(args: argparse.Namespace, data) -> None:
+    """FourmError (before any fitting) when the pooled alignment would be fitted on rows that eval
+    scores: same dataset and split, both starting at row 0 (unless --allow-overlap)."""
+    from fourm.retrieval.settings import center_split
+
+    if args.method != "pooled" or args.no_align or args.allow_overlap:
+        return
+    ref_split = center_split(args.data, data.split, _settings(args))
+    if ref_split != data.split or len(data) == 0:
+        return
+    shared = min(len(data), args.align_samples)
+    why = "the dataset has no train split" if args.center_split is None else f"--align-split {ref_split}"
+    raise FourmError(
+        f"the alignment would be fitted on split '{ref_split}' of {args.data} ({why}), whose first {shared} rows "
+        "eval also scores: pass --align-split with another split (e.g. train), or --allow-overlap to report an "
+        "optimistic recall anyway"
+    )
 
 
 @friendly_errors

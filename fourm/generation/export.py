@@ -9,6 +9,8 @@
                                       structured targets, empty lists when all parsed); the plan
         overview.png                  rows = samples, columns = conditions then targets
 
+(:func:`save_prompt_results`: the layout of a ``generate.py --prompts`` run.)
+
 Colour-mapped depth and semseg PNGs can be given back as conditions (see :mod:`fourm.generation.values`).
 """
 
@@ -110,4 +112,71 @@ def save_result(result: Any, out_dir: str | Path, overwrite: bool = False, scale
         if shown:
             grid = sample_grid([{m: s[m] for m in shown} for s in samples], shown, scale=scale)
             _save_png(grid, tmp / "overview.png")
+    return out_dir
+
+
+def save_prompt_results(
+    rows: list[tuple[int, int, Any, int]],
+    prompts: list[Any],
+    targets: list[str],
+    out_dir: str | Path,
+    seed: int = 0,
+    overwrite: bool = False,
+    scale: int = 2,
+) -> Path:
+    """Write the results of a ``--prompts`` run into ``out_dir`` (atomically) -> ``out_dir``::
+
+        samples/p000_s00/rgb.png  the image-like targets of prompt 0, sample 0 (+ rgb_with_boxes.png)
+        sequences.json            {"num_prompts", "num_samples", "seed", "targets", "plan", "samples": [
+                                   {"prompt", "sample", "line", "conditions", "outputs", "parse_failures"}]}
+        overview.png              one row per prompt x sample, labelled with the prompt; conditions, targets
+
+    ``rows``: (prompt index, sample index, GenerationResult, row of that result) in output order;
+    ``prompts``: objects with ``conditions``, ``line`` and ``label``.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise FourmError(f"output directory {out_dir} already exists and is not empty (choose another --out)")
+    if not rows:
+        raise FourmError("no generated rows to save")
+    entries, grid_rows, shown = [], [], ["prompt"]
+    with atomic_dir(out_dir) as tmp:
+        for p, s, result, k in rows:
+            sample = result.sample(k)
+            folder = tmp / "samples" / f"p{p:03d}_s{s:02d}"
+            outputs: dict[str, Any] = {}
+            for name in result.targets:
+                value = sample.get(name)
+                pic = picture(name, value)
+                if pic is not None:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    _save_png(pic, folder / f"{name}.png")
+                elif value is not None:
+                    outputs[name] = _json_value(value)
+            rgb, boxes = sample.get("rgb"), sample.get("bboxes")
+            if isinstance(rgb, np.ndarray) and isinstance(boxes, list) and "rgb" in result.targets:
+                folder.mkdir(parents=True, exist_ok=True)
+                _save_png(boxes_picture(rgb, boxes), folder / "rgb_with_boxes.png")
+            failures = getattr(result, "parse_failures", {}) or {}
+            prompt = prompts[p]
+            entries.append({
+                "prompt": p, "sample": s, "line": prompt.line,
+                "conditions": {n: _json_value(v) for n, v in prompt.conditions.items()},
+                "outputs": outputs,
+                "parse_failures": {m: per_sample[k] for m, per_sample in failures.items()},
+            })  # fmt: skip
+            grid_rows.append({"prompt": f"#{p} sample {s}: {prompt.label}", **sample})
+            shown += [m for m in result.modalities if m not in shown]
+        first = rows[0][2]
+        info = {
+            "num_prompts": len(prompts),
+            "num_samples": 1 + max(s for _, s, _, _ in rows),
+            "seed": seed,
+            "targets": list(targets),
+            "plan": first.plan.to_dict(),
+            "samples": entries,
+        }
+        (tmp / "sequences.json").write_text(json.dumps(to_jsonable(info), indent=2) + "\n")
+        grid = sample_grid(grid_rows, [m for m in shown if any(m in r for r in grid_rows)], scale=scale)
+        _save_png(grid, tmp / "overview.png")
     return out_dir

@@ -371,6 +371,71 @@ class FourMPipeline:
             given[name], raw[name] = self._given(name, value, prefix=False)
         for name, value in partial.items():
             given[name], _ = self._given(name, value, prefix=True)
+        rows = {n: None if raw[n] is None else [raw[n]] * num_samples for n in conditions}
+        return self._run(plan, conditions, given, rows, num_samples, seed, progress, decode)
+
+    def generate_batch(
+        self,
+        prompts: Sequence[Mapping[str, Any]],
+        targets: Sequence[str | GenerationTarget] = (),
+        num_samples: int = 1,
+        seed: int = 0,
+        progress: bool = True,
+        decode: bool = True,
+    ) -> GenerationResult:
+        """Generate ``targets`` for several prompts at once -> one :class:`GenerationResult` of
+        ``len(prompts) * num_samples`` rows, prompt-major (row ``p * num_samples + s``).
+
+        ``prompts``: raw conditions {modality: value} per prompt, all with the same modalities (no
+        token tensors). Same ``prompts`` and ``seed`` -> same result."""
+        plan = self.plan(targets)
+        names = [t.modality for t in plan.targets]
+        if not prompts:
+            raise FourmError("generate_batch needs at least one prompt")
+        keys = list(prompts[0])
+        for i, prompt in enumerate(prompts):
+            if sorted(prompt) != sorted(keys):
+                raise FourmError(f"prompt {i} has conditions {sorted(prompt)}, prompt 0 has {sorted(keys)}: batch prompts alike")
+        for name in keys:
+            self.codec(name)
+            if name in names:
+                raise FourmError(f"'{name}' is both a condition and a target")
+            if not self.model.config.modalities[name].input:
+                raise FourmError(f"modality '{name}' cannot be a condition: the model does not read it (input: false)")
+        if num_samples < 1:
+            raise FourmError(f"num_samples must be >= 1, got {num_samples}")
+        full = [self.with_patch_conditions(p) for p in prompts]
+        conditions = full[0]
+        batch = len(prompts) * num_samples
+        given: dict[str, GivenTokens] = {}
+        rows: dict[str, list[Any] | None] = {}
+        for name in conditions:
+            codec = self.codec(name)
+            raws = [codec.normalize(p[name]) for p in full]
+            ids = codec.encode(raws).repeat_interleave(num_samples, dim=0)  # (batch, L)
+            if isinstance(codec, PatchCodec):
+                given[name] = GivenTokens.patches(ids)
+            elif isinstance(codec, SequenceCodec):
+                given[name] = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
+            else:
+                given[name] = GivenTokens.at(ids)
+            rows[name] = [r for r in raws for _ in range(num_samples)]
+        return self._run(plan, conditions, given, rows, batch, seed, progress, decode)
+
+    def _run(
+        self,
+        plan: GenerationPlan,
+        conditions: Mapping[str, Any],
+        given: dict[str, GivenTokens],
+        raw_rows: Mapping[str, list[Any] | None],
+        num_samples: int,
+        seed: int,
+        progress: bool,
+        decode: bool,
+    ) -> GenerationResult:
+        """Generate ``plan`` from ``given`` tokens (``num_samples`` rows); ``raw_rows``: per condition the
+        raw value of every row (None: decode its tokens)."""
+        names = [t.modality for t in plan.targets]
         autocast = torch.bfloat16 if self.autocast and fast_bf16(self.device) else None
         grammars = {t.modality: g for t in plan.targets if t.scheme == "ar" and (g := self.grammar(t.modality))}
         decoded: dict[str, list[Any]] = {}
@@ -388,8 +453,8 @@ class FourMPipeline:
         tokens.update({n: t.cpu() for n, t in out.items()})
         values: dict[str, list[Any]] = {}
         for name in conditions:
-            if raw[name] is not None:
-                values[name] = [raw[name]] * num_samples
+            if raw_rows[name] is not None:
+                values[name] = list(raw_rows[name])
             elif decode and isinstance(conditions[name], Tensor):
                 values[name] = self.detokenize(name, tokens[name], seed=seed)
         if decode:

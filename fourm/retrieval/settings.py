@@ -154,28 +154,39 @@ def fit_reference(
     split: str = "val",
     progress: bool = False,
     item_sets: Sequence[Sequence[str]] | None = None,
-) -> None:
+) -> dict[str, Any] | None:
     """Fit an embedder's reference statistics for ``modalities`` on the reference split. Pooled: the
     alignment (``settings.align``: paired samples holding all of them), else the centres
     (``settings.center``: single-modality items). Predicted (``settings.center_predictions``): the centre of each
-    modality set in ``item_sets`` (default: each of ``modalities`` alone)."""
+    modality set in ``item_sets`` (default: each of ``modalities`` alone).
+
+    -> what was fitted on (None: nothing): ``{"fitted": "alignment" | "centres", "data": path,
+    "split": reference split, "rows": the rows used, "pairs": paired samples (alignment), "requested":
+    align_samples}``."""
     from fourm.retrieval.data import RetrievalData
 
     names = list(dict.fromkeys(modalities))
     ref_split = center_split(data_path, split, settings)
+    used: set[int] = set()
+
+    def centres_info() -> dict[str, Any]:
+        return {"fitted": "centres", "data": str(data_path), "split": ref_split, "rows": sorted(used)}
+
     if isinstance(embedder, PredictedEmbedder):
         if embedder.center:
             ref = RetrievalData(data_path, ref_split, num=settings.center_samples)
             for subset in item_sets if item_sets is not None else [[m] for m in names]:
-                items, _ = ref.items(list(subset), pipeline, batch_size=settings.batch_size, progress=progress)
+                items, rows = ref.items(list(subset), pipeline, batch_size=settings.batch_size, progress=progress)
+                used.update(rows)
                 if not items:
                     raise FourmError(
                         f"no sample of {ref.path} (split '{ref.split}') holds {' and '.join(subset)}: cannot fit its centre"
                     )
                 embedder.fit_centers(items, progress=progress)
-        return
+            return centres_info()
+        return None
     if not isinstance(embedder, PooledEmbedder):
-        return
+        return None
     if settings.align:
         if len(names) < 2:
             raise FourmError(
@@ -183,19 +194,24 @@ def fit_reference(
                 "(name the query modalities too, or turn the alignment off: --no-align)"
             )
         ref = RetrievalData(data_path, ref_split, num=settings.align_samples)
-        items, _ = ref.items(names, pipeline, batch_size=settings.batch_size, progress=progress)
+        items, rows = ref.items(names, pipeline, batch_size=settings.batch_size, progress=progress)
         if len(items) < 2 * settings.align_dim:
             raise FourmError(
                 f"{ref.path} (split '{ref.split}') has {len(items)} samples holding {', '.join(names)}: an "
                 f"alignment of dim {settings.align_dim} needs at least {2 * settings.align_dim}"
             )
         embedder.fit_alignment(items, names, settings.align_dim, settings.align_ridge, settings.align_power, progress)
-        return
+        return {
+            "fitted": "alignment", "data": str(data_path), "split": ref_split, "rows": list(rows),
+            "pairs": len(items), "requested": settings.align_samples,
+        }  # fmt: skip
     if not embedder.center:
-        return
+        return None
     ref = RetrievalData(data_path, ref_split, num=settings.center_samples)
     for m in names:
-        items, _ = ref.items([m], pipeline, batch_size=settings.batch_size, progress=progress)
+        items, rows = ref.items([m], pipeline, batch_size=settings.batch_size, progress=progress)
+        used.update(rows)
         if not items:
             raise FourmError(f"no sample of {ref.path} (split '{ref.split}') holds '{m}': cannot fit its centre")
         embedder.fit_centers(items, progress=progress)
+    return centres_info()

@@ -6,7 +6,7 @@ Layout of ``<run>/checkpoints/``::
         model/config.json, model/model.safetensors   FourM.save_pretrained (loadable on its own)
         optimizer.pt                                 AdamW state (not with DeepSpeed)
         deepspeed/                                   DeepSpeed engine state (ZeRO partitions), if used
-        scheduler.pt                                 {"step": n}
+        scheduler.pt                                 {"step": n, "time_fraction": f}
         rng_rank<r>.pt                               python / numpy / torch (/ cuda) RNG states per process
         trainer_state.json                           step, epoch, data position, counters
     latest                                           text file: name of the newest complete checkpoint
@@ -52,6 +52,7 @@ class TrainerState(Config):
     tokens_seen: int = 0
     num_processes: int = 1
     global_batch: int = 1  # samples per micro-batch over all processes, when saved
+    elapsed_seconds: float = 0.0  # training wall time so far, over all resumes (the max_minutes budget)
 
 
 def checkpoint_name(step: int) -> str:

@@ -157,6 +157,10 @@ class TrainConfig(Config):
     grad_accum: int = 1  # micro-batches per optimizer step
     grad_clip: float | None = 1.0  # max global gradient norm; null = no clipping
     steps: int = 1000  # optimizer steps
+    # wall-time cap in minutes (None: none): training stops (checkpoint + final model) once this much
+    # training time has passed, counted over resumes; the cosine schedule follows
+    # max(step / steps, elapsed / max_minutes)
+    max_minutes: float | None = None
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # bf16 = autocast (weights, optimizer, loss fp32);
     # auto = bf16 where the device runs it natively (fourm.utils.precision), else fp32
     log_every: int = 10
@@ -182,6 +186,8 @@ class TrainConfig(Config):
                 raise FourmError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.eval_batches is not None and self.eval_batches < 1:
             raise FourmError(f"eval_batches must be >= 1 or null, got {self.eval_batches}")
+        if self.max_minutes is not None and not (self.max_minutes > 0 and self.max_minutes < float("inf")):
+            raise FourmError(f"max_minutes must be > 0 or null, got {self.max_minutes}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise FourmError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
         if not self.output_dir:
@@ -204,12 +210,24 @@ def load_train_config(
     output_dir: str | None = None,
     init_from: str | None = None,
     add_modalities: list[str] | None = None,
+    datasets: list[str] | None = None,
+    max_minutes: float | None = None,
 ) -> TrainConfig:
     """Read a train YAML/JSON, apply ``key=value`` overrides (and ``output_dir``, ``model.init_from``,
-    ``model.add_modalities`` when given), validate."""
+    ``model.add_modalities``, ``max_minutes`` when given; ``datasets``: token dataset paths that replace
+    ``data.datasets``, weight 1 each), validate."""
     data = apply_overrides(read_mapping(resolve_path(path)), list(overrides or []))
     if output_dir is not None:
         data["output_dir"] = str(output_dir)
+    if max_minutes is not None:
+        data["max_minutes"] = max_minutes
+    if datasets is not None:
+        if not datasets:
+            raise FourmError("--data names no dataset (expected PATH[,PATH...])")
+        section = data.setdefault("data", {})
+        if not isinstance(section, dict):
+            raise FourmError(f"{path}: 'data' is not a section")
+        section["datasets"] = [{"path": str(p), "weight": 1.0} for p in datasets]
     if init_from is not None or add_modalities:
         model = data.setdefault("model", {})
         if not isinstance(model, dict):

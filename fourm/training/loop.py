@@ -91,6 +91,8 @@ class TrainResult:
     val: dict[str, float] = field(default_factory=dict)  # last validation metrics
     model: FourM | None = None  # the trained model (unwrapped, on the training device)
     is_main: bool = True  # whether this process is the main one (multi-process runs)
+    timed_out: bool = False  # stopped by the max_minutes wall-time cap (final model saved)
+    elapsed_seconds: float = 0.0  # training wall time over all resumes
 
 
 class LossStep(nn.Module):
@@ -341,8 +343,22 @@ COMMAND = "train.py"
 # config fields a resume may change: how the run is logged, checked and saved, not what it computes
 RESUME_MAY_CHANGE = frozenset(
     {"log_every", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints", "output_dir",
-     "num_workers", "tensorboard", "deepspeed_config"}
+     "num_workers", "tensorboard", "deepspeed_config", "max_minutes"}
 )  # fmt: skip
+# max_minutes may change on resume (a new total budget, e.g. to train longer); a resume that does not
+# give it keeps the run's own (see inherit_max_minutes)
+
+
+def inherit_max_minutes(run_dir: Path, config: TrainConfig) -> float | None:
+    """The ``max_minutes`` of the run's ``config.json`` when ``config`` sets none (a resume without
+    ``--max-minutes`` keeps the run's time budget); sets it on ``config``; -> the saved value."""
+    try:
+        saved = json.loads((run_dir / CONFIG_FILE).read_text()).get("max_minutes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if config.max_minutes is None and isinstance(saved, (int, float)) and not isinstance(saved, bool) and saved > 0:
+        config.max_minutes = float(saved)
+    return saved if isinstance(saved, (int, float)) else None
 
 
 def _flatten(data: object, prefix: str = "") -> dict[str, object]:
@@ -443,7 +459,9 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
             f"{run_dir} already holds checkpoints (latest: {latest_checkpoint(ckpt_root).name}); "
             "pass --resume auto to continue it or --out for a new run"
         )
+    saved_minutes = None
     if checkpoint is not None:
+        saved_minutes = inherit_max_minutes(run_dir, cfg)
         check_resume_config(run_dir, cfg)
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -524,7 +542,13 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
             f"{stages}then old-weight updates x{cfg.model.old_params_lr_scale}"
         )
     if checkpoint is not None:
-        logger.message(f"resumed from {checkpoint} (step {state.step}, epoch {state.epoch})")
+        logger.message(
+            f"resumed from {checkpoint} (step {state.step}, epoch {state.epoch}, "
+            f"{state.elapsed_seconds / 60:.1f} min trained)"
+        )
+        if cfg.max_minutes != saved_minutes:
+            logger.message(f"note: max_minutes changed from {saved_minutes} to {cfg.max_minutes}: the time budget and "
+                           "the learning-rate schedule follow the new value")  # fmt: skip
         if leftover:
             logger.message(f"note: batch layout changed since the checkpoint; {leftover} samples of epoch {state.epoch} skipped")
     if is_main:
@@ -543,6 +567,16 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
     last_eval_step = last_ckpt_step = -1
     stream = _batch_stream(loader, sampler, state.epoch, start_batch)
     max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+    budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
+    elapsed_before, loop_start = state.elapsed_seconds, time.monotonic()
+    timed_out = False
+
+    def elapsed() -> float:
+        """Training wall time over all resumes; under a cap the same value on every process."""
+        value = elapsed_before + time.monotonic() - loop_start
+        if budget is not None and world > 1:  # every process must stop at the same step
+            value = float(reduce(torch.tensor([value], dtype=torch.float64, device=device)).item()) / world
+        return value
 
     def run_eval() -> None:
         nonlocal last_eval_step
@@ -560,6 +594,7 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
         def broadcast(obj):
             return broadcast_object_list([obj])[0] if world > 1 else obj
 
+        state.elapsed_seconds = elapsed()
         last_ckpt = save_checkpoint(
             ckpt_root, state, parts, cfg.keep_checkpoints, rank, is_main, broadcast, accelerator.wait_for_everyone
         )
@@ -568,6 +603,16 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
     wrapper.train()
     try:
         while state.step < end_step:
+            if budget is not None:
+                state.elapsed_seconds = elapsed()
+                scheduler.time_fraction = state.elapsed_seconds / budget
+                if state.elapsed_seconds >= budget:
+                    timed_out = True
+                    logger.message(
+                        f"time limit reached: {state.elapsed_seconds / 60:.2f} of {cfg.max_minutes:g} minutes, "
+                        f"stopping at step {state.step} of {cfg.steps}"
+                    )
+                    break
             grad_norm = None
             lr = optimizer.param_groups[0]["lr"]
             for _ in range(cfg.grad_accum):
@@ -616,11 +661,12 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
                 run_checkpoint()
 
         trained = state.step > start_step
-        if trained and state.step >= cfg.steps and last_eval_step != state.step:
+        finished = state.step >= cfg.steps or timed_out
+        if trained and finished and last_eval_step != state.step:
             run_eval()
         if trained and last_ckpt_step != state.step:
             run_checkpoint()
-        if state.step >= cfg.steps:
+        if finished:
             # re-saved when this run trained, or when model/ does not load (e.g. killed while saving it)
             if is_main and (trained or not model_loads(run_dir / FINAL_MODEL, model)):
                 _save_final_model(model, run_dir / FINAL_MODEL)
@@ -631,4 +677,5 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
         stream.close()
         loader = val_loaders = None  # drops the persistent workers
     result.step, result.checkpoint, result.model = state.step, last_ckpt, model
+    result.timed_out, result.elapsed_seconds = timed_out, elapsed_before + time.monotonic() - loop_start
     return result

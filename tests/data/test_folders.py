@@ -298,3 +298,82 @@ def test_cli_import_real_writer(imagefolder, tmp_path):
     samples = [raw.RawSamples(splits[name])[i] for name in splits for i in range(len(splits[name]))]
     assert sorted(s["id"] for s in samples) == ["img0", "img1", "img3", "img4"]
     assert all(s["rgb"].shape == (16, 16, 3) and len(s["color_palette"]) >= 2 for s in samples)
+
+
+def _fake_writer(monkeypatch):
+    import sys
+    import types
+
+    fake = _FakeRawDataset()
+    module = types.ModuleType("fourm.data.raw_dataset")
+    module.write_raw_dataset = fake.write_raw_dataset
+    monkeypatch.setitem(sys.modules, "fourm.data.raw_dataset", module)
+    return fake
+
+
+def _split_rows(tmp_path, splits):
+    rows = []
+    for i, split in enumerate(splits):
+        rgb, _ = _scene()
+        Image.fromarray(rgb).save(tmp_path / f"img{i}.png")
+        rows.append({"file_name": f"img{i}.png", "text": f"red box {i}", "split": split, "weather": "dry"})
+    _write_jsonl(tmp_path / "metadata.jsonl", rows)
+    return tmp_path
+
+
+def test_cli_import_split_column(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "photos"
+    root.mkdir()
+    _split_rows(root, ["train", "val", "train", "Validation", "test", "train"])  # "test": not a split
+    fake = _fake_writer(monkeypatch)
+    rc = _run_cli(["import", "--source", "imagefolder", "--root", str(root), "--out", str(tmp_path / "out"),
+                   "--size", "16", "--split-column", "split"])  # fmt: skip
+    assert rc == 0
+    ((_, splits, _, keys, totals),) = fake.calls
+    assert [s["id"] for s in splits["train"]] == ["img0", "img2", "img5"]
+    assert [s["id"] for s in splits["val"]] == ["img1", "img3"]
+    assert totals == {"train": 3, "val": 2}
+    assert all("split" not in s["metadata"] and s["metadata"]["weather"] == "dry" for s in splits["train"])
+    out = capsys.readouterr().out
+    assert "splits: train 3, val 2" in out and "bad metadata line" in out and "'test'" in out
+
+    rc = _run_cli(["import", "--source", "imagefolder", "--root", str(root), "--out", str(tmp_path / "out2"),
+                   "--split-column", "fold"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--split-column fold" in err and "no row" in err
+    rc = _run_cli(["import", "--source", "folders", "--root", str(root), "--out", str(tmp_path / "out3"),
+                   "--split-column", "split"])  # fmt: skip
+    assert rc == 2 and "only applies to --source imagefolder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("per_folder_metadata", [False, True])
+def test_cli_import_split_folders(tmp_path, monkeypatch, capsys, per_folder_metadata):
+    root = tmp_path / "photos"
+    for split, n in (("train", 3), ("val", 2)):
+        folder = root / split / "cats"
+        folder.mkdir(parents=True)
+        rows = []
+        for i in range(n):
+            Image.fromarray(_scene()[0]).save(folder / f"{i}.png")
+            rows.append({"file_name": f"cats/{i}.png", "text": f"cat {split} {i}"})
+        if per_folder_metadata:
+            _write_jsonl(root / split / "metadata.jsonl", rows)
+    fake = _fake_writer(monkeypatch)
+    rc = _run_cli(["import", "--source", "imagefolder", "--root", str(root), "--out", str(tmp_path / "out"),
+                   "--size", "16", "--val-fraction", "0.5"])  # fmt: skip
+    assert rc == 0
+    ((_, splits, _, keys, _),) = fake.calls
+    assert [s["id"] for s in splits["train"]] == ["train/cats/0", "train/cats/1", "train/cats/2"]
+    assert [s["id"] for s in splits["val"]] == ["val/cats/0", "val/cats/1"]
+    assert ("caption" in keys) == per_folder_metadata
+    if per_folder_metadata:
+        assert splits["val"][1]["caption"] == "cat val 1"
+    out = capsys.readouterr().out
+    assert "splits from folders" in out and "splits: train 3, val 2" in out
+
+
+def test_import_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        _run_cli(["import", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 0.1)" in text and "--split-column NAME" in text

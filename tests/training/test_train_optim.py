@@ -40,7 +40,7 @@ def test_scheduler_drives_optimizer_and_restores_from_its_state():
         sched.step()
     assert seen == pytest.approx([lr_at(s, cfg.lr, cfg.min_lr, 3, 12) for s in range(12)])
     state = sched.state_dict()
-    assert state == {"step": 12}
+    assert state == {"step": 12, "time_fraction": 0.0}
     opt2 = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
     sched2 = WarmupCosine(opt2, cfg, total_steps=12)
     sched2.load_state_dict({"step": 5})

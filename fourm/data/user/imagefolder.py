@@ -5,6 +5,11 @@ Each ``metadata.jsonl`` line is ``{"file_name": "img/0001.jpg", "text": "a capti
 ``color_palette`` -> color_palette, every other column -> metadata (a ``metadata`` object column is
 merged into it). Without ``metadata.jsonl``
 every image under the root is an rgb-only sample. The sample id is ``file_name`` without extension.
+
+Splits: with ``split_column`` each row's value of that column (``train`` or ``val``; also
+``validation`` / ``valid``) names its split; otherwise a root holding ``train/`` and ``val/`` (or
+``validation/``) folders is split by folder (each may hold its own ``metadata.jsonl``, whose file
+names are relative to it). ``splits`` is then {id: "train" | "val"}; None: no split in the data.
 """
 
 from __future__ import annotations
@@ -28,6 +33,15 @@ from fourm.errors import FourmError
 METADATA_FILE = "metadata.jsonl"
 CAPTION_COLUMNS = ("text", "caption")
 FILE_COLUMN = "file_name"
+SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val"}  # folder name -> split
+SPLIT_VALUES = {"train": "train", "val": "val", "validation": "val", "valid": "val"}  # column value -> split
+
+
+def split_folders(root: Path) -> dict[str, str]:
+    """{folder name: split} of the split folders of ``root`` (``train`` and ``val`` / ``validation``);
+    empty unless there is a ``train`` folder and a val one."""
+    found = {name: split for name, split in SPLIT_FOLDERS.items() if (root / name).is_dir()}
+    return found if "train" in found.values() and "val" in found.values() else {}
 
 
 class ImageFolderSource:
@@ -37,8 +51,11 @@ class ImageFolderSource:
     corrupt images and malformed annotations when the sample is loaded.
     """
 
-    def __init__(self, root: str | Path, size: int, report: LoadReport | None = None) -> None:
+    def __init__(
+        self, root: str | Path, size: int, report: LoadReport | None = None, split_column: str | None = None
+    ) -> None:
         self.root = Path(root)
+        self.split_column = split_column
         self.size = int(size)
         if self.size <= 0:
             raise FourmError(f"image size must be > 0, got {size}")
@@ -47,23 +64,44 @@ class ImageFolderSource:
         self.report = report if report is not None else LoadReport()
         self.report.source = self.report.source or f"imagefolder {self.root}"
         self._entries: dict[str, tuple[Path, dict]] = {}  # id -> (image path, other columns)
+        self.splits: dict[str, str] | None = None  # id -> train / val, when the data says
+        self._column_splits: dict[str, str] = {}
+        self._column_seen = False  # whether some metadata row has the split column
         meta = self.root / METADATA_FILE
+        folders = split_folders(self.root)
         if meta.is_file():
-            self._read_metadata(meta)
+            self._read_metadata(meta, self.root)
+        elif folders and any((self.root / f / METADATA_FILE).is_file() for f in folders):
+            for folder in folders:
+                if (self.root / folder / METADATA_FILE).is_file():
+                    self._read_metadata(self.root / folder / METADATA_FILE, self.root / folder)
         else:
+            if split_column is not None:
+                raise FourmError(f"--split-column {split_column}: {self.root} has no {METADATA_FILE} to read it from")
             for path in _image_files(self.root):
                 self._add(path, {}, path)
         self.ids = list(self._entries)
+        if split_column is not None:
+            if not self._column_seen:
+                raise FourmError(f"--split-column {split_column}: no row of {METADATA_FILE} has that column")
+            self.splits = {i: self._column_splits[i] for i in self.ids}
+        elif folders:
+            parts = {i: PurePosixPath(i).parts[0] for i in self.ids}
+            self.splits = {i: SPLIT_FOLDERS.get(first, "train") for i, first in parts.items()}
         self.keys = self._find_keys()
 
-    def _add(self, path: Path, columns: dict, where: object) -> None:
-        sample_id = path.relative_to(self.root).with_suffix("").as_posix()
+    def _id(self, path: Path) -> str:
+        return path.relative_to(self.root).with_suffix("").as_posix()
+
+    def _add(self, path: Path, columns: dict, where: object) -> bool:
+        sample_id = self._id(path)
         if sample_id in self._entries:
             self.report.skip(DUPLICATE, where, f"id '{sample_id}' already used by {self._entries[sample_id][0].name}")
-            return
+            return False
         self._entries[sample_id] = (path, columns)
+        return True
 
-    def _read_metadata(self, meta: Path) -> None:
+    def _read_metadata(self, meta: Path, base: Path) -> None:
         try:
             lines = meta.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
@@ -86,10 +124,22 @@ class ImageFolderSource:
             if rel.is_absolute() or ".." in rel.parts:
                 self.report.skip(BAD_METADATA_LINE, where, f"'{FILE_COLUMN}' must be relative to the folder: {name}")
                 continue
-            path = self.root / rel
+            split = None
+            if self.split_column is not None:
+                value = row.get(self.split_column)
+                self._column_seen |= self.split_column in row
+                split = SPLIT_VALUES.get(value.strip().lower()) if isinstance(value, str) else None
+                if split is None:
+                    self.report.skip(
+                        BAD_METADATA_LINE, where, f"'{self.split_column}' must be train or val, got {value!r}"
+                    )
+                    continue
+            path = base / rel
             listed.add(path)
-            self._add(path, {k: v for k, v in row.items() if k != FILE_COLUMN}, where)
-        unlisted = sum(1 for p in _image_files(self.root) if p not in listed)
+            columns = {k: v for k, v in row.items() if k not in (FILE_COLUMN, self.split_column)}
+            if self._add(path, columns, where) and split is not None:
+                self._column_splits[self._id(path)] = split
+        unlisted = sum(1 for p in _image_files(base) if p not in listed)
         if unlisted:
             self.report.note(f"image not listed in {METADATA_FILE} (ignored)", unlisted)
 
