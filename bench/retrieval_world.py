@@ -9,9 +9,9 @@ patches when it has rgb_pixels) is measured in six variants: plain mean pooling 
 per-modality centring only, centring + l2 (centres: ``--center-samples`` train samples, no pairing
 used), and aligned by a generalized CCA of caption and rgb fitted on ``--align-samples`` paired
 train samples (``--align-dim`` dimensions weighted by canonical correlation, the default; and
-unweighted). ``predicted`` uses the bundle of a model with a vector modality (default: the pixel
-model of ``scripts/world_pixels.sh``; ``scripts/finetune_caption_embedding.sh``'s fine-tuned one
-with ``--bundle-predicted runs/finetune_ce/bundle``), expected-code, greedy and MaskGIT decoding, with the rgb
+unweighted). ``predicted`` uses the bundle of a model with a vector modality (default: the shipped
+default bundle, which reads rgb as pixels and predicts caption_embedding; ``scripts/finetune_caption_embedding.sh``'s
+fine-tuned one with ``--bundle-predicted runs/finetune_ce/bundle``), expected-code, greedy and MaskGIT decoding, with the rgb
 side given as tokens, as pixel patches (rgb_pixels) and as both, each uncentred and centred by the
 mean prediction of ``--center-samples`` train items of the same modalities (``fourm-retrieve
 --center-predictions``), and chained: the rgb side first gets the model's own greedy caption
@@ -109,8 +109,7 @@ def bench_pooled(args, data: RetrievalData, bundle: str, prefer_pixels: bool = F
 def bench_predicted(args, data: RetrievalData) -> dict:
     bundle = Path(args.bundle_predicted)
     if not (bundle / "model" / "model.safetensors").is_file():
-        message = (f"skipped: no bundle at {bundle} (bash scripts/world_pixels.sh or "
-                   "scripts/finetune_caption_embedding.sh makes one)")
+        message = f"skipped: no bundle at {bundle} (bash scripts/build_default_model.sh makes the default one)"
         print(f"predicted: {message}", flush=True)
         return {"skipped": message}
     pipe = load_pipeline(bundle, args.model_predicted)
@@ -248,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="val")
     p.add_argument("--num", type=int, default=500)
     p.add_argument("--bundle", default="models/world-default")
-    p.add_argument("--bundle-predicted", default="runs/world_pixels_embedding/bundle",
+    p.add_argument("--bundle-predicted", default="models/world-default",
                    help="bundle with a vector modality (predicted, pooled_finetuned, ceiling's tokenizer)")
     p.add_argument("--model-predicted", default=None,
                    help="predicted: another FourM directory to use with --bundle-predicted's tokenizers")

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # A/B of FourMConfig.position_scale for the default recipe (docs/experiments/position_scale.md): the
 # same 500 steps of configs/train/world_default.yaml (same data, seed and batches) with the sin-cos
-# position table at scale 1.0 (token rows start at std 0.02: norm 0.3 next to 11.3) and at 0.25 /
-# 0.1; each run's last val.csv row holds the per-task losses. Needs scripts/build_default_model.sh's
+# position table at scale 1.0 (token rows start at std 0.02: norm 0.3 next to 11.3) and at 0.25;
+# each run's last val.csv row holds the per-task losses. Needs scripts/build_default_model.sh's
 # token dataset (data/world_model_tokens). About 5 min per run on 2 CPU cores with native bf16.
 #   bash experiments/position_scale_ab.sh [SCALE ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 . .venv/bin/activate
-for scale in "${@:-1.0 0.25 0.1}"; do
+for scale in "${@:-1.0 0.25}"; do
   for s in $scale; do
     out="runs/ab_position_scale/$s"
     if [[ ! -e "$out/model" ]]; then
