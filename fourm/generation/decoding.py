@@ -103,7 +103,7 @@ class KVCacheDecoder:
         ]
         context = context.masked_fill(~context_valid[..., None], 0.0)
         # attention of a few queries runs in fp32 (cheap; CPU SDPA is several times slower in bf16)
-        self.cross_kv = [tuple(t.float() for t in block.cross_attn.project_kv(context)) for block in model.decoder]
+        self.cross_kv = [tuple(t.float() for t in block.project_context(context)) for block in model.decoder]
         self.cross_mask = None if bool(context_valid.all()) else cross_attention_mask(context_valid)
         self.self_k: list[Tensor] = []
         self.self_v: list[Tensor] = []

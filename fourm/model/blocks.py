@@ -37,7 +37,9 @@ class EncoderBlock(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """x + SelfAttn(norm(x)), x + CrossAttn(norm(x), context), x + MLP(norm(x))."""
+    """x + SelfAttn(norm(x)), x + CrossAttn(norm(x), context), x + MLP(norm(x)).
+
+    ``context_norm``: the context is normalised (a norm of this block) before its keys/values."""
 
     def __init__(
         self,
@@ -48,14 +50,20 @@ class DecoderBlock(nn.Module):
         norm: Literal["layernorm", "rmsnorm"] = "layernorm",
         dropout: float = 0.0,
         eps: float = 1e-6,
+        context_norm: bool = False,
     ) -> None:
         super().__init__()
         self.norm1 = build_norm(norm, dim, eps)
+        self.context_norm = build_norm(norm, dim, eps) if context_norm else nn.Identity()
         self.self_attn = Attention(dim, num_heads, qk_norm=qk_norm, norm=norm, dropout=dropout, eps=eps)
         self.norm2 = build_norm(norm, dim, eps)
         self.cross_attn = Attention(dim, num_heads, cross=True, qk_norm=qk_norm, norm=norm, dropout=dropout, eps=eps)
         self.norm3 = build_norm(norm, dim, eps)
         self.mlp = SwiGLU(dim, mlp_hidden, dropout)
+
+    def project_context(self, context: Tensor) -> KV:
+        """Cross-attention keys/values (B, H, Ne, head_dim) of a context (B, Ne, D)."""
+        return self.cross_attn.project_kv(self.context_norm(context))
 
     def forward(
         self,
@@ -70,7 +78,9 @@ class DecoderBlock(nn.Module):
         """With ``use_cache`` also returns (self-attention keys/values, cross-attention keys/values)."""
         h, self_kv = self.self_attn(self.norm1(x), attn_mask=self_mask, past_kv=self_past_kv, use_cache=True)
         x = x + h
-        h, cross_kv = self.cross_attn(self.norm2(x), context, attn_mask=cross_mask, past_kv=cross_kv, use_cache=True)
+        if cross_kv is None and context is not None:
+            cross_kv = self.project_context(context)
+        h, cross_kv = self.cross_attn(self.norm2(x), None, attn_mask=cross_mask, past_kv=cross_kv, use_cache=True)
         x = x + h
         x = x + self.mlp(self.norm3(x))
         return (x, (self_kv, cross_kv)) if use_cache else x

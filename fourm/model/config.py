@@ -41,6 +41,9 @@ class ModalityConfig(Config):
     input: bool = True
     target: bool = True
     patch_dim: int = 0
+    # "sincos": fixed sin-cos table (2D for images, 1D otherwise); "learned": one learned table per
+    # side (encoder, decoder) of ``num_positions`` rows (ml-4m's global-feature token modalities)
+    positions: Literal["sincos", "learned"] = "sincos"
 
     @property
     def causal(self) -> bool:
@@ -72,6 +75,12 @@ class ModalityConfig(Config):
             raise FourmError(f"modality '{name}': patch_dim must be >= 0, got {self.patch_dim}")
         if self.patch_dim and (self.kind != "image" or self.target or not self.input):
             raise FourmError(f"modality '{name}': a patch modality (patch_dim > 0) must be an input-only image")
+        if self.positions not in ("sincos", "learned"):
+            raise FourmError(f"modality '{name}': positions must be sincos or learned, got {self.positions!r}")
+
+    @property
+    def learned_positions(self) -> bool:
+        return self.positions == "learned"
 
     @property
     def is_patches(self) -> bool:
@@ -109,6 +118,15 @@ class FourMConfig(Config):
     share_encoder_decoder_embeddings: bool = False  # sequences: decoder reuses encoder token table
     dropout: float = 0.0
     init_std: float = 0.02  # std of embeddings and untied output heads
+    # SwiGLU hidden width; 0 = derived from mlp_ratio (ml-4m: int(2 * int(mlp_ratio * dim) / 3))
+    mlp_hidden_dim: int = 0
+    # encoder and decoder read one modality-embedding table (ml-4m's share_modality_embeddings)
+    share_modality_embeddings: bool = False
+    # decoder context = Linear(dim, dim, bias)(encoder output) + the encoder tokens' position and
+    # modality embeddings, instead of the encoder output itself (ml-4m's decoder_proj_context)
+    context_projection: bool = False
+    # each decoder block normalises the context before its cross-attention keys/values (ml-4m)
+    context_norm: bool = False
     # multiplies the fixed sin-cos position table (per-feature rms sqrt(1/2), row norm sqrt(dim/2)) and
     # the init scale of pixel-patch projections; token rows start at init_std (issue 16: A/B in README)
     position_scale: float = 1.0
@@ -124,6 +142,8 @@ class FourMConfig(Config):
             raise FourmError(f"dim must be divisible by 4 (2D sin-cos positions), got {self.dim}")
         if self.mlp_ratio <= 0:
             raise FourmError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
+        if self.mlp_hidden_dim < 0:
+            raise FourmError(f"mlp_hidden_dim must be >= 0 (0: from mlp_ratio), got {self.mlp_hidden_dim}")
         if not 0.0 < self.position_scale <= 10.0:
             raise FourmError(f"position_scale must be in (0, 10], got {self.position_scale}")
         if not 0.0 <= self.dropout < 1.0:
@@ -153,7 +173,10 @@ class FourMConfig(Config):
 
     @property
     def mlp_hidden(self) -> int:
-        """SwiGLU hidden width: mlp_ratio * dim rounded to the nearest multiple of 64 (>= 64)."""
+        """SwiGLU hidden width: ``mlp_hidden_dim`` if set, else mlp_ratio * dim rounded to the
+        nearest multiple of 64 (>= 64)."""
+        if self.mlp_hidden_dim:
+            return self.mlp_hidden_dim
         return max(64, 64 * round(self.mlp_ratio * self.dim / 64))
 
     def modality_index(self, name: str) -> int:

@@ -2,7 +2,9 @@
 
 All modalities share one token table (rows of modality m start at its vocabulary offset), one
 fixed position table (2D sin-cos rows for image grids, 1D for sequences and vectors, each modality
-at its own row offset) and a learned modality embedding per side. Encoder input = token + position
+at its own row offset) and a learned modality embedding per side (one table for both sides with
+``share_modality_embeddings``). Modalities with ``positions: learned`` take their positions from a
+learned table per side instead (their rows of the fixed table are zero). Encoder input = token + position
 + modality, where a patch modality's "token" is a linear projection of its pixel patch (values
 0..255 mapped to [-1, 1]; it has no rows in the token table). Decoder input = (a learned mask token
 for image/vector targets, the embedding of ``dec_input`` for sequence targets) + position + modality.
@@ -47,15 +49,31 @@ class PackedEmbeddings(nn.Module):
         self.register_buffer("vocab_offsets", _offsets(self.vocab_sizes), persistent=False)
         self.register_buffer("causal", torch.tensor([m.causal for m in mods], dtype=torch.bool), persistent=False)
         tables = [
-            sincos_table_2d(m.grid_size, dim) if m.kind == "image" else sincos_table_1d(m.num_positions, dim) for m in mods
+            torch.zeros(m.num_positions, dim)
+            if m.learned_positions
+            else sincos_table_2d(m.grid_size, dim) if m.kind == "image" else sincos_table_1d(m.num_positions, dim)
+            for m in mods
         ]
         self.register_buffer("pos_offsets", _offsets([m.num_positions for m in mods]), persistent=False)
         self.position_scale = config.position_scale
         self.register_buffer("pos_table", torch.cat(tables) * config.position_scale, persistent=False)  # (sum L, D)
 
+        # learned positions: one table per side over the learned modalities' rows (none: no parameters)
+        learned_sizes = [m.num_positions if m.learned_positions else 0 for m in mods]
+        self.register_buffer(
+            "is_learned_pos", torch.tensor([m.learned_positions for m in mods], dtype=torch.bool), persistent=False
+        )
+        self.register_buffer("learned_offsets", _offsets(learned_sizes), persistent=False)
+        if sum(learned_sizes):
+            self.enc_positions = nn.Parameter(torch.empty(sum(learned_sizes), dim))  # (sum L_learned, D)
+            self.dec_positions = nn.Parameter(torch.empty(sum(learned_sizes), dim))
+        else:
+            self.enc_positions = self.dec_positions = None
+
         self.enc_tokens = nn.Parameter(torch.empty(sum(self.vocab_sizes), dim))  # (sum V, D)
         self.enc_modality = nn.Parameter(torch.empty(len(mods), dim))
-        self.dec_modality = nn.Parameter(torch.empty(len(mods), dim))
+        # shared: the decoder reads enc_modality (a target-only modality's row is its decoder one)
+        self.dec_modality = None if config.share_modality_embeddings else nn.Parameter(torch.empty(len(mods), dim))
         self.mask_token = nn.Parameter(torch.empty(dim))
         # sequences feed their previous token to the decoder: separate table unless shared
         seq_sizes = [m.vocab_size if m.causal and m.target else 0 for m in mods]
@@ -76,7 +94,9 @@ class PackedEmbeddings(nn.Module):
         self.reset_parameters(config.init_std)
 
     def reset_parameters(self, std: float = 0.02) -> None:
-        for p in (self.enc_tokens, self.enc_modality, self.dec_modality, self.mask_token, self.dec_tokens):
+        params = (self.enc_tokens, self.enc_modality, self.dec_modality, self.mask_token, self.dec_tokens,
+                  self.enc_positions, self.dec_positions)
+        for p in params:
             if p is not None:
                 nn.init.normal_(p, std=std)
         for proj in self.patch_embed.values():
@@ -87,14 +107,28 @@ class PackedEmbeddings(nn.Module):
         """Global rows ``ids + offsets[modality]``; padding entries point at row 0."""
         return torch.where(valid, ids + offsets[modality], 0)
 
-    def position(self, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:
-        """Fixed position embeddings (B, N, D)."""
-        return F.embedding(self._index(position, modality, valid, self.pos_offsets), self.pos_table)
+    def position(self, modality: Tensor, position: Tensor, valid: Tensor, learned: Tensor | None = None) -> Tensor:
+        """Position embeddings (B, N, D): the fixed table, plus rows of the ``learned`` table
+        (``enc_positions`` or ``dec_positions``) for modalities with learned positions."""
+        pos = F.embedding(self._index(position, modality, valid, self.pos_offsets), self.pos_table)
+        if learned is None:
+            return pos
+        here = valid & self.is_learned_pos[modality]  # (B, N)
+        rows = F.embedding(self._index(position, modality, here, self.learned_offsets), learned)
+        return pos + torch.where(here[..., None], rows, torch.zeros((), dtype=rows.dtype, device=rows.device))
 
     def encoder_input(
         self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
     ) -> Tensor:
         """(B, N) ids / modality / position / valid (+ (B, N, P) patch values) -> (B, N, D)."""
+        tok, emb = self.encoder_parts(tokens, modality, position, valid, patches)
+        return tok + emb
+
+    def encoder_parts(
+        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The two terms of :meth:`encoder_input`: token (or patch projection) embeddings and
+        position + modality embeddings, each (B, N, D)."""
         modality = torch.where(valid, modality, 0)
         from_table = valid & ~self.is_patch[modality]
         tok = F.embedding(self._index(tokens, modality, from_table, self.vocab_offsets), self.enc_tokens)
@@ -104,12 +138,13 @@ class PackedEmbeddings(nn.Module):
                 proj = self.patch_embed[name]
                 here = (valid & (modality == index))[..., None]
                 tok = torch.where(here, proj(values[..., : proj.in_features]).to(tok.dtype), tok)
-        return tok + self.position(modality, position, valid) + F.embedding(modality, self.enc_modality)
+        return tok, self.position(modality, position, valid, self.enc_positions) + F.embedding(modality, self.enc_modality)
 
     def decoder_input(self, dec_input: Tensor, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:
         """(B, N) -> (B, N, D); image/vector tokens get the mask token, sequences their input id."""
         modality = torch.where(valid, modality, 0)
-        x = self.position(modality, position, valid) + F.embedding(modality, self.dec_modality)
+        mod_table = self.enc_modality if self.dec_modality is None else self.dec_modality
+        x = self.position(modality, position, valid, self.dec_positions) + F.embedding(modality, mod_table)
         if not self.has_sequence_targets:
             return x + self.mask_token
         is_seq = valid & self.causal[modality]  # (B, N)

@@ -56,6 +56,17 @@ class DecoderCache:
     valid: Tensor | None = None
 
 
+def _is_ml4m_config(file: Path) -> bool:
+    """Whether ``file`` is the config.json of an ml-4m FM model (a JSON object with ``domains_in``)."""
+    import json
+
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "domains_in" in data
+
+
 def padded_rows(n: int) -> int:
     """``n`` rounded up to a multiple of 64 (below 1024) or of 1/16 of its power of two above."""
     step = max(64, 1 << max(0, n.bit_length() - 5))
@@ -82,7 +93,15 @@ class FourM(nn.Module):
         self.embeddings = PackedEmbeddings(config)
         self.encoder = nn.ModuleList([EncoderBlock(config.dim, **block_args) for _ in range(config.enc_depth)])
         self.enc_norm = build_norm(config.norm, config.dim, config.norm_eps)
-        self.decoder = nn.ModuleList([DecoderBlock(config.dim, **block_args) for _ in range(config.dec_depth)])
+        self.decoder = nn.ModuleList(
+            [DecoderBlock(config.dim, **block_args, context_norm=config.context_norm) for _ in range(config.dec_depth)]
+        )
+        if config.context_projection:  # decoder context = proj(encoder output) + position/modality embeddings
+            self.context_proj = nn.Linear(config.dim, config.dim)
+            nn.init.xavier_uniform_(self.context_proj.weight)
+            nn.init.zeros_(self.context_proj.bias)
+        else:
+            self.context_proj = None
         self.dec_norm = build_norm(config.norm, config.dim, config.norm_eps)
 
         self.target_names = [name for name, m in config.modalities.items() if m.target]
@@ -148,27 +167,46 @@ class FourM(nn.Module):
 
     # ------------------------------------------------------------------------------ encoder
     def _encode(
-        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+        self,
+        tokens: Tensor,
+        modality: Tensor,
+        position: Tensor,
+        valid: Tensor,
+        patches: Tensor | None = None,
+        decoder_context: bool = True,
     ) -> Tensor:
-        x = self.embeddings.encoder_input(tokens, modality, position, valid, patches)  # (B, Ne, D)
+        tok, emb = self.embeddings.encoder_parts(tokens, modality, position, valid, patches)  # (B, Ne, D) each
+        x = tok + emb
         mask = encoder_attention_mask(valid)  # (B, 1, Ne, Ne)
         for block in self.encoder:
             x = block(x, mask)
-        return self.enc_norm(x).masked_fill(~valid[..., None], 0.0)
+        x = self.enc_norm(x)
+        if decoder_context and self.context_proj is not None:
+            x = self.context_proj(x) + emb
+        return x.masked_fill(~valid[..., None], 0.0)
 
     def encode(
-        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+        self,
+        tokens: Tensor,
+        modality: Tensor,
+        position: Tensor,
+        valid: Tensor,
+        patches: Tensor | None = None,
+        decoder_context: bool = True,
     ) -> Tensor:
-        """Encoder output (B, Ne, D) for packed input tokens (B, Ne); padding rows are 0. ``patches``
-        (B, Ne, P) holds the pixel patches of patch-modality slots (needed when there are any)."""
+        """The decoder's context (B, Ne, D) for packed input tokens (B, Ne); padding rows are 0.
+        ``patches`` (B, Ne, P) holds the pixel patches of patch-modality slots (needed when there
+        are any). This is the encoder output, except with ``config.context_projection``, where it is
+        ``context_proj(encoder output) + position/modality embeddings``; ``decoder_context=False``
+        then gives the encoder output itself (e.g. for retrieval embeddings)."""
         self._check_encoder(tokens, modality, position, valid, patches)
-        return self._encode(tokens, modality, position, valid, patches)
+        return self._encode(tokens, modality, position, valid, patches, decoder_context)
 
     # ------------------------------------------------------------------------------ decoder
     def start_cache(self, context: Tensor, context_valid: Tensor) -> DecoderCache:
         """Precompute the cross-attention keys/values of an encoder output (B, Ne, D)."""
         context = context.masked_fill(~context_valid[..., None], 0.0)
-        return DecoderCache(context_valid, [block.cross_attn.project_kv(context) for block in self.decoder])
+        return DecoderCache(context_valid, [block.project_context(context) for block in self.decoder])
 
     def _decode(
         self,
@@ -319,6 +357,8 @@ class FourM(nn.Module):
 
         encoder = sum(count(m) for m in (self.encoder, self.enc_norm))
         decoder = sum(count(m) for m in (self.decoder, self.dec_norm))
+        if self.context_proj is not None:
+            decoder += count(self.context_proj)
         heads = 0 if self.output_weight is None else self.output_weight.numel()
         parts = {
             "encoder": encoder,
@@ -336,7 +376,10 @@ class FourM(nn.Module):
         lines = [
             f"FourM dim={c.dim} depth={c.enc_depth}+{c.dec_depth} heads={c.num_heads} mlp_hidden={c.mlp_hidden} "
             f"norm={c.norm} qk_norm={c.qk_norm} tie_embeddings={c.tie_embeddings} "
-            f"share_encoder_decoder_embeddings={c.share_encoder_decoder_embeddings}",
+            f"share_encoder_decoder_embeddings={c.share_encoder_decoder_embeddings}"
+            + (" share_modality_embeddings=True" if c.share_modality_embeddings else "")
+            + (" context_projection=True" if c.context_projection else "")
+            + (" context_norm=True" if c.context_norm else ""),
             "modalities: " + ", ".join(f"{k}({m.kind}, V={m.vocab_size}, L={m.length})" for k, m in c.modalities.items()),
         ]
         for key in ("trunk", "encoder", "decoder", "embeddings", "heads", "total"):
@@ -391,11 +434,19 @@ class FourM(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> FourM:
         """Load a model saved by :meth:`save_pretrained`; FourmError for missing, corrupt or
-        mismatched files (checked by :meth:`check_saved` before anything is allocated)."""
+        mismatched files (checked by :meth:`check_saved` before anything is allocated).
+
+        A directory of a released ml-4m model (its ``config.json`` has ``domains_in``) is converted
+        on the fly (:func:`fourm.convert.ml4m.load_ml4m`, in eval mode)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         path = Path(path)
+        if (path / CONFIG_NAME).is_file() and _is_ml4m_config(path / CONFIG_NAME):
+            # the converter builds on this module, so it is imported here, on this one path
+            from fourm.convert.ml4m import load_ml4m
+
+            return load_ml4m(path, device=device)[0]
         config = cls.check_saved(path)
         try:
             state = load_file(str(path / WEIGHTS_NAME))

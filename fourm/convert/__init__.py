@@ -1,0 +1,1 @@
+"""Converters from other 4M implementations' checkpoints to fourm models (``fourm-convert``)."""
