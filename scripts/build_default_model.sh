@@ -15,8 +15,9 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 OUT=models/world-default
-WORK=runs/default                 # the run, and the staging bundle its tokens were made with
-TOK=$WORK/tokenizers              # fp16 tokenizers, exactly as they ship
+WORK=runs/default                 # the FourM run
+STAGE=runs/default_stage          # the tokenizers, fp16 exactly as they ship, that made the tokens
+TOK=$STAGE/tokenizers
 EXTRA=configs/modalities/extra
 todo() { [[ -n "${FORCE:-}" || ! -e "$1" ]]; }
 
@@ -59,7 +60,7 @@ for mod in text caption_embedding; do
   if todo "$TOK/$mod"; then mkdir -p "$TOK" && cp -r "runs/tok/$mod" "$TOK/$mod"; fi
 done
 if todo data/world_model_tokens; then
-  fourm-data tokenize --data data/world_model_ce --out data/world_model_tokens --tokenizer-root "$WORK" \
+  fourm-data tokenize --data data/world_model_ce --out data/world_model_tokens --tokenizer-root "$STAGE" \
     --add-modality "$EXTRA/caption_embedding.yaml" --add-modality "$EXTRA/rgb_pixels.yaml" \
     --modalities rgb,depth,semseg,edges,caption,bboxes,metadata,color_palette,caption_embedding,rgb_pixels
 fi
@@ -67,13 +68,15 @@ fi
 # 4. FourM (resumes from its last checkpoint)
 python train.py --config configs/train/world_default.yaml --out "$WORK" --resume auto
 
-# 5. the bundle: fp16 model, its tokenizers, registry and generation defaults
+# 5. the bundle (fp16 model, its tokenizers, registry, generation defaults), made beside the run, then
+#    put in place of the shipped one (the old bundle is only the registry's base)
 args=()
 for mod in rgb depth semseg edges caption_embedding; do args+=(--tokenizer "$mod=$TOK/$mod"); done
 for mod in caption bboxes metadata color_palette; do args+=(--tokenizer "$mod=$TOK/text"); done  # one shared vocabulary
-fourm-bundle "$WORK/model" "$OUT" --add-modality "$EXTRA/caption_embedding.yaml" \
+fourm-bundle "$WORK/model" "$WORK/bundle" --overwrite --base "$OUT" --add-modality "$EXTRA/caption_embedding.yaml" \
   --add-modality "$EXTRA/rgb_pixels.yaml" "${args[@]}"
-cp configs/generation/world_default.json "$OUT/generation.json"
+cp configs/generation/world_default.json "$WORK/bundle/generation.json"
+rm -rf "$OUT.previous" && mv "$OUT" "$OUT.previous" && cp -r "$WORK/bundle" "$OUT" && rm -rf "$OUT.previous"
 
 # 6. the figures of the README's default-model table
 python bench/eval_world.py --model "$OUT" --num 256 --out "$WORK/eval_world"

@@ -57,8 +57,13 @@ def assemble_bundle(
     config = FourM.check_saved(model)  # weights readable and matching the config, before any copy
     registry = load_registry(root)
     for spec in ModalityRegistry.from_files(added).values():
-        if spec.name in registry:
-            raise FourmError(f"modality '{spec.name}' is already in the base bundle's registry; do not add it again")
+        if spec.name in registry:  # the same modality again (a rebuild on its own base) is fine
+            if registry[spec.name].replace(tokenizer=None).to_dict() != spec.replace(tokenizer=None).to_dict():
+                raise FourmError(
+                    f"modality '{spec.name}' is already in the base bundle's registry with other settings; "
+                    "do not add it again"
+                )
+            continue
         registry.add(spec)
     overrides = {name: Path(p) for name, p in (tokenizers or {}).items()}
     unknown = [n for n in overrides if n not in config.modalities]

@@ -112,3 +112,11 @@ def test_bundle_with_an_added_patch_modality(tmp_path):
     b = tuned.generate({"rgb": image}, ["caption"], seed=0, progress=False, decode=False)
     assert a.conditions == ["rgb", "rgb_pixels"]
     assert torch.equal(a.tokens["caption"], b.tokens["caption"])
+
+
+def test_adding_a_modality_the_base_already_has_unchanged_is_a_no_op(parts, tmp_path):
+    """A rebuild on its own bundle (scripts/build_default_model.sh) names the extra modalities again."""
+    base, model_dir, tok_dir, yaml, _ = parts
+    first = assemble_bundle(model_dir, tmp_path / "first", base=base, added=[yaml], tokenizers={NEW: tok_dir})
+    again = assemble_bundle(model_dir, tmp_path / "again", base=first, added=[yaml], tokenizers={NEW: tok_dir})
+    assert (Path(again) / "modalities.json").read_text() == (Path(first) / "modalities.json").read_text()
