@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B of FourMConfig.position_scale for the default recipe (docs/experiments/position_scale.md): the
+# A/B of FourMConfig.position_scale for the default recipe (docs/experiments/default_model.md): the
 # same 500 steps of configs/train/world_default.yaml (same data, seed and batches) with the sin-cos
 # position table at scale 1.0 (token rows start at std 0.02: norm 0.3 next to 11.3) and at 0.25;
 # each run's last val.csv row holds the per-task losses. Needs scripts/build_default_model.sh's
