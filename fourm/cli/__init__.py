@@ -90,3 +90,14 @@ def friendly_errors(main: Callable[..., int | None]) -> Callable[..., int]:
             return 130
 
     return wrapper
+
+
+def subcommand_main(build_parser: Callable[[], argparse.ArgumentParser]) -> Callable[..., int]:
+    """``main(argv)`` of a command with subcommands: each subparser sets ``func(args)``."""
+
+    @friendly_errors
+    def main(argv: list[str] | None = None) -> int:
+        args = build_parser().parse_args(argv)
+        return args.func(args) or 0
+
+    return main

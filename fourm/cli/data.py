@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from fourm.cli import ArgumentParser, friendly_errors
+from fourm.cli import ArgumentParser, subcommand_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,10 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@friendly_errors
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+main = subcommand_main(build_parser)
 
 
 if __name__ == "__main__":

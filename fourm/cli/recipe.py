@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from fourm.cli import ArgumentParser, bounded_int, finite_float, friendly_errors
+from fourm.cli import ArgumentParser, bounded_int, finite_float, subcommand_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,10 +63,7 @@ def run_folder(args: argparse.Namespace) -> int:
     return 0
 
 
-@friendly_errors
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+main = subcommand_main(build_parser)
 
 
 if __name__ == "__main__":

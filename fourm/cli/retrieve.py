@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from fourm.cli import ArgumentParser, friendly_errors, parse_assignments
+from fourm.cli import ArgumentParser, parse_assignments, subcommand_main
 from fourm.errors import FourmError
 
 
@@ -358,10 +358,7 @@ def _refuse_aligning_on_evaluated_rows(args: argparse.Namespace, data) -> None:
     )
 
 
-@friendly_errors
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+main = subcommand_main(build_parser)
 
 
 if __name__ == "__main__":

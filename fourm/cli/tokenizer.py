@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fourm.cli import ArgumentParser, finite_float, friendly_errors
+from fourm.cli import ArgumentParser, finite_float, subcommand_main
 from fourm.errors import FourmError
 
 
@@ -241,10 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@friendly_errors
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+main = subcommand_main(build_parser)
 
 
 if __name__ == "__main__":
