@@ -57,5 +57,5 @@ def halve_safetensors(path: str | Path) -> tuple[int, int]:
         if value.dtype == torch.float32 and (value.numel() == 0 or value.abs().max().item() < FP16_MAX):
             state[key] = value.to(torch.float16)
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=dict(sorted(metadata.items())) if metadata else None)  # same bytes every time
+        save_file(state, str(tmp), metadata=metadata)
     return before, path.stat().st_size
