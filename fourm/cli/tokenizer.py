@@ -3,12 +3,16 @@
     fourm-tokenizer train --config configs/tokenizers/rgb.yaml --data data/world --out outputs/tok_rgb \\
         [--max-minutes 30] [--steps 5000] [train.lr=0.001 width=64 ...]
     fourm-tokenizer eval --tokenizer outputs/tok_rgb/tokenizer --data data/world [--split val] [--num 512]
+    fourm-tokenizer prune --tokenizer outputs/tok_rgb/tokenizer --data data/world --out outputs/tok_rgb_pruned \
+        [--distance 1.0] [--num 2048]
     fourm-tokenizer train-text --data data/world --out outputs/tokenizers/text [--vocab-size 1024]
     fourm-tokenizer train-vector --data data/world --key caption_embedding --out outputs/tokenizers/ce \\
         [--tokens 4 --codebook-size 256 --steps 2000]
 
 ``train`` writes ``tokenizer/`` (best checkpoint), ``last/``, ``metrics.json`` and
 ``reconstructions.png`` into the output directory; ``eval`` prints the same metrics as JSON.
+``prune`` disables near-duplicate VQ codes (``tokenizers_zoo.quantizers.pruning``) and writes the
+pruned tokenizer, printing val metrics before and after.
 """
 
 from __future__ import annotations
@@ -85,6 +89,39 @@ def _eval(args: argparse.Namespace) -> int:
     if args.png:
         reconstruction_grid(tokenizer.modality, arrays[:8], recons[:8], args.png)
     print(json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from fourm.utils.outputs import is_saved_model
+
+    if not args.distance > 0:
+        raise FourmError(f"--distance must be > 0, got {args.distance}")
+    if args.num < 2:
+        raise FourmError(f"--num must be >= 2, got {args.num}")
+    with _claim(args, args.out, "prune", is_saved_model, [("--tokenizer", args.tokenizer)]):
+        return _prune_tokenizer(args)
+
+
+def _prune_tokenizer(args: argparse.Namespace) -> int:
+    import torch
+
+    from tokenizers_zoo.image import ImageTokenizer
+    from tokenizers_zoo.image.trainer import evaluate, stack_modality
+    from tokenizers_zoo.quantizers.pruning import prune_near_duplicate_codes
+
+    tokenizer = ImageTokenizer.from_pretrained(args.tokenizer)
+    fit = stack_modality(_load_split(args.data, "train", tokenizer.modality), tokenizer.modality, limit=args.num)
+    val = stack_modality(_load_split(args.data, args.split, tokenizer.modality), tokenizer.modality, limit=args.num)
+    before, _ = evaluate(tokenizer, val, 64, torch.bfloat16, progress=True)
+    report = prune_near_duplicate_codes(tokenizer, tokenizer.preprocess(fit), args.distance)
+    after, _ = evaluate(tokenizer, val, 64, torch.bfloat16, progress=True)
+    tokenizer.save_pretrained(args.out)
+    print(f"disabled {report.removed} codes ({report.kept} of {tokenizer.vocab_size} left; radius "
+          f"{args.distance} x {report.scale:.4f})")
+    print(json.dumps({"before": {k: round(v, 4) for k, v in before.items()},
+                      "after": {k: round(v, 4) for k, v in after.items()}}))
+    print(f"pruned tokenizer saved to {args.out}")
     return 0
 
 
@@ -215,6 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--png", default=None, help="also save an inputs-vs-reconstructions PNG here")
     ev.add_argument("--fp32", action="store_true", help="evaluate without bf16 autocast")
     ev.set_defaults(func=_eval)
+    pr = sub.add_parser("prune", help="disable near-duplicate VQ codes of a trained image tokenizer")
+    pr.add_argument("--tokenizer", required=True, help="directory written by save_pretrained")
+    pr.add_argument("--data", required=True, help="raw dataset directory (train split: code usage; --split: metrics)")
+    pr.add_argument("--out", required=True, help="output directory for the pruned tokenizer (refused if it is a "
+                    "folder this command did not write, unless --overwrite, or the --tokenizer itself)")
+    pr.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
+    pr.add_argument("--distance", type=finite_float, default=1.0,
+                    help="disable a code closer than this x the median nearest-neighbour distance of the used codes "
+                    "to a more used one (default: 1.0)")
+    pr.add_argument("--num", type=int, default=2048, help="train images for code usage and val images for metrics")
+    pr.add_argument("--split", default="val", help="split for the before/after metrics (default: val)")
+    pr.set_defaults(func=_prune)
+
     tt = sub.add_parser("train-text", help="train the WordPiece text vocabulary (captions, boxes, metadata, ...)")
     tt.add_argument("--data", required=True, help="raw dataset directory; its train split is the corpus")
     tt.add_argument("--out", required=True, help="output directory (tokenizer.json + config.json; refused if it is a "

@@ -32,6 +32,8 @@ def build_quantizer(cfg: QuantizerConfig | dict) -> Quantizer:
         raise FourmError(f"build_quantizer expects a QuantizerConfig or dict, got {type(cfg).__name__}")
     else:
         cfg.validate()
+    if cfg.disabled_codes and cfg.kind != "vq":
+        raise FourmError(f"quantizer 'disabled_codes' is a vq option, not for kind '{cfg.kind}'")
     if cfg.kind == "fsq":
         return FSQ(levels=cfg.levels, dim=cfg.dim)
     if cfg.kind == "gumbel":
@@ -51,5 +53,6 @@ def build_quantizer(cfg: QuantizerConfig | dict) -> Quantizer:
             kmeans_iters=cfg.kmeans_iters,
             dead_code_threshold=cfg.dead_code_threshold,
             dead_code_steps=cfg.dead_code_steps,
+            disabled_codes=cfg.disabled_codes,
         )
     raise FourmError(f"unknown quantizer kind '{cfg.kind}' (known: vq, fsq, gumbel)")

@@ -184,6 +184,7 @@ class QuantizerConfig(Config):
     kmeans_iters: int = 10
     dead_code_threshold: float = 0.0  # restart codes whose EMA count falls below this (codebook collapse)
     dead_code_steps: int = 0  # restart codes unused for this many training steps (codebook collapse)
+    disabled_codes: tuple[int, ...] = ()  # ids never chosen by encode (pruned near-duplicates, see pruning.py)
     # fsq
     levels: tuple[int, ...] = (8, 5, 5, 5)  # per-channel levels (Mentzer et al., FSQ)
     # gumbel
@@ -209,5 +210,10 @@ class QuantizerConfig(Config):
         for name in ("beta", "kl_weight", "dead_code_threshold"):
             if getattr(self, name) < 0:
                 raise FourmError(f"quantizer '{name}' must be >= 0, got {getattr(self, name)}")
+        bad = [c for c in self.disabled_codes if not 0 <= int(c) < self.codebook_size]
+        if bad:
+            raise FourmError(f"quantizer 'disabled_codes' must be ids in [0, {self.codebook_size}), got {bad[0]}")
+        if len(set(self.disabled_codes)) >= self.codebook_size:
+            raise FourmError("quantizer 'disabled_codes' disables every code")
         if self.dead_code_steps < 0 or self.kmeans_iters < 0:
             raise FourmError("quantizer 'dead_code_steps' and 'kmeans_iters' must be >= 0")

@@ -29,12 +29,15 @@ KMEANS_MAX_POINTS = 65536  # k-means init subsamples the batch to bound its cost
 
 
 @torch.no_grad()
-def nearest_code(x: Tensor, codes: Tensor) -> Tensor:
-    """Index of the nearest code (squared L2) for each row: x (N, C), codes (K, C) -> (N,) long.
+def nearest_code(x: Tensor, codes: Tensor, disabled: Tensor | None = None) -> Tensor:
+    """Index of the nearest code (squared L2) for each row: x (N, C), codes (K, C) -> (N,) long;
+    codes where ``disabled`` (K,) bool is true are never chosen.
 
     Processed in chunks so the (chunk, K) distance matrix stays around 64 MB.
     """
     codes_sq = codes.pow(2).sum(1)  # (K,)
+    if disabled is not None and bool(disabled.any()):
+        codes_sq = codes_sq.masked_fill(disabled, float("inf"))
     chunk = max(1, (1 << 24) // max(1, codes.shape[0]))
     out = []
     for start in range(0, x.shape[0], chunk):
@@ -90,6 +93,7 @@ class VectorQuantizer(Quantizer):
         dead_code_threshold: float = 0.0,  # restart codes with EMA count below this (codebook collapse)
         dead_code_steps: int = 0,  # restart codes unused for this many training steps (codebook collapse)
         ema_eps: float = 1e-5,  # Laplace smoothing of EMA cluster sizes (no division by zero)
+        disabled_codes: tuple[int, ...] = (),  # ids never chosen (pruned near-duplicates)
     ):
         super().__init__()
         if dim < 1 or codebook_size < 2:
@@ -134,6 +138,9 @@ class VectorQuantizer(Quantizer):
         self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("steps_since_used", torch.zeros(codebook_size, dtype=torch.long))  # (K,)
         self.usage = CodebookUsage(codebook_size)  # running histogram; reset() before an eval pass
+        disabled = torch.zeros(codebook_size, dtype=torch.bool)
+        disabled[list(disabled_codes)] = True
+        self.register_buffer("disabled", disabled, persistent=False)  # (K,), from the config
 
     # ---- codebook -------------------------------------------------------------------------------
 
@@ -158,7 +165,7 @@ class VectorQuantizer(Quantizer):
             mask |= self.ema_counts() < self.dead_code_threshold
         if self.dead_code_steps == 0 and self.dead_code_threshold == 0:
             mask |= self.steps_since_used >= REPORT_DEAD_STEPS
-        return mask
+        return mask & ~self.disabled  # disabled codes are unused by design, never restarted
 
     def _restart_enabled(self) -> bool:
         return self.dead_code_steps > 0 or self.dead_code_threshold > 0
@@ -245,7 +252,7 @@ class VectorQuantizer(Quantizer):
                 if self._restart_enabled():
                     self._restart_dead_codes(z_e.detach())
             codes = self.codebook()  # (K, C)
-            indices = nearest_code(z_e.detach(), codes.detach())  # (N,)
+            indices = nearest_code(z_e.detach(), codes.detach(), self.disabled)  # (N,)
             q = F.embedding(indices, codes)  # (N, C), carries the codebook gradient
             commitment_loss = F.mse_loss(z_e, q.detach())
             if self.use_ema:
