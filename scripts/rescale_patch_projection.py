@@ -3,7 +3,7 @@
 Models fine-tuned before the patch projection's init was matched to the position table (weight std
 0.02; now :func:`fourm.model.embeddings.patch_init_std`, about 4.4x larger for 8x8x3 patches) read
 their pixels through a projection whose output is drowned by the positions; scaling it up lets
-further training use the pixels (README, Retrieval).
+further training use the pixels (docs/experiments/retrieval.md).
 
     python scripts/rescale_patch_projection.py runs/pixels_focus/checkpoints/step_00000500/model runs/pixels_rescaled --factor 4
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Retrieval experiments on top of the worked example (README, Retrieval): continue the fine-tuned model
+# Retrieval experiments on top of the worked example (docs/experiments/retrieval.md): continue the fine-tuned model
 # on the caption_embedding target, then teach it to read the rgb pixels (pixels -> caption and
 # pixels -> caption_embedding), with the patch projection rescaled to the position table's scale.
 # Needs runs/finetune_ce from scripts/finetune_caption_embedding.sh. About 2 h on 2 CPU cores (fp32).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Retrieval experiment (README, Retrieval): the default recipe trained from scratch with rgb read as
+# Retrieval experiment (docs/experiments/retrieval.md): the default recipe trained from scratch with rgb read as
 # pixel patches from the start (rgb_pixels) and the caption_embedding target, then 2,000 steps with that
 # target in every sample; bundles of both, the old modalities' losses compared, and retrieval measured.
 # About 80 min on 2 CPU cores with native bf16 (AVX512-BF16), data included; about 5 h in fp32.

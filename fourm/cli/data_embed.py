@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--source", default="caption", help="text column to embed (default: caption)")
     p.add_argument("--name", default=None, help="new column name (default: <source>_embedding)")
     p.add_argument("--out", default=None,
-                   help="output dataset directory (default: replace --data atomically); must not be or overlap "
-                   "--data, and is refused if it is a folder or file this command did not write, unless --overwrite")
+                   help="output dataset directory; without it the column is added to --data in place (atomically). "
+                   "A given --out must not be or overlap --data, and is refused if it is a folder or file this "
+                   "command did not write, unless --overwrite")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")

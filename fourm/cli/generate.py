@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=1, metavar="N",
         help="CPU threads (default 1: at this model size more threads rarely help and a busy CPU makes them much slower)",
     )  # fmt: skip
-    parser.add_argument("--fp32", action="store_true", help="run the model in fp32 (default: bf16 autocast)")
+    parser.add_argument("--fp32", action="store_true", help="run the model in fp32 (default: bf16 autocast where the device runs bf16 natively, else fp32)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: outputs/<timestamp>)")
     parser.add_argument(
         "--overwrite", action="store_true",

@@ -36,7 +36,7 @@ def _add_model_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--model", default=None, help="another FourM directory to use with the bundle's tokenizers")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--batch-size", type=int, default=None, help="items per model call (default 64)")
-    p.add_argument("--no-autocast", action="store_true", help="run the model in fp32 (default: bf16 autocast)")
+    p.add_argument("--no-autocast", action="store_true", help="run the model in fp32 (default: bf16 autocast where the device runs bf16 natively, else fp32)")
 
 
 def _add_method_args(p: argparse.ArgumentParser) -> None:

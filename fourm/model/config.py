@@ -128,7 +128,7 @@ class FourMConfig(Config):
     # each decoder block normalises the context before its cross-attention keys/values (ml-4m)
     context_norm: bool = False
     # multiplies the fixed sin-cos position table (per-feature rms sqrt(1/2), row norm sqrt(dim/2)) and
-    # the init scale of pixel-patch projections; token rows start at init_std (issue 16: A/B in README)
+    # the init scale of pixel-patch projections; token rows start at init_std (issue 16: A/B in docs/experiments/default_model.md)
     position_scale: float = 1.0
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
 

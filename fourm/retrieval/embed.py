@@ -51,7 +51,7 @@ from fourm.utils.precision import bf16_autocast
 
 METHODS = ("pooled", "predicted")
 DECODINGS = ("expected", "greedy", "maskgit")
-NO_VECTOR_MODALITY = "model has no vector modality; fine-tune one, see README"
+NO_VECTOR_MODALITY = "model has no vector modality; fine-tune one, see docs/finetuning.md"
 
 
 class _Embedder:

@@ -35,7 +35,7 @@ class RetrievalSettings(Config):
     predicted: ``vector_modality`` (default: the model's only one), ``decoding`` and ``steps``; with
     ``center_predictions`` each prediction is centred by the mean prediction from ``center_samples``
     reference items of the same modality set, then l2-normalised (off by default: on the world data
-    it did not change recall, see README); ``via``: modalities the model generates first where an
+    it did not change recall, see docs/experiments/retrieval.md); ``via``: modalities the model generates first where an
     item lacks them (greedy; images by ``via_steps`` MaskGIT steps), the vector being predicted from
     the completed item (:mod:`fourm.retrieval.chain`).
     """
