@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fourm.data.user.geometry import fit_image
 from fourm.data.visualize import depth_colormap, semseg_palette
 from fourm.errors import FourmError
 from fourm.utils.images import HIGH_BIT_MODES, check_image_size, open_checked, to_8bit, unit_array
@@ -113,28 +114,15 @@ def _array(value: Any, kind: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _center_square(arr: np.ndarray) -> np.ndarray:
-    h, w = arr.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return arr[top : top + side, left : left + side]
-
-
-def _resize(arr: np.ndarray, kind: str, size: int) -> np.ndarray:
-    """Resize a square raw array to ``size`` x ``size`` (antialiased for images, nearest for classes)."""
-    if arr.shape[:2] == (size, size):
-        return arr
-    if kind in ("rgb", "normals"):
-        return np.asarray(Image.fromarray(arr).resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+def _fit(arr: np.ndarray, kind: str, size: int) -> np.ndarray:
+    """Centre-crop + resize with import's geometry (:func:`fourm.data.user.geometry.fit_image`)."""
     if kind == "semseg":
         if int(arr.max(initial=0)) > 255:
             raise FourmError(f"semseg: class id {int(arr.max())} out of range (expected < 256)")
-        img = Image.fromarray(arr.astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST)
-        return np.asarray(img).astype(np.int64)
-    img = Image.fromarray(arr.astype(np.float32), mode="F")
+        return fit_image(arr.astype(np.uint8), kind, size).astype(np.int64)
     if kind == "depth":
-        return np.clip(np.asarray(img.resize((size, size), Image.Resampling.BILINEAR)), 0, 1).astype(np.float32)
-    return (np.asarray(img.resize((size, size), Image.Resampling.BOX)) >= 0.25).astype(np.uint8)  # edges
+        return fit_image(arr.astype(np.float32), kind, size)
+    return fit_image(arr.astype(np.uint8), kind, size)
 
 
 def load_image(value: Any, kind: str, size: int, num_classes: int | None = None) -> np.ndarray:
@@ -150,7 +138,7 @@ def load_image(value: Any, kind: str, size: int, num_classes: int | None = None)
     arr = _pil_to_array(value, kind, num_classes) if isinstance(value, Image.Image) else _array(value, kind)
     if arr.size == 0:
         raise FourmError(f"{kind}: the image is empty ({tuple(arr.shape)})")
-    arr = _resize(_center_square(arr), kind, size)
+    arr = _fit(arr, kind, size)
     if kind == "semseg":
         if num_classes is not None and int(arr.max()) >= num_classes:
             raise FourmError(f"semseg class id {int(arr.max())} out of range (expected < {num_classes})")

@@ -1,7 +1,11 @@
-"""Resize (shorter side -> size) and centre-crop every modality of a sample the same way.
+"""Resize (shorter side -> size) and centre-crop every modality of a sample the same way: the one
+home of image geometry, used by import (training data) and by generation's condition loading, so the
+model sees a condition exactly as it saw its training data.
 
 The crop is the centred square of side min(W, H), resized to size x size in one step (PIL ``box``),
-so modalities stored at different resolutions but the same aspect ratio stay pixel-aligned.
+so modalities stored at different resolutions but the same aspect ratio stay pixel-aligned. Each kind
+has its filter: bicubic rgb, bilinear depth/normals, nearest class ids, and edges by coverage (a pixel
+is an edge when >= 25% of its area was, so thin lines survive downscaling).
 Boxes are mapped through the same crop and clipped; boxes left empty by the crop are dropped.
 """
 
@@ -18,8 +22,9 @@ RESAMPLE = {
     "depth": Image.Resampling.BILINEAR,
     "normals": Image.Resampling.BILINEAR,
     "semseg": Image.Resampling.NEAREST,
-    "edges": Image.Resampling.NEAREST,
+    "edges": Image.Resampling.BOX,  # then thresholded at EDGE_COVERAGE
 }
+EDGE_COVERAGE = 0.25  # an output pixel is an edge when at least this share of its area was
 ASPECT_TOLERANCE = 0.02  # relative aspect-ratio difference tolerated between modalities of a sample
 
 
@@ -75,11 +80,19 @@ def check_aligned(images: dict[str, np.ndarray], where: str) -> None:
         raise SkipSample(SIZE_MISMATCH, where, detail)
 
 
+def fit_image(array: np.ndarray, kind: str, size: int) -> np.ndarray:
+    """Centre-crop + resize one image of ``kind`` to (size, size) with its filter (module docstring).
+    rgb / normals uint8 (H, W, 3); depth float32 (H, W), clipped to [0, 1]; semseg uint8 ids; edges
+    uint8 {0, 1}."""
+    if kind == "edges":
+        if array.shape[:2] == (size, size):
+            return array.copy()
+        coverage = resize_crop((array > 0).astype(np.float32), size, Image.Resampling.BOX)
+        return (coverage >= EDGE_COVERAGE).astype(np.uint8)
+    out = resize_crop(array, size, RESAMPLE.get(kind, Image.Resampling.BILINEAR))
+    return np.clip(out, 0.0, 1.0) if kind == "depth" else out
+
+
 def fit_images(images: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
     """Resize + centre-crop every image modality of a sample to (size, size) with its own filter."""
-    out = {}
-    for key, arr in images.items():
-        out[key] = resize_crop(arr, size, RESAMPLE.get(key, Image.Resampling.BILINEAR))
-    if "depth" in out:
-        out["depth"] = np.clip(out["depth"], 0.0, 1.0)
-    return out
+    return {key: fit_image(arr, key, size) for key, arr in images.items()}
