@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="raw dataset -> token dataset (resumable)",
         description="Encode every modality of a raw dataset with its tokenizer and write a token dataset. "
         "An interrupted run resumes from <out>.partial/, unless the raw dataset, a tokenizer or the "
-        "settings changed since (refused, naming what changed).",
+        "settings changed since (refused, naming what changed). Under a launcher (accelerate launch "
+        "--num_processes N, torchrun) each process encodes every N-th shard and process 0 assembles the "
+        "same dataset one process would write.",
     )
     p.add_argument("--data", required=True, help="raw dataset directory (fourm-data world / import)")
     p.add_argument("--out", required=True,
@@ -76,6 +78,7 @@ def run_tokenize(args: argparse.Namespace) -> int:
     check_raw_input(args.data)  # before any work: every re-run would crash at the end otherwise
     from fourm.data.pretokenize import tokenizer_paths
     from fourm.modalities import ModalityRegistry, default_registry
+    from fourm.utils.launcher import process_rank
     from fourm.utils.outputs import claim_output, is_token_dataset
 
     registry = ModalityRegistry.from_dir(args.registry) if args.registry else default_registry()
@@ -94,23 +97,33 @@ def run_tokenize(args: argparse.Namespace) -> int:
     inputs = [("--data", args.data), ("--registry", args.registry)]
     inputs += [("--add-modality", path) for path in args.add_modality]
     inputs += [(f"tokenizer of '{m}'", path) for m, path in tokenizers.items()]
+    rank, world, local = process_rank()
+    if rank > 0:  # under a launcher, process 0 claims and assembles --out; the others write shards
+        return _tokenize(args, registry, names, overrides, tokenizers, rank, world, local)
     with claim_output(args.out, "fourm-data tokenize", inputs, args.overwrite, is_token_dataset):
-        return _tokenize(args, registry, names, overrides, tokenizers)
+        return _tokenize(args, registry, names, overrides, tokenizers, rank, world, local)
 
 
-def _tokenize(args: argparse.Namespace, registry, names: list[str], overrides: dict[str, str], tokenizers: dict) -> int:
+def _tokenize(
+    args: argparse.Namespace, registry, names: list[str], overrides: dict[str, str], tokenizers: dict,
+    rank: int = 0, world: int = 1, local: int = 0,
+) -> int:  # fmt: skip
     from fourm.data.pretokenize import PretokenizeReport, build_encoders, pretokenize
     from fourm.utils.precision import resolve_precision
 
-    precision = resolve_precision(args.precision, args.device)
+    device = f"cuda:{local}" if args.device == "cuda" and world > 1 else args.device
+    precision = resolve_precision(args.precision, device)
     report = PretokenizeReport()
-    encoders, info = build_encoders(registry, names, args.tokenizer_root, overrides, args.device, report, precision)
+    encoders, info = build_encoders(registry, names, args.tokenizer_root, overrides, device, report, precision)
     settings = {"precision": precision} if precision != "bf16" else None  # bf16: manifests as before
     pretokenize(
         args.data, args.out, encoders, info, registry, args.batch_size, args.shard_size, report=report,
-        settings=settings, tokenizers=tokenizers,
+        settings=settings, tokenizers=tokenizers, rank=rank, world=world,
     )  # fmt: skip
-    print(f"wrote {args.out}: {report.summary()}")
+    if rank > 0:
+        print(f"process {rank}/{world}: shards written ({report.shards_done} encoded, {report.shards_resumed} resumed)")
+    else:
+        print(f"wrote {args.out}: {report.summary()}")
     return 0
 
 

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,8 +290,14 @@ def pretokenize(
     report: PretokenizeReport | None = None,
     settings: dict | None = None,
     tokenizers: dict[str, str | Path] | None = None,
+    rank: int = 0,
+    world: int = 1,
+    wait_seconds: float = 3600.0,
 ) -> PretokenizeReport:
     """Encode every sample of ``raw_path`` with ``encoders`` and write a token dataset to ``out``.
+    With ``world`` > 1 processes (e.g. ``accelerate launch``), process ``rank`` encodes shards
+    ``rank, rank + world, ...``; process 0 writes the manifest, waits for every shard and assembles
+    ``out`` (the same dataset as one process makes); the others return after their shards.
     ``settings`` (e.g. a non-default precision) join the manifest of ``<out>.partial/``, with a
     fingerprint of the inputs: the raw dataset (file names, sizes, times), each modality's spec and
     the contents of its tokenizer (``tokenizers``: modality -> directory). A resume whose settings or
@@ -305,6 +312,8 @@ def pretokenize(
             raise FourmError(f"raw dataset {raw_path} has no split '{split}' (splits: {', '.join(raw)})")
         if len(raw[split]) == 0:
             raise FourmError(f"split '{split}' of {raw_path} is empty (nothing to tokenize)")
+    if not 0 <= rank < world:
+        raise FourmError(f"process rank {rank} is not in [0, {world})")
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
@@ -318,19 +327,20 @@ def pretokenize(
         **(settings or {}), "inputs": inputs,
     }  # fmt: skip
     manifest_path = partial / "manifest.json"
-    if manifest_path.exists():
-        try:
-            old = json.loads(manifest_path.read_text())
-        except ValueError:
-            old = {}
-        old = old if isinstance(old, dict) else {}
+    if rank > 0:  # process 0 checks (and may refuse) the partial run; the others follow its manifest
+        _wait_for([manifest_path], wait_seconds, f"process 0's manifest {manifest_path}")
+        if _read_manifest(manifest_path) != manifest:
+            raise FourmError(f"process {rank}: {manifest_path} was written with other settings or inputs than this process's")
+    elif manifest_path.exists():
+        old = _read_manifest(manifest_path)
         if old != manifest:
             changed = "; ".join(_manifest_changes(old, manifest))
             raise FourmError(
                 f"{partial} holds an interrupted run with other settings or inputs (changed: {changed}); "
                 "delete it to start over"
             )
-    atomic_write_text(manifest_path, json.dumps(manifest))
+    if rank == 0:
+        atomic_write_text(manifest_path, json.dumps(manifest))
 
     shard_paths: dict[str, list[Path]] = {}
     for split in splits:
@@ -346,6 +356,9 @@ def pretokenize(
             start, stop = k * shard_size, min(n, (k + 1) * shard_size)
             path = partial / split / f"shard_{k:05d}.jsonl"
             paths.append(path)
+            if k % world != rank:  # another process's shard
+                bar.update(stop - start)
+                continue
             if path.exists():
                 report.shards_resumed += 1
                 bar.update(stop - start)
@@ -365,11 +378,34 @@ def pretokenize(
             report.shards_done += 1
         bar.close()
 
+    if rank > 0:
+        return report
+    _wait_for([p for paths in shard_paths.values() for p in paths], wait_seconds, "the other processes' shards")
     write_token_dataset(
         out, {split: _ShardStream(paths) for split, paths in shard_paths.items()}, info
     )
     shutil.rmtree(partial, ignore_errors=True)
     return report
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _wait_for(paths: list[Path], seconds: float, what: str) -> None:
+    """Poll until every path exists; FourmError naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        missing = [p for p in paths if not p.exists()]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise FourmError(f"waited {seconds:.0f} s for {what}: {len(missing)} missing (first: {missing[0]})")
+        time.sleep(0.2)
 
 
 class _ShardStream:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +197,35 @@ def test_fp32_precision_encodes_without_autocast_and_guards_resume(setup, tmp_pa
     )
     with pytest.raises(FourmError, match="interrupted run with other settings"):
         pretokenize(raw, tmp_path / "mixed", encoders, info, registry, shard_size=7, settings={"precision": "fp32"})
+
+
+def _run_tokenize(raw, out, root, env_extra: dict) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(env_extra, OMP_NUM_THREADS="1")
+    args = ["tokenize", "--data", str(raw), "--out", str(out), "--registry", str(root / "registry"),
+            "--tokenizer-root", str(root), "--modalities", "rgb,caption,bboxes", "--shard-size", "4",
+            "--batch-size", "3", "--precision", "fp32"]
+    return subprocess.Popen([sys.executable, "-m", "fourm.cli.data", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_two_processes_write_the_same_dataset_as_one(setup, tmp_path):
+    root, raw, registry, *_ = setup
+    reg_dir = root / "registry"
+    if not reg_dir.exists():
+        reg_dir.mkdir()
+        for name in ("rgb", "caption", "bboxes"):
+            (reg_dir / f"{name}.yaml").write_text(yaml.safe_dump(registry[name].to_dict()))
+    one = _run_tokenize(raw, tmp_path / "one", root, {})
+    assert one.wait(timeout=300) == 0, one.stderr.read()
+    procs = [_run_tokenize(raw, tmp_path / "two", root, {"RANK": str(r), "WORLD_SIZE": "2", "LOCAL_RANK": str(r)})
+             for r in (1, 0)]  # process 1 first: it waits for process 0's manifest
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    a, info_a = load_token_dataset(tmp_path / "one")
+    b, info_b = load_token_dataset(tmp_path / "two")
+    assert info_a == info_b and set(a) == set(b) == {"train", "val"}
+    for split in a:
+        for col in ("id", "rgb", "caption", "bboxes"):
+            assert a[split][col] == b[split][col], (split, col)
+    assert not (tmp_path / "two.partial").exists()
