@@ -36,9 +36,10 @@ from typing import Literal
 from fourm.data.patches import LEVELS
 from fourm.data.schema import ALL_KEYS
 from fourm.errors import FourmError
+from fourm.resources import CONFIG_ROOT
 from fourm.utils.config import Config, read_mapping
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "modalities"
+CONFIG_DIR = CONFIG_ROOT / "modalities"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

@@ -23,9 +23,8 @@ from fourm.errors import FourmError
 from fourm.generation.codecs import Codec, ImageCodec, PatchCodec, SequenceCodec, VectorCodec
 from fourm.modalities import ModalityRegistry, default_registry
 from fourm.model.config import FourMConfig
+from fourm.resources import DEFAULT_BUNDLE
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BUNDLE = REPO_ROOT / "models" / "world-default"
 MODEL_DIR = "model"
 REGISTRY_FILE = "modalities.json"
 REGISTRY_FILES = (REGISTRY_FILE, "registry.json")

@@ -33,7 +33,7 @@ from typing import Any
 
 from fourm.errors import FourmError
 from fourm.recipe.config import MIN_IMAGES, MIN_VAL, RecipeConfig, plan_minutes
-from fourm.training.config import REPO_ROOT
+from fourm.resources import DEFAULT_BUNDLE, shipped
 
 COMMAND = "fourm-recipe"
 RGB_TOKENIZER_CONFIG = "configs/tokenizers/{name}.yaml"
@@ -41,13 +41,14 @@ TRAIN_CONFIG = "configs/train/world_default.yaml"
 MASKING_CONFIG = "configs/masking/mixture_chain.yaml"
 EVAL_MASKING_CONFIG = "configs/masking/eval_fixed.yaml"
 PIXELS_MODALITY = "configs/modalities/extra/rgb_pixels.yaml"
-SHIPPED_TEXT = REPO_ROOT / "models" / "world-default" / "tokenizers" / "text"
+SHIPPED_TEXT = DEFAULT_BUNDLE / "tokenizers" / "text"
 TEXT_MODALITIES = ("caption", "bboxes", "color_palette", "metadata")  # read by the shared text vocabulary
 GRID_CAPTIONS = 8
 
 
 def repo_file(path: str) -> Path:
-    return REPO_ROOT / path
+    """A shipped config (``configs/...``), wherever fourm is installed."""
+    return shipped(path)
 
 
 # ------------------------------------------------------------------------------------ bookkeeping

@@ -15,19 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fourm.errors import FourmError
+from fourm.resources import resolve_path
 from fourm.utils.config import Config, apply_overrides, read_mapping
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def resolve_path(path: str | Path) -> Path:
-    """``path`` as given if it exists (or is absolute), else relative to the repository root when
-    it exists there (so ``configs/...`` works from any directory)."""
-    path = Path(path).expanduser()
-    if path.is_absolute() or path.exists():
-        return path
-    in_repo = REPO_ROOT / path
-    return in_repo if in_repo.exists() else path
 
 
 @dataclass

@@ -68,7 +68,7 @@ def test_bundle_without_registry_file_falls_back_to_configs(bundle, tmp_path, mo
 
 def test_default_bundle_is_repo_relative():
     assert DEFAULT_BUNDLE.is_absolute() and DEFAULT_BUNDLE.parts[-2:] == ("models", "world-default")
-    assert (DEFAULT_BUNDLE.parents[1] / "pyproject.toml").is_file()
+    assert DEFAULT_BUNDLE.resolve() == (Path(__file__).resolve().parents[2] / "models" / "world-default").resolve()
 
 
 def test_missing_bundle_is_a_clear_error(tmp_path):

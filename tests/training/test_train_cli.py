@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 from training_testing import tiny_config
 
 from fourm.cli.train import main
-from fourm.training.config import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_yaml(token_data, tmp_path, **changes):

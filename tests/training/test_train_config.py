@@ -9,8 +9,10 @@ import pytest
 import yaml
 
 from fourm.errors import FourmError
-from fourm.training.config import REPO_ROOT, TrainConfig, load_train_config, resolve_path
+from fourm.training.config import TrainConfig, load_train_config, resolve_path
 from fourm.training.loop import fill_deepspeed_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("path", [
@@ -75,7 +77,7 @@ def test_accelerate_and_deepspeed_configs_are_consistent():
 
 def test_resolve_path_prefers_existing_local_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert resolve_path("configs/masking/mixture.yaml") == REPO_ROOT / "configs/masking/mixture.yaml"
+    assert resolve_path("configs/masking/mixture.yaml").resolve() == (REPO_ROOT / "configs/masking/mixture.yaml").resolve()
     (tmp_path / "configs/masking").mkdir(parents=True)
     (tmp_path / "configs/masking/mixture.yaml").write_text("input_budget: 8\n")
     assert resolve_path("configs/masking/mixture.yaml") == Path("configs/masking/mixture.yaml")

@@ -17,7 +17,8 @@ import yaml
 from training_testing import tiny_config
 
 from fourm.model import FourM
-from fourm.training.config import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = Path(__file__).with_name("distributed_probe.py")
 

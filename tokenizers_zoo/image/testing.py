@@ -6,11 +6,12 @@ from pathlib import Path
 
 import torch
 
+from fourm.resources import CONFIG_ROOT
 from fourm.utils.config import apply_overrides, read_mapping
 from tokenizers_zoo.image.config import ImageTokenizerConfig
 from tokenizers_zoo.image.tokenizer import ImageTokenizer
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "tokenizers"
+CONFIG_DIR = CONFIG_ROOT / "tokenizers"
 
 
 def toy_config(config: str | Path | dict, *overrides: str, image_size: int = 32) -> ImageTokenizerConfig:
