@@ -12,7 +12,7 @@ One YAML file per modality lives in ``configs/modalities/<name>.yaml``::
 
 A *patch modality* (``patch_size`` set, e.g. ``configs/modalities/extra/rgb_pixels.yaml``) has no
 tokenizer: its encoder input is the image cut into ``num_tokens`` pixel patches of ``patch_dim``
-8-bit levels (:mod:`fourm.data.patches`); it is an input-only image with ``vocab_size`` 256.
+8-bit levels (:mod:`fourm.core.patches`); it is an input-only image with ``vocab_size`` 256.
 
 Usage::
 
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fourm.data.patches import LEVELS
-from fourm.data.schema import ALL_KEYS
+from fourm.core.patches import LEVELS
+from fourm.core.schema import ALL_KEYS
 from fourm.errors import FourmError
 from fourm.resources import CONFIG_ROOT
 from fourm.utils.config import Config, read_mapping

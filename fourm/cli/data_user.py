@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from fourm.cli import MAX_IMAGE_SIDE, bounded_int, fraction
-from fourm.data.schema import ALL_KEYS
+from fourm.core.schema import ALL_KEYS
 from fourm.errors import FourmError
 
 

@@ -3,7 +3,7 @@
 Each modality of the registry is encoded by its own tokenizer (image tokenizers for image-like
 modalities, the shared text tokenizer for captions / boxes / palettes / metadata, a vector tokenizer
 for embedding vectors); a patch modality (``patch_size`` set) needs no tokenizer, its image is cut
-into flat 8-bit pixel patches (:mod:`fourm.data.patches`). Work is done in shards of ``shard_size``
+into flat 8-bit pixel patches (:mod:`fourm.core.patches`). Work is done in shards of ``shard_size``
 samples, each saved atomically under ``<out>.partial/`` as soon as it is done, so an interrupted run
 resumes where it stopped; the final :func:`fourm.data.token_dataset.write_token_dataset` call
 assembles the shards into ``<out>``.
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fourm.core.patches import LEVELS, patchify, to_levels
 from fourm.data.masking.spans import SequenceSpecialTokens
-from fourm.data.patches import LEVELS, patchify, to_levels
 from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec

@@ -1,7 +1,7 @@
 """Raw multimodal datasets on disk: write streams of raw samples, load them back, view them as samples.
 
 A raw dataset is a directory holding a Hugging Face ``datasets.DatasetDict`` (``save_to_disk``
-layout, one split per sub-directory, rows in the :mod:`fourm.data.schema` record format) plus
+layout, one split per sub-directory, rows in the :mod:`fourm.core.schema` record format) plus
 ``fourm_dataset.json`` (image size, keys, per-split counts, source). It is written atomically: a
 crash leaves no partial directory and keeps any previous one.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from fourm.data.schema import ALL_KEYS, IMAGE_LAYOUT, check_image, features, from_record, to_record
+from fourm.core.schema import ALL_KEYS, IMAGE_LAYOUT, check_image, features, from_record, to_record
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
 
@@ -208,7 +208,7 @@ def add_vector_column(
     import datasets as hfd
     import pyarrow as pa
 
-    from fourm.data.schema import vector_feature
+    from fourm.core.schema import vector_feature
 
     path = Path(path)
     out = Path(out) if out is not None else path

@@ -11,7 +11,7 @@ ids: fixed length for ``image`` / ``vector`` modalities, variable length (ending
 ``fourm_tokens.json`` gives each modality's kind, vocabulary size and length (image/vector: the
 exact length; sequence: the maximum, optional) and the sequence special ids.
 
-A patch modality (``patch_dim`` set, :mod:`fourm.data.patches`) stores pixel patches instead of
+A patch modality (``patch_dim`` set, :mod:`fourm.core.patches`) stores pixel patches instead of
 token ids: a list of ``length * patch_dim`` uint8 values, patch k = ``values[k * P:(k + 1) * P]``
 (``P = patch_dim``); :class:`TokenSamples` returns it flat like any other modality, (N * P,).
 """
@@ -31,8 +31,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from fourm.core.patches import LEVELS
 from fourm.data.masking.spans import SequenceSpecialTokens
-from fourm.data.patches import LEVELS
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
 from fourm.utils.config import Config

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fourm.data.schema import ALL_KEYS
+from fourm.core.schema import ALL_KEYS
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_path
 

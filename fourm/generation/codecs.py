@@ -7,7 +7,7 @@
   the groups that did not parse listed by ``decode_with_failures``).
 * :class:`VectorCodec` (``VectorTokenizer``): float vectors (D,) <-> (B, K) ids.
 * :class:`PatchCodec` (no tokenizer): images <-> pixel patches (B, N, P) uint8 of a patch modality
-  (:mod:`fourm.data.patches`), the encoder input of e.g. ``rgb_pixels``.
+  (:mod:`fourm.core.patches`), the encoder input of e.g. ``rgb_pixels``.
 
 Images are encoded under bf16 autocast where the device runs bf16 natively
 (:mod:`fourm.utils.precision`, as pre-tokenization does, so tokens match the training data) and
@@ -195,7 +195,7 @@ class PatchCodec:
     tokenizer = None  # nothing to save in a bundle
 
     def __init__(self, name: str, spec: Any) -> None:
-        from fourm.data.schema import IMAGE_LAYOUT
+        from fourm.core.schema import IMAGE_LAYOUT
 
         if not spec.patch_size:
             raise FourmError(f"modality '{name}' is not a patch modality (no patch_size)")
@@ -210,7 +210,7 @@ class PatchCodec:
 
     def encode(self, values: Any, prefix: bool = False) -> Tensor:
         """Images -> pixel patches (B, N, P) uint8."""
-        from fourm.data.patches import patchify, to_levels
+        from fourm.core.patches import patchify, to_levels
 
         if prefix:
             raise FourmError(f"'{self.name}' is a patch modality: it has no prefix")
@@ -219,7 +219,7 @@ class PatchCodec:
 
     def decode(self, tokens: Any, seed: int = 0) -> list[np.ndarray]:
         """Patches (B, N, P) (or flat (B, N * P)) -> one image per row, in the modality's value range."""
-        from fourm.data.patches import from_levels, unpatchify
+        from fourm.core.patches import from_levels, unpatchify
 
         values = tokens.values if hasattr(tokens, "positions") else tokens
         arr = torch.as_tensor(values).detach().cpu().numpy().reshape(-1, self.length, self.patch_dim)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-from fourm.data.batch import pad_columns
+from fourm.core.batch import pad_columns
 from fourm.errors import FourmError
 from fourm.model.config import FourMConfig
 
@@ -131,7 +131,7 @@ def _maybe(t: Tensor | None, fn):
 
 @dataclass
 class EncoderInputs:
-    """Packed encoder rows (B, N) in the :class:`fourm.data.batch.MultimodalBatch` convention;
+    """Packed encoder rows (B, N) in the :class:`fourm.core.batch.MultimodalBatch` convention;
     ``patches`` (B, N, P) holds the pixel patches of patch-modality slots (None without any)."""
 
     tokens: Tensor  # (B, N) long

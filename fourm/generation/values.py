@@ -1,4 +1,4 @@
-"""Raw condition values as users give them -> raw-sample values (``fourm.data.schema``) ready to tokenize.
+"""Raw condition values as users give them -> raw-sample values (``fourm.core.schema``) ready to tokenize.
 
 Images: a schema array, a PIL image or an image file path, centre-cropped to a square and resized to
 the tokenizer's size. Colour-mapped pictures written by ``fourm-generate`` read back: an RGB depth

@@ -30,7 +30,7 @@ class ModalityConfig(Config):
     "sequence" (up to ``length`` tokens, 1D positions, decoded causally) or "vector" (``length``
     tokens, 1D positions, decoded in parallel). ``input`` / ``target``: may be given to the
     encoder / predicted by the decoder (a target gets an output head). ``patch_dim`` > 0: a patch
-    modality (:mod:`fourm.data.patches`), input only, whose encoder tokens are ``length`` pixel patches
+    modality (:mod:`fourm.core.patches`), input only, whose encoder tokens are ``length`` pixel patches
     of ``patch_dim`` 8-bit values, embedded by a linear projection instead of a token table
     (``vocab_size`` is then the 256 levels of a value).
     """

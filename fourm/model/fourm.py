@@ -8,7 +8,7 @@ matmul per target modality against that modality's head.
 Usage::
 
     model = FourM(FourMConfig.from_registry(default_registry(), "tiny"))
-    loss, per_modality = model.loss(batch)       # batch: fourm.data.batch.MultimodalBatch
+    loss, per_modality = model.loss(batch)       # batch: fourm.core.batch.MultimodalBatch
     logits = model(batch)                         # {"rgb": (n_rgb, V_rgb), ...}
     model.save_pretrained("runs/x/model"); FourM.from_pretrained("runs/x/model")
 """
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fourm.data.batch import MultimodalBatch
+from fourm.core.batch import MultimodalBatch
 from fourm.errors import FourmError
 from fourm.model.attention import KV
 from fourm.model.batch_checks import ModalityLimits, check_ranges, check_shapes

@@ -6,7 +6,7 @@ import random
 
 import torch
 
-from fourm.data.batch import MultimodalBatch
+from fourm.core.batch import MultimodalBatch
 from fourm.model.config import FourMConfig
 
 

@@ -90,7 +90,7 @@ class RetrievalData:
     def values(self, modality: str, rows: Sequence[int] | None = None, pipeline: Any = None) -> list[Any]:
         """Raw values of ``modality`` at ``rows`` (None = missing); token datasets need ``pipeline``
         to decode them."""
-        from fourm.data.schema import from_record
+        from fourm.core.schema import from_record
 
         self._check([modality], None, pipeline)
         rows = list(range(len(self))) if rows is None else [int(r) for r in rows]

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from fourm.data.batch import MultimodalBatch
+from fourm.core.batch import MultimodalBatch
 from fourm.data.masking import collate
 from fourm.errors import FourmError
 from fourm.model import FourM, FourMConfig, ModalityConfig

@@ -22,8 +22,8 @@ from ml4m_reference import (
 
 from fourm.cli.convert import main as convert_main
 from fourm.convert.ml4m import convert_ml4m, is_ml4m_dir, load_ml4m, ml4m_to_fourm
-from fourm.data.batch import MultimodalBatch
-from fourm.data.patches import patchify
+from fourm.core.batch import MultimodalBatch
+from fourm.core.patches import patchify
 from fourm.errors import FourmError
 from fourm.model import FourM
 

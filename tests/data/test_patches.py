@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fourm.data.patches import LEVELS, patchify, to_levels, unpatchify
+from fourm.core.patches import LEVELS, patchify, to_levels, unpatchify
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
 
@@ -86,7 +86,7 @@ def test_patch_spec_rules_name_the_field(change, pattern):
 
 
 def test_from_levels_inverts_to_levels():
-    from fourm.data.patches import from_levels, to_levels
+    from fourm.core.patches import from_levels, to_levels
 
     depth = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
     back = from_levels(to_levels(depth, (0.0, 1.0)), (0.0, 1.0))

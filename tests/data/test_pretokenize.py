@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from fourm.cli.data import main as data_main
-from fourm.data.patches import patchify
+from fourm.core.patches import patchify
 from fourm.data.pretokenize import PretokenizeReport, build_encoders, pretokenize
 from fourm.data.raw_dataset import RawSamples, load_raw_dataset, write_world_dataset
 from fourm.data.token_dataset import ModalityTokens, TokenSamples, load_token_dataset

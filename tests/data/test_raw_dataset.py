@@ -9,6 +9,7 @@ import pytest
 
 from fourm.cli import friendly_errors
 from fourm.cli.data_world import register
+from fourm.core.schema import ALL_KEYS
 from fourm.data.raw_dataset import (
     INFO_FILE,
     VAL_INDEX_OFFSET,
@@ -18,7 +19,6 @@ from fourm.data.raw_dataset import (
     write_raw_dataset,
     write_world_dataset,
 )
-from fourm.data.schema import ALL_KEYS
 from fourm.data.world import render_sample
 from fourm.errors import FourmError
 

@@ -4,7 +4,7 @@ import datasets
 import numpy as np
 import pytest
 
-from fourm.data.schema import check_image, features, from_record, to_record
+from fourm.core.schema import check_image, features, from_record, to_record
 from fourm.errors import FourmError
 
 

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from fourm.data.schema import check_image
+from fourm.core.schema import check_image
 from fourm.data.world import CLASS_NAMES, COLORS, SHAPES, WorldConfig, render_sample
 from fourm.data.world.captions import RELATION_MIN_OFFSET
 from fourm.data.world.generate import sample_valid_scene

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fourm.data.patches import patchify
+from fourm.core.patches import patchify
 from fourm.data.world import render_sample
 from fourm.errors import FourmError
 from fourm.generation.bundle import REGISTRY_FILE

@@ -4,7 +4,7 @@ import pytest
 import torch
 from fourm_testing import two_sample_batch
 
-from fourm.data.batch import MultimodalBatch
+from fourm.core.batch import MultimodalBatch
 
 
 @pytest.fixture

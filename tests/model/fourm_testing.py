@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fourm.data.batch import MultimodalBatch
+from fourm.core.batch import MultimodalBatch
 from fourm.model import FourMConfig, ModalityConfig
 
 # order = modality index: 0 rgb, 1 depth, 2 caption, 3 meta

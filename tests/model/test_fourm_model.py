@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from fourm_testing import pack, toy_config, two_sample_batch
 
-from fourm.data.batch import MultimodalBatch
+from fourm.core.batch import MultimodalBatch
 from fourm.errors import FourmError
 from fourm.model import FourM
 

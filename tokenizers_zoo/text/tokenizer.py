@@ -26,10 +26,10 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre
 from torch import Tensor
 from tqdm.auto import tqdm
 
+import tokenizers_zoo.text.serializers as serializers
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
 from fourm.utils.config import Config
-from tokenizers_zoo.text import serializers
 from tokenizers_zoo.text.vocabulary import (
     EOS,
     MASK,

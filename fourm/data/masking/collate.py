@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fourm.data.batch import MultimodalBatch
+from fourm.core.batch import MultimodalBatch
 from fourm.data.masking.masker import Masker
 
 

@@ -37,7 +37,7 @@ index in the encoder-side / decoder-side sequence. Unused slots are padding (val
 without ``pad_to_budget`` an empty encoder keeps one padding slot). Exactly ``input_budget`` /
 ``target_budget`` tokens are valid whenever the sample has enough.
 
-Patch modalities (``patch_dims``: name -> P, :mod:`fourm.data.patches`) are image modalities whose
+Patch modalities (``patch_dims``: name -> P, :mod:`fourm.core.patches`) are image modalities whose
 sample is N pixel patches, flat (N * P,) or (N, P). They are inputs only (never targets, whatever
 the config says), budgeted by patches (N) and positioned like any image; their encoder slots get
 token id 0 and the chosen patches go to ``enc_patches`` (1, Ne, max P) uint8, in slot order.
@@ -51,7 +51,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from fourm.data.batch import MultimodalBatch
+from fourm.core.batch import MultimodalBatch
 from fourm.data.masking.budgets import allocate, draw_shares
 from fourm.data.masking.config import AlphaConfig, MaskingConfig
 from fourm.data.masking.spans import SequenceSpecialTokens, span_mask

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from fourm.data.schema import ALL_KEYS, IMAGE_KEYS
+from fourm.core.schema import ALL_KEYS, IMAGE_KEYS
 from fourm.data.user.geometry import check_aligned, fit_images, transform_boxes
 from fourm.data.user.readers import (
     EXTENSIONS,

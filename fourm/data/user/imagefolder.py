@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
-from fourm.data.schema import ALL_KEYS
+from fourm.core.schema import ALL_KEYS
 from fourm.data.user.geometry import fit_images, transform_boxes
 from fourm.data.user.readers import IMAGE_EXTENSIONS, check_bboxes, check_metadata, check_palette, read_rgb
 from fourm.data.user.report import (

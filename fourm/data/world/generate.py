@@ -1,4 +1,4 @@
-"""Sample ``index`` of the world -> one raw sample with every modality (``fourm.data.schema`` format).
+"""Sample ``index`` of the world -> one raw sample with every modality (``fourm.core.schema`` format).
 
 Deterministic in (seed, index): all randomness comes from ``np.random.default_rng([seed, index])``.
 Scenes are resampled until every object keeps ``min_visible_fraction`` of its area visible and

@@ -12,7 +12,7 @@ tokens of the same modality; bidirectionally for image-like modalities, causally
 sequences. For image-like targets ``dec_input`` is ignored (a learned mask token is used); for
 sequence targets it holds the previous token of the target sequence (teacher forcing).
 
-Patch modalities (:mod:`fourm.data.patches`; input only, never on the decoder side): their encoder
+Patch modalities (:mod:`fourm.core.patches`; input only, never on the decoder side): their encoder
 slots have ``enc_tokens`` 0 and their content in ``enc_patches`` (B, Ne, P) uint8, the slot's pixel
 patch (8-bit levels, zero-padded to ``P``, the largest patch_dim of the run's patch modalities).
 Rows of other slots are 0. ``enc_patches`` is None when the run has no patch modality.
