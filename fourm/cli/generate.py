@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=1, metavar="N",
         help="CPU threads (default 1: at this model size more threads rarely help and a busy CPU makes them much slower)",
     )  # fmt: skip
-    parser.add_argument("--fp32", action="store_true", help="run the model in fp32 (default: bf16 autocast where the device runs bf16 natively, else fp32)")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="the model's precision; auto (default): bf16 autocast where the device runs bf16 natively, else fp32")
+    parser.add_argument("--fp32", action="store_true", help="deprecated: same as --precision fp32")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: outputs/<timestamp>)")
     parser.add_argument(
         "--overwrite", action="store_true",
@@ -318,7 +320,7 @@ def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides,
         raise FourmError("--prefix / --caption-prefix do not apply to --prompts (give the conditions in the file)")
     start = time.perf_counter()
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
-    pipe.autocast = not args.fp32
+    pipe.precision = "fp32" if args.fp32 else args.precision
     plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]
     pipe.plan(plan_targets)  # checks the targets before any prompt
     for p in prompts:  # every prompt checked up front: an error names its line
@@ -366,7 +368,7 @@ def _generate(args, conditions, prefixes, targets, overrides, out_dir: Path) -> 
 
     start = time.perf_counter()
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
-    pipe.autocast = not args.fp32
+    pipe.precision = "fp32" if args.fp32 else args.precision
     for name in list(conditions) + list(prefixes):
         pipe.codec(name)  # unknown modality -> error listing the known ones
     plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]

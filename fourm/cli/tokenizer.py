@@ -84,7 +84,10 @@ def _eval(args: argparse.Namespace) -> int:
     tokenizer = ImageTokenizer.from_pretrained(args.tokenizer, device=device)
     samples = _load_split(args.data, args.split, tokenizer.modality)
     arrays = stack_modality(samples, tokenizer.modality, limit=args.num)
-    dtype = None if args.fp32 else torch.bfloat16
+    from fourm.utils.precision import resolve_precision
+
+    precision = resolve_precision("fp32" if args.fp32 else args.precision, device)
+    dtype = torch.bfloat16 if precision == "bf16" else None
     metrics, recons = evaluate(tokenizer, arrays, args.batch_size, dtype, progress=True)
     if args.png:
         reconstruction_grid(tokenizer.modality, arrays[:8], recons[:8], args.png)
@@ -250,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--num", type=int, default=None, help="evaluate at most this many images")
     ev.add_argument("--batch-size", type=int, default=64)
     ev.add_argument("--png", default=None, help="also save an inputs-vs-reconstructions PNG here")
-    ev.add_argument("--fp32", action="store_true", help="evaluate without bf16 autocast")
+    ev.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                    help="auto (default): bf16 autocast where the device runs bf16 natively, else fp32")
+    ev.add_argument("--fp32", action="store_true", help="deprecated: same as --precision fp32")
     ev.set_defaults(func=_eval)
     pr = sub.add_parser("prune", help="disable near-duplicate VQ codes of a trained image tokenizer")
     pr.add_argument("--tokenizer", required=True, help="directory written by save_pretrained")

@@ -53,7 +53,7 @@ from fourm.modalities import ModalityRegistry
 from fourm.model.fourm import FourM
 from fourm.utils.atomic import atomic_dir, atomic_write_text
 from fourm.utils.config import to_jsonable
-from fourm.utils.precision import fast_bf16
+from fourm.utils.precision import resolve_precision
 
 __all__ = ["DEFAULT_BUNDLE", "FourMPipeline", "GenerationResult"]
 
@@ -126,8 +126,9 @@ class FourMPipeline:
         model: FourM,
         codecs: Mapping[str, Codec],
         registry: ModalityRegistry,
-        autocast: bool = True,
+        autocast: bool | None = None,  # deprecated: precision="auto" (True) / "fp32" (False)
         generation_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+        precision: str = "auto",
     ) -> None:
         missing = [m for m in model.config.modalities if m not in codecs]
         if missing:
@@ -135,12 +136,25 @@ class FourMPipeline:
         self.model = model.eval()
         self.codecs = dict(codecs)
         self.registry = registry
-        self.autocast = autocast  # bf16 autocast for the FourM model (CPU and CUDA)
+        # the FourM model's precision (fourm.utils.precision): auto = bf16 where the device runs it natively
+        resolve_precision(precision, "cpu")  # FourmError naming an unknown spelling
+        self.precision = precision
+        if autocast is not None:
+            self.autocast = autocast
         # {modality: GenerationTarget fields} over the built-in defaults (a bundle's generation.json)
         self.generation_defaults: dict[str, dict[str, Any]] = {}
         for name, fields in (generation_defaults or {}).items():
             self.set_defaults(name, **fields)
         self._grammars: dict[str, LogitsProcessor | None] = {}
+
+    @property
+    def autocast(self) -> bool:
+        """Deprecated spelling of :attr:`precision`: True for "auto" / "bf16", False for "fp32"."""
+        return self.precision != "fp32"
+
+    @autocast.setter
+    def autocast(self, value: bool) -> None:
+        self.precision = "auto" if value else "fp32"
 
     # ------------------------------------------------------------------------------ files
 
@@ -436,7 +450,7 @@ class FourMPipeline:
         """Generate ``plan`` from ``given`` tokens (``num_samples`` rows); ``raw_rows``: per condition the
         raw value of every row (None: decode its tokens)."""
         names = [t.modality for t in plan.targets]
-        autocast = torch.bfloat16 if self.autocast and fast_bf16(self.device) else None
+        autocast = torch.bfloat16 if resolve_precision(self.precision, self.device) == "bf16" else None
         grammars = {t.modality: g for t in plan.targets if t.scheme == "ar" and (g := self.grammar(t.modality))}
         decoded: dict[str, list[Any]] = {}
         failures: dict[str, list[list[dict[str, str]]]] = {}

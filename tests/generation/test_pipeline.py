@@ -297,3 +297,28 @@ def test_input_only_modality_cannot_be_a_target():
     with pytest.raises(FourmError, match="'caption' cannot be a target.*targets: rgb"):
         pipe.generate({}, ["caption"], progress=False)
     assert pipe.generate({"caption": "a red circle"}, ["rgb"], progress=False).tokens["rgb"].shape == (1, 16)
+
+
+def test_precision_is_one_setting_with_the_old_autocast_spelling(bundle, monkeypatch):
+    p = FourMPipeline.from_pretrained(bundle, device="cpu")
+    assert p.precision == "auto" and p.autocast
+    p.autocast = False
+    assert p.precision == "fp32"
+    p.precision = "bf16"
+    assert p.autocast
+    seen = []
+    real = torch.autocast
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("dtype"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    p.generate({"caption": "a red circle"}, ["depth"], num_samples=1, seed=0, progress=False)
+    assert torch.bfloat16 in seen  # "bf16" forces autocast even where "auto" would not
+    seen.clear()
+    p.precision = "fp32"
+    p.generate({"caption": "a red circle"}, ["depth"], num_samples=1, seed=0, progress=False)
+    assert torch.bfloat16 not in seen
+    with pytest.raises(FourmError, match="precision must be one of"):
+        FourMPipeline(p.model, p.codecs, p.registry, precision="half")
