@@ -55,6 +55,7 @@ from fourm.training.config import TrainConfig, resolve_path
 from fourm.training.data import (
     EpochBatchSampler,
     ShardSampler,
+    TrainingData,
     build_training_data,
     prepare_synthetic_sources,
 )
@@ -447,34 +448,67 @@ def train(
 
 
 def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | None) -> TrainResult:
-    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
-    is_main = accelerator.is_main_process
-    use_deepspeed = accelerator.state.deepspeed_plugin is not None
-    run_dir = cfg.run_dir
-    ckpt_root = run_dir / CHECKPOINTS
+    """The run in its phases: run directory and resume point, model/optimizer/data, the restored
+    state and the data position, then the step loop (:class:`_Loop`)."""
+    checkpoint, saved_minutes = _prepare_run_dir(cfg, accelerator, resume)
+    parts = _build_components(cfg, accelerator)
+    state = TrainerState(num_processes=accelerator.num_processes, global_batch=cfg.batch_size * accelerator.num_processes)
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, parts.checkpoint, accelerator.process_index)
+    loop = _Loop(cfg, accelerator, parts, state, checkpoint, stop_at)
+    loop.announce(checkpoint, saved_minutes)
+    return loop.run()
 
+
+def _prepare_run_dir(cfg: TrainConfig, accelerator, resume: str | None) -> tuple[Path | None, float | None]:
+    """(checkpoint to resume from or None, the run's saved max_minutes); creates the run directory,
+    its marker and config.json (main process), refusing a resume whose config changed."""
+    run_dir = cfg.run_dir
     checkpoint = resolve_resume(resume, run_dir)
-    if resume is None and latest_checkpoint(ckpt_root) is not None:
+    latest = latest_checkpoint(run_dir / CHECKPOINTS)
+    if resume is None and latest is not None:
         raise FourmError(
-            f"{run_dir} already holds checkpoints (latest: {latest_checkpoint(ckpt_root).name}); "
+            f"{run_dir} already holds checkpoints (latest: {latest.name}); "
             "pass --resume auto to continue it or --out for a new run"
         )
     saved_minutes = None
     if checkpoint is not None:
         saved_minutes = inherit_max_minutes(run_dir, cfg)
         check_resume_config(run_dir, cfg)
-    if is_main:
+    if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_marker(run_dir, COMMAND)  # a killed run is still recognised as train.py's
         prepare_synthetic_sources(cfg.data, cfg.seed)
         cfg.save_json(run_dir / CONFIG_FILE)
     accelerator.wait_for_everyone()
-    if device.type == "cpu":
+    if accelerator.device.type == "cpu":
         from fourm.model.cpu_tuning import keep_freed_memory
 
         keep_freed_memory()
+    return checkpoint, saved_minutes
 
-    # data and model (same initialisation on every process)
+
+@dataclass
+class _Components:
+    """What a run trains with: data, model (and its DDP/DeepSpeed wrapper), optimizer, schedule and
+    how a checkpoint saves / loads them."""
+
+    data: TrainingData
+    model: FourM
+    new_rows: dict[str, int]
+    control: OldParamsControl | None
+    optimizer: torch.optim.Optimizer
+    scheduler: WarmupCosine
+    wrapper: nn.Module
+    checkpoint: CheckpointParts
+    use_deepspeed: bool
+
+
+def _build_components(cfg: TrainConfig, accelerator) -> _Components:
+    """Data, model, optimizer and schedule, the same initialisation on every process; afterwards the
+    RNG is seeded per process (dropout etc. differ across processes)."""
+    use_deepspeed = accelerator.state.deepspeed_plugin is not None
+    device = accelerator.device
     _seed_everything(cfg.seed)
     init_modalities = None
     if cfg.model.init_from is not None:
@@ -482,7 +516,6 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
         check_added_in_data(cfg.data, list(load_added_modalities(cfg.model.add_modalities)))
     data = build_training_data(cfg, init_modalities)
     model, new_rows = _build_model(cfg, data.modalities)
-    names = model.modality_names
     control = None
     if cfg.model.freeze_trunk_steps or cfg.model.old_params_lr_scale != 1:
         if use_deepspeed:
@@ -491,8 +524,13 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
     optimizer = build_optimizer(model, cfg.optim, fused=not use_deepspeed and device.type in ("cpu", "cuda"))
     scheduler = WarmupCosine(optimizer, cfg.optim, cfg.steps)
     wrapper, optimizer = accelerator.prepare(LossStep(model), optimizer)
-    _seed_everything(cfg.seed + rank)  # dropout etc. differ across processes
+    _seed_everything(cfg.seed + accelerator.process_index)
+    parts = _checkpoint_parts(model, optimizer, scheduler, wrapper, use_deepspeed)
+    return _Components(data, model, new_rows, control, optimizer, scheduler, wrapper, parts, use_deepspeed)
 
+
+def _checkpoint_parts(model: FourM, optimizer, scheduler, wrapper, use_deepspeed: bool) -> CheckpointParts:
+    """How checkpoints save and load this run's state (DeepSpeed: through its engine)."""
     parts = CheckpointParts(
         save_model=lambda path: model.save_pretrained(path),
         optimizer=None if use_deepspeed else optimizer,
@@ -508,174 +546,224 @@ def _train(cfg: TrainConfig, accelerator, resume: str | None, stop_at: int | Non
                 raise FourmError(f"corrupt checkpoint {path.parent}: DeepSpeed could not load {path}")
 
         parts.engine_load = engine_load
+    return parts
 
-    global_batch = cfg.batch_size * world
-    state = TrainerState(num_processes=world, global_batch=global_batch)
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint, parts, rank)
-    start_step = state.step
-    sampler = EpochBatchSampler(len(data.train), cfg.batch_size, cfg.seed, rank, world)
-    start_batch, leftover = divmod(state.samples_in_epoch, global_batch)
-    start_batch = min(start_batch, sampler.batches_per_epoch)
 
-    workers = cfg.num_workers
-    loader = DataLoader(
-        data.train,
-        batch_sampler=sampler,
-        collate_fn=collate,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global torch RNG untouched
-    )
-    val_loaders = _val_loaders(data, cfg, rank, world)
-    end_step = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    logger = RunLogger(
-        run_dir, names, cfg.steps, state.step, enabled=is_main, tensorboard=cfg.tensorboard, val_tasks=list(data.val_tasks)
-    )
-    for note in data.notes:
-        logger.message(note)
-    if new_rows and is_main:
-        added = ", ".join(names[len(names) - len(cfg.model.add_modalities) :])
-        stages = f"old weights frozen for {cfg.model.freeze_trunk_steps} steps, " if cfg.model.freeze_trunk_steps else ""
-        logger.message(
-            f"fine-tuning {cfg.model.init_from} with added modalities {added}: "
-            f"{stages}then old-weight updates x{cfg.model.old_params_lr_scale}"
+class _Loop:
+    """The step loop of one run: optimizer steps over the data stream from the restored position,
+    logging, evaluation, checkpoints, the wall-time cap and the final model."""
+
+    def __init__(self, cfg: TrainConfig, accelerator, parts: _Components, state: TrainerState,
+                 checkpoint: Path | None, stop_at: int | None) -> None:  # fmt: skip
+        self.cfg, self.accelerator, self.parts, self.state = cfg, accelerator, parts, state
+        self.device, self.rank, self.world = accelerator.device, accelerator.process_index, accelerator.num_processes
+        self.is_main = accelerator.is_main_process
+        self.names = parts.model.modality_names
+        self.global_batch = cfg.batch_size * self.world
+        self.start_step = state.step
+        self.sampler = EpochBatchSampler(len(parts.data.train), cfg.batch_size, cfg.seed, self.rank, self.world)
+        start_batch, self.leftover = divmod(state.samples_in_epoch, self.global_batch)
+        start_batch = min(start_batch, self.sampler.batches_per_epoch)
+        workers = cfg.num_workers
+        self.loader = DataLoader(
+            parts.data.train,
+            batch_sampler=self.sampler,
+            collate_fn=collate,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global torch RNG untouched
         )
-    if checkpoint is not None:
-        logger.message(
-            f"resumed from {checkpoint} (step {state.step}, epoch {state.epoch}, "
-            f"{state.elapsed_seconds / 60:.1f} min trained)"
-        )
-        if cfg.max_minutes != saved_minutes:
-            logger.message(f"note: max_minutes changed from {saved_minutes} to {cfg.max_minutes}: the time budget and "
-                           "the learning-rate schedule follow the new value")  # fmt: skip
-        if leftover:
-            logger.message(f"note: batch layout changed since the checkpoint; {leftover} samples of epoch {state.epoch} skipped")
-    if is_main:
-        n_params = model.num_parameters()
-        logger.message(
-            f"{n_params / 1e6:.2f}M parameters, modalities {', '.join(names)}; {world} process(es) on {device} "
-            f"({resolve_precision(cfg.precision, device)}), "
-            f"{cfg.batch_size * cfg.grad_accum * world} samples/step, {len(data.train)} train samples/epoch"
-        )
+        self.val_loaders = _val_loaders(parts.data, cfg, self.rank, self.world)
+        self.end_step = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+        self.logger = RunLogger(
+            cfg.run_dir, self.names, cfg.steps, state.step, enabled=self.is_main, tensorboard=cfg.tensorboard,
+            val_tasks=list(parts.data.val_tasks),
+        )  # fmt: skip
+        self.reduce = (lambda t: accelerator.reduce(t, reduction="sum")) if self.world > 1 else (lambda t: t)
+        self.autocast = bf16_autocast(self.device, cfg.precision)
+        self.last_ckpt = checkpoint
+        self.window = _Window(self.names)
+        self.result = TrainResult(run_dir=cfg.run_dir, step=state.step, final_model=None, checkpoint=checkpoint,
+                                  is_main=self.is_main)  # fmt: skip
+        self.last_eval_step = self.last_ckpt_step = -1
+        self.stream = _batch_stream(self.loader, self.sampler, state.epoch, start_batch)
+        self.max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
+        self.budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
+        self.elapsed_before, self.loop_start = state.elapsed_seconds, time.monotonic()
+        self.timed_out = False
 
-    reduce = (lambda t: accelerator.reduce(t, reduction="sum")) if world > 1 else (lambda t: t)
-    autocast = bf16_autocast(device, cfg.precision)
-    last_ckpt = checkpoint
-    window = _Window(names)
-    result = TrainResult(run_dir=run_dir, step=state.step, final_model=None, checkpoint=checkpoint, is_main=is_main)
-    last_eval_step = last_ckpt_step = -1
-    stream = _batch_stream(loader, sampler, state.epoch, start_batch)
-    max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
-    budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
-    elapsed_before, loop_start = state.elapsed_seconds, time.monotonic()
-    timed_out = False
+    # ---- messages, time ---------------------------------------------------------------------------
+    def announce(self, checkpoint: Path | None, saved_minutes: float | None) -> None:
+        """The run's opening lines: data notes, fine-tuning, resume point, size and speed settings."""
+        cfg, state, logger = self.cfg, self.state, self.logger
+        for note in self.parts.data.notes:
+            logger.message(note)
+        if self.parts.new_rows and self.is_main:
+            added = ", ".join(self.names[len(self.names) - len(cfg.model.add_modalities) :])
+            stages = f"old weights frozen for {cfg.model.freeze_trunk_steps} steps, " if cfg.model.freeze_trunk_steps else ""
+            logger.message(
+                f"fine-tuning {cfg.model.init_from} with added modalities {added}: "
+                f"{stages}then old-weight updates x{cfg.model.old_params_lr_scale}"
+            )
+        if checkpoint is not None:
+            logger.message(
+                f"resumed from {checkpoint} (step {state.step}, epoch {state.epoch}, "
+                f"{state.elapsed_seconds / 60:.1f} min trained)"
+            )
+            if cfg.max_minutes != saved_minutes:
+                logger.message(f"note: max_minutes changed from {saved_minutes} to {cfg.max_minutes}: the time budget and "
+                               "the learning-rate schedule follow the new value")  # fmt: skip
+            if self.leftover:
+                logger.message(f"note: batch layout changed since the checkpoint; {self.leftover} samples of epoch {state.epoch} skipped")
+        if self.is_main:
+            n_params = self.parts.model.num_parameters()
+            logger.message(
+                f"{n_params / 1e6:.2f}M parameters, modalities {', '.join(self.names)}; {self.world} process(es) on "
+                f"{self.device} ({resolve_precision(cfg.precision, self.device)}), "
+                f"{cfg.batch_size * cfg.grad_accum * self.world} samples/step, {len(self.parts.data.train)} train samples/epoch"
+            )
 
-    def elapsed() -> float:
+    def elapsed(self) -> float:
         """Training wall time over all resumes; under a cap the same value on every process."""
-        value = elapsed_before + time.monotonic() - loop_start
-        if budget is not None and world > 1:  # every process must stop at the same step
-            value = float(reduce(torch.tensor([value], dtype=torch.float64, device=device)).item()) / world
+        value = self.elapsed_before + time.monotonic() - self.loop_start
+        if self.budget is not None and self.world > 1:  # every process must stop at the same step
+            value = float(self.reduce(torch.tensor([value], dtype=torch.float64, device=self.device)).item()) / self.world
         return value
 
-    def run_eval() -> None:
-        nonlocal last_eval_step
-        if not val_loaders:
-            return
-        metrics = evaluate_tasks(model, val_loaders, device, cfg.precision, cfg.eval_batches, reduce)
-        logger.log_val(state.step, metrics)
-        result.val = metrics
-        last_eval_step = state.step
+    def out_of_time(self) -> bool:
+        """Under max_minutes: advance the schedule's time fraction; True (with a message) once spent."""
+        if self.budget is None:
+            return False
+        state = self.state
+        state.elapsed_seconds = self.elapsed()
+        self.parts.scheduler.time_fraction = state.elapsed_seconds / self.budget
+        if state.elapsed_seconds < self.budget:
+            return False
+        self.timed_out = True
+        self.logger.message(
+            f"time limit reached: {state.elapsed_seconds / 60:.2f} of {self.cfg.max_minutes:g} minutes, "
+            f"stopping at step {state.step} of {self.cfg.steps}"
+        )
+        return True
 
-    def run_checkpoint() -> None:
-        nonlocal last_ckpt, last_ckpt_step
+    # ---- one optimizer step ------------------------------------------------------------------------
+    def step(self) -> tuple[float, float | None]:
+        """``grad_accum`` micro-batches and one optimizer step; returns (lr used, grad norm)."""
+        cfg, parts, state, accelerator = self.cfg, self.parts, self.state, self.accelerator
+        grad_norm = None
+        lr = parts.optimizer.param_groups[0]["lr"]
+        for _ in range(cfg.grad_accum):
+            epoch, index, batch = next(self.stream)
+            tokens = batch.num_tokens()
+            batch = batch.to(self.device)
+            with accelerator.accumulate(parts.wrapper):
+                with self.autocast:
+                    loss, per_modality = parts.wrapper(batch)
+                loss_value = float(loss.detach())
+                _check_finite(loss_value, "the loss", state.step + 1, accelerator, self.last_ckpt)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    grad_norm = self._apply_gradients(grad_norm)
+            self.window.add(loss_value, per_modality, tokens)
+            state.epoch, state.samples_in_epoch = epoch, (index + 1) * self.global_batch
+            state.samples_seen += self.global_batch
+        state.step += 1
+        self.logger.advance()
+        return lr, grad_norm
+
+    def _apply_gradients(self, grad_norm: float | None) -> float | None:
+        """Clip, check and apply the accumulated gradients (with the fine-tuning controls)."""
+        parts, step = self.parts, self.state.step
+        if parts.control is not None:
+            parts.control.before_step(step)
+        norm = self.accelerator.clip_grad_norm_(parts.wrapper.parameters(), self.max_norm)
+        if norm is not None:
+            grad_norm = float(norm)
+            if not parts.use_deepspeed:
+                _check_finite(grad_norm, "the gradient norm", step + 1, self.accelerator, self.last_ckpt)
+        parts.optimizer.step()
+        if parts.control is not None:
+            parts.control.after_step(step)
+        parts.scheduler.step()
+        parts.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    # ---- logging, evaluation, checkpoints ----------------------------------------------------------
+    def log(self, lr: float, grad_norm: float | None) -> None:
+        """One CSV/TensorBoard row of the window's losses (summed over processes)."""
+        names, state = self.names, self.state
+        totals = self.reduce(self.window.packed(self.device)).cpu().numpy()
+        loss_sum, micro, tokens = totals[:3]
+        mod_sum, mod_count = totals[3 : 3 + len(names)], totals[3 + len(names) :]
+        state.tokens_seen += int(tokens)
+        seconds = max(time.perf_counter() - self.window.start, 1e-9)
+        values = {"epoch": state.epoch, "loss": loss_sum / max(micro, 1), "lr": lr, "grad_norm": grad_norm}
+        values.update({f"loss_{n}": mod_sum[i] / mod_count[i] for i, n in enumerate(names) if mod_count[i]})
+        values.update({"tokens_per_s": tokens / seconds, "samples_seen": state.samples_seen})
+        self.logger.log_train(state.step, values)
+        self.result.train_loss = float(values["loss"])
+        self.window.reset()
+
+    def evaluate(self) -> None:
+        if not self.val_loaders:
+            return
+        metrics = evaluate_tasks(self.parts.model, self.val_loaders, self.device, self.cfg.precision,
+                                 self.cfg.eval_batches, self.reduce)  # fmt: skip
+        self.logger.log_val(self.state.step, metrics)
+        self.result.val = metrics
+        self.last_eval_step = self.state.step
+
+    def checkpoint(self) -> None:
         from accelerate.utils import broadcast_object_list
+
+        world = self.world
 
         def broadcast(obj):
             return broadcast_object_list([obj])[0] if world > 1 else obj
 
-        state.elapsed_seconds = elapsed()
-        last_ckpt = save_checkpoint(
-            ckpt_root, state, parts, cfg.keep_checkpoints, rank, is_main, broadcast, accelerator.wait_for_everyone
-        )
-        last_ckpt_step = state.step
+        self.state.elapsed_seconds = self.elapsed()
+        self.last_ckpt = save_checkpoint(
+            self.cfg.run_dir / CHECKPOINTS, self.state, self.parts.checkpoint, self.cfg.keep_checkpoints, self.rank,
+            self.is_main, broadcast, self.accelerator.wait_for_everyone,
+        )  # fmt: skip
+        self.last_ckpt_step = self.state.step
 
-    wrapper.train()
-    try:
-        while state.step < end_step:
-            if budget is not None:
-                state.elapsed_seconds = elapsed()
-                scheduler.time_fraction = state.elapsed_seconds / budget
-                if state.elapsed_seconds >= budget:
-                    timed_out = True
-                    logger.message(
-                        f"time limit reached: {state.elapsed_seconds / 60:.2f} of {cfg.max_minutes:g} minutes, "
-                        f"stopping at step {state.step} of {cfg.steps}"
-                    )
-                    break
-            grad_norm = None
-            lr = optimizer.param_groups[0]["lr"]
-            for _ in range(cfg.grad_accum):
-                epoch, index, batch = next(stream)
-                tokens = batch.num_tokens()
-                batch = batch.to(device)
-                with accelerator.accumulate(wrapper):
-                    with autocast:
-                        loss, per_modality = wrapper(batch)
-                    loss_value = float(loss.detach())
-                    _check_finite(loss_value, "the loss", state.step + 1, accelerator, last_ckpt)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients:
-                        if control is not None:
-                            control.before_step(state.step)
-                        norm = accelerator.clip_grad_norm_(wrapper.parameters(), max_norm)
-                        if norm is not None:
-                            grad_norm = float(norm)
-                            if not use_deepspeed:
-                                _check_finite(grad_norm, "the gradient norm", state.step + 1, accelerator, last_ckpt)
-                        optimizer.step()
-                        if control is not None:
-                            control.after_step(state.step)
-                        scheduler.step()
-                        optimizer.zero_grad(set_to_none=True)
-                window.add(loss_value, per_modality, tokens)
-                state.epoch, state.samples_in_epoch = epoch, (index + 1) * global_batch
-                state.samples_seen += global_batch
-            state.step += 1
-            logger.advance()
-            if state.step % cfg.log_every == 0 or state.step == end_step:
-                totals = reduce(window.packed(device)).cpu().numpy()
-                loss_sum, micro, tokens = totals[:3]
-                mod_sum, mod_count = totals[3 : 3 + len(names)], totals[3 + len(names) :]
-                state.tokens_seen += int(tokens)
-                seconds = max(time.perf_counter() - window.start, 1e-9)
-                values = {"epoch": state.epoch, "loss": loss_sum / max(micro, 1), "lr": lr, "grad_norm": grad_norm}
-                values.update({f"loss_{n}": mod_sum[i] / mod_count[i] for i, n in enumerate(names) if mod_count[i]})
-                values.update({"tokens_per_s": tokens / seconds, "samples_seen": state.samples_seen})
-                logger.log_train(state.step, values)
-                result.train_loss = float(values["loss"])
-                window.reset()
-            if cfg.eval_every and state.step % cfg.eval_every == 0:
-                run_eval()
-            if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
-                run_checkpoint()
+    # ---- the run ------------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg, state = self.cfg, self.state
+        self.parts.wrapper.train()
+        try:
+            while state.step < self.end_step and not self.out_of_time():
+                lr, grad_norm = self.step()
+                if state.step % cfg.log_every == 0 or state.step == self.end_step:
+                    self.log(lr, grad_norm)
+                if cfg.eval_every and state.step % cfg.eval_every == 0:
+                    self.evaluate()
+                if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                    self.checkpoint()
+            self.finish()
+        finally:
+            self.logger.close()
+            self.stream.close()
+            self.loader = self.val_loaders = None  # drops the persistent workers
+        result = self.result
+        result.step, result.checkpoint, result.model = state.step, self.last_ckpt, self.parts.model
+        result.timed_out = self.timed_out
+        result.elapsed_seconds = self.elapsed_before + time.monotonic() - self.loop_start
+        return result
 
-        trained = state.step > start_step
-        finished = state.step >= cfg.steps or timed_out
-        if trained and finished and last_eval_step != state.step:
-            run_eval()
-        if trained and last_ckpt_step != state.step:
-            run_checkpoint()
+    def finish(self) -> None:
+        """Final evaluation and checkpoint of a run that trained; the final model once it is done
+        (re-saved when this run trained, or when model/ does not load, e.g. killed while saving it)."""
+        state, model_dir = self.state, self.cfg.run_dir / FINAL_MODEL
+        trained = state.step > self.start_step
+        finished = state.step >= self.cfg.steps or self.timed_out
+        if trained and finished and self.last_eval_step != state.step:
+            self.evaluate()
+        if trained and self.last_ckpt_step != state.step:
+            self.checkpoint()
         if finished:
-            # re-saved when this run trained, or when model/ does not load (e.g. killed while saving it)
-            if is_main and (trained or not model_loads(run_dir / FINAL_MODEL, model)):
-                _save_final_model(model, run_dir / FINAL_MODEL)
-            accelerator.wait_for_everyone()
-            result.final_model = run_dir / FINAL_MODEL
-    finally:
-        logger.close()
-        stream.close()
-        loader = val_loaders = None  # drops the persistent workers
-    result.step, result.checkpoint, result.model = state.step, last_ckpt, model
-    result.timed_out, result.elapsed_seconds = timed_out, elapsed_before + time.monotonic() - loop_start
-    return result
+            if self.is_main and (trained or not model_loads(model_dir, self.parts.model)):
+                _save_final_model(self.parts.model, model_dir)
+            self.accelerator.wait_for_everyone()
+            self.result.final_model = model_dir
