@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fourm.errors import FourmError
+from fourm.resources import CONFIG_ROOT
 from fourm.utils.config import Config, read_mapping
 
 ModalityKind = Literal["image", "sequence", "vector"]
@@ -93,13 +94,13 @@ class ModalityConfig(Config):
         return 0 if self.patch_dim else self.vocab_size
 
 
-# name -> architecture fields (4M sizes: Tiny, Small, Base, Large)
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"dim": 384, "enc_depth": 6, "dec_depth": 6, "num_heads": 6},
-    "small": {"dim": 512, "enc_depth": 8, "dec_depth": 8, "num_heads": 8},
-    "base": {"dim": 768, "enc_depth": 12, "dec_depth": 12, "num_heads": 12},
-    "large": {"dim": 1024, "enc_depth": 24, "dec_depth": 24, "num_heads": 16},
-}
+def _load_presets() -> dict[str, dict[str, Any]]:
+    """name -> architecture fields, from the shipped ``configs/models/<name>.yaml`` (the one home of
+    the model sizes: 4M's Tiny, Small, Base, Large)."""
+    return {path.stem: read_mapping(path) for path in sorted((CONFIG_ROOT / "models").glob("*.yaml"))}
+
+
+PRESETS: dict[str, dict[str, Any]] = _load_presets()
 
 
 @dataclass
