@@ -244,8 +244,7 @@ class VectorTokenizer(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VectorTokenizer:
         """Load a tokenizer saved by :meth:`save_pretrained`; FourmError for missing or corrupt files."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from fourm.utils.weights import load_checked
 
         path = Path(path)
         if not path.is_dir():
@@ -255,16 +254,5 @@ class VectorTokenizer(nn.Module):
                 raise FourmError(f"{path} is not a saved vector tokenizer: missing {name}")
         cfg = VectorTokenizerConfig.from_file(path / CONFIG_NAME)
         model = cls(cfg)
-        try:
-            state = load_file(str(path / WEIGHTS_NAME), device=str(map_location))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise FourmError(f"corrupt weights file {path / WEIGHTS_NAME}: {e}") from None
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()
-            detail = " ".join(line.strip() for line in first[:3])
-            raise FourmError(
-                f"weights in {path / WEIGHTS_NAME} do not match its config.json: {detail}"
-            ) from None
+        load_checked(model, path / WEIGHTS_NAME, f"weights in {path / WEIGHTS_NAME} do not match its config.json")
         return model.to(map_location).eval()

@@ -16,8 +16,9 @@ from pathlib import Path
 from fourm.cli import ArgumentParser, friendly_errors
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
-from fourm.utils.half_weights import halve_safetensors, safetensors_shapes
+from fourm.utils.half_weights import halve_safetensors
 from fourm.utils.outputs import MARKER, claim_output, is_saved_model
+from fourm.utils.weights import safetensors_shapes
 
 
 def build_parser() -> argparse.ArgumentParser:

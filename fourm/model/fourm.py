@@ -404,7 +404,7 @@ class FourM(nn.Module):
         (read from the safetensors header) against it, without building the model or reading the
         weights: a wrong or hostile ``config.json`` (``dim: 65536``) fails here, allocating nothing.
         FourmError for missing, corrupt or mismatched files."""
-        from fourm.utils.half_weights import safetensors_shapes
+        from fourm.utils.weights import check_shapes, safetensors_shapes
 
         path = Path(path)
         if not path.is_dir():
@@ -418,17 +418,7 @@ class FourM(nn.Module):
         shapes = safetensors_shapes(path / WEIGHTS_NAME)
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
-        missing = sorted(set(expected) - set(shapes))
-        unexpected = sorted(set(shapes) - set(expected))
-        if missing or unexpected:
-            detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-            raise FourmError(f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}: {detail}")
-        for key, shape in shapes.items():
-            if shape != expected[key]:
-                raise FourmError(
-                    f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}: '{key}' has shape "
-                    f"{shape}, expected {expected[key]}"
-                )
+        check_shapes(shapes, expected, f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}")
         return config
 
     @classmethod
@@ -438,8 +428,7 @@ class FourM(nn.Module):
 
         A directory of a released ml-4m model (its ``config.json`` has ``domains_in``) is converted
         on the fly (:func:`fourm.convert.ml4m.load_ml4m`, in eval mode)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from fourm.utils.weights import read_safetensors
 
         path = Path(path)
         if (path / CONFIG_NAME).is_file() and _is_ml4m_config(path / CONFIG_NAME):
@@ -448,10 +437,7 @@ class FourM(nn.Module):
 
             return load_ml4m(path, device=device)[0]
         config = cls.check_saved(path)
-        try:
-            state = load_file(str(path / WEIGHTS_NAME))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise FourmError(f"corrupt weights file {path / WEIGHTS_NAME}: {str(e).splitlines()[0]}") from None
+        state = read_safetensors(path / WEIGHTS_NAME)
         model = cls(config)
         model.load_state_dict(state)
         return model.to(device) if device is not None else model

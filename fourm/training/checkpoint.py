@@ -180,28 +180,12 @@ def save_checkpoint(
 def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load ``path/model.safetensors`` (a FourM.save_pretrained directory) into ``model`` in place;
     FourmError if the file is missing, corrupt or does not match the model."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from fourm.utils.weights import load_checked
 
     file = Path(path) / "model.safetensors"
     if not file.is_file():
         raise FourmError(f"corrupt checkpoint {Path(path).parent}: {file.name} is missing")
-    try:
-        state = load_file(str(file))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise FourmError(f"corrupt checkpoint file {file}: {str(e).splitlines()[0]}") from None
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise FourmError(f"checkpoint weights {file} do not match the model: {detail}")
-    for key, value in state.items():
-        if value.shape != expected[key].shape:
-            raise FourmError(
-                f"checkpoint weights {file} do not match the model: '{key}' has shape {tuple(value.shape)}, "
-                f"expected {tuple(expected[key].shape)}"
-            )
-    model.load_state_dict(state)
+    load_checked(model, file, f"checkpoint weights {file} do not match the model", label="corrupt checkpoint file")
 
 
 def _torch_load(path: Path) -> Any:

@@ -12,30 +12,9 @@ import torch
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_path
+from fourm.utils.weights import CORRUPT_ERRORS, corrupt_error
 
 FP16_MAX = 65504.0
-# Errors safetensors / the OS raise for a damaged, truncated or non-safetensors file.
-_CORRUPT = (OSError, ValueError, RuntimeError, TypeError, KeyError, OverflowError, MemoryError)
-
-
-def _corrupt(path: Path, error: BaseException) -> FourmError:
-    first = (str(error).splitlines() or [type(error).__name__])[0][:200]
-    return FourmError(f"corrupt weights file {path}: {first}")
-
-
-def safetensors_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
-    """{tensor name: shape} from the header of a safetensors file, without reading the tensors;
-    FourmError for a missing or damaged file."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise FourmError(f"weights file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, *_CORRUPT) as e:
-        raise _corrupt(path, e) from None
 
 
 def halve_safetensors(path: str | Path) -> tuple[int, int]:
@@ -51,8 +30,8 @@ def halve_safetensors(path: str | Path) -> tuple[int, int]:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata()
             state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, *_CORRUPT) as e:
-        raise _corrupt(path, e) from None
+    except (SafetensorError, *CORRUPT_ERRORS) as e:
+        raise corrupt_error(path, e) from None
     for key, value in state.items():
         if value.dtype == torch.float32 and (value.numel() == 0 or value.abs().max().item() < FP16_MAX):
             state[key] = value.to(torch.float16)

@@ -1,7 +1,7 @@
 """ImageTokenizer: encoder -> quantiser -> decoder for one image modality (VQ-VAE / dVAE / VQGAN / FSQ / 1D).
 
 Model convention (what ``encode`` takes and ``decode`` returns; ``preprocess`` / ``postprocess``
-convert from / to ``fourm.data.schema`` raw arrays):
+convert from / to ``fourm.core.schema`` raw arrays):
 
 ===========  =========================================  =============================================
 modality     input tensor                                ``decode`` output
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fourm.data.schema import check_image
+from fourm.core.schema import check_image
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
 from tokenizers_zoo.image.config import ImageTokenizerConfig
@@ -361,7 +361,7 @@ class ImageTokenizer(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> ImageTokenizer:
         """Load a tokenizer written by :meth:`save_pretrained`; FourmError on missing or corrupt files."""
-        from safetensors.torch import load_file
+        from fourm.utils.weights import load_checked
 
         path = Path(path)
         if not path.is_dir():
@@ -379,20 +379,7 @@ class ImageTokenizer(nn.Module):
         if not isinstance(data, dict):
             raise FourmError(f"corrupt tokenizer config {cfg_path}: expected a JSON object")
         cfg = ImageTokenizerConfig.from_dict(data)
-        try:
-            state = load_file(str(weights_path))
-        except Exception as e:  # safetensors raises several error types for corrupt files
-            raise FourmError(f"corrupt tokenizer weights {weights_path}: {e}") from None
         model = cls(cfg)
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as e:  # shape mismatches
-            raise FourmError(
-                f"tokenizer weights {weights_path} do not match its config: {str(e).splitlines()[0]}"
-            ) from None
-        if missing or unexpected:
-            raise FourmError(
-                f"tokenizer weights {weights_path} do not match its config "
-                f"(missing: {missing[:3]}, unexpected: {unexpected[:3]})"
-            )
+        load_checked(model, weights_path, f"tokenizer weights {weights_path} do not match its config",
+                     label="corrupt tokenizer weights")  # fmt: skip
         return model.to(device).eval()

@@ -1,0 +1,81 @@
+"""Reading safetensors weights with checks, the one home of "load and check" for every model and
+tokenizer: a missing, damaged or mismatched file is a one-line FourmError, never a traceback, and
+shapes are checked (from the header where possible) before anything big is allocated::
+
+    shapes = safetensors_shapes(path)                    # {name: shape}, tensors not read
+    check_shapes(shapes, expected, f"{path} does not match {config}")
+    load_checked(module, path, f"{path} does not match {config}")   # read + check + load_state_dict
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fourm.errors import FourmError
+
+# Errors safetensors / the OS raise for a damaged, truncated or non-safetensors file.
+CORRUPT_ERRORS = (OSError, ValueError, RuntimeError, TypeError, KeyError, OverflowError, MemoryError)
+
+
+def corrupt_error(path: Path, error: BaseException, label: str = "corrupt weights file") -> FourmError:
+    first = (str(error).splitlines() or [type(error).__name__])[0][:200]
+    return FourmError(f"{label} {path}: {first}")
+
+
+def safetensors_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """{tensor name: shape} from the header of a safetensors file, without reading the tensors;
+    FourmError for a missing or damaged file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FourmError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, *CORRUPT_ERRORS) as e:
+        raise corrupt_error(path, e) from None
+
+
+def read_safetensors(path: str | Path, device: str = "cpu", label: str = "corrupt weights file") -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file; FourmError ``"<label> <path>: <reason>"`` if it is missing
+    or damaged."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FourmError(f"weights file not found: {path}")
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, *CORRUPT_ERRORS) as e:
+        raise corrupt_error(path, e, label) from None
+
+
+def check_shapes(found: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]], subject: str) -> None:
+    """FourmError ``"<subject>: missing [...]"`` / ``unexpected [...]`` / ``'k' has shape ...``
+    unless ``found`` has exactly the names and shapes of ``expected``."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise FourmError(f"{subject}: {detail}")
+    for key, shape in found.items():
+        if tuple(shape) != tuple(expected[key]):
+            raise FourmError(f"{subject}: '{key}' has shape {tuple(shape)}, expected {tuple(expected[key])}")
+
+
+def state_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def load_checked(module: nn.Module, path: str | Path, subject: str, label: str = "corrupt weights file") -> None:
+    """Read ``path``, check its names and shapes against ``module`` (:func:`check_shapes` with
+    ``subject``) and load it in place."""
+    state = read_safetensors(path, label=label)
+    check_shapes({k: tuple(v.shape) for k, v in state.items()}, state_shapes(module), subject)
+    module.load_state_dict(state)
