@@ -15,7 +15,7 @@ import dataclasses
 
 import torch
 
-from fourm.data.batch import MultimodalBatch
+from fourm.core.batch import MultimodalBatch
 from fourm.model.fourm import FourM
 from fourm.training.config import load_train_config
 from fourm.training.data import build_training_data
@@ -50,9 +50,12 @@ def main() -> None:
     p.add_argument("--model", default="models/world-default/model")
     p.add_argument("--task", default="rgb_to_all")
     p.add_argument("--num", type=int, default=128)
+    p.add_argument("--data", default="data/world_model_tokens_v1", help="token dataset (default: the tokens the models were trained on)")
     args = p.parse_args()
     model = FourM.from_pretrained(args.model).eval()
     cfg = load_train_config(args.config)
+    if args.data:
+        cfg.data.datasets[0].path = args.data
     data = build_training_data(cfg, model.config.modalities)
     ds = data.val_tasks[args.task]
     batch = MultimodalBatch.collate([ds[i] for i in range(min(args.num, len(ds)))])
