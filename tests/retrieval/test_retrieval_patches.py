@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fourm.data.patches import patchify
+from fourm.core.patches import patchify
 from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
 from fourm.retrieval.data import RetrievalData
 from fourm.retrieval.embed import PooledEmbedder

@@ -1,6 +1,6 @@
 """Training and evaluation loops for image tokenizers (used by ``fourm-tokenizer train`` / ``eval``).
 
-Data are raw samples (``fourm.data.schema`` dicts, e.g. ``RawSamples`` or a plain list); the
+Data are raw samples (``fourm.core.schema`` dicts, e.g. ``RawSamples`` or a plain list); the
 tokenizer's modality column is stacked into memory once. The loop runs under ``accelerate`` (bf16
 autocast on CPU), AdamW with linear warm-up and a cosine decay that follows whichever ends first,
 ``steps`` or ``max_minutes``. Periodic evaluation writes ``metrics.json``, a reconstruction PNG and
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from fourm.data.schema import IMAGE_LAYOUT
+from fourm.core.schema import IMAGE_LAYOUT
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_write_text
 from tokenizers_zoo.image.config import ImageTokenizerConfig
