@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fourm.data.masking.config import check_budgets
 from fourm.errors import FourmError
 from fourm.resources import resolve_path
 from fourm.utils.config import Config, apply_overrides, read_mapping
@@ -97,10 +98,7 @@ class MaskingSection(Config):
     target_budget: int | None = None
 
     def validate(self) -> None:
-        if self.input_budget is not None and self.input_budget < 1:
-            raise FourmError(f"masking.input_budget must be >= 1, got {self.input_budget}")
-        if self.target_budget is not None and self.target_budget < 1:
-            raise FourmError(f"masking.target_budget must be >= 1, got {self.target_budget}")
+        check_budgets(self.input_budget, self.target_budget, prefix="masking.")
         for name, path in self.eval_tasks.items():
             if not name or not all(c.isalnum() or c in "_-." for c in name):
                 raise FourmError(f"masking.eval_tasks: bad task name '{name}' (expected letters, digits, _ - .)")

@@ -60,6 +60,14 @@ class AlphaConfig(Config):
                 )
 
 
+def check_budgets(input_budget: int | None, target_budget: int | None, prefix: str = "") -> None:
+    """The one rule for token budgets (a masking config's and a training run's overrides): at least
+    one encoder and one decoder slot per sample. ``None`` (not overridden) passes."""
+    for name, value in (("input_budget", input_budget), ("target_budget", target_budget)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise FourmError(f"{prefix}{name} must be an integer >= 1, got {value!r}")
+
+
 @dataclass
 class MaskingConfig(Config):
     """How each sample's tokens are split into encoder inputs and decoder targets."""
@@ -83,10 +91,7 @@ class MaskingConfig(Config):
     pad_to_budget: bool = True  # rows always have exactly input_budget / target_budget slots
 
     def validate(self) -> None:
-        if self.input_budget < 1:
-            raise FourmError(f"input_budget must be >= 1, got {self.input_budget}")
-        if self.target_budget < 0:
-            raise FourmError(f"target_budget must be >= 0, got {self.target_budget}")
+        check_budgets(self.input_budget, self.target_budget)
         if not self.mixture:
             raise FourmError("mixture is empty (expected at least one alpha config)")
         for i, entry in enumerate(self.mixture):
