@@ -15,7 +15,12 @@ Usage::
 
     model, info = load_ml4m("checkpoints/4M-7_B_CC12M")         # FourM, conversion report
     convert_ml4m("checkpoints/4M-7_B_CC12M", "models/4m7b")     # -> fourm save_pretrained dir
+    convert_ml4m(src, out, tokenizers={"text": "text_tokenizer_4m_wordpiece_30k.json",
+                                       "tok_semseg@224": "checkpoints/4M_tokenizers_semseg_4k_224-448"})
     FourM.from_pretrained("checkpoints/4M-7_B_CC12M")           # detects the ml-4m config
+
+The tokenizers themselves are converted by :mod:`fourm.convert.ml4m_text` (WordPiece vocabulary and
+4M's serialisers) and :mod:`fourm.convert.ml4m_vqvae` (VQ-VAE image / feature tokenizers).
 """
 
 from __future__ import annotations
@@ -97,12 +102,14 @@ class ConversionInfo:
     modalities: dict[str, ModalityInfo]
     dropped: dict[str, str]
     ignored_weights: list[str]
+    tokenizers: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> path (relative), kind, notes
 
     def to_dict(self) -> dict:
         return {
             "format": "ml-4m FM (apple/ml-4m, Apache-2.0)",
             "modalities": {k: vars(v) for k, v in self.modalities.items()},
             "dropped": self.dropped,
+            "tokenizers": self.tokenizers,
         }
 
 
@@ -477,11 +484,108 @@ def load_ml4m(
     return (model.to(device) if device is not None else model), info
 
 
-def convert_ml4m(src: str | Path, out: str | Path, keep: Iterable[str] = ()) -> ConversionInfo:
+def convert_ml4m(
+    src: str | Path, out: str | Path, keep: Iterable[str] = (), tokenizers: Mapping[str, str | Path] | None = None
+) -> ConversionInfo:
     """Convert ml-4m model ``src`` into a fourm model directory ``out`` (``save_pretrained`` plus
-    ``ml4m_modalities.json``, the modality map under ml-4m's names)."""
-    model, info = load_ml4m(src, keep)
+    ``ml4m_modalities.json``, the modality map under ml-4m's names).
+
+    ``tokenizers``: {name: ml-4m tokenizer source} written to ``out/tokenizers/<name>``: ``text``
+    (the WordPiece ``tokenizer.json`` shared by the sequence modalities) or an image-token modality of
+    the model (``tok_semseg@224``: a VQ-VAE, or a DiVAE whose encoder alone is converted), checked
+    against the model (vocabulary, token count at the modality's image size) before anything is
+    written. They are listed under ``tokenizers`` in the modality map."""
+    path = resolve_source(src)
+    config = read_ml4m_config(path)
+    model, info = load_ml4m(path, keep)
+    converted = [(name, *load_ml4m_tokenizer_for(info, name, tok_src, config)) for name, tok_src in (tokenizers or {}).items()]
     out = Path(out)
     model.save_pretrained(out)
+    for name, tok, entry in converted:
+        tok.save_pretrained(out / TOKENIZERS_DIR / name)
+        info.tokenizers[name] = {"path": f"{TOKENIZERS_DIR}/{name}", **entry}
     atomic_write_text(out / MODALITY_MAP_NAME, json.dumps(info.to_dict(), indent=2) + "\n")
     return info
+
+
+# ------------------------------------------------------------------------------ tokenizers
+TOKENIZERS_DIR = "tokenizers"
+TEXT_TOKENIZER = "text"
+
+
+def is_text_tokenizer_source(src: str | Path) -> bool:
+    """Whether ``src`` is ml-4m's text tokenizer: a ``.json`` file, a converted text directory, or a
+    directory holding ``tokenizer.json`` but no model weights (else: a VQ-VAE source)."""
+    path = Path(src).expanduser()
+    if path.is_file():
+        return True
+    if not path.is_dir():
+        return False
+    if (path / CONFIG_NAME).is_file():
+        from fourm.convert.ml4m_text import FORMAT
+
+        try:
+            data = json.loads((path / CONFIG_NAME).read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(data, dict) and data.get("format") == FORMAT
+    return (path / "tokenizer.json").is_file() and not (path / WEIGHTS_NAME).is_file()
+
+
+def load_ml4m_tokenizer(
+    src: str | Path, image_size: int | None = None, encoder_only: bool = False, domain: str = ""
+) -> tuple[Any, dict[str, Any]]:
+    """An ml-4m tokenizer -> (fourm tokenizer object with ``save_pretrained``, description).
+
+    ``src``: the WordPiece ``tokenizer.json`` (-> :class:`~fourm.convert.ml4m_text.Ml4mTextTokenizer`)
+    or a VQ-VAE directory / hub id (-> :class:`~tokenizers_zoo.image.ml4m_vqvae.Ml4mVQVAE`)."""
+    if is_text_tokenizer_source(src):
+        from fourm.convert.ml4m_text import Ml4mTextTokenizer
+
+        text = Ml4mTextTokenizer.load(src)
+        return text, {"kind": "text", "vocab_size": text.vocab_size, "num_sentinels": text.num_sentinels,
+                      "coord_bins": text.coord_bins}
+    from fourm.convert.ml4m_vqvae import load_ml4m_vqvae
+
+    tok, vq = load_ml4m_vqvae(src, image_size=image_size, encoder_only=encoder_only, domain=domain)
+    entry = {"kind": vq.kind, "input": vq.config.input, "vocab_size": tok.vocab_size, "num_tokens": tok.num_tokens,
+             "image_size": vq.config.image_size, "encoder_only": vq.encoder_only}
+    if vq.ignored:
+        entry["left_out"] = vq.ignored
+    return tok, entry
+
+
+def load_ml4m_tokenizer_for(
+    info: ConversionInfo, name: str, src: str | Path, ml4m_config: Mapping[str, Any] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The tokenizer ``src`` of modality ``name`` of a converted model (``text``: the shared text
+    tokenizer), converted and checked against the model (``ml4m_config``: its ml-4m config, for the
+    image size of modalities without ``@<size>``): FourmError naming the mismatch."""
+    where = f"tokenizer '{name}' ({src})"
+    if name == TEXT_TOKENIZER:
+        sequences = {k: m for k, m in info.modalities.items() if m.kind == "sequence"}
+        if not sequences:
+            raise FourmError(f"{where}: the model has no sequence modality to use a text tokenizer")
+        if not is_text_tokenizer_source(src):
+            raise FourmError(f"{where}: expected ml-4m's WordPiece tokenizer.json (a file), got a directory of model weights")
+        tok, entry = load_ml4m_tokenizer(src)
+        small = {k: m.vocab_size for k, m in sequences.items() if m.vocab_size < tok.vocab_size}
+        if small:
+            raise FourmError(f"{where}: {tok.vocab_size} tokens, more than the vocabulary of {small}")
+        return tok, entry
+    if name not in info.modalities or info.modalities[name].kind != "image":
+        known = [k for k, m in info.modalities.items() if m.kind == "image"]
+        raise FourmError(f"{where}: not an image-token modality of the model (known: {', '.join(known + [TEXT_TOKENIZER])})")
+    if is_text_tokenizer_source(src):
+        raise FourmError(f"{where}: expected an ml-4m VQ-VAE / DiVAE directory, got a text tokenizer")
+    from fourm.convert.ml4m_vqvae import _is_diffusion, read_ml4m_tokenizer_config
+
+    path = resolve_source(src)
+    raw = read_ml4m_tokenizer_config(path)
+    side = _image_side(name, ml4m_config or {})
+    tok, entry = load_ml4m_tokenizer(path, image_size=side, encoder_only=_is_diffusion(raw, {}), domain=name)
+    m = info.modalities[name]
+    if (tok.vocab_size, tok.num_tokens) != (m.vocab_size, m.length):
+        raise FourmError(f"{where}: gives {tok.num_tokens} tokens of vocabulary {tok.vocab_size} at image size {side}, "
+                         f"but the model's '{name}' has {m.length} tokens of vocabulary {m.vocab_size}")
+    return tok, entry

@@ -1,0 +1,410 @@
+"""Read the VQ-VAE tokenizers released with apple/ml-4m (``EPFL-VILAB/4M_tokenizers_*``) as fourm tokenizers.
+
+An ml-4m tokenizer directory holds ``config.json`` (the keyword arguments of ml-4m's ``VQVAE`` class:
+``enc_type``, ``dec_type``, ``quant_type``, ``codebook_size``, ``latent_dim``, ...) and
+``model.safetensors`` (its state dict: ``encoder.*``, ``quant_proj``, ``quantize.*``,
+``post_quant_proj``, ``decoder.*``, ``cls_emb`` for semantic segmentation). :func:`ml4m_vqvae_to_fourm`
+maps both onto :class:`tokenizers_zoo.image.ml4m_vqvae.Ml4mVQVAE`, which computes what the ml-4m
+tokenizer computes (same ids from the same inputs, same decoder output from the same ids).
+
+Covered: ViT encoders / decoders (``vit_{s,b,l}_{enc,dec}``, pixel patches or 1x1 feature-map inputs,
+``post_mlp``, ``out_conv``), MLP encoders / decoders (``BottleneckMLP/...``, ``MLP/...``), the
+``lucid`` quantizer with ``norm_codes`` (cosine) or without (euclidean, optionally ``norm_latents``),
+the ``memcodes`` quantizer with several heads, the semantic-segmentation label embedding, and
+``undo_std``. The DiVAE tokenizers (diffusion decoders: rgb, depth, normals, edges) convert with
+``encoder_only=True`` (their encoder and quantizer are a VQ-VAE's; the decoder is left out).
+
+Usage::
+
+    tok, info = load_ml4m_vqvae("checkpoints/4M_tokenizers_semseg_4k_224-448", image_size=224)
+    ids = tok.encode(class_ids)                    # (B, 196)
+    convert_ml4m_vqvae(src, "models/tok_semseg")   # -> Ml4mVQVAE.save_pretrained directory
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from fourm.convert.ml4m import _Weights, read_ml4m_weights, resolve_source
+from fourm.errors import FourmError
+from tokenizers_zoo.image.ml4m_vqvae import Ml4mBackboneConfig, Ml4mVQVAE, Ml4mVQVAEConfig
+
+CONFIG_NAME = "config.json"
+
+# ViT presets of ml-4m's tokenizers: name -> (width, depth, heads); MLP ratio 4, biased QKV
+VIT_PRESETS: dict[str, tuple[int, int, int]] = {"vit_s": (512, 8, 8), "vit_b": (768, 12, 12), "vit_l": (1024, 24, 16)}
+# config.json keys of ml-4m's VQ / VQVAE and their defaults there
+DEFAULTS: dict[str, Any] = {
+    "image_size": 224,
+    "image_size_enc": None,
+    "image_size_dec": None,
+    "n_channels": 3,
+    "n_labels": None,
+    "enc_type": "vit_b_enc",
+    "dec_type": "vit_b_dec",
+    "patch_proj": True,
+    "post_mlp": False,
+    "patch_size": 16,
+    "patch_size_dec": None,
+    "quant_type": "lucid",
+    "codebook_size": 16384,
+    "num_codebooks": 1,
+    "latent_dim": 32,
+    "norm_codes": True,
+    "norm_latents": False,
+    "out_conv": False,
+    "undo_std": False,
+}
+IGNORED_KEYS = (  # training-only settings (codebook EMA, dead-code replacement, losses, loading)
+    "sync_codebook",
+    "ema_decay",
+    "threshold_ema_dead_code",
+    "code_replacement_policy",
+    "commitment_weight",
+    "kmeans_init",
+    "ckpt_path",
+    "ignore_keys",
+    "freeze_enc",
+)
+DIFFUSION_KEYS = (  # DiVAE / VQControlNet decoders: only their encoder converts (encoder_only)
+    "num_train_timesteps",
+    "cls_free_guidance_dropout",
+    "masked_cfg",
+    "masked_cfg_low",
+    "masked_cfg_high",
+    "scheduler",
+    "beta_schedule",
+    "prediction_type",
+    "clip_sample",
+    "thresholding",
+    "conditioning",
+    "dec_transformer_dropout",
+    "zero_terminal_snr",
+    "sd_path",
+    "image_size_sd",
+    "pretrained_cn",
+    "enable_xformer",
+    "adapter",
+)
+KNOWN_KEYS = (*DEFAULTS, *IGNORED_KEYS, *DIFFUSION_KEYS)
+# lucid codebook buffers used only while training (EMA statistics)
+TRAINING_BUFFERS = ("quantize._codebook.cluster_size", "quantize._codebook.embed_avg")
+
+_MLP_RE = re.compile(r"^(BottleneckMLP|MLP)/B_(\d+)-Wi_(\d+)(?:-Ex_(\d+))?$")
+_VIT_RE = re.compile(r"^(vit_[slb])_(enc|dec)$")
+
+
+@dataclass
+class VQVAEConversionInfo:
+    """What :func:`ml4m_vqvae_to_fourm` built, and what it left out (name -> why)."""
+
+    config: Ml4mVQVAEConfig
+    kind: str  # "VQVAE" or "DiVAE" (diffusion decoder, converted encoder only)
+    encoder_only: bool
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+def is_ml4m_tokenizer_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds an ml-4m tokenizer ``config.json`` (``quant_type``/``enc_type`` keys)."""
+    import json
+
+    try:
+        data = json.loads((Path(path) / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "domains_in" not in data and bool({"quant_type", "enc_type", "codebook_size"} & set(data))
+
+
+def _is_diffusion(config: Mapping[str, Any], tensors: Mapping[str, Tensor]) -> bool:
+    dec = str(config.get("dec_type", ""))
+    return (
+        any(k in config for k in DIFFUSION_KEYS)
+        or dec.startswith(("unet", "uvit", "controlnet"))
+        or any(k.startswith("vae.") for k in tensors)
+    )
+
+
+def _backbone_type(name: Any, side: str, where: str) -> tuple[str, dict[str, Any]]:
+    """``enc_type`` / ``dec_type`` -> (kind, fields of Ml4mBackboneConfig besides the grid)."""
+    key = f"{side}_type"
+    if not isinstance(name, str):
+        raise FourmError(f"{where}: {key} must be a string, got {name!r}")
+    m = _VIT_RE.match(name)
+    if m:
+        if m.group(2) != side:
+            raise FourmError(f"{where}: {key}={name!r} is a{'n encoder' if m.group(2) == 'enc' else ' decoder'} preset")
+        width, depth, heads = VIT_PRESETS[m.group(1)]
+        return "vit", {"width": width, "depth": depth, "num_heads": heads, "mlp_ratio": 4.0}
+    m = _MLP_RE.match(name)
+    if m:
+        blocks, width, expansion = int(m.group(2)), int(m.group(3)), int(m.group(4) or 4)
+        if min(blocks, width, expansion) < 1:
+            raise FourmError(f"{where}: {key}={name!r} has a zero size")
+        kind = "bottleneck_mlp" if m.group(1) == "BottleneckMLP" else "mlp"
+        return kind, {"width": width, "depth": blocks, "expansion": expansion}
+    raise FourmError(
+        f"{where}: {key}={name!r} is not supported (known: vit_s_{side}, vit_b_{side}, vit_l_{side}, "
+        f"BottleneckMLP/B_<blocks>-Wi_<width>[-Ex_<factor>], MLP/B_<blocks>-Wi_<width>)"
+    )
+
+
+def _positive_int(config: Mapping[str, Any], key: str, where: str, allow_none: bool = False) -> int | None:
+    value = config.get(key, DEFAULTS.get(key))
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise FourmError(f"{where}: {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_ml4m_vqvae_config(config: Mapping[str, Any], where: str = "ml-4m tokenizer config") -> None:
+    """FourmError naming unknown keys or values fourm cannot reproduce."""
+    unknown = sorted(set(config) - set(KNOWN_KEYS))
+    if unknown:
+        raise FourmError(f"{where}: unknown ml-4m tokenizer config key(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(DEFAULTS)}, and training-only {', '.join(IGNORED_KEYS)})")
+    for key in ("patch_proj", "post_mlp", "norm_codes", "norm_latents", "out_conv", "undo_std"):
+        if not isinstance(config.get(key, DEFAULTS[key]), bool):
+            raise FourmError(f"{where}: {key} must be true or false, got {config[key]!r}")
+    quant = config.get("quant_type", DEFAULTS["quant_type"])
+    if quant not in ("lucid", "memcodes"):
+        raise FourmError(f"{where}: quant_type={quant!r} is not supported (known: lucid, memcodes)")
+    if quant == "lucid" and config.get("num_codebooks", 1) != 1:
+        raise FourmError(f"{where}: num_codebooks={config['num_codebooks']!r} with quant_type 'lucid' is not supported "
+                         "(its multi-head variant has input/output projections ml-4m cannot decode)")
+    for key in ("image_size", "n_channels", "patch_size", "codebook_size", "num_codebooks", "latent_dim"):
+        _positive_int(config, key, where)
+    for key in ("image_size_enc", "image_size_dec", "n_labels", "patch_size_dec"):
+        _positive_int(config, key, where, allow_none=True)
+
+
+def ml4m_vqvae_to_fourm(
+    config: Mapping[str, Any],
+    tensors: Mapping[str, Tensor],
+    image_size: int | None = None,
+    encoder_only: bool = False,
+    domain: str = "",
+    where: str = "ml-4m tokenizer",
+) -> tuple[Ml4mVQVAEConfig, dict[str, Tensor], VQVAEConversionInfo]:
+    """An ml-4m VQVAE config (dict) and state dict -> (Ml4mVQVAEConfig, its state dict, info).
+
+    ``image_size``: the working image size of the converted tokenizer (default: ml-4m's
+    ``image_size``); position tables stay at the training grid and are resized on the fly, as in
+    ml-4m. ``encoder_only`` leaves the decoder out (required for DiVAE tokenizers, whose diffusion
+    decoders are not converted). Unknown config keys, unsupported values and weights that are
+    missing, mis-shaped or left over raise a one-line FourmError naming them."""
+    check_ml4m_vqvae_config(config, where)
+    c = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
+    diffusion = _is_diffusion(config, tensors)
+    if diffusion and not encoder_only:
+        raise FourmError(f"{where}: a DiVAE / ControlNet tokenizer (diffusion decoder); fourm converts its encoder "
+                         "only (pass encoder_only / --encoder-only); diffusion decoders are not supported yet")
+    w = _Weights(tensors, where)
+    ignored: dict[str, str] = {}
+    if encoder_only:
+        for prefix in ("decoder.", "post_quant_proj.", "vae."):
+            keys = w.ignore(prefix)
+            if keys:
+                ignored[prefix.rstrip(".")] = "decoder left out (encoder only)"
+    elif not any(k.startswith(("decoder.", "post_quant_proj.")) for k in tensors):
+        encoder_only = True  # an encoder-only checkpoint (ml-4m's VQ class)
+        ignored["decoder"] = "not in the checkpoint (encoder only)"
+    for key in TRAINING_BUFFERS:
+        if w.ignore(key):
+            ignored[key] = "codebook training statistics"
+
+    enc_kind, enc_fields = _backbone_type(c["enc_type"], "enc", where)
+    labels = c["n_labels"] is not None
+    patch, channels = c["patch_size"], c["n_channels"]
+    if enc_kind == "vit":
+        kind = "labels" if labels else ("pixels" if c["patch_proj"] else "features")
+    else:
+        kind = "labels" if labels else "vector"
+    if not c["patch_proj"] and labels:
+        raise FourmError(f"{where}: patch_proj=false with n_labels is not supported")
+    if c["undo_std"] and (kind != "pixels" or channels != 3):
+        raise FourmError(f"{where}: undo_std needs 3-channel pixel inputs")
+    out_channels = c["n_labels"] if labels else channels
+    latent, size, heads = c["latent_dim"], c["codebook_size"], c["num_codebooks"]
+    quantizer = "memcodes" if c["quant_type"] == "memcodes" else ("cosine" if c["norm_codes"] else "euclidean")
+    if quantizer == "memcodes" and latent % heads:
+        raise FourmError(f"{where}: latent_dim {latent} is not divisible by num_codebooks {heads}")
+
+    def grid(size_key: str, patch_size: int) -> tuple[int, int]:
+        side = c[size_key] or c["image_size"]
+        if side % patch_size:
+            raise FourmError(f"{where}: {size_key if c[size_key] else 'image_size'} {side} is not divisible by patch size {patch_size}")
+        return (side // patch_size, side // patch_size)
+
+    state: dict[str, Tensor] = {}
+
+    def copy(src: str, dst: str, shape: tuple[int, ...]) -> None:
+        state[dst] = w.get(src, shape)
+
+    def linear(src: str, dst: str, n_out: int, n_in: int, conv: tuple[int, ...] | None = None) -> None:
+        """nn.Linear (or a Conv2d of kernel ``conv`` read as one) with bias."""
+        weight = w.get(src + ".weight", (n_out, n_in, *conv) if conv else (n_out, n_in))
+        state[dst + ".weight"] = weight.reshape(n_out, -1)
+        copy(src + ".bias", dst + ".bias", (n_out,))
+
+    def norm(src: str, dst: str, dim: int) -> None:
+        copy(src + ".weight", dst + ".weight", (dim,))
+        copy(src + ".bias", dst + ".bias", (dim,))
+
+    def vit(src: str, dst: str, bb: Ml4mBackboneConfig) -> None:
+        d, hidden = bb.width, int(bb.mlp_ratio * bb.width)
+        if not w.has(src + ".pos_emb"):
+            raise FourmError(f"{where}: missing weight '{src}.pos_emb'")
+        got = tuple(w.tensors[src + ".pos_emb"].shape)
+        if got != (1, d, *bb.grid):
+            raise FourmError(f"{where}: weight '{src}.pos_emb' has shape {got}, expected {(1, d, *bb.grid)} "
+                             f"(image size / patch size of the config)")
+        copy(src + ".pos_emb", dst + ".pos", (1, d, *bb.grid))
+        for i in range(bb.depth):
+            s, t = f"{src}.blocks.{i}", f"{dst}.blocks.{i}"
+            norm(s + ".norm1", t + ".norm1", d)
+            linear(s + ".attn.qkv", t + ".attn.qkv", 3 * d, d)
+            linear(s + ".attn.proj", t + ".attn.proj", d, d)
+            norm(s + ".norm2", t + ".norm2", d)
+            linear(s + ".mlp.fc1", t + ".fc1", hidden, d)
+            linear(s + ".mlp.fc2", t + ".fc2", d, hidden)
+        if bb.post_mlp:
+            norm(src + ".norm_mlp", dst + ".post.norm", d)
+            linear(src + ".post_mlp.fc1", dst + ".post.fc1", hidden, d)
+            linear(src + ".post_mlp.fc2", dst + ".post.fc2", d, hidden)
+
+    def mlp(src: str, dst: str, bb: Ml4mBackboneConfig, dim_in: int, dim_out: int) -> None:
+        d = bb.width
+        linear(src + ".linear_in", dst + ".linear_in", d, dim_in)
+        if bb.kind == "bottleneck_mlp":
+            for i in range(bb.depth):
+                norm(f"{src}.layernorms.{i}", f"{dst}.norms.{i}", d)
+                linear(f"{src}.blocks.{i}.block.0", f"{dst}.fc1.{i}", bb.expansion * d, d)
+                linear(f"{src}.blocks.{i}.block.2", f"{dst}.fc2.{i}", d, bb.expansion * d)
+        else:
+            for i in range(bb.depth - 1):
+                norm(f"{src}.layernorms.{i}", f"{dst}.norms.{i}", d)
+                linear(f"{src}.layers.{i}", f"{dst}.layers.{i}", d, d)
+        linear(src + ".linear_out", dst + ".linear_out", dim_out, d)
+
+    # encoder
+    enc = Ml4mBackboneConfig(kind=enc_kind, post_mlp=c["post_mlp"] and enc_kind == "vit",
+                             grid=grid("image_size_enc", patch) if enc_kind == "vit" else (1, 1), **enc_fields)
+    if labels:
+        copy("cls_emb.weight", "label_embed.weight", (c["n_labels"], channels))
+    if enc_kind == "vit":
+        kernel = (patch, patch) if kind in ("pixels", "labels") else (1, 1)
+        proj = w.tensors.get("encoder.proj.weight")
+        if proj is not None and proj.dim() == 4 and tuple(proj.shape[2:]) != kernel:
+            raise FourmError(f"{where}: weight 'encoder.proj.weight' has a {tuple(proj.shape[2:])} kernel, expected {kernel} "
+                             f"(patch_proj={c['patch_proj']}, patch_size={patch})")
+        linear("encoder.proj", "patch_embed", enc.width, channels, kernel)
+        vit("encoder", "encoder", enc)
+    else:
+        mlp("encoder", "encoder", enc, channels, enc.width)
+    linear("quant_proj", "to_latent", latent, enc.width, (1, 1))
+
+    # quantizer
+    if quantizer == "memcodes":
+        hd = latent // heads
+        copy("quantize.codes", "quantizer.codes", (heads, size, hd))
+        copy("quantize.to_k.weight", "quantizer.keys", (heads, hd, hd))
+        copy("quantize.to_v.weight", "quantizer.values", (heads, hd, hd))
+    else:
+        if w.has("quantize._codebook.initted"):
+            if not bool(w.get("quantize._codebook.initted").reshape(-1)[0]):
+                raise FourmError(f"{where}: the codebook was never initialised (quantize._codebook.initted is 0)")
+        copy("quantize._codebook.embed", "quantizer.codebook", (size, latent))
+
+    # decoder
+    dec = None
+    patch_dec = c["patch_size_dec"] or patch
+    if not encoder_only:
+        dec_kind, dec_fields = _backbone_type(c["dec_type"], "dec", where)
+        if dec_kind != "vit" and enc_kind == "vit" or dec_kind == "vit" and enc_kind != "vit":
+            raise FourmError(f"{where}: enc_type {c['enc_type']!r} with dec_type {c['dec_type']!r} is not supported "
+                             "(both ViT or both MLP)")
+        dec = Ml4mBackboneConfig(kind=dec_kind, post_mlp=c["post_mlp"] and dec_kind == "vit",
+                                 grid=grid("image_size_dec", patch_dec) if dec_kind == "vit" else (1, 1), **dec_fields)
+        linear("post_quant_proj", "from_latent", dec.width, latent, (1, 1))
+        if dec_kind == "vit":
+            vit("decoder", "decoder", dec)
+            per_token = out_channels * (patch_dec**2 if kind in ("pixels", "labels") else 1)
+            linear("decoder.out_proj", "head", per_token, dec.width)
+            if c["out_conv"]:
+                for i in range(2):
+                    s, t, ch = f"decoder.out_conv.{i}", f"out_conv.{i}", out_channels
+                    copy(s + ".dwconv.weight", t + ".dwconv.weight", (ch, 1, 7, 7))
+                    copy(s + ".dwconv.bias", t + ".dwconv.bias", (ch,))
+                    norm(s + ".norm", t + ".norm", ch)
+                    linear(s + ".pwconv1", t + ".fc1", 4 * ch, ch)
+                    linear(s + ".pwconv2", t + ".fc2", ch, 4 * ch)
+                    copy(s + ".gamma", t + ".gamma", (ch,))
+        else:
+            mlp("decoder", "decoder", dec, dec.width, out_channels)
+    w.check_all_used()
+
+    working = image_size if image_size is not None else c["image_size"]
+    cfg = Ml4mVQVAEConfig(
+        domain=domain, input=kind, in_channels=channels, num_labels=c["n_labels"], undo_std=c["undo_std"],
+        image_size=working, patch_size=patch, encoder=enc, decoder=dec, decoder_patch_size=patch_dec,
+        out_channels=out_channels, out_conv=bool(c["out_conv"]) and dec is not None and dec.kind == "vit",
+        latent_dim=latent, quantizer=quantizer, codebook_size=size, num_codebooks=heads if quantizer == "memcodes" else 1,
+        norm_latents=c["norm_latents"],
+    )
+    try:
+        cfg.validate()
+    except FourmError as e:
+        raise FourmError(f"{where}: {e}") from None
+    info = VQVAEConversionInfo(cfg, "DiVAE" if diffusion else "VQVAE", encoder_only, ignored)
+    return cfg, state, info
+
+
+def read_ml4m_tokenizer_config(path: Path) -> dict:
+    from fourm.utils.config import read_json_object
+
+    file = path / CONFIG_NAME
+    if not file.is_file():
+        raise FourmError(f"{path} is not an ml-4m tokenizer: {CONFIG_NAME} is missing")
+    data = read_json_object(file, "ml-4m tokenizer config")
+    if "domains_in" in data:
+        raise FourmError(f"{path} is an ml-4m FM model, not a tokenizer (convert it with fourm-convert ml4m)")
+    return data
+
+
+def load_ml4m_vqvae(
+    src: str | Path,
+    image_size: int | None = None,
+    encoder_only: bool = False,
+    domain: str = "",
+    device: str | torch.device | None = None,
+) -> tuple[Ml4mVQVAE, VQVAEConversionInfo]:
+    """An ml-4m VQ-VAE directory (or hub id such as ``EPFL-VILAB/4M_tokenizers_semseg_4k_224-448``,
+    online only) -> (Ml4mVQVAE in eval mode, info)."""
+    path = resolve_source(src)
+    config = read_ml4m_tokenizer_config(path)
+    cfg, state, info = ml4m_vqvae_to_fourm(config, read_ml4m_weights(path), image_size, encoder_only,
+                                           domain=domain, where=str(path))
+    model = Ml4mVQVAE(cfg)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:  # a bug of this converter, not of the user's files
+        raise FourmError(f"{path}: converted weights do not fit Ml4mVQVAE (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.eval()
+    return (model.to(device) if device is not None else model), info
+
+
+def convert_ml4m_vqvae(
+    src: str | Path, out: str | Path, image_size: int | None = None, encoder_only: bool = False, domain: str = ""
+) -> VQVAEConversionInfo:
+    """Convert the ml-4m VQ-VAE ``src`` into a fourm tokenizer directory ``out``
+    (:meth:`Ml4mVQVAE.save_pretrained`, loaded back with :meth:`Ml4mVQVAE.from_pretrained`)."""
+    model, info = load_ml4m_vqvae(src, image_size, encoder_only, domain)
+    model.save_pretrained(out)
+    return info
