@@ -5,13 +5,15 @@
 
 ``ml4m``: SRC is a directory with ml-4m's ``config.json`` + ``model.safetensors`` (a released FM
 model such as EPFL-VILAB/4M-7_B_CC12M, downloaded beforehand; a hub id works only when online and
-huggingface_hub is installed). OUT receives a fourm model directory (``config.json``,
-``model.safetensors``) and ``ml4m_modalities.json``, the modality map under ml-4m's names. Modalities
-fourm cannot express (t5_caption) are dropped and listed; ``--keep NAME`` makes that an error.
-``--tokenizer NAME=SRC`` (repeatable) also converts the tokenizer of modality NAME into
-``OUT/tokenizers/NAME``: ``text=<text_tokenizer_4m_wordpiece_30k.json>`` for the sequence
-modalities, ``tok_<name>[@<size>]=<VQ-VAE directory or hub id>`` for an image-token modality (a DiVAE
-gives its encoder only); each is checked against the model first.
+huggingface_hub is installed). OUT receives a fourm model bundle: ``model/`` (the FourM model),
+``tokenizers/``, ``modalities.json`` (the registry under ml-4m's modality names), ``generation.json``
+(ml-4m's sampling settings) and ``ml4m_modalities.json`` (the conversion record), ready for
+``generate.py --model OUT`` / ``FourMPipeline.from_pretrained(OUT)``. Modalities fourm cannot express
+(t5_caption) are dropped and listed; ``--keep NAME`` makes that an error. ``--tokenizer NAME=SRC``
+(repeatable) also converts the tokenizer of modality NAME into ``OUT/tokenizers/NAME``:
+``text=<text_tokenizer_4m_wordpiece_30k.json>`` for the sequence modalities,
+``tok_<name>[@<size>]=<VQ-VAE directory or hub id>`` for an image-token modality (a DiVAE gives its
+encoder only); each is checked against the model first. Modalities without one keep working as token ids.
 
 ``ml4m-tokenizer``: one ml-4m tokenizer on its own: the WordPiece ``tokenizer.json`` file, or a VQ-VAE
 directory (``--image-size``: working image size, default the tokenizer's own; ``--encoder-only``:
@@ -43,12 +45,12 @@ def _describe(entry: dict) -> str:
 
 
 def _ml4m(args: argparse.Namespace) -> int:
-    from fourm.convert.ml4m import convert_ml4m
-    from fourm.utils.outputs import claim_output, is_saved_model
+    from fourm.convert.ml4m import convert_ml4m, is_converted_bundle
+    from fourm.utils.outputs import claim_output
 
     tokenizers = parse_assignments(args.tokenizer, "--tokenizer")
     inputs = _inputs(("SRC", args.src), *((f"--tokenizer {k}", v) for k, v in tokenizers.items()))
-    with claim_output(args.out, COMMAND, inputs, args.overwrite, is_saved_model, flag="OUT") as out:
+    with claim_output(args.out, COMMAND, inputs, args.overwrite, is_converted_bundle, flag="OUT") as out:
         info = convert_ml4m(args.src, out, keep=args.keep, tokenizers=tokenizers)
     for name, m in info.modalities.items():
         roles = "+".join(r for r, on in (("input", m.input), ("target", m.target)) if on)
@@ -58,7 +60,11 @@ def _ml4m(args: argparse.Namespace) -> int:
         print(f"  dropped {name}: {why}")
     for name, entry in info.tokenizers.items():
         print(f"  tokenizer {name}: {_describe(entry)} -> {entry['path']}")
-    print(f"fourm model written to {out}")
+    missing = [n for n, m in info.modalities.items() if m.kind != "patches"
+               and (n if m.kind == "image" else "text") not in info.tokenizers]
+    if missing:
+        print(f"  no tokenizer (token ids only): {', '.join(missing)}")
+    print(f"fourm bundle written to {out} (generate.py --model {out})")
     return 0
 
 
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="format", required=True)
     p = sub.add_parser("ml4m", help="a released apple/ml-4m FM model (config.json + model.safetensors)")
     p.add_argument("src", metavar="SRC", help="ml-4m model directory (or hub id, online only)")
-    p.add_argument("out", metavar="OUT", help="output fourm model directory")
+    p.add_argument("out", metavar="OUT", help="output fourm model bundle")
     p.add_argument("--keep", action="append", default=[], metavar="MODALITY",
                    help="fail instead of dropping this unsupported modality (repeatable)")
     p.add_argument("--tokenizer", action="append", default=[], metavar="NAME=SRC",

@@ -14,9 +14,10 @@ sequences start with their first sentinel instead of [SOS]).
 Usage::
 
     model, info = load_ml4m("checkpoints/4M-7_B_CC12M")         # FourM, conversion report
-    convert_ml4m("checkpoints/4M-7_B_CC12M", "models/4m7b")     # -> fourm save_pretrained dir
+    convert_ml4m("checkpoints/4M-7_B_CC12M", "models/4m7b")     # -> a fourm bundle (model/, modalities.json, ...)
     convert_ml4m(src, out, tokenizers={"text": "text_tokenizer_4m_wordpiece_30k.json",
                                        "tok_semseg@224": "checkpoints/4M_tokenizers_semseg_4k_224-448"})
+    FourMPipeline.from_pretrained("models/4m7b")                 # generation with its tokenizers
     FourM.from_pretrained("checkpoints/4M-7_B_CC12M")           # detects the ml-4m config
 
 The tokenizers themselves are converted by :mod:`fourm.convert.ml4m_text` (WordPiece vocabulary and
@@ -487,25 +488,119 @@ def load_ml4m(
 def convert_ml4m(
     src: str | Path, out: str | Path, keep: Iterable[str] = (), tokenizers: Mapping[str, str | Path] | None = None
 ) -> ConversionInfo:
-    """Convert ml-4m model ``src`` into a fourm model directory ``out`` (``save_pretrained`` plus
-    ``ml4m_modalities.json``, the modality map under ml-4m's names).
+    """Convert ml-4m model ``src`` into the fourm model bundle ``out`` (written atomically)::
 
-    ``tokenizers``: {name: ml-4m tokenizer source} written to ``out/tokenizers/<name>``: ``text``
-    (the WordPiece ``tokenizer.json`` shared by the sequence modalities) or an image-token modality of
-    the model (``tok_semseg@224``: a VQ-VAE, or a DiVAE whose encoder alone is converted), checked
-    against the model (vocabulary, token count at the modality's image size) before anything is
-    written. They are listed under ``tokenizers`` in the modality map."""
+        out/model/                FourM.save_pretrained (fp32)
+        out/tokenizers/<name>/    the converted tokenizers (``text``: the one of every sequence modality)
+        out/modalities.json       the registry of the model's modalities under ml-4m's names
+                                  (tokenizer: null where none was given)
+        out/generation.json       ml-4m's sampling settings per target (:func:`ml4m_generation_defaults`)
+        out/ml4m_modalities.json  the conversion record: modality map, dropped modalities, tokenizers
+
+    so that ``FourMPipeline.from_pretrained(out)`` / ``generate.py --model out`` run it.
+
+    ``tokenizers``: {name: ml-4m tokenizer source}: ``text`` (the WordPiece ``tokenizer.json`` shared
+    by the sequence modalities) or an image-token modality of the model (``tok_semseg@224``: a VQ-VAE,
+    or a DiVAE whose encoder alone is converted), each checked against the model (vocabulary, token
+    count at the modality's image size) before anything is written."""
+    from fourm.generation.bundle import GENERATION_FILE, MODEL_DIR, REGISTRY_FILE, registry_from_dict
+    from fourm.utils.atomic import atomic_dir
+
     path = resolve_source(src)
     config = read_ml4m_config(path)
     model, info = load_ml4m(path, keep)
     converted = [(name, *load_ml4m_tokenizer_for(info, name, tok_src, config)) for name, tok_src in (tokenizers or {}).items()]
-    out = Path(out)
-    model.save_pretrained(out)
-    for name, tok, entry in converted:
-        tok.save_pretrained(out / TOKENIZERS_DIR / name)
+    for name, _, entry in converted:
         info.tokenizers[name] = {"path": f"{TOKENIZERS_DIR}/{name}", **entry}
-    atomic_write_text(out / MODALITY_MAP_NAME, json.dumps(info.to_dict(), indent=2) + "\n")
+    registry = ml4m_registry(info, config)
+    registry_from_dict(registry)  # every entry is a valid registry entry (a bug of this module otherwise)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp / MODEL_DIR)
+        for name, tok, _ in converted:
+            tok.save_pretrained(tmp / TOKENIZERS_DIR / name)
+        atomic_write_text(tmp / REGISTRY_FILE, json.dumps(registry, indent=2) + "\n")
+        generation = {"targets": ml4m_generation_defaults(info)}
+        atomic_write_text(tmp / GENERATION_FILE, json.dumps(generation, indent=2) + "\n")
+        atomic_write_text(tmp / MODALITY_MAP_NAME, json.dumps(info.to_dict(), indent=2) + "\n")
     return info
+
+
+def is_converted_bundle(path: str | Path) -> bool:
+    """Whether ``path`` is a bundle written by :func:`convert_ml4m` (or a model directory of its
+    earlier layout: config.json + model.safetensors + the modality map)."""
+    path = Path(path)
+    bundle = (path / "model").is_dir() and (path / "modalities.json").is_file()
+    return (path / MODALITY_MAP_NAME).is_file() and (bundle or (path / CONFIG_NAME).is_file())
+
+
+def ml4m_registry(info: ConversionInfo, config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The bundle registry (``modalities.json``) of a converted model: one entry per modality under
+    ml-4m's name, with its tokenizer's bundle path (null when not converted).
+
+    ``rgb@<size>`` is a patch modality (raw image -> 8-bit pixel patches, no tokenizer) reading the
+    raw ``rgb`` image, as does ``tok_rgb@<size>``: an image given for ``tok_rgb@<size>`` also feeds
+    ``rgb@<size>`` (:meth:`FourMPipeline.with_patch_conditions`)."""
+    text = info.tokenizers.get(TEXT_TOKENIZER, {}).get("path")
+    out: dict[str, dict[str, Any]] = {}
+    for name, m in info.modalities.items():
+        base = name.split("@")[0]
+        entry: dict[str, Any] = {"kind": "sequence" if m.kind == "sequence" else "image", "vocab_size": m.vocab_size,
+                                 "input": m.input, "target": m.target}
+        if m.kind == "patches":
+            side = math.isqrt(m.length) * m.patch_size
+            entry.update(num_tokens=m.length, data_key="rgb", channels=m.channels, image_size=side,
+                         patch_size=m.patch_size, value_range=[0, 255])
+        elif m.kind == "image":
+            entry.update(tokenizer=info.tokenizers.get(name, {}).get("path"), num_tokens=m.length,
+                         image_size=info.tokenizers.get(name, {}).get("image_size") or _image_side(name, config))
+            if base == "tok_rgb":
+                entry["data_key"] = "rgb"
+        else:
+            entry.update(tokenizer=text, max_length=m.length)
+        out[name] = entry
+    return out
+
+
+# ml-4m's sampling settings (the defaults of its demo sampler for generating from a caption or other
+# non-image conditions), per modality base name: image tokens ROAR with guidance, sequences
+# autoregressive at low temperature; top-p 0.8 throughout. ml-4m's "onex" temperature decay (1 / sqrt)
+# is not one of fourm's schedules: a linear decay between the same temperatures stands in for it.
+_ROAR_DECAY = {"scheme": "roar", "temperature_schedule": "linear", "temperature_end": 0.5, "top_p": 0.8}
+_ROAR_FLAT = {"scheme": "roar", "temperature_schedule": "constant", "top_p": 0.8}
+ML4M_GENERATION_PRESETS: dict[str, dict[str, Any]] = {
+    "tok_clip": {**_ROAR_DECAY, "steps": 50, "temperature": 5.0, "guidance_scale": 3.0},
+    "tok_rgb": {**_ROAR_DECAY, "steps": 25, "temperature": 3.0, "guidance_scale": 2.0},
+    "tok_dinov2": {**_ROAR_FLAT, "steps": 8, "temperature": 0.01, "guidance_scale": 2.0},
+    "tok_imagebind": {**_ROAR_FLAT, "steps": 8, "temperature": 0.01, "guidance_scale": 2.0},
+    "tok_dinov2_global": {**_ROAR_FLAT, "steps": 8, "temperature": 0.01, "guidance_scale": 2.0},
+    "tok_imagebind_global": {**_ROAR_FLAT, "steps": 8, "temperature": 0.01, "guidance_scale": 2.0},
+    "tok_*": {**_ROAR_DECAY, "steps": 8, "temperature": 3.0, "guidance_scale": 2.0},  # depth, normal, semseg, edges
+    "caption": {"temperature": 0.3, "top_p": 0.8},
+    "det": {"temperature": 0.3, "top_p": 0.8},
+    "human_poses": {"temperature": 0.1, "top_p": 0.8},
+    "sam_instance": {"temperature": 0.01, "top_p": 0.8},
+    "color_palette": {"temperature": 0.1, "top_p": 0.8},
+    "metadata": {"temperature": 0.1, "top_p": 0.8},
+}
+
+
+def ml4m_generation_defaults(info: ConversionInfo) -> dict[str, dict[str, Any]]:
+    """``generation.json`` targets of a converted model: :data:`ML4M_GENERATION_PRESETS` for each of
+    its target modalities (a target-only image modality decodes in one step: with ROAR / MaskGIT a
+    fixed token is fed back to the encoder)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, m in info.modalities.items():
+        if not m.target:
+            continue
+        base = name.split("@")[0]
+        preset = ML4M_GENERATION_PRESETS.get(base) or (ML4M_GENERATION_PRESETS["tok_*"] if m.kind == "image" else None)
+        if preset is None:
+            continue
+        fields = dict(preset)
+        if m.kind == "image" and not m.input:
+            fields["steps"] = 1
+        out[name] = fields
+    return out
 
 
 # ------------------------------------------------------------------------------ tokenizers

@@ -190,9 +190,11 @@ def _value_token(word: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def text_to_det(text: str, bins: int = 1000, strict: bool = True) -> list[dict[str, Any]]:
+def text_to_det(text: str, bins: int = 1000, strict: bool = True,
+                failures: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
     """``det`` text -> ``[{"box": [xmin, ymin, xmax, ymax], "label": str}]`` (coordinates bin / (B - 1)).
-    ``strict=False`` skips malformed boxes (model outputs) instead of raising."""
+    ``strict=False`` skips malformed boxes (model outputs) instead of raising; ``failures`` (a list)
+    then receives ``(group text, why)`` for each skipped one."""
     groups: list[list[str]] = []
     for word in text.split():
         tok = _value_token(word)
@@ -206,9 +208,12 @@ def text_to_det(text: str, bins: int = 1000, strict: bool = True) -> list[dict[s
         if (len(coords) == 4 and all(c is not None and c[0] == k for k, c in enumerate(coords))
                 and label and all(_value_token(w) is None for w in label)):
             out.append({"box": [c[1] / (bins - 1) for c in coords], "label": " ".join(label)})
-        elif strict:
-            raise FourmError(f"malformed det text at {' '.join(group)!r:.80} "
-                             "(expected v0=<x> v1=<y> v2=<x> v3=<y> <label> per box)")
+        else:
+            error = f"malformed det text at {' '.join(group)!r:.80} (expected v0=<x> v1=<y> v2=<x> v3=<y> <label> per box)"
+            if strict:
+                raise FourmError(error)
+            if failures is not None:
+                failures.append((" ".join(group), "expected v0=<x> v1=<y> v2=<x> v3=<y> <label>"))
     return out
 
 
@@ -260,10 +265,10 @@ def _metadata_value(key: str, b: int) -> float | int:
     return min(spec.hi, spec.lo + (b + 0.5) / (spec.bins - 1) * (spec.hi - spec.lo))  # inside bin b
 
 
-def text_to_metadata(text: str, strict: bool = True) -> dict[str, Any]:
+def text_to_metadata(text: str, strict: bool = True, failures: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """``metadata`` text -> {key: value}: pixels for image sizes (bin * 32), integers as is, a value
     inside the bin for the others (re-serialising gives the same text). ``strict=False`` skips
-    malformed entries."""
+    malformed entries (``failures``, a list, then receives ``(text, why)`` for each skipped word)."""
     words, out, i = text.split(), {}, 0
     while i < len(words):
         key_tok = _value_token(words[i])
@@ -276,9 +281,11 @@ def text_to_metadata(text: str, strict: bool = True) -> dict[str, Any]:
             key = _METADATA_BY_INDEX[key_tok[1]]
             out[key] = _metadata_value(key, val_tok[1])
             i += 2
-        except FourmError:
+        except FourmError as e:
             if strict:
                 raise
+            if failures is not None:
+                failures.append((words[i], str(e)))
             i += 1
     return out
 
@@ -299,14 +306,19 @@ def palette_to_text(colors: Sequence[Any]) -> str:
     return " ".join([f"v1={round(len(values) / 3)}"] + [f"v0={round(v)}" for v in values])
 
 
-def text_to_palette(text: str, strict: bool = True) -> list[tuple[int, int, int]]:
-    """``color_palette`` text -> ``[(r, g, b), ...]``; ``strict=False`` keeps the complete colours."""
+def text_to_palette(text: str, strict: bool = True,
+                    failures: list[tuple[str, str]] | None = None) -> list[tuple[int, int, int]]:
+    """``color_palette`` text -> ``[(r, g, b), ...]``; ``strict=False`` keeps the complete colours
+    (``failures``, a list, then receives ``(text, why)`` when the text was not well-formed)."""
     words = text.split()
     head = _value_token(words[0]) if words else None
     values = [_value_token(w) for w in words[1:]]
     bad = not head or head[0] != 1 or any(v is None or v[0] != 0 or v[1] > 255 for v in values)
-    if strict and (bad or len(values) != 3 * head[1]):
-        raise FourmError(f"malformed color_palette text {text!r:.80} (expected v1=<n> then 3n v0=<0..255>)")
+    if bad or len(values) != 3 * head[1]:
+        if strict:
+            raise FourmError(f"malformed color_palette text {text!r:.80} (expected v1=<n> then 3n v0=<0..255>)")
+        if failures is not None and words:
+            failures.append((text, "expected v1=<n> then 3n v0=<0..255>"))
     good = []
     for v in values:
         if v is None or v[0] != 0 or v[1] > 255:
@@ -435,6 +447,12 @@ class Ml4mTextTokenizer:
         return token
 
     @property
+    def mask_id(self) -> int:
+        """ml-4m's vocabulary has no [MASK]: the [PAD] id stands in where fourm asks for one (its
+        samplers ban both; neither is ever a content token)."""
+        return self.pad_id
+
+    @property
     def sentinel_ids(self) -> list[int]:
         """Ids of ``[S_0]``, ``[S_1]``, ... in order."""
         return list(self._sentinel_ids)
@@ -540,14 +558,16 @@ class Ml4mTextTokenizer:
             texts.append(self._tok.decode(kept, skip_special_tokens=False))
         return texts
 
-    def from_text(self, name: str, text: str, strict: bool = True) -> Any:
+    def from_text(self, name: str, text: str, strict: bool = True, failures: list[tuple[str, str]] | None = None) -> Any:
+        """Text of modality ``name`` -> its value; ``strict=False`` skips malformed groups (listed in
+        ``failures`` as ``(text, why)`` if a list is given)."""
         self._check_modality(name)
         if name == "det":
-            return text_to_det(text, self.coord_bins, strict)
+            return text_to_det(text, self.coord_bins, strict, failures)
         if name == "metadata":
-            return text_to_metadata(text, strict)
+            return text_to_metadata(text, strict, failures)
         if name == "color_palette":
-            return text_to_palette(text, strict)
+            return text_to_palette(text, strict, failures)
         return text
 
     def decode_modality(self, name: str, ids: Tensor | Sequence, strict: bool = False) -> list[Any]:

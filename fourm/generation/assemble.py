@@ -13,6 +13,7 @@ loading every codec against the model before it is moved into place (atomically)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Mapping, Sequence
@@ -56,15 +57,17 @@ def assemble_bundle(
         raise FourmError(f"the new bundle {out} would replace its base bundle; choose another output directory")
     config = FourM.check_saved(model)  # weights readable and matching the config, before any copy
     registry = load_registry(root)
+    new_names = set()
     for spec in ModalityRegistry.from_files(added).values():
         if spec.name in registry:  # the same modality again (a rebuild on its own base) is fine
-            if registry[spec.name].replace(tokenizer=None).to_dict() != spec.replace(tokenizer=None).to_dict():
+            if dataclasses.replace(registry[spec.name], tokenizer=None).to_dict() != spec.replace(tokenizer=None).to_dict():
                 raise FourmError(
                     f"modality '{spec.name}' is already in the base bundle's registry with other settings; "
                     "do not add it again"
                 )
             continue
         registry.add(spec)
+        new_names.add(spec.name)
     overrides = {name: Path(p) for name, p in (tokenizers or {}).items()}
     unknown = [n for n in overrides if n not in config.modalities]
     if unknown:
@@ -82,6 +85,9 @@ def assemble_bundle(
             specs[name] = spec
             continue
         if not spec.tokenizer and name not in overrides:
+            if name not in new_names:  # the base bundle has none either (e.g. a converted ml-4m model): ids only
+                specs[name] = spec
+                continue
             raise FourmError(f"modality '{name}' has no tokenizer (set 'tokenizer' in its YAML or pass --tokenizer)")
         source = overrides.get(name) or (Path(spec.tokenizer) if Path(spec.tokenizer).is_absolute() else root / spec.tokenizer)
         if not source.is_dir():
@@ -90,7 +96,7 @@ def assemble_bundle(
         if copies.setdefault(dest, source.resolve()) != source.resolve():
             dest = Path("tokenizers") / name  # two different tokenizers under one registry path
             copies[dest] = source.resolve()
-        specs[name] = spec.replace(tokenizer=dest.as_posix())
+        specs[name] = dataclasses.replace(spec, tokenizer=dest.as_posix())  # no re-check: ml-4m's names stay
     with atomic_dir(out) as tmp:
         shutil.copytree(model, tmp / MODEL_DIR)
         if half:

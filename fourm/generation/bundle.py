@@ -10,18 +10,38 @@
 
 Without ``modalities.json`` (or ``registry.json``) the repository's ``configs/modalities/*.yaml`` are
 used, their tokenizer paths resolved against the bundle directory.
+
+A modality whose registry entry has ``tokenizer: null`` loads without a tokenizer
+(:class:`~fourm.generation.codecs.MissingTokenizerCodec`: its token ids work, raw values and decoding
+fail with one line). Tokenizer directories are read by their ``config.json`` ``format``: fourm's own
+(``ImageTokenizer``, ``TextTokenizer``, ``VectorTokenizer``), or those converted from apple/ml-4m
+(``ml4m-vqvae``, ``ml4m-wordpiece``; :mod:`fourm.convert.ml4m`, which writes whole bundles). Registry
+entries may carry ml-4m's modality names (``rgb@224``, ``tok_semseg@224``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from fourm.errors import FourmError
-from fourm.generation.codecs import Codec, ImageCodec, PatchCodec, SequenceCodec, VectorCodec
-from fourm.modalities import ModalityRegistry, default_registry
+from fourm.generation.codecs import (
+    Codec,
+    ImageCodec,
+    MissingTokenizerCodec,
+    Ml4mImageCodec,
+    Ml4mSequenceCodec,
+    PatchCodec,
+    SequenceCodec,
+    VectorCodec,
+)
+from fourm.modalities import ModalityRegistry, ModalitySpec, default_registry
 from fourm.model.config import FourMConfig
 from fourm.resources import DEFAULT_BUNDLE
 
@@ -31,12 +51,42 @@ REGISTRY_FILES = (REGISTRY_FILE, "registry.json")
 GENERATION_FILE = "generation.json"
 
 
+# ml-4m's modality names: fourm's (lower-case letters, digits, '_') plus an optional '@<size>' suffix
+ML4M_NAME = re.compile(r"^[a-z][a-z0-9_]*@[0-9]+$")
+ML4M_MAP = "ml4m_modalities.json"  # the record fourm-convert ml4m leaves in a bundle (and left in its old layout)
+
+
+def modality_spec(name: str, entry: Mapping) -> ModalitySpec:
+    """The checked ModalitySpec of one registry entry. An ml-4m name with an ``@<size>`` suffix
+    (``rgb@224``) is checked under its ``@``-free spelling, then kept as it is."""
+    name = entry.get("name") or name  # as ModalityRegistry.from_dict: the entry's own name wins
+    if not (isinstance(name, str) and ML4M_NAME.match(name)):
+        return ModalitySpec.from_dict({"name": name, **entry})
+    stand_in = {**entry, "name": name.replace("@", "_at_"), "data_key": entry.get("data_key") or name}
+    return dataclasses.replace(ModalitySpec.from_dict(stand_in), name=name)
+
+
+def registry_from_dict(data: Mapping[str, Mapping]) -> ModalityRegistry:
+    """``ModalityRegistry.from_dict`` that also accepts ml-4m's modality names (:func:`modality_spec`)."""
+    specs = []
+    for name, entry in data.items():
+        if not isinstance(entry, dict):
+            raise FourmError(f"modality '{name}': expected a mapping, got {type(entry).__name__}")
+        specs.append(modality_spec(name, entry))
+    return ModalityRegistry(specs)
+
+
 def resolve_bundle(path: str | Path | None) -> Path:
     """The bundle directory: ``path`` (relative to the working directory) or :data:`DEFAULT_BUNDLE`."""
     root = DEFAULT_BUNDLE if path is None else Path(path).expanduser()
     hint = "; the default bundle is built by scripts/build_default_model.sh, or pass another one" if path is None else ""
     if not root.is_dir():
         raise FourmError(f"model bundle not found: {root}{hint}")
+    if not (root / MODEL_DIR).is_dir() and (root / ML4M_MAP).is_file():
+        raise FourmError(
+            f"{root} is a model converted by an earlier fourm-convert ml4m (no {MODEL_DIR}/ directory): "
+            "convert it again, fourm-convert ml4m now writes a bundle"
+        )
     if not (root / MODEL_DIR).is_dir():
         raise FourmError(
             f"{root} is not a model bundle: it has no {MODEL_DIR}/ directory (expected model/ and tokenizers/){hint}"
@@ -56,7 +106,7 @@ def load_registry(root: str | Path) -> ModalityRegistry:
             if not isinstance(data, dict):
                 raise FourmError(f"corrupt registry file {path}: expected a JSON object of modalities")
             try:
-                return ModalityRegistry.from_dict(data)
+                return registry_from_dict(data)
             except FourmError as e:
                 raise FourmError(f"{path}: {e}") from None
     return default_registry()
@@ -84,18 +134,32 @@ def load_generation_defaults(root: str | Path) -> dict[str, dict]:
     return {name: dict(fields) for name, fields in targets.items()}
 
 
+def tokenizer_format(path: Path) -> str | None:
+    """The ``format`` field of a tokenizer directory's ``config.json`` (None without one)."""
+    try:
+        data = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("format") if isinstance(data, dict) and isinstance(data.get("format"), str) else None
+
+
 def load_codecs(
     registry: ModalityRegistry, config: FourMConfig, root: str | Path, device: torch.device | str = "cpu"
 ) -> dict[str, Codec]:
     """One codec per model modality, tokenizers loaded from the registry's paths (relative to ``root``);
-    FourmError if a tokenizer is missing or does not fit the model."""
+    FourmError if a tokenizer directory is missing or does not fit the model. A modality whose entry
+    has no tokenizer gets a :class:`MissingTokenizerCodec`."""
+    from fourm.convert.ml4m_text import FORMAT as ML4M_TEXT
+    from fourm.convert.ml4m_text import Ml4mTextTokenizer
     from fourm.data.pretokenize import resolve_tokenizer_path
     from tokenizers_zoo.image import ImageTokenizer
+    from tokenizers_zoo.image.ml4m_vqvae import FORMAT as ML4M_VQVAE
+    from tokenizers_zoo.image.ml4m_vqvae import Ml4mVQVAE
     from tokenizers_zoo.text import TextTokenizer
     from tokenizers_zoo.vector import VectorTokenizer
 
     codecs: dict[str, Codec] = {}
-    texts: dict[Path, TextTokenizer] = {}
+    texts: dict[Path, Any] = {}
     for name, mod in config.modalities.items():
         if name not in registry:
             raise FourmError(f"the model's modality '{name}' is not in the registry (known: {', '.join(registry)})")
@@ -110,13 +174,20 @@ def load_codecs(
                 )
             codecs[name] = PatchCodec(name, spec)
             continue
+        if not spec.tokenizer:
+            codecs[name] = MissingTokenizerCodec(name, mod.kind, mod.length, mod.vocab_size, root)
+            continue
         path = resolve_tokenizer_path(spec, root)
-        if mod.kind == "image":
-            codec: Codec = ImageCodec(name, ImageTokenizer.from_pretrained(path, device=device))
+        fmt = tokenizer_format(path)
+        if mod.kind == "image" and fmt == ML4M_VQVAE:
+            codec: Codec = Ml4mImageCodec(name, Ml4mVQVAE.from_pretrained(path, device=device))
+        elif mod.kind == "image":
+            codec = ImageCodec(name, ImageTokenizer.from_pretrained(path, device=device))
         elif mod.kind == "sequence":
+            ml4m = fmt == ML4M_TEXT
             if path not in texts:
-                texts[path] = TextTokenizer.from_pretrained(path)
-            codec = SequenceCodec(name, texts[path], mod.length)
+                texts[path] = Ml4mTextTokenizer.from_pretrained(path) if ml4m else TextTokenizer.from_pretrained(path)
+            codec = Ml4mSequenceCodec(name, texts[path], mod.length) if ml4m else SequenceCodec(name, texts[path], mod.length)
             if codec.vocab_size > mod.vocab_size:
                 raise FourmError(
                     f"text tokenizer {path} has {codec.vocab_size} tokens, more than the model's '{name}' "

@@ -43,6 +43,7 @@ from fourm.generation.bundle import (
     load_codecs,
     load_generation_defaults,
     load_registry,
+    registry_from_dict,
     resolve_bundle,
 )
 from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
@@ -193,7 +194,7 @@ class FourMPipeline:
                     saved[id(tok)] = "tokenizers/text" if shared_text else f"tokenizers/{name}"
                     tok.save_pretrained(tmp / saved[id(tok)])
                 specs[name] = {**self.registry[name].to_dict(), "tokenizer": saved[id(tok)]}
-            registry = ModalityRegistry.from_dict(specs)  # validates
+            registry = registry_from_dict(specs)  # validates (ml-4m's names included)
             atomic_write_text(tmp / REGISTRY_FILE, json.dumps(to_jsonable(registry.to_dict()), indent=2) + "\n")
             if self.generation_defaults:
                 text = json.dumps({"targets": to_jsonable(self.generation_defaults)}, indent=2) + "\n"

@@ -211,14 +211,14 @@ def test_modality_map_and_config(tmp_path):
 
 
 def test_convert_round_trip_and_from_pretrained(tmp_path):
-    """convert -> save_pretrained dir + modality map; reloading gives the same weights and logits
+    """convert -> bundle (model/ + modality map); reloading gives the same weights and logits
     as loading the ml-4m directory directly with FourM.from_pretrained."""
     src, _, _ = _checkpoint(tmp_path)
     assert is_ml4m_dir(src)
     out = tmp_path / "converted"
     info = convert_ml4m(src, out)
-    assert not is_ml4m_dir(out)
-    direct, converted = FourM.from_pretrained(src), FourM.from_pretrained(out)
+    assert not is_ml4m_dir(out) and not is_ml4m_dir(out / "model")
+    direct, converted = FourM.from_pretrained(src), FourM.from_pretrained(out / "model")
     a, b = direct.state_dict(), converted.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     mapping = json.loads((out / "ml4m_modalities.json").read_text())
@@ -239,7 +239,8 @@ def test_cli_convert(tmp_path, capsys):
     assert convert_main(["ml4m", str(src), str(out)]) == 0
     text = capsys.readouterr().out
     assert "dropped t5_caption" in text and "tok_dinov2_global" in text and "learned positions" in text
-    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    assert (out / "model" / "model.safetensors").is_file() and (out / "model" / "config.json").is_file()
+    assert (out / "modalities.json").is_file() and (out / "generation.json").is_file()
     # a re-run into its own output is allowed; an OUT inside SRC is refused
     assert convert_main(["ml4m", str(src), str(out)]) == 0
     assert convert_main(["ml4m", str(src), str(src / "inside")]) == 2

@@ -61,7 +61,7 @@ def test_convert_with_tokenizers(tmp_path, sources, capsys):
     mapping = json.loads((out / "ml4m_modalities.json").read_text())
     assert mapping["tokenizers"]["tok_dinov2_global"]["path"] == "tokenizers/tok_dinov2_global"
     assert mapping["tokenizers"]["tok_dinov2_global"]["num_tokens"] == 4
-    FourM.from_pretrained(out)  # the model directory is still a model directory
+    FourM.from_pretrained(out / "model")  # the bundle's model directory
     rgb = Ml4mVQVAE.from_pretrained(out / "tokenizers" / "tok_rgb@32")
     x = random_input("pixels")
     assert torch.equal(rgb.encode(x), reference_encode(RGB, random_state(RGB, seed=2), x))
@@ -84,7 +84,7 @@ def test_tokenizer_mismatches_fail_before_writing(tmp_path, sources, capsys, nam
     assert convert_main(["ml4m", str(sources["fm"]), str(out), "--tokenizer", f"{name}={sources[source]}"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
-    assert not (out / "model.safetensors").exists()
+    assert not out.exists()
 
 
 def test_text_tokenizer_larger_than_the_model_vocabulary(tmp_path, sources):
