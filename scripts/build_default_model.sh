@@ -3,9 +3,10 @@
 # world data -> image tokenizers -> text vocabulary, caption embeddings and their vector tokenizer ->
 # token dataset -> FourM (reads rgb as pixel patches, predicts rgb tokens and every other modality,
 # caption_embedding included) -> fp16 bundle with its generation defaults -> evaluation.
-# About 2 h 15 min on 2 CPU cores with native bf16 (AVX512-BF16 / AMX): tokenizers 40 min (two lanes of
-# one thread), data and tokens 15 min, FourM 60-70 min, evaluation 5 min. In fp32 (AVX2-only CPUs) the
-# FourM run takes about 4x longer.
+# About 2 h 25 min on 2 CPU cores with native bf16 (AVX512-BF16 / AMX): tokenizers 40 min (two lanes of
+# one thread), data and tokens 15 min, FourM 80 min (a wall-time cap: configs/train/world_default.yaml's
+# max_minutes), evaluation 5 min. In fp32 (AVX2-only CPUs) the FourM run does about 4x fewer steps in its
+# 80 minutes: raise it there (FOURM_TRAIN_OVERRIDES="max_minutes=300" bash scripts/build_default_model.sh).
 # Every stage whose output exists is skipped, and FourM training resumes from its last checkpoint,
 # so an interrupted build continues where it stopped (FORCE=1 redoes every stage).
 #   bash scripts/build_default_model.sh
@@ -35,6 +36,10 @@ tokenizer rgb 3200 40 & lane1=$!
 { tokenizer semseg 1100 14 && tokenizer edges 900 12 && tokenizer depth 1100 15; } & lane2=$!
 wait "$lane1"
 wait "$lane2"
+# rgb: disable near-duplicate codes (restarts left copies of the ground's codes: unpredictable tokens)
+if todo runs/tok/rgb_pruned; then
+  fourm-tokenizer prune --tokenizer runs/tok/rgb/tokenizer --data data/world --out runs/tok/rgb_pruned --distance 1.0
+fi
 
 # 2. the model's data: fresh scenes (seed 1), MiniLM caption embeddings (a vector column), the text
 #    vocabulary and the caption_embedding vector tokenizer
@@ -53,7 +58,8 @@ if todo runs/tok/caption_embedding; then
 fi
 
 # 3. tokens of every modality, made with the fp16 tokenizers that ship
-for mod in rgb depth semseg edges; do
+if todo "$TOK/rgb"; then fourm-pack runs/tok/rgb_pruned "$TOK/rgb"; fi
+for mod in depth semseg edges; do
   if todo "$TOK/$mod"; then fourm-pack "runs/tok/$mod/tokenizer" "$TOK/$mod"; fi
 done
 for mod in text caption_embedding; do
@@ -66,7 +72,8 @@ if todo data/world_model_tokens; then
 fi
 
 # 4. FourM (resumes from its last checkpoint)
-python train.py --config configs/train/world_default.yaml --out "$WORK" --resume auto
+# shellcheck disable=SC2086
+python train.py --config configs/train/world_default.yaml --out "$WORK" --resume auto ${FOURM_TRAIN_OVERRIDES:-}
 
 # 5. the bundle (fp16 model, its tokenizers, registry, generation defaults), made beside the run, then
 #    put in place of the shipped one (the old bundle is only the registry's base)
