@@ -94,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cond", action="append", required=True, metavar="MODALITY=VALUE",
                    help='query value, e.g. caption="a red circle" or rgb=photo.png (repeat for several)')
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--out", default=None, help="PNG strip of the query and the top-k items")
+    p.add_argument("--out", default=None,
+                   help="PNG strip of the query and the top-k items (written atomically; refused if it is a file this "
+                   "command did not write, unless --overwrite; never an input or inside one)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file that this command did not write")
     _add_model_args(p)
     p.set_defaults(func=run_query)
 
@@ -102,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--query", required=True, help="query modality (or a,b)")
     p.add_argument("--key", required=True, help="key modality (or a,b)")
-    p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    p.add_argument("--json", default=None,
+                   help="also write the report to this JSON file (written atomically; refused if it is a file this "
+                   "command did not write, unless --overwrite; never an input or inside one)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file that this command did not write")
     p.add_argument("--allow-overlap", action="store_true",
                    help="evaluate even when the alignment was fitted on rows being evaluated (the recall is then "
                    "optimistic; a warning is printed and the report says how many rows overlap)")
@@ -159,6 +165,48 @@ def _is_index(path: Path) -> bool:
     from fourm.retrieval.index import INFO_NAME
 
     return (path / INFO_NAME).is_file()
+
+
+QUERY = "fourm-retrieve query"
+EVAL = "fourm-retrieve eval"
+
+
+def _is_eval_report(path: Path) -> bool:
+    """A JSON report written by ``fourm-retrieve eval`` (before reports were checked on re-runs)."""
+    try:
+        report = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"query", "key", "settings", "recall", "chance"} <= set(report)
+
+
+def _claim_file(out: str, flag: str, command: str, inputs: list, overwrite: bool, recognize=None):
+    """:func:`fourm.utils.outputs.claim_output` for a single-file output: refused if it is a folder or lies
+    under a file, is / contains / lies inside an input, or is a file ``command`` did not write (unless
+    ``overwrite``); locked while the command runs."""
+    from fourm.utils.outputs import check_inputs, claim_output
+
+    path = Path(out)
+    check_inputs(path, inputs, flag)  # first: the message names the input
+    if path.is_dir():
+        raise FourmError(f"{flag} {out} is a folder; give the path of a file to write")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise FourmError(f"{flag} {out} lies under {parent}, which is a file, not a folder")
+    return claim_output(path, command, inputs, overwrite, recognize, mark=False, flag=flag)
+
+
+def _cond_inputs(conds: dict[str, str]) -> list[tuple[str, str]]:
+    """The --cond values that name existing files (a picture given as the query is an input)."""
+    inputs = []
+    for name, value in conds.items():
+        try:
+            is_file = bool(value) and Path(value).is_file()
+        except (OSError, ValueError):  # a caption too long for a path, with a NUL, ...
+            is_file = False
+        if is_file:
+            inputs.append((f"--cond {name}", value))
+    return inputs
 
 
 def run_index(args: argparse.Namespace) -> int:
@@ -233,16 +281,31 @@ def _index_info(index, path: Path) -> dict:
 
 
 def run_query(args: argparse.Namespace) -> int:
+    if args.top_k < 1:
+        raise FourmError(f"--top-k must be >= 1, got {args.top_k}")
+    conds = parse_assignments(args.cond, "--cond")
+    if args.out:  # checked before the index is read, again with the index's data and models once it is
+        inputs = [("--index", args.index), ("--bundle", args.bundle), ("--model", args.model), *_cond_inputs(conds)]
+        with _claim_file(args.out, "--out", QUERY, inputs, args.overwrite):
+            return _query(args, conds)
+    return _query(args, conds)
+
+
+def _query(args: argparse.Namespace, conds: dict[str, str]) -> int:
     from fourm.retrieval.align import LinearAlignment
     from fourm.retrieval.data import RetrievalData, pipeline_specials
     from fourm.retrieval.index import EmbeddingIndex
     from fourm.retrieval.settings import RetrievalSettings, load_pipeline, make_embedder
     from fourm.retrieval.strip import save_strip
+    from fourm.utils.outputs import check_inputs
 
-    if args.top_k < 1:
-        raise FourmError(f"--top-k must be >= 1, got {args.top_k}")
     index = EmbeddingIndex.load(args.index)
     info = _index_info(index, Path(args.index))
+    if args.out:  # the strip shows items of the index's data: never write it there (nor into its models)
+        read = [("the index's data", info["data"])]
+        read += [("the index's bundle", info["bundle"])] if args.bundle is None else []
+        read += [("the index's model", info["model"])] if args.model is None else []
+        check_inputs(args.out, read, "--out")
     # indexes written before the alignment existed have no "align" setting: they were never aligned
     try:
         settings = RetrievalSettings.from_dict({"align": False, **info["settings"]})
@@ -251,7 +314,6 @@ def run_query(args: argparse.Namespace) -> int:
     if args.batch_size is not None:
         settings.batch_size = args.batch_size
     settings.autocast = settings.autocast and not args.no_autocast
-    conds = parse_assignments(args.cond, "--cond")
     pipe = load_pipeline(args.bundle or info.get("bundle"), args.model or info.get("model"), args.device)
     centers = {k[len("center.") :]: v for k, v in index.extra.items() if k.startswith("center.")}
     alignment = LinearAlignment.from_tensors(index.extra) if settings.method == "pooled" and settings.align else None
@@ -292,12 +354,22 @@ def run_query(args: argparse.Namespace) -> int:
         shown = info["key"][0]
         data = RetrievalData(info["data"], info["split"])
         values = data.values(shown, [info["rows"][r] for r in found], pipe)
-        save_strip(args.out, query_text, shown, values, scores, ids)
+        save_strip(args.out, query_text, shown, values, scores, ids, written_by=QUERY)
         print(f"wrote {args.out}")
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if args.json:  # claimed before any work: a refused --json costs nothing
+        from fourm.generation.bundle import DEFAULT_BUNDLE
+
+        inputs = [("--data", args.data), ("--bundle", args.bundle or DEFAULT_BUNDLE), ("--model", args.model)]
+        with _claim_file(args.json, "--json", EVAL, inputs, args.overwrite, _is_eval_report):
+            return _eval(args)
+    return _eval(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
     from fourm.retrieval.data import RetrievalData
     from fourm.retrieval.evaluate import evaluate_pair, format_report
     from fourm.utils.atomic import atomic_write_text

@@ -95,10 +95,14 @@ def strip_picture(
     return np.asarray(img)
 
 
-def save_strip(path: str | Path, *args: Any, **kwargs: Any) -> Path:
-    """Write :func:`strip_picture` as a PNG at ``path`` (atomically); returns the path."""
+def save_strip(path: str | Path, *args: Any, written_by: str | None = None, **kwargs: Any) -> Path:
+    """Write :func:`strip_picture` as a PNG at ``path`` (atomically); returns the path. ``written_by``: the
+    command recorded in the PNG, so that a re-run may replace it (:mod:`fourm.utils.outputs`)."""
+    from fourm.utils.outputs import png_info
+
     path = Path(path)
     pic = strip_picture(*args, **kwargs)
     with atomic_path(path) as tmp:
-        Image.fromarray(pic).save(tmp, format="PNG")
+        extra = {"pnginfo": png_info(written_by)} if written_by else {}
+        Image.fromarray(pic).save(tmp, format="PNG", **extra)
     return path
