@@ -239,7 +239,7 @@ class VectorTokenizer(nn.Module):
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         with atomic_dir(path) as tmp:
             self.cfg.save_json(tmp / CONFIG_NAME)
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "class": type(self).__name__})
+            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
 
     @classmethod
     def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VectorTokenizer:

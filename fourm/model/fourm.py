@@ -395,7 +395,7 @@ class FourM(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_path(path / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "fourm_class": "FourM"})
+            save_file(state, str(tmp), metadata={"format": "pt"})
         self.config.save_json(path / CONFIG_NAME)
 
     @classmethod

@@ -70,3 +70,19 @@ def test_num_parameters_breakdown_and_summary():
     assert n["encoder"] == config.enc_depth * (4 * d * d + 3 * d * h + 2 * d) + d
     text = model.summary()
     assert "trunk" in text and f"{n['total']:,}" in text
+
+
+def test_saves_are_byte_reproducible_across_processes(tmp_path):
+    """Same weights -> same bytes, even from another process (safetensors writes a multi-key metadata
+    dict in a per-process random order, so the files carry one key)."""
+    import subprocess
+    import sys
+
+    model = FourM(toy_config())
+    model.save_pretrained(tmp_path / "a")
+    code = (
+        "import sys, torch; from fourm.model import FourM;"
+        "m = FourM.from_pretrained(sys.argv[1]); m.save_pretrained(sys.argv[2])"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "a"), str(tmp_path / "b")], check=True)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()

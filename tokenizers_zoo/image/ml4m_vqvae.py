@@ -485,7 +485,7 @@ class Ml4mVQVAE(nn.Module):
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_dir(path) as tmp:
             self.cfg.save_json(tmp / CONFIG_NAME)
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "fourm_class": "Ml4mVQVAE"})
+            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> Ml4mVQVAE:
