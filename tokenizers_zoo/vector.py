@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
-from fourm.utils.atomic import atomic_dir
 from fourm.utils.config import Config
 from fourm.utils.precision import fast_bf16
 from tokenizers_zoo.quantizers.vq import VectorQuantizer
@@ -234,12 +233,9 @@ class VectorTokenizer(nn.Module):
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` into directory ``path`` (atomically)."""
-        from safetensors.torch import save_file
+        from fourm.utils.weights import save_pretrained_dir
 
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_dir(path) as tmp:
-            self.cfg.save_json(tmp / CONFIG_NAME)
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_pretrained_dir(self, self.cfg, path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VectorTokenizer:

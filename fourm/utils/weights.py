@@ -79,3 +79,21 @@ def load_checked(module: nn.Module, path: str | Path, subject: str, label: str =
     state = read_safetensors(path, label=label)
     check_shapes({k: tuple(v.shape) for k, v in state.items()}, state_shapes(module), subject)
     module.load_state_dict(state)
+
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save_pretrained_dir(module: nn.Module, config, path: str | Path) -> None:
+    """``config.json`` (``config.save_json``) + ``model.safetensors`` into directory ``path``,
+    replaced atomically. The weights carry one metadata key, so the same weights give the same bytes
+    (safetensors writes a multi-key metadata dict in a per-process random order)."""
+    from safetensors.torch import save_file
+
+    from fourm.utils.atomic import atomic_dir
+
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    with atomic_dir(path) as tmp:
+        config.save_json(tmp / CONFIG_NAME)
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})

@@ -49,7 +49,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fourm.errors import FourmError
-from fourm.utils.atomic import atomic_dir
 from fourm.utils.config import Config
 
 CONFIG_NAME = "config.json"
@@ -480,12 +479,9 @@ class Ml4mVQVAE(nn.Module):
     # ---- files ------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> None:
         """Write ``config.json`` + ``model.safetensors`` into directory ``path`` (replaced atomically)."""
-        from safetensors.torch import save_file
+        from fourm.utils.weights import save_pretrained_dir
 
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_dir(path) as tmp:
-            self.cfg.save_json(tmp / CONFIG_NAME)
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_pretrained_dir(self, self.cfg, path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> Ml4mVQVAE:

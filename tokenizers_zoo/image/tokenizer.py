@@ -31,7 +31,6 @@ from torch import Tensor, nn
 
 from fourm.core.schema import check_image
 from fourm.errors import FourmError
-from fourm.utils.atomic import atomic_dir
 from tokenizers_zoo.image.config import ImageTokenizerConfig
 from tokenizers_zoo.image.conv import ConvDecoder, ConvEncoder
 from tokenizers_zoo.image.diffusion_decoder import DiffusionDecoder
@@ -351,12 +350,9 @@ class ImageTokenizer(nn.Module):
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write ``config.json`` + ``model.safetensors`` into directory ``path`` atomically."""
-        from safetensors.torch import save_file
+        from fourm.utils.weights import save_pretrained_dir
 
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_dir(path) as tmp:
-            self.cfg.save_json(tmp / CONFIG_NAME)
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_pretrained_dir(self, self.cfg, path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> ImageTokenizer:
