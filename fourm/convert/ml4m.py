@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from fourm.errors import FourmError
 from fourm.model.config import FourMConfig, ModalityConfig
@@ -477,12 +477,18 @@ def load_ml4m(
     path = resolve_source(src)
     config = read_ml4m_config(path)
     fourm_config, state, info = ml4m_to_fourm(config, read_ml4m_weights(path), keep, where=str(path))
-    model = FourM(fourm_config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:  # a bug of this converter, not of the user's files
-        raise FourmError(f"{path}: converted weights do not fit FourM (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.eval()
+    model = load_converted_state(FourM(fourm_config), state, path)
     return (model.to(device) if device is not None else model), info
+
+
+def load_converted_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> nn.Module:
+    """``model`` with a converted ``state`` loaded, in eval mode; FourmError when they do not fit
+    (a bug of the converter, not of the user's files)."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise FourmError(f"{path}: converted weights do not fit {type(model).__name__} "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")  # fmt: skip
+    return model.eval()
 
 
 def convert_ml4m(

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fourm.convert.ml4m import _Weights, read_ml4m_weights, resolve_source
+from fourm.convert.ml4m import _Weights, load_converted_state, read_ml4m_weights, resolve_source
 from fourm.errors import FourmError
 from tokenizers_zoo.image.ml4m_vqvae import Ml4mBackboneConfig, Ml4mVQVAE, Ml4mVQVAEConfig
 
@@ -392,11 +392,7 @@ def load_ml4m_vqvae(
     config = read_ml4m_tokenizer_config(path)
     cfg, state, info = ml4m_vqvae_to_fourm(config, read_ml4m_weights(path), image_size, encoder_only,
                                            domain=domain, where=str(path))
-    model = Ml4mVQVAE(cfg)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:  # a bug of this converter, not of the user's files
-        raise FourmError(f"{path}: converted weights do not fit Ml4mVQVAE (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.eval()
+    model = load_converted_state(Ml4mVQVAE(cfg), state, path)
     return (model.to(device) if device is not None else model), info
 
 
