@@ -487,9 +487,8 @@ class Ml4mVQVAE(nn.Module):
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> Ml4mVQVAE:
         """Load a directory written by :meth:`save_pretrained`; FourmError for missing, corrupt or
         mismatched files."""
-        from safetensors.torch import load_file
-
         from fourm.utils.config import read_json_object
+        from fourm.utils.weights import load_checked
 
         path = Path(path)
         if not path.is_dir():
@@ -505,17 +504,7 @@ class Ml4mVQVAE(nn.Module):
             cfg = Ml4mVQVAEConfig.from_dict(data)
         except FourmError as e:
             raise FourmError(f"{path / CONFIG_NAME}: {e}") from None
-        try:
-            state = load_file(str(path / WEIGHTS_NAME))
-        except Exception as e:  # safetensors raises several error types for corrupt files
-            raise FourmError(f"corrupt tokenizer weights {path / WEIGHTS_NAME}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
         model = cls(cfg)
-        expected = model.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-        if missing or unexpected or wrong:
-            raise FourmError(f"tokenizer weights {path / WEIGHTS_NAME} do not match its config "
-                             f"(missing: {missing[:3]}, unexpected: {unexpected[:3]}, wrong shape: {wrong[:3]})")
-        model.load_state_dict(state)
+        load_checked(model, path / WEIGHTS_NAME, f"tokenizer weights {path / WEIGHTS_NAME} do not match its config",
+                     label="corrupt tokenizer weights")  # fmt: skip
         return model.to(device).eval()
