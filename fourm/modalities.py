@@ -61,6 +61,7 @@ class ModalitySpec(Config):
     num_classes: int | None = None
     image_size: int | None = None
     patch_size: int | None = None  # patch modality: side of a pixel patch (no tokenizer, input only)
+    box_labels: list[str] | None = None  # box map: labels of data_key's boxes on the token grid (input only)
 
     def __post_init__(self) -> None:
         if self.data_key is None:
@@ -98,6 +99,8 @@ class ModalitySpec(Config):
             raise self._fail("field 'data_key' must not be empty")
         if self.patch_size is not None:
             self._validate_patches()
+        if self.box_labels is not None:
+            self._validate_box_map()
 
     def _validate_patches(self) -> None:
         """The rules of a patch modality (``patch_size`` set)."""
@@ -122,6 +125,29 @@ class ModalitySpec(Config):
             raise self._fail(
                 f"field 'vocab_size' must be {LEVELS} for a patch modality (8-bit levels), got {self.vocab_size}"
             )
+
+    def _validate_box_map(self) -> None:
+        """The rules of a box-map modality (``box_labels`` set, :mod:`fourm.data.derive.box_map`)."""
+        if self.kind != "image":
+            raise self._fail(f"field 'box_labels' needs kind 'image', got '{self.kind}'")
+        if self.patch_size is not None:
+            raise self._fail("fields 'box_labels' and 'patch_size' exclude each other")
+        if self.target:
+            raise self._fail("field 'target' must be false for a box map (box_labels given; input only)")
+        if self.tokenizer is not None:
+            raise self._fail("field 'tokenizer' must be unset for a box map (box_labels given)")
+        if not self.box_labels or any(not str(label).split() for label in self.box_labels):
+            raise self._fail("field 'box_labels' must be a non-empty list of non-empty labels")
+        if self.vocab_size != len(self.box_labels) + 2:
+            raise self._fail(
+                f"field 'vocab_size' must be len(box_labels) + 2 = {len(self.box_labels) + 2} for a box map "
+                f"(0 = no box, one per label, one for other labels), got {self.vocab_size}"
+            )
+
+    @property
+    def needs_tokenizer(self) -> bool:
+        """False for modalities whose tokens are computed without a tokenizer (patches, box maps)."""
+        return self.patch_size is None and self.box_labels is None
 
     @property
     def length(self) -> int:

@@ -90,7 +90,7 @@ def run_tokenize(args: argparse.Namespace) -> int:
         for m in names:
             registry[m]  # raises "unknown modality ..." for a bad name
     else:
-        names = [m for m in registry.names if registry[m].tokenizer or registry[m].patch_size or m in overrides]
+        names = [m for m in registry.names if registry[m].tokenizer or not registry[m].needs_tokenizer or m in overrides]
     if args.batch_size < 1 or args.shard_size < 1:
         raise FourmError("--batch-size and --shard-size must be >= 1")
     tokenizers = tokenizer_paths(registry, names, args.tokenizer_root, overrides)

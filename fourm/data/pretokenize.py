@@ -157,6 +157,18 @@ def _patch_encoder(spec: ModalitySpec) -> EncodeFn:
     return encode
 
 
+def _box_map_encoder(spec: ModalitySpec) -> EncodeFn:
+    """Raw box lists -> the box-map tokens (grid * grid,) of a box-map modality (``box_labels`` set)."""
+    from fourm.data.derive.box_map import box_map_tokens
+
+    grid, labels = spec.grid_size, list(spec.box_labels or ())
+
+    def encode(values: list[Any]) -> list[list[int] | None]:
+        return [None if v is None else box_map_tokens(v, grid, labels) for v in values]
+
+    return encode
+
+
 def build_encoders(
     registry: ModalityRegistry,
     modalities: Sequence[str],
@@ -167,7 +179,7 @@ def build_encoders(
     precision: str = "auto",
 ) -> tuple[dict[str, EncodeFn], TokenDatasetInfo]:
     """Load each modality's tokenizer -> (encode functions, the token dataset's info). Patch
-    modalities (``patch_size`` set) need no tokenizer. ``precision``: image encoders under bf16
+    modalities (``patch_size`` set) and box maps (``box_labels`` set) need no tokenizer. ``precision``: image encoders under bf16
     autocast (how the shipped model's data was made, on a bf16-capable CPU) or in fp32 (on CPUs
     without bf16 convolutions fp32 is 5-40x faster; about 2% of the tokens differ); ``auto``: bf16
     where the device runs it natively (:mod:`fourm.utils.precision`)."""
@@ -186,6 +198,10 @@ def build_encoders(
             infos[name] = ModalityTokens(
                 kind="image", vocab_size=LEVELS, length=spec.num_tokens, patch_dim=spec.patch_dim
             )
+            continue
+        if spec.box_labels is not None:
+            encoders[name] = _box_map_encoder(spec)
+            infos[name] = ModalityTokens(kind="image", vocab_size=spec.vocab_size, length=spec.num_tokens, input_only=True)
             continue
         path = resolve_tokenizer_path(spec, root, overrides)
         if spec.kind == "image":
@@ -248,8 +264,8 @@ def content_fingerprint(path: str | Path) -> str:
 def tokenizer_paths(
     registry: ModalityRegistry, modalities: Sequence[str], root: str | Path = ".", overrides: dict[str, str] | None = None
 ) -> dict[str, Path]:
-    """modality -> tokenizer directory of the modalities that have one (patch modalities have none)."""
-    return {m: resolve_tokenizer_path(registry[m], root, overrides) for m in modalities if registry[m].patch_size is None}
+    """modality -> tokenizer directory of the modalities that have one (patches and box maps have none)."""
+    return {m: resolve_tokenizer_path(registry[m], root, overrides) for m in modalities if registry[m].needs_tokenizer}
 
 
 def _manifest_changes(old: dict, new: dict) -> list[str]:

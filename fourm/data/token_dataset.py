@@ -48,6 +48,7 @@ class ModalityTokens(Config):
     vocab_size: int
     length: int | None = None
     patch_dim: int | None = None  # patch modality: values per pixel patch (rows hold length * patch_dim)
+    input_only: bool = False  # a model reads it but never predicts it (patches, box maps)
 
     def validate(self) -> None:
         if self.vocab_size < 1:

@@ -81,7 +81,7 @@ def assemble_bundle(
     copies: dict[Path, Path] = {}  # bundle-relative destination -> source directory
     for name in config.modalities:
         spec = registry[name]
-        if spec.patch_size:  # a patch modality: pixels, no tokenizer to copy
+        if not spec.needs_tokenizer:  # pixel patches or a box map: no tokenizer to copy
             specs[name] = spec
             continue
         if not spec.tokenizer and name not in overrides:

@@ -32,6 +32,7 @@ import torch
 
 from fourm.errors import FourmError
 from fourm.generation.codecs import (
+    BoxMapCodec,
     Codec,
     ImageCodec,
     MissingTokenizerCodec,
@@ -173,6 +174,14 @@ def load_codecs(
                     f"the model {mod.length} patches of {mod.patch_dim}"
                 )
             codecs[name] = PatchCodec(name, spec)
+            continue
+        if spec.box_labels:
+            if (spec.num_tokens, spec.vocab_size) != (mod.length, mod.vocab_size):
+                raise FourmError(
+                    f"modality '{name}': the registry gives a box map of {spec.num_tokens} tokens of vocabulary "
+                    f"{spec.vocab_size}, the model {mod.length} of {mod.vocab_size}"
+                )
+            codecs[name] = BoxMapCodec(name, spec)
             continue
         if not spec.tokenizer:
             codecs[name] = MissingTokenizerCodec(name, mod.kind, mod.length, mod.vocab_size, root)

@@ -183,6 +183,7 @@ def generate_chained(
     progress: bool = False,
     grammars: Mapping[str, LogitsProcessor] | None = None,
     clean: Mapping[str, Callable[[Tensor], Tensor | None]] | None = None,
+    derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor]]] | None = None,
 ) -> dict[str, Tensor]:
     """Generate ``plan``'s targets in order -> {modality: tokens (num_samples, L)}.
 
@@ -193,6 +194,9 @@ def generate_chained(
     ``clean``: {sequence target: fn(tokens (B, L)) -> ids (B, L') padded after [EOS], or None};
     when it returns ids, those (not the sampled tokens) condition the later targets (e.g. the
     sequence re-encoded without its malformed groups). The returned tokens are always the sampled ones.
+    ``derive``: {target: fn(its conditioning ids (B, L)) -> {modality: ids (B, N)}}: inputs computed from
+    a finished target (e.g. a box map drawn from the generated boxes) that condition the later targets
+    like the target itself (conditions given by the caller are never replaced).
     """
     config = model.config
     plan.check(config)
@@ -239,4 +243,8 @@ def generate_chained(
             outputs[name] = tokens
             if mod.input:
                 generated[name] = finished
+            if derive and name in derive:
+                for extra, ids in derive[name](finished.tokens).items():
+                    if extra not in given:
+                        generated[extra] = GivenTokens.at(ids.to(device))
     return outputs

@@ -8,6 +8,8 @@
 * :class:`VectorCodec` (``VectorTokenizer``): float vectors (D,) <-> (B, K) ids.
 * :class:`PatchCodec` (no tokenizer): images <-> pixel patches (B, N, P) uint8 of a patch modality
   (:mod:`fourm.core.patches`), the encoder input of e.g. ``rgb_pixels`` (and of ml-4m's ``rgb@224``).
+* :class:`BoxMapCodec` (no tokenizer): box lists -> (B, grid * grid) label tokens of a box-map
+  modality (:mod:`fourm.data.derive.box_map`), an input derived from ``bboxes``; ids -> a picture.
 * :class:`Ml4mSequenceCodec` (:class:`fourm.convert.ml4m_text.Ml4mTextTokenizer`): the sequence
   modalities of a converted ml-4m model (``caption``, ``det``, ``metadata``, ``color_palette``, ...)
   with ml-4m's ids and serialisation; its ``sos`` is the first sentinel ``[S_1]``, the token ml-4m
@@ -244,6 +246,49 @@ class PatchCodec:
 
 
 # ------------------------------------------------------------------------------------ ml-4m
+class BoxMapCodec:
+    """A box-map modality (``box_labels`` in its registry spec): the boxes of its ``data_key``
+    (e.g. ``bboxes``) drawn on the token grid; input only, computed, never generated."""
+
+    kind = "box_map"
+    tokenizer = None  # nothing to save in a bundle
+
+    def __init__(self, name: str, spec: Any) -> None:
+        if not spec.box_labels:
+            raise FourmError(f"modality '{name}' is not a box map (no box_labels)")
+        self.name, self.source_kind = name, spec.data_key
+        self.labels, self.grid = list(spec.box_labels), spec.grid_size
+        self.length, self.vocab_size = spec.num_tokens, spec.vocab_size
+
+    def normalize(self, value: Any) -> list[dict]:
+        """One box list (or its string form, :mod:`fourm.generation.values`), checked."""
+        boxes = parse_value("bboxes", value)
+        if not isinstance(boxes, (list, tuple)):
+            raise FourmError(f"'{self.name}': expected a list of boxes, got {type(boxes).__name__}")
+        for i, b in enumerate(boxes):
+            box = b.get("box") if isinstance(b, dict) else None
+            if (
+                not isinstance(box, (list, tuple)) or len(box) != 4
+                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in box)
+            ):  # fmt: skip
+                raise FourmError(f"'{self.name}': box {i} must be {{'label': str, 'box': [x0, y0, x1, y1]}}, got {b!r}"[:200])
+        return list(boxes)
+
+    def encode(self, values: Any, prefix: bool = False) -> Tensor:
+        """Box lists -> (B, grid * grid) label tokens."""
+        from fourm.data.derive.box_map import box_map_tokens
+
+        if prefix:
+            raise FourmError(f"'{self.name}' is a box map: it has no prefix")
+        rows = [box_map_tokens(self.normalize(v), self.grid, self.labels) for v in _as_list(values, self.name)]
+        return torch.tensor(rows, dtype=torch.long)
+
+    def decode(self, tokens: Any, seed: int = 0) -> list[np.ndarray]:
+        """(B, grid * grid) tokens -> one (grid, grid) uint8 label map per row."""
+        ids = _check_ids(self.name, tokens, self.vocab_size, self.length)
+        return [row.reshape(self.grid, self.grid).numpy().astype(np.uint8) for row in ids]
+
+
 def _looks_serialised(text: str) -> bool:
     """Whether a det / palette / metadata string is already ml-4m's text (``v0=12 v1=...``)."""
     words = text.split()
@@ -526,4 +571,4 @@ class MissingTokenizerCodec:
         raise self._fail()
 
 
-Codec = ImageCodec | SequenceCodec | VectorCodec | PatchCodec | Ml4mImageCodec | MissingTokenizerCodec
+Codec = ImageCodec | SequenceCodec | VectorCodec | PatchCodec | BoxMapCodec | Ml4mImageCodec | MissingTokenizerCodec

@@ -47,7 +47,7 @@ from fourm.generation.bundle import (
     resolve_bundle,
 )
 from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
-from fourm.generation.codecs import Codec, PatchCodec, SequenceCodec
+from fourm.generation.codecs import BoxMapCodec, Codec, PatchCodec, SequenceCodec
 from fourm.generation.conditions import GivenTokens
 from fourm.generation.grammar import GRAMMAR_MODALITIES, LogitsProcessor, grammar_for
 from fourm.modalities import ModalityRegistry
@@ -231,11 +231,12 @@ class FourMPipeline:
         return self.codec(modality).decode(tokens, seed=seed)
 
     def with_patch_conditions(self, conditions: Mapping[str, Any]) -> dict[str, Any]:
-        """``conditions`` plus, for every raw image among them, the model's patch modalities that read
-        the same raw key (e.g. ``rgb`` -> ``rgb`` tokens and ``rgb_pixels`` patches, as in training)."""
+        """``conditions`` plus, for every raw value among them, the model's computed inputs that read
+        the same raw key, as in training: pixel patches (``rgb`` -> ``rgb`` tokens and ``rgb_pixels``
+        patches) and box maps (``bboxes`` -> the boxes drawn on the token grid)."""
         out = dict(conditions)
         for name, codec in self.codecs.items():
-            if not isinstance(codec, PatchCodec) or name in out:
+            if not isinstance(codec, (PatchCodec, BoxMapCodec)) or name in out:
                 continue
             key = self.registry[name].data_key
             source = next(
@@ -245,6 +246,30 @@ class FourMPipeline:
             if source is not None:
                 out[name] = conditions[source]
         return out
+
+    def derived_inputs(self, targets: Sequence[str], conditions: Mapping[str, Any]) -> dict:
+        """{target: fn(ids) -> {box map: ids}} for the generated targets that the model's box maps are
+        drawn from (and that no condition gives already): the chain's later targets read the boxes'
+        map as in training."""
+        derive: dict = {}
+        for name, codec in self.codecs.items():
+            if not isinstance(codec, BoxMapCodec) or name in conditions or not self.model.config.modalities[name].input:
+                continue
+            key = self.registry[name].data_key
+            source = next((t for t in targets if self.registry[t].data_key == key and t != name), None)
+            if source is None:
+                continue
+            maps = derive.setdefault(source, [])
+            maps.append(name)
+
+        def make(source: str, maps: list[str]):
+            def fn(ids: Tensor) -> dict[str, Tensor]:
+                values = self.codecs[source].decode(ids.cpu())
+                return {m: self.codecs[m].encode(values) for m in maps}
+
+            return fn
+
+        return {source: make(source, maps) for source, maps in derive.items()}
 
     def builtin_target(self, name: str) -> dict[str, Any]:
         """The built-in default GenerationTarget fields of ``name`` (before any generation.json)."""
@@ -430,6 +455,8 @@ class FourMPipeline:
             ids = codec.encode(raws).repeat_interleave(num_samples, dim=0)  # (batch, L)
             if isinstance(codec, PatchCodec):
                 given[name] = GivenTokens.patches(ids)
+            elif isinstance(codec, BoxMapCodec):
+                given[name] = GivenTokens.at(ids)
             elif isinstance(codec, SequenceCodec):
                 given[name] = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
             else:
@@ -460,9 +487,10 @@ class FourMPipeline:
             if t.scheme == "ar" and isinstance(self.codecs[t.modality], SequenceCodec) and self.codecs[t.modality].text_kind != "caption"
         ]  # fmt: skip
         clean = {name: self._cleaner(name, decoded, failures) for name in structured}
+        derive = self.derived_inputs(names, given)
         out = generate_chained(
             self.model, given, plan, num_samples, seed, autocast_dtype=autocast, progress=progress,
-            grammars=grammars, clean=clean,
+            grammars=grammars, clean=clean, derive=derive,
         )  # fmt: skip
         tokens = {n: given[n].expand(num_samples, n).tokens.cpu() for n in conditions}
         tokens.update({n: t.cpu() for n, t in out.items()})

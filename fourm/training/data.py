@@ -99,7 +99,7 @@ def model_modalities(merged: dict[str, ModalityTokens], sources: list, split: st
             vocab_size=mod.vocab_size,
             length=length,
             input=spec.input if spec is not None else True,
-            target=spec.target if spec is not None else not mod.patch_dim,
+            target=spec.target if spec is not None else not (mod.patch_dim or mod.input_only),
             patch_dim=mod.patch_dim or 0,
         )
     return out
@@ -171,7 +171,8 @@ def load_masking(path: str, section: MaskingSection, modalities: dict[str, Modal
 
 def build_masker(cfg: MaskingConfig, modalities: dict[str, ModalityConfig], specials) -> Masker:
     patch_dims = {n: m.patch_dim for n, m in modalities.items() if m.patch_dim}
-    return Masker(cfg, list(modalities), {n: m.kind for n, m in modalities.items()}, specials, patch_dims)
+    input_only = [n for n, m in modalities.items() if not m.target]
+    return Masker(cfg, list(modalities), {n: m.kind for n, m in modalities.items()}, specials, patch_dims, input_only=input_only)
 
 
 # ------------------------------------------------------------------------------------------ datasets

@@ -78,6 +78,7 @@ class Masker:
         specials: SequenceSpecialTokens | None = None,
         patch_dims: Mapping[str, int] | None = None,
         warn_after: int | None = 2000,
+        input_only: Sequence[str] = (),
     ):
         self.config = config
         self.order = list(modality_order)
@@ -97,7 +98,11 @@ class Masker:
         self.patch_width = max(self.patch_dims.values(), default=0)
         self.index = {m: i for i, m in enumerate(self.order)}
         self.inputs = set(config.input_set(self.order))
-        self.targets = set(config.target_set(self.order)) - set(self.patch_dims)  # patches: input only
+        unknown = [m for m in input_only if m not in self.index]
+        if unknown:
+            raise FourmError(f"input_only: unknown modality '{unknown[0]}' (modality order: {', '.join(self.order)})")
+        # patches and input-only modalities (box maps, a model's target: false) are never targets
+        self.targets = set(config.target_set(self.order)) - set(self.patch_dims) - set(input_only)
         weights = np.array([e.weight for e in config.mixture], dtype=np.float64)
         self.mixture_probs = weights / weights.sum()
         if warn_after is not None and warn_after < 1:

@@ -1,0 +1,139 @@
+"""Box maps: boxes drawn on the token grid (fourm.data.derive.box_map), their registry rules, their
+pre-tokenization and their role in the masker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fourm.data.derive.box_map import MIN_COVER, box_map_picture, label_id, render_box_map
+from fourm.errors import FourmError
+from fourm.modalities import ModalityRegistry, ModalitySpec
+from fourm.resources import CONFIG_ROOT
+
+LABELS = ["red circle", "blue square", "circle"]
+
+
+def reference_map(boxes, grid: int, labels, res: int = 64) -> np.ndarray:
+    """Brute force: each cell sampled at res x res points; a box claims a cell it covers >= MIN_COVER,
+    the most covering (later on ties) wins; boxes claiming nothing take their centre cell."""
+    out = np.zeros((grid, grid), dtype=np.int64)
+    best = np.zeros((grid, grid))
+    late = []
+    for b in boxes:
+        x0, y0, x1, y1 = np.clip(b["box"], 0, 1)
+        claimed = False
+        for r in range(grid):
+            for c in range(grid):
+                ys = (r + (np.arange(res) + 0.5) / res) / grid
+                xs = (c + (np.arange(res) + 0.5) / res) / grid
+                inside = ((ys >= y0) & (ys < y1))[:, None] & ((xs >= x0) & (xs < x1))[None, :]
+                cover = inside.mean()
+                if cover >= MIN_COVER - 1e-9 and cover >= best[r, c] - 1e-9:
+                    out[r, c], best[r, c], claimed = label_id(b["label"], labels), cover, True
+        if not claimed:
+            late.append((min(int((y0 + y1) / 2 * grid), grid - 1), min(int((x0 + x1) / 2 * grid), grid - 1), b["label"]))
+    for r, c, label in late:
+        out[r, c] = label_id(label, labels)
+    return out
+
+
+def test_label_id_matches_the_longest_suffix():
+    assert label_id("small red circle", LABELS) == 1
+    assert label_id("large blue square", LABELS) == 2
+    assert label_id("small green circle", LABELS) == 3  # only "circle" ends it
+    assert label_id("large green star", LABELS) == len(LABELS) + 1  # any other label
+    assert label_id("RED Circle", LABELS) == 1
+
+
+def test_render_matches_a_brute_force_reference():
+    rng = np.random.default_rng(0)
+    names = ["small red circle", "large blue square", "small green circle", "pink star"]
+    for _ in range(40):
+        boxes = []
+        for _ in range(rng.integers(0, 5)):
+            x0, y0 = rng.uniform(-0.1, 0.9, size=2)
+            w, h = rng.uniform(0.02, 0.6, size=2)
+            # coordinates on a 1/64 lattice: the sampled reference is exact there
+            box = [round(v * 64) / 64 for v in (x0, y0, x0 + w, y0 + h)]
+            boxes.append({"label": str(rng.choice(names)), "box": box})
+        np.testing.assert_array_equal(render_box_map(boxes, 8, LABELS), reference_map(boxes, 8, LABELS))
+
+
+def test_small_boxes_keep_their_centre_cell_and_empty_inputs_give_zeros():
+    tiny = [{"label": "red circle", "box": [0.52, 0.27, 0.56, 0.31]}]  # 4% of a cell
+    out = render_box_map(tiny, 8, LABELS)
+    assert out[2, 4] == 1 and out.sum() == 1
+    assert not render_box_map([], 8, LABELS).any() and not render_box_map(None, 4, LABELS).any()
+    big = [{"label": "blue square", "box": [0.0, 0.0, 1.0, 1.0]}, *tiny]  # drawn over the big box
+    out = render_box_map(big, 8, LABELS)
+    assert out[2, 4] == 1 and (out == 2).sum() == 63
+
+
+def test_picture_has_one_colour_per_label_and_black_background():
+    pic = box_map_picture(render_box_map([{"label": "red circle", "box": [0, 0, 0.5, 0.5]}], 8, LABELS), 8, cell=2)
+    assert pic.shape == (16, 16, 3) and pic.dtype == np.uint8
+    assert (pic[:8, :8] == pic[0, 0]).all() and pic[0, 0].any() and not pic[8:, 8:].any()
+
+
+def spec(**kw) -> ModalitySpec:
+    base = dict(name="box_map", kind="image", data_key="bboxes", vocab_size=len(LABELS) + 2, num_tokens=16,
+                input=True, target=False, box_labels=list(LABELS))  # fmt: skip
+    return ModalitySpec.from_dict({**base, **kw})
+
+
+def test_spec_rules():
+    s = spec()
+    s.validate()
+    assert not s.needs_tokenizer and s.grid_size == 4
+    for kw, words in [
+        ({"target": True}, "target"),
+        ({"vocab_size": 9}, "len(box_labels) + 2"),
+        ({"tokenizer": "tokenizers/x"}, "tokenizer"),
+        ({"kind": "sequence", "num_tokens": None, "max_length": 8}, "kind 'image'"),
+        ({"box_labels": ["ok", "  "], "vocab_size": 4}, "non-empty"),
+    ]:
+        with pytest.raises(FourmError, match=words.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+            spec(**kw).validate()
+
+
+def test_shipped_world_box_map_covers_every_world_label():
+    from fourm.data.world import render_sample
+
+    s = ModalityRegistry.from_files([CONFIG_ROOT / "modalities" / "extra" / "box_map.yaml"])["box_map"]
+    other = len(s.box_labels) + 1
+    for i in range(20):
+        boxes = render_sample(index=i, seed=3)["bboxes"]
+        ids = [label_id(b["label"], s.box_labels) for b in boxes]
+        assert other not in ids and all(s.box_labels[k - 1] in b["label"] for k, b in zip(ids, boxes))
+
+
+def test_pretokenize_encodes_box_maps_without_a_tokenizer():
+    from fourm.data.pretokenize import build_encoders, tokenizer_paths
+
+    registry = ModalityRegistry([spec()])
+    assert tokenizer_paths(registry, ["box_map"]) == {}
+    encoders, info = build_encoders(registry, ["box_map"])
+    boxes = [{"label": "large blue square", "box": [0.5, 0.5, 1.0, 1.0]}]
+    rows = encoders["box_map"]([boxes, None])
+    assert rows[1] is None and rows[0] == render_box_map(boxes, 4, LABELS).reshape(-1).tolist()
+    assert info.modalities["box_map"].input_only and info.modalities["box_map"].vocab_size == len(LABELS) + 2
+
+
+def test_masker_never_makes_an_input_only_modality_a_target():
+    import torch
+
+    from fourm.data.masking import MaskingConfig, Masker
+
+    cfg = MaskingConfig.from_dict({"input_budget": 8, "target_budget": 8, "mixture": [{"input_alpha": 1.0, "target_alpha": 1.0}]})
+    masker = Masker(cfg, ["rgb", "box_map"], {"rgb": "image", "box_map": "image"}, input_only=["box_map"])
+    rng = np.random.default_rng(0)
+    seen_input = False
+    for _ in range(50):
+        batch = masker({"rgb": torch.arange(16), "box_map": torch.arange(16) % 5}, rng)
+        dec = batch.dec_modality[batch.dec_valid]
+        assert not (dec == 1).any()
+        seen_input |= bool((batch.enc_modality[batch.enc_valid] == 1).any())
+    assert seen_input
+    with pytest.raises(FourmError, match="input_only: unknown modality 'nope'"):
+        Masker(cfg, ["rgb"], {"rgb": "image"}, input_only=["nope"])
