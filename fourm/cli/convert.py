@@ -12,12 +12,14 @@ huggingface_hub is installed). OUT receives a fourm model bundle: ``model/`` (th
 (t5_caption) are dropped and listed; ``--keep NAME`` makes that an error. ``--tokenizer NAME=SRC``
 (repeatable) also converts the tokenizer of modality NAME into ``OUT/tokenizers/NAME``:
 ``text=<text_tokenizer_4m_wordpiece_30k.json>`` for the sequence modalities,
-``tok_<name>[@<size>]=<VQ-VAE directory or hub id>`` for an image-token modality (a DiVAE gives its
-encoder only); each is checked against the model first. Modalities without one keep working as token ids.
+``tok_<name>[@<size>]=<VQ-VAE directory or hub id>`` for an image-token modality (a local DiVAE directory
+converts with its diffusion decoder, written as an encoder directory + ``diffusion_decoder/``); each is
+checked against the model first. Modalities without one keep working as token ids.
 
 ``ml4m-tokenizer``: one ml-4m tokenizer on its own: the WordPiece ``tokenizer.json`` file, or a VQ-VAE
-directory (``--image-size``: working image size, default the tokenizer's own; ``--encoder-only``:
-leave the decoder out, required for DiVAE tokenizers).
+or DiVAE directory (``--image-size``: working image size, default the tokenizer's own;
+``--encoder-only``: leave the decoder out; a DiVAE otherwise converts with its diffusion decoder,
+:mod:`fourm.convert.ml4m_divae`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 from pathlib import Path
 
 from fourm.cli import ArgumentParser, bounded_int, friendly_errors, parse_assignments
+from fourm.utils.outputs import claim_output, is_saved_model
 
 COMMAND = "fourm-convert ml4m"
 TOKENIZER_COMMAND = "fourm-convert ml4m-tokenizer"
@@ -40,18 +43,21 @@ def _describe(entry: dict) -> str:
     if entry["kind"] == "text":
         return f"text  V={entry['vocab_size']}  sentinels={entry['num_sentinels']}  value bins={entry['coord_bins']}"
     only = ", encoder only" if entry["encoder_only"] else ""
+    decoder = f", decoder: {entry['decoder']}" if entry.get("decoder") else ""
     return (f"{entry['kind']} ({entry['input']})  V={entry['vocab_size']}  N={entry['num_tokens']}"
-            f" at {entry['image_size']}px{only}")
+            f" at {entry['image_size']}px{only}{decoder}")
 
 
 def _ml4m(args: argparse.Namespace) -> int:
     from fourm.convert.ml4m import convert_ml4m, is_converted_bundle
-    from fourm.utils.outputs import claim_output
+    from fourm.convert.ml4m_divae import add_divae_decoders, load_bundle_divaes
 
     tokenizers = parse_assignments(args.tokenizer, "--tokenizer")
     inputs = _inputs(("SRC", args.src), *((f"--tokenizer {k}", v) for k, v in tokenizers.items()))
     with claim_output(args.out, COMMAND, inputs, args.overwrite, is_converted_bundle, flag="OUT") as out:
+        divaes = load_bundle_divaes(args.src, tokenizers)  # DiVAE decoders: converted before anything is written
         info = convert_ml4m(args.src, out, keep=args.keep, tokenizers=tokenizers)
+        add_divae_decoders(out, info, divaes)
     for name, m in info.modalities.items():
         roles = "+".join(r for r, on in (("input", m.input), ("target", m.target)) if on)
         extra = f", {m.positions} positions" if m.positions != "sincos" else ""
@@ -70,10 +76,14 @@ def _ml4m(args: argparse.Namespace) -> int:
 
 def _ml4m_tokenizer(args: argparse.Namespace) -> int:
     from fourm.convert.ml4m import load_ml4m_tokenizer
-    from fourm.utils.outputs import claim_output, is_saved_model
+    from fourm.convert.ml4m_divae import is_ml4m_divae_source, load_ml4m_divae_tokenizer, local_source
 
     with claim_output(args.out, TOKENIZER_COMMAND, _inputs(("SRC", args.src)), args.overwrite, is_saved_model, flag="OUT") as out:
-        tok, entry = load_ml4m_tokenizer(args.src, image_size=args.image_size, encoder_only=args.encoder_only)
+        src = local_source(args.src)
+        if not args.encoder_only and is_ml4m_divae_source(src):
+            tok, entry = load_ml4m_divae_tokenizer(src, image_size=args.image_size)
+        else:
+            tok, entry = load_ml4m_tokenizer(src, image_size=args.image_size, encoder_only=args.encoder_only)
         tok.save_pretrained(out)
     print(f"  {_describe(entry)}")
     for what, why in entry.get("left_out", {}).items():
@@ -92,15 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="append", default=[], metavar="MODALITY",
                    help="fail instead of dropping this unsupported modality (repeatable)")
     p.add_argument("--tokenizer", action="append", default=[], metavar="NAME=SRC",
-                   help="also convert a tokenizer: text=<tokenizer.json> or <tok_ modality>=<VQ-VAE dir> (repeatable)")
+                   help="also convert a tokenizer: text=<tokenizer.json> or <tok_ modality>=<VQ-VAE / DiVAE dir> (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.set_defaults(func=_ml4m)
-    t = sub.add_parser("ml4m-tokenizer", help="one apple/ml-4m tokenizer (WordPiece tokenizer.json or VQ-VAE)")
-    t.add_argument("src", metavar="SRC", help="tokenizer.json file, or VQ-VAE directory (or hub id, online only)")
+    t = sub.add_parser("ml4m-tokenizer", help="one apple/ml-4m tokenizer (WordPiece tokenizer.json, VQ-VAE or DiVAE)")
+    t.add_argument("src", metavar="SRC", help="tokenizer.json file, or VQ-VAE / DiVAE directory (or hub id, online only)")
     t.add_argument("out", metavar="OUT", help="output fourm tokenizer directory")
     t.add_argument("--image-size", type=bounded_int(1, 4096), default=None,
                    help="VQ-VAE: working image size (default: the tokenizer's own)")
-    t.add_argument("--encoder-only", action="store_true", help="VQ-VAE / DiVAE: leave the decoder out")
+    t.add_argument("--encoder-only", action="store_true", help="VQ-VAE / DiVAE: leave the decoder out (a DiVAE's diffusion decoder included)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     t.set_defaults(func=_ml4m_tokenizer)
     args = parser.parse_args(argv)
