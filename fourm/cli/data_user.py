@@ -3,9 +3,14 @@
     fourm-data import --source imagefolder --root my_photos --out data/mine --derive edges,metadata
     fourm-data import --source folders --root my_aligned --out data/aligned --modalities rgb,depth
     fourm-data import --source imagefolder --root my_photos --out data/mine --split-column split
+    fourm-data import --source webdataset --root 'shards/*.tar' --out data/mine   # 000.jpg + 000.txt / .json
+    fourm-data import --source parquet --root hub_export/data --out data/mine --image-column image --text-column text
 
-Splits: ``--split-column NAME`` (a metadata.jsonl column holding train / val per row), else
-``ROOT/train/`` + ``ROOT/val/`` folders (imagefolder), else ``--val-fraction`` of the samples, hashed.
+Splits: ``--split-column NAME`` (a metadata.jsonl or parquet column holding train / val per row), else
+``ROOT/train/`` + ``ROOT/val/`` folders (imagefolder; shards: also ``train-*`` / ``val-*`` names), else
+``--val-fraction`` of the samples, hashed. Shards (webdataset tars, parquet) are read one at a time
+(:mod:`fourm.data.user.shards`); a shard that cannot be read is named in a one-line error before
+anything is written.
     fourm-data show --data data/mine --split val --num 8 --out grid.png
 """
 
@@ -29,12 +34,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``import`` and ``show`` sub-commands to the ``fourm-data`` dispatcher."""
     p = subparsers.add_parser(
         "import",
-        help="import your own data (imagefolder or aligned per-modality folders) as a raw dataset",
+        help="import your own data (imagefolder, aligned folders, webdataset or parquet shards) as a raw dataset",
         description="Import user data into a raw dataset (train/val), skipping and reporting bad files.",
     )
-    p.add_argument("--source", required=True, choices=["imagefolder", "folders"],
-                   help="imagefolder: images + metadata.jsonl; folders: ROOT/<modality>/<id>.<ext>")
-    p.add_argument("--root", required=True, type=Path, help="folder to import")
+    p.add_argument("--source", required=True, choices=list(SOURCES),
+                   help="imagefolder: images + metadata.jsonl; folders: ROOT/<modality>/<id>.<ext>; webdataset: tar "
+                   "shards of <key>.jpg/png + <key>.txt or <key>.json ({\"text\": ...}); parquet: shards with an "
+                   "encoded-image column and a caption column")
+    p.add_argument("--root", required=True, type=Path,
+                   help="folder to import; webdataset / parquet: a folder of shards (searched recursively) or a "
+                   "quoted glob pattern such as 'shards/*.tar'")
     p.add_argument("--out", required=True, type=Path,
                    help="output raw-dataset directory (replaced only once the import is complete; refused if it "
                    "is a folder or file this command did not write, unless --overwrite)")
@@ -45,8 +54,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fraction of samples in the val split, when the data has no splits of its own "
                    "(default: %(default)s)")
     p.add_argument("--split-column", default=None, metavar="NAME",
-                   help="imagefolder: the metadata.jsonl column holding each row's split (train or val); "
-                   "default: ROOT/train/ and ROOT/val/ folders when present, else --val-fraction")
+                   help="imagefolder / parquet: the metadata.jsonl or parquet column holding each row's split (train "
+                   "or val); default: ROOT/train/ and ROOT/val/ folders when present (shards: also train-* / val-* "
+                   "file names), else --val-fraction")
+    p.add_argument("--image-column", default=None, metavar="NAME",
+                   help="parquet: column of encoded image files (bytes, or {bytes, path} structs; default image)")
+    p.add_argument("--text-column", default=None, metavar="NAME",
+                   help="parquet: caption column (default text, else caption when the shards have no text column)")
+    p.add_argument("--id-column", default=None, metavar="NAME",
+                   help="parquet: sample id column (default: <shard>/<row number>)")
     p.add_argument("--derive", default=None,
                    help="modalities to compute from rgb where missing: comma list of edges,color_palette,metadata")
     p.add_argument("--modalities", default=None,
@@ -66,6 +82,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--modalities", default=None, help="comma list of columns (default: all present)")
     s.add_argument("--scale", type=bounded_int(1, 16), default=2, help="image up-scaling factor (default 2, at most 16)")
     s.set_defaults(func=run_show)
+
+
+SOURCES = ("imagefolder", "folders", "webdataset", "parquet")
+PARQUET_FLAGS = ("image_column", "text_column", "id_column")
 
 
 def split_ids(ids: list[str], val_fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -98,26 +118,50 @@ def _counted(samples: Iterable[dict], counts: dict[str, int], name: str) -> Iter
 def run_import(args: argparse.Namespace) -> int:
     from fourm.utils.outputs import claim_output, is_raw_dataset
 
-    with claim_output(args.out, "fourm-data import", [("--root", args.root)], args.overwrite, is_raw_dataset):
+    def imported(path: Path) -> bool:  # an unmarked raw dataset counts as ours only if it was imported
+        return is_raw_dataset(path) and not _dataset_source(path).startswith("world")
+
+    with claim_output(args.out, "fourm-data import", [("--root", args.root)], args.overwrite, imported):
         return _import(args)
+
+
+def _dataset_source(path: Path) -> str:
+    """The ``source`` recorded in a raw dataset's fourm_dataset.json ('' when unreadable)."""
+    import json
+
+    try:
+        source = json.loads((path / "fourm_dataset.json").read_text(encoding="utf-8")).get("source", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return source if isinstance(source, str) else ""
 
 
 def _import(args: argparse.Namespace) -> int:
     from fourm.data.derive import parse_derive
     from fourm.data.raw_dataset import write_raw_dataset
     from fourm.data.user import AlignedFolderSource, ImageFolderSource, LoadReport
+    from fourm.data.user.shards import ParquetSource, WebDatasetSource
 
     if args.size <= 0:
         raise FourmError(f"--size must be > 0, got {args.size}")
     derive = parse_derive(args.derive)
     report = LoadReport()
+    if args.modalities is not None and args.source != "folders":
+        raise FourmError("--modalities only applies to --source folders")
+    if args.split_column is not None and args.source not in ("imagefolder", "parquet"):
+        raise FourmError("--split-column only applies to --source imagefolder and parquet")
+    flags = [f for f in PARQUET_FLAGS if getattr(args, f, None) is not None]
+    if flags and args.source != "parquet":
+        raise FourmError(f"--{flags[0].replace('_', '-')} only applies to --source parquet")
     if args.source == "imagefolder":
-        if args.modalities is not None:
-            raise FourmError("--modalities only applies to --source folders")
         source = ImageFolderSource(args.root, args.size, report, split_column=args.split_column)
+    elif args.source == "webdataset":
+        source = WebDatasetSource(args.root, args.size, report)
+    elif args.source == "parquet":
+        source = ParquetSource(args.root, args.size, report, image_column=args.image_column,
+                               text_column=args.text_column, id_column=args.id_column,
+                               split_column=args.split_column)  # fmt: skip
     else:
-        if args.split_column is not None:
-            raise FourmError("--split-column only applies to --source imagefolder")
         source = AlignedFolderSource(args.root, args.size, _csv(args.modalities), report)
     if derive and "rgb" not in source.keys:
         raise FourmError(f"--derive {','.join(derive)} needs rgb images, but {args.root} has none")
@@ -127,7 +171,8 @@ def _import(args: argparse.Namespace) -> int:
     keys = tuple(k for k in ALL_KEYS if k in source.keys or k in derive)
     given = getattr(source, "splits", None)
     if given is not None:
-        how = f"column '{args.split_column}'" if args.split_column else "folders"
+        how = f"column '{args.split_column}'" if args.split_column else ("folders" if args.source in (
+            "imagefolder", "folders") else "shard names")
         train_ids = [i for i in source.ids if given[i] == "train"]
         val_ids = [i for i in source.ids if given[i] == "val"]
         print(f"splits from {how}: {len(train_ids)} train, {len(val_ids)} val candidates (--val-fraction not used)")

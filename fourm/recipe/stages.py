@@ -43,7 +43,6 @@ EVAL_MASKING_CONFIG = "configs/masking/eval_fixed.yaml"
 PIXELS_MODALITY = "configs/modalities/extra/rgb_pixels.yaml"
 SHIPPED_TEXT = DEFAULT_BUNDLE / "tokenizers" / "text"
 TEXT_MODALITIES = ("caption", "bboxes", "color_palette", "metadata")  # read by the shared text vocabulary
-GRID_CAPTIONS = 8
 
 
 def repo_file(path: str) -> Path:
@@ -494,10 +493,11 @@ class _Context:
     # -------------------------------------------------------------- 7. report
     def report(self, stages: Stages) -> dict:
         from fourm.data.pretokenize import content_fingerprint, dataset_fingerprint
+        from fourm.recipe.report import MEASURES
 
         report_json, report_png = self.out / "report.json", self.out / "report.png"
         inputs = {"bundle": content_fingerprint(self.bundle_dir), "data": self.data_fingerprint(),
-                  "tokens": dataset_fingerprint(self.tokens)}  # fmt: skip
+                  "tokens": dataset_fingerprint(self.tokens), "measures": MEASURES}  # fmt: skip
 
         def work(stale: bool) -> None:
             from fourm.recipe.report import write_report

@@ -101,7 +101,11 @@ def test_recipe_writes_every_stage(recipe_run, capsys):
         assert 0.0 <= ret["recall"][k] <= 1.0
         assert ret["chance"][k] == pytest.approx(min(int(k[1:]), ret["num"]) / ret["num"])
     assert 1 <= ret["median_rank"] <= ret["num"] and 0 < ret["mrr"] <= 1
-    assert 1 <= len(report["generation"]["captions"]) <= 8
+    assert 1 <= len(report["generation"]["captions"]) <= 8 and report["generation"]["samples"] == 4
+    spread = report["diversity"]  # pixel distances of generated images: different vs same caption
+    assert spread["prompts"] >= 4 and spread["samples"] == 4
+    assert 0.0 <= spread["same"] <= 1.0 and 0.0 <= spread["different"] <= 1.0 and 0.0 <= spread["reference"] <= 1.0
+    assert spread["ratio"] == pytest.approx(spread["different"] / spread["same"])
     with Image.open(out / "report.png") as img:
         assert img.width > 300 and img.height > 100
 
