@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import re
 import sys
 from collections.abc import Callable
 
@@ -58,6 +59,17 @@ def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
 
     parse.__name__ = "int"
     return parse
+
+
+_DEVICE = re.compile(r"(cpu|cuda|mps|xpu|meta)(:\d+)?")
+
+
+def device_name(text: str) -> str:
+    """argparse ``type=``: a torch device name (cpu, cuda, cuda:N, mps, xpu, xpu:N); checked without
+    importing torch, so a typo fails in one line instead of a RuntimeError traceback later."""
+    if not _DEVICE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a device such as cpu, cuda or cuda:0, got {text!r}")
+    return text.strip()
 
 
 def parse_assignments(items: list[str], option: str) -> dict[str, str]:

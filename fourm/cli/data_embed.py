@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 
+from fourm.cli import device_name
 from fourm.errors import FourmError
+from fourm.utils.outputs import claim_output, is_raw_dataset, output_lock
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,14 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "command did not write, unless --overwrite")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_name, default="cpu")
     p.set_defaults(func=run_embed)
     return p
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from fourm.utils.outputs import claim_output, is_raw_dataset, output_lock
-
     if args.out is None:  # in place (documented): the dataset is only locked against other writers
         with output_lock(args.data, "fourm-data embed", flag="--data"):
             return _embed(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fourm.cli import parse_assignments
+from fourm.cli import device_name, parse_assignments
 from fourm.errors import FourmError
 
 
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", action="append", default=[], metavar="MOD=PATH", help="override one tokenizer (PATH relative to the working directory)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-size", type=int, default=1024)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_name, default="cpu")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                    help="image tokenizers under bf16 autocast or in fp32; auto (default): bf16 where the device runs it natively")
     p.set_defaults(func=run_tokenize)

@@ -9,6 +9,8 @@ import argparse
 from pathlib import Path
 
 from fourm.cli import MAX_IMAGE_SIDE, bounded_int, fraction
+from fourm.errors import FourmError
+from fourm.utils.outputs import claim_output, is_raw_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "file this command did not write, unless --overwrite)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
-    parser.add_argument("--num", type=int, required=True, help="total number of samples (train + val)")
+    parser.add_argument("--num", type=bounded_int(1, 100_000_000), required=True, help="total number of samples (train + val)")
     parser.add_argument(
         "--size", type=bounded_int(1, MAX_IMAGE_SIDE), default=None,
         help=f"image side in pixels (default 64, or the --config's; at most {MAX_IMAGE_SIDE})",
@@ -36,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--val-fraction", type=fraction, default=0.1, help="fraction of samples in the val split"
     )
-    parser.add_argument("--workers", type=int, default=2, help="rendering processes (0 or 1: in-process)")
+    parser.add_argument("--workers", type=bounded_int(0, 256), default=2, help="rendering processes (0 or 1: in-process)")
     parser.add_argument(
         "--config", type=Path, default=None, help="WorldConfig YAML/JSON (objects, colours, ...)"
     )
@@ -46,9 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Build the dataset described by the parsed ``world`` arguments; returns 0."""
-    from fourm.utils.outputs import claim_output, is_raw_dataset
+    def world_dataset(path: Path) -> bool:  # an unmarked raw dataset counts as ours only if it is a world
+        from fourm.cli.data_user import _dataset_source
 
-    with claim_output(args.out, "fourm-data world", [("--config", args.config)], args.overwrite, is_raw_dataset):
+        return is_raw_dataset(path) and _dataset_source(path).startswith("world")
+
+    with claim_output(args.out, "fourm-data world", [("--config", args.config)], args.overwrite, world_dataset):
         return _write(args)
 
 
@@ -56,6 +61,8 @@ def _write(args: argparse.Namespace) -> int:
     from fourm.data.raw_dataset import read_dataset_info, write_world_dataset
     from fourm.data.world import WorldConfig
 
+    if args.config is not None and args.config.is_file() and not args.config.read_bytes().strip():
+        raise FourmError(f"--config {args.config} is empty (give a WorldConfig YAML/JSON, or leave --config out)")
     config = WorldConfig.from_file(args.config) if args.config is not None else None
     size = args.size if args.size is not None else (config.size if config is not None else 64)
     out = write_world_dataset(

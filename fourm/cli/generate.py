@@ -17,20 +17,39 @@ Per-target defaults: the built-in ones (:mod:`fourm.generation.pipeline`), then 
 see :mod:`fourm.generation.export`. With ``--prompts FILE`` every prompt is generated (in batches of
 ``--batch-size`` rows), into one ``overview.png`` (a row per prompt x sample, labelled with the prompt),
 one ``sequences.json`` and the images under ``samples/`` (see :func:`fourm.generation.export.save_prompt_results`).
+
+Many samples (``--num-samples`` above ``--chunk-size``, default 64; any number, e.g. 1000000000) are
+generated and written in chunks of ``--chunk-size`` samples, streamed as they finish, with a progress
+bar over the chunks::
+
+    out/progress.json          num_samples, chunk_size, num_chunks, seed, chunks_done, samples_done, complete
+    out/chunk_00000/           the layout above (sample_000/..., sequences.json, overview.png) of
+    out/chunk_00001/           samples 0..63, 64..127, ... (chunk k holds samples k*chunk_size + i)
+
+The first chunk creates ``--out`` (atomically, replacing an old one only with ``--overwrite``); every
+later chunk folder appears atomically when it is complete and ``progress.json`` is rewritten after it,
+so a killed run leaves only complete chunks. Seeds: chunk 0 uses ``--seed`` itself (a run of at most
+``--chunk-size`` samples is that one chunk, in the single-folder layout), chunk k > 0 the 63-bit
+:func:`chunk_seed` (``--seed``, k) (first 8 bytes of the SHA-256 of ``fourm-generate-chunk:<seed>:<k>``,
+halved), recorded as ``seed`` in its ``sequences.json``. The same ``--seed``, ``--num-samples`` and
+``--chunk-size`` give the same files; a different ``--num-samples`` keeps every full chunk, but the
+last, smaller chunk differs (a chunk's samples depend on its size).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fourm.cli import ArgumentParser, friendly_errors, parse_assignments
+from fourm.cli import ArgumentParser, bounded_int, friendly_errors, parse_assignments
 from fourm.errors import FourmError
 
 
@@ -50,9 +69,10 @@ def finite(text: str) -> float:
     return value
 
 
-# At most this many samples per run (one batch through the model, one overview grid); more: run
-# again with another --seed.
+# At most this many samples go through the model at once (one chunk, one overview grid; --batch-size
+# of --prompts); more samples are generated in chunks of --chunk-size.
 MAX_NUM_SAMPLES = 256
+DEFAULT_CHUNK_SIZE = 64
 # At most this many rows (prompts x samples) per --prompts run: one overview picture holds them all.
 MAX_PROMPT_ROWS = 1024
 DEFAULT_BATCH_SIZE = 16
@@ -126,7 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         )  # fmt: skip
     parser.add_argument(
         "--num-samples", type=int, default=1, metavar="N",
-        help=f"samples to generate (default 1, at most {MAX_NUM_SAMPLES} per run)",
+        help=f"samples to generate (default 1); more than --chunk-size are generated and written chunk by chunk "
+        f"(out/chunk_NNNNN/, out/progress.json); with --prompts at most {MAX_NUM_SAMPLES}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--chunk-size", type=bounded_int(1, MAX_NUM_SAMPLES), default=DEFAULT_CHUNK_SIZE, metavar="N",
+        help=f"samples generated and written at once (default {DEFAULT_CHUNK_SIZE}, at most {MAX_NUM_SAMPLES}); "
+        "chunk k > 0 is seeded from (--seed, k)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same output (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
@@ -210,11 +236,8 @@ def failure_lines(result: Any, limit: int = 3) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, load the bundle, generate, write the output folder."""
     args = build_parser().parse_args(argv)
-    if not 1 <= args.num_samples <= MAX_NUM_SAMPLES:
-        raise FourmError(
-            f"--num-samples must be >= 1 and at most {MAX_NUM_SAMPLES}, got {args.num_samples} "
-            "(for more, run again with another --seed)"
-        )
+    if args.num_samples < 1:
+        raise FourmError(f"--num-samples must be >= 1, got {args.num_samples}")
     if args.threads < 1:
         raise FourmError(f"--threads must be >= 1, got {args.threads}")
     import torch
@@ -225,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.prompts is not None:
         if args.cond:
             raise FourmError("give the conditions once: --prompts FILE or --cond NAME=VALUE, not both")
+        if args.num_samples > MAX_NUM_SAMPLES:
+            raise FourmError(
+                f"--num-samples with --prompts must be at most {MAX_NUM_SAMPLES}, got {args.num_samples} "
+                "(repeat the prompt lines, or run again with another --seed)"
+            )
         if not 1 <= args.batch_size <= MAX_NUM_SAMPLES:
             raise FourmError(f"--batch-size must be >= 1 and at most {MAX_NUM_SAMPLES}, got {args.batch_size}")
         prompts = read_prompts(args.prompts)
@@ -362,16 +390,33 @@ def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides,
     return 0
 
 
-def _generate(args, conditions, prefixes, targets, overrides, out_dir: Path) -> int:
-    from fourm.generation.export import save_result
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The seed of chunk ``chunk`` of a run seeded with ``seed``: ``seed`` itself for chunk 0, else the
+    first 8 bytes of SHA-256(``fourm-generate-chunk:<seed>:<chunk>``) as an integer, halved (63 bits),
+    so the chunks of one run, and the runs of neighbouring seeds, do not share a seed."""
+    if chunk == 0:
+        return seed
+    digest = hashlib.sha256(f"fourm-generate-chunk:{seed}:{chunk}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _load_pipeline(args, conditions, prefixes, targets, overrides):
     from fourm.generation.pipeline import FourMPipeline
 
-    start = time.perf_counter()
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
     pipe.precision = "fp32" if args.fp32 else args.precision
     for name in list(conditions) + list(prefixes):
         pipe.codec(name)  # unknown modality -> error listing the known ones
-    plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]
+    return pipe, [pipe.default_target(t, **overrides[t]) for t in targets]
+
+
+def _generate(args, conditions, prefixes, targets, overrides, out_dir: Path) -> int:
+    if args.num_samples > args.chunk_size:
+        return _generate_chunks(args, conditions, prefixes, targets, overrides, out_dir)
+    from fourm.generation.export import save_result
+
+    start = time.perf_counter()
+    pipe, plan_targets = _load_pipeline(args, conditions, prefixes, targets, overrides)
     result = pipe.generate(
         conditions, plan_targets, num_samples=args.num_samples, seed=args.seed,
         progress=not args.no_progress, partial=prefixes,
@@ -385,6 +430,67 @@ def _generate(args, conditions, prefixes, targets, overrides, out_dir: Path) -> 
         print(line)
     elapsed = time.perf_counter() - start
     print(f"wrote {result.num_samples} sample(s) of {', '.join(targets)} to {out_dir} ({elapsed:.1f} s)")
+    return 0
+
+
+PROGRESS_FILE = "progress.json"
+
+
+def chunk_name(chunk: int, num_chunks: int) -> str:
+    """``chunk_00000``: zero-padded to at least 5 digits, more when the run has more chunks."""
+    return f"chunk_{chunk:0{max(5, len(str(num_chunks - 1)))}d}"
+
+
+def _generate_chunks(args, conditions, prefixes, targets, overrides, out_dir: Path) -> int:
+    """``--num-samples`` above ``--chunk-size``: generate and write chunk after chunk (see the module
+    docstring), a progress bar over the chunks on stderr, a line per finished chunk on stdout."""
+    from tqdm.auto import tqdm
+
+    from fourm.generation.export import save_result
+    from fourm.utils.atomic import atomic_dir, atomic_write_text
+    from fourm.utils.outputs import MARKER
+
+    start = time.perf_counter()
+    pipe, plan_targets = _load_pipeline(args, conditions, prefixes, targets, overrides)
+    total, size = args.num_samples, args.chunk_size
+    num_chunks = -(-total // size)
+    progress = {
+        "num_samples": total, "chunk_size": size, "num_chunks": num_chunks, "seed": args.seed,
+        "chunk_seeds": "chunk 0: seed; chunk k > 0: sha256('fourm-generate-chunk:<seed>:<k>')[:8] >> 1",
+        "targets": targets, "chunks_done": 0, "samples_done": 0, "complete": False,
+    }  # fmt: skip
+    done = failures = 0
+    bar = tqdm(total=num_chunks, desc="chunks", unit="chunk", disable=args.no_progress, file=sys.stderr)
+    for k in range(num_chunks):
+        n = min(size, total - k * size)
+        result = pipe.generate(
+            conditions, plan_targets, num_samples=n, seed=chunk_seed(args.seed, k), progress=False, partial=prefixes,
+        )  # fmt: skip
+        name = chunk_name(k, num_chunks)
+        done += n
+        progress.update(chunks_done=k + 1, samples_done=done, complete=done == total)
+        text = json.dumps(progress, indent=2) + "\n"
+        if k == 0:  # the first chunk creates --out, replacing an old one (claimed with --overwrite) only now
+            with atomic_dir(out_dir) as tmp:
+                save_result(result, tmp / name)
+                (tmp / PROGRESS_FILE).write_text(text)
+                (tmp / MARKER).write_text(json.dumps({"command": "generate.py"}) + "\n")
+        else:
+            save_result(result, out_dir / name)
+            atomic_write_text(out_dir / PROGRESS_FILE, text)
+        bad = sum(1 for per in result.parse_failures.values() for groups in per if groups)
+        failures += bad
+        note = f" ({bad} sequence(s) with groups that did not parse)" if bad else ""
+        bar.write(f"chunk {k + 1}/{num_chunks}: samples {k * size}..{k * size + n - 1} -> {out_dir / name}{note}",
+                  file=sys.stdout)  # fmt: skip
+        sys.stdout.flush()
+        bar.update(1)
+    bar.close()
+    if failures:
+        print(f"warning: {failures} generated sequence(s) had groups that did not parse (see parse_failures in "
+              "each chunk's sequences.json)")  # fmt: skip
+    elapsed = time.perf_counter() - start
+    print(f"wrote {total} sample(s) of {', '.join(targets)} in {num_chunks} chunk(s) of {size} to {out_dir} ({elapsed:.1f} s)")
     return 0
 
 

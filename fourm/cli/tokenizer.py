@@ -21,8 +21,10 @@ import argparse
 import json
 from pathlib import Path
 
-from fourm.cli import ArgumentParser, finite_float, subcommand_main
+from fourm.cli import ArgumentParser, bounded_int, finite_float, subcommand_main
 from fourm.errors import FourmError
+from fourm.utils.config import apply_overrides, read_mapping
+from fourm.utils.outputs import claim_output, is_saved_model
 
 
 def _load_split(data: str, split: str, key: str):
@@ -34,8 +36,6 @@ def _load_split(data: str, split: str, key: str):
 
 
 def _claim(args: argparse.Namespace, out, command: str, recognize, inputs: list | None = None):
-    from fourm.utils.outputs import claim_output
-
     inputs = [("--data", args.data), *(inputs or [])]
     return claim_output(out, f"fourm-tokenizer {command}", inputs, args.overwrite, recognize)
 
@@ -51,7 +51,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_image(args: argparse.Namespace, out: Path) -> int:
-    from fourm.utils.config import apply_overrides, read_mapping
     from tokenizers_zoo.image import ImageTokenizerConfig
     from tokenizers_zoo.image.trainer import train_image_tokenizer
 
@@ -74,6 +73,13 @@ def _eval(args: argparse.Namespace) -> int:
         raise FourmError(f"--num must be >= 1, got {args.num}")
     if args.batch_size < 1:
         raise FourmError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.png:
+        from fourm.utils.outputs import check_inputs
+
+        check_inputs(args.png, [("--tokenizer", args.tokenizer), ("--data", args.data)], flag="--png")
+        png = Path(args.png)
+        if png.is_dir() or (png.exists() and not args.overwrite):
+            raise FourmError(f"--png {png} already exists; choose another --png or pass --overwrite to replace the file")
     import torch
 
     from tokenizers_zoo.image import ImageTokenizer
@@ -96,8 +102,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from fourm.utils.outputs import is_saved_model
-
     if not args.distance > 0:
         raise FourmError(f"--distance must be > 0, got {args.distance}")
     if args.num < 2:
@@ -129,8 +133,6 @@ def _prune_tokenizer(args: argparse.Namespace) -> int:
 
 
 def _train_text(args: argparse.Namespace) -> int:
-    from fourm.utils.outputs import is_saved_model
-
     with _claim(args, args.out, "train-text", is_saved_model):
         return _train_text_tokenizer(args)
 
@@ -197,8 +199,6 @@ def _vector_metrics(tokenizer, vectors) -> dict[str, float]:
 
 
 def _train_vector(args: argparse.Namespace) -> int:
-    from fourm.utils.outputs import is_saved_model
-
     with _claim(args, args.out, "train-vector", is_saved_model):
         return _train_vector_tokenizer(args)
 
@@ -252,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="val")
     ev.add_argument("--num", type=int, default=None, help="evaluate at most this many images")
     ev.add_argument("--batch-size", type=int, default=64)
-    ev.add_argument("--png", default=None, help="also save an inputs-vs-reconstructions PNG here")
+    ev.add_argument("--png", default=None, help="also save an inputs-vs-reconstructions PNG here (a new file)")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --png file")
     ev.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                     help="auto (default): bf16 autocast where the device runs bf16 natively, else fp32")
     ev.add_argument("--fp32", action="store_true", help="deprecated: same as --precision fp32")
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument("--out", required=True, help="output directory (tokenizer.json + config.json; refused if it is a "
                     "folder or file this command did not write, unless --overwrite)")
     tt.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
-    tt.add_argument("--vocab-size", type=int, default=1024, help="maximum vocabulary size, structured tokens included")
+    tt.add_argument("--vocab-size", type=bounded_int(1, 1_000_000), default=1024, help="maximum vocabulary size, structured tokens included")
     tt.set_defaults(func=_train_text)
     tv = sub.add_parser("train-vector", help="train a vector tokenizer on a vector column (e.g. caption_embedding)")
     tv.add_argument("--data", required=True, help="raw dataset directory with the vector column")

@@ -24,10 +24,15 @@ SURROGATE = b"a red \xff circle".decode("utf-8", "surrogateescape")  # how Pytho
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, Path]:
     """Tiny good and bad inputs in one folder (built once per module, ~3 s)."""
+    return build_inputs(tmp_path_factory.mktemp("inputs"))
+
+
+def build_inputs(root: Path) -> dict[str, Path]:
+    """The inputs of :data:`CASES` under the existing empty folder ``root`` -> {name: path} (``root``
+    too); also used by ``bench/bad_inputs.py``."""
     from fourm.data.raw_dataset import write_world_dataset
     from fourm.generation.testing import build_toy_bundle
 
-    root = tmp_path_factory.mktemp("inputs")
     p: dict[str, Path] = {"root": root}
     p["bundle"] = build_toy_bundle(root / "bundle", image_size=32)
     p["model"] = p["bundle"] / "model"
@@ -212,7 +217,9 @@ CASES = [
     ("gen-guidance-neg-inf", "generate", [*GEN, "--target", "rgb", "--guidance", "rgb=-inf"], "rgb=-inf"),
     ("gen-top-p-nan", "generate", [*GEN, "--target", "caption", "--top-p", "caption=nan"], "caption=nan"),
     ("gen-temperature-end-nan", "generate", [*GEN, "--target", "rgb", "--temperature-end", "rgb=NaN"], "rgb=NaN"),
-    ("gen-num-samples-huge", "generate", [*GEN, "--target", "rgb", "--num-samples", "1000000000"], "1000000000"),
+    ("gen-num-samples-zero", "generate", [*GEN, "--target", "rgb", "--num-samples", "0"], "--num-samples"),
+    ("gen-chunk-size-huge", "generate", [*GEN, "--target", "rgb", "--num-samples", "1000000000", "--chunk-size",
+                                         "100000"], "'100000'"),  # fmt: skip
     ("gen-caption-nonutf8", "generate", [*GEN, "--target", "rgb", "--cond", f"caption={SURROGATE}"], "UTF-8"),
     ("gen-cond-bomb", "generate", [*GEN, "--target", "depth", "--cond", "rgb={bomb.png}"], "bomb.png"),
     ("gen-cond-garbage-image", "generate", [*GEN, "--target", "depth", "--cond", "rgb={garbage.png}"], "garbage.png"),
