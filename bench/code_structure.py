@@ -4,8 +4,9 @@ files, imports inside functions, upward imports against the intended layering, t
     python bench/code_structure.py [--top 10]
 
 Parses the sources with ``ast`` (nothing is imported). Layering, lowest first: errors/utils/resources
-< fourm.core (schema, patches, batch) < tokenizers_zoo < modalities < data < model < eval <
-training < generation < retrieval < convert < recipe < cli; an import of a higher layer is "upward"
+< fourm.core (schema, patches, batch) < tokenizers_zoo < modalities < data < model < training <
+generation < retrieval < eval (it runs generation and retrieval to score them) < testing (toy
+pipelines and bundles) < convert < recipe < cli; an import of a higher layer is "upward"
 (``__main__`` entry shims excepted).
 """
 
@@ -25,10 +26,11 @@ LAYERS = [
     ("fourm.modalities",),
     ("fourm.data",),
     ("fourm.model",),
-    ("fourm.eval",),
     ("fourm.training",),
     ("fourm.generation",),
     ("fourm.retrieval",),
+    ("fourm.eval",),
+    ("fourm.testing",),
     ("fourm.convert",),
     ("fourm.recipe",),
     ("fourm.cli",),

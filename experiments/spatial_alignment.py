@@ -10,16 +10,12 @@ correlates best with the permutation (issue 16: the 2026-12 default scored ~0.1 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from eval_world import given, load_samples  # noqa: E402
-
-from fourm.generation.pipeline import FourMPipeline  # noqa: E402
+from fourm.eval.world import given, load_samples
+from fourm.generation.pipeline import FourMPipeline
 
 VIEWS = {
     "truth": lambda a: a,

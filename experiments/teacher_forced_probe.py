@@ -2,7 +2,7 @@
 true encoder input, with another sample's input, and with the image input mirrored left-right.
 
     python experiments/teacher_forced_probe.py --config configs/train/world_default.yaml \
-        --model models/world-default/model --task rgb_to_all [--num 128]
+        --model models/world-default --task rgb_to_all [--num 128]
 
 A model that uses the image has a clearly lower loss with the true input than with the others
 (issue 16: the 2026-12 default did not).
@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from pathlib import Path
 
 import torch
 
 from fourm.core.batch import MultimodalBatch
+from fourm.generation.bundle import MODEL_DIR
 from fourm.model.fourm import FourM
+from fourm.retrieval.settings import is_model_dir
 from fourm.training.config import load_train_config
 from fourm.training.data import build_training_data
 
@@ -47,12 +51,19 @@ def shuffled(batch: MultimodalBatch) -> MultimodalBatch:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--config", default="configs/train/world_default.yaml")
-    p.add_argument("--model", default="models/world-default/model")
+    p.add_argument("--model", default="models/world-default",
+                   help="model bundle (its model/ is probed; a FourM directory also works, deprecated)")
     p.add_argument("--task", default="rgb_to_all")
     p.add_argument("--num", type=int, default=128)
     p.add_argument("--data", default="data/world_model_tokens_v1", help="token dataset (default: the tokens the models were trained on)")
     args = p.parse_args()
-    model = FourM.from_pretrained(args.model).eval()
+    model_dir = Path(args.model)
+    if is_model_dir(model_dir):
+        print(f"warning: --model {model_dir} is a FourM model directory, not a bundle (deprecated; pass the bundle)",
+              file=sys.stderr)
+    else:
+        model_dir = model_dir / MODEL_DIR
+    model = FourM.from_pretrained(model_dir).eval()
     cfg = load_train_config(args.config)
     if args.data:
         cfg.data.datasets[0].path = args.data

@@ -40,9 +40,9 @@ python bench/finetune_report.py --run "$RUN" --json "$RUN/finetune_report.json"
 #    rgb images for a caption through the predicted embedding (the rgb side read as pixels)
 python generate.py --model "$BUNDLE" --cond caption="a large green star above a small yellow circle" \
   --target caption_embedding rgb --num-samples 2 --seed 0 --out "$RUN/generated" --overwrite
-fourm-retrieve index --bundle "$BUNDLE" --data "$RAW" --split val --num 500 --key-modality rgb_pixels \
+fourm-retrieve index --model "$BUNDLE" --data "$RAW" --split val --num 500 --key-modality rgb_pixels \
   --method predicted --out "$RUN/index_rgb"
 fourm-retrieve query --index "$RUN/index_rgb" --cond caption="a large green star above a small yellow circle" \
   --top-k 5 --out "$RUN/query.png"
-fourm-retrieve eval --bundle "$BUNDLE" --data "$RAW" --split val --num 500 --query caption --key rgb_pixels \
+fourm-retrieve eval --model "$BUNDLE" --data "$RAW" --split val --num 500 --query caption --key rgb_pixels \
   --method predicted --json "$RUN/retrieval_caption_rgb.json"

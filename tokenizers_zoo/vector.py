@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from fourm.errors import FourmError
 from fourm.utils.config import Config
 from fourm.utils.precision import fast_bf16
+from fourm.utils.weights import load_checked, save_pretrained_dir
 from tokenizers_zoo.quantizers.vq import VectorQuantizer
 
 CONFIG_NAME = "config.json"
@@ -233,15 +234,11 @@ class VectorTokenizer(nn.Module):
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` into directory ``path`` (atomically)."""
-        from fourm.utils.weights import save_pretrained_dir
-
         save_pretrained_dir(self, self.cfg, path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VectorTokenizer:
         """Load a tokenizer saved by :meth:`save_pretrained`; FourmError for missing or corrupt files."""
-        from fourm.utils.weights import load_checked
-
         path = Path(path)
         if not path.is_dir():
             raise FourmError(f"vector tokenizer directory not found: {path}")

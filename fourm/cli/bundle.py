@@ -14,6 +14,7 @@ import argparse
 
 from fourm.cli import ArgumentParser, friendly_errors, parse_assignments
 from fourm.errors import FourmError
+from fourm.utils.outputs import claim_output
 
 
 def _parse_tokenizers(pairs: list[str]) -> dict[str, str]:
@@ -47,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from fourm.generation.assemble import assemble_bundle
     from fourm.generation.bundle import DEFAULT_BUNDLE
-    from fourm.utils.outputs import claim_output
 
     args = build_parser().parse_args(argv)
     tokenizers = _parse_tokenizers(args.tokenizer)

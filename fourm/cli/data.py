@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 
-from fourm.cli import ArgumentParser, subcommand_main
+from fourm.cli import ArgumentParser, data_embed, data_tokenize, data_user, data_world, subcommand_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fourm.cli import data_embed, data_tokenize, data_user, data_world
-
     parser = ArgumentParser(prog="fourm-data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     data_world.register(sub)

@@ -9,8 +9,12 @@ embeds with the mean-pooled encoder output, by default mapped into a space share
 query modalities with a generalized CCA fitted on paired training samples (``--no-align``: centred
 per modality and l2-normalised instead),
 ``predicted`` with the model's prediction of a global-embedding vector modality (a fine-tuned
-model's bundle, e.g. ``--bundle runs/finetune_ce/bundle`` from ``fourm-bundle``), optionally
+model's bundle, e.g. ``--model runs/finetune_ce/bundle`` from ``fourm-bundle``), optionally
 ``--via caption``: items without a caption get the model's own caption first (chained generation).
+
+``--model`` is a model bundle, as in every command (``--bundle`` is its older spelling); ``--weights DIR``
+runs another FourM directory (e.g. a fine-tuned model) with the bundle's tokenizers. A FourM directory
+given as ``--model`` still means that, with a deprecation warning.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from pathlib import Path
 
 from fourm.cli import ArgumentParser, parse_assignments, subcommand_main
 from fourm.errors import FourmError
+from fourm.resources import DEFAULT_BUNDLE
+from fourm.utils.atomic import atomic_write_text
+from fourm.utils.outputs import check_inputs, claim_output
 
 
 def _modalities(text: str, what: str) -> list[str]:
@@ -32,8 +39,10 @@ def _modalities(text: str, what: str) -> list[str]:
 
 
 def _add_model_args(p: argparse.ArgumentParser, defaults: bool = True) -> None:
-    p.add_argument("--bundle", default=None, help="model bundle directory (default: models/world-default)")
-    p.add_argument("--model", default=None, help="another FourM directory to use with the bundle's tokenizers")
+    p.add_argument("--model", default=None, metavar="DIR", help="model bundle (default: models/world-default)")
+    p.add_argument("--bundle", default=None, metavar="DIR", help="older spelling of --model")
+    p.add_argument("--weights", default=None, metavar="DIR",
+                   help="another FourM directory (e.g. a fine-tuned model) to use with the bundle's tokenizers")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--batch-size", type=int, default=None, help="items per model call (default 64)")
     p.add_argument("--no-autocast", action="store_true", help="run the model in fp32 (default: bf16 autocast where the device runs bf16 natively, else fp32)")
@@ -144,7 +153,7 @@ def _embedder(args, data, modalities: list[str], extra: list[str] | None = None,
     from fourm.retrieval.settings import fit_reference, load_pipeline, make_embedder
 
     settings = _settings(args)
-    pipe = load_pipeline(args.bundle, args.model, args.device)
+    pipe = load_pipeline(args.bundle, args.weights, args.device)
     for m in modalities:
         if data.column(m, pipe) not in data.modalities:
             raise FourmError(f"unknown modality '{m}': {args.data} has {', '.join(data.modalities)}")
@@ -184,8 +193,6 @@ def _claim_file(out: str, flag: str, command: str, inputs: list, overwrite: bool
     """:func:`fourm.utils.outputs.claim_output` for a single-file output: refused if it is a folder or lies
     under a file, is / contains / lies inside an input, or is a file ``command`` did not write (unless
     ``overwrite``); locked while the command runs."""
-    from fourm.utils.outputs import check_inputs, claim_output
-
     path = Path(out)
     check_inputs(path, inputs, flag)  # first: the message names the input
     if path.is_dir():
@@ -209,11 +216,29 @@ def _cond_inputs(conds: dict[str, str]) -> list[tuple[str, str]]:
     return inputs
 
 
-def run_index(args: argparse.Namespace) -> int:
-    from fourm.generation.bundle import DEFAULT_BUNDLE
-    from fourm.utils.outputs import claim_output
+def _choose_model(args: argparse.Namespace) -> None:
+    """``--model`` / ``--bundle`` / ``--weights`` -> ``args.bundle``, ``args.weights`` and the options
+    that named them (``args.bundle_flag``, ``args.weights_flag``); prints the deprecation line of the
+    old ``--model FOURM_DIR``."""
+    from fourm.retrieval.settings import choose_model
 
-    inputs = [("--data", args.data), ("--bundle", args.bundle or DEFAULT_BUNDLE), ("--model", args.model)]
+    choice = choose_model(args.model, args.bundle, args.weights)
+    if choice.warning:
+        print(choice.warning, file=sys.stderr)
+    args.bundle, args.weights = choice.bundle, choice.weights
+    args.bundle_flag, args.weights_flag = choice.bundle_flag, choice.weights_flag
+
+
+def _model_inputs(args: argparse.Namespace, default_bundle: bool = True) -> list[tuple[str, object]]:
+    """The bundle and weights as inputs of :func:`claim_output` (``default_bundle``: name the shipped
+    bundle when none is given)."""
+    bundle = args.bundle or (DEFAULT_BUNDLE if default_bundle else None)
+    return [(args.bundle_flag, bundle), (args.weights_flag, args.weights)]
+
+
+def run_index(args: argparse.Namespace) -> int:
+    _choose_model(args)
+    inputs = [("--data", args.data), *_model_inputs(args)]
     with claim_output(args.out, "fourm-retrieve index", inputs, args.overwrite, _is_index):
         return _index(args)
 
@@ -241,7 +266,7 @@ def _index(args: argparse.Namespace) -> int:
         "embedder": embedder.describe(),
         "key": keys,
         "bundle": str(resolve_bundle(args.bundle).resolve()),
-        "model": str(Path(args.model).resolve()) if args.model else None,
+        "model": str(Path(args.weights).resolve()) if args.weights else None,
         "data": str(Path(args.data).resolve()),
         "split": args.split,
         "rows": rows,
@@ -284,8 +309,9 @@ def run_query(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise FourmError(f"--top-k must be >= 1, got {args.top_k}")
     conds = parse_assignments(args.cond, "--cond")
+    _choose_model(args)
     if args.out:  # checked before the index is read, again with the index's data and models once it is
-        inputs = [("--index", args.index), ("--bundle", args.bundle), ("--model", args.model), *_cond_inputs(conds)]
+        inputs = [("--index", args.index), *_model_inputs(args, default_bundle=False), *_cond_inputs(conds)]
         with _claim_file(args.out, "--out", QUERY, inputs, args.overwrite):
             return _query(args, conds)
     return _query(args, conds)
@@ -297,14 +323,13 @@ def _query(args: argparse.Namespace, conds: dict[str, str]) -> int:
     from fourm.retrieval.index import EmbeddingIndex
     from fourm.retrieval.settings import RetrievalSettings, load_pipeline, make_embedder
     from fourm.retrieval.strip import save_strip
-    from fourm.utils.outputs import check_inputs
 
     index = EmbeddingIndex.load(args.index)
     info = _index_info(index, Path(args.index))
     if args.out:  # the strip shows items of the index's data: never write it there (nor into its models)
         read = [("the index's data", info["data"])]
         read += [("the index's bundle", info["bundle"])] if args.bundle is None else []
-        read += [("the index's model", info["model"])] if args.model is None else []
+        read += [("the index's model", info["model"])] if args.weights is None else []
         check_inputs(args.out, read, "--out")
     # indexes written before the alignment existed have no "align" setting: they were never aligned
     try:
@@ -314,7 +339,7 @@ def _query(args: argparse.Namespace, conds: dict[str, str]) -> int:
     if args.batch_size is not None:
         settings.batch_size = args.batch_size
     settings.autocast = settings.autocast and not args.no_autocast
-    pipe = load_pipeline(args.bundle or info.get("bundle"), args.model or info.get("model"), args.device)
+    pipe = load_pipeline(args.bundle or info.get("bundle"), args.weights or info.get("model"), args.device)
     centers = {k[len("center.") :]: v for k, v in index.extra.items() if k.startswith("center.")}
     alignment = LinearAlignment.from_tensors(index.extra) if settings.method == "pooled" and settings.align else None
     if settings.method == "pooled" and settings.align and alignment is None:
@@ -360,10 +385,9 @@ def _query(args: argparse.Namespace, conds: dict[str, str]) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    _choose_model(args)
     if args.json:  # claimed before any work: a refused --json costs nothing
-        from fourm.generation.bundle import DEFAULT_BUNDLE
-
-        inputs = [("--data", args.data), ("--bundle", args.bundle or DEFAULT_BUNDLE), ("--model", args.model)]
+        inputs = [("--data", args.data), *_model_inputs(args)]
         with _claim_file(args.json, "--json", EVAL, inputs, args.overwrite, _is_eval_report):
             return _eval(args)
     return _eval(args)
@@ -372,7 +396,6 @@ def run_eval(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from fourm.retrieval.data import RetrievalData
     from fourm.retrieval.evaluate import evaluate_pair, format_report
-    from fourm.utils.atomic import atomic_write_text
 
     queries, keys = _modalities(args.query, "--query"), _modalities(args.key, "--key")
     data = RetrievalData(args.data, args.split, args.num)

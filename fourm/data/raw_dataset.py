@@ -22,9 +22,19 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from fourm.core.schema import ALL_KEYS, IMAGE_LAYOUT, check_image, features, from_record, to_record
+from fourm.core.schema import (
+    ALL_KEYS,
+    IMAGE_LAYOUT,
+    check_image,
+    features,
+    from_record,
+    to_record,
+    vector_feature,
+)
+from fourm.data.world import WorldConfig, render_sample
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
+from fourm.utils.config import read_json_object
 
 INFO_FILE = "fourm_dataset.json"
 FORMAT_VERSION = 1
@@ -160,7 +170,6 @@ def read_dataset_info(path: str | Path) -> dict:
         raise FourmError(
             f"{path} is not a fourm raw dataset (no {INFO_FILE}; build one with `fourm-data world`)"
         )
-    from fourm.utils.config import read_json_object
 
     try:
         return read_json_object(info_path, "dataset info")
@@ -207,8 +216,6 @@ def add_vector_column(
     """
     import datasets as hfd
     import pyarrow as pa
-
-    from fourm.core.schema import vector_feature
 
     path = Path(path)
     out = Path(out) if out is not None else path
@@ -270,8 +277,6 @@ class RawSamples(Sequence):
 
 
 def _render_chunk(job: tuple[list[int], int, object]) -> list[dict]:
-    from fourm.data.world import render_sample
-
     indices, seed, config = job
     return [render_sample(i, seed, config) for i in indices]
 
@@ -298,8 +303,6 @@ def write_world_dataset(
     ``VAL_INDEX_OFFSET + j`` and train sample i is index i. ``config`` (a WorldConfig) overrides all
     world settings except ``size``.
     """
-    from fourm.data.world import WorldConfig
-
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
         raise FourmError(f"invalid number of samples {num_samples!r} (expected an integer >= 1)")
     if not 0.0 <= val_fraction < 1.0:

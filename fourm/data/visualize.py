@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from fourm.core.schema import ALL_KEYS
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_path
+from fourm.utils.outputs import png_info
 
 PAD = 2  # pixels between cells and around the grid
 HEADER_HEIGHT = 16  # pixels of the column-title row
@@ -284,8 +285,6 @@ def save_sample_grid(
 ) -> Path:
     """Write :func:`sample_grid` as a PNG at ``path`` (atomically); returns the path. ``written_by``: the
     command recorded in the PNG, so that a re-run may replace it (:mod:`fourm.utils.outputs`)."""
-    from fourm.utils.outputs import png_info
-
     path = Path(path)
     picture = sample_grid(samples, modalities, scale)
     with atomic_path(path) as tmp:

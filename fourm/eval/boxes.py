@@ -6,14 +6,14 @@ import itertools
 
 import numpy as np
 
+from fourm.data.world.palette import COLORS, SHAPES, SIZES
+
 EXHAUSTIVE_LIMIT = 7  # exact search up to this many rows/columns, greedy beyond
 
 
 def label_words(label: str) -> tuple[str | None, str | None, str | None]:
     """(size, colour, shape) a box label names, None for each it does not: 'small red circle' ->
     ('small', 'red', 'circle'); 'circle' -> (None, None, 'circle'). Unknown words are ignored."""
-    from fourm.data.world.palette import COLORS, SHAPES, SIZES
-
     words = str(label).lower().split()
 
     def pick(known) -> str | None:

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fourm.data.world.generate import _default_config, sample_valid_scene
 from fourm.data.world.palette import SHAPES, SIZES
+from fourm.data.world.render import render_scene
+from fourm.eval.blobs import find_blobs
 
 HARMONICS = (3, 4, 5, 6)
 CLASSES: tuple[tuple[str, str], ...] = tuple((s, z) for s in SHAPES for z in SIZES)
@@ -102,10 +105,6 @@ class ShapeClassifier:
 def labelled_world_blobs(num_scenes: int, seed: int) -> tuple[list, list[tuple[str, str]]]:
     """Checker blobs of ``num_scenes`` rendered world scenes with the (shape, size) of the object
     under each (blobs not lying >= 80% on one object of their colour are dropped)."""
-    from fourm.data.world.generate import _default_config, sample_valid_scene
-    from fourm.data.world.render import render_scene
-    from fourm.eval.blobs import find_blobs
-
     config = _default_config()
     blobs, labels = [], []
     for i in range(num_scenes):

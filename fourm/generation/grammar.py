@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from fourm.errors import FourmError
+from tokenizers_zoo.text.vocabulary import parse_token
 
 # characters a label word piece may hold besides letters and digits: decoding never attaches them
 # to a neighbouring token (unlike . , ! ? ' : ; % ( ), see tokenizers_zoo.text.tokenizer)
@@ -60,8 +61,6 @@ class _TokenTables:
     """Per-id tables of a text tokenizer's vocabulary, padded to the model's ``vocab_size``."""
 
     def __init__(self, tokenizer: Any, vocab_size: int) -> None:
-        from tokenizers_zoo.text.vocabulary import parse_token
-
         if tokenizer.vocab_size > vocab_size:
             raise FourmError(f"the text tokenizer has {tokenizer.vocab_size} tokens, more than the model's {vocab_size}")
         self.vocab_size = vocab_size

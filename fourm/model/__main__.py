@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 
 from fourm.cli import friendly_errors
+from fourm.modalities import ModalityRegistry, default_registry
+from fourm.model import FourM, FourMConfig
+from fourm.model.config import PRESETS
 
 
 @friendly_errors
@@ -23,10 +26,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-
-    from fourm.modalities import ModalityRegistry, default_registry
-    from fourm.model import FourM, FourMConfig
-    from fourm.model.config import PRESETS
 
     registry = ModalityRegistry.from_dir(args.registry) if args.registry else default_registry()
     print(f"{'preset':<8}{'dim':>6}{'blocks':>8}{'heads':>7}{'trunk':>12}{'embed+heads':>14}{'total':>12}")

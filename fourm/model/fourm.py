@@ -33,6 +33,8 @@ from fourm.model.linear import linear
 from fourm.model.masks import cross_attention_mask, decoder_attention_mask, encoder_attention_mask
 from fourm.model.norm import build_norm
 from fourm.utils.atomic import atomic_path
+from fourm.utils.weights import check_shapes as check_weight_shapes
+from fourm.utils.weights import read_safetensors, safetensors_shapes
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -404,8 +406,6 @@ class FourM(nn.Module):
         (read from the safetensors header) against it, without building the model or reading the
         weights: a wrong or hostile ``config.json`` (``dim: 65536``) fails here, allocating nothing.
         FourmError for missing, corrupt or mismatched files."""
-        from fourm.utils.weights import check_shapes, safetensors_shapes
-
         path = Path(path)
         if not path.is_dir():
             raise FourmError(f"model directory not found: {path}")
@@ -418,7 +418,7 @@ class FourM(nn.Module):
         shapes = safetensors_shapes(path / WEIGHTS_NAME)
         with torch.device("meta"):
             expected = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
-        check_shapes(shapes, expected, f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}")
+        check_weight_shapes(shapes, expected, f"{path / WEIGHTS_NAME} does not match {path / CONFIG_NAME}")
         return config
 
     @classmethod
@@ -428,8 +428,6 @@ class FourM(nn.Module):
 
         A directory of a released ml-4m model (its ``config.json`` has ``domains_in``) is converted
         on the fly (:func:`fourm.convert.ml4m.load_ml4m`, in eval mode)."""
-        from fourm.utils.weights import read_safetensors
-
         path = Path(path)
         if (path / CONFIG_NAME).is_file() and _is_ml4m_config(path / CONFIG_NAME):
             # the converter builds on this module, so it is imported here, on this one path

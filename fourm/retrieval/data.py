@@ -20,7 +20,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from fourm.core.schema import from_record
+from fourm.data.raw_dataset import INFO_FILE as RAW_INFO
+from fourm.data.raw_dataset import load_raw_dataset
+from fourm.data.token_dataset import INFO_FILE as TOKEN_INFO
+from fourm.data.token_dataset import load_token_dataset
 from fourm.errors import FourmError
+from fourm.generation.codecs import SequenceCodec
 from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD
 
 
@@ -28,11 +34,6 @@ class RetrievalData:
     """The first ``num`` samples (default all) of ``split`` of a raw or token dataset at ``path``."""
 
     def __init__(self, path: str | Path, split: str = "val", num: int | None = None) -> None:
-        from fourm.data.raw_dataset import INFO_FILE as RAW_INFO
-        from fourm.data.raw_dataset import load_raw_dataset
-        from fourm.data.token_dataset import INFO_FILE as TOKEN_INFO
-        from fourm.data.token_dataset import load_token_dataset
-
         self.path = Path(path)
         if (self.path / TOKEN_INFO).is_file():
             self.kind = "tokens"
@@ -90,8 +91,6 @@ class RetrievalData:
     def values(self, modality: str, rows: Sequence[int] | None = None, pipeline: Any = None) -> list[Any]:
         """Raw values of ``modality`` at ``rows`` (None = missing); token datasets need ``pipeline``
         to decode them."""
-        from fourm.core.schema import from_record
-
         self._check([modality], None, pipeline)
         rows = list(range(len(self))) if rows is None else [int(r) for r in rows]
         if self.kind == "raw":
@@ -152,8 +151,6 @@ class RetrievalData:
 
 def pipeline_specials(pipeline: Any) -> tuple[int | None, int | None]:
     """(eos, pad) of the pipeline's text codec (defaults without sequences)."""
-    from fourm.generation.codecs import SequenceCodec
-
     seq = next((c for c in pipeline.codecs.values() if isinstance(c, SequenceCodec)), None)
     return (seq.eos, seq.pad) if seq is not None else (DEFAULT_EOS, DEFAULT_PAD)
 

@@ -1,7 +1,7 @@
 """How to embed for retrieval (a typed config), and building a model pipeline and an embedder from it.
 
     settings = RetrievalSettings(method="pooled")                 # default: CCA-aligned (align=False: centred)
-    pipe = load_pipeline("models/world-default")                  # or model="runs/finetune_ce/model"
+    pipe = load_pipeline("models/world-default")                  # model=: other FourM weights, same tokenizers
     embedder = make_embedder(pipe, settings)
     fit_reference(embedder, pipe, "data/world_model", ["caption", "rgb"], settings)   # centres / alignment
 """
@@ -16,7 +16,13 @@ from typing import Any, Literal
 import torch
 
 from fourm.errors import FourmError
+from fourm.generation.autoregressive import AutoregressiveSampler
+from fourm.generation.bundle import MODEL_DIR, load_codecs, load_registry, resolve_bundle
+from fourm.generation.pipeline import FourMPipeline
+from fourm.modalities import default_registry
+from fourm.model.fourm import CONFIG_NAME, FourM
 from fourm.retrieval.align import LinearAlignment
+from fourm.retrieval.data import RetrievalData, pipeline_specials
 from fourm.retrieval.embed import METHODS, PooledEmbedder, PredictedEmbedder, vector_modality
 from fourm.utils.config import Config
 
@@ -84,10 +90,6 @@ class RetrievalSettings(Config):
 def load_pipeline(bundle: str | Path | None = None, model: str | Path | None = None, device: str | None = "cpu"):
     """The bundle's pipeline; with ``model`` another FourM directory (e.g. a fine-tuned model) using
     the bundle's tokenizers (and the repository's modality configs for modalities the bundle lacks)."""
-    from fourm.generation.bundle import load_codecs, load_registry, resolve_bundle
-    from fourm.generation.pipeline import FourMPipeline
-    from fourm.model.fourm import FourM
-
     if model is None:
         return FourMPipeline.from_pretrained(bundle, device=device)
     root = resolve_bundle(bundle)
@@ -95,8 +97,6 @@ def load_pipeline(bundle: str | Path | None = None, model: str | Path | None = N
     registry = load_registry(root)
     missing = [m for m in net.config.modalities if m not in registry]
     if missing:
-        from fourm.modalities import default_registry
-
         extra = default_registry()
         for m in missing:
             if m not in extra:
@@ -106,12 +106,48 @@ def load_pipeline(bundle: str | Path | None = None, model: str | Path | None = N
     return FourMPipeline(net, codecs, registry.subset(net.config.modalities))
 
 
+def is_model_dir(path: str | Path) -> bool:
+    """A directory of one FourM (``FourM.save_pretrained``, or a released ml-4m model): its
+    ``config.json`` at the top, not a bundle's ``model/`` folder."""
+    path = Path(path)
+    return (path / CONFIG_NAME).is_file() and not (path / MODEL_DIR).is_dir()
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The bundle and the optional other FourM weights a command runs, from its ``--model`` (a bundle,
+    as everywhere), ``--bundle`` (its older spelling) and ``--weights`` options."""
+
+    bundle: str | None  # None: the shipped default bundle
+    weights: str | None  # another FourM directory used with the bundle's tokenizers
+    bundle_flag: str = "--model"  # the options the user gave them with (for messages)
+    weights_flag: str = "--weights"
+    warning: str | None = None  # one line, for the deprecated spelling
+
+
+def choose_model(model: str | None = None, bundle: str | None = None, weights: str | None = None) -> ModelChoice:
+    """Read ``--model`` / ``--bundle`` / ``--weights``: ``--model`` names a bundle. The old meaning of
+    ``--model`` (another FourM directory, used with ``--bundle``'s tokenizers) still works when the
+    directory is a FourM model directory, with a one-line deprecation warning; FourmError when the
+    options name two bundles or two models."""
+    if model is not None and is_model_dir(model):
+        if weights is not None:
+            raise FourmError(f"--model {model} is a FourM model directory and --weights {weights} is another: give one")
+        warning = (
+            f"warning: --model {model} is a FourM model directory, not a bundle: using it with the bundle's tokenizers "
+            f"(deprecated; pass --weights {model}, and the bundle as --model)"
+        )
+        return ModelChoice(bundle, model, "--bundle", "--model", warning)
+    if model is not None and bundle is not None and Path(model) != Path(bundle):
+        raise FourmError(f"--model {model} and --bundle {bundle} name two bundles (--bundle is the older spelling of --model)")
+    flag = "--bundle" if model is None and bundle is not None else "--model"
+    return ModelChoice(model if model is not None else bundle, weights, flag, "--weights")
+
+
 def make_embedder(pipeline: Any, settings: RetrievalSettings, eos: int | None = None, pad: int | None = None,
                   centers: dict[str, torch.Tensor] | None = None, alignment: LinearAlignment | None = None):
     """A :class:`PooledEmbedder` (with stored ``centers`` / ``alignment``, if any) or a
     :class:`PredictedEmbedder` for ``pipeline``'s model."""
-    from fourm.retrieval.data import pipeline_specials
-
     settings.validate()
     if eos is None and pad is None:
         eos, pad = pipeline_specials(pipeline)
@@ -121,8 +157,6 @@ def make_embedder(pipeline: Any, settings: RetrievalSettings, eos: int | None = 
     name = vector_modality(pipeline.model, settings.vector_modality)
     sequence_sampler = None
     if settings.via:
-        from fourm.generation.autoregressive import AutoregressiveSampler
-
         plan = pipeline.plan(list(dict.fromkeys(settings.via)))  # checks the names; the text tokenizer's ids
         sequence_sampler = AutoregressiveSampler(0.0, 0, 1.0, plan.sos, plan.eos, plan.pad, plan.banned, plan.min_length)
     return PredictedEmbedder(
@@ -136,8 +170,6 @@ def center_split(data_path: str | Path, split: str, settings: RetrievalSettings)
     """The split the centres come from: ``settings.center_split``, else train if present, else ``split``."""
     if settings.center_split is not None:
         return settings.center_split
-    from fourm.retrieval.data import RetrievalData
-
     try:
         RetrievalData(data_path, "train", num=1)
     except FourmError:
@@ -163,8 +195,6 @@ def fit_reference(
     -> what was fitted on (None: nothing): ``{"fitted": "alignment" | "centres", "data": path,
     "split": reference split, "rows": the rows used, "pairs": paired samples (alignment), "requested":
     align_samples}``."""
-    from fourm.retrieval.data import RetrievalData
-
     names = list(dict.fromkeys(modalities))
     ref_split = center_split(data_path, split, settings)
     used: set[int] = set()

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from fourm.errors import FourmError
 from fourm.generation.export import picture as export_picture
 from fourm.utils.atomic import atomic_path
+from fourm.utils.outputs import png_info
 
 PAD = 4
 TITLE = 26  # pixels of each cell's two title lines
@@ -98,8 +99,6 @@ def strip_picture(
 def save_strip(path: str | Path, *args: Any, written_by: str | None = None, **kwargs: Any) -> Path:
     """Write :func:`strip_picture` as a PNG at ``path`` (atomically); returns the path. ``written_by``: the
     command recorded in the PNG, so that a re-run may replace it (:mod:`fourm.utils.outputs`)."""
-    from fourm.utils.outputs import png_info
-
     path = Path(path)
     pic = strip_picture(*args, **kwargs)
     with atomic_path(path) as tmp:

@@ -34,6 +34,7 @@ import torch
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir, atomic_write_text
 from fourm.utils.config import Config
+from fourm.utils.weights import load_checked
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -180,8 +181,6 @@ def save_checkpoint(
 def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load ``path/model.safetensors`` (a FourM.save_pretrained directory) into ``model`` in place;
     FourmError if the file is missing, corrupt or does not match the model."""
-    from fourm.utils.weights import load_checked
-
     file = Path(path) / "model.safetensors"
     if not file.is_file():
         raise FourmError(f"corrupt checkpoint {Path(path).parent}: {file.name} is missing")

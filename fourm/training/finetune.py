@@ -25,7 +25,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from fourm.data.token_dataset import INFO_FILE, TokenDatasetInfo
 from fourm.errors import FourmError
+from fourm.modalities import ModalityRegistry
 from fourm.model import FourM, FourMConfig, ModalityConfig
 from fourm.model.config import modality_from_spec
 from fourm.model.embeddings import patch_init_std
@@ -57,8 +59,6 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 def load_added_modalities(paths: Sequence[str | Path]) -> dict[str, ModalityConfig]:
     """Model modality configs of the registry YAMLs ``paths`` (one modality each, in order)."""
-    from fourm.modalities import ModalityRegistry
-
     out: dict[str, ModalityConfig] = {}
     for path in paths:
         resolved = resolve_path(path)
@@ -220,8 +220,6 @@ def finetune_modalities(init_from: str | Path, add_modalities: Sequence[str | Pa
 def check_added_in_data(data_cfg, added: Sequence[str]) -> None:
     """FourmError unless every added modality is trained on: in some token dataset of ``data_cfg``
     (and in ``data.modalities`` when that is set)."""
-    from fourm.data.token_dataset import INFO_FILE, TokenDatasetInfo
-
     available: set[str] = set()
     for source in data_cfg.datasets:
         info_file = resolve_path(source.path) / INFO_FILE

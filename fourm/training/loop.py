@@ -41,6 +41,7 @@ from fourm.data.masking import collate
 from fourm.errors import FourmError
 from fourm.model import FourM, FourMConfig, ModalityConfig
 from fourm.model.config import PRESETS
+from fourm.model.cpu_tuning import keep_freed_memory
 from fourm.training.checkpoint import (
     CHECKPOINTS,
     CheckpointParts,
@@ -69,6 +70,7 @@ from fourm.training.finetune import (
 from fourm.training.logging import RunLogger
 from fourm.training.optim import WarmupCosine, build_optimizer
 from fourm.utils.atomic import atomic_dir
+from fourm.utils.config import read_json_object
 from fourm.utils.outputs import claim_output, is_run_dir, write_marker
 from fourm.utils.precision import bf16_autocast, resolve_precision
 
@@ -116,7 +118,6 @@ def _deepspeed_requested(cfg: TrainConfig) -> tuple[bool, dict | None]:
     path = resolve_path(cfg.deepspeed_config)
     if not path.is_file():
         raise FourmError(f"DeepSpeed config not found: {cfg.deepspeed_config}")
-    from fourm.utils.config import read_json_object
 
     return False, read_json_object(path, "DeepSpeed config")
 
@@ -482,8 +483,6 @@ def _prepare_run_dir(cfg: TrainConfig, accelerator, resume: str | None) -> tuple
         cfg.save_json(run_dir / CONFIG_FILE)
     accelerator.wait_for_everyone()
     if accelerator.device.type == "cpu":
-        from fourm.model.cpu_tuning import keep_freed_memory
-
         keep_freed_memory()
     return checkpoint, saved_minutes
 

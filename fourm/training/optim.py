@@ -16,15 +16,14 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from fourm.errors import FourmError
+from fourm.model.embeddings import PackedEmbeddings
+from fourm.model.norm import LayerNorm, RMSNorm
 from fourm.training.config import OptimConfig
 
 NO_DECAY_MODULES: tuple[type, ...] = (nn.Embedding, nn.LayerNorm, nn.GroupNorm)
 
 
 def _is_no_decay_module(module: nn.Module) -> bool:
-    from fourm.model.embeddings import PackedEmbeddings
-    from fourm.model.norm import LayerNorm, RMSNorm
-
     return isinstance(module, (*NO_DECAY_MODULES, PackedEmbeddings, LayerNorm, RMSNorm))
 
 

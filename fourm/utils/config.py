@@ -9,10 +9,14 @@ Usage::
 
     cfg = MyConfig.from_yaml("configs/x.yaml")      # unknown or mistyped fields -> FourmError
     cfg.save_json("out/config.json")                 # atomic
+
+A config file may start with ``base: other.yaml`` and hold only what differs from it (mappings merge,
+lists and scalars replace; :func:`read_mapping`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -24,6 +28,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 
 from fourm.errors import FourmError
+from fourm.resources import CONFIG_ROOT, resolve_path
 from fourm.utils.atomic import atomic_write_text
 
 C = TypeVar("C", bound="Config")
@@ -217,9 +222,23 @@ def read_yaml_mapping(path: str | Path, what: str = "YAML file") -> dict:
     return data
 
 
-def read_mapping(path: str | Path, what: str = "config file") -> dict:
-    """Read a YAML or JSON file that must hold a mapping; clear errors for missing/malformed files."""
-    path = Path(path)
+BASE_KEY = "base"
+"""A config file may name another one under this key and hold only what differs (see :func:`read_mapping`)."""
+
+
+def merge_mappings(base: dict, update: dict) -> dict:
+    """``update`` laid over ``base``: mappings merge key by key (recursively); anything else in
+    ``update`` (a scalar, a list, null) replaces the base's value. Neither input is changed."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_mappings(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_plain_mapping(path: Path, what: str) -> dict:
     if path.suffix in (".yaml", ".yml"):
         return read_yaml_mapping(path, what)
     text = read_text_file(path, what)
@@ -232,6 +251,45 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict:
     if not isinstance(data, dict):
         raise FourmError(f"{what} {path} must hold a mapping, got {type(data).__name__}")
     return data
+
+
+def resolve_base(ref: str, including: Path) -> Path | None:
+    """The file a ``base:`` entry of ``including`` names: relative to ``including``'s folder first,
+    then as a path from the working directory or a shipped ``configs/...`` file, then as a name under
+    the shipped configs (``train/debug.yaml``); None when none exists."""
+    ref_path = Path(ref).expanduser()
+    candidates = [ref_path] if ref_path.is_absolute() else [including.parent / ref_path, resolve_path(ref_path),
+                                                           CONFIG_ROOT / ref_path]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _read_with_base(path: Path, what: str, chain: tuple[Path, ...]) -> dict:
+    data = _read_plain_mapping(path, what)
+    if BASE_KEY not in data:
+        return data
+    ref = data.pop(BASE_KEY)
+    if not isinstance(ref, str) or not ref.strip():
+        raise FourmError(f"{what} {path}: '{BASE_KEY}' must name a config file, got {ref!r}")
+    base_path = resolve_base(ref, path)
+    if base_path is None:
+        raise FourmError(
+            f"{what} {path}: base '{ref}' not found (looked next to the file, in the working directory "
+            "and in the shipped configs)"
+        )
+    seen = (*chain, path)
+    if any(base_path.resolve() == p.resolve() for p in seen):
+        raise FourmError(f"{what} {path}: '{BASE_KEY}' cycle: " + " -> ".join(str(p) for p in (*seen, base_path)))
+    return merge_mappings(_read_with_base(base_path, what, seen), data)
+
+
+def read_mapping(path: str | Path, what: str = "config file") -> dict:
+    """Read a YAML or JSON file that must hold a mapping; clear errors for missing/malformed files.
+
+    ``base: other.yaml`` in the file includes another config (a path relative to this file, or a
+    shipped config such as ``configs/train/debug.yaml``); the file then holds only what differs:
+    mappings merge key by key, lists and scalars replace (:func:`merge_mappings`). A base may have
+    its own base; a cycle is an error."""
+    return _read_with_base(Path(path), what, ())
 
 
 class Config:
@@ -273,8 +331,6 @@ class Config:
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``a.b.c=value`` CLI overrides (values parsed as YAML) to a nested mapping copy."""
-    import copy
-
     out = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:

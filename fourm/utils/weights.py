@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from fourm.errors import FourmError
+from fourm.utils.atomic import atomic_dir
 
 # Errors safetensors / the OS raise for a damaged, truncated or non-safetensors file.
 CORRUPT_ERRORS = (OSError, ValueError, RuntimeError, TypeError, KeyError, OverflowError, MemoryError)
@@ -90,8 +91,6 @@ def save_pretrained_dir(module: nn.Module, config, path: str | Path) -> None:
     replaced atomically. The weights carry one metadata key, so the same weights give the same bytes
     (safetensors writes a multi-key metadata dict in a per-process random order)."""
     from safetensors.torch import save_file
-
-    from fourm.utils.atomic import atomic_dir
 
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     with atomic_dir(path) as tmp:

@@ -21,8 +21,8 @@ from fourm.data.token_dataset import ModalityTokens, TokenSamples, load_token_da
 from fourm.data.world import WorldConfig
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, default_registry
+from fourm.testing.tokenizers import toy_tokenizer
 from fourm.utils.precision import bf16_autocast
-from tokenizers_zoo.image.testing import toy_tokenizer
 from tokenizers_zoo.text import TextTokenizer, corpus_from_samples
 
 

@@ -1,11 +1,15 @@
-"""bench/eval_world.py end to end on a toy bundle: every metric present, every value in range."""
+"""bench/eval_world.py (the command line of fourm.eval.world) end to end on a toy bundle: every metric
+present, every value in range; the library parts on their own."""
 
 import json
 import math
 
 import pytest
 
-from fourm.generation.testing import build_toy_bundle
+from fourm.eval.world import Generator, given
+from fourm.eval.world_report import TABLE, lookup
+from fourm.eval.world_scores import label_f1
+from fourm.testing.bundles import build_toy_bundle
 
 UNBOUNDED = {"mae", "rmse", "abs_rel", "extra_objects", "rgb_psnr", "boxes_per_sample"}  # >= 0; everything else in [0, 1]
 
@@ -43,12 +47,12 @@ def test_end_to_end_on_toy_bundle(bench, tmp_path, capsys):
     results = json.loads((out / "eval_world.json").read_text())
     assert (out / "examples.png").stat().st_size > 1000
     printed = capsys.readouterr().out
-    for task, metric, *paths in bench.TABLE:
+    for task, metric, *paths in TABLE:
         assert task in printed
         assert metric in printed
         for path in (p for p in paths if p != "-"):  # every metric exists (None = undefined for these samples)
             parent, key = path.rsplit(".", 1)
-            assert key in bench.lookup(results, parent), path
+            assert key in lookup(results, parent), path
     values = 0
     for path, key, v in leaves({k: v for k, v in results.items() if k not in ("config", "timings_s")}):
         if v is None:
@@ -74,14 +78,14 @@ def test_bad_arguments(bench, tmp_path, capsys):
     assert "error: --num must be >= 2" in err and "model bundle not found" in err
 
 
-def test_a_given_image_also_feeds_the_patch_modality(bench):
+def test_a_given_image_also_feeds_the_patch_modality():
     """A model reading rgb_pixels gets them next to the rgb tokens, as generate.py feeds a given image;
     the patches are the image's own, and without them the generation differs."""
     import numpy as np
     import torch
 
     from fourm.generation import GivenTokens
-    from fourm.generation.testing import toy_pipeline
+    from fourm.testing.bundles import toy_pipeline
 
     pipe = toy_pipeline(32, 0, rgb_pixels=True)
     images = [np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8) for i in range(2)]
@@ -89,8 +93,8 @@ def test_a_given_image_also_feeds_the_patch_modality(bench):
     assert pipe.with_patch_conditions({"rgb": images}) == {"rgb": images, "rgb_pixels": images}
     assert pipe.with_patch_conditions({"caption": ["a"]}) == {"caption": ["a"]}  # no image given
     assert toy_pipeline(32, 0).with_patch_conditions({"rgb": images}) == {"rgb": images}  # no patch modality
-    given = bench.given(pipe, "rgb_pixels", images)
-    assert isinstance(given, GivenTokens) and torch.equal(given.values, pipe.tokenize("rgb_pixels", images))
+    cond = given(pipe, "rgb_pixels", images)
+    assert isinstance(cond, GivenTokens) and torch.equal(cond.values, pipe.tokenize("rgb_pixels", images))
     samples = [{"rgb": im} for im in images]
 
     class Bar:
@@ -98,23 +102,23 @@ def test_a_given_image_also_feeds_the_patch_modality(bench):
             pass
 
     with torch.no_grad():
-        both = bench.Generator(pipe, samples, 2, 0, 1, Bar())(("rgb",), ("depth",))["depth"]
-        tokens_only = pipe.generate({"rgb": bench.given(pipe, "rgb", images)}, [pipe.default_target("depth", steps=1)],
+        both = Generator(pipe, samples, 2, 0, 1, Bar())(("rgb",), ("depth",))["depth"]
+        tokens_only = pipe.generate({"rgb": given(pipe, "rgb", images)}, [pipe.default_target("depth", steps=1)],
                                     num_samples=2, seed=0, progress=False).values["depth"]  # fmt: skip
     assert any(not np.array_equal(a, b) for a, b in zip(both, tokens_only))
 
 
-def test_label_f1_needs_the_named_attributes(bench):
+def test_label_f1_needs_the_named_attributes():
     caption = "A small red circle is to the left of a large blue square."
     box = [0.1, 0.1, 0.3, 0.3]
-    assert bench.label_f1([{"label": "small red circle", "box": box}, {"label": "large blue square", "box": box}],
+    assert label_f1([{"label": "small red circle", "box": box}, {"label": "large blue square", "box": box}],
                           caption) == 1.0
-    assert bench.label_f1([{"label": "circle", "box": box}, {"label": "square", "box": box}], caption) == 1.0
+    assert label_f1([{"label": "circle", "box": box}, {"label": "square", "box": box}], caption) == 1.0
     # a wrong colour or size is a miss; one object matched once, however often it is named
-    assert bench.label_f1([{"label": "small blue circle", "box": box}], caption) == 0.0
-    assert bench.label_f1([{"label": "large red circle", "box": box}], caption) == 0.0
-    assert bench.label_f1([{"label": "red circle", "box": box}] * 2, caption) == pytest.approx(2 * 1 / 4)
-    assert bench.label_f1([], caption) == 0.0
+    assert label_f1([{"label": "small blue circle", "box": box}], caption) == 0.0
+    assert label_f1([{"label": "large red circle", "box": box}], caption) == 0.0
+    assert label_f1([{"label": "red circle", "box": box}] * 2, caption) == pytest.approx(2 * 1 / 4)
+    assert label_f1([], caption) == 0.0
 
 
 def test_start_tasks_and_generation_settings(bench, tmp_path, capsys):

@@ -11,8 +11,8 @@ from fourm.cli.bundle import main as bundle_main
 from fourm.errors import FourmError
 from fourm.generation.assemble import assemble_bundle
 from fourm.generation.pipeline import FourMPipeline
-from fourm.generation.testing import toy_pipeline
-from fourm.retrieval.testing import toy_retrieval_pipeline, toy_vector_tokenizer
+from fourm.testing.bundles import toy_pipeline
+from fourm.testing.retrieval import toy_retrieval_pipeline, toy_vector_tokenizer
 
 MODS = ("rgb", "caption")
 NEW = "caption_embedding"

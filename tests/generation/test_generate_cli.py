@@ -15,7 +15,7 @@ from fourm.cli.generate import main
 from fourm.data.visualize import HEADER_HEIGHT, PAD, TEXT_WIDTH, colorize_depth, colorize_semseg
 from fourm.data.world import render_sample
 from fourm.generation.pipeline import FourMPipeline
-from fourm.generation.testing import build_toy_bundle
+from fourm.testing.bundles import build_toy_bundle
 
 SIZE = 32
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from PIL import Image
 
 from fourm.cli.generate import main, read_prompts
 from fourm.data.visualize import HEADER_HEIGHT, PAD
-from fourm.generation.testing import build_toy_bundle, toy_pipeline
+from fourm.testing.bundles import build_toy_bundle, toy_pipeline
 
 SIZE = 32
 CAPTIONS = ["a red circle", "two blue squares in front of a green triangle", "a yellow star"]

@@ -10,8 +10,8 @@ from fourm.data.derive.box_map import render_box_map
 from fourm.errors import FourmError
 from fourm.generation.codecs import BoxMapCodec
 from fourm.generation.pipeline import FourMPipeline
-from fourm.generation.testing import toy_model, toy_pipeline
 from fourm.modalities import ModalityRegistry, ModalitySpec
+from fourm.testing.bundles import toy_model, toy_pipeline
 
 LABELS = ["red circle", "blue square", "green triangle"]
 BOXES = [{"label": "small red circle", "box": [0.1, 0.1, 0.3, 0.3]}, {"label": "large blue square", "box": [0.5, 0.4, 1.0, 0.9]}]

@@ -23,7 +23,7 @@ from fourm.generation import (
 )
 from fourm.generation.bundle import GENERATION_FILE
 from fourm.generation.pipeline import FourMPipeline
-from fourm.generation.testing import build_toy_bundle, toy_pipeline
+from fourm.testing.bundles import build_toy_bundle, toy_pipeline
 
 MODALITIES = ("rgb", "caption", "bboxes", "color_palette", "metadata")
 

@@ -17,7 +17,7 @@ from fourm.generation import (
     encoder_inputs,
 )
 from fourm.generation.grammar import BoxGrammar, PaletteGrammar, grammar_for
-from fourm.generation.testing import toy_pipeline, toy_text_tokenizer
+from fourm.testing.bundles import toy_pipeline, toy_text_tokenizer
 from tokenizers_zoo.text import serializers
 
 

@@ -14,7 +14,7 @@ from fourm.errors import FourmError
 from fourm.generation.bundle import REGISTRY_FILE
 from fourm.generation.conditions import EncoderInputs, GivenTokens, encoder_inputs, normalize_conditions
 from fourm.generation.pipeline import FourMPipeline
-from fourm.generation.testing import toy_pipeline
+from fourm.testing.bundles import toy_pipeline
 
 SIZE = 32
 

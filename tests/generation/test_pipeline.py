@@ -15,8 +15,8 @@ from fourm.data.world import render_sample
 from fourm.errors import FourmError
 from fourm.generation.bundle import DEFAULT_BUNDLE, REGISTRY_FILE
 from fourm.generation.pipeline import FourMPipeline
-from fourm.generation.testing import SEQUENCE_LENGTHS, build_toy_bundle, toy_pipeline
 from fourm.generation.values import load_image, parse_metadata, parse_palette
+from fourm.testing.bundles import SEQUENCE_LENGTHS, build_toy_bundle, toy_pipeline
 
 SIZE = 32  # toy image size
 

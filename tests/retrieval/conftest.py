@@ -2,7 +2,7 @@
 
 import pytest
 
-from fourm.retrieval.testing import toy_retrieval_pipeline, write_toy_world
+from fourm.testing.retrieval import toy_retrieval_pipeline, write_toy_world
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from fourm.retrieval.chain import ItemCompleter
 from fourm.retrieval.embed import PredictedEmbedder
 from fourm.retrieval.items import pack_items
 from fourm.retrieval.settings import RetrievalSettings, make_embedder
-from fourm.retrieval.testing import toy_retrieval_pipeline
+from fourm.testing.retrieval import toy_retrieval_pipeline
 
 
 def rgb_ids(seed, n=16):

@@ -199,7 +199,7 @@ def test_predicted_errors(pipe, plain_pipe):
         PredictedEmbedder(pipe.model, tok, modality="caption")
     with pytest.raises(FourmError, match="unknown decoding"):
         PredictedEmbedder(pipe.model, tok, decoding="beam")
-    from fourm.retrieval.testing import toy_vector_tokenizer
+    from fourm.testing.retrieval import toy_vector_tokenizer
 
     with pytest.raises(FourmError, match="vector tokenizer gives 2 tokens"):
         PredictedEmbedder(pipe.model, toy_vector_tokenizer(num_tokens=2))

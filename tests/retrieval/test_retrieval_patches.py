@@ -8,7 +8,7 @@ from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_tok
 from fourm.retrieval.data import RetrievalData
 from fourm.retrieval.embed import PooledEmbedder
 from fourm.retrieval.items import pack_items
-from fourm.retrieval.testing import toy_retrieval_pipeline
+from fourm.testing.retrieval import toy_retrieval_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fourm.errors import FourmError
-from tokenizers_zoo.image.testing import random_images, toy_tokenizer
+from fourm.testing.tokenizers import random_images, toy_tokenizer
 from tokenizers_zoo.image.tokenizer import ImageTokenizer
 from tokenizers_zoo.quantizers import QuantizerConfig, VectorQuantizer, build_quantizer
 from tokenizers_zoo.quantizers.pruning import greedy_prune, prune_near_duplicate_codes

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fourm.testing.tokenizers import CONFIG_DIR, random_images, toy_config
 from fourm.utils.config import read_mapping
 from tokenizers_zoo.image import ImageTokenizer
-from tokenizers_zoo.image.testing import CONFIG_DIR, random_images, toy_config
 
 DIFFUSION_CONFIGS = sorted(
     p for p in CONFIG_DIR.glob("*.yaml") if read_mapping(p).get("decoder") == "diffusion"

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from fourm.errors import FourmError
+from fourm.testing.tokenizers import CONFIG_DIR, random_images, toy_config
 from fourm.utils.config import read_mapping
 from tokenizers_zoo.image import ImageTokenizer, ImageTokenizerConfig
 from tokenizers_zoo.image.losses import adaptive_weight, disc_factor, hinge_d_loss, reconstruction_loss
-from tokenizers_zoo.image.testing import CONFIG_DIR, random_images, toy_config
 
 IMAGE_MODALITIES = ("rgb", "depth", "semseg", "normals", "edges")
 IMAGE_CONFIGS = sorted(

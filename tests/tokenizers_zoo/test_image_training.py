@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from fourm.cli.tokenizer import main
+from fourm.testing.tokenizers import toy_config
 from tokenizers_zoo.image import ImageTokenizer
 from tokenizers_zoo.image.metrics import ReconstructionMetrics, psnr
-from tokenizers_zoo.image.testing import toy_config
 from tokenizers_zoo.image.trainer import stack_modality, train_image_tokenizer
 
 

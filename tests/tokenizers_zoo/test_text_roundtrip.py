@@ -7,7 +7,7 @@ import pytest
 
 from fourm.data.world import render_sample
 from fourm.generation.codecs import SequenceCodec
-from fourm.generation.testing import toy_text_tokenizer
+from fourm.testing.bundles import toy_text_tokenizer
 
 EXTRA = [
     "a file near the ark",  # short words a small vocabulary splits into pieces

@@ -13,8 +13,8 @@ from fourm.data.raw_dataset import RawSamples, load_raw_dataset, write_world_dat
 from fourm.data.token_dataset import load_token_dataset
 from fourm.data.world import WorldConfig
 from fourm.modalities import ModalityRegistry, default_registry
+from fourm.testing.tokenizers import toy_tokenizer
 from fourm.training import train
-from tokenizers_zoo.image.testing import toy_tokenizer
 from tokenizers_zoo.text import TextTokenizer, corpus_from_samples
 
 

@@ -6,8 +6,8 @@ from safetensors.torch import load_file, save_file
 
 from fourm.cli.pack import main as pack_main
 from fourm.errors import FourmError
+from fourm.testing.tokenizers import toy_tokenizer
 from fourm.utils.half_weights import halve_safetensors
-from tokenizers_zoo.image.testing import toy_tokenizer
 
 
 def test_halve_rounds_floats_and_keeps_the_rest(tmp_path):

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from fourm.core.schema import check_image
 from fourm.errors import FourmError
+from fourm.utils.weights import load_checked, save_pretrained_dir
 from tokenizers_zoo.image.config import ImageTokenizerConfig
 from tokenizers_zoo.image.conv import ConvDecoder, ConvEncoder
 from tokenizers_zoo.image.diffusion_decoder import DiffusionDecoder
@@ -350,15 +351,11 @@ class ImageTokenizer(nn.Module):
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write ``config.json`` + ``model.safetensors`` into directory ``path`` atomically."""
-        from fourm.utils.weights import save_pretrained_dir
-
         save_pretrained_dir(self, self.cfg, path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> ImageTokenizer:
         """Load a tokenizer written by :meth:`save_pretrained`; FourmError on missing or corrupt files."""
-        from fourm.utils.weights import load_checked
-
         path = Path(path)
         if not path.is_dir():
             raise FourmError(f"tokenizer directory not found: {path}")

@@ -30,6 +30,7 @@ import tokenizers_zoo.text.serializers as serializers
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
 from fourm.utils.config import Config
+from fourm.utils.outputs import MARKER
 from tokenizers_zoo.text.vocabulary import (
     EOS,
     MASK,
@@ -336,7 +337,6 @@ class TextTokenizer:
         if path.exists():
             if not path.is_dir():
                 raise FourmError(f"cannot save tokenizer to {path}: it is a file, expected a directory")
-            from fourm.utils.outputs import MARKER  # a command's marker of its own output folder
 
             others = sorted(p.name for p in path.iterdir() if p.name not in (TOKENIZER_FILE, CONFIG_FILE, MARKER))
             if others:

@@ -1,4 +1,8 @@
-"""Tiny image tokenizers for tests and demos: shipped configs shrunk to toy width, random inputs."""
+"""Tiny image tokenizers for tests and demos: shipped configs shrunk to toy width, random inputs.
+
+    tok = toy_tokenizer("rgb", image_size=32, seed=0)      # untrained, ~8-16 channels
+    x = random_images(tok, n=2)
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,339 @@
+"""World consistency evaluation of a FourM bundle: ground-truth world scenes, batched generation of
+every task, scores against the truth, tokenizer ceilings and chance baselines, no network needed.
+
+Usage::
+
+    pipe = FourMPipeline.from_pretrained("models/world-default")
+    samples = load_samples(None, 64, "val", pipe)          # world val scenes at the model's size
+    results, generated = evaluate(pipe, samples, batch=64, seed=0, steps=None)
+    print(table(results))                                  # fourm.eval.world_report
+
+or all of it, files included: :func:`run_world_eval` (``bench/eval_world.py`` is its command line).
+
+Tasks (each one batched generation with the pipeline's default targets; a given rgb image also
+feeds the model's patch modalities that read it, e.g. rgb_pixels, as ``generate.py`` does):
+rgb -> semseg, rgb -> depth, rgb -> caption, caption -> rgb, caption -> bboxes -> rgb (chained).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from fourm.data.raw_dataset import VAL_INDEX_OFFSET, RawSamples, load_raw_dataset
+from fourm.data.world import CLASS_NAMES, WorldConfig, render_sample
+from fourm.errors import FourmError
+from fourm.eval.world_report import jsonable, save_examples
+from fourm.eval.world_scores import (
+    caption_scores,
+    checker_scores,
+    depth_scores,
+    label_f1,
+    psnr,
+    relations_on_truth,
+    semseg_scores,
+)
+from fourm.generation import GivenTokens
+from fourm.generation.pipeline import FourMPipeline
+from fourm.utils.atomic import atomic_write_text
+
+REQUIRED = ("rgb", "semseg", "depth", "caption", "bboxes")
+DEFAULT_MODEL = "models/world-default"  # the name the results record when no bundle is given
+
+TASKS = {  # name -> (conditions, targets in chain order)
+    "rgb_to_semseg": (("rgb",), ("semseg",)),
+    "rgb_to_depth": (("rgb",), ("depth",)),
+    "rgb_to_caption": (("rgb",), ("caption",)),
+    "caption_to_rgb": (("caption",), ("rgb",)),
+    "caption_to_bboxes_to_rgb": (("caption",), ("bboxes", "rgb")),
+}
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def load_samples(data: str | None, num: int, split: str, pipe, start: int = 0) -> list[dict]:
+    """``num`` ground-truth samples from scene ``start`` on (rgb, depth, semseg at the model's image
+    size, caption, bboxes): world val scenes (seed 1, index 1e9 + j) without ``data``, else the
+    ``split`` of a raw dataset."""
+    if data is None:
+        config = WorldConfig(size=pipe.codec("rgb").image_size)
+        raw = [render_sample(VAL_INDEX_OFFSET + j, seed=1, config=config) for j in range(start, start + num)]
+    else:
+        dataset = load_raw_dataset(data)
+        if split not in dataset:
+            raise FourmError(f"dataset {data} has no split '{split}' (splits: {', '.join(dataset)})")
+        samples = RawSamples(dataset[split])
+        missing = [k for k in REQUIRED if k not in samples.keys]
+        if missing:
+            raise FourmError(f"dataset {data} lacks {', '.join(missing)} (needs {', '.join(REQUIRED)})")
+        raw = [samples[j] for j in range(start, min(start + num, len(samples)))]
+        if len(raw) < 2:
+            raise FourmError(f"split '{split}' of {data} has {len(samples)} samples: too few from --start {start}")
+    return [
+        {
+            "rgb": pipe.codec("rgb").normalize(s["rgb"]),
+            "depth": pipe.codec("depth").normalize(s["depth"]),
+            "semseg": pipe.codec("semseg").normalize(s["semseg"]),
+            "caption": s["caption"],
+            "bboxes": s["bboxes"],
+        }
+        for s in raw
+    ]
+
+
+# ----------------------------------------------------------------------------------- generation
+
+
+def given(pipe, name: str, values: list) -> GivenTokens:
+    """Per-sample raw values -> a batched condition (GivenTokens)."""
+    codec = pipe.codec(name)
+    ids = pipe.tokenize(name, values)
+    if codec.kind == "patches":  # (B, N, P) pixel patches
+        return GivenTokens.patches(ids)
+    if codec.kind == "sequence":
+        return GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
+    return GivenTokens.at(ids)
+
+
+def roundtrip(pipe, name: str, values: list, batch: int, seed: int) -> list:
+    """Raw values -> tokens -> raw values with the bundle's tokenizer (the tokenizer ceiling)."""
+    out: list = []
+    for start in range(0, len(values), batch):
+        out += pipe.detokenize(name, pipe.tokenize(name, values[start : start + batch]), seed=seed)
+    return out
+
+
+class Generator:
+    """Batched generation of targets from per-sample conditions, with one shared progress bar."""
+
+    def __init__(self, pipe, samples: list[dict], batch: int, seed: int, steps: int | None, bar) -> None:
+        self.pipe, self.samples, self.bar = pipe, samples, bar
+        self.batch, self.seed, self.steps = batch, seed, steps
+
+    def target(self, name: str):
+        causal = self.pipe.codec(name).kind == "sequence"
+        if causal or self.steps is None:  # the pipeline's (the bundle's generation.json) defaults
+            return self.pipe.default_target(name)
+        return self.pipe.default_target(name, steps=self.steps)
+
+    def __call__(self, conditions: tuple[str, ...], targets: tuple[str, ...]) -> dict[str, list]:
+        out: dict[str, list] = defaultdict(list)
+        for b, start in enumerate(range(0, len(self.samples), self.batch)):
+            chunk = self.samples[start : start + self.batch]
+            # a given image also feeds the model's patch modalities reading it (rgb -> rgb_pixels)
+            raw = self.pipe.with_patch_conditions({c: [s[c] for s in chunk] for c in conditions})
+            conds = {c: given(self.pipe, c, values) for c, values in raw.items()}
+            result = self.pipe.generate(
+                conds,
+                [self.target(t) for t in targets],
+                num_samples=len(chunk),
+                seed=self.seed + b,
+                progress=False,
+            )
+            for t in targets:
+                out[t] += result.values[t]
+                if t in result.parse_failures:  # per sample: the groups that did not parse
+                    out[f"{t}_parse_failures"] += result.parse_failures[t]
+            self.bar.update(1)
+        return out
+
+
+# ----------------------------------------------------------------------------------- evaluation
+
+
+def _references(pipe, samples: list[dict], batch: int, seed: int, num_classes: int) -> dict:
+    """The checker on the truth, the tokenizer ceilings and the baselines (no generation)."""
+    n = len(samples)
+    captions = [s["caption"] for s in samples]
+    other = [samples[(i + 1) % n] for i in range(n)]  # another scene for every scene (n >= 2)
+    recon = {m: roundtrip(pipe, m, [s[m] for s in samples], batch, seed) for m in ("rgb", "semseg", "depth")}
+    recon_text = {m: roundtrip(pipe, m, [s[m] for s in samples], batch, seed) for m in ("caption", "bboxes")}
+    results: dict = {}
+    results["checker_ground_truth"] = checker_scores(
+        [s["rgb"] for s in samples], captions, [s["bboxes"] for s in samples], [s["depth"] for s in samples]
+    )
+    results["tokenizer_ceiling"] = {
+        "rgb_checker": checker_scores(recon["rgb"], captions, [s["bboxes"] for s in samples]),
+        "rgb_psnr": float(np.mean([psnr(r, s["rgb"]) for r, s in zip(recon["rgb"], samples)])),
+        "semseg": semseg_scores(recon["semseg"], samples, num_classes),
+        "depth": depth_scores(recon["depth"], samples),
+        "caption": {
+            **caption_scores(recon_text["caption"], samples),
+            "relation_acc_on_gt_image": relations_on_truth(recon_text["caption"], samples),
+        },
+        "bboxes_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(recon_text["bboxes"], captions)])),
+        "boxes_per_sample": float(np.mean([len(b) for b in recon_text["bboxes"]])),
+    }
+    mean_depth = float(np.mean([s["depth"] for s in samples]))
+    results["baselines"] = {
+        "checker_other_scene": checker_scores([o["rgb"] for o in other], captions, [s["bboxes"] for s in samples]),
+        "semseg_all_background": semseg_scores([np.zeros_like(s["semseg"]) for s in samples], samples, num_classes),
+        "semseg_other_scene": semseg_scores([o["semseg"] for o in other], samples, num_classes),
+        "depth_constant": depth_scores([np.full_like(s["depth"], mean_depth) for s in samples], samples),
+        "depth_other_scene": depth_scores([o["depth"] for o in other], samples),
+        "caption_other_scene": {
+            **caption_scores([o["caption"] for o in other], samples),
+            "relation_acc_on_gt_image": relations_on_truth([o["caption"] for o in other], samples),
+        },
+        "bbox_labels_other_scene_f1": float(np.mean([label_f1(o["bboxes"], c) for o, c in zip(other, captions)])),
+    }
+    return results
+
+
+def score_task(task: str, generated: dict[str, list], samples: list[dict], num_classes: int) -> dict:
+    """The scores of one task (a key of TASKS) from its generated values."""
+    captions = [s["caption"] for s in samples]
+    g = generated
+    if task == "rgb_to_semseg":
+        return semseg_scores(g["semseg"], samples, num_classes)
+    if task == "rgb_to_depth":
+        return depth_scores(g["depth"], samples)
+    if task == "rgb_to_caption":
+        return {
+            **caption_scores(g["caption"], samples),
+            "relation_acc_on_gt_image": relations_on_truth(g["caption"], samples),
+        }
+    if task == "caption_to_rgb":
+        return checker_scores(g["rgb"], captions)
+    if task == "caption_to_bboxes_to_rgb":
+        return {
+            **checker_scores(g["rgb"], captions, g["bboxes"]),
+            "bbox_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(g["bboxes"], captions)])),
+            # share of samples whose generated boxes had a group that did not parse (dropped before rgb)
+            "parse_failures": float(np.mean([bool(f) for f in g.get("bboxes_parse_failures", [])] or [0.0])),
+            "boxes_per_sample": float(np.mean([len(b) for b in g["bboxes"]])),
+        }
+    raise FourmError(f"unknown task '{task}' (known: {', '.join(TASKS)})")
+
+
+def evaluate(
+    pipe,
+    samples: list[dict],
+    batch: int,
+    seed: int,
+    steps: int | None,
+    progress: bool = True,
+    tasks: tuple[str, ...] = tuple(TASKS),
+) -> tuple[dict, dict]:
+    """All metrics (a nested dict) and the generated values per task (``tasks``: a subset of TASKS)."""
+    num_classes = max(len(CLASS_NAMES), int(getattr(pipe.codec("semseg").tokenizer.cfg, "num_classes", 0) or 0))
+    timings: dict[str, float] = {}
+    bar = tqdm(total=len(tasks) * math.ceil(len(samples) / batch) + 1, desc="eval_world", disable=not progress)
+
+    start = time.perf_counter()
+    results = _references(pipe, samples, batch, seed, num_classes)
+    timings["references"] = time.perf_counter() - start
+    bar.update(1)
+
+    generate = Generator(pipe, samples, batch, seed, steps, bar)
+    gen: dict[str, dict[str, list]] = {}
+    for task in tasks:
+        conds, targets = TASKS[task]
+        start = time.perf_counter()
+        gen[task] = generate(conds, targets)
+        timings[task] = time.perf_counter() - start
+    bar.close()
+
+    for task in tasks:
+        results[task] = score_task(task, gen[task], samples, num_classes)
+    results["timings_s"] = timings
+    return results, gen
+
+
+# ----------------------------------------------------------------------------------- a whole run
+
+
+def parse_generation_settings(items: list[str]) -> dict[str, dict]:
+    """``["rgb.guidance_scale=3", ...]`` -> {"rgb": {"guidance_scale": 3}} (values read as YAML)."""
+    out: dict[str, dict] = defaultdict(dict)
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, field = key.strip().partition(".")
+        if not sep or not dot or not name or not field:
+            raise FourmError(f"malformed --set '{item}' (expected MODALITY.FIELD=VALUE, e.g. rgb.guidance_scale=3)")
+        out[name][field] = yaml.safe_load(value)
+    return dict(out)
+
+
+def parse_tasks(text: str) -> tuple[str, ...]:
+    """``"rgb_to_depth,caption_to_rgb"`` -> a tuple of TASKS keys; FourmError for an unknown one."""
+    tasks = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise FourmError(f"unknown task '{(unknown or [''])[0]}' in --tasks (known: {', '.join(TASKS)})")
+    return tasks
+
+
+def check_options(num: int, batch: int, steps: int | None, start: int) -> None:
+    """FourmError for option values the evaluation cannot run with."""
+    if num < 2:
+        raise FourmError(f"--num must be >= 2 (baselines pair every scene with another), got {num}")
+    if batch < 1 or (steps is not None and steps < 1) or start < 0:
+        raise FourmError(f"--batch and --steps must be >= 1 and --start >= 0, got {batch}, {steps}, {start}")
+
+
+def load_eval_pipeline(model: str | Path | None, device: str = "cpu", settings: dict[str, dict] | None = None):
+    """The bundle's pipeline (default: the shipped one), checked to have every modality the
+    evaluation needs, with generation defaults ``settings`` ({modality: {field: value}}) applied."""
+    pipe = FourMPipeline.from_pretrained(model, device=device)
+    missing = [m for m in REQUIRED if m not in pipe.modalities]
+    if missing:
+        raise FourmError(f"the model lacks {', '.join(missing)} (eval_world needs {', '.join(REQUIRED)})")
+    for name, fields in (settings or {}).items():
+        pipe.set_defaults(name, **fields)
+    return pipe
+
+
+def run_world_eval(
+    model: str | Path | None = None,
+    out: str | Path = "runs/eval_world",
+    *,
+    data: str | None = None,
+    split: str = "val",
+    num: int = 64,
+    start: int = 0,
+    seed: int = 0,
+    batch: int = 64,
+    steps: int | None = None,
+    tasks: tuple[str, ...] = tuple(TASKS),
+    settings: dict[str, dict] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Evaluate the bundle ``model`` and write ``<out>/eval_world.json`` (NaN -> null) and
+    ``<out>/examples.png``; returns the results (``config`` included)."""
+    check_options(num, batch, steps, start)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise FourmError(f"unknown task '{(unknown or [''])[0]}' (known: {', '.join(TASKS)})")
+    pipe = load_eval_pipeline(model, device, settings)
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    samples = load_samples(data, num, split, pipe, start)
+    results, gen = evaluate(pipe, samples, batch, seed, steps, progress=progress, tasks=tuple(tasks))
+    results["config"] = {
+        "model": str(model or DEFAULT_MODEL),
+        "data": data or "world val (seed 1)",
+        "num": len(samples),
+        "start": start,
+        "tasks": list(tasks),
+        "generation": {m: pipe.default_target(m).to_dict() for m in ("bboxes", "rgb", "semseg", "depth", "caption")},
+        "seed": seed,
+        "steps": steps,
+        "image_size": int(samples[0]["rgb"].shape[0]),
+        "seconds": time.perf_counter() - t0,
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "eval_world.json", json.dumps(jsonable(results), indent=2) + "\n")
+    save_examples(out / "examples.png", samples, gen)
+    return results

@@ -1,0 +1,71 @@
+"""Scores of the world evaluation (:mod:`fourm.eval.world`): per-task metric dicts of generated values
+against ground-truth samples (``{"rgb", "depth", "semseg", "caption", "bboxes"}`` per sample)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from fourm.eval.aggregate import mean_scores
+from fourm.eval.boxes import best_assignment, label_matches
+from fourm.eval.captions import caption_accuracy, parse_caption
+from fourm.eval.depth import depth_errors
+from fourm.eval.rgb_checker import check_rgb
+from fourm.eval.segmentation import segmentation_scores
+
+CHECKER_KEYS = ("presence", "shape_acc", "size_acc", "object_acc", "relation_acc", "extra_objects", "score")
+BOX_KEYS = ("box_iou", "box_recall50", "box_iou_any")
+
+
+def semseg_scores(preds: list, samples: list[dict], num_classes: int) -> dict[str, float]:
+    """mIoU and pixel accuracy of predicted class maps against the samples' semseg."""
+    return segmentation_scores(np.stack(preds), np.stack([s["semseg"] for s in samples]), num_classes)
+
+
+def depth_scores(preds: list, samples: list[dict]) -> dict[str, float]:
+    """MAE, RMSE, abs-rel and delta < 1.25 of predicted depth maps against the samples' depth."""
+    scores = depth_errors(np.stack(preds), np.stack([s["depth"] for s in samples]))
+    return {k: scores[k] for k in ("mae", "rmse", "abs_rel", "delta1")}
+
+
+def checker_scores(
+    images: list, captions: list[str], boxes: list | None = None, depths: list | None = None
+) -> dict:
+    """Mean rgb-checker scores of images against their captions (and boxes / depth when given)."""
+    checks = [
+        check_rgb(img, cap, boxes[i] if boxes else None, depths[i] if depths else None)
+        for i, (img, cap) in enumerate(zip(images, captions))
+    ]
+    scores = mean_scores(c.scores() for c in checks)
+    keep = CHECKER_KEYS + (BOX_KEYS if boxes else ())
+    return {k: scores[k] for k in keep}
+
+
+def caption_scores(preds: list[str], samples: list[dict]) -> dict[str, float]:
+    """Mean attribute accuracy of predicted captions against the samples' true captions."""
+    return mean_scores(caption_accuracy(p, s["caption"]) for p, s in zip(preds, samples))
+
+
+def relations_on_truth(captions: list[str], samples: list[dict]) -> float:
+    """Mean fraction of a caption's relations that hold on the ground-truth image and depth."""
+    scores = [
+        check_rgb(s["rgb"], c, depth=s["depth"]).scores()["relation_acc"] for c, s in zip(captions, samples)
+    ]
+    return mean_scores({"r": v} for v in scores)["r"]
+
+
+def label_f1(boxes: list[dict], caption: str) -> float:
+    """F1 between the box labels and the caption's objects, one-to-one: a label fits an object when it
+    names its shape and every size / colour it names agrees (shape-only labels compare on shape)."""
+    want = [(size, color, shape) for (color, shape), size in parse_caption(caption).objects.items()]
+    got = [str(b.get("label", "")) for b in boxes]
+    fits = np.array([[0.0 if label_matches(g, *w) else -np.inf for w in want] for g in got]).reshape(len(got), len(want))
+    tp = len(best_assignment(fits))
+    return 2 * tp / (len(got) + len(want)) if got or want else 1.0
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio (dB) of two uint8-range images."""
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
