@@ -68,7 +68,8 @@ done
 if todo data/world_model_tokens; then
   fourm-data tokenize --data data/world_model_ce --out data/world_model_tokens --tokenizer-root "$STAGE" \
     --add-modality "$EXTRA/caption_embedding.yaml" --add-modality "$EXTRA/rgb_pixels.yaml" \
-    --modalities rgb,depth,semseg,edges,caption,bboxes,metadata,color_palette,caption_embedding,rgb_pixels
+    --add-modality "$EXTRA/box_map.yaml" \
+    --modalities rgb,depth,semseg,edges,caption,bboxes,metadata,color_palette,caption_embedding,rgb_pixels,box_map
 fi
 
 # 4. FourM (resumes from its last checkpoint)
@@ -81,7 +82,7 @@ args=()
 for mod in rgb depth semseg edges caption_embedding; do args+=(--tokenizer "$mod=$TOK/$mod"); done
 for mod in caption bboxes metadata color_palette; do args+=(--tokenizer "$mod=$TOK/text"); done  # one shared vocabulary
 fourm-bundle "$WORK/model" "$WORK/bundle" --overwrite --base "$OUT" --add-modality "$EXTRA/caption_embedding.yaml" \
-  --add-modality "$EXTRA/rgb_pixels.yaml" "${args[@]}"
+  --add-modality "$EXTRA/rgb_pixels.yaml" --add-modality "$EXTRA/box_map.yaml" "${args[@]}"
 cp configs/generation/world_default.json "$WORK/bundle/generation.json"
 rm -rf "$OUT.previous" && mv "$OUT" "$OUT.previous" && cp -r "$WORK/bundle" "$OUT" && rm -rf "$OUT.previous"
 

@@ -123,7 +123,7 @@ def test_pretokenize_encodes_box_maps_without_a_tokenizer():
 def test_masker_never_makes_an_input_only_modality_a_target():
     import torch
 
-    from fourm.data.masking import MaskingConfig, Masker
+    from fourm.data.masking import Masker, MaskingConfig
 
     cfg = MaskingConfig.from_dict({"input_budget": 8, "target_budget": 8, "mixture": [{"input_alpha": 1.0, "target_alpha": 1.0}]})
     masker = Masker(cfg, ["rgb", "box_map"], {"rgb": "image", "box_map": "image"}, input_only=["box_map"])
