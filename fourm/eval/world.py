@@ -33,10 +33,12 @@ from fourm.data.world import CLASS_NAMES, WorldConfig, render_sample
 from fourm.errors import FourmError
 from fourm.eval.world_report import jsonable, save_examples
 from fourm.eval.world_scores import (
+    box_relation_acc,
     caption_scores,
     checker_scores,
     depth_scores,
     label_f1,
+    mean_defined,
     psnr,
     relations_on_truth,
     semseg_scores,
@@ -171,6 +173,7 @@ def _references(pipe, samples: list[dict], batch: int, seed: int, num_classes: i
             "relation_acc_on_gt_image": relations_on_truth(recon_text["caption"], samples),
         },
         "bboxes_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(recon_text["bboxes"], captions)])),
+        "bboxes_relation_acc": mean_defined([box_relation_acc(b, c) for b, c in zip(recon_text["bboxes"], captions)]),
         "boxes_per_sample": float(np.mean([len(b) for b in recon_text["bboxes"]])),
     }
     mean_depth = float(np.mean([s["depth"] for s in samples]))
@@ -185,8 +188,19 @@ def _references(pipe, samples: list[dict], batch: int, seed: int, num_classes: i
             "relation_acc_on_gt_image": relations_on_truth([o["caption"] for o in other], samples),
         },
         "bbox_labels_other_scene_f1": float(np.mean([label_f1(o["bboxes"], c) for o, c in zip(other, captions)])),
+        # the true labels at another scene's box positions (about half of the relations hold by chance)
+        "bbox_relations_other_positions": mean_defined(
+            [box_relation_acc(moved_boxes(s["bboxes"], o["bboxes"]), c) for s, o, c in zip(samples, other, captions)]
+        ),
     }
     return results
+
+
+def moved_boxes(boxes: list[dict], elsewhere: list[dict]) -> list[dict]:
+    """``boxes`` with their labels at the positions of ``elsewhere``'s boxes (cycled; unchanged if empty)."""
+    if not elsewhere:
+        return list(boxes)
+    return [{"label": b["label"], "box": list(elsewhere[i % len(elsewhere)]["box"])} for i, b in enumerate(boxes)]
 
 
 def score_task(task: str, generated: dict[str, list], samples: list[dict], num_classes: int) -> dict:
@@ -208,6 +222,8 @@ def score_task(task: str, generated: dict[str, list], samples: list[dict], num_c
         return {
             **checker_scores(g["rgb"], captions, g["bboxes"]),
             "bbox_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(g["bboxes"], captions)])),
+            # the caption's left/right/above/below relations that the generated boxes keep
+            "bbox_relation_acc": mean_defined([box_relation_acc(b, c) for b, c in zip(g["bboxes"], captions)]),
             # share of samples whose generated boxes had a group that did not parse (dropped before rgb)
             "parse_failures": float(np.mean([bool(f) for f in g.get("bboxes_parse_failures", [])] or [0.0])),
             "boxes_per_sample": float(np.mean([len(b) for b in g["bboxes"]])),

@@ -51,6 +51,8 @@ TABLE = [  # (row label, metric, model path, ceiling path, baseline path); paths
      "tokenizer_ceiling.rgb_checker.box_iou_any", "baselines.checker_other_scene.box_iou_any"),
     ("caption->bbox->rgb", "box labels F1", "caption_to_bboxes_to_rgb.bbox_label_f1",
      "tokenizer_ceiling.bboxes_label_f1", "baselines.bbox_labels_other_scene_f1"),
+    ("caption->bbox->rgb", "box relations", "caption_to_bboxes_to_rgb.bbox_relation_acc",
+     "tokenizer_ceiling.bboxes_relation_acc", "baselines.bbox_relations_other_positions"),
     ("caption->bbox->rgb", "boxes / sample", "caption_to_bboxes_to_rgb.boxes_per_sample",
      "tokenizer_ceiling.boxes_per_sample", "-"),
     ("caption->bbox->rgb", "parse failures", "caption_to_bboxes_to_rgb.parse_failures", "-", "-"),

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from fourm.eval.aggregate import mean_scores
-from fourm.eval.boxes import best_assignment, label_matches
+from fourm.eval.boxes import best_assignment, label_matches, label_words
 from fourm.eval.captions import caption_accuracy, parse_caption
 from fourm.eval.depth import depth_errors
 from fourm.eval.rgb_checker import check_rgb
@@ -63,6 +63,39 @@ def label_f1(boxes: list[dict], caption: str) -> float:
     fits = np.array([[0.0 if label_matches(g, *w) else -np.inf for w in want] for g in got]).reshape(len(got), len(want))
     tp = len(best_assignment(fits))
     return 2 * tp / (len(got) + len(want)) if got or want else 1.0
+
+
+PLANAR_RELATIONS = {  # relation -> does it hold between box centres (ax, ay) and (bx, by), y down
+    "to the left of": lambda a, b: a[0] < b[0],
+    "to the right of": lambda a, b: a[0] > b[0],
+    "above": lambda a, b: a[1] < b[1],
+    "below": lambda a, b: a[1] > b[1],
+}
+
+
+def box_relation_acc(boxes: list[dict], caption: str) -> float:
+    """Share of the caption's left/right/above/below relations that the boxes' centres satisfy; an
+    endpoint without a box (a box whose label names its colour and shape) fails. NaN when the caption
+    states none (in front of / behind are not visible in boxes)."""
+    rels = [r for r in parse_caption(caption).relations if r.relation in PLANAR_RELATIONS]
+    if not rels:
+        return float("nan")
+    centres: dict[tuple[str, str], tuple[float, float]] = {}
+    for b in boxes:
+        _, color, shape = label_words(str(b.get("label", "")))
+        x0, y0, x1, y1 = (float(v) for v in b["box"])
+        centres.setdefault((color, shape), ((x0 + x1) / 2, (y0 + y1) / 2))
+    held = [
+        r.subject in centres and r.object in centres and PLANAR_RELATIONS[r.relation](centres[r.subject], centres[r.object])
+        for r in rels
+    ]
+    return float(np.mean(held))
+
+
+def mean_defined(values: list[float]) -> float:
+    """Mean of the non-NaN values (NaN when there are none)."""
+    kept = [v for v in values if not np.isnan(v)]
+    return float(np.mean(kept)) if kept else float("nan")
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -135,3 +135,25 @@ def test_start_tasks_and_generation_settings(bench, tmp_path, capsys):
     for bad in (["--tasks", "rgb_to_nothing"], ["--set", "rgb.guidance_scale"], ["--start", "-1"]):
         assert bench.main(["--model", str(bundle), "--out", str(out), *bad]) == 2
         assert "error:" in capsys.readouterr().err
+
+
+def test_box_relation_acc_checks_the_captions_planar_relations():
+    import math
+
+    from fourm.data.world import render_sample
+    from fourm.eval.world import moved_boxes
+    from fourm.eval.world_scores import box_relation_acc, mean_defined
+
+    caption = "a small red circle to the left of a large blue square"
+    left, right = [0.1, 0.4, 0.3, 0.6], [0.6, 0.3, 0.9, 0.7]
+    good = [{"label": "small red circle", "box": left}, {"label": "large blue square", "box": right}]
+    bad = [{"label": "small red circle", "box": right}, {"label": "large blue square", "box": left}]
+    assert box_relation_acc(good, caption) == 1.0 and box_relation_acc(bad, caption) == 0.0
+    assert box_relation_acc(good[:1], caption) == 0.0  # a missing endpoint fails
+    assert math.isnan(box_relation_acc(good, "a small red circle"))  # nothing to check
+    assert math.isnan(mean_defined([float("nan")])) and mean_defined([1.0, float("nan"), 0.0]) == 0.5
+    # the world's own boxes keep every planar relation of its captions
+    scenes = [render_sample(index=i, seed=5) for i in range(30)]
+    assert mean_defined([box_relation_acc(s["bboxes"], s["caption"]) for s in scenes]) == 1.0
+    moved = moved_boxes(good, [{"label": "x", "box": right}])
+    assert [b["label"] for b in moved] == ["small red circle", "large blue square"] and moved[0]["box"] == right
