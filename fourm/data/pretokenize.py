@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from fourm.core.patches import LEVELS, patchify, to_levels
 from fourm.data.masking.spans import SequenceSpecialTokens
+from fourm.data.raw_dataset import RawSamples, load_raw_dataset
 from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
@@ -317,37 +318,88 @@ def pretokenize(
     ``settings`` (e.g. a non-default precision) join the manifest of ``<out>.partial/``, with a
     fingerprint of the inputs: the raw dataset (file names, sizes, times), each modality's spec and
     the contents of its tokenizer (``tokenizers``: modality -> directory). A resume whose settings or
-    inputs differ is refused, naming what changed, instead of mixing shards made differently."""
-    from fourm.data.raw_dataset import RawSamples, load_raw_dataset
+    inputs differ is refused, naming what changed, instead of mixing shards made differently.
 
+    Phases: :func:`load_splits`, :func:`build_manifest`, :func:`claim_partial_run`, then
+    :func:`encode_split` per split and :func:`assemble_token_dataset` (process 0)."""
     report = report if report is not None else PretokenizeReport()
-    raw = load_raw_dataset(raw_path)
-    splits = list(splits or raw.keys())
-    for split in splits:  # before any work: an empty or missing split would fail at the very end
-        if split not in raw:
-            raise FourmError(f"raw dataset {raw_path} has no split '{split}' (splits: {', '.join(raw)})")
-        if len(raw[split]) == 0:
-            raise FourmError(f"split '{split}' of {raw_path} is empty (nothing to tokenize)")
+    raw, splits = load_splits(raw_path, splits)
     if not 0 <= rank < world:
         raise FourmError(f"process rank {rank} is not in [0, {world})")
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
+    manifest = build_manifest(raw_path, encoders, registry, shard_size, settings, tokenizers)
+    claim_partial_run(partial, manifest, rank, wait_seconds)
+    shard_paths = {
+        split: encode_split(
+            RawSamples(raw[split]),
+            split,
+            partial,
+            encoders,
+            registry,
+            batch_size,
+            shard_size,
+            report,
+            rank,
+            world,
+        )
+        for split in splits
+    }
+    if rank == 0:
+        assemble_token_dataset(out, partial, shard_paths, info, wait_seconds)
+    return report
+
+
+def load_splits(raw_path: str | Path, splits: Sequence[str] | None = None) -> tuple[Any, list[str]]:
+    """(the raw dataset at ``raw_path``, the splits to tokenize: ``splits`` or all of its splits).
+    Checked before any work, since an empty or missing split would otherwise fail at the very end."""
+    raw = load_raw_dataset(raw_path)
+    splits = list(splits or raw.keys())
+    for split in splits:
+        if split not in raw:
+            raise FourmError(f"raw dataset {raw_path} has no split '{split}' (splits: {', '.join(raw)})")
+        if len(raw[split]) == 0:
+            raise FourmError(f"split '{split}' of {raw_path} is empty (nothing to tokenize)")
+    return raw, splits
+
+
+def build_manifest(
+    raw_path: str | Path,
+    encoders: dict[str, EncodeFn],
+    registry: ModalityRegistry,
+    shard_size: int,
+    settings: dict | None = None,
+    tokenizers: dict[str, str | Path] | None = None,
+) -> dict:
+    """The manifest of a run's ``<out>.partial/``: the modalities, shard size, raw dataset path and
+    ``settings``, with ``inputs``: fingerprints of the raw dataset, of each modality's spec and of
+    the contents of each tokenizer (``tokenizers``: modality -> directory)."""
     inputs = {f"raw dataset {raw_path}": dataset_fingerprint(raw_path)}
     for m in sorted(encoders):
-        inputs[f"modality '{m}'"] = hashlib.sha256(json.dumps(registry[m].to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        spec = json.dumps(registry[m].to_dict(), sort_keys=True, default=str)
+        inputs[f"modality '{m}'"] = hashlib.sha256(spec.encode()).hexdigest()[:16]
     for m, path in sorted((tokenizers or {}).items()):
         inputs[f"tokenizer of '{m}' ({path})"] = content_fingerprint(path)
-    manifest = {
+    return {
         "modalities": sorted(encoders), "shard_size": shard_size, "raw": str(Path(raw_path).resolve()),
         **(settings or {}), "inputs": inputs,
     }  # fmt: skip
+
+
+def claim_partial_run(partial: Path, manifest: dict, rank: int = 0, wait_seconds: float = 3600.0) -> None:
+    """Make ``partial`` the home of the run that ``manifest`` describes. Process 0 refuses a
+    leftover interrupted run with another manifest (naming what changed) and writes its own; any
+    other process waits (up to ``wait_seconds``) for process 0's manifest and refuses a different one."""
     manifest_path = partial / "manifest.json"
     if rank > 0:  # process 0 checks (and may refuse) the partial run; the others follow its manifest
         _wait_for([manifest_path], wait_seconds, f"process 0's manifest {manifest_path}")
         if _read_manifest(manifest_path) != manifest:
-            raise FourmError(f"process {rank}: {manifest_path} was written with other settings or inputs than this process's")
-    elif manifest_path.exists():
+            raise FourmError(
+                f"process {rank}: {manifest_path} was written with other settings or inputs than this process's"
+            )
+        return
+    if manifest_path.exists():
         old = _read_manifest(manifest_path)
         if old != manifest:
             changed = "; ".join(_manifest_changes(old, manifest))
@@ -355,53 +407,90 @@ def pretokenize(
                 f"{partial} holds an interrupted run with other settings or inputs (changed: {changed}); "
                 "delete it to start over"
             )
-    if rank == 0:
-        atomic_write_text(manifest_path, json.dumps(manifest))
+    atomic_write_text(manifest_path, json.dumps(manifest))
 
-    shard_paths: dict[str, list[Path]] = {}
-    for split in splits:
-        if split not in raw:
-            raise FourmError(f"split '{split}' not in {raw_path} (splits: {', '.join(raw.keys())})")
-        samples = RawSamples(raw[split])
-        n = len(samples)
-        report.samples[split] = n
-        paths = shard_paths[split] = []
-        num_shards = math.ceil(n / shard_size)
-        bar = tqdm(total=n, desc=f"tokenize {split}", unit="sample")
-        for k in range(num_shards):
-            start, stop = k * shard_size, min(n, (k + 1) * shard_size)
-            path = partial / split / f"shard_{k:05d}.jsonl"
-            paths.append(path)
-            if k % world != rank:  # another process's shard
-                bar.update(stop - start)
-                continue
-            if path.exists():
-                report.shards_resumed += 1
-                bar.update(stop - start)
-                continue
-            ids: list[str] = []
-            columns: dict[str, list] = {m: [] for m in encoders}
-            for b in range(start, stop, batch_size):
-                batch = [samples[i] for i in range(b, min(stop, b + batch_size))]
-                ids.extend(str(s.get("id", i)) for i, s in zip(range(b, stop), batch))
-                for m, encode in encoders.items():
-                    key = registry[m].data_key or m
-                    values = [s.get(key) for s in batch]
-                    report.missing[m] = report.missing.get(m, 0) + sum(v is None for v in values)
-                    columns[m].extend(encode(values))
-                bar.update(len(batch))
-            _save_shard(path, ids, columns)
-            report.shards_done += 1
-        bar.close()
 
-    if rank > 0:
-        return report
-    _wait_for([p for paths in shard_paths.values() for p in paths], wait_seconds, "the other processes' shards")
-    write_token_dataset(
-        out, {split: _ShardStream(paths) for split, paths in shard_paths.items()}, info
+def encode_split(
+    samples: Sequence[dict],
+    split: str,
+    partial: Path,
+    encoders: dict[str, EncodeFn],
+    registry: ModalityRegistry,
+    batch_size: int,
+    shard_size: int,
+    report: PretokenizeReport,
+    rank: int = 0,
+    world: int = 1,
+) -> list[Path]:
+    """Encode this process's shards of one split (shard k when k % ``world`` == ``rank``), each
+    saved under ``partial/<split>/`` unless already there (a resumed run) -> the paths of all the
+    split's shards, this process's and the others'."""
+    n = len(samples)
+    report.samples[split] = n
+    paths = []
+    bar = tqdm(total=n, desc=f"tokenize {split}", unit="sample")
+    for k in range(math.ceil(n / shard_size)):
+        start, stop = k * shard_size, min(n, (k + 1) * shard_size)
+        path = partial / split / f"shard_{k:05d}.jsonl"
+        paths.append(path)
+        if k % world != rank:  # another process's shard
+            bar.update(stop - start)
+            continue
+        if path.exists():
+            report.shards_resumed += 1
+            bar.update(stop - start)
+            continue
+        ids, columns = encode_samples(
+            samples, start, stop, encoders, registry, batch_size, report, bar.update
+        )
+        _save_shard(path, ids, columns)
+        report.shards_done += 1
+    bar.close()
+    return paths
+
+
+def encode_samples(
+    samples: Sequence[dict],
+    start: int,
+    stop: int,
+    encoders: dict[str, EncodeFn],
+    registry: ModalityRegistry,
+    batch_size: int,
+    report: PretokenizeReport,
+    on_batch: Callable[[int], Any] | None = None,
+) -> tuple[list[str], dict[str, list[list[int] | None]]]:
+    """Encode ``samples[start:stop]`` in batches of ``batch_size`` -> (sample ids, {modality: token
+    ids or None per sample}). A modality's value is read under its spec's ``data_key`` (default: its
+    name); missing values are counted in ``report.missing``. ``on_batch(n)`` follows each batch."""
+    ids: list[str] = []
+    columns: dict[str, list] = {m: [] for m in encoders}
+    for b in range(start, stop, batch_size):
+        batch = [samples[i] for i in range(b, min(stop, b + batch_size))]
+        ids.extend(str(s.get("id", i)) for i, s in zip(range(b, stop), batch))
+        for m, encode in encoders.items():
+            key = registry[m].data_key or m
+            values = [s.get(key) for s in batch]
+            report.missing[m] = report.missing.get(m, 0) + sum(v is None for v in values)
+            columns[m].extend(encode(values))
+        if on_batch is not None:
+            on_batch(len(batch))
+    return ids, columns
+
+
+def assemble_token_dataset(
+    out: Path,
+    partial: Path,
+    shard_paths: dict[str, list[Path]],
+    info: TokenDatasetInfo,
+    wait_seconds: float = 3600.0,
+) -> None:
+    """Process 0's last phase: wait (up to ``wait_seconds``) for every shard of every split, write
+    the token dataset ``out`` from them and remove ``partial``."""
+    _wait_for(
+        [p for paths in shard_paths.values() for p in paths], wait_seconds, "the other processes' shards"
     )
+    write_token_dataset(out, {split: _ShardStream(paths) for split, paths in shard_paths.items()}, info)
     shutil.rmtree(partial, ignore_errors=True)
-    return report
 
 
 def _read_manifest(path: Path) -> dict:

@@ -53,58 +53,102 @@ def check_finite(value: float, where: str) -> float:
 def coerce(value: Any, tp: Any, where: str, allow_nonfinite: bool = False) -> Any:
     """Check ``value`` against the type annotation ``tp`` and convert where lossless (int -> float,
     list -> tuple, dict -> dataclass). Raises FourmError naming ``where`` on a mismatch. Floats must
-    be finite unless ``allow_nonfinite``."""
-    if isinstance(value, float) and not allow_nonfinite and get_origin(tp) in (Union, types.UnionType):
-        check_finite(value, where)  # ``float | None``: say "finite", not "expected float | None"
+    be finite unless ``allow_nonfinite``.
+
+    Dispatches on the kind of ``tp``: unions (:func:`_coerce_union`), literals, dataclasses
+    (:func:`_coerce_dataclass`), mappings (:func:`_coerce_mapping`), lists and tuples
+    (:func:`_coerce_sequence`), then plain types (:func:`_coerce_plain`)."""
     origin = get_origin(tp)
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce(value, arg, where, allow_nonfinite)
-            except FourmError as e:
-                errors.append(str(e))
-        raise FourmError(f"invalid value for '{where}': {value!r} (expected {_type_name(tp)})")
+        return _coerce_union(value, tp, where, allow_nonfinite)
     if origin is Literal:
-        if value not in get_args(tp):
-            choices = ", ".join(repr(a) for a in get_args(tp))
-            raise FourmError(f"invalid value for '{where}': {value!r} (expected one of {choices})")
-        return value
+        return _coerce_literal(value, tp, where)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise FourmError(f"invalid value for '{where}': expected a mapping, got {value!r}")
-        return _from_dict(tp, value, where + ".")
-    if origin in (list, tuple, dict) or tp in (list, tuple, dict):
-        args = get_args(tp)
-        if origin is dict or tp is dict:
-            if not isinstance(value, dict):
-                raise FourmError(f"invalid value for '{where}': expected a mapping, got {value!r}")
-            if not args:
-                return dict(value)
-            return {
-                coerce(k, args[0], f"{where}.{k}", allow_nonfinite): coerce(v, args[1], f"{where}.{k}", allow_nonfinite)
-                for k, v in value.items()
-            }
-        if not isinstance(value, (list, tuple)):
-            raise FourmError(f"invalid value for '{where}': expected a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise FourmError(f"invalid value for '{where}': expected {len(args)} items, got {len(value)}")
-            return tuple(
-                coerce(v, a, f"{where}[{i}]", allow_nonfinite) for i, (v, a) in enumerate(zip(value, args))
-            )
-        item_tp = args[0] if args else Any
-        items = [coerce(v, item_tp, f"{where}[{i}]", allow_nonfinite) for i, v in enumerate(value)]
-        return tuple(items) if (origin is tuple or tp is tuple) else items
+        return _coerce_dataclass(value, tp, where)
+    if origin is dict or tp is dict:
+        return _coerce_mapping(value, tp, where, allow_nonfinite)
+    if origin in (list, tuple) or tp in (list, tuple):
+        return _coerce_sequence(value, tp, where, allow_nonfinite)
+    return _coerce_plain(value, tp, where, allow_nonfinite)
+
+
+def _coerce_union(value: Any, tp: Any, where: str, allow_nonfinite: bool) -> Any:
+    """``value`` as the first member of the union ``tp`` that accepts it (None for an optional).
+    A non-finite float is refused as such ("expected a finite number"), not as a union mismatch."""
+    if isinstance(value, float) and not allow_nonfinite:
+        check_finite(value, where)
+    args = get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return coerce(value, arg, where, allow_nonfinite)
+        except FourmError:
+            pass
+    raise FourmError(f"invalid value for '{where}': {value!r} (expected {_type_name(tp)})")
+
+
+def _coerce_literal(value: Any, tp: Any, where: str) -> Any:
+    """``value`` if it is one of the choices of ``Literal[...]`` type ``tp``."""
+    if value not in get_args(tp):
+        choices = ", ".join(repr(a) for a in get_args(tp))
+        raise FourmError(f"invalid value for '{where}': {value!r} (expected one of {choices})")
+    return value
+
+
+def _coerce_dataclass(value: Any, tp: type, where: str) -> Any:
+    """An instance of dataclass ``tp``: ``value`` itself, or built field by field from a mapping."""
+    if isinstance(value, tp):
+        return value
+    if not isinstance(value, dict):
+        raise FourmError(f"invalid value for '{where}': expected a mapping, got {value!r}")
+    return _from_dict(tp, value, where + ".")
+
+
+def _coerce_mapping(value: Any, tp: Any, where: str, allow_nonfinite: bool) -> dict:
+    """A new dict from mapping ``value``, keys and values checked against ``dict[K, V]`` (if given)."""
+    if not isinstance(value, dict):
+        raise FourmError(f"invalid value for '{where}': expected a mapping, got {value!r}")
+    args = get_args(tp)
+    if not args:
+        return dict(value)
+    return {
+        coerce(k, args[0], f"{where}.{k}", allow_nonfinite): coerce(
+            v, args[1], f"{where}.{k}", allow_nonfinite
+        )
+        for k, v in value.items()
+    }
+
+
+def _coerce_sequence(value: Any, tp: Any, where: str, allow_nonfinite: bool) -> list | tuple:
+    """A list or tuple (as ``tp`` says) from list/tuple ``value``, items checked one by one; a
+    fixed-length ``tuple[A, B]`` needs exactly that many items."""
+    if not isinstance(value, (list, tuple)):
+        raise FourmError(f"invalid value for '{where}': expected a list, got {value!r}")
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise FourmError(f"invalid value for '{where}': expected {len(args)} items, got {len(value)}")
+        return tuple(
+            coerce(v, a, f"{where}[{i}]", allow_nonfinite) for i, (v, a) in enumerate(zip(value, args))
+        )
+    item_tp = args[0] if args else Any
+    items = [coerce(v, item_tp, f"{where}[{i}]", allow_nonfinite) for i, v in enumerate(value)]
+    return tuple(items) if (origin is tuple or tp is tuple) else items
+
+
+_EXPECTED = {int: "an integer", bool: "true or false", str: "a string"}
+"""How an error names the plain types that are checked strictly (no conversion)."""
+
+
+def _coerce_plain(value: Any, tp: Any, where: str, allow_nonfinite: bool) -> Any:
+    """``value`` checked against a plain type: a float from any number (not a bool; finite unless
+    ``allow_nonfinite``), int / bool / str exactly (a bool is no int), any other class by
+    ``isinstance``; anything else (e.g. a ``TypeVar``) passes unchecked."""
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FourmError(f"invalid value for '{where}': {value!r} (expected a number)")
@@ -113,17 +157,9 @@ def coerce(value: Any, tp: Any, where: str, allow_nonfinite: bool = False) -> An
         except OverflowError:  # an int too big for a float
             raise FourmError(f"invalid value for '{where}': {value!r} (expected a finite number)") from None
         return value if allow_nonfinite else check_finite(value, where)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FourmError(f"invalid value for '{where}': {value!r} (expected an integer)")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise FourmError(f"invalid value for '{where}': {value!r} (expected true or false)")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise FourmError(f"invalid value for '{where}': {value!r} (expected a string)")
+    if tp in (int, bool, str):
+        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+            raise FourmError(f"invalid value for '{where}': {value!r} (expected {_EXPECTED[tp]})")
         return value
     if isinstance(tp, type) and not isinstance(value, tp):
         raise FourmError(f"invalid value for '{where}': {value!r} (expected {_type_name(tp)})")

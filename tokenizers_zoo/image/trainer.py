@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from fourm.core.schema import IMAGE_LAYOUT
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_write_text
-from tokenizers_zoo.image.config import ImageTokenizerConfig
+from tokenizers_zoo.image.config import ImageTokenizerConfig, TrainConfig
 from tokenizers_zoo.image.metrics import PRIMARY_METRIC, ReconstructionMetrics
 from tokenizers_zoo.image.tokenizer import ImageTokenizer
 from tokenizers_zoo.image.visualize import reconstruction_grid
@@ -136,6 +137,171 @@ def evaluate(
     return out, np.concatenate(recons)
 
 
+@dataclass
+class TrainingSetup:
+    """What the loop trains: the accelerator, the tokenizer, its accelerate-prepared loss step and
+    optimizer, and the autocast dtype of evaluation (None: fp32)."""
+
+    accelerator: Any
+    tokenizer: ImageTokenizer
+    step_module: nn.Module
+    optimizer: torch.optim.Optimizer
+    eval_dtype: torch.dtype | None
+
+
+@dataclass
+class TrainingLog:
+    """A run's record: the per-step training losses, one row per evaluation and the best row (by
+    the modality's primary metric); ``t0``: the start time (``time.monotonic``)."""
+
+    t0: float = field(default_factory=time.monotonic)
+    losses: list[float] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, float] | None = None
+
+
+def training_budget(
+    tc: TrainConfig, steps: int | None = None, max_minutes: float | None = None
+) -> tuple[int, float | None]:
+    """(number of steps, time limit in seconds or None): ``steps`` / ``max_minutes`` where given,
+    else ``tc.steps`` / ``tc.max_minutes`` (0 minutes: no limit). FourmError for fewer than 1 step."""
+    total_steps = tc.steps if steps is None else steps
+    minutes = tc.max_minutes if max_minutes is None else max_minutes
+    if total_steps < 1:
+        raise FourmError(f"number of training steps must be >= 1, got {total_steps}")
+    return total_steps, (minutes * 60 if minutes else None)
+
+
+def setup_training(cfg: ImageTokenizerConfig, train_arrays: np.ndarray) -> TrainingSetup:
+    """A fresh tokenizer from ``cfg`` with its AdamW optimizer, both prepared by a new accelerator
+    (``cfg.train.mixed_precision``). ``train_arrays[:1]`` is preprocessed first, so that images of the
+    wrong size or channels fail with a FourmError before any training; the tokenizer's own training
+    checks (e.g. loading perceptual-loss weights) run after the move to the device."""
+    tc = cfg.train
+    accelerator = make_accelerator(tc.mixed_precision)
+    tokenizer = ImageTokenizer(cfg)
+    tokenizer.preprocess(train_arrays[:1])
+    optimizer = torch.optim.AdamW(
+        tokenizer.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay
+    )
+    step_module, optimizer = accelerator.prepare(_LossStep(tokenizer), optimizer)
+    tokenizer.check_training_setup()
+    eval_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc.mixed_precision)
+    return TrainingSetup(accelerator, tokenizer, step_module, optimizer, eval_dtype)
+
+
+def schedule_progress(step: int, total_steps: int, elapsed: float, budget_s: float | None) -> float:
+    """How far the run is, 0 -> 1, for the schedules: the larger of the share of steps done and,
+    with a time limit of ``budget_s`` seconds, the share of the time used."""
+    progress = step / total_steps
+    if budget_s is not None:
+        progress = max(progress, elapsed / budget_s)
+    return progress
+
+
+def gumbel_temperature(start: float, end: float, progress: float) -> float:
+    """The Gumbel-softmax temperature at ``progress`` (0 -> 1, clipped at 1): exponential from
+    ``start`` to ``end``."""
+    return start * (end / start) ** min(progress, 1.0)
+
+
+def apply_schedules(setup: TrainingSetup, cfg: ImageTokenizerConfig, progress: float, step: int) -> float:
+    """Set the learning rate of every parameter group for ``step`` at ``progress`` (warm-up, then
+    cosine; :func:`_lr_factor`) and, with ``train.gumbel_temperature_end`` and a quantizer that has
+    ``set_temperature``, the Gumbel temperature. Returns the learning rate."""
+    tc = cfg.train
+    lr = tc.lr * _lr_factor(progress, step, tc.warmup_steps, tc.min_lr_ratio)
+    for group in setup.optimizer.param_groups:
+        group["lr"] = lr
+    set_temperature = getattr(setup.tokenizer.quantizer, "set_temperature", None)
+    if tc.gumbel_temperature_end and set_temperature is not None:
+        set_temperature(gumbel_temperature(cfg.quantizer.temperature, tc.gumbel_temperature_end, progress))
+    return lr
+
+
+def sample_batch(
+    tokenizer: ImageTokenizer,
+    arrays: np.ndarray,
+    tc: TrainConfig,
+    rng: np.random.Generator,
+    flip_gen: torch.Generator,
+) -> Tensor:
+    """``tc.batch_size`` images drawn from ``arrays`` with replacement (``rng``), preprocessed, and
+    randomly flipped (``flip_gen``) when ``tc.hflip``; on the CPU."""
+    idx = rng.integers(0, len(arrays), tc.batch_size)
+    images = tokenizer.preprocess(arrays[idx])
+    if tc.hflip:
+        images = _augment(images, tokenizer.modality, flip_gen)
+    return images
+
+
+def train_step(
+    setup: TrainingSetup, images: Tensor, step: int, grad_clip: float
+) -> tuple[float, dict[str, float]]:
+    """One optimisation step on ``images``: loss under autocast, backward, gradient-norm clipping to
+    ``grad_clip`` (0: none), optimizer step. Returns (loss, the loss's logs); FourmError when the
+    loss is not finite (nothing is updated then)."""
+    accelerator = setup.accelerator
+    images = images.to(accelerator.device)
+    with accelerator.autocast():
+        loss, logs = setup.step_module(images, step)
+    if not torch.isfinite(loss):
+        raise FourmError(f"training diverged at step {step} (loss {float(loss)}); lower train.lr")
+    accelerator.backward(loss)
+    if grad_clip > 0:
+        accelerator.clip_grad_norm_(setup.tokenizer.parameters(), grad_clip)
+    setup.optimizer.step()
+    setup.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach()), logs
+
+
+def evaluate_and_save(
+    setup: TrainingSetup,
+    cfg: ImageTokenizerConfig,
+    val_arrays: np.ndarray,
+    log: TrainingLog,
+    step: int,
+    out_dir: Path,
+) -> dict[str, float]:
+    """Evaluate at ``step`` and record the row in ``log`` (with the mean training loss since the
+    last evaluation). The main process also writes the reconstruction PNG, the tokenizer to
+    ``tokenizer/`` when the row is the best so far (ties: the later) and ``metrics.json``. Returns the row."""
+    tc, key = cfg.train, cfg.modality
+    primary = PRIMARY_METRIC[key]
+    ev_metrics, recons = evaluate(setup.tokenizer, val_arrays, max(tc.batch_size, 32), setup.eval_dtype)
+    recent = log.losses[-max(1, tc.eval_every) :]
+    row = {
+        "step": step,
+        "minutes": (time.monotonic() - log.t0) / 60,
+        "train_loss": float(np.mean(recent)),
+        **ev_metrics,
+    }
+    log.history.append(row)
+    if setup.accelerator.is_main_process:
+        reconstruction_grid(key, val_arrays[:8], recons[:8], out_dir / GRID_FILE)
+        if log.best is None or row[primary] >= log.best[primary]:
+            log.best = row
+            setup.tokenizer.save_pretrained(out_dir / BEST_DIR)
+        _write_metrics(out_dir, cfg, log.history, log.best, log.losses)
+    shown = {k: round(v, 3) for k, v in row.items() if k in (primary, "usage", "perplexity", "train_loss")}
+    tqdm.write(f"[eval step {step}] {shown}")
+    return row
+
+
+def finish_training(
+    setup: TrainingSetup, cfg: ImageTokenizerConfig, log: TrainingLog, out_dir: Path
+) -> dict[str, Any]:
+    """Save the last state to ``last/`` and write ``metrics.json`` (main process) -> the metrics
+    written (empty on the other processes) plus ``losses``."""
+    if setup.accelerator.is_main_process:
+        setup.tokenizer.save_pretrained(out_dir / LAST_DIR)
+        result = _write_metrics(out_dir, cfg, log.history, log.best, log.losses)
+    else:
+        result = {}
+    result["losses"] = log.losses
+    return result
+
+
 def train_image_tokenizer(
     cfg: ImageTokenizerConfig,
     train_samples: Any,
@@ -149,111 +315,46 @@ def train_image_tokenizer(
 
     ``steps`` / ``max_minutes`` override ``cfg.train``. Returns the metrics dict that is also written
     to ``metrics.json`` plus ``losses`` (per-step training loss).
+
+    Phases: :func:`training_budget`, :func:`setup_training`, then per step :func:`apply_schedules`,
+    :func:`sample_batch` and :func:`train_step`, every ``eval_every`` steps and at the end
+    :func:`evaluate_and_save`, and :func:`finish_training`.
     """
     from accelerate.utils import set_seed
 
     tc = cfg.train
-    total_steps = tc.steps if steps is None else steps
-    minutes = tc.max_minutes if max_minutes is None else max_minutes
-    if total_steps < 1:
-        raise FourmError(f"number of training steps must be >= 1, got {total_steps}")
+    total_steps, budget_s = training_budget(tc, steps, max_minutes)
     out_dir = Path(out_dir)
     set_seed(tc.seed)
-    key = cfg.modality
-    train_arrays = stack_modality(train_samples, key, progress=progress)
-    val_arrays = stack_modality(val_samples, key, limit=tc.eval_samples, progress=progress)
-
-    accelerator = make_accelerator(tc.mixed_precision)
-    tokenizer = ImageTokenizer(cfg)
-    tokenizer.preprocess(train_arrays[:1])  # wrong size / channels -> FourmError before training
-    optimizer = torch.optim.AdamW(
-        tokenizer.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay
-    )
-    step_module, optimizer = accelerator.prepare(_LossStep(tokenizer), optimizer)
-    tokenizer.check_training_setup()  # e.g. load perceptual weights (after the move to the device)
-    eval_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc.mixed_precision)
-    device = accelerator.device
-    gumbel = getattr(tokenizer.quantizer, "set_temperature", None) if tc.gumbel_temperature_end else None
+    train_arrays = stack_modality(train_samples, cfg.modality, progress=progress)
+    val_arrays = stack_modality(val_samples, cfg.modality, limit=tc.eval_samples, progress=progress)
+    setup = setup_training(cfg, train_arrays)
     rng = np.random.default_rng(tc.seed)
     flip_gen = torch.Generator().manual_seed(tc.seed)
-
-    history: list[dict[str, float]] = []
-    losses: list[float] = []
-    best: dict[str, float] | None = None
-    primary = PRIMARY_METRIC[key]
-    t0 = time.monotonic()
-    deadline = t0 + minutes * 60 if minutes else None
-
-    def run_eval(step: int) -> None:
-        nonlocal best
-        ev_metrics, recons = evaluate(tokenizer, val_arrays, max(tc.batch_size, 32), eval_dtype)
-        recent = losses[-max(1, tc.eval_every) :]
-        row = {
-            "step": step,
-            "minutes": (time.monotonic() - t0) / 60,
-            "train_loss": float(np.mean(recent)),
-            **ev_metrics,
-        }
-        history.append(row)
-        if accelerator.is_main_process:
-            reconstruction_grid(key, val_arrays[:8], recons[:8], out_dir / GRID_FILE)
-            if best is None or row[primary] >= best[primary]:
-                best = row
-                tokenizer.save_pretrained(out_dir / BEST_DIR)
-            _write_metrics(out_dir, cfg, history, best, losses)
-        shown = {
-            k: round(v, 3) for k, v in row.items() if k in (primary, "usage", "perplexity", "train_loss")
-        }
-        tqdm.write(f"[eval step {step}] {shown}")
-
+    log = TrainingLog()
     bar = tqdm(
         total=total_steps,
-        desc=f"train {key} tokenizer",
-        disable=not progress or not accelerator.is_main_process,
+        desc=f"train {cfg.modality} tokenizer",
+        disable=not progress or not setup.accelerator.is_main_process,
     )
     step = 0
-    tokenizer.train()
+    setup.tokenizer.train()
     while step < total_steps:
-        elapsed = time.monotonic() - t0
-        if deadline is not None and elapsed >= deadline - t0:
+        elapsed = time.monotonic() - log.t0
+        if budget_s is not None and elapsed >= budget_s:
             break
-        progress_frac = step / total_steps
-        if deadline is not None:
-            progress_frac = max(progress_frac, elapsed / (deadline - t0))
-        lr = tc.lr * _lr_factor(progress_frac, step, tc.warmup_steps, tc.min_lr_ratio)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        if gumbel is not None:
-            start_t, end_t = cfg.quantizer.temperature, tc.gumbel_temperature_end
-            gumbel(start_t * (end_t / start_t) ** min(progress_frac, 1.0))
-
-        idx = rng.integers(0, len(train_arrays), tc.batch_size)
-        images = tokenizer.preprocess(train_arrays[idx])
-        if tc.hflip:
-            images = _augment(images, key, flip_gen)
-        images = images.to(device)
-        with accelerator.autocast():
-            loss, logs = step_module(images, step)
-        if not torch.isfinite(loss):
-            raise FourmError(f"training diverged at step {step} (loss {float(loss)}); lower train.lr")
-        accelerator.backward(loss)
-        if tc.grad_clip > 0:
-            accelerator.clip_grad_norm_(tokenizer.parameters(), tc.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        lr = apply_schedules(setup, cfg, schedule_progress(step, total_steps, elapsed, budget_s), step)
+        images = sample_batch(setup.tokenizer, train_arrays, tc, rng, flip_gen)
+        loss, logs = train_step(setup, images, step, tc.grad_clip)
+        log.losses.append(loss)
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{logs['loss']:.4f}", recon=f"{logs['recon']:.4f}", lr=f"{lr:.1e}")
         if step % tc.eval_every == 0 and step < total_steps:
-            run_eval(step)
+            evaluate_and_save(setup, cfg, val_arrays, log, step, out_dir)
     bar.close()
-    run_eval(step)
-    if accelerator.is_main_process:
-        tokenizer.save_pretrained(out_dir / LAST_DIR)
-    result = _write_metrics(out_dir, cfg, history, best, losses) if accelerator.is_main_process else {}
-    result["losses"] = losses
-    return result
+    evaluate_and_save(setup, cfg, val_arrays, log, step, out_dir)
+    return finish_training(setup, cfg, log, out_dir)
 
 
 def _write_metrics(

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -65,6 +66,26 @@ def _as_numpy(tokens) -> np.ndarray:
     if isinstance(tokens, torch.Tensor):
         return tokens.detach().cpu().reshape(-1).numpy().astype(np.int64)
     return np.asarray(tokens, dtype=np.int64).reshape(-1)
+
+
+@dataclass
+class SamplePlan:
+    """One sample's masking plan before any position is drawn (steps 1-2 of the module docstring).
+
+    ``in_mods`` / ``tg_mods``: the present modalities allowed as inputs (none after condition
+    dropout) / targets, in the sample's order; ``in_shares`` / ``tg_shares``: their Dirichlet shares;
+    ``budget_in`` / ``budget_tg``: the sample's budgets; ``grid_in`` / ``grid_tg``: the image-like /
+    vector modalities among ``in_mods`` / ``tg_mods``.
+    """
+
+    in_mods: list[str]
+    tg_mods: list[str]
+    in_shares: dict[str, float]
+    tg_shares: dict[str, float]
+    budget_in: int
+    budget_tg: int
+    grid_in: list[str] = field(default_factory=list)
+    grid_tg: list[str] = field(default_factory=list)
 
 
 class Masker:
@@ -252,9 +273,21 @@ class Masker:
 
     # ---- main ----------------------------------------------------------------------------------
     def __call__(self, sample: Mapping[str, torch.Tensor], rng: np.random.Generator) -> MultimodalBatch:
-        """Mask one token sample with ``rng`` (see the module docstring)."""
-        cfg = self.config
+        """Mask one token sample with ``rng`` (see the module docstring): plan the sample's roles
+        and budgets (steps 1-2), split the budgets (3), mask the sequences (4), then the image-like
+        / vector modalities (5), and pack the row."""
         tokens, patches = self._read(sample)
+        plan = self.plan(tokens, rng)
+        b_in, b_tg = self.first_pass_budgets(tokens, plan)
+        seq_enc, seq_dec, left_in, left_tg = self.mask_sequences(tokens, plan, b_in, b_tg, rng)
+        grid_enc, grid_dec = self.mask_grids(tokens, plan, left_in, left_tg, rng)
+        enc, dec = {**seq_enc, **grid_enc}, {**seq_dec, **grid_dec}
+        self._count_roles(tokens, enc, dec)
+        return self._pack(enc, dec, patches)
+
+    def plan(self, tokens: Mapping[str, np.ndarray], rng: np.random.Generator) -> SamplePlan:
+        """Steps 1-2 for the modalities present in ``tokens``: the mixture entry, condition dropout,
+        the input / target modalities with their Dirichlet shares, and the sample's budgets."""
         entry = self.pick_entry(rng)
         p_drop = entry.drop_inputs_probability
         dropped = p_drop > 0 and rng.random() < p_drop
@@ -263,21 +296,54 @@ class Masker:
         in_shares = dict(zip(in_mods, self._shares(entry, "input", in_mods, rng)))
         tg_shares = dict(zip(tg_mods, self._shares(entry, "target", tg_mods, rng)))
         budget_in, budget_tg = self.sample_budgets(sum(len(tokens[m]) for m in set(in_mods) | set(tg_mods)))
-
-        # first pass over all modalities: decides what the sequences get
-        b_in = self._allocate(
-            "input", budget_in, in_mods, np.array(list(in_shares.values())), [len(tokens[m]) for m in in_mods]
+        return SamplePlan(
+            in_mods,
+            tg_mods,
+            in_shares,
+            tg_shares,
+            budget_in,
+            budget_tg,
+            grid_in=[m for m in in_mods if self.kinds[m] != "sequence"],
+            grid_tg=[m for m in tg_mods if self.kinds[m] != "sequence"],
         )
-        tg_avail = [len(tokens[m]) - (b_in.get(m, 0) if self.kinds[m] != "sequence" else 0) for m in tg_mods]
-        b_tg = self._allocate("target", budget_tg, tg_mods, np.array(list(tg_shares.values())), tg_avail)
-        grid_in = [m for m in in_mods if self.kinds[m] != "sequence"]
-        grid_tg = [m for m in tg_mods if self.kinds[m] != "sequence"]
 
-        enc: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # modality -> (tokens, positions)
-        dec: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # -> (input, target, positions)
-        left_in = budget_in - self._reserved("input", grid_in, b_in)
-        left_tg = budget_tg - self._reserved("target", grid_tg, b_tg)
-        positive_inputs = [m for m in in_mods if in_shares[m] > 0 or b_in.get(m, 0) > 0]
+    def first_pass_budgets(self, tokens: Mapping[str, np.ndarray], plan: SamplePlan) -> tuple[dict, dict]:
+        """Step 3: (input, target) budgets per modality over all modalities of ``plan``; a target
+        image's availability is its tokens not already taken as inputs (a sequence's: all of it)."""
+        b_in = self._allocate(
+            "input",
+            plan.budget_in,
+            plan.in_mods,
+            np.array(list(plan.in_shares.values())),
+            [len(tokens[m]) for m in plan.in_mods],
+        )
+        tg_avail = [
+            len(tokens[m]) - (b_in.get(m, 0) if self.kinds[m] != "sequence" else 0) for m in plan.tg_mods
+        ]
+        b_tg = self._allocate(
+            "target", plan.budget_tg, plan.tg_mods, np.array(list(plan.tg_shares.values())), tg_avail
+        )
+        return b_in, b_tg
+
+    def mask_sequences(
+        self,
+        tokens: Mapping[str, np.ndarray],
+        plan: SamplePlan,
+        b_in: dict,
+        b_tg: dict,
+        rng: np.random.Generator,
+    ) -> tuple[dict, dict, int, int]:
+        """Step 4, the sequences in modality order, with the first-pass budgets ``b_in`` / ``b_tg``
+        -> (encoder parts {m: (tokens, positions)}, decoder parts {m: (input, target, positions)},
+        input budget left, target budget left). The minimum tokens of the grid modalities stay
+        reserved while the sequences take theirs, and are part of what is left."""
+        cfg = self.config
+        enc: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        dec: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        reserved_in = self._reserved("input", plan.grid_in, b_in)
+        reserved_tg = self._reserved("target", plan.grid_tg, b_tg)
+        left_in, left_tg = plan.budget_in - reserved_in, plan.budget_tg - reserved_tg
+        positive_inputs = [m for m in plan.in_mods if plan.in_shares[m] > 0 or b_in.get(m, 0) > 0]
         for m in tokens:
             if self.kinds[m] != "sequence":
                 continue
@@ -294,24 +360,36 @@ class Masker:
                 enc[m] = (e, np.arange(len(e)))
             if n_dec:
                 dec[m] = (di, dt, np.arange(n_dec))
-        left_in += self._reserved("input", grid_in, b_in)
-        left_tg += self._reserved("target", grid_tg, b_tg)
+        return enc, dec, left_in + reserved_in, left_tg + reserved_tg
 
-        # second pass: image-like / vector modalities share what is left
+    def mask_grids(
+        self,
+        tokens: Mapping[str, np.ndarray],
+        plan: SamplePlan,
+        left_in: int,
+        left_tg: int,
+        rng: np.random.Generator,
+    ) -> tuple[dict, dict]:
+        """Step 5: the image-like / vector modalities share the budgets the sequences left (same
+        shares, water-filled again); each gets random input positions and disjoint random target
+        positions -> (encoder parts {m: (tokens, positions)}, decoder parts {m: (zeros, targets,
+        positions)}), positions ascending."""
         g_in = self._allocate(
             "input",
             left_in,
-            grid_in,
-            np.array([in_shares[m] for m in grid_in]),
-            [len(tokens[m]) for m in grid_in],
+            plan.grid_in,
+            np.array([plan.in_shares[m] for m in plan.grid_in]),
+            [len(tokens[m]) for m in plan.grid_in],
         )
         g_tg = self._allocate(
             "target",
             left_tg,
-            grid_tg,
-            np.array([tg_shares[m] for m in grid_tg]),
-            [len(tokens[m]) - g_in.get(m, 0) for m in grid_tg],
+            plan.grid_tg,
+            np.array([plan.tg_shares[m] for m in plan.grid_tg]),
+            [len(tokens[m]) - g_in.get(m, 0) for m in plan.grid_tg],
         )
+        enc: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        dec: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for m in tokens:
             if self.kinds[m] == "sequence":
                 continue
@@ -324,8 +402,7 @@ class Masker:
                 enc[m] = (tokens[m][pos_in], pos_in)
             if n_tg:
                 dec[m] = (np.zeros(n_tg, dtype=np.int64), tokens[m][pos_tg], pos_tg)
-        self._count_roles(tokens, enc, dec)
-        return self._pack(enc, dec, patches)
+        return enc, dec
 
     def _patch_row(self, enc: dict, enc_mods: list[str], patches: dict, ne: int) -> torch.Tensor | None:
         """(1, ne, patch_width) uint8: the chosen patches at their encoder slots, zeros elsewhere."""
