@@ -50,14 +50,10 @@ def _describe(entry: dict) -> str:
 
 def _ml4m(args: argparse.Namespace) -> int:
     from fourm.convert.ml4m import convert_ml4m, is_converted_bundle
-    from fourm.convert.ml4m_divae import add_divae_decoders, load_bundle_divaes
-
     tokenizers = parse_assignments(args.tokenizer, "--tokenizer")
     inputs = _inputs(("SRC", args.src), *((f"--tokenizer {k}", v) for k, v in tokenizers.items()))
     with claim_output(args.out, COMMAND, inputs, args.overwrite, is_converted_bundle, flag="OUT") as out:
-        divaes = load_bundle_divaes(args.src, tokenizers)  # DiVAE decoders: converted before anything is written
         info = convert_ml4m(args.src, out, keep=args.keep, tokenizers=tokenizers)
-        add_divae_decoders(out, info, divaes)
     for name, m in info.modalities.items():
         roles = "+".join(r for r, on in (("input", m.input), ("target", m.target)) if on)
         extra = f", {m.positions} positions" if m.positions != "sincos" else ""
@@ -76,14 +72,9 @@ def _ml4m(args: argparse.Namespace) -> int:
 
 def _ml4m_tokenizer(args: argparse.Namespace) -> int:
     from fourm.convert.ml4m import load_ml4m_tokenizer
-    from fourm.convert.ml4m_divae import is_ml4m_divae_source, load_ml4m_divae_tokenizer, local_source
 
     with claim_output(args.out, TOKENIZER_COMMAND, _inputs(("SRC", args.src)), args.overwrite, is_saved_model, flag="OUT") as out:
-        src = local_source(args.src)
-        if not args.encoder_only and is_ml4m_divae_source(src):
-            tok, entry = load_ml4m_divae_tokenizer(src, image_size=args.image_size)
-        else:
-            tok, entry = load_ml4m_tokenizer(src, image_size=args.image_size, encoder_only=args.encoder_only)
+        tok, entry = load_ml4m_tokenizer(args.src, image_size=args.image_size, encoder_only=args.encoder_only)
         tok.save_pretrained(out)
     print(f"  {_describe(entry)}")
     for what, why in entry.get("left_out", {}).items():

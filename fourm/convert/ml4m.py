@@ -507,8 +507,9 @@ def convert_ml4m(
 
     ``tokenizers``: {name: ml-4m tokenizer source}: ``text`` (the WordPiece ``tokenizer.json`` shared
     by the sequence modalities) or an image-token modality of the model (``tok_semseg@224``: a VQ-VAE,
-    or a DiVAE whose encoder alone is converted), each checked against the model (vocabulary, token
-    count at the modality's image size) before anything is written."""
+    or a DiVAE, converted with its diffusion decoder; a UViT / ControlNet one encoder only), each
+    checked against the model (vocabulary, token count at the modality's image size) before anything
+    is written."""
     from fourm.generation.bundle import GENERATION_FILE, MODEL_DIR, REGISTRY_FILE, registry_from_dict
     from fourm.utils.atomic import atomic_dir
 
@@ -638,16 +639,22 @@ def load_ml4m_tokenizer(
 ) -> tuple[Any, dict[str, Any]]:
     """An ml-4m tokenizer -> (fourm tokenizer object with ``save_pretrained``, description).
 
-    ``src``: the WordPiece ``tokenizer.json`` (-> :class:`~fourm.convert.ml4m_text.Ml4mTextTokenizer`)
-    or a VQ-VAE directory / hub id (-> :class:`~tokenizers_zoo.image.ml4m_vqvae.Ml4mVQVAE`)."""
+    ``src``: the WordPiece ``tokenizer.json`` (-> :class:`~fourm.convert.ml4m_text.Ml4mTextTokenizer`),
+    a DiVAE directory / hub id (-> :class:`~tokenizers_zoo.image.ml4m_divae.Ml4mDiVAE`, diffusion
+    decoder included; with ``encoder_only`` an encoder-only Ml4mVQVAE) or a VQ-VAE directory / hub
+    id (-> :class:`~tokenizers_zoo.image.ml4m_vqvae.Ml4mVQVAE`)."""
     if is_text_tokenizer_source(src):
         from fourm.convert.ml4m_text import Ml4mTextTokenizer
 
         text = Ml4mTextTokenizer.load(src)
         return text, {"kind": "text", "vocab_size": text.vocab_size, "num_sentinels": text.num_sentinels,
                       "coord_bins": text.coord_bins}
+    from fourm.convert.ml4m_divae import is_ml4m_divae_source, load_ml4m_divae_tokenizer
     from fourm.convert.ml4m_vqvae import load_ml4m_vqvae
 
+    src = resolve_source(src)  # a hub id: its downloaded snapshot (online only)
+    if not encoder_only and is_ml4m_divae_source(src):
+        return load_ml4m_divae_tokenizer(src, image_size=image_size, domain=domain)
     tok, vq = load_ml4m_vqvae(src, image_size=image_size, encoder_only=encoder_only, domain=domain)
     entry = {"kind": vq.kind, "input": vq.config.input, "vocab_size": tok.vocab_size, "num_tokens": tok.num_tokens,
              "image_size": vq.config.image_size, "encoder_only": vq.encoder_only}
@@ -679,12 +686,15 @@ def load_ml4m_tokenizer_for(
         raise FourmError(f"{where}: not an image-token modality of the model (known: {', '.join(known + [TEXT_TOKENIZER])})")
     if is_text_tokenizer_source(src):
         raise FourmError(f"{where}: expected an ml-4m VQ-VAE / DiVAE directory, got a text tokenizer")
+    from fourm.convert.ml4m_divae import has_unet_decoder
     from fourm.convert.ml4m_vqvae import _is_diffusion, read_ml4m_tokenizer_config
 
     path = resolve_source(src)
     raw = read_ml4m_tokenizer_config(path)
     side = _image_side(name, ml4m_config or {})
-    tok, entry = load_ml4m_tokenizer(path, image_size=side, encoder_only=_is_diffusion(raw, {}), domain=name)
+    # a DiVAE converts with its diffusion decoder; other diffusion decoders (UViT, ControlNet) encoder only
+    encoder_only = _is_diffusion(raw, {}) and not has_unet_decoder(raw)
+    tok, entry = load_ml4m_tokenizer(path, image_size=side, encoder_only=encoder_only, domain=name)
     m = info.modalities[name]
     if (tok.vocab_size, tok.num_tokens) != (m.vocab_size, m.length):
         raise FourmError(f"{where}: gives {tok.num_tokens} tokens of vocabulary {tok.vocab_size} at image size {side}, "

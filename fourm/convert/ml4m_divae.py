@@ -39,16 +39,11 @@ import torch
 from torch import Tensor
 
 from fourm.convert.ml4m import (
-    MODALITY_MAP_NAME,
-    TOKENIZERS_DIR,
-    _image_side,
     _Weights,
-    read_ml4m_config,
     resolve_source,
 )
 from fourm.convert.ml4m_vqvae import ml4m_vqvae_to_fourm, read_ml4m_tokenizer_config
 from fourm.errors import FourmError
-from fourm.utils.atomic import atomic_write_text
 from fourm.utils.weights import read_safetensors
 from tokenizers_zoo.image.ml4m_divae import (
     PREDICTION_TYPES,
@@ -339,34 +334,8 @@ def load_ml4m_divae_tokenizer(src: str | Path, image_size: int | None = None, do
 
 
 # ------------------------------------------------------------------------------ fourm-convert ml4m --tokenizer
-def load_bundle_divaes(model_src: str | Path, tokenizers: Mapping[str, str | Path]) -> dict[str, tuple[Ml4mDiVAE, dict[str, Any]]]:
-    """The DiVAEs among ``fourm-convert ml4m --tokenizer NAME=SRC`` (local directories with a UNet
-    decoder fourm has; others keep the encoder-only conversion), converted in full at their
-    modality's image size, before the bundle is written (so that a bad decoder fails the command
-    before anything is written). :func:`convert_ml4m` checks their encoders against
-    the model; :func:`add_divae_decoders` then writes them."""
-    def convertible(src: str | Path) -> bool:  # other decoders (UViT) stay encoder only, as before
-        if not is_ml4m_divae_source(src):
-            return False
-        dec = json.loads((Path(src).expanduser() / "config.json").read_text()).get("dec_type", DIVAE_DEFAULTS["dec_type"])
-        return dec in UNET_PRESETS
-
-    found = {name: src for name, src in tokenizers.items() if name != "text" and convertible(src)}
-    if not found:
-        return {}
-    config = read_ml4m_config(resolve_source(model_src))
-    return {name: load_ml4m_divae_tokenizer(src, image_size=_image_side(name, config), domain=name)
-            for name, src in found.items()}
-
-
-def add_divae_decoders(out: str | Path, info: Any, divaes: Mapping[str, tuple[Ml4mDiVAE, dict[str, Any]]]) -> None:
-    """Replace the encoder-only DiVAE tokenizers :func:`fourm.convert.ml4m.convert_ml4m` wrote into
-    bundle ``out`` with the full ones (same encoder files + ``diffusion_decoder/``), and record them
-    in ``info.tokenizers`` and the bundle's conversion record."""
-    if not divaes:
-        return
-    out = Path(out)
-    for name, (tok, entry) in divaes.items():
-        tok.save_pretrained(out / TOKENIZERS_DIR / name)
-        info.tokenizers[name] = {"path": f"{TOKENIZERS_DIR}/{name}", **entry}
-    atomic_write_text(out / MODALITY_MAP_NAME, json.dumps(info.to_dict(), indent=2) + "\n")
+def has_unet_decoder(config: Mapping[str, Any]) -> bool:
+    """Whether an ml-4m tokenizer config is a DiVAE whose diffusion decoder fourm converts (a UNet
+    ``dec_type`` of :data:`UNET_PRESETS`); other diffusion decoders (UViT, ControlNet) convert their
+    encoder only in a bundle (:func:`fourm.convert.ml4m.load_ml4m_tokenizer_for`)."""
+    return is_ml4m_divae_config(config) and config.get("dec_type", DIVAE_DEFAULTS["dec_type"]) in UNET_PRESETS

@@ -11,8 +11,10 @@ Covered: ViT encoders / decoders (``vit_{s,b,l}_{enc,dec}``, pixel patches or 1x
 ``post_mlp``, ``out_conv``), MLP encoders / decoders (``BottleneckMLP/...``, ``MLP/...``), the
 ``lucid`` quantizer with ``norm_codes`` (cosine) or without (euclidean, optionally ``norm_latents``),
 the ``memcodes`` quantizer with several heads, the semantic-segmentation label embedding, and
-``undo_std``. The DiVAE tokenizers (diffusion decoders: rgb, depth, normals, edges) convert with
-``encoder_only=True`` (their encoder and quantizer are a VQ-VAE's; the decoder is left out).
+``undo_std``. The DiVAE tokenizers (diffusion decoders: rgb, depth, normals, edges) convert here with
+``encoder_only=True`` (their encoder and quantizer are a VQ-VAE's; the decoder is left out); with
+their diffusion decoder through :mod:`fourm.convert.ml4m_divae` (``Ml4mDiVAE``, which
+:func:`fourm.convert.ml4m.load_ml4m_tokenizer` picks for a DiVAE unless ``encoder_only``).
 
 Usage::
 
@@ -106,7 +108,7 @@ class VQVAEConversionInfo:
     """What :func:`ml4m_vqvae_to_fourm` built, and what it left out (name -> why)."""
 
     config: Ml4mVQVAEConfig
-    kind: str  # "VQVAE" or "DiVAE" (diffusion decoder, converted encoder only)
+    kind: str  # "VQVAE" or "DiVAE" (diffusion decoder; here converted encoder only)
     encoder_only: bool
     ignored: dict[str, str] = field(default_factory=dict)
 
@@ -197,15 +199,16 @@ def ml4m_vqvae_to_fourm(
 
     ``image_size``: the working image size of the converted tokenizer (default: ml-4m's
     ``image_size``); position tables stay at the training grid and are resized on the fly, as in
-    ml-4m. ``encoder_only`` leaves the decoder out (required for DiVAE tokenizers, whose diffusion
-    decoders are not converted). Unknown config keys, unsupported values and weights that are
+    ml-4m. ``encoder_only`` leaves the decoder out (required for DiVAE / ControlNet tokenizers here:
+    a DiVAE's diffusion decoder converts with :func:`fourm.convert.ml4m_divae.ml4m_divae_to_fourm`). Unknown config keys, unsupported values and weights that are
     missing, mis-shaped or left over raise a one-line FourmError naming them."""
     check_ml4m_vqvae_config(config, where)
     c = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
     diffusion = _is_diffusion(config, tensors)
     if diffusion and not encoder_only:
-        raise FourmError(f"{where}: a DiVAE / ControlNet tokenizer (diffusion decoder); fourm converts its encoder "
-                         "only (pass encoder_only / --encoder-only); diffusion decoders are not supported yet")
+        raise FourmError(f"{where}: a DiVAE / ControlNet tokenizer (diffusion decoder): convert a DiVAE with "
+                         "fourm.convert.ml4m_divae.load_ml4m_divae (fourm-convert ml4m-tokenizer), or its encoder "
+                         "only here (encoder_only / --encoder-only)")
     w = _Weights(tensors, where)
     ignored: dict[str, str] = {}
     if encoder_only:

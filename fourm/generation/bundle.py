@@ -15,8 +15,10 @@ A modality whose registry entry has ``tokenizer: null`` loads without a tokenize
 (:class:`~fourm.generation.codecs.MissingTokenizerCodec`: its token ids work, raw values and decoding
 fail with one line). Tokenizer directories are read by their ``config.json`` ``format``: fourm's own
 (``ImageTokenizer``, ``TextTokenizer``, ``VectorTokenizer``), or those converted from apple/ml-4m
-(``ml4m-vqvae``, ``ml4m-wordpiece``; :mod:`fourm.convert.ml4m`, which writes whole bundles). Registry
-entries may carry ml-4m's modality names (``rgb@224``, ``tok_semseg@224``).
+(``ml4m-vqvae``, ``ml4m-wordpiece``; :mod:`fourm.convert.ml4m`, which writes whole bundles); an
+``ml4m-vqvae`` directory with a ``diffusion_decoder/`` is an ml-4m DiVAE
+(:class:`~tokenizers_zoo.image.ml4m_divae.Ml4mDiVAE`), which decodes by diffusion. Registry entries
+may carry ml-4m's modality names (``rgb@224``, ``tok_semseg@224``).
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ def load_codecs(
     from fourm.convert.ml4m_text import Ml4mTextTokenizer
     from fourm.data.pretokenize import resolve_tokenizer_path
     from tokenizers_zoo.image import ImageTokenizer
+    from tokenizers_zoo.image.ml4m_divae import Ml4mDiVAE, is_divae_dir
     from tokenizers_zoo.image.ml4m_vqvae import FORMAT as ML4M_VQVAE
     from tokenizers_zoo.image.ml4m_vqvae import Ml4mVQVAE
     from tokenizers_zoo.text import TextTokenizer
@@ -189,7 +192,8 @@ def load_codecs(
         path = resolve_tokenizer_path(spec, root)
         fmt = tokenizer_format(path)
         if mod.kind == "image" and fmt == ML4M_VQVAE:
-            codec: Codec = Ml4mImageCodec(name, Ml4mVQVAE.from_pretrained(path, device=device))
+            ml4m_cls = Ml4mDiVAE if is_divae_dir(path) else Ml4mVQVAE  # a DiVAE: the encoder dir + diffusion_decoder/
+            codec: Codec = Ml4mImageCodec(name, ml4m_cls.from_pretrained(path, device=device))
         elif mod.kind == "image":
             codec = ImageCodec(name, ImageTokenizer.from_pretrained(path, device=device))
         elif mod.kind == "sequence":

@@ -14,8 +14,9 @@
   modalities of a converted ml-4m model (``caption``, ``det``, ``metadata``, ``color_palette``, ...)
   with ml-4m's ids and serialisation; its ``sos`` is the first sentinel ``[S_1]``, the token ml-4m
   feeds its decoder first (there is no [SOS] in ml-4m's decoder sequences).
-* :class:`Ml4mImageCodec` (:class:`tokenizers_zoo.image.ml4m_vqvae.Ml4mVQVAE`): the image-token
-  modalities of a converted ml-4m model (``tok_semseg@224``, ``tok_clip@224``, ...).
+* :class:`Ml4mImageCodec` (:class:`tokenizers_zoo.image.ml4m_vqvae.Ml4mVQVAE`, or
+  :class:`tokenizers_zoo.image.ml4m_divae.Ml4mDiVAE`, decoding by diffusion): the image-token
+  modalities of a converted ml-4m model (``tok_semseg@224``, ``tok_rgb@224``, ``tok_clip@224``, ...).
 * :class:`MissingTokenizerCodec`: a modality whose tokenizer the bundle does not hold (registry
   ``tokenizer: null``): its token ids still work; raw values and decoding fail with one line.
 
@@ -41,6 +42,7 @@ from torch import Tensor
 from fourm.errors import FourmError
 from fourm.generation.values import load_image, parse_value
 from fourm.utils.precision import bf16_autocast
+from tokenizers_zoo.image.ml4m_divae import Ml4mDiVAE
 
 
 def _as_list(values: Any, name: str, single_ndim: int | None = None) -> list:
@@ -405,6 +407,9 @@ def _pca_picture(features: Tensor) -> np.ndarray:
     return (comps.reshape(h, w, 3) * 255).round().byte().numpy()
 
 
+DIVAE_STEPS = 25  # denoising steps of an ml-4m DiVAE decoding generated tokens (ml-4m's demos: 25-50)
+
+
 class Ml4mImageCodec:
     """One image-token modality of a converted ml-4m model (an
     :class:`tokenizers_zoo.image.ml4m_vqvae.Ml4mVQVAE`), with ml-4m's input conventions.
@@ -427,20 +432,26 @@ class Ml4mImageCodec:
     *_global                vector (C,)                               float32 (C,)
     ======================  ========================================  ====================================
 
-    A tokenizer converted without its decoder (ml-4m's DiVAE: rgb, depth, normals, edges) encodes
-    but does not decode: :meth:`decode` gives None per row (with a warning); the tokens stay usable.
+    ml-4m's DiVAE tokenizers (rgb, depth, normals, edges; an :class:`Ml4mDiVAE`) decode by diffusion:
+    ``diffusion_steps`` denoising steps (default :data:`DIVAE_STEPS`, settable on the codec or per
+    :meth:`decode` / :meth:`decode_raw` call), the noise drawn from ``seed``, so that a seed gives
+    what ``Ml4mDiVAE.decode(ids, steps=, seed=)`` gives. A tokenizer converted without its decoder
+    (``--encoder-only``, or a DiVAE whose decoder fourm lacks) encodes but does not decode:
+    :meth:`decode` gives None per row (with a warning); the tokens stay usable.
     """
 
     kind = "image"
 
-    def __init__(self, name: str, tokenizer: Any) -> None:
+    def __init__(self, name: str, tokenizer: Any, diffusion_steps: int | None = None) -> None:
         self.name, self.tokenizer = name, tokenizer.eval()
         cfg = tokenizer.cfg
         self.cfg = cfg
         self.image_kind = _ml4m_image_kind(name, cfg)
         self.image_size: int = cfg.image_size
         self.length, self.vocab_size = tokenizer.num_tokens, tokenizer.vocab_size
-        self.can_decode = cfg.decoder is not None
+        self.diffusion = isinstance(tokenizer, Ml4mDiVAE)
+        self.can_decode = self.diffusion or cfg.decoder is not None
+        self.diffusion_steps: int = DIVAE_STEPS if diffusion_steps is None else diffusion_steps
         self._warned = False
 
     @property
@@ -503,23 +514,33 @@ class Ml4mImageCodec:
         return self.tokenizer.encode(self._input(arrays).to(self.tokenizer.device)).cpu()
 
     @torch.no_grad()
-    def decode_raw(self, tokens: Any) -> Tensor:
+    def decode_raw(self, tokens: Any, seed: int = 0, steps: int | None = None) -> Tensor:
         """Ids (B, N) -> the tokenizer's own decoder output on the CPU (semseg: class ids (B, H, W);
-        vectors (B, C); else (B, C, H, W) in the tokenizer's input space)."""
+        vectors (B, C); else (B, C, H, W) in the tokenizer's input space). A DiVAE decodes with
+        ``steps`` denoising steps (default ``diffusion_steps``) from the noise of ``seed``; other
+        tokenizers are deterministic and ignore both."""
+        if not self.can_decode:
+            raise FourmError(f"'{self.name}': its tokenizer was converted without a decoder (encoder only): "
+                             "it gives token ids, not values")
         ids = _check_ids(self.name, tokens, self.vocab_size, self.length).to(self.tokenizer.device)
-        out = self.tokenizer.decode(ids).cpu()
+        if self.diffusion:
+            out = self.tokenizer.decode(ids, steps=self.diffusion_steps if steps is None else steps, seed=seed).cpu()
+        else:
+            out = self.tokenizer.decode(ids).cpu()
         return out if self.image_kind == "semseg" else out.float()
 
-    def decode(self, tokens: Any, seed: int = 0) -> list[Any]:
-        """Ids (B, N) -> one value per row (see the class docstring); None per row without a decoder."""
+    def decode(self, tokens: Any, seed: int = 0, steps: int | None = None) -> list[Any]:
+        """Ids (B, N) -> one value per row (see the class docstring); None per row without a decoder.
+        ``seed`` / ``steps``: the diffusion noise and steps of a DiVAE (see :meth:`decode_raw`)."""
         ids = _check_ids(self.name, tokens, self.vocab_size, self.length)
         if not self.can_decode:
             if not self._warned:
-                warnings.warn(f"'{self.name}': its tokenizer was converted without a decoder (ml-4m's DiVAE "
-                              "diffusion decoders are not supported yet): no values, only token ids", stacklevel=2)
+                warnings.warn(f"'{self.name}': its tokenizer was converted without a decoder (encoder only; convert "
+                              f"ml-4m's DiVAE with its diffusion decoder: fourm-convert ml4m SRC OUT --tokenizer "
+                              f"{self.name}=<DiVAE dir>): no values, only token ids", stacklevel=2)
                 self._warned = True
             return [None] * ids.shape[0]
-        out = self.decode_raw(ids)
+        out = self.decode_raw(ids, seed=seed, steps=steps)
         kind = self.image_kind
         if kind == "semseg":
             return [row.numpy().astype(np.uint8 if self.cfg.num_labels <= 256 else np.int32) for row in out]

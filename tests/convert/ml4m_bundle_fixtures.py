@@ -25,8 +25,9 @@ from fourm.convert.ml4m import convert_ml4m
 
 RGB = {**CASES["pixels"], "codebook_size": 50}
 GLOBAL = {**CASES["global"], "codebook_size": 30}
-# a DiVAE for tok_rgb@32: the same encoder, a diffusion decoder fourm leaves out
-DIVAE = {**RGB, "dec_type": "unet_patched", "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction",
+# a DiVAE for tok_rgb@32 whose diffusion decoder fourm lacks (UViT): the bundle gets its encoder only
+# (test_ml4m_divae_bundle.py converts one with a decoder fourm has)
+DIVAE = {**RGB, "dec_type": "uvit_b", "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction",
          "num_train_timesteps": 1000}
 
 
