@@ -66,7 +66,10 @@ class ModelSection(Config):
     overrides: dict[str, Any] = field(default_factory=dict)  # FourMConfig fields, e.g. {dim: 64}
     init_from: str | None = None
     add_modalities: list[str] = field(default_factory=list)  # e.g. [configs/modalities/extra/caption_embedding.yaml]
-    freeze_trunk_steps: int = 0  # first N steps: only the added modalities' rows train
+    # modalities of init_from whose vocabulary rows are drawn afresh (a new tokenizer): a name (same
+    # vocab_size) or a registry YAML of one (its vocab_size); see fourm.training.finetune.reinit_modalities
+    reinit_modalities: list[str] = field(default_factory=list)
+    freeze_trunk_steps: int = 0  # first N steps: only the added / re-initialised rows train
     old_params_lr_scale: float = 1.0  # afterwards: the old weights' updates scaled by this
 
     def validate(self) -> None:
@@ -76,10 +79,13 @@ class ModelSection(Config):
             raise FourmError(f"model.old_params_lr_scale must be in (0, 1], got {self.old_params_lr_scale}")
         if self.init_from is None and self.add_modalities:
             raise FourmError("model.add_modalities needs model.init_from (a trained model to add them to)")
+        if self.init_from is None and self.reinit_modalities:
+            raise FourmError("model.reinit_modalities needs model.init_from (a trained model whose rows to re-initialise)")
         tuned = self.freeze_trunk_steps > 0 or self.old_params_lr_scale != 1
-        if tuned and not self.add_modalities:
+        if tuned and not (self.add_modalities or self.reinit_modalities):
             raise FourmError(
-                "model.freeze_trunk_steps / old_params_lr_scale need model.add_modalities (new weights to train)"
+                "model.freeze_trunk_steps / old_params_lr_scale need model.add_modalities or "
+                "model.reinit_modalities (new weights to train)"
             )
 
 

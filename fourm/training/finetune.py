@@ -13,6 +13,15 @@ after the optimizer step the old rows of mixed tables are put back bit-exactly);
 AdamW update is scaled by ``old_params_lr_scale`` (exact: an AdamW update is linear in the lr).
 Everything depends on the step number alone, so a resume across the stage boundary is exact.
 
+:func:`reinit_modalities` gives modalities the model already has new vocabulary rows, for a new
+tokenizer of that modality (e.g. an rgb tokenizer trained on your own images, of the same or another
+vocabulary size): the modality's rows of the token table, of the untied output heads and of the
+decoder token table are drawn afresh (matched normal of the table's other rows), everything else
+(the trunk, every other modality's rows, this modality's modality embedding and positions) is copied
+bit-exactly. An entry is a modality name (same vocabulary size) or a registry YAML of a modality the
+model has (its ``vocab_size`` / length). Re-initialised rows count as new rows for
+:class:`OldParamsControl`.
+
     model, new_rows = expand_model(FourM.from_pretrained("models/world-default/model"),
                                    load_added_modalities(["configs/modalities/extra/caption_embedding.yaml"]))
 """
@@ -20,6 +29,7 @@ Everything depends on the step number alone, so a resume across the stage bounda
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -137,19 +147,35 @@ def expand_model(old: FourM, added: Mapping[str, ModalityConfig], seed: int = 0)
     return model, new_rows
 
 
+def _old_rows(rows: int | Tensor, device: torch.device) -> slice | Tensor | None:
+    """The old rows of a parameter as ``new_rows`` gives them (an int: that many leading rows; a
+    bool mask: the False rows), as an index; None when no row is old."""
+    if isinstance(rows, Tensor):
+        old = (~rows.bool()).nonzero().flatten().to(device)
+        return old if old.numel() else None
+    return slice(0, rows) if rows > 0 else None
+
+
 class OldParamsControl:
     """Scales the optimizer updates of the old weights of an expanded model (module docstring).
 
     ``before_step`` (after backward, before clipping) and ``after_step`` (after ``optimizer.step``)
     wrap every optimizer step; ``step`` is the number of optimizer steps already done.
+    ``new_rows``: {parameter: number of old leading rows, or a bool mask over its rows, True = new}.
     """
 
-    def __init__(self, model: nn.Module, new_rows: Mapping[str, int], freeze_steps: int, lr_scale: float) -> None:
+    def __init__(
+        self, model: nn.Module, new_rows: Mapping[str, int | Tensor], freeze_steps: int, lr_scale: float
+    ) -> None:
         params = dict(model.named_parameters())
         unknown = [k for k in new_rows if k not in params]
         if unknown:
             raise FourmError(f"unknown parameter '{unknown[0]}' in the added rows")
-        self.mixed = [(params[k], n) for k, n in new_rows.items() if n > 0]  # (param, old rows)
+        self.mixed = []  # (param, its old rows: a leading slice or an index tensor)
+        for k, n in new_rows.items():
+            rows = _old_rows(n, params[k].device)
+            if rows is not None:
+                self.mixed.append((params[k], rows))
         self.old = [p for k, p in params.items() if k not in new_rows]  # entirely old parameters
         self.freeze_steps, self.lr_scale = freeze_steps, lr_scale
         self._saved: list[Tensor] = []
@@ -172,12 +198,12 @@ class OldParamsControl:
         if scale == 0.0:
             for p in self.old:
                 p.grad = None  # AdamW skips them: no update, no weight decay, no state
-            for p, n in self.mixed:
+            for p, rows in self.mixed:
                 if p.grad is not None:
-                    p.grad[:n].zero_()
+                    p.grad[rows] = 0
         else:
             self._saved = [p.detach().clone() for p in self.old]
-        self._saved += [p.detach()[:n].clone() for p, n in self.mixed]
+        self._saved += [p.detach()[rows].clone() for p, rows in self.mixed]
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:
@@ -190,31 +216,162 @@ class OldParamsControl:
             for p in self.old:
                 before = next(saved)
                 p.copy_(before + scale * (p - before))
-        for p, n in self.mixed:
+        for p, rows in self.mixed:
             before = next(saved)
             if scale == 0.0:
-                p[:n].copy_(before)
+                p[rows] = before
             else:
-                p[:n].copy_(before + scale * (p[:n] - before))
+                p[rows] = before + scale * (p[rows] - before)
         self._saved = []
 
 
+# ------------------------------------------------------------------------------ re-initialised rows
+def _table_rows(config: FourMConfig) -> dict[str, list[int]]:
+    """{packed per-modality parameter: rows of each modality, in modality order}."""
+    mods = list(config.modalities.values())
+    tables = {
+        "embeddings.enc_tokens": [m.table_rows for m in mods],
+        "output_weight": [m.vocab_size if m.target else 0 for m in mods],
+    }
+    if not config.share_encoder_decoder_embeddings:
+        tables["embeddings.dec_tokens"] = [m.vocab_size if m.causal and m.target else 0 for m in mods]
+    return tables
+
+
+def load_reinit_modalities(entries: Sequence[str | Path], config: FourMConfig) -> dict[str, ModalityConfig]:
+    """{name: new model modality config} of ``entries``: a modality name of ``config`` (same
+    vocabulary size) or a registry YAML of one (its vocab_size / length)."""
+    out: dict[str, ModalityConfig] = {}
+    for entry in entries:
+        text = str(entry)
+        if text.endswith((".yaml", ".yml")) or "/" in text:
+            found = load_added_modalities([entry])
+        else:
+            if text not in config.modalities:
+                raise FourmError(
+                    f"cannot re-initialise modality '{text}': the model has no such modality "
+                    f"(model modalities: {', '.join(config.modalities)})"
+                )
+            found = {text: config.modalities[text]}
+        for name, mod in found.items():
+            have = config.modalities.get(name)
+            if have is None:
+                raise FourmError(
+                    f"cannot re-initialise modality '{name}' ({text}): the model has no such modality "
+                    f"(model modalities: {', '.join(config.modalities)}); use add_modalities for a new one"
+                )
+            if have.is_patches or mod.is_patches:
+                raise FourmError(f"cannot re-initialise modality '{name}': it reads pixel patches and has no token rows")
+            if mod.kind != have.kind:
+                raise FourmError(f"cannot re-initialise modality '{name}' as {mod.kind}: the model's is {have.kind}")
+            if name in out:
+                raise FourmError(f"modality '{name}' is re-initialised twice ({text})")
+            # the model's roles and positions stay: only the vocabulary (and length) may change
+            out[name] = replace(have, vocab_size=mod.vocab_size, length=mod.length)
+    return out
+
+
+@torch.no_grad()
+def reinit_modalities(
+    old: FourM, reinit: Mapping[str, ModalityConfig] | Sequence[str], seed: int = 0
+) -> tuple[FourM, dict[str, Tensor]]:
+    """A FourM like ``old`` whose ``reinit`` modalities get fresh vocabulary rows (module docstring).
+
+    ``reinit``: modality names (same vocabulary) or {name: ModalityConfig with the new vocab_size /
+    length}. Returns the model and ``{parameter: bool mask of its re-initialised rows}``; every other
+    weight is ``old``'s, bit-exactly.
+    """
+    if not isinstance(reinit, Mapping):
+        reinit = load_reinit_modalities(list(reinit), old.config)
+    if not reinit:
+        raise FourmError("no modality to re-initialise")
+    for name in reinit:
+        if name not in old.config.modalities:
+            raise FourmError(
+                f"cannot re-initialise modality '{name}': the model has no such modality "
+                f"(model modalities: {', '.join(old.config.modalities)})"
+            )
+    config = old.config.replace(modalities={**old.config.modalities, **reinit})
+    model = FourM(config)
+    generator = torch.Generator().manual_seed(seed)
+    old_state, state = old.state_dict(), model.state_dict()
+    old_tables, new_tables = _table_rows(old.config), _table_rows(config)
+    names = list(config.modalities)
+    masks: dict[str, Tensor] = {}
+    for key, target in state.items():
+        source = old_state.get(key)
+        if key not in new_tables or source is None:
+            if source is None or source.shape != target.shape:
+                raise FourmError(f"cannot carry '{key}' over to the re-initialised model")
+            target.copy_(source)
+            continue
+        old_chunks = source.split(old_tables[key])
+        kept = [c for name, c in zip(names, old_chunks) if name not in reinit and c.shape[0]]
+        reference = torch.cat(kept) if kept else source
+        mask = torch.zeros(target.shape[0], dtype=torch.bool)
+        start = 0
+        for name, chunk, rows in zip(names, old_chunks, new_tables[key]):
+            if name in reinit:
+                fill = _matched_normal(reference, rows, generator) if rows else None
+                if fill is not None:
+                    target[start : start + rows].copy_(fill.to(target.dtype))
+                mask[start : start + rows] = True
+            else:
+                target[start : start + rows].copy_(chunk)
+            start += rows
+        if mask.any():
+            masks[key] = mask
+    return model, masks
+
+
 def load_finetune_model(
-    init_from: str | Path, add_modalities: Sequence[str | Path], seed: int = 0
-) -> tuple[FourM, dict[str, int]]:
-    """The trained model of ``init_from`` expanded by the modality YAMLs ``add_modalities`` (none:
-    the model as saved, no new rows)."""
+    init_from: str | Path,
+    add_modalities: Sequence[str | Path],
+    seed: int = 0,
+    reinit: Sequence[str | Path] = (),
+) -> tuple[FourM, dict[str, int | Tensor]]:
+    """The trained model of ``init_from``, its ``reinit`` modalities given fresh vocabulary rows
+    (:func:`reinit_modalities`), expanded by the modality YAMLs ``add_modalities`` (none of both: the
+    model as saved, no new rows). The second value is ``{parameter: old leading rows}`` of an
+    expansion alone, else ``{parameter: bool mask of its new rows}``."""
     base = FourM.from_pretrained(resolve_model_dir(init_from))
+    masks: dict[str, Tensor] = {}
+    if reinit:
+        base, masks = reinit_modalities(base, list(reinit), seed=seed)
     if not add_modalities:
-        return base, {}
-    return expand_model(base, load_added_modalities(add_modalities), seed=seed)
+        return base, dict(masks)
+    model, new_rows = expand_model(base, load_added_modalities(add_modalities), seed=seed)
+    if not masks:
+        return model, dict(new_rows)
+    merged: dict[str, int | Tensor] = dict(masks)
+    params = dict(model.named_parameters())
+    for key, n_old in new_rows.items():
+        total = params[key].shape[0]
+        old_mask = masks.get(key, torch.zeros(n_old, dtype=torch.bool))
+        merged[key] = torch.cat([old_mask, torch.ones(total - n_old, dtype=torch.bool)])
+    return model, merged
 
 
-def finetune_modalities(init_from: str | Path, add_modalities: Sequence[str | Path]) -> dict[str, ModalityConfig]:
-    """The modalities of the fine-tuned model (old, then added), without loading any weights."""
+def finetune_modalities(
+    init_from: str | Path, add_modalities: Sequence[str | Path], reinit: Sequence[str | Path] = ()
+) -> dict[str, ModalityConfig]:
+    """The modalities of the fine-tuned model (old, re-initialised ones with their new vocabulary,
+    then added), without loading any weights."""
     config = FourMConfig.from_file(resolve_model_dir(init_from) / CONFIG_NAME)
+    if reinit:
+        config = config.replace(modalities={**config.modalities, **load_reinit_modalities(list(reinit), config)})
     added = load_added_modalities(add_modalities)
     return extended_config(config, added).modalities if added else config.modalities
+
+
+@torch.no_grad()
+def save_reinit_model(init_from: str | Path, reinit: Sequence[str | Path], out: str | Path, seed: int = 0) -> Path:
+    """Write the model of ``init_from`` with fresh ``reinit`` rows to ``out`` (a save_pretrained
+    directory, usable as ``train.py --init-from``); returns ``out``."""
+    model, _ = load_finetune_model(init_from, [], seed=seed, reinit=reinit)
+    out = Path(out)
+    model.save_pretrained(out)
+    return out
 
 
 def check_added_in_data(data_cfg, added: Sequence[str]) -> None:

@@ -194,7 +194,9 @@ def _build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None)
     if section.init_from is not None:
         if section.overrides:
             raise FourmError("model.overrides cannot change a model loaded with model.init_from")
-        return load_finetune_model(section.init_from, section.add_modalities, seed=cfg.seed)
+        return load_finetune_model(
+            section.init_from, section.add_modalities, seed=cfg.seed, reinit=section.reinit_modalities
+        )
     if "modalities" in section.overrides:
         raise FourmError("model.overrides.modalities is not allowed (modalities come from the data)")
     source: str | Path = section.preset
@@ -511,7 +513,9 @@ def _build_components(cfg: TrainConfig, accelerator) -> _Components:
     _seed_everything(cfg.seed)
     init_modalities = None
     if cfg.model.init_from is not None:
-        init_modalities = finetune_modalities(cfg.model.init_from, cfg.model.add_modalities)
+        init_modalities = finetune_modalities(
+            cfg.model.init_from, cfg.model.add_modalities, cfg.model.reinit_modalities
+        )
         check_added_in_data(cfg.data, list(load_added_modalities(cfg.model.add_modalities)))
     data = build_training_data(cfg, init_modalities)
     model, new_rows = _build_model(cfg, data.modalities)
@@ -598,7 +602,10 @@ class _Loop:
         for note in self.parts.data.notes:
             logger.message(note)
         if self.parts.new_rows and self.is_main:
-            added = ", ".join(self.names[len(self.names) - len(cfg.model.add_modalities) :])
+            n_added = len(cfg.model.add_modalities)
+            added = ", ".join(self.names[len(self.names) - n_added :] if n_added else [])
+            if cfg.model.reinit_modalities:
+                added = ", ".join(filter(None, [added, "re-initialised " + ", ".join(cfg.model.reinit_modalities)]))
             stages = f"old weights frozen for {cfg.model.freeze_trunk_steps} steps, " if cfg.model.freeze_trunk_steps else ""
             logger.message(
                 f"fine-tuning {cfg.model.init_from} with added modalities {added}: "
