@@ -267,8 +267,11 @@ def liveness(inputs, work: Path, timeout: float, env: dict[str, str]) -> dict:
     out = work / "out_liveness"
     argv = ["--model", str(inputs["bundle"]), "--target", "caption", "--num-samples", "1000000000", "--out", str(out),
             "--no-progress"]  # fmt: skip
+    # SIGINT back to its default in the child: a survey started in the background (``&``, no job
+    # control) ignores SIGINT, and its children would inherit that and never see the Ctrl-C below
     proc = subprocess.Popen(command_line("generate", argv), cwd=work, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     start = time.perf_counter()
     first = None
     while _cpu_seconds(proc.pid) < timeout and time.perf_counter() - start < 10 * timeout and proc.poll() is None:
@@ -285,8 +288,16 @@ def liveness(inputs, work: Path, timeout: float, env: dict[str, str]) -> dict:
     text = stdout.decode("utf-8", "replace")
     chunks = sorted(p.name for p in out.glob("chunk_*")) if out.is_dir() else []
     ok = first is not None and "chunk 1/15625000" in text and bool(chunks)
+    try:
+        done = json.loads((out / "progress.json").read_text())["chunks_done"]
+    except (OSError, ValueError, KeyError):
+        done = None
     return {"case": "generate.py --num-samples 1000000000", "streams": ok, "first_chunk_seconds": first,
-            "chunks_written": len(chunks), "exit_code": proc.returncode, "stdout_head": text[:300]}  # fmt: skip
+            "chunks_written": len(chunks), "exit_code": proc.returncode,
+            # Ctrl-C ends it (exit 130) leaving complete chunks only: those progress.json counts (it is
+            # rewritten just after each chunk, so it may lag one behind)
+            "stops_on_interrupt": proc.returncode == 130 and done is not None and 0 <= len(chunks) - done <= 1,
+            "stdout_head": text[:300]}  # fmt: skip
 
 
 def table(results: list[dict]) -> str:
@@ -382,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report["table"])
     if live is not None:
         status = f"streams (first chunk after {live['first_chunk_seconds']:.1f} s)" if live["streams"] else "DOES NOT stream"
+        status += "; Ctrl-C stops it (exit 130, only complete chunks)" if live["stops_on_interrupt"] else (
+            f"; Ctrl-C DOES NOT stop it cleanly (exit {live['exit_code']})")
         print(f"\nliveness: {live['case']}: {status}")
     print(f"\n{len(results)} cases in {report['seconds']:.0f} s; every case in {args.json}")
     if not args.keep:

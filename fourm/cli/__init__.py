@@ -31,6 +31,14 @@ def finite_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse ``type=``: a finite number > 0 (a time limit, a scale)."""
+    value = finite_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def fraction(text: str) -> float:
     """argparse ``type=``: a finite number in [0, 1)."""
     value = finite_float(text)
@@ -59,6 +67,15 @@ def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
 
     parse.__name__ = "int"
     return parse
+
+
+# Seeds are torch generator seeds: 64-bit integers (a larger one is a traceback inside torch).
+SEED_RANGE = (-(2**63), 2**63 - 1)
+
+
+def seed_int(text: str) -> int:
+    """argparse ``type=`` of ``--seed``: an integer that fits a 64-bit torch seed."""
+    return bounded_int(*SEED_RANGE)(text)
 
 
 _DEVICE = re.compile(r"(cpu|cuda|mps|xpu|meta)(:\d+)?")

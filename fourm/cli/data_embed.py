@@ -6,10 +6,27 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from fourm.cli import device_name
 from fourm.errors import FourmError
 from fourm.utils.outputs import claim_output, is_raw_dataset, output_lock
+
+_COLUMN = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def column_name(text: str) -> str:
+    """argparse ``type=`` of ``--name``: a new vector column (lower-case letters, digits, '_'), checked
+    before the embedder is loaded; an empty name is refused, not replaced by the default."""
+    from fourm.core.schema import ALL_KEYS
+
+    if not _COLUMN.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a column name of lower-case letters, digits and '_' starting with a letter, got {text!r}"
+        )
+    if text in ALL_KEYS:
+        raise argparse.ArgumentTypeError(f"'{text}' is a built-in modality; choose another name")
+    return text
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -22,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True, help="raw dataset directory")
     p.add_argument("--source", default="caption", help="text column to embed (default: caption)")
-    p.add_argument("--name", default=None, help="new column name (default: <source>_embedding)")
+    p.add_argument("--name", type=column_name, default=None,
+                   help="new column name: lower-case letters, digits and '_' (default: <source>_embedding)")
     p.add_argument("--out", default=None,
                    help="output dataset directory; without it the column is added to --data in place (atomically). "
                    "A given --out must not be or overlap --data, and is refused if it is a folder or file this "
@@ -48,7 +66,7 @@ def _embed(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise FourmError(f"--batch-size must be >= 1, got {args.batch_size}")
-    name = args.name or f"{args.source}_embedding"
+    name = f"{args.source}_embedding" if args.name is None else args.name
     info = read_dataset_info(args.data)  # fail on a bad --data before loading the embedder
     if name in info.get("keys", []):
         raise FourmError(f"{args.data} already has a column '{name}' (choose another --name)")

@@ -167,7 +167,8 @@ def _import(args: argparse.Namespace) -> int:
         raise FourmError(f"--derive {','.join(derive)} needs rgb images, but {args.root} has none")
     if not source.ids:
         print(report.summary())
-        raise FourmError(f"no samples found under {args.root}")
+        problem = report.first_problem()  # e.g. the metadata.jsonl line that is not JSON
+        raise FourmError(f"no samples found under {args.root}" + (f" ({report.num_skipped} skipped; first: {problem})" if problem else ""))
     keys = tuple(k for k in ALL_KEYS if k in source.keys or k in derive)
     given = getattr(source, "splits", None)
     if given is not None:

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fourm.cli import ArgumentParser, bounded_int, friendly_errors, parse_assignments
+from fourm.cli import ArgumentParser, bounded_int, friendly_errors, parse_assignments, seed_int
 from fourm.errors import FourmError
 
 
@@ -75,6 +75,8 @@ MAX_NUM_SAMPLES = 256
 DEFAULT_CHUNK_SIZE = 64
 # At most this many rows (prompts x samples) per --prompts run: one overview picture holds them all.
 MAX_PROMPT_ROWS = 1024
+# --threads above this is a typo (torch fails to start 100000 threads with a SystemError traceback).
+MAX_THREADS = 1024
 DEFAULT_BATCH_SIZE = 16
 
 # option -> (GenerationTarget field, value type)
@@ -154,10 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"samples generated and written at once (default {DEFAULT_CHUNK_SIZE}, at most {MAX_NUM_SAMPLES}); "
         "chunk k > 0 is seeded from (--seed, k)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same output (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="random seed: same seed, same output (default 0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     parser.add_argument(
-        "--threads", type=int, default=1, metavar="N",
+        "--threads", type=bounded_int(1, MAX_THREADS), default=1, metavar="N",
         help="CPU threads (default 1: at this model size more threads rarely help and a busy CPU makes them much slower)",
     )  # fmt: skip
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
@@ -238,8 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.num_samples < 1:
         raise FourmError(f"--num-samples must be >= 1, got {args.num_samples}")
-    if args.threads < 1:
-        raise FourmError(f"--threads must be >= 1, got {args.threads}")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -350,6 +350,7 @@ def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides,
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
     pipe.precision = "fp32" if args.fp32 else args.precision
     plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]
+    check_steps(pipe, plan_targets, overrides)
     pipe.plan(plan_targets)  # checks the targets before any prompt
     for p in prompts:  # every prompt checked up front: an error names its line
         for name, value in p.conditions.items():
@@ -407,7 +408,40 @@ def _load_pipeline(args, conditions, prefixes, targets, overrides):
     pipe.precision = "fp32" if args.fp32 else args.precision
     for name in list(conditions) + list(prefixes):
         pipe.codec(name)  # unknown modality -> error listing the known ones
-    return pipe, [pipe.default_target(t, **overrides[t]) for t in targets]
+    check_values(pipe, conditions, prefixes)
+    plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]
+    check_steps(pipe, plan_targets, overrides)
+    return pipe, plan_targets
+
+
+def check_steps(pipe, plan_targets, overrides: dict[str, dict[str, Any]]) -> None:
+    """A ``--steps NAME=N`` of a MaskGIT / ROAR target is at most its number of tokens (each step
+    fixes at least one token; more steps would only run the model in vain, e.g. 10^8 times)."""
+    modalities = pipe.model.config.modalities
+    for t in plan_targets:
+        mod = modalities.get(t.modality) if hasattr(modalities, "get") else None
+        tokens = getattr(mod, "length", None)
+        if "steps" in overrides.get(t.modality, {}) and t.scheme != "ar" and isinstance(tokens, int) and t.steps > tokens:
+            raise FourmError(
+                f"--steps {t.modality}={t.steps}: '{t.modality}' has {tokens} tokens, so at most {tokens} steps"
+            )
+
+
+def check_values(pipe, conditions: dict[str, Any], prefixes: dict[str, Any]) -> None:
+    """Read and check every ``--cond`` / ``--prefix`` value before generating, so that a malformed one
+    (a box out of range, a missing image) is refused in one line naming its option and modality."""
+    for flag, values in (("--cond", conditions), ("--prefix", prefixes)):
+        for name, value in values.items():
+            codec = pipe.codec(name)
+            try:
+                if flag == "--prefix":
+                    codec.encode([value], prefix=True)  # an image / vector has no prefix: refused first
+                else:
+                    codec.normalize(value)
+            except FourmError as e:
+                raise FourmError(f"{flag} {name}=...: {e}") from None
+            except (OSError, ValueError, TypeError) as e:
+                raise FourmError(f"{flag} {name}=...: cannot read {_summary(value)} ({e})") from None
 
 
 def _generate(args, conditions, prefixes, targets, overrides, out_dir: Path) -> int:

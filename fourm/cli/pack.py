@@ -10,6 +10,7 @@ Every ``*.safetensors`` file in the copy is rewritten in half precision (about h
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -37,12 +38,28 @@ def main(argv: list[str] | None = None) -> int:
     src, dst = Path(args.src), Path(args.dst)
     if not (src / "config.json").is_file():
         raise FourmError(f"{src} is not a saved model or tokenizer (no config.json)")
+    _check_config(src / "config.json")
     for weights in sorted(src.glob("*.safetensors")):
         safetensors_shapes(weights)  # a damaged file -> an error naming it, before any output is made
     with claim_output(dst, "fourm-pack", [("src", src)], args.overwrite, is_saved_model, flag="dst"):
         before, after = _pack(src, dst, args.keep_fp32)
     print(f"packed {src} -> {dst}: weights {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
     return 0
+
+
+def _check_config(path: Path) -> None:
+    """The copy is only as good as its config: it must be a UTF-8 JSON object (else a packed model
+    that does not load would be written without a word)."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise FourmError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); not a saved model or tokenizer") from None
+    except ValueError as e:
+        raise FourmError(f"{path} is not valid JSON ({e}); not a saved model or tokenizer") from None
+    except OSError as e:
+        raise FourmError(f"cannot read {path}: {e}") from None
+    if not isinstance(config, dict):
+        raise FourmError(f"{path} holds a JSON {type(config).__name__}, expected an object; not a saved model or tokenizer")
 
 
 def _pack(src: Path, dst: Path, keep_fp32: bool) -> tuple[int, int]:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-from fourm.cli import ArgumentParser, bounded_int, finite_float, subcommand_main
+from fourm.cli import ArgumentParser, bounded_int, device_name, finite_float, seed_int, subcommand_main
+from fourm.errors import FourmError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-column", default=None, metavar="NAME",
                    help="metadata.jsonl column holding train / val (default: train/ + val/ folders, else --val-fraction)")
     p.add_argument("--val-fraction", type=finite_float, default=0.1, help="held-out fraction without splits (default 0.1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--text-threshold", type=finite_float, default=1.5,
                    help="train a caption vocabulary when the shipped one needs more than this many times the "
                    "tokens per caption (default 1.5)")
@@ -42,14 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=finite_float, default=100.0,
                    help="FourM steps = epochs x train images / batch, 100..the train config's steps (default 100)")
     p.add_argument("--train-steps", type=bounded_int(1), default=None, help="exact FourM steps instead")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # test shapes (tests/recipe)
     p.set_defaults(func=run_folder)
     return parser
 
 
+def check_out(args: argparse.Namespace) -> None:
+    """Refuse a bad ``--out`` (an input, or a folder the recipe did not write) before the images are
+    read, so that this is the first thing a user hears about it."""
+    from fourm.recipe.stages import COMMAND
+    from fourm.utils.outputs import check_existing, check_inputs
+
+    check_inputs(args.out, [("--root", args.root)])
+    try:
+        check_existing(args.out, COMMAND, recognize=lambda path: (path / "recipe.json").is_file())
+    except FourmError:
+        raise FourmError(
+            f"--out {args.out} already exists and was not written by {COMMAND}; choose another --out (the recipe "
+            "resumes only its own folders and has no --overwrite: remove the folder yourself to replace it)"
+        ) from None
+
+
 def run_folder(args: argparse.Namespace) -> int:
     from fourm.recipe import RecipeConfig, run_recipe
+
+    check_out(args)
 
     cfg = RecipeConfig(
         root=args.root, out=args.out, minutes=args.minutes,

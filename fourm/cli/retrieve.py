@@ -127,14 +127,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# counts checked before any work (a command without the option has no such attribute)
+COUNT_OPTIONS = ("batch_size", "steps", "num", "top_k")
+# RetrievalSettings fields set from options: its errors name the field, the CLI adds the option
+SETTINGS_OPTIONS = {"align_samples": "--align-samples", "align_dim": "--align-dim", "center_samples": "--center-samples",
+                    "via_steps": "--via-steps"}  # fmt: skip
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """``--batch-size``, ``--steps``, ``--num``, ``--top-k`` are >= 1 (refused before any output or data)."""
+    for name in COUNT_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise FourmError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
 def _settings(args: argparse.Namespace):
+    _check_counts(args)
+    try:
+        return _new_settings(args)
+    except FourmError as e:
+        message = str(e)
+        flags = [flag for field, flag in SETTINGS_OPTIONS.items() if message.startswith(field)]
+        raise FourmError(f"{message} ({flags[0]})" if flags else message) from None
+
+
+def _new_settings(args: argparse.Namespace):
     from fourm.retrieval.settings import RetrievalSettings
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise FourmError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.steps is not None and args.steps < 1:
-        raise FourmError(f"--steps must be >= 1, got {args.steps}")
-    return RetrievalSettings(
+    settings = RetrievalSettings(
         method=args.method, center=not args.no_center, normalize=not args.no_normalize,
         center_split=args.center_split, center_samples=args.center_samples, align=not args.no_align,
         center_predictions=args.center_predictions,
@@ -143,6 +164,8 @@ def _settings(args: argparse.Namespace):
         via=_modalities(args.via, "--via") if args.via is not None else [], via_steps=args.via_steps,
         batch_size=args.batch_size or 64, autocast=not args.no_autocast,
     )  # fmt: skip
+    settings.validate()  # now, not when the embedder is made after the data is read
+    return settings
 
 
 def _embedder(args, data, modalities: list[str], extra: list[str] | None = None,
@@ -159,6 +182,7 @@ def _embedder(args, data, modalities: list[str], extra: list[str] | None = None,
             raise FourmError(f"unknown modality '{m}': {args.data} has {', '.join(data.modalities)}")
     for m in modalities + (extra or []):
         pipe.codec(m)  # unknown modality -> FourmError naming the model's modalities
+    _check_via(pipe, settings)
     if extra is None:  # every input the data holds, patch modalities (read from their raw key) included
         mods = pipe.model.config.modalities
         extra = [m for m in mods if mods[m].input and data.column(m, pipe) in data.modalities]
@@ -168,6 +192,16 @@ def _embedder(args, data, modalities: list[str], extra: list[str] | None = None,
     reference = fit_reference(embedder, pipe, args.data, list(dict.fromkeys(modalities + extra)), settings,
                               data.split, progress=True, item_sets=item_sets)  # fmt: skip
     return pipe, settings, embedder, reference
+
+
+def _check_via(pipe, settings) -> None:
+    """``--via`` names modalities of the model (checked before the method's own requirements, so that
+    a typo is named even when the model could not embed by prediction anyway)."""
+    for m in settings.via:
+        try:
+            pipe.codec(m)
+        except FourmError as e:
+            raise FourmError(f"--via {m}: {e}") from None
 
 
 def _is_index(path: Path) -> bool:
@@ -237,6 +271,7 @@ def _model_inputs(args: argparse.Namespace, default_bundle: bool = True) -> list
 
 
 def run_index(args: argparse.Namespace) -> int:
+    _check_counts(args)
     _choose_model(args)
     inputs = [("--data", args.data), *_model_inputs(args)]
     with claim_output(args.out, "fourm-retrieve index", inputs, args.overwrite, _is_index):
@@ -306,8 +341,7 @@ def _index_info(index, path: Path) -> dict:
 
 
 def run_query(args: argparse.Namespace) -> int:
-    if args.top_k < 1:
-        raise FourmError(f"--top-k must be >= 1, got {args.top_k}")
+    _check_counts(args)
     conds = parse_assignments(args.cond, "--cond")
     _choose_model(args)
     if args.out:  # checked before the index is read, again with the index's data and models once it is
@@ -385,6 +419,7 @@ def _query(args: argparse.Namespace, conds: dict[str, str]) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    _check_counts(args)
     _choose_model(args)
     if args.json:  # claimed before any work: a refused --json costs nothing
         inputs = [("--data", args.data), *_model_inputs(args)]

@@ -21,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fourm.cli import ArgumentParser, bounded_int, finite_float, subcommand_main
+from fourm.cli import ArgumentParser, bounded_int, finite_float, positive_float, seed_int, subcommand_main
 from fourm.errors import FourmError
 from fourm.utils.config import apply_overrides, read_mapping
 from fourm.utils.outputs import claim_output, is_saved_model
@@ -54,7 +54,10 @@ def _train_image(args: argparse.Namespace, out: Path) -> int:
     from tokenizers_zoo.image import ImageTokenizerConfig
     from tokenizers_zoo.image.trainer import train_image_tokenizer
 
-    data = apply_overrides(read_mapping(args.config), args.overrides)
+    data = read_mapping(args.config)
+    if not data:  # all defaults would train some other tokenizer than the user meant
+        raise FourmError(f"--config {args.config} is empty (give a tokenizer YAML, e.g. configs/tokenizers/rgb.yaml)")
+    data = apply_overrides(data, args.overrides)
     try:
         cfg = ImageTokenizerConfig.from_dict(data)
     except FourmError as e:
@@ -242,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, help="output directory (default outputs/tokenizers/<config name>; refused "
                     "if it is a folder or file this command did not write, unless --overwrite)")
     tr.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
-    tr.add_argument("--max-minutes", type=finite_float, default=None, help="stop after this many minutes")
+    tr.add_argument("--max-minutes", type=positive_float, default=None, help="stop after this many minutes (> 0)")
     tr.add_argument("--steps", type=int, default=None, help="training steps (overrides train.steps)")
     tr.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. train.lr=0.001")
     tr.set_defaults(func=_train)
@@ -292,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     tv.add_argument("--lr", type=finite_float, default=1e-3)
     tv.add_argument("--batch-size", type=int, default=256)
     tv.add_argument("--val-split", default="val")
-    tv.add_argument("--seed", type=int, default=0)
+    tv.add_argument("--seed", type=seed_int, default=0)
     tv.set_defaults(func=_train_vector)
     return parser
 

@@ -201,7 +201,7 @@ CASES: list[tuple[str, str, list[str], str | None]] = [
     ("s-tokenize-text-tokenizer-garbage", "data", [*TOKENIZE[:-1], "caption", "--tokenizer", "caption={text_tok_garbage}"],
      "text_tok_garbage"),  # fmt: skip
     ("s-tokenize-tokenizer-malformed", "data", [*TOKENIZE, "--tokenizer", "rgb"], "rgb"),
-    ("s-tokenize-batch-zero", "data", [*TOKENIZE, "--batch-size", "0"], "caption"),
+    ("s-tokenize-batch-zero", "data", [*TOKENIZE, "--batch-size", "0"], "--batch-size"),
     ("s-tokenize-batch-negative", "data", [*TOKENIZE, "--batch-size", "-8"], "--batch-size"),
     ("s-tokenize-shard-zero", "data", [*TOKENIZE, "--shard-size", "0"], "--shard-size"),
     ("s-tokenize-device-bogus", "data", [*TOKENIZE, "--device", "gpu9"], "gpu9"),
@@ -256,7 +256,7 @@ CASES: list[tuple[str, str, list[str], str | None]] = [
     ("s-tok-eval-num-negative", "tokenizer", ["eval", "--tokenizer", "{bundle}/tokenizers/rgb", "--data", "{raw}",
                                               "--num", "-3"], "--num"),  # fmt: skip
     ("s-tok-eval-batch-zero", "tokenizer", ["eval", "--tokenizer", "{bundle}/tokenizers/rgb", "--data", "{raw}",
-                                            "--batch-size", "0"], "caption"),  # fmt: skip
+                                            "--batch-size", "0"], "--batch-size"),  # fmt: skip
     ("s-tok-eval-png-foreign", "tokenizer", ["eval", "--tokenizer", "{bundle}/tokenizers/rgb", "--data", "{raw}",
                                              "--png", "{photo.png}"], "photo.png"),  # fmt: skip
     ("s-tok-eval-png-dir", "tokenizer", ["eval", "--tokenizer", "{bundle}/tokenizers/rgb", "--data", "{raw}",
@@ -329,8 +329,9 @@ CASES: list[tuple[str, str, list[str], str | None]] = [
     ("s-train-out-is-data", "train", ["--config", TRAIN_DEBUG, "--out", "{raw}", "--data", "{tokens_like}"], None),
     ("s-train-init-from-missing", "train", ["--config", TRAIN_DEBUG, "--out", "{out}", "--init-from", "{root}/nope"],
      "nope"),  # fmt: skip
-    ("s-train-init-from-garbage", "train", ["--config", TRAIN_DEBUG, "--out", "{out}", "--init-from", "{model_garbage}"],
-     "model_garbage"),  # fmt: skip
+    # without model.overrides={}, debug.yaml's model overrides are refused first (an --init-from model is not changed)
+    ("s-train-init-from-garbage", "train", ["--config", TRAIN_DEBUG, "--out", "{out}", "--init-from", "{model_garbage}",
+                                            "model.overrides={}"], "model_garbage"),  # fmt: skip
     ("s-train-init-from-nonutf8", "train", ["--config", TRAIN_DEBUG, "--out", "{out}", "--init-from",
                                             "{model_config_nonutf8}"], "config.json"),  # fmt: skip
     ("s-train-out-is-init-from", "train", ["--config", TRAIN_DEBUG, "--out", "{model}", "--init-from", "{model}"],
@@ -462,7 +463,7 @@ CASES: list[tuple[str, str, list[str], str | None]] = [
     ("s-retrieve-bundle-missing", "retrieve", ["query", "--index", "{index_ok}", "--bundle", "{root}/nope", "--cond",
                                                "caption=a"], "nope"),  # fmt: skip
     ("s-retrieve-device-bogus", "retrieve", [*RQ, "--cond", "caption=a", "--device", "gpu9"], "gpu9"),
-    ("s-retrieve-batch-zero", "retrieve", [*RQ, "--cond", "caption=a", "--batch-size", "0"], "caption"),
+    ("s-retrieve-batch-zero", "retrieve", [*RQ, "--cond", "caption=a", "--batch-size", "0"], "--batch-size"),
     ("s-retrieve-index-out-is-data", "retrieve", [*RINDEX, "--out", "{raw}"], "is the input"),
     ("s-retrieve-index-out-inside-data", "retrieve", [*RINDEX, "--out", "{raw}/idx"], "inside the input"),
     ("s-retrieve-index-out-foreign", "retrieve", [*RINDEX, "--out", "{notes}"], "--overwrite"),

@@ -31,7 +31,7 @@ def build_inputs(root: Path) -> dict[str, Path]:
     """The inputs of :data:`CASES` under the existing empty folder ``root`` -> {name: path} (``root``
     too); also used by ``bench/bad_inputs.py``."""
     from fourm.data.raw_dataset import write_world_dataset
-    from fourm.generation.testing import build_toy_bundle
+    from fourm.testing.bundles import build_toy_bundle
 
     p: dict[str, Path] = {"root": root}
     p["bundle"] = build_toy_bundle(root / "bundle", image_size=32)

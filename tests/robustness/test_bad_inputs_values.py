@@ -135,8 +135,8 @@ def test_shared_readers_give_one_line_errors(tmp_path, content, message):
 
 def test_mismatched_config_is_refused_before_building_the_model(tmp_path, monkeypatch):
     """A config.json with a huge dim fails on the safetensors header; no model is built on a real device."""
-    from fourm.generation.testing import build_toy_bundle
     from fourm.model.fourm import FourM
+    from fourm.testing.bundles import build_toy_bundle
 
     model = build_toy_bundle(tmp_path / "b") / "model"
     big = shutil.copytree(model, tmp_path / "big")

@@ -13,7 +13,7 @@ from PIL import Image
 from robustness_testing import error_line, tree_hash
 
 from fourm.cli.generate import chunk_name, chunk_seed, main
-from fourm.generation.testing import build_toy_bundle
+from fourm.testing.bundles import build_toy_bundle
 
 TARGETS = ["--target", "rgb", "caption"]
 

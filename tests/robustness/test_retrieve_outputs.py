@@ -3,7 +3,7 @@
 an input or inside one (even with ``--overwrite``), locked while written. Every refusal: exit code 2, one
 ``error:`` line naming the path, and the files on disk byte-identical (tree hashes before and after).
 
-Toy bundle and toy world (:mod:`fourm.retrieval.testing`): nothing is downloaded.
+Toy bundle and toy world (:mod:`fourm.testing.retrieval`): nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from PIL import Image
 from robustness_testing import error_line, tree_hash
 
 from fourm.cli.retrieve import main
-from fourm.retrieval.testing import toy_retrieval_pipeline, write_toy_world
+from fourm.testing.retrieval import toy_retrieval_pipeline, write_toy_world
 from fourm.utils.atomic import host_id
 from fourm.utils.outputs import lock_path, png_info, png_written_by
 

@@ -52,6 +52,15 @@ class LoadReport:
     def num_skipped(self) -> int:
         return sum(self.skipped.values())
 
+    def first_problem(self) -> str:
+        """The first example of the most common skip reason, e.g. ``bad metadata line: DIR/metadata.jsonl:1
+        (invalid JSON: ...)``, for a one-line error; '' when nothing was skipped."""
+        for reason, _ in self.skipped.most_common():
+            examples = self.examples.get(reason)
+            if examples:
+                return f"{reason}: {examples[0]}"
+        return ""
+
     def summary(self) -> str:
         """A few human-readable lines for the end of an import."""
         head = f"loaded {self.loaded} samples" + (f" from {self.source}" if self.source else "")
