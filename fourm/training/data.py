@@ -74,11 +74,16 @@ def merge_modalities(infos: list, names: list[str] | None) -> tuple[dict[str, Mo
 
 
 def _sequence_length(name: str, sources: list, split: str) -> int:
-    """Longest ``name`` sequence over the sources' ``split`` (when the dataset info gives none)."""
+    """Longest ``name`` sequence over the sources' ``split`` (when the dataset info gives none), read
+    from the Arrow list offsets of the memory-mapped column (no rows are loaded into Python)."""
+    import pyarrow.compute as pc
+
     longest = 0
     for dsd, _ in sources:
         if split in dsd and name in dsd[split].column_names:
-            longest = max([longest, *(len(x) for x in dsd[split][name] if x)])
+            column = dsd[split].with_format("arrow")[name]  # an Arrow column (a view's rows only)
+            lengths = pc.max(pc.list_value_length(column)).as_py()
+            longest = max(longest, int(lengths or 0))
     if longest == 0:
         raise FourmError(f"modality '{name}': no length in the dataset info and no samples to measure it from")
     return longest

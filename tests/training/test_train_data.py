@@ -196,3 +196,20 @@ def test_validation_tasks_mask_the_val_split_as_named(token_data, tmp_path):
         build_training_data(tiny_config(token_data, tmp_path / "run", masking={"eval_tasks": {"r": str(bad)}}))
     with pytest.raises(FourmError, match="bad task name 'a/b'"):
         tiny_config(token_data, tmp_path / "run", masking={"eval_tasks": {"a/b": str(bad)}})
+
+
+def test_sequence_length_measured_from_arrow_offsets_of_the_rows_in_view():
+    import datasets
+
+    from fourm.errors import FourmError
+    from fourm.training.data import _sequence_length
+
+    ds = datasets.Dataset.from_dict({"caption": [[1, 2, 3], [4], [5, 6, 7, 8, 9], [], None]})
+    whole = datasets.DatasetDict({"train": ds})
+    view = datasets.DatasetDict({"train": ds.select([0, 1])})  # an indices mapping, not a copy
+    assert _sequence_length("caption", [(whole, None)], "train") == 5
+    assert _sequence_length("caption", [(view, None)], "train") == 3
+    assert _sequence_length("caption", [(view, None), (whole, None)], "train") == 5
+    empty = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"caption": [[], None]})})
+    with pytest.raises(FourmError, match="no samples to measure it from"):
+        _sequence_length("caption", [(empty, None)], "train")
