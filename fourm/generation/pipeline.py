@@ -256,11 +256,9 @@ class FourMPipeline:
             if not isinstance(codec, BoxMapCodec) or name in conditions or not self.model.config.modalities[name].input:
                 continue
             key = self.registry[name].data_key
-            source = next((t for t in targets if self.registry[t].data_key == key and t != name), None)
-            if source is None:
-                continue
-            maps = derive.setdefault(source, [])
-            maps.append(name)
+            source = next((t for t in targets if self.registry[t].data_key == key), None)
+            if source is not None:
+                derive.setdefault(source, []).append(name)
 
         def make(source: str, maps: list[str]):
             def fn(ids: Tensor) -> dict[str, Tensor]:
@@ -455,8 +453,6 @@ class FourMPipeline:
             ids = codec.encode(raws).repeat_interleave(num_samples, dim=0)  # (batch, L)
             if isinstance(codec, PatchCodec):
                 given[name] = GivenTokens.patches(ids)
-            elif isinstance(codec, BoxMapCodec):
-                given[name] = GivenTokens.at(ids)
             elif isinstance(codec, SequenceCodec):
                 given[name] = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
             else:

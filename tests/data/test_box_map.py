@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fourm.data.derive.box_map import MIN_COVER, box_map_picture, label_id, render_box_map
+from fourm.data.derive.box_map import MIN_COVER, label_id, render_box_map
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
 from fourm.resources import CONFIG_ROOT
@@ -68,12 +68,6 @@ def test_small_boxes_keep_their_centre_cell_and_empty_inputs_give_zeros():
     big = [{"label": "blue square", "box": [0.0, 0.0, 1.0, 1.0]}, *tiny]  # drawn over the big box
     out = render_box_map(big, 8, LABELS)
     assert out[2, 4] == 1 and (out == 2).sum() == 63
-
-
-def test_picture_has_one_colour_per_label_and_black_background():
-    pic = box_map_picture(render_box_map([{"label": "red circle", "box": [0, 0, 0.5, 0.5]}], 8, LABELS), 8, cell=2)
-    assert pic.shape == (16, 16, 3) and pic.dtype == np.uint8
-    assert (pic[:8, :8] == pic[0, 0]).all() and pic[0, 0].any() and not pic[8:, 8:].any()
 
 
 def spec(**kw) -> ModalitySpec:

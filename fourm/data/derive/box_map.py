@@ -71,14 +71,3 @@ def render_box_map(boxes: Iterable[Mapping[str, Any]] | None, grid: int, labels:
 def box_map_tokens(boxes: Iterable[Mapping[str, Any]] | None, grid: int, labels: Sequence[str]) -> list[int]:
     """The map of :func:`render_box_map` as grid * grid tokens, row-major (a token row of the model)."""
     return render_box_map(boxes, grid, labels).reshape(-1).tolist()
-
-
-def box_map_picture(tokens: Sequence[int] | np.ndarray, grid: int, cell: int = 8) -> np.ndarray:
-    """A (grid * cell, grid * cell, 3) uint8 picture of a box map: black where empty, one stable hue
-    per label token."""
-    ids = np.asarray(tokens, dtype=np.int64).reshape(grid, grid)
-    hues = (ids * 0.618034) % 1.0
-    rgb = np.stack([np.abs(((hues * 6 + k) % 6) - 3) - 1 for k in (0, 4, 2)], axis=-1).clip(0, 1)
-    rgb = (rgb * 200 + 55).astype(np.uint8)
-    rgb[ids == 0] = 0
-    return np.repeat(np.repeat(rgb, cell, axis=0), cell, axis=1)
