@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from training_testing import tiny_config
+from training_testing import save_trained_like, tiny_config
 
 from fourm.data.masking import MaskedDataset, Masker, MaskingConfig, collate
 from fourm.data.token_dataset import (
@@ -18,7 +18,7 @@ from fourm.data.token_dataset import (
     write_token_dataset,
 )
 from fourm.errors import FourmError
-from fourm.model import FourM, FourMConfig, ModalityConfig
+from fourm.model import FourM, ModalityConfig
 from fourm.model.embeddings import patch_init_std
 from fourm.training import load_train_config, train
 from fourm.training.finetune import (
@@ -71,14 +71,7 @@ def ce_tokens(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module", params=[False, True], ids=["untied", "tied"])
 def base_dir(request, tmp_path_factory) -> Path:
     """A saved 'trained' model on the old modalities (random weights, untied or tied heads)."""
-    torch.manual_seed(0)
-    model = FourM(FourMConfig.preset("tiny", OLD, tie_embeddings=request.param, **ARCH))
-    with torch.no_grad():  # not the default init: the transfer must copy, not re-initialise
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    out = tmp_path_factory.mktemp("base") / "model"
-    model.save_pretrained(out)
-    return out
+    return save_trained_like(OLD, request.param, ARCH, tmp_path_factory.mktemp("base") / "model")
 
 
 def _old_rows_equal(old: dict, new: dict) -> None:

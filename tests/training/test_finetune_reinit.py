@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_testing import tiny_config
+from training_testing import save_trained_like, tiny_config
 
 from fourm.errors import FourmError
 from fourm.model import FourM, FourMConfig, ModalityConfig
@@ -32,14 +32,7 @@ PACKED = ("embeddings.enc_tokens", "embeddings.dec_tokens", "output_weight")
 
 @pytest.fixture(scope="module", params=[False, True], ids=["untied", "tied"])
 def base_dir(request, tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = FourM(FourMConfig.preset("tiny", OLD, tie_embeddings=request.param, **ARCH))
-    with torch.no_grad():  # not the default init: the transfer must copy, not re-initialise
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    out = tmp_path_factory.mktemp("base") / "model"
-    model.save_pretrained(out)
-    return out
+    return save_trained_like(OLD, request.param, ARCH, tmp_path_factory.mktemp("base") / "model")
 
 
 def _chunks(model: FourM, key: str) -> dict[str, torch.Tensor]:

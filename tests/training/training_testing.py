@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
+from fourm.model import FourM, FourMConfig, ModalityConfig
 from fourm.training.config import TrainConfig
+
+
+def save_trained_like(modalities: dict[str, ModalityConfig], tied: bool, arch: dict, out: Path) -> Path:
+    """Save a 'trained' tiny FourM over ``modalities`` to ``out`` -> ``out``: seeded random weights
+    moved off the default init, so a fine-tuning load must copy them, not re-initialise them."""
+    torch.manual_seed(0)
+    model = FourM(FourMConfig.preset("tiny", modalities, tie_embeddings=tied, **arch))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.save_pretrained(out)
+    return out
 
 
 def tiny_config(tokens: Path, out: Path, **changes) -> TrainConfig:
