@@ -38,12 +38,23 @@ import torch
 from torch import Tensor, nn
 
 from fourm.errors import FourmError
+from fourm.generation.bundle_layout import (
+    ML4M_MAP,
+    MODEL_DIR,
+    is_bundle,
+    registry_from_dict,
+    tokenizer_ref,
+    write_bundle,
+    write_generation_defaults,
+    write_json,
+    write_registry,
+)
 from fourm.model.config import FourMConfig, ModalityConfig
 from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME, FourM, _is_ml4m_config
 from fourm.model.pos_embed import sincos_table_1d, sincos_table_2d
-from fourm.utils.atomic import atomic_write_text
+from fourm.utils.weights import load_state_checked, read_safetensors
 
-MODALITY_MAP_NAME = "ml4m_modalities.json"
+MODALITY_MAP_NAME = ML4M_MAP  # the conversion record a converted bundle holds
 
 # config.json keys of ml-4m's FM and what fourm does with them
 SUPPORTED_VALUES: dict[str, Any] = {  # keys whose value must be this one (else the computation differs)
@@ -245,6 +256,44 @@ def _positions(w: _Weights, key: str, kind: str, length: int | None, dim: int) -
     return n, None if torch.allclose(table, fixed, atol=1e-4) else table
 
 
+@dataclass(frozen=True)
+class _Dims:
+    """The sizes and switches of an ml-4m FM config that the key mapping needs."""
+
+    dim: int
+    enc_depth: int
+    dec_depth: int
+    num_heads: int
+    hidden: int  # ml-4m's gated MLP width
+    qk_norm: bool
+    shared_mod: bool
+    patch: int
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> _Dims:
+        dim = config["dim"]
+        return cls(
+            dim=dim, enc_depth=config["encoder_depth"], dec_depth=config["decoder_depth"], num_heads=config["num_heads"],
+            hidden=int(2 * int(dim * float(config.get("mlp_ratio", 4.0))) / 3),
+            qk_norm=bool(config.get("qk_norm", False)),
+            shared_mod=bool(config.get("share_modality_embeddings", True)),  # FourM's default in ml-4m
+            patch=int(config.get("patch_size", 16)),
+        )  # fmt: skip
+
+
+_Tables = tuple[Tensor | None, Tensor | None]  # a modality's learned (encoder, decoder) position tables
+
+
+@dataclass
+class _Modalities:
+    """Phase 1 of :func:`ml4m_to_fourm`: the checkpoint's modalities, read and checked."""
+
+    infos: dict[str, ModalityInfo] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    learned: dict[str, _Tables] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+
+
 def ml4m_to_fourm(
     config: Mapping[str, Any],
     tensors: Mapping[str, Tensor],
@@ -258,73 +307,94 @@ def ml4m_to_fourm(
     unsupported values, unknown modalities and weights that are missing, mis-shaped or left over
     raise a one-line FourmError naming them."""
     check_ml4m_config(config, where)
-    keep = set(keep)
-    dim, depth_e, depth_d = config["dim"], config["encoder_depth"], config["decoder_depth"]
-    hidden = int(2 * int(dim * float(config.get("mlp_ratio", 4.0))) / 3)  # ml-4m's gated MLP width
-    qk_norm = bool(config.get("qk_norm", False))
-    shared_mod = bool(config.get("share_modality_embeddings", True))  # FourM's default in ml-4m
-    patch = int(config.get("patch_size", 16))
+    dims = _Dims.of(config)
     w = _Weights(tensors, where)
+    mods = _read_modalities(config, dims, w, set(keep))
+    fourm_config = _fourm_config(dims, mods.infos, where)
+    state = _map_embeddings(w, dims, mods, fourm_config)
+    state.update(_map_transformer(w, dims))
+    w.check_all_used()
+    return fourm_config, state, ConversionInfo(mods.infos, mods.dropped, mods.ignored)
 
+
+# ---- phase 1: read and check the modalities of the checkpoint
+def _read_modalities(config: Mapping[str, Any], dims: _Dims, w: _Weights, keep: set[str]) -> _Modalities:
+    """Every modality of ``domains_in`` / ``domains_out`` in ml-4m's order: converted, or dropped
+    (unsupported, not in ``keep``) with its weights."""
     domains_in, domains_out = set(config["domains_in"]), set(config["domains_out"])
-    infos: dict[str, ModalityInfo] = {}
-    dropped: dict[str, str] = {}
-    learned: dict[str, tuple[Tensor | None, Tensor | None]] = {}
-    ignored: list[str] = []
+    mods = _Modalities()
     for name in sorted(domains_in | domains_out):  # ml-4m's own modality order
         kind = _kind(name)
         enc, dec = f"encoder_embeddings.{name}.", f"decoder_embeddings.{name}."
         if kind == "unsupported":
             if name in keep:
-                raise FourmError(f"{where}: modality '{name}' ({UNSUPPORTED[name]}) cannot be converted")
-            dropped[name] = UNSUPPORTED[name]
-            ignored += w.ignore(enc) + w.ignore(dec)
-            continue
-        is_in = name in domains_in
-        is_out = name in domains_out and kind != "patches"  # ml-4m has no decoder for pixels
-        if kind == "patches":
-            proj = w.tensors.get(enc + "proj.weight")
-            if proj is None:
-                raise FourmError(f"{where}: missing weight '{enc}proj.weight'")
-            channels = proj.shape[1] // (patch * patch)
-            side = _image_side(name, config) // patch
-            n, table = _positions(w, enc + "pos_emb", "image", side * side, dim)
-            if table is not None:
-                raise FourmError(f"{where}: learned positions of pixel modality '{name}' are not supported")
-            infos[name] = ModalityInfo("patches", 256, n, True, False, patch_size=patch, channels=channels,
-                                       pixel_mean=list(IMAGENET_MEAN[:channels]), pixel_std=list(IMAGENET_STD[:channels]))
-            learned[name] = (None, None)
-            continue
-        source = enc if is_in else dec
-        if not w.has(source + "token_emb.weight"):
-            raise FourmError(f"{where}: missing weight '{source}token_emb.weight'")
-        vocab = w.tensors[source + "token_emb.weight"].shape[0]
-        if kind == "image":
-            base = name.split("@")[0]
-            side = _image_side(name, config) // IMAGE_PATCH_SIZES.get(base, patch)
-            default_length = None if base.endswith("_global") else side * side
+                raise FourmError(f"{w.where}: modality '{name}' ({UNSUPPORTED[name]}) cannot be converted")
+            mods.dropped[name] = UNSUPPORTED[name]
+            mods.ignored += w.ignore(enc) + w.ignore(dec)
+        elif kind == "patches":
+            mods.infos[name] = _patch_modality(name, config, dims, w)
+            mods.learned[name] = (None, None)
         else:
-            default_length = SEQUENCE_LENGTHS[name]
-        tables, lengths = [], []
-        for prefix, present in ((enc, is_in), (dec, is_out)):
-            if present:
-                n, table = _positions(w, prefix + "pos_emb", kind, default_length, dim)
-                lengths.append(n)
-                tables.append(table)
-            else:
-                tables.append(None)
-        if len(set(lengths)) > 1:
-            raise FourmError(f"{where}: modality '{name}' has encoder and decoder position tables of different lengths {lengths}")
-        if len({t is None for t, p in zip(tables, (is_in, is_out)) if p}) > 1:
-            raise FourmError(f"{where}: modality '{name}' mixes fixed and learned position tables")
-        is_learned = any(t is not None for t in tables)
-        infos[name] = ModalityInfo(kind, vocab, lengths[0], is_in, is_out, "learned" if is_learned else "sincos")
-        learned[name] = (tables[0], tables[1])
-        if is_out and kind == "image":  # ml-4m's decoder token table of an image modality is never read
-            ignored += w.ignore(dec + "token_emb.weight")
+            is_out = name in domains_out
+            info, tables = _token_modality(name, kind, config, dims, w, name in domains_in, is_out)
+            mods.infos[name], mods.learned[name] = info, tables
+            if is_out and kind == "image":  # ml-4m's decoder token table of an image modality is never read
+                mods.ignored += w.ignore(dec + "token_emb.weight")
+    if not mods.infos:
+        raise FourmError(f"{w.where}: no modality left to convert")
+    return mods
 
-    if not infos:
-        raise FourmError(f"{where}: no modality left to convert")
+
+def _patch_modality(name: str, config: Mapping[str, Any], dims: _Dims, w: _Weights) -> ModalityInfo:
+    """An ``rgb@<size>`` pixel-patch modality (input only: ml-4m has no decoder for pixels)."""
+    enc, patch = f"encoder_embeddings.{name}.", dims.patch
+    proj = w.tensors.get(enc + "proj.weight")
+    if proj is None:
+        raise FourmError(f"{w.where}: missing weight '{enc}proj.weight'")
+    channels = proj.shape[1] // (patch * patch)
+    side = _image_side(name, config) // patch
+    n, table = _positions(w, enc + "pos_emb", "image", side * side, dims.dim)
+    if table is not None:
+        raise FourmError(f"{w.where}: learned positions of pixel modality '{name}' are not supported")
+    return ModalityInfo("patches", 256, n, True, False, patch_size=patch, channels=channels,
+                        pixel_mean=list(IMAGENET_MEAN[:channels]), pixel_std=list(IMAGENET_STD[:channels]))  # fmt: skip
+
+
+def _token_modality(
+    name: str, kind: str, config: Mapping[str, Any], dims: _Dims, w: _Weights, is_in: bool, is_out: bool
+) -> tuple[ModalityInfo, _Tables]:
+    """An image-token or sequence modality: vocabulary, length and position tables (fixed or learned)."""
+    where, enc, dec = w.where, f"encoder_embeddings.{name}.", f"decoder_embeddings.{name}."
+    source = enc if is_in else dec
+    if not w.has(source + "token_emb.weight"):
+        raise FourmError(f"{where}: missing weight '{source}token_emb.weight'")
+    vocab = w.tensors[source + "token_emb.weight"].shape[0]
+    if kind == "image":
+        base = name.split("@")[0]
+        side = _image_side(name, config) // IMAGE_PATCH_SIZES.get(base, dims.patch)
+        default_length = None if base.endswith("_global") else side * side
+    else:
+        default_length = SEQUENCE_LENGTHS[name]
+    tables, lengths = [], []
+    for prefix, present in ((enc, is_in), (dec, is_out)):
+        if present:
+            n, table = _positions(w, prefix + "pos_emb", kind, default_length, dims.dim)
+            lengths.append(n)
+            tables.append(table)
+        else:
+            tables.append(None)
+    if len(set(lengths)) > 1:
+        raise FourmError(f"{where}: modality '{name}' has encoder and decoder position tables of different lengths {lengths}")
+    if len({t is None for t, p in zip(tables, (is_in, is_out)) if p}) > 1:
+        raise FourmError(f"{where}: modality '{name}' mixes fixed and learned position tables")
+    is_learned = any(t is not None for t in tables)
+    info = ModalityInfo(kind, vocab, lengths[0], is_in, is_out, "learned" if is_learned else "sincos")
+    return info, (tables[0], tables[1])
+
+
+# ---- phase 2: the fourm config
+def _fourm_config(dims: _Dims, infos: Mapping[str, ModalityInfo], where: str) -> FourMConfig:
+    """The FourMConfig computing what the ml-4m model computes (checked)."""
     modalities = {
         name: ModalityConfig(
             kind="image" if i.kind in ("image", "patches") else "sequence",
@@ -338,26 +408,30 @@ def ml4m_to_fourm(
         for name, i in infos.items()
     }
     fourm_config = FourMConfig(
-        dim=dim, enc_depth=depth_e, dec_depth=depth_d, num_heads=config["num_heads"], mlp_hidden_dim=hidden,
-        qk_norm=qk_norm, norm="layernorm", norm_eps=1e-6, share_modality_embeddings=shared_mod,
-        context_projection=True, context_norm=True, modalities=modalities,
-    )
+        dim=dims.dim, enc_depth=dims.enc_depth, dec_depth=dims.dec_depth, num_heads=dims.num_heads,
+        mlp_hidden_dim=dims.hidden, qk_norm=dims.qk_norm, norm="layernorm", norm_eps=1e-6,
+        share_modality_embeddings=dims.shared_mod, context_projection=True, context_norm=True, modalities=modalities,
+    )  # fmt: skip
     try:
         fourm_config.validate()
     except FourmError as e:
         raise FourmError(f"{where}: {e}") from None
+    return fourm_config
 
+
+# ---- phase 3: map the keys
+def _map_embeddings(w: _Weights, dims: _Dims, mods: _Modalities, fourm_config: FourMConfig) -> dict[str, Tensor]:
+    """fourm's packed embedding tables (tokens, modality, positions), patch projections and heads."""
+    dim, where, shared_mod = dims.dim, w.where, dims.shared_mod
     state: dict[str, Tensor] = {}
-    names = list(infos)
     zeros = torch.zeros(dim)
 
     def mod_emb(prefix: str) -> Tensor:
         return w.get(prefix + "mod_emb", (1, 1, dim)).reshape(dim)
 
-    # embeddings
     enc_rows, enc_mod, dec_mod, dec_tokens, heads, enc_pos, dec_pos = [], [], [], [], [], [], []
-    for name in names:
-        i, enc, dec = infos[name], f"encoder_embeddings.{name}.", f"decoder_embeddings.{name}."
+    for name, i in mods.infos.items():
+        enc, dec = f"encoder_embeddings.{name}.", f"decoder_embeddings.{name}."
         if i.kind == "patches":
             weight = w.get(enc + "proj.weight", (dim, i.patch_size * i.patch_size * i.channels))
             scale, shift = _fold_pixel_normalisation(i)
@@ -382,12 +456,7 @@ def ml4m_to_fourm(
         if i.target:
             heads.append(w.get(dec + "to_logits.weight", (i.vocab_size, dim)))
         if i.positions == "learned":
-            rows = fourm_config.modalities[name].num_positions
-            for out, table in zip((enc_pos, dec_pos), learned[name]):
-                block = torch.zeros(rows, dim)
-                if table is not None:
-                    block[: table.shape[0]] = table  # sequences: fourm keeps one more (unused) row
-                out.append(block)
+            _learned_positions(fourm_config.modalities[name].num_positions, dim, mods.learned[name], enc_pos, dec_pos)
     state["embeddings.enc_tokens"] = torch.cat(enc_rows) if enc_rows else torch.zeros(0, dim)
     state["embeddings.enc_modality"] = torch.stack(enc_mod)
     if not shared_mod:
@@ -399,8 +468,23 @@ def ml4m_to_fourm(
         state["embeddings.enc_positions"] = torch.cat(enc_pos)
         state["embeddings.dec_positions"] = torch.cat(dec_pos)
     state["output_weight"] = torch.cat(heads)
+    return state
 
-    # transformer
+
+def _learned_positions(rows: int, dim: int, tables: _Tables, enc_pos: list[Tensor], dec_pos: list[Tensor]) -> None:
+    """Append a modality's (rows, dim) encoder and decoder position blocks (zeros where it has none)."""
+    for out, table in zip((enc_pos, dec_pos), tables):
+        block = torch.zeros(rows, dim)
+        if table is not None:
+            block[: table.shape[0]] = table  # sequences: fourm keeps one more (unused) row
+        out.append(block)
+
+
+def _map_transformer(w: _Weights, dims: _Dims) -> dict[str, Tensor]:
+    """The encoder and decoder blocks, their final norms and the decoder's context projection."""
+    dim, hidden = dims.dim, dims.hidden
+    state: dict[str, Tensor] = {}
+
     def norm(src: str, dst: str, size: int = dim) -> None:
         state[dst + ".weight"] = w.get(src + ".weight", (size,))
         w.zero_bias(src + ".bias", size)
@@ -412,8 +496,8 @@ def ml4m_to_fourm(
         else:
             state[dst + ".qkv.weight"] = w.get(src + ".qkv.weight", (3 * dim, dim))
         state[dst + ".proj.weight"] = w.get(src + ".proj.weight", (dim, dim))
-        if qk_norm:
-            head_dim = dim // config["num_heads"]
+        if dims.qk_norm:
+            head_dim = dim // dims.num_heads
             norm(src + ".q_norm", dst + ".q_norm", head_dim)
             norm(src + ".k_norm", dst + ".k_norm", head_dim)
 
@@ -422,7 +506,7 @@ def ml4m_to_fourm(
         state[dst + ".gate_up.weight"] = torch.cat([gate, up])  # fourm: silu(first half) * second half
         state[dst + ".down.weight"] = w.get(src + ".fc2.weight", (dim, hidden))
 
-    for b in range(depth_e):
+    for b in range(dims.enc_depth):
         src, dst = f"encoder.{b}", f"encoder.{b}"
         norm(src + ".norm1", dst + ".norm1")
         attention(src + ".attn", dst + ".attn", cross=False)
@@ -431,7 +515,7 @@ def ml4m_to_fourm(
     norm("encoder_norm", "enc_norm")
     state["context_proj.weight"] = w.get("decoder_proj_context.weight", (dim, dim))
     state["context_proj.bias"] = w.get("decoder_proj_context.bias", (dim,))
-    for b in range(depth_d):
+    for b in range(dims.dec_depth):
         src, dst = f"decoder.{b}", f"decoder.{b}"
         norm(src + ".norm1", dst + ".norm1")
         attention(src + ".self_attn", dst + ".self_attn", cross=False)
@@ -441,8 +525,7 @@ def ml4m_to_fourm(
         norm(src + ".norm2", dst + ".norm3")
         mlp(src + ".mlp", dst + ".mlp")
     norm("decoder_norm", "dec_norm")
-    w.check_all_used()
-    return fourm_config, state, ConversionInfo(infos, dropped, ignored)
+    return state
 
 
 def _fold_pixel_normalisation(info: ModalityInfo) -> tuple[Tensor, Tensor]:
@@ -457,17 +540,11 @@ def _fold_pixel_normalisation(info: ModalityInfo) -> tuple[Tensor, Tensor]:
 
 
 # ------------------------------------------------------------------------------ files
-def read_ml4m_weights(path: Path) -> dict[str, Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    file = path / WEIGHTS_NAME
-    if not file.is_file():
-        raise FourmError(f"{path} is not an ml-4m model: {WEIGHTS_NAME} is missing")
-    try:
-        return load_file(str(file))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise FourmError(f"corrupt weights file {file}: {str(e).splitlines()[0]}") from None
+def read_ml4m_weights(path: Path, what: str = "an ml-4m model") -> dict[str, Tensor]:
+    """The tensors of ``path/model.safetensors``; FourmError when it is missing or damaged."""
+    if not (path / WEIGHTS_NAME).is_file():
+        raise FourmError(f"{path} is not {what}: {WEIGHTS_NAME} is missing")
+    return read_safetensors(path / WEIGHTS_NAME)
 
 
 def load_ml4m(
@@ -484,11 +561,7 @@ def load_ml4m(
 def load_converted_state(model: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> nn.Module:
     """``model`` with a converted ``state`` loaded, in eval mode; FourmError when they do not fit
     (a bug of the converter, not of the user's files)."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise FourmError(f"{path}: converted weights do not fit {type(model).__name__} "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")  # fmt: skip
-    return model.eval()
+    return load_state_checked(model, state, f"{path}: converted weights do not fit {type(model).__name__}").eval()
 
 
 def convert_ml4m(
@@ -510,25 +583,21 @@ def convert_ml4m(
     or a DiVAE, converted with its diffusion decoder; a UViT / ControlNet one encoder only), each
     checked against the model (vocabulary, token count at the modality's image size) before anything
     is written."""
-    from fourm.generation.bundle import GENERATION_FILE, MODEL_DIR, REGISTRY_FILE, registry_from_dict
-    from fourm.utils.atomic import atomic_dir
-
     path = resolve_source(src)
     config = read_ml4m_config(path)
     model, info = load_ml4m(path, keep)
     converted = [(name, *load_ml4m_tokenizer_for(info, name, tok_src, config)) for name, tok_src in (tokenizers or {}).items()]
     for name, _, entry in converted:
-        info.tokenizers[name] = {"path": f"{TOKENIZERS_DIR}/{name}", **entry}
+        info.tokenizers[name] = {"path": tokenizer_ref(name), **entry}
     registry = ml4m_registry(info, config)
     registry_from_dict(registry)  # every entry is a valid registry entry (a bug of this module otherwise)
-    with atomic_dir(out) as tmp:
+    with write_bundle(out) as tmp:
         model.save_pretrained(tmp / MODEL_DIR)
         for name, tok, _ in converted:
-            tok.save_pretrained(tmp / TOKENIZERS_DIR / name)
-        atomic_write_text(tmp / REGISTRY_FILE, json.dumps(registry, indent=2) + "\n")
-        generation = {"targets": ml4m_generation_defaults(info)}
-        atomic_write_text(tmp / GENERATION_FILE, json.dumps(generation, indent=2) + "\n")
-        atomic_write_text(tmp / MODALITY_MAP_NAME, json.dumps(info.to_dict(), indent=2) + "\n")
+            tok.save_pretrained(tmp / tokenizer_ref(name))
+        write_registry(tmp, registry)
+        write_generation_defaults(tmp, ml4m_generation_defaults(info))
+        write_json(tmp, MODALITY_MAP_NAME, info.to_dict())
     return info
 
 
@@ -536,7 +605,7 @@ def is_converted_bundle(path: str | Path) -> bool:
     """Whether ``path`` is a bundle written by :func:`convert_ml4m` (or a model directory of its
     earlier layout: config.json + model.safetensors + the modality map)."""
     path = Path(path)
-    bundle = (path / "model").is_dir() and (path / "modalities.json").is_file()
+    bundle = is_bundle(path)
     return (path / MODALITY_MAP_NAME).is_file() and (bundle or (path / CONFIG_NAME).is_file())
 
 
@@ -611,7 +680,6 @@ def ml4m_generation_defaults(info: ConversionInfo) -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ tokenizers
-TOKENIZERS_DIR = "tokenizers"
 TEXT_TOKENIZER = "text"
 
 

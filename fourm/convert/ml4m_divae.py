@@ -40,11 +40,12 @@ from torch import Tensor
 
 from fourm.convert.ml4m import (
     _Weights,
+    load_converted_state,
+    read_ml4m_weights,
     resolve_source,
 )
 from fourm.convert.ml4m_vqvae import ml4m_vqvae_to_fourm, read_ml4m_tokenizer_config
 from fourm.errors import FourmError
-from fourm.utils.weights import read_safetensors
 from tokenizers_zoo.image.ml4m_divae import (
     PREDICTION_TYPES,
     SCHEDULERS,
@@ -284,9 +285,7 @@ def ml4m_divae_to_fourm(
 
 
 def read_ml4m_divae_weights(path: Path) -> dict[str, Tensor]:
-    if not (path / WEIGHTS_NAME).is_file():
-        raise FourmError(f"{path} is not an ml-4m tokenizer: {WEIGHTS_NAME} is missing")
-    return read_safetensors(path / WEIGHTS_NAME)
+    return read_ml4m_weights(path, "an ml-4m tokenizer")
 
 
 def load_ml4m_divae(
@@ -301,10 +300,7 @@ def load_ml4m_divae(
         config, read_ml4m_divae_weights(path), image_size, domain=domain, where=where)
     model = Ml4mDiVAE(vq_cfg, dec_cfg)
     for module, state in ((model.vq, vq_state), (model.unet, unet_state)):
-        missing, unexpected = module.load_state_dict(state, strict=False)
-        if missing or unexpected:  # a bug of this converter, not of the user's files
-            raise FourmError(f"{where}: converted weights do not fit {type(module).__name__} "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        load_converted_state(module, state, path)  # a mismatch is a bug of this converter, not of the user's files
     model.eval()
     return (model.to(device) if device is not None else model), info
 

@@ -187,6 +187,34 @@ def check_ml4m_vqvae_config(config: Mapping[str, Any], where: str = "ml-4m token
         _positive_int(config, key, where, allow_none=True)
 
 
+@dataclass
+class _VQSettings:
+    """Phase 1 of :func:`ml4m_vqvae_to_fourm`: the checked settings of an ml-4m VQVAE config."""
+
+    c: dict[str, Any]  # the config over ml-4m's defaults
+    where: str
+    enc_kind: str
+    enc_fields: dict[str, Any]
+    kind: str  # Ml4mVQVAEConfig.input: pixels, features, labels or vector
+    out_channels: int
+    quantizer: str  # memcodes, cosine or euclidean
+
+    @property
+    def labels(self) -> bool:
+        return self.c["n_labels"] is not None
+
+    @property
+    def patch_dec(self) -> int:
+        return self.c["patch_size_dec"] or self.c["patch_size"]
+
+    def grid(self, size_key: str, patch_size: int) -> tuple[int, int]:
+        side = self.c[size_key] or self.c["image_size"]
+        if side % patch_size:
+            raise FourmError(f"{self.where}: {size_key if self.c[size_key] else 'image_size'} {side} is not divisible "
+                             f"by patch size {patch_size}")  # fmt: skip
+        return (side // patch_size, side // patch_size)
+
+
 def ml4m_vqvae_to_fourm(
     config: Mapping[str, Any],
     tensors: Mapping[str, Tensor],
@@ -203,171 +231,204 @@ def ml4m_vqvae_to_fourm(
     a DiVAE's diffusion decoder converts with :func:`fourm.convert.ml4m_divae.ml4m_divae_to_fourm`). Unknown config keys, unsupported values and weights that are
     missing, mis-shaped or left over raise a one-line FourmError naming them."""
     check_ml4m_vqvae_config(config, where)
-    c = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
     diffusion = _is_diffusion(config, tensors)
     if diffusion and not encoder_only:
         raise FourmError(f"{where}: a DiVAE / ControlNet tokenizer (diffusion decoder): convert a DiVAE with "
                          "fourm.convert.ml4m_divae.load_ml4m_divae (fourm-convert ml4m-tokenizer), or its encoder "
-                         "only here (encoder_only / --encoder-only)")
+                         "only here (encoder_only / --encoder-only)")  # fmt: skip
     w = _Weights(tensors, where)
+    encoder_only, ignored = _left_out(w, encoder_only)
+    s = _vqvae_settings(config, where)
+    m = _VQStateMapper(w)
+    enc = _map_vq_encoder(m, s)
+    _map_quantizer(m, s)
+    dec = None if encoder_only else _map_vq_decoder(m, s)
+    w.check_all_used()
+    cfg = _vqvae_config(s, enc, dec, image_size, domain)
+    info = VQVAEConversionInfo(cfg, "DiVAE" if diffusion else "VQVAE", encoder_only, ignored)
+    return cfg, m.state, info
+
+
+# ---- phase 1: read and check the config and what the checkpoint leaves out
+def _left_out(w: _Weights, encoder_only: bool) -> tuple[bool, dict[str, str]]:
+    """(encoder only?, {left-out weights: why}): the decoder when ``encoder_only`` or absent, and
+    the codebook's training statistics."""
     ignored: dict[str, str] = {}
     if encoder_only:
         for prefix in ("decoder.", "post_quant_proj.", "vae."):
             keys = w.ignore(prefix)
             if keys:
                 ignored[prefix.rstrip(".")] = "decoder left out (encoder only)"
-    elif not any(k.startswith(("decoder.", "post_quant_proj.")) for k in tensors):
+    elif not any(k.startswith(("decoder.", "post_quant_proj.")) for k in w.tensors):
         encoder_only = True  # an encoder-only checkpoint (ml-4m's VQ class)
         ignored["decoder"] = "not in the checkpoint (encoder only)"
     for key in TRAINING_BUFFERS:
         if w.ignore(key):
             ignored[key] = "codebook training statistics"
+    return encoder_only, ignored
 
+
+def _vqvae_settings(config: Mapping[str, Any], where: str) -> _VQSettings:
+    """The settings of a (checked) ml-4m VQVAE config; FourmError for combinations fourm cannot reproduce."""
+    c = {**DEFAULTS, **{k: v for k, v in config.items() if k in DEFAULTS}}
     enc_kind, enc_fields = _backbone_type(c["enc_type"], "enc", where)
     labels = c["n_labels"] is not None
-    patch, channels = c["patch_size"], c["n_channels"]
     if enc_kind == "vit":
         kind = "labels" if labels else ("pixels" if c["patch_proj"] else "features")
     else:
         kind = "labels" if labels else "vector"
     if not c["patch_proj"] and labels:
         raise FourmError(f"{where}: patch_proj=false with n_labels is not supported")
-    if c["undo_std"] and (kind != "pixels" or channels != 3):
+    if c["undo_std"] and (kind != "pixels" or c["n_channels"] != 3):
         raise FourmError(f"{where}: undo_std needs 3-channel pixel inputs")
-    out_channels = c["n_labels"] if labels else channels
-    latent, size, heads = c["latent_dim"], c["codebook_size"], c["num_codebooks"]
+    out_channels = c["n_labels"] if labels else c["n_channels"]
+    latent, heads = c["latent_dim"], c["num_codebooks"]
     quantizer = "memcodes" if c["quant_type"] == "memcodes" else ("cosine" if c["norm_codes"] else "euclidean")
     if quantizer == "memcodes" and latent % heads:
         raise FourmError(f"{where}: latent_dim {latent} is not divisible by num_codebooks {heads}")
+    return _VQSettings(c, where, enc_kind, enc_fields, kind, out_channels, quantizer)
 
-    def grid(size_key: str, patch_size: int) -> tuple[int, int]:
-        side = c[size_key] or c["image_size"]
-        if side % patch_size:
-            raise FourmError(f"{where}: {size_key if c[size_key] else 'image_size'} {side} is not divisible by patch size {patch_size}")
-        return (side // patch_size, side // patch_size)
 
-    state: dict[str, Tensor] = {}
+# ---- phase 2: map the keys
+class _VQStateMapper:
+    """ml-4m weights -> the Ml4mVQVAE state dict, one layer at a time (names and shapes checked)."""
 
-    def copy(src: str, dst: str, shape: tuple[int, ...]) -> None:
-        state[dst] = w.get(src, shape)
+    def __init__(self, w: _Weights) -> None:
+        self.w, self.state = w, {}
 
-    def linear(src: str, dst: str, n_out: int, n_in: int, conv: tuple[int, ...] | None = None) -> None:
+    def copy(self, src: str, dst: str, shape: tuple[int, ...]) -> None:
+        self.state[dst] = self.w.get(src, shape)
+
+    def linear(self, src: str, dst: str, n_out: int, n_in: int, conv: tuple[int, ...] | None = None) -> None:
         """nn.Linear (or a Conv2d of kernel ``conv`` read as one) with bias."""
-        weight = w.get(src + ".weight", (n_out, n_in, *conv) if conv else (n_out, n_in))
-        state[dst + ".weight"] = weight.reshape(n_out, -1)
-        copy(src + ".bias", dst + ".bias", (n_out,))
+        weight = self.w.get(src + ".weight", (n_out, n_in, *conv) if conv else (n_out, n_in))
+        self.state[dst + ".weight"] = weight.reshape(n_out, -1)
+        self.copy(src + ".bias", dst + ".bias", (n_out,))
 
-    def norm(src: str, dst: str, dim: int) -> None:
-        copy(src + ".weight", dst + ".weight", (dim,))
-        copy(src + ".bias", dst + ".bias", (dim,))
+    def norm(self, src: str, dst: str, dim: int) -> None:
+        self.copy(src + ".weight", dst + ".weight", (dim,))
+        self.copy(src + ".bias", dst + ".bias", (dim,))
 
-    def vit(src: str, dst: str, bb: Ml4mBackboneConfig) -> None:
-        d, hidden = bb.width, int(bb.mlp_ratio * bb.width)
-        if not w.has(src + ".pos_emb"):
+    def vit(self, src: str, dst: str, bb: Ml4mBackboneConfig) -> None:
+        d, hidden, where = bb.width, int(bb.mlp_ratio * bb.width), self.w.where
+        if not self.w.has(src + ".pos_emb"):
             raise FourmError(f"{where}: missing weight '{src}.pos_emb'")
-        got = tuple(w.tensors[src + ".pos_emb"].shape)
+        got = tuple(self.w.tensors[src + ".pos_emb"].shape)
         if got != (1, d, *bb.grid):
             raise FourmError(f"{where}: weight '{src}.pos_emb' has shape {got}, expected {(1, d, *bb.grid)} "
-                             f"(image size / patch size of the config)")
-        copy(src + ".pos_emb", dst + ".pos", (1, d, *bb.grid))
+                             f"(image size / patch size of the config)")  # fmt: skip
+        self.copy(src + ".pos_emb", dst + ".pos", (1, d, *bb.grid))
         for i in range(bb.depth):
             s, t = f"{src}.blocks.{i}", f"{dst}.blocks.{i}"
-            norm(s + ".norm1", t + ".norm1", d)
-            linear(s + ".attn.qkv", t + ".attn.qkv", 3 * d, d)
-            linear(s + ".attn.proj", t + ".attn.proj", d, d)
-            norm(s + ".norm2", t + ".norm2", d)
-            linear(s + ".mlp.fc1", t + ".fc1", hidden, d)
-            linear(s + ".mlp.fc2", t + ".fc2", d, hidden)
+            self.norm(s + ".norm1", t + ".norm1", d)
+            self.linear(s + ".attn.qkv", t + ".attn.qkv", 3 * d, d)
+            self.linear(s + ".attn.proj", t + ".attn.proj", d, d)
+            self.norm(s + ".norm2", t + ".norm2", d)
+            self.linear(s + ".mlp.fc1", t + ".fc1", hidden, d)
+            self.linear(s + ".mlp.fc2", t + ".fc2", d, hidden)
         if bb.post_mlp:
-            norm(src + ".norm_mlp", dst + ".post.norm", d)
-            linear(src + ".post_mlp.fc1", dst + ".post.fc1", hidden, d)
-            linear(src + ".post_mlp.fc2", dst + ".post.fc2", d, hidden)
+            self.norm(src + ".norm_mlp", dst + ".post.norm", d)
+            self.linear(src + ".post_mlp.fc1", dst + ".post.fc1", hidden, d)
+            self.linear(src + ".post_mlp.fc2", dst + ".post.fc2", d, hidden)
 
-    def mlp(src: str, dst: str, bb: Ml4mBackboneConfig, dim_in: int, dim_out: int) -> None:
+    def mlp(self, src: str, dst: str, bb: Ml4mBackboneConfig, dim_in: int, dim_out: int) -> None:
         d = bb.width
-        linear(src + ".linear_in", dst + ".linear_in", d, dim_in)
+        self.linear(src + ".linear_in", dst + ".linear_in", d, dim_in)
         if bb.kind == "bottleneck_mlp":
             for i in range(bb.depth):
-                norm(f"{src}.layernorms.{i}", f"{dst}.norms.{i}", d)
-                linear(f"{src}.blocks.{i}.block.0", f"{dst}.fc1.{i}", bb.expansion * d, d)
-                linear(f"{src}.blocks.{i}.block.2", f"{dst}.fc2.{i}", d, bb.expansion * d)
+                self.norm(f"{src}.layernorms.{i}", f"{dst}.norms.{i}", d)
+                self.linear(f"{src}.blocks.{i}.block.0", f"{dst}.fc1.{i}", bb.expansion * d, d)
+                self.linear(f"{src}.blocks.{i}.block.2", f"{dst}.fc2.{i}", d, bb.expansion * d)
         else:
             for i in range(bb.depth - 1):
-                norm(f"{src}.layernorms.{i}", f"{dst}.norms.{i}", d)
-                linear(f"{src}.layers.{i}", f"{dst}.layers.{i}", d, d)
-        linear(src + ".linear_out", dst + ".linear_out", dim_out, d)
+                self.norm(f"{src}.layernorms.{i}", f"{dst}.norms.{i}", d)
+                self.linear(f"{src}.layers.{i}", f"{dst}.layers.{i}", d, d)
+        self.linear(src + ".linear_out", dst + ".linear_out", dim_out, d)
 
-    # encoder
-    enc = Ml4mBackboneConfig(kind=enc_kind, post_mlp=c["post_mlp"] and enc_kind == "vit",
-                             grid=grid("image_size_enc", patch) if enc_kind == "vit" else (1, 1), **enc_fields)
-    if labels:
-        copy("cls_emb.weight", "label_embed.weight", (c["n_labels"], channels))
-    if enc_kind == "vit":
-        kernel = (patch, patch) if kind in ("pixels", "labels") else (1, 1)
-        proj = w.tensors.get("encoder.proj.weight")
+
+def _map_vq_encoder(m: _VQStateMapper, s: _VQSettings) -> Ml4mBackboneConfig:
+    """The label embedding, the encoder and its projection to the latent -> the encoder's config."""
+    c, patch, channels = s.c, s.c["patch_size"], s.c["n_channels"]
+    enc = Ml4mBackboneConfig(kind=s.enc_kind, post_mlp=c["post_mlp"] and s.enc_kind == "vit",
+                             grid=s.grid("image_size_enc", patch) if s.enc_kind == "vit" else (1, 1), **s.enc_fields)  # fmt: skip
+    if s.labels:
+        m.copy("cls_emb.weight", "label_embed.weight", (c["n_labels"], channels))
+    if s.enc_kind == "vit":
+        kernel = (patch, patch) if s.kind in ("pixels", "labels") else (1, 1)
+        proj = m.w.tensors.get("encoder.proj.weight")
         if proj is not None and proj.dim() == 4 and tuple(proj.shape[2:]) != kernel:
-            raise FourmError(f"{where}: weight 'encoder.proj.weight' has a {tuple(proj.shape[2:])} kernel, expected {kernel} "
-                             f"(patch_proj={c['patch_proj']}, patch_size={patch})")
-        linear("encoder.proj", "patch_embed", enc.width, channels, kernel)
-        vit("encoder", "encoder", enc)
+            raise FourmError(f"{s.where}: weight 'encoder.proj.weight' has a {tuple(proj.shape[2:])} kernel, expected "
+                             f"{kernel} (patch_proj={c['patch_proj']}, patch_size={patch})")  # fmt: skip
+        m.linear("encoder.proj", "patch_embed", enc.width, channels, kernel)
+        m.vit("encoder", "encoder", enc)
     else:
-        mlp("encoder", "encoder", enc, channels, enc.width)
-    linear("quant_proj", "to_latent", latent, enc.width, (1, 1))
+        m.mlp("encoder", "encoder", enc, channels, enc.width)
+    m.linear("quant_proj", "to_latent", c["latent_dim"], enc.width, (1, 1))
+    return enc
 
-    # quantizer
-    if quantizer == "memcodes":
+
+def _map_quantizer(m: _VQStateMapper, s: _VQSettings) -> None:
+    """The codebook (lucid: cosine / euclidean) or the memcodes heads."""
+    latent, size, heads = s.c["latent_dim"], s.c["codebook_size"], s.c["num_codebooks"]
+    if s.quantizer == "memcodes":
         hd = latent // heads
-        copy("quantize.codes", "quantizer.codes", (heads, size, hd))
-        copy("quantize.to_k.weight", "quantizer.keys", (heads, hd, hd))
-        copy("quantize.to_v.weight", "quantizer.values", (heads, hd, hd))
-    else:
-        if w.has("quantize._codebook.initted"):
-            if not bool(w.get("quantize._codebook.initted").reshape(-1)[0]):
-                raise FourmError(f"{where}: the codebook was never initialised (quantize._codebook.initted is 0)")
-        copy("quantize._codebook.embed", "quantizer.codebook", (size, latent))
+        m.copy("quantize.codes", "quantizer.codes", (heads, size, hd))
+        m.copy("quantize.to_k.weight", "quantizer.keys", (heads, hd, hd))
+        m.copy("quantize.to_v.weight", "quantizer.values", (heads, hd, hd))
+        return
+    if m.w.has("quantize._codebook.initted"):
+        if not bool(m.w.get("quantize._codebook.initted").reshape(-1)[0]):
+            raise FourmError(f"{s.where}: the codebook was never initialised (quantize._codebook.initted is 0)")
+    m.copy("quantize._codebook.embed", "quantizer.codebook", (size, latent))
 
-    # decoder
-    dec = None
-    patch_dec = c["patch_size_dec"] or patch
-    if not encoder_only:
-        dec_kind, dec_fields = _backbone_type(c["dec_type"], "dec", where)
-        if dec_kind != "vit" and enc_kind == "vit" or dec_kind == "vit" and enc_kind != "vit":
-            raise FourmError(f"{where}: enc_type {c['enc_type']!r} with dec_type {c['dec_type']!r} is not supported "
-                             "(both ViT or both MLP)")
-        dec = Ml4mBackboneConfig(kind=dec_kind, post_mlp=c["post_mlp"] and dec_kind == "vit",
-                                 grid=grid("image_size_dec", patch_dec) if dec_kind == "vit" else (1, 1), **dec_fields)
-        linear("post_quant_proj", "from_latent", dec.width, latent, (1, 1))
-        if dec_kind == "vit":
-            vit("decoder", "decoder", dec)
-            per_token = out_channels * (patch_dec**2 if kind in ("pixels", "labels") else 1)
-            linear("decoder.out_proj", "head", per_token, dec.width)
-            if c["out_conv"]:
-                for i in range(2):
-                    s, t, ch = f"decoder.out_conv.{i}", f"out_conv.{i}", out_channels
-                    copy(s + ".dwconv.weight", t + ".dwconv.weight", (ch, 1, 7, 7))
-                    copy(s + ".dwconv.bias", t + ".dwconv.bias", (ch,))
-                    norm(s + ".norm", t + ".norm", ch)
-                    linear(s + ".pwconv1", t + ".fc1", 4 * ch, ch)
-                    linear(s + ".pwconv2", t + ".fc2", ch, 4 * ch)
-                    copy(s + ".gamma", t + ".gamma", (ch,))
-        else:
-            mlp("decoder", "decoder", dec, dec.width, out_channels)
-    w.check_all_used()
 
-    working = image_size if image_size is not None else c["image_size"]
+def _map_vq_decoder(m: _VQStateMapper, s: _VQSettings) -> Ml4mBackboneConfig:
+    """The projection from the latent, the decoder, its head and ``out_conv`` -> the decoder's config."""
+    c, patch_dec, ch = s.c, s.patch_dec, s.out_channels
+    dec_kind, dec_fields = _backbone_type(c["dec_type"], "dec", s.where)
+    if dec_kind != "vit" and s.enc_kind == "vit" or dec_kind == "vit" and s.enc_kind != "vit":
+        raise FourmError(f"{s.where}: enc_type {c['enc_type']!r} with dec_type {c['dec_type']!r} is not supported "
+                         "(both ViT or both MLP)")  # fmt: skip
+    dec = Ml4mBackboneConfig(kind=dec_kind, post_mlp=c["post_mlp"] and dec_kind == "vit",
+                             grid=s.grid("image_size_dec", patch_dec) if dec_kind == "vit" else (1, 1), **dec_fields)  # fmt: skip
+    m.linear("post_quant_proj", "from_latent", dec.width, c["latent_dim"], (1, 1))
+    if dec_kind != "vit":
+        m.mlp("decoder", "decoder", dec, dec.width, ch)
+        return dec
+    m.vit("decoder", "decoder", dec)
+    per_token = ch * (patch_dec**2 if s.kind in ("pixels", "labels") else 1)
+    m.linear("decoder.out_proj", "head", per_token, dec.width)
+    if c["out_conv"]:
+        for i in range(2):
+            src, t = f"decoder.out_conv.{i}", f"out_conv.{i}"
+            m.copy(src + ".dwconv.weight", t + ".dwconv.weight", (ch, 1, 7, 7))
+            m.copy(src + ".dwconv.bias", t + ".dwconv.bias", (ch,))
+            m.norm(src + ".norm", t + ".norm", ch)
+            m.linear(src + ".pwconv1", t + ".fc1", 4 * ch, ch)
+            m.linear(src + ".pwconv2", t + ".fc2", ch, 4 * ch)
+            m.copy(src + ".gamma", t + ".gamma", (ch,))
+    return dec
+
+
+# ---- phase 3: the fourm config
+def _vqvae_config(
+    s: _VQSettings, enc: Ml4mBackboneConfig, dec: Ml4mBackboneConfig | None, image_size: int | None, domain: str
+) -> Ml4mVQVAEConfig:
+    """The (checked) Ml4mVQVAEConfig, working at ``image_size`` (default: ml-4m's ``image_size``)."""
+    c = s.c
     cfg = Ml4mVQVAEConfig(
-        domain=domain, input=kind, in_channels=channels, num_labels=c["n_labels"], undo_std=c["undo_std"],
-        image_size=working, patch_size=patch, encoder=enc, decoder=dec, decoder_patch_size=patch_dec,
-        out_channels=out_channels, out_conv=bool(c["out_conv"]) and dec is not None and dec.kind == "vit",
-        latent_dim=latent, quantizer=quantizer, codebook_size=size, num_codebooks=heads if quantizer == "memcodes" else 1,
-        norm_latents=c["norm_latents"],
-    )
+        domain=domain, input=s.kind, in_channels=c["n_channels"], num_labels=c["n_labels"], undo_std=c["undo_std"],
+        image_size=image_size if image_size is not None else c["image_size"], patch_size=c["patch_size"],
+        encoder=enc, decoder=dec, decoder_patch_size=s.patch_dec, out_channels=s.out_channels,
+        out_conv=bool(c["out_conv"]) and dec is not None and dec.kind == "vit", latent_dim=c["latent_dim"],
+        quantizer=s.quantizer, codebook_size=c["codebook_size"],
+        num_codebooks=c["num_codebooks"] if s.quantizer == "memcodes" else 1, norm_latents=c["norm_latents"],
+    )  # fmt: skip
     try:
         cfg.validate()
     except FourmError as e:
-        raise FourmError(f"{where}: {e}") from None
-    info = VQVAEConversionInfo(cfg, "DiVAE" if diffusion else "VQVAE", encoder_only, ignored)
-    return cfg, state, info
+        raise FourmError(f"{s.where}: {e}") from None
+    return cfg
 
 
 def read_ml4m_tokenizer_config(path: Path) -> dict:

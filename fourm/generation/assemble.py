@@ -14,16 +14,22 @@ loading every codec against the model before it is moved into place (atomically)
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fourm.errors import FourmError
-from fourm.generation.bundle import MODEL_DIR, REGISTRY_FILE, load_codecs, load_registry, resolve_bundle
+from fourm.generation.bundle import load_codecs
+from fourm.generation.bundle_layout import (
+    MODEL_DIR,
+    copy_part,
+    load_registry,
+    resolve_bundle,
+    tokenizer_ref,
+    write_bundle,
+    write_registry,
+)
 from fourm.modalities import ModalityRegistry
 from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME, FourM
-from fourm.utils.atomic import atomic_dir
 from fourm.utils.half_weights import halve_safetensors
 
 
@@ -31,7 +37,7 @@ def _bundle_relative(name: str, ref: str) -> Path:
     """Where a tokenizer goes inside the bundle: its registry path when relative, else tokenizers/<name>."""
     path = Path(ref)
     if path.is_absolute() or ".." in path.parts:
-        return Path("tokenizers") / name
+        return Path(tokenizer_ref(name))
     return path
 
 
@@ -92,19 +98,19 @@ def assemble_bundle(
         source = overrides.get(name) or (Path(spec.tokenizer) if Path(spec.tokenizer).is_absolute() else root / spec.tokenizer)
         if not source.is_dir():
             raise FourmError(f"tokenizer of '{name}' not found: {source}")
-        dest = _bundle_relative(name, spec.tokenizer or f"tokenizers/{name}")
+        dest = _bundle_relative(name, spec.tokenizer or tokenizer_ref(name))
         if copies.setdefault(dest, source.resolve()) != source.resolve():
-            dest = Path("tokenizers") / name  # two different tokenizers under one registry path
+            dest = Path(tokenizer_ref(name))  # two different tokenizers under one registry path
             copies[dest] = source.resolve()
         specs[name] = dataclasses.replace(spec, tokenizer=dest.as_posix())  # no re-check: ml-4m's names stay
-    with atomic_dir(out) as tmp:
-        shutil.copytree(model, tmp / MODEL_DIR)
+    with write_bundle(out) as tmp:
+        model_copy = copy_part(tmp, MODEL_DIR, model)
         if half:
-            for weights in sorted((tmp / MODEL_DIR).glob("*.safetensors")):
+            for weights in sorted(model_copy.glob("*.safetensors")):
                 halve_safetensors(weights)
         for dest, source in copies.items():
-            shutil.copytree(source, tmp / dest)
+            copy_part(tmp, dest, source)
         bundle_registry = ModalityRegistry(specs.values())
-        (tmp / REGISTRY_FILE).write_text(json.dumps(bundle_registry.to_dict(), indent=2) + "\n")
+        write_registry(tmp, bundle_registry)
         load_codecs(bundle_registry, config, tmp)  # every tokenizer fits the model, or FourmError
     return out

@@ -9,7 +9,8 @@
                                 {"targets": {"rgb": {"guidance_scale": 3.0}, "bboxes": {"top_p": 0.8}}}
 
 Without ``modalities.json`` (or ``registry.json``) the repository's ``configs/modalities/*.yaml`` are
-used, their tokenizer paths resolved against the bundle directory.
+used, their tokenizer paths resolved against the bundle directory. The files themselves (paths,
+reading, atomic writing) are :mod:`fourm.generation.bundle_layout`'s; this module builds the codecs.
 
 A modality whose registry entry has ``tokenizer: null`` loads without a tokenizer
 (:class:`~fourm.generation.codecs.MissingTokenizerCodec`: its token ids work, raw values and decoding
@@ -23,16 +24,26 @@ may carry ml-4m's modality names (``rgb@224``, ``tok_semseg@224``).
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fourm.errors import FourmError
+from fourm.generation.bundle_layout import (  # the bundle's files; re-exported here, where they used to live
+    GENERATION_FILE,
+    ML4M_MAP,
+    ML4M_NAME,
+    MODEL_DIR,
+    REGISTRY_FILE,
+    REGISTRY_FILES,
+    load_generation_defaults,
+    load_registry,
+    modality_spec,
+    registry_from_dict,
+    resolve_bundle,
+)
 from fourm.generation.codecs import (
     BoxMapCodec,
     Codec,
@@ -44,97 +55,15 @@ from fourm.generation.codecs import (
     SequenceCodec,
     VectorCodec,
 )
-from fourm.modalities import ModalityRegistry, ModalitySpec, default_registry
+from fourm.modalities import ModalityRegistry
 from fourm.model.config import FourMConfig
 from fourm.resources import DEFAULT_BUNDLE
 
-MODEL_DIR = "model"
-REGISTRY_FILE = "modalities.json"
-REGISTRY_FILES = (REGISTRY_FILE, "registry.json")
-GENERATION_FILE = "generation.json"
-
-
-# ml-4m's modality names: fourm's (lower-case letters, digits, '_') plus an optional '@<size>' suffix
-ML4M_NAME = re.compile(r"^[a-z][a-z0-9_]*@[0-9]+$")
-ML4M_MAP = "ml4m_modalities.json"  # the record fourm-convert ml4m leaves in a bundle (and left in its old layout)
-
-
-def modality_spec(name: str, entry: Mapping) -> ModalitySpec:
-    """The checked ModalitySpec of one registry entry. An ml-4m name with an ``@<size>`` suffix
-    (``rgb@224``) is checked under its ``@``-free spelling, then kept as it is."""
-    name = entry.get("name") or name  # as ModalityRegistry.from_dict: the entry's own name wins
-    if not (isinstance(name, str) and ML4M_NAME.match(name)):
-        return ModalitySpec.from_dict({"name": name, **entry})
-    stand_in = {**entry, "name": name.replace("@", "_at_"), "data_key": entry.get("data_key") or name}
-    return dataclasses.replace(ModalitySpec.from_dict(stand_in), name=name)
-
-
-def registry_from_dict(data: Mapping[str, Mapping]) -> ModalityRegistry:
-    """``ModalityRegistry.from_dict`` that also accepts ml-4m's modality names (:func:`modality_spec`)."""
-    specs = []
-    for name, entry in data.items():
-        if not isinstance(entry, dict):
-            raise FourmError(f"modality '{name}': expected a mapping, got {type(entry).__name__}")
-        specs.append(modality_spec(name, entry))
-    return ModalityRegistry(specs)
-
-
-def resolve_bundle(path: str | Path | None) -> Path:
-    """The bundle directory: ``path`` (relative to the working directory) or :data:`DEFAULT_BUNDLE`."""
-    root = DEFAULT_BUNDLE if path is None else Path(path).expanduser()
-    hint = "; the default bundle is built by scripts/build_default_model.sh, or pass another one" if path is None else ""
-    if not root.is_dir():
-        raise FourmError(f"model bundle not found: {root}{hint}")
-    if not (root / MODEL_DIR).is_dir() and (root / ML4M_MAP).is_file():
-        raise FourmError(
-            f"{root} is a model converted by an earlier fourm-convert ml4m (no {MODEL_DIR}/ directory): "
-            "convert it again, fourm-convert ml4m now writes a bundle"
-        )
-    if not (root / MODEL_DIR).is_dir():
-        raise FourmError(
-            f"{root} is not a model bundle: it has no {MODEL_DIR}/ directory (expected model/ and tokenizers/){hint}"
-        )
-    return root
-
-
-def load_registry(root: str | Path) -> ModalityRegistry:
-    """The bundle's own registry file if it has one, else the repository's ``configs/modalities``."""
-    for name in REGISTRY_FILES:
-        path = Path(root) / name
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise FourmError(f"corrupt registry file {path}: {e}") from None
-            if not isinstance(data, dict):
-                raise FourmError(f"corrupt registry file {path}: expected a JSON object of modalities")
-            try:
-                return registry_from_dict(data)
-            except FourmError as e:
-                raise FourmError(f"{path}: {e}") from None
-    return default_registry()
-
-
-def load_generation_defaults(root: str | Path) -> dict[str, dict]:
-    """The bundle's ``generation.json`` as {modality: {GenerationTarget field: value}} ({} without
-    one); the fields are checked against the model by :class:`fourm.generation.pipeline.FourMPipeline`."""
-    path = Path(root) / GENERATION_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FourmError(f"corrupt generation defaults {path}: {e}") from None
-    targets = data.get("targets") if isinstance(data, dict) else None
-    unknown = sorted(set(data) - {"targets"}) if isinstance(data, dict) else []
-    if not isinstance(targets, dict) or unknown:
-        raise FourmError(
-            f"{path}: expected a JSON object {{\"targets\": {{modality: {{field: value}}}}}}, got {json.dumps(data)[:80]}"
-        )
-    for name, fields in targets.items():
-        if not isinstance(fields, dict):
-            raise FourmError(f"{path}: targets.{name} must be an object of GenerationTarget fields, got {fields!r}")
-    return {name: dict(fields) for name, fields in targets.items()}
+__all__ = [
+    "DEFAULT_BUNDLE", "GENERATION_FILE", "ML4M_MAP", "ML4M_NAME", "MODEL_DIR", "REGISTRY_FILE", "REGISTRY_FILES",
+    "load_codecs", "load_generation_defaults", "load_registry", "modality_spec", "registry_from_dict",
+    "resolve_bundle", "tokenizer_format",
+]  # fmt: skip
 
 
 def tokenizer_format(path: Path) -> str | None:

@@ -24,7 +24,6 @@ are conditioned on the sequence re-encoded without them (``result.tokens`` keeps
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,16 +34,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
-from fourm.generation.bundle import (
-    DEFAULT_BUNDLE,
+from fourm.generation.bundle import DEFAULT_BUNDLE, load_codecs
+from fourm.generation.bundle_layout import (
     GENERATION_FILE,
     MODEL_DIR,
-    REGISTRY_FILE,
-    load_codecs,
     load_generation_defaults,
     load_registry,
     registry_from_dict,
     resolve_bundle,
+    tokenizer_ref,
+    write_bundle,
+    write_generation_defaults,
+    write_registry,
 )
 from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
 from fourm.generation.codecs import BoxMapCodec, Codec, PatchCodec, SequenceCodec
@@ -52,8 +53,6 @@ from fourm.generation.conditions import GivenTokens
 from fourm.generation.grammar import GRAMMAR_MODALITIES, LogitsProcessor, grammar_for
 from fourm.modalities import ModalityRegistry
 from fourm.model.fourm import FourM
-from fourm.utils.atomic import atomic_dir, atomic_write_text
-from fourm.utils.config import to_jsonable
 from fourm.utils.precision import resolve_precision
 
 __all__ = ["DEFAULT_BUNDLE", "FourMPipeline", "GenerationResult"]
@@ -182,7 +181,7 @@ class FourMPipeline:
         specs = {}
         saved: dict[int, str] = {}  # id(tokenizer) -> relative path: a shared text tokenizer is saved once
         texts = {id(c.tokenizer) for c in self.codecs.values() if isinstance(c, SequenceCodec)}
-        with atomic_dir(bundle_dir) as tmp:
+        with write_bundle(bundle_dir) as tmp:
             self.model.save_pretrained(tmp / MODEL_DIR)
             for name in self.model.config.modalities:
                 tok = self.codecs[name].tokenizer
@@ -191,14 +190,12 @@ class FourMPipeline:
                     continue
                 if id(tok) not in saved:
                     shared_text = isinstance(self.codecs[name], SequenceCodec) and len(texts) == 1
-                    saved[id(tok)] = "tokenizers/text" if shared_text else f"tokenizers/{name}"
+                    saved[id(tok)] = tokenizer_ref("text" if shared_text else name)
                     tok.save_pretrained(tmp / saved[id(tok)])
                 specs[name] = {**self.registry[name].to_dict(), "tokenizer": saved[id(tok)]}
-            registry = registry_from_dict(specs)  # validates (ml-4m's names included)
-            atomic_write_text(tmp / REGISTRY_FILE, json.dumps(to_jsonable(registry.to_dict()), indent=2) + "\n")
+            write_registry(tmp, registry_from_dict(specs))  # validated (ml-4m's names included)
             if self.generation_defaults:
-                text = json.dumps({"targets": to_jsonable(self.generation_defaults)}, indent=2) + "\n"
-                atomic_write_text(tmp / GENERATION_FILE, text)
+                write_generation_defaults(tmp, self.generation_defaults)
         return Path(bundle_dir)
 
     # ------------------------------------------------------------------------------ modalities

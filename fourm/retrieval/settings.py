@@ -17,7 +17,8 @@ import torch
 
 from fourm.errors import FourmError
 from fourm.generation.autoregressive import AutoregressiveSampler
-from fourm.generation.bundle import MODEL_DIR, load_codecs, load_registry, resolve_bundle
+from fourm.generation.bundle import load_codecs
+from fourm.generation.bundle_layout import MODEL_DIR, load_registry, resolve_bundle
 from fourm.generation.pipeline import FourMPipeline
 from fourm.modalities import default_registry
 from fourm.model.fourm import CONFIG_NAME, FourM

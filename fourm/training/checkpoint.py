@@ -33,7 +33,7 @@ import torch
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir, atomic_write_text
-from fourm.utils.config import Config
+from fourm.utils.config import Config, read_json_object
 from fourm.utils.weights import load_checked
 
 CHECKPOINTS = "checkpoints"
@@ -203,12 +203,7 @@ def read_trainer_state(path: str | Path) -> TrainerState:
     file = path / STATE_FILE
     if not file.is_file():
         raise FourmError(f"{path} is not a checkpoint: {STATE_FILE} is missing")
-    try:
-        data = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FourmError(f"corrupt checkpoint file {file}: {e}") from None
-    if not isinstance(data, dict):
-        raise FourmError(f"corrupt checkpoint file {file}: expected a JSON object")
+    data = read_json_object(file, "checkpoint file", corrupt="corrupt checkpoint file")
     try:
         return TrainerState.from_dict(data)
     except FourmError as e:

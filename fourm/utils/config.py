@@ -227,8 +227,19 @@ def read_text_file(path: str | Path, what: str = "file") -> str:
     return text
 
 
-def read_json_value(path: str | Path, what: str = "JSON file") -> Any:
-    """Parse the JSON file ``path``; FourmError (one line, naming it) for missing / binary / malformed."""
+def read_json_value(path: str | Path, what: str = "JSON file", corrupt: str | None = None) -> Any:
+    """Parse the JSON file ``path``; FourmError (one line, naming it) for missing / binary / malformed.
+
+    ``corrupt``: the wording of the file's owner for a file that exists but cannot be read or parsed,
+    e.g. ``"corrupt checkpoint file"`` -> ``"corrupt checkpoint file <path>: <reason>"``."""
+    if corrupt is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FourmError(f"{what} not found: {path}")
+        try:
+            return json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise FourmError(f"{corrupt} {path}: {_first_line(e)}") from None
     text = read_text_file(path, what)
     try:
         return json.loads(text)
@@ -236,10 +247,12 @@ def read_json_value(path: str | Path, what: str = "JSON file") -> Any:
         raise FourmError(f"malformed {what} {path}: {_first_line(e)}") from None
 
 
-def read_json_object(path: str | Path, what: str = "JSON file") -> dict:
+def read_json_object(path: str | Path, what: str = "JSON file", corrupt: str | None = None) -> dict:
     """Like :func:`read_json_value`, but the file must hold a JSON object."""
-    data = read_json_value(path, what)
+    data = read_json_value(path, what, corrupt)
     if not isinstance(data, dict):
+        if corrupt is not None:
+            raise FourmError(f"{corrupt} {path}: expected a JSON object, got {type(data).__name__}")
         raise FourmError(f"{what} {path} must hold a JSON object, got {type(data).__name__}")
     return data
 

@@ -5,6 +5,7 @@ shapes are checked (from the header where possible) before anything big is alloc
     shapes = safetensors_shapes(path)                    # {name: shape}, tensors not read
     check_shapes(shapes, expected, f"{path} does not match {config}")
     load_checked(module, path, f"{path} does not match {config}")   # read + check + load_state_dict
+    load_state_checked(module, state, "converted weights do not fit FourM")   # an in-memory state dict
 """
 
 from __future__ import annotations
@@ -74,12 +75,18 @@ def state_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
+def load_state_checked(module: nn.Module, state: Mapping[str, torch.Tensor], subject: str) -> nn.Module:
+    """Load ``state`` into ``module`` in place after checking its names and shapes
+    (:func:`check_shapes` with ``subject``); returns ``module``."""
+    check_shapes({k: tuple(v.shape) for k, v in state.items()}, state_shapes(module), subject)
+    module.load_state_dict(state)
+    return module
+
+
 def load_checked(module: nn.Module, path: str | Path, subject: str, label: str = "corrupt weights file") -> None:
     """Read ``path``, check its names and shapes against ``module`` (:func:`check_shapes` with
     ``subject``) and load it in place."""
-    state = read_safetensors(path, label=label)
-    check_shapes({k: tuple(v.shape) for k, v in state.items()}, state_shapes(module), subject)
-    module.load_state_dict(state)
+    load_state_checked(module, read_safetensors(path, label=label), subject)
 
 
 CONFIG_NAME = "config.json"

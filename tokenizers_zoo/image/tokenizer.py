@@ -18,7 +18,6 @@ Tokens are ``(B, N)`` long with ``N = num_tokens`` (row-major flattening of ``gr
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from torch import Tensor, nn
 
 from fourm.core.schema import check_image
 from fourm.errors import FourmError
+from fourm.utils.config import read_json_object
 from fourm.utils.weights import load_checked, save_pretrained_dir
 from tokenizers_zoo.image.config import ImageTokenizerConfig
 from tokenizers_zoo.image.conv import ConvDecoder, ConvEncoder
@@ -365,12 +365,7 @@ class ImageTokenizer(nn.Module):
                 raise FourmError(
                     f"tokenizer {path} is missing {p.name} (expected {CONFIG_NAME} + {WEIGHTS_NAME})"
                 )
-        try:
-            data = json.loads(cfg_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FourmError(f"corrupt tokenizer config {cfg_path}: {e}") from None
-        if not isinstance(data, dict):
-            raise FourmError(f"corrupt tokenizer config {cfg_path}: expected a JSON object")
+        data = read_json_object(cfg_path, "tokenizer config", corrupt="corrupt tokenizer config")
         cfg = ImageTokenizerConfig.from_dict(data)
         model = cls(cfg)
         load_checked(model, weights_path, f"tokenizer weights {weights_path} do not match its config",
