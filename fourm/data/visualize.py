@@ -8,7 +8,6 @@ No matplotlib needed.
 
 from __future__ import annotations
 
-import colorsys
 import functools
 import textwrap
 import zlib
@@ -17,10 +16,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from fourm.core.image_kinds import (  # the colour maps' home; re-exported here
+    CLASS_COLORS,
+    IMAGE_KINDS,
+    colorize_depth,
+    colorize_semseg,
+    depth_colormap,
+    semseg_palette,
+)
 from fourm.core.schema import ALL_KEYS
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_path
 from fourm.utils.outputs import png_info
+
+__all__ = ["CLASS_COLORS", "colorize_depth", "colorize_semseg", "depth_colormap", "draw_boxes", "label_color",
+           "sample_grid", "save_sample_grid", "semseg_palette"]
 
 PAD = 2  # pixels between cells and around the grid
 HEADER_HEIGHT = 16  # pixels of the column-title row
@@ -29,77 +39,9 @@ BACKGROUND = (24, 24, 24)
 PANEL = (40, 40, 40)
 TEXT_COLOR = (230, 230, 230)
 
-# A dark-to-bright perceptual colour map (black, purple, red, orange, pale yellow): monotone lightness.
-_CMAP_POINTS = np.array(
-    [
-        (0.00, 0, 0, 4),
-        (0.14, 40, 11, 84),
-        (0.29, 101, 21, 110),
-        (0.43, 159, 42, 99),
-        (0.57, 212, 72, 66),
-        (0.71, 245, 125, 21),
-        (0.86, 250, 193, 39),
-        (1.00, 252, 255, 164),
-    ],
-    dtype=np.float64,
-)
-
-# Hand-picked distinct colours for semseg classes 1..N (0 = background = black).
-_CLASS_COLORS = [
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
-    (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180),
-    (0, 0, 128), (128, 128, 128),
-]  # fmt: skip
-
-
-@functools.lru_cache(maxsize=1)
-def depth_colormap() -> np.ndarray:
-    """The depth colour map as a (256, 3) uint8 lookup table (index 0 = dark, 255 = bright)."""
-    x = np.linspace(0.0, 1.0, 256)
-    lut = np.stack([np.interp(x, _CMAP_POINTS[:, 0], _CMAP_POINTS[:, c]) for c in (1, 2, 3)], axis=1)
-    return np.rint(lut).astype(np.uint8)
-
-
-@functools.lru_cache(maxsize=1)
-def semseg_palette() -> np.ndarray:
-    """A (256, 3) uint8 palette with a distinct colour per class id (0 = black background)."""
-    colors = [(0, 0, 0), *_CLASS_COLORS]
-    seen = set(colors)
-    i = 0
-    while len(colors) < 256:
-        i += 1
-        hue = (i * 0.618033988749895) % 1.0
-        sat = (0.55, 0.8, 1.0)[i % 3]
-        val = (0.95, 0.7, 0.5, 0.85)[i % 4]
-        rgb = tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, sat, val))
-        if rgb not in seen:
-            seen.add(rgb)
-            colors.append(rgb)
-    return np.array(colors, dtype=np.uint8)
-
-
-def colorize_depth(depth: np.ndarray, near_bright: bool = True) -> np.ndarray:
-    """float (H, W) depth in [0, 1] (larger = farther) -> uint8 (H, W, 3); near is bright by default."""
-    d = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=1.0, posinf=1.0, neginf=0.0)
-    if d.ndim != 2:
-        raise FourmError(f"colorize_depth expects an (H, W) array, got shape {d.shape}")
-    d = np.clip(d, 0.0, 1.0)
-    idx = np.rint((1.0 - d if near_bright else d) * 255.0).astype(np.uint8)
-    return depth_colormap()[idx]
-
-
-def colorize_semseg(semseg: np.ndarray) -> np.ndarray:
-    """uint8 (H, W) class ids -> uint8 (H, W, 3) with a fixed distinct colour per class (0 = black)."""
-    s = np.asarray(semseg)
-    if s.ndim != 2:
-        raise FourmError(f"colorize_semseg expects an (H, W) array, got shape {s.shape}")
-    return semseg_palette()[s.astype(np.int64) % 256]
-
-
 def label_color(label: str) -> tuple[int, int, int]:
     """A stable colour for a box label (same label -> same colour in every picture)."""
-    return tuple(int(c) for c in _CLASS_COLORS[zlib.crc32(label.encode()) % len(_CLASS_COLORS)])
+    return tuple(int(c) for c in CLASS_COLORS[zlib.crc32(label.encode()) % len(CLASS_COLORS)])
 
 
 @functools.lru_cache(maxsize=1)
@@ -141,12 +83,10 @@ def _as_picture(key: str, value: object) -> np.ndarray | None:
     """An image-like value as uint8 (H, W, 3), or None if it is not image-like."""
     if not isinstance(value, np.ndarray) or value.ndim not in (2, 3):
         return None
-    if key == "depth":
-        return colorize_depth(value)
-    if key == "semseg":
-        return colorize_semseg(value)
-    if key == "edges":
-        return np.repeat((np.asarray(value) > 0).astype(np.uint8)[..., None] * 255, 3, axis=2)
+    spec = IMAGE_KINDS.get(key)
+    if spec is not None and value.ndim == spec.ndim:  # colour maps of :mod:`fourm.core.image_kinds`
+        picture = spec.picture(value)
+        return np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture
     if value.ndim == 3 and value.shape[-1] == 3:
         return np.clip(value, 0, 255).astype(np.uint8) if value.dtype != np.uint8 else value
     if value.ndim == 2:  # unknown single-channel map: min-max grey

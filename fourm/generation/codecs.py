@@ -39,6 +39,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from fourm.core.boxes import check_boxes
+from fourm.core.image_kinds import IMAGE_KINDS
 from fourm.errors import FourmError
 from fourm.generation.values import load_image, parse_value
 from fourm.utils.precision import bf16_autocast
@@ -93,7 +95,7 @@ class ImageCodec:
         """Images -> ids (B, N) long on the CPU (``prefix`` does not apply to images)."""
         if prefix:
             raise FourmError(f"'{self.name}' is an image: a partial image is given as token ids, not as a prefix")
-        arrays = [self.normalize(v) for v in _as_list(values, self.name, 3 if self.image_kind in ("rgb", "normals") else 2)]
+        arrays = [self.normalize(v) for v in _as_list(values, self.name, IMAGE_KINDS[self.image_kind].ndim)]
         x = self.tokenizer.preprocess(arrays).to(self.tokenizer.device)
         with bf16_autocast(x.device) if self.autocast else contextlib.nullcontext():
             return self.tokenizer.encode(x).cpu()
@@ -104,7 +106,7 @@ class ImageCodec:
         ids = _check_ids(self.name, tokens, self.vocab_size, self.length).to(self.tokenizer.device)
         generator = torch.Generator(device=ids.device).manual_seed(seed)
         images = self.tokenizer.postprocess(self.tokenizer.decode(ids, generator=generator))
-        if self.image_kind == "edges":
+        if IMAGE_KINDS[self.image_kind].binary:
             images = images.astype(np.float32)
         return list(images)
 
@@ -210,12 +212,10 @@ class PatchCodec:
     tokenizer = None  # nothing to save in a bundle
 
     def __init__(self, name: str, spec: Any) -> None:
-        from fourm.core.schema import IMAGE_LAYOUT
-
         if not spec.patch_size:
             raise FourmError(f"modality '{name}' is not a patch modality (no patch_size)")
         self.name, self.patch_size, self.channels = name, spec.patch_size, spec.channels
-        self.image_kind = spec.data_key if spec.data_key in IMAGE_LAYOUT else "rgb"
+        self.image_kind = spec.data_key if spec.data_key in IMAGE_KINDS else "rgb"
         self.image_size, self.value_range, self.num_classes = spec.image_size, spec.value_range, spec.num_classes
         self.length, self.vocab_size, self.patch_dim = spec.num_tokens, spec.vocab_size, spec.patch_dim
 
@@ -263,18 +263,12 @@ class BoxMapCodec:
         self.length, self.vocab_size = spec.num_tokens, spec.vocab_size
 
     def normalize(self, value: Any) -> list[dict]:
-        """One box list (or its string form, :mod:`fourm.generation.values`), checked."""
-        boxes = parse_value("bboxes", value)
-        if not isinstance(boxes, (list, tuple)):
-            raise FourmError(f"'{self.name}': expected a list of boxes, got {type(boxes).__name__}")
-        for i, b in enumerate(boxes):
-            box = b.get("box") if isinstance(b, dict) else None
-            if (
-                not isinstance(box, (list, tuple)) or len(box) != 4
-                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in box)
-            ):  # fmt: skip
-                raise FourmError(f"'{self.name}': box {i} must be {{'label': str, 'box': [x0, y0, x1, y1]}}, got {b!r}"[:200])
-        return list(boxes)
+        """One box list (or its string form, :mod:`fourm.generation.values`), checked as import checks
+        boxes (:func:`fourm.core.boxes.check_boxes`), coordinates not range-checked: the map clips them."""
+        try:
+            return check_boxes(parse_value("bboxes", value), normalised=False)
+        except FourmError as e:
+            raise FourmError(f"'{self.name}': {e}") from None
 
     def encode(self, values: Any, prefix: bool = False) -> Tensor:
         """Box lists -> (B, grid * grid) label tokens."""
@@ -365,6 +359,8 @@ class Ml4mSequenceCodec(SequenceCodec):
 # how an ml-4m image-token modality's raw values look, by the name's base (``tok_<base>[@<size>]``)
 _ML4M_IMAGE_KINDS = {"rgb": "rgb", "depth": "depth", "normal": "normals", "semseg": "semseg",
                      "canny_edge": "edges", "sam_edge": "edges"}
+# ml-4m's token modalities that are not image kinds: arrays given as they are, by their ndim
+_ML4M_ARRAY_NDIM = {"features": 3, "vector": 1}
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -457,14 +453,14 @@ class Ml4mImageCodec:
     @property
     def feature_shape(self) -> tuple[int, ...]:
         """Shape of one raw feature value: (C, h, w) for feature maps, (C,) for vectors."""
-        if self.image_kind == "vector":
+        if _ML4M_ARRAY_NDIM.get(self.image_kind) == 1:  # a global vector
             return (self.cfg.in_channels,)
         h, w = self.cfg.grid_size
         return (self.cfg.in_channels, h, w)
 
     def normalize(self, value: Any) -> np.ndarray:
         """One raw value -> the array the tokenizer input is made from (see the class docstring)."""
-        if self.image_kind in ("features", "vector"):
+        if self.image_kind not in IMAGE_KINDS:  # feature maps / vectors: arrays only
             if isinstance(value, (str, Path)) and str(value).endswith(".npy"):
                 value = np.load(value)
             elif isinstance(value, (str, Path, Image.Image)):
@@ -482,21 +478,21 @@ class Ml4mImageCodec:
 
     def _input(self, arrays: list[np.ndarray]) -> Tensor:
         """Normalised values -> the tokenizer's input batch (ml-4m's conventions)."""
-        kind, cfg = self.image_kind, self.cfg
-        if kind == "semseg":
+        cfg, spec = self.cfg, IMAGE_KINDS.get(self.image_kind)
+        if spec is not None and spec.labels:
             return torch.from_numpy(np.stack(arrays).astype(np.int64))
         x = torch.from_numpy(np.stack(arrays).astype(np.float32))
-        if kind in ("features", "vector"):
+        if spec is None:  # feature maps / vectors, as given
             return x
-        if kind in ("rgb", "normals"):
+        if spec.channels == 3:
             x = x.permute(0, 3, 1, 2) / 255.0 * 2.0 - 1.0  # (B, 3, H, W) in [-1, 1]
             if cfg.undo_std:  # the tokenizer expects ImageNet-standardised pixels and undoes that itself
                 mean = torch.tensor(_IMAGENET_MEAN)[None, :, None, None]
                 std = torch.tensor(_IMAGENET_STD)[None, :, None, None]
                 x = ((x + 1.0) / 2.0 - mean) / std
-        elif kind == "depth":
+        elif spec.continuous:  # depth
             x = torch.stack([_standardise_depth(d) for d in x])[:, None]
-        else:  # edges {0, 1} -> {-1, 1}
+        else:  # binary maps (edges) {0, 1} -> {-1, 1}
             x = (x * 2.0 - 1.0)[:, None]
         if x.shape[1] != cfg.in_channels:
             if x.shape[1] != 1:
@@ -509,7 +505,8 @@ class Ml4mImageCodec:
         """Raw values -> ids (B, N) long on the CPU (the tokenizer runs in fp32)."""
         if prefix:
             raise FourmError(f"'{self.name}' is an image: a partial image is given as token ids, not as a prefix")
-        single = {"rgb": 3, "normals": 3, "features": 3, "vector": 1}.get(self.image_kind, 2)
+        spec = IMAGE_KINDS.get(self.image_kind)
+        single = spec.ndim if spec is not None else _ML4M_ARRAY_NDIM[self.image_kind]
         arrays = [self.normalize(v) for v in _as_list(values, self.name, single)]
         return self.tokenizer.encode(self._input(arrays).to(self.tokenizer.device)).cpu()
 
@@ -527,7 +524,8 @@ class Ml4mImageCodec:
             out = self.tokenizer.decode(ids, steps=self.diffusion_steps if steps is None else steps, seed=seed).cpu()
         else:
             out = self.tokenizer.decode(ids).cpu()
-        return out if self.image_kind == "semseg" else out.float()
+        labels = self.image_kind in IMAGE_KINDS and IMAGE_KINDS[self.image_kind].labels
+        return out if labels else out.float()
 
     def decode(self, tokens: Any, seed: int = 0, steps: int | None = None) -> list[Any]:
         """Ids (B, N) -> one value per row (see the class docstring); None per row without a decoder.
@@ -541,20 +539,20 @@ class Ml4mImageCodec:
                 self._warned = True
             return [None] * ids.shape[0]
         out = self.decode_raw(ids, seed=seed, steps=steps)
-        kind = self.image_kind
-        if kind == "semseg":
-            return [row.numpy().astype(np.uint8 if self.cfg.num_labels <= 256 else np.int32) for row in out]
-        if kind == "vector":
-            return [row.numpy().astype(np.float32) for row in out]
-        if kind == "features":
+        spec = IMAGE_KINDS.get(self.image_kind)
+        if spec is None:  # global vectors as they are; feature maps as a picture of their principal components
+            if _ML4M_ARRAY_NDIM[self.image_kind] == 1:
+                return [row.numpy().astype(np.float32) for row in out]
             return [_pca_picture(row) for row in out]
-        if kind in ("rgb", "normals"):
+        if spec.labels:
+            return [row.numpy().astype(np.uint8 if self.cfg.num_labels <= 256 else np.int32) for row in out]
+        if spec.channels == 3:
             if out.shape[1] != 3:
                 raise FourmError(f"{self.name}: the decoder gives {out.shape[1]} channels, expected 3")
             pixels = ((out.clamp(-1.0, 1.0) + 1.0) * 127.5).round().byte()
             return [row.permute(1, 2, 0).numpy() for row in pixels]
         maps = out.mean(dim=1)  # (B, H, W)
-        if kind == "edges":
+        if spec.binary:
             return [(row > 0).float().numpy() for row in maps]
         values = []
         for row in maps:  # depth: relative, stretched to [0, 1]

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fourm.data.visualize import colorize_depth, colorize_semseg, draw_boxes, sample_grid
+from fourm.core.image_kinds import IMAGE_KINDS
+from fourm.data.visualize import draw_boxes, sample_grid
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
 from fourm.utils.config import to_jsonable
@@ -33,15 +34,13 @@ BOXES_MIN_SIDE = 256  # rgb_with_boxes is up-scaled to at least this many pixels
 
 
 def picture(modality: str, value: Any) -> np.ndarray | None:
-    """An image-like value as a PNG-ready uint8 array ((H, W, 3), or (H, W) for edges), else None."""
+    """An image-like value as a PNG-ready uint8 array ((H, W, 3), or (H, W) for edges), else None.
+    Image kinds are shown by their table entry (:meth:`fourm.core.image_kinds.ImageKind.picture`)."""
     if not isinstance(value, np.ndarray) or value.ndim not in (2, 3):
         return None
-    if modality == "depth":
-        return colorize_depth(value)
-    if modality == "semseg":
-        return colorize_semseg(value)
-    if modality == "edges":
-        return (np.asarray(value) > 0.5).astype(np.uint8) * 255
+    spec = IMAGE_KINDS.get(modality)
+    if spec is not None and value.ndim == spec.ndim:
+        return spec.picture(value)
     if value.ndim == 3 and value.shape[-1] == 3:
         return np.clip(value, 0, 255).astype(np.uint8)
     if value.ndim == 2:  # another single-channel map: min-max grey

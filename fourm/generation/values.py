@@ -23,8 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fourm.data.user.geometry import fit_image
-from fourm.data.visualize import depth_colormap, semseg_palette
+from fourm.core.image_kinds import IMAGE_KINDS, ImageKind
 from fourm.errors import FourmError
 from fourm.utils.images import HIGH_BIT_MODES, check_image_size, open_checked, to_8bit, unit_array
 from tokenizers_zoo.text import parse_bbox_string
@@ -44,105 +43,40 @@ def _is_grey(rgb: np.ndarray) -> bool:
     return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
-def _nearest_index(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Index (H, W) of the closest colour of ``table`` (K, 3) for every pixel of ``rgb`` (H, W, 3)."""
-    pixels = rgb.reshape(-1, 3).astype(np.int32)
-    colors, inverse = np.unique(pixels, axis=0, return_inverse=True)
-    dist = ((colors[:, None, :] - table[None, :, :].astype(np.int32)) ** 2).sum(-1)  # (U, K)
-    return dist.argmin(1)[inverse.reshape(-1)].reshape(rgb.shape[:2]), dist.min(1)[inverse.reshape(-1)].reshape(rgb.shape[:2])
-
-
-def _pil_to_array(img: Image.Image, kind: str, num_classes: int | None) -> np.ndarray:
-    """A PIL image -> a raw array of modality kind ``kind`` (any size)."""
+def _pil_to_array(img: Image.Image, spec: ImageKind, num_classes: int | None) -> np.ndarray:
+    """A PIL image -> a raw array of image kind ``spec`` (any size; rules in :mod:`fourm.core.image_kinds`)."""
     check_image_size(img, "given as a PIL image")
-    if img.mode in HIGH_BIT_MODES:  # 16-bit / 32-bit / float: scaled to the modality's range, not clipped
-        if kind == "depth":
+    if img.mode in HIGH_BIT_MODES:  # 16-bit / 32-bit / float: scaled to the kind's range, not clipped
+        if spec.continuous:
             return unit_array(img).astype(np.float32)
-        if kind != "semseg":  # semseg: the values are class ids, kept as they are
+        if not spec.labels:  # class ids are kept as they are
             img = to_8bit(img)
-    if kind in ("rgb", "normals"):
+    if spec.channels == 3:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    if img.mode in ("I", "F", "L", "1", "P") and not (img.mode == "P" and kind != "semseg"):
-        arr = np.asarray(img)
-        if kind == "depth":
-            scale = 255.0 if img.mode in ("L", "P") else (1.0 if img.mode == "F" else 65535.0)
-            return (arr.astype(np.float64) / scale).astype(np.float32)
-        if kind == "edges":
-            return (arr.astype(np.float64) > (0 if img.mode == "1" else 127)).astype(np.uint8)
-        return arr.astype(np.int64)  # semseg class ids
+    if img.mode in ("I", "F", "L", "1", "P") and not (img.mode == "P" and not spec.labels):
+        return spec.from_grey(np.asarray(img), img.mode)
     rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    if _is_grey(rgb) or kind == "edges":
-        return _pil_to_array(Image.fromarray(rgb).convert("L"), kind, num_classes)
-    if kind == "depth":  # colour-mapped depth (near = bright) -> depth
-        index, _ = _nearest_index(rgb, depth_colormap())
-        return (1.0 - index / 255.0).astype(np.float32)
-    # colour-mapped semseg -> class ids (every colour must be a class colour)
-    table = semseg_palette()[: num_classes or 256]
-    index, dist = _nearest_index(rgb, table)
-    if (dist > 0).any():
-        y, x = map(int, np.argwhere(dist > 0)[0])
-        raise FourmError(
-            f"semseg image: pixel ({x}, {y}) has colour {tuple(int(c) for c in rgb[y, x])}, which is not a "
-            "class colour (give class ids as a greyscale PNG or a colour-mapped picture from fourm-generate)"
-        )
-    return index.astype(np.int64)
-
-
-def _array(value: Any, kind: str) -> np.ndarray:
-    """A numpy/torch/list value -> a raw array in the schema dtype of ``kind``."""
-    arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise FourmError(f"{kind}: expected a numeric image array, got dtype {arr.dtype}")
-    want_ndim = 3 if kind in ("rgb", "normals") else 2
-    if arr.ndim != want_ndim or (want_ndim == 3 and arr.shape[-1] != 3):
-        shape = "(H, W, 3)" if want_ndim == 3 else "(H, W)"
-        raise FourmError(f"{kind}: expected an array of shape {shape}, got {tuple(arr.shape)}")
-    if kind in ("rgb", "normals"):
-        if np.issubdtype(arr.dtype, np.floating) and arr.size and float(np.nanmax(arr)) <= 1.0:
-            arr = arr * 255.0  # float images in [0, 1]
-        return np.clip(np.nan_to_num(arr.astype(np.float64)), 0, 255).round().astype(np.uint8)
-    if kind == "depth":
-        if np.issubdtype(arr.dtype, np.integer):
-            arr = arr / (255.0 if arr.dtype == np.uint8 else 65535.0)
-        return np.clip(np.nan_to_num(arr.astype(np.float32), nan=1.0), 0.0, 1.0)
-    if kind == "edges":
-        return (arr > 0).astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.floating) and not np.equal(np.round(arr), arr).all():
-        raise FourmError("semseg: expected integer class ids, got fractional values")
-    if arr.size and int(arr.min()) < 0:
-        raise FourmError(f"semseg: class ids must be >= 0, got {int(arr.min())}")
-    return arr.astype(np.int64)
-
-
-def _fit(arr: np.ndarray, kind: str, size: int) -> np.ndarray:
-    """Centre-crop + resize with import's geometry (:func:`fourm.data.user.geometry.fit_image`)."""
-    if kind == "semseg":
-        if int(arr.max(initial=0)) > 255:
-            raise FourmError(f"semseg: class id {int(arr.max())} out of range (expected < 256)")
-        return fit_image(arr.astype(np.uint8), kind, size).astype(np.int64)
-    if kind == "depth":
-        return fit_image(arr.astype(np.float32), kind, size)
-    return fit_image(arr.astype(np.uint8), kind, size)
+    if _is_grey(rgb) or spec.binary:
+        return _pil_to_array(Image.fromarray(rgb).convert("L"), spec, num_classes)
+    return spec.from_picture(rgb, num_classes)  # colour-mapped depth / semseg -> the value
 
 
 def load_image(value: Any, kind: str, size: int, num_classes: int | None = None) -> np.ndarray:
     """An image given as array, PIL image or file path -> the schema array of ``kind`` at ``size`` px.
 
     rgb / normals: uint8 (size, size, 3); depth: float32 (size, size) in [0, 1]; semseg: uint8 class
-    ids; edges: uint8 {0, 1}. Non-square images are centre-cropped first.
+    ids; edges: uint8 {0, 1}. Non-square images are centre-cropped first, then resized as import
+    resizes training data (:meth:`fourm.core.image_kinds.ImageKind.fit`).
     """
-    if kind not in ("rgb", "normals", "depth", "semseg", "edges"):
-        raise FourmError(f"'{kind}' is not an image modality kind (expected rgb, normals, depth, semseg or edges)")
+    spec = IMAGE_KINDS[kind]  # FourmError naming the known kinds
     if isinstance(value, (str, Path)):
         value = _open(value)
-    arr = _pil_to_array(value, kind, num_classes) if isinstance(value, Image.Image) else _array(value, kind)
+    arr = _pil_to_array(value, spec, num_classes) if isinstance(value, Image.Image) else spec.from_array(value)
     if arr.size == 0:
         raise FourmError(f"{kind}: the image is empty ({tuple(arr.shape)})")
-    arr = _fit(arr, kind, size)
-    if kind == "semseg":
-        if num_classes is not None and int(arr.max()) >= num_classes:
-            raise FourmError(f"semseg class id {int(arr.max())} out of range (expected < {num_classes})")
-        return arr.astype(np.uint8)
+    arr = spec.fit(arr, size)
+    if spec.labels and num_classes is not None and int(arr.max()) >= num_classes:
+        raise FourmError(f"{kind} class id {int(arr.max())} out of range (expected < {num_classes})")
     return arr
 
 

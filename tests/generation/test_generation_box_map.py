@@ -73,8 +73,10 @@ def test_no_derivation_when_the_map_is_given_or_not_downstream(pipe):
 def test_box_map_cannot_be_a_target_and_bad_boxes_fail_in_one_line(pipe):
     with pytest.raises(FourmError, match="box_map"):
         pipe.generate({"caption": "x"}, ["box_map"], progress=False)
-    with pytest.raises(FourmError, match="'box_map': box 0 must be"):
+    with pytest.raises(FourmError, match="'box_map': box 0 has non-numeric"):  # import's check and words
         pipe.codecs["box_map"].encode([[{"label": "a", "box": [0, 0, "x", 1]}]])
+    with pytest.raises(FourmError, match="'box_map': box 0 must be"):
+        pipe.codecs["box_map"].encode([[{"box": [0, 0, 1, 1]}]])
 
 
 def test_bundle_round_trip_keeps_the_box_map(pipe, tmp_path):

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from fourm.core.boxes import check_boxes
+from fourm.core.image_kinds import IMAGE_KINDS
 from fourm.data.user.report import BAD_ANNOTATION, BAD_FORMAT, CORRUPT_FILE, MISSING_FILE, SkipSample
 from fourm.errors import FourmError
 from fourm.utils.images import open_checked, to_8bit, unit_array
@@ -141,7 +143,7 @@ def read_edges(path: Path) -> np.ndarray:
     else:
         img = open_image(path)
         arr = np.asarray(img if img.mode in ("L", "1") else to_8bit(img).convert("L"))
-    return (arr != 0).astype(np.uint8)
+    return IMAGE_KINDS["edges"].from_grey(arr, "L")  # nonzero = edge, as generation reads edge pictures
 
 
 def read_text(path: Path) -> str:
@@ -172,26 +174,12 @@ def _is_number(x: object) -> bool:
 
 
 def check_bboxes(value: object, where: object) -> list[dict]:
-    """``[{"label": str, "box": [x0, y0, x1, y1]}]`` normalised to [0, 1] (a ``{"bboxes": [...]}`` works too)."""
-    if isinstance(value, dict) and "bboxes" in value:
-        value = value["bboxes"]
-    if not isinstance(value, list):
-        raise SkipSample(BAD_ANNOTATION, where, f"bboxes must be a list, got {type(value).__name__}")
-    out = []
-    for i, b in enumerate(value):
-        box = b.get("box") if isinstance(b, dict) else None
-        label = b.get("label") if isinstance(b, dict) else None
-        if not isinstance(label, str) or not isinstance(box, (list, tuple)) or len(box) != 4:
-            raise SkipSample(BAD_ANNOTATION, where, f"bbox {i} must be {{'label': str, 'box': [x0, y0, x1, y1]}}")
-        if not all(_is_number(x) for x in box):
-            raise SkipSample(BAD_ANNOTATION, where, f"bbox {i} has non-numeric coordinates {box}")
-        x0, y0, x1, y1 = (float(x) for x in box)
-        if min(x0, y0, x1, y1) < -1e-6 or max(x0, y0, x1, y1) > 1 + 1e-6:
-            raise SkipSample(BAD_ANNOTATION, where, f"bbox {i} {box} is not normalised to [0, 1]")
-        if x1 < x0 or y1 < y0:
-            raise SkipSample(BAD_ANNOTATION, where, f"bbox {i} {box} has x1 < x0 or y1 < y0")
-        out.append({"label": label, "box": [min(max(v, 0.0), 1.0) for v in (x0, y0, x1, y1)]})
-    return out
+    """``[{"label": str, "box": [x0, y0, x1, y1]}]`` normalised to [0, 1] (a ``{"bboxes": [...]}`` works
+    too): :func:`fourm.core.boxes.check_boxes`, the check generation's box maps use, as a SkipSample."""
+    try:
+        return check_boxes(value, normalised=True)
+    except FourmError as e:
+        raise SkipSample(BAD_ANNOTATION, where, str(e)) from None
 
 
 def check_palette(value: object, where: object) -> list[list[int]]:
