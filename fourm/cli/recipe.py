@@ -8,7 +8,9 @@ its images, picks a text vocabulary (the shipped one, or one trained on the capt
 shipped one fragments them), tokenizes, trains a small FourM from scratch (rgb read as pixels,
 predicted as tokens), bundles it and writes an evaluation report (``<out>/report.json``,
 ``<out>/report.png``). ``--minutes`` is split over the stages (the plan is printed first); a re-run
-skips every stage whose output exists and whose inputs did not change.
+skips every stage whose output exists and whose inputs did not change. ``--size`` sets the image
+side and, through one table (``fourm.recipe.config.SIZES``), the token grid, the pixel patches, the
+batch sizes and the masking budgets.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 
 from fourm.cli import ArgumentParser, bounded_int, device_name, finite_float, seed_int, subcommand_main
 from fourm.errors import FourmError
+from fourm.recipe.config import DEFAULT_SIZE, SIZES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (data/, tokenizers/, tokens/, train/, bundle/, "
                    "report.json, report.png); a re-run resumes it")
     p.add_argument("--minutes", type=finite_float, default=60.0, help="total time budget (default 60)")
+    p.add_argument("--size", type=int, default=DEFAULT_SIZE, metavar="|".join(str(s) for s in SIZES),
+                   help="image side: " + "; ".join(f"{s} -> {sp.grid}x{sp.grid} rgb tokens, {sp.patch} px patches"
+                                                   for s, sp in SIZES.items())
+                   + f" (default {DEFAULT_SIZE})")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo an --out made at another --size (every stage runs again; without it that is refused)")
     p.add_argument("--modalities", default="rgb,caption",
                    help="rgb,caption plus any of edges,color_palette,metadata (derived from rgb; default rgb,caption)")
     p.add_argument("--split-column", default=None, metavar="NAME",
@@ -61,7 +70,7 @@ def check_out(args: argparse.Namespace) -> None:
     except FourmError:
         raise FourmError(
             f"--out {args.out} already exists and was not written by {COMMAND}; choose another --out (the recipe "
-            "resumes only its own folders and has no --overwrite: remove the folder yourself to replace it)"
+            "resumes only its own folders, --overwrite included: remove the folder yourself to replace it)"
         ) from None
 
 
@@ -71,7 +80,7 @@ def run_folder(args: argparse.Namespace) -> int:
     check_out(args)
 
     cfg = RecipeConfig(
-        root=args.root, out=args.out, minutes=args.minutes,
+        root=args.root, out=args.out, minutes=args.minutes, size=args.size, overwrite=args.overwrite,
         modalities=[m.strip() for m in args.modalities.split(",") if m.strip()],
         split_column=args.split_column, val_fraction=args.val_fraction, seed=args.seed,
         text_threshold=args.text_threshold, tokenizer_epochs=args.tokenizer_epochs,

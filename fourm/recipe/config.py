@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from fourm.errors import FourmError
@@ -24,6 +25,57 @@ MIN_IMAGES = 16  # fewer cannot give a train split for the tokenizer and a val s
 MIN_VAL = 4  # held-out images for the report (PSNR, retrieval, generation grid)
 
 
+@dataclass(frozen=True)
+class SizePlan:
+    """What one ``--size`` means for every stage: the image side the import writes, the conv VQ
+    tokenizer's downsampling (a power of two; one ``channel_mult`` entry per resolution level), the
+    rgb_pixels patch side (the encoder reads the image as patches on the same grid as the rgb tokens),
+    and the batch sizes and masking budgets, scaled for the larger images and token grids."""
+
+    size: int
+    downsample: int  # tokenizer: image side / token grid side
+    channel_mult: tuple[int, ...]  # tokenizer conv levels: log2(downsample) + 1 entries
+    patch: int  # rgb_pixels patch side: image side / pixel grid side
+    tokenizer_batch: int  # image tokenizer batch (32 at 64 px: about the same pixels per batch)
+    train_batch: int  # FourM batch (at most the train config's)
+    budget: int | None  # masking input/target token budgets (None: the masking configs' own, 128)
+
+    @property
+    def grid(self) -> int:
+        """Side of the token grid of rgb (and of the derived image modalities)."""
+        return self.size // self.downsample
+
+    @property
+    def num_tokens(self) -> int:
+        return self.grid**2
+
+    @property
+    def levels(self) -> int:
+        """Resolution levels of the conv tokenizer (its channel_mult entries)."""
+        return int(math.log2(self.downsample)) + 1
+
+
+# --size -> the plan; the one place the recipe's image size is decided (sizes outside it are refused)
+SIZES: dict[int, SizePlan] = {
+    64: SizePlan(64, downsample=8, channel_mult=(1, 2, 4, 4), patch=8, tokenizer_batch=32, train_batch=32,
+                 budget=None),  # 8x8 tokens, 8x8 patches of 8 px: the shipped configs as they are
+    128: SizePlan(128, downsample=8, channel_mult=(1, 2, 4, 4), patch=8, tokenizer_batch=16, train_batch=16,
+                  budget=256),  # 16x16 tokens, 16x16 patches of 8 px
+    224: SizePlan(224, downsample=16, channel_mult=(1, 1, 2, 4, 4), patch=16, tokenizer_batch=8, train_batch=16,
+                  budget=256),  # 14x14 tokens, 14x14 patches of 16 px (4M's grid)
+}  # fmt: skip
+DEFAULT_SIZE = 64
+
+
+def size_plan(size: int) -> SizePlan:
+    """The plan of ``--size``; FourmError naming the supported sizes for any other."""
+    try:
+        return SIZES[size]
+    except (KeyError, TypeError):
+        supported = ", ".join(str(s) for s in SIZES)
+        raise FourmError(f"--size {size} is not supported (supported sizes: {supported})") from None
+
+
 @dataclass
 class RecipeConfig(Config):
     """Everything one ``fourm-recipe folder`` run needs (see :mod:`fourm.recipe`)."""
@@ -31,6 +83,7 @@ class RecipeConfig(Config):
     root: str = ""  # imagefolder: images + metadata.jsonl with a text (or caption) column
     out: str = ""  # the recipe's output folder
     minutes: float = 60.0  # total time budget, split over the stages by STAGE_SHARES
+    size: int = DEFAULT_SIZE  # image side: one of SIZES (token grid, patch, batches follow from it)
     modalities: list[str] = field(default_factory=lambda: list(BASE_MODALITIES))  # rgb, caption (+ derived)
     split_column: str | None = None
     val_fraction: float = 0.1
@@ -42,6 +95,7 @@ class RecipeConfig(Config):
     train_steps: int | None = None  # exact FourM steps instead
     device: str = "cpu"
     tiny: bool = False  # test shapes: a few-channel tokenizer, a 1+1-block width-32 model, small budgets
+    overwrite: bool = False  # redo an --out made at another --size (every stage runs again)
 
     def validate(self) -> None:
         if not self.root:
@@ -50,6 +104,7 @@ class RecipeConfig(Config):
             raise FourmError("--out is empty (expected an output folder)")
         if not self.minutes > 0 or self.minutes == float("inf"):
             raise FourmError(f"--minutes must be a finite number > 0, got {self.minutes:g}")
+        size_plan(self.size)
         for m in self.modalities:
             if m not in BASE_MODALITIES + OPTIONAL_MODALITIES:
                 raise FourmError(
@@ -70,6 +125,11 @@ class RecipeConfig(Config):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise FourmError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+    @property
+    def plan(self) -> SizePlan:
+        """The :data:`SIZES` entry of ``size``."""
+        return size_plan(self.size)
 
     @property
     def derived(self) -> list[str]:

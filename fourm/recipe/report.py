@@ -21,7 +21,8 @@ DIVERSITY_CAPTIONS = 32  # held-out captions of the diversity measure (the grid'
 MEASURES = "psnr,retrieval,diversity-l1"
 
 
-def tokenizer_psnr(tokenizer_dir: Path, data: Path, device: str = "cpu") -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def tokenizer_psnr(tokenizer_dir: Path, data: Path, device: str = "cpu", batch_size: int = 64
+                   ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Reconstruction metrics of the rgb tokenizer on the val split -> (metrics, images, reconstructions)."""
     import torch
 
@@ -33,7 +34,7 @@ def tokenizer_psnr(tokenizer_dir: Path, data: Path, device: str = "cpu") -> tupl
     tokenizer = ImageTokenizer.from_pretrained(tokenizer_dir, device=device)
     arrays = stack_modality(load_raw_dataset(data)["val"], "rgb", progress=False)
     dtype = torch.bfloat16 if resolve_precision("auto", device) == "bf16" else None
-    metrics, recons = evaluate(tokenizer, arrays, 64, dtype)
+    metrics, recons = evaluate(tokenizer, arrays, batch_size, dtype)
     return {"split": "val", "num": int(len(arrays)), "psnr": float(metrics["psnr"])}, arrays, recons
 
 
@@ -127,7 +128,8 @@ def write_report(ctx, report_json: Path, report_png: Path) -> dict[str, Any]:
     from fourm.utils.outputs import png_info
 
     device = ctx.cfg.device
-    tok, images, recons = tokenizer_psnr(ctx.tokenizer_dir("rgb") / "tokenizer", ctx.data, device)
+    batch = 2 * ctx.cfg.plan.tokenizer_batch  # 64 images of 64 px, fewer of larger ones
+    tok, images, recons = tokenizer_psnr(ctx.tokenizer_dir("rgb") / "tokenizer", ctx.data, device, batch)
     print(f"report: rgb tokenizer PSNR {tok['psnr']:.2f} dB on {tok['num']} val images")
     pipe = FourMPipeline.from_pretrained(ctx.bundle_dir, device=device)
     key = "rgb_pixels" if "rgb_pixels" in pipe.model.config.modalities else "rgb"

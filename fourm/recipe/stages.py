@@ -10,7 +10,8 @@ Layout of ``<out>``::
     text_vocab.json        tokens per caption, shipped vs trained vocabulary, and the choice
     tokens/                token dataset (fourm-data tokenize)
     masking.yaml           configs/masking/mixture_chain.yaml restricted to the run's modalities
-    train/                 the FourM run (train.py), train/model the trained model
+    train/                 the FourM run (train.py), train/model the trained model, train/modalities.json
+                           the run's registry (image modalities sized by --size: the bundle's base)
     bundle/                the self-contained bundle (fourm-bundle)
     report.json, report.png
 
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fourm.errors import FourmError
-from fourm.recipe.config import MIN_IMAGES, MIN_VAL, RecipeConfig, plan_minutes
+from fourm.recipe.config import DEFAULT_SIZE, MIN_IMAGES, MIN_VAL, RecipeConfig, SizePlan, plan_minutes
 from fourm.resources import DEFAULT_BUNDLE, shipped
 
 COMMAND = "fourm-recipe"
@@ -114,7 +115,7 @@ def preflight(cfg: RecipeConfig) -> dict[str, int]:
     from fourm.data.user.imagefolder import CAPTION_COLUMNS, METADATA_FILE
 
     root = Path(cfg.root)
-    source = ImageFolderSource(root, 64, LoadReport(), split_column=cfg.split_column)
+    source = ImageFolderSource(root, cfg.size, LoadReport(), split_column=cfg.split_column)
     if not source.ids:
         raise FourmError(f"no images found under {root} (expected images and a {METADATA_FILE} with a text column)")
     if "caption" not in source.keys:
@@ -138,6 +139,24 @@ def preflight(cfg: RecipeConfig) -> dict[str, int]:
     return {"images": n, "train": n - val, "val": val}
 
 
+def check_size(cfg: RecipeConfig) -> None:
+    """Refuse to resume an ``--out`` made at another ``--size`` (every stage would change) unless
+    ``--overwrite``; a folder from before ``--size`` existed was made at 64."""
+    try:
+        recorded = json.loads((Path(cfg.out) / "recipe.json").read_text()).get("config", {})
+        before = int(recorded.get("size", DEFAULT_SIZE))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return  # no (readable) record: a new folder, or claim_output refuses it later
+    if before != cfg.size and not cfg.overwrite:
+        raise FourmError(
+            f"--out {cfg.out} was made at --size {before}, this run asks for --size {cfg.size}: pass --overwrite "
+            f"to redo every stage at {cfg.size} (its data, tokenizers, tokens, model and bundle are replaced), "
+            f"or choose another --out"
+        )
+    if before != cfg.size:
+        print(f"--overwrite: {cfg.out} was made at --size {before}; every stage runs again at --size {cfg.size}")
+
+
 # ------------------------------------------------------------------------------------ the recipe
 def run_recipe(cfg: RecipeConfig) -> dict[str, Any]:
     """Run (or resume) every stage; -> {"stages": {stage: ran|skipped}, "report": report dict}."""
@@ -146,10 +165,14 @@ def run_recipe(cfg: RecipeConfig) -> dict[str, Any]:
 
     cfg.validate()
     out = Path(cfg.out)
+    check_size(cfg)
     counts = preflight(cfg)
     plan = plan_minutes(cfg.minutes)
     print(f"recipe for {cfg.root}: {counts['images']} images ({counts['train']} train, {counts['val']} val), "
           f"modalities {', '.join(cfg.modalities)}, {cfg.minutes:g} minutes")
+    sp = cfg.plan
+    print(f"size {sp.size}: {sp.size}x{sp.size} images, {sp.grid}x{sp.grid} rgb tokens (tokenizer downsampling "
+          f"{sp.downsample}), {sp.size // sp.patch}x{sp.size // sp.patch} pixel patches of {sp.patch} px")
     print(f"{'stage':<12}{'share':>7}{'minutes':>9}")
     for stage, share, minutes in plan:
         print(f"{stage:<12}{share:>7.0%}{minutes:>9.1f}")
@@ -215,12 +238,13 @@ class _Context:
         return [*self.cfg.modalities, "rgb_pixels"]
 
     def registry(self):
+        """The run's modalities, image ones sized by ``--size`` (:func:`sized_registry`)."""
         from fourm.modalities import ModalityRegistry, default_registry
 
         registry = default_registry().subset(self.cfg.modalities)
         for spec in ModalityRegistry.from_files([repo_file(PIXELS_MODALITY)]).values():
             registry.add(spec)
-        return registry
+        return sized_registry(registry, self.cfg.plan)
 
     def tokenizer_overrides(self) -> dict[str, str]:
         text = str(self.text_tokenizer().resolve())
@@ -235,7 +259,7 @@ class _Context:
 
         cfg = self.cfg
         argv = ["import", "--source", "imagefolder", "--root", str(cfg.root), "--out", str(self.data),
-                "--val-fraction", str(cfg.val_fraction), "--seed", str(cfg.seed)]  # fmt: skip
+                "--size", str(cfg.size), "--val-fraction", str(cfg.val_fraction), "--seed", str(cfg.seed)]  # fmt: skip
         if cfg.split_column:
             argv += ["--split-column", cfg.split_column]
         if cfg.derived:
@@ -261,12 +285,12 @@ class _Context:
         from fourm.utils.precision import resolve_precision
 
         cfg = self.cfg
-        data = read_mapping(repo_file(RGB_TOKENIZER_CONFIG.format(name=modality)))
-        train = data.setdefault("train", {})
+        data = sized_tokenizer_config(read_mapping(repo_file(RGB_TOKENIZER_CONFIG.format(name=modality))), cfg.plan)
+        train = data["train"]
         train["mixed_precision"] = "bf16" if resolve_precision("auto", cfg.device) == "bf16" else "no"
         train["seed"] = cfg.seed
-        if cfg.tiny:  # test shapes: a few channels (the 8x8 grid of 1024 codes stays: the registry's)
-            data.update(width=8, channel_mult=[1, 1, 1, 1])
+        if cfg.tiny:  # test shapes: a few channels (the size's grid of 1024 codes stays: the registry's)
+            data.update(width=8, channel_mult=[1] * cfg.plan.levels)
             train.update(batch_size=16, eval_every=1000, eval_samples=16, warmup_steps=1)
         batch = int(train.get("batch_size", 32))
         base_steps = int(train.get("steps", 6000))
@@ -358,7 +382,7 @@ class _Context:
         from fourm.data.pretokenize import content_fingerprint
 
         overrides = self.tokenizer_overrides()
-        inputs = {"data": self.data_fingerprint(), "modalities": self.modalities(),
+        inputs = {"data": self.data_fingerprint(), "modalities": self.modalities(), "size": self.cfg.size,
                   **{f"tokenizer {m}": content_fingerprint(p) for m, p in sorted(overrides.items())}}  # fmt: skip
 
         def work(stale: bool) -> None:
@@ -403,9 +427,14 @@ class _Context:
             if all(AlphaConfig.chooses(entry.get(f"{s}_alpha", 1.0), entry[f"{s}_alphas"]) for s in ("input", "target")):
                 mixture.append(entry)
         data["mixture"] = mixture
-        if self.cfg.tiny:
-            data.update(input_budget=32, target_budget=32)
+        budget = self.budget()
+        if budget is not None:
+            data.update(input_budget=budget, target_budget=budget)
         return data
+
+    def budget(self) -> int | None:
+        """The masking budgets of the run (None: the masking configs' own)."""
+        return 32 if self.cfg.tiny else self.cfg.plan.budget
 
     def train_settings(self, n_train: int) -> dict:
         """The training config (a TrainConfig mapping) from configs/train/world_default.yaml."""
@@ -420,9 +449,10 @@ class _Context:
         if cfg.tiny:
             model["overrides"] = {"dim": 32, "enc_depth": 1, "dec_depth": 1, "num_heads": 2, "tie_embeddings": True}
         data["masking"] = {"train": str(self.masking), "eval": str(repo_file(EVAL_MASKING_CONFIG)), "eval_tasks": {}}
-        if cfg.tiny:
-            data["masking"].update(input_budget=32, target_budget=32)
-        batch = min(int(data.get("batch_size", 32)), n_train) if not cfg.tiny else min(8, n_train)
+        budget = self.budget()
+        if budget is not None:
+            data["masking"].update(input_budget=budget, target_budget=budget)
+        batch = min(int(data.get("batch_size", 32)), cfg.plan.train_batch, n_train) if not cfg.tiny else min(8, n_train)
         base_steps = int(data.get("steps", 6000))
         if cfg.train_steps is not None:
             steps = cfg.train_steps
@@ -472,20 +502,23 @@ class _Context:
         from fourm.data.pretokenize import content_fingerprint
 
         overrides = {m: p for m, p in self.tokenizer_overrides().items()}
-        inputs = {"model": content_fingerprint(self.model),
+        registry = self.registry()
+        inputs = {"model": content_fingerprint(self.model), "registry": _digest(registry.to_dict()),
                   **{f"tokenizer {m}": content_fingerprint(p) for m, p in sorted(overrides.items())}}  # fmt: skip
 
         def work(stale: bool) -> None:
             from fourm.cli.bundle import _is_bundle
             from fourm.generation.assemble import assemble_bundle
+            from fourm.generation.bundle import REGISTRY_FILE
+            from fourm.utils.atomic import atomic_write_text
             from fourm.utils.outputs import claim_output
 
+            # base: the run directory, with the run's registry (its image modalities sized by --size)
+            # as its modalities.json; every tokenizer is given explicitly, nothing else comes from the base
+            atomic_write_text(self.run_dir / REGISTRY_FILE, json.dumps(registry.to_dict(), indent=2) + "\n")
             inputs = [("model", self.model)] + [(f"--tokenizer {m}=", p) for m, p in overrides.items()]
             with claim_output(self.bundle_dir, "fourm-bundle", inputs, overwrite=stale, recognize=_is_bundle, flag="out"):
-                # base: the run directory (it has model/ and no modalities.json, so the registry is the
-                # repository's); every tokenizer is given explicitly, nothing comes from the base
-                assemble_bundle(self.model, self.bundle_dir, base=self.run_dir, added=[repo_file(PIXELS_MODALITY)],
-                                tokenizers=overrides)  # fmt: skip
+                assemble_bundle(self.model, self.bundle_dir, base=self.run_dir, tokenizers=overrides)
             print(f"bundle: {self.bundle_dir}")
 
         stages.run("bundle", inputs, [self.bundle_dir / "model"], work, self.minutes["bundle"])
@@ -508,6 +541,34 @@ class _Context:
         report = json.loads(report_json.read_text())
         report["stages"] = dict(stages.results)
         return report
+
+
+def sized_registry(registry, plan: SizePlan):
+    """``registry`` with its image modalities fitted to ``plan``: tokenized images get the plan's
+    image side and token grid, a pixel-patch modality its image side and patch (the same grid)."""
+    import dataclasses
+
+    from fourm.modalities import ModalityRegistry
+
+    specs = []
+    for spec in registry.values():
+        if spec.kind == "image" and spec.patch_size is not None:
+            spec = dataclasses.replace(spec, image_size=plan.size, patch_size=plan.patch,
+                                       num_tokens=(plan.size // plan.patch) ** 2)  # fmt: skip
+        elif spec.kind == "image" and spec.box_labels is None:
+            spec = dataclasses.replace(spec, image_size=plan.size, num_tokens=plan.num_tokens)
+        spec.validate()
+        specs.append(spec)
+    return ModalityRegistry(specs)
+
+
+def sized_tokenizer_config(data: dict, plan: SizePlan) -> dict:
+    """An image tokenizer config mapping (``configs/tokenizers/<m>.yaml``) fitted to ``plan``: its
+    image side, downsampling (the token grid) and conv levels, and its training batch."""
+    data = dict(data)
+    data.update(image_size=plan.size, downsample=plan.downsample, channel_mult=list(plan.channel_mult))
+    data["train"] = {**(data.get("train") or {}), "batch_size": plan.tokenizer_batch}
+    return data
 
 
 def _caption_stats(tokenizer, captions: list[str]) -> dict[str, float]:

@@ -32,14 +32,14 @@ def draw(shape: str, colour: str, size: int = 32) -> Image.Image:
     return img
 
 
-def make_folder(root: Path, num: int = 64, captions: bool = True, column: str = "text") -> Path:
-    """``num`` 32x32 pictures of a coloured shape and a metadata.jsonl naming them."""
+def make_folder(root: Path, num: int = 64, captions: bool = True, column: str = "text", size: int = 32) -> Path:
+    """``num`` ``size`` x ``size`` pictures of a coloured shape and a metadata.jsonl naming them."""
     root.mkdir(parents=True)
     rows = []
     for i in range(num):
         colour, shape = list(COLOURS)[i % 4], SHAPES[(i // 4) % 4]
         name = f"img_{i:03d}.png"
-        draw(shape, colour).save(root / name)
+        draw(shape, colour, size).save(root / name)
         row = {"file_name": name}
         if captions:
             row[column] = f"a {colour} {shape} on a pale ground"
