@@ -90,6 +90,19 @@ def test_box_labels_name_objects_in_caption_order(worlds):
         assert all(f >= 0 for f in firsts) and firsts == sorted(firsts), (caption, labels)
 
 
+def test_left_to_right_box_order_only_reorders_the_boxes():
+    for index in range(40):
+        by_caption = render_sample(index, seed=4)
+        sorted_ = render_sample(index, seed=4, config=WorldConfig(box_order="left_to_right"))
+        centres = [b["box"][0] + b["box"][2] for b in sorted_["bboxes"]]
+        assert centres == sorted(centres)
+        key = lambda b: (b["label"], tuple(b["box"]))  # noqa: E731
+        assert sorted(map(key, sorted_["bboxes"])) == sorted(map(key, by_caption["bboxes"]))
+        assert sorted_["caption"] == by_caption["caption"] and np.array_equal(sorted_["rgb"], by_caption["rgb"])
+    with pytest.raises(FourmError, match="box_order.*expected caption or left_to_right"):
+        WorldConfig(box_order="random")
+
+
 def test_ground_depends_on_its_name_only():
     """Two scenes with the same ground show identical ground pixels wherever neither has an object."""
     a, b = render_sample(0, seed=3), render_sample(1, seed=3)

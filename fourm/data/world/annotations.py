@@ -57,6 +57,11 @@ def bboxes(
     ]
 
 
+def left_to_right(boxes: list[dict]) -> list[dict]:
+    """``bboxes`` entries sorted by box centre x, then centre y (ties keep their order)."""
+    return sorted(boxes, key=lambda b: (b["box"][0] + b["box"][2], b["box"][1] + b["box"][3]))
+
+
 def color_palette(rendering: Rendering, num_objects: int) -> list[list[int]]:
     """Colours of the visible regions (background, each object), largest area first, at most 5.
 

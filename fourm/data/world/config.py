@@ -10,6 +10,7 @@ from fourm.data.world.palette import COLORS, GROUNDS, SHAPES
 from fourm.errors import FourmError
 from fourm.utils.config import Config, coerce
 
+BOX_ORDERS = ("caption", "left_to_right")
 MAX_OBJECTS = 5  # base depths must fit in the object depth range with a gap larger than any relief
 
 
@@ -28,6 +29,7 @@ class WorldConfig(Config):
     texture_amplitude: float = 0.03  # the ground's fixed texture, relative brightness modulation
     min_visible_fraction: float = 0.5  # every object keeps at least this much of its area visible
     max_tries: int = 100  # scene resamples before dropping one object
+    box_order: str = "caption"  # bboxes listed as the caption names the objects, or "left_to_right" (box centres)
 
     def validate(self) -> None:
         if not 16 <= self.size <= 1024:
@@ -51,6 +53,8 @@ class WorldConfig(Config):
                     )
             if len(set(chosen)) != len(chosen):
                 raise FourmError(f"invalid value for '{field}': {list(chosen)} has duplicates")
+        if self.box_order not in BOX_ORDERS:
+            raise FourmError(f"invalid value for 'box_order': '{self.box_order}' (expected {' or '.join(BOX_ORDERS)})")
         if len(self.shapes) * len(self.colors) < self.max_objects:
             raise FourmError(
                 f"max_objects={self.max_objects} needs at least that many (colour, shape) pairs, "

@@ -15,6 +15,7 @@ from fourm.data.world.annotations import (
     bboxes,
     box_center_pixel,
     color_palette,
+    left_to_right,
     scene_metadata,
     visible_boxes,
 )
@@ -92,6 +93,9 @@ def render_sample(index: int, seed: int = 0, config: WorldConfig | None = None) 
     metadata = scene_metadata(scene, rendering, [layer.area for layer in layers])
     metadata.update(image_metadata(rendering.rgb))
     caption, order = compose_caption(scene, rng, overlapping_pairs(layers, config.size))
+    boxes_value = bboxes(scene, boxes, config.size, order)  # labels and order as the caption names them
+    if config.box_order == "left_to_right":
+        boxes_value = left_to_right(boxes_value)
     return {
         "id": f"world-{seed}-{index:08d}",
         "rgb": rendering.rgb,
@@ -100,7 +104,7 @@ def render_sample(index: int, seed: int = 0, config: WorldConfig | None = None) 
         "normals": rendering.normals,
         "edges": rendering.edges,
         "caption": caption,
-        "bboxes": bboxes(scene, boxes, config.size, order),  # labels and order as the caption names them
+        "bboxes": boxes_value,
         "metadata": metadata,
         "color_palette": color_palette(rendering, len(scene.objects)),
     }
