@@ -91,6 +91,8 @@ TARGET_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "top_k": ("top_k", int),
     "max_length": ("max_length", int),
     "grammar": ("grammar", on_off),
+    "candidates": ("candidates", int),
+    "rerank_by": ("rerank_by", lambda v: [m for m in v.split("+") if m]),
 }
 TARGET_HELP = {
     "steps": "MaskGIT / ROAR steps of an image target (default 8)",
@@ -103,6 +105,8 @@ TARGET_HELP = {
     "top_k": "top-k sampling (default 0 = off)",
     "max_length": "maximum length of a sequence target",
     "grammar": "on/off: decode boxes / palettes under their grammar, always well-formed (default on)",
+    "candidates": "sample K candidates, keep the one under which the model finds the conditions most likely (default 1)",
+    "rerank_by": "modalities that score the candidates, joined by + (default: every given condition the model predicts)",
 }
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,6 +41,7 @@ from fourm.generation.decoding import ParallelDecoder, SequenceDecoder
 from fourm.generation.grammar import LogitsProcessor
 from fourm.generation.guidance import Guidance
 from fourm.generation.maskgit import MaskGITSampler, ParallelSampler
+from fourm.generation.rerank import choose, log_likelihood
 from fourm.generation.roar import ROARSampler
 from fourm.generation.sampling import check_sampling_args, make_generator
 from fourm.generation.schedules import TemperatureSchedule, TemperatureScheduleName, TokenScheduleName
@@ -49,6 +50,7 @@ from fourm.model.fourm import FourM
 from fourm.utils.config import Config
 
 Scheme = Literal["maskgit", "roar", "ar"]
+MAX_CANDIDATES = 64
 
 
 @dataclass
@@ -62,6 +64,9 @@ class GenerationTarget(Config):
     ``guidance_scale``. ``max_length``: sequence length limit (default: the modality's length).
     ``grammar``: decode a structured sequence (boxes, palettes) under its grammar, so that it always
     parses (:mod:`fourm.generation.grammar`; applies where ``generate_chained`` is given one).
+    ``candidates`` > 1: sample the target that many times and keep, per sample, the candidate under
+    which the model finds the ``rerank_by`` modalities most likely (default: every given condition
+    the model predicts), the reverse task as verifier (:mod:`fourm.generation.rerank`).
     """
 
     modality: str
@@ -78,6 +83,8 @@ class GenerationTarget(Config):
     guidance_weights: dict[str, float] = field(default_factory=dict)
     max_length: int | None = None
     grammar: bool = True
+    candidates: int = 1
+    rerank_by: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -92,6 +99,10 @@ class GenerationTarget(Config):
             raise FourmError(f"{where}: confidence_noise must be >= 0 and finite, got {self.confidence_noise}")
         if self.max_length is not None and self.max_length < 1:
             raise FourmError(f"{where}: max_length must be >= 1, got {self.max_length}")
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise FourmError(f"{where}: candidates must be in 1..{MAX_CANDIDATES}, got {self.candidates}")
+        if self.modality in self.rerank_by:
+            raise FourmError(f"{where}: rerank_by cannot hold the target itself")
         try:
             check_sampling_args(min(self.temperature, self.temperature_end), self.top_k, self.top_p)
             self.guidance()
@@ -151,6 +162,12 @@ class GenerationPlan(Config):
                 raise FourmError(
                     f"target '{t.modality}': max_length {t.max_length} exceeds the modality's length {mod.length}"
                 )
+            for name in t.rerank_by:
+                scored = config.modalities.get(name)
+                if scored is None or not scored.target:
+                    raise FourmError(
+                        f"target '{t.modality}': rerank_by '{name}' is not a modality the model predicts, it cannot be scored"
+                    )
 
 
 @contextlib.contextmanager
@@ -172,6 +189,96 @@ def _parallel_sampler(target: GenerationTarget) -> ParallelSampler:
     )
 
 
+@dataclass
+class _Chain:
+    """What every target's sampling shares: the model, the plan, the hooks and the random state."""
+
+    model: FourM
+    plan: GenerationPlan
+    num_samples: int
+    device: torch.device
+    generator: torch.Generator
+    use_cache: bool
+    progress: bool
+    grammars: Mapping[str, LogitsProcessor]
+    clean: Mapping[str, Callable[[Tensor], Tensor | None]]
+    derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor]]]
+
+    def sample(
+        self, target: GenerationTarget, available: Mapping[str, GivenTokens], unconditional: Mapping[str, GivenTokens],
+        partial: GivenTokens | None,
+    ) -> tuple[Tensor, GivenTokens]:
+        """One draw of ``target`` -> (sampled tokens (B, L), the tokens that condition later targets)."""
+        config, name, plan = self.model.config, target.modality, self.plan
+        mod = config.modalities[name]
+        b, device = self.num_samples, self.device
+        sets, coefficients = target.guidance().passes(available, unconditional)
+        passes = EncoderInputs.stack([encoder_inputs(config, s, b, device) for s in sets])
+        if target.scheme == "ar":
+            decoder = SequenceDecoder(self.model, name, passes, coefficients, use_cache=self.use_cache)
+            processor = self.grammars.get(name) if target.grammar else None
+            sampler = AutoregressiveSampler(
+                target.temperature, target.top_k, target.top_p, plan.sos, plan.eos, plan.pad, plan.banned,
+                plan.min_length, processor,
+            )  # fmt: skip
+            out = sampler.generate(
+                decoder, b, target.max_length or mod.length, partial, self.generator, device, progress=self.progress
+            )
+            finished = GivenTokens.at(out.tokens, valid=out.valid)
+            cleaned = self.clean[name](out.tokens) if name in self.clean else None
+            if cleaned is not None:
+                finished = GivenTokens.sequence(cleaned.to(device), eos=plan.eos, pad=plan.pad)
+            return out.tokens, finished
+        if partial is not None:
+            start, known = partial.on_grid(mod.length)
+        else:
+            start = torch.zeros(b, mod.length, dtype=torch.long, device=device)
+            known = torch.zeros_like(start, dtype=torch.bool)
+        decoder = ParallelDecoder(self.model, name, passes, coefficients)
+        tokens = _parallel_sampler(target).generate(decoder, start, known, self.generator, progress=self.progress)
+        return tokens, GivenTokens.at(tokens)
+
+    def derived(self, name: str, finished: GivenTokens, given: Mapping[str, GivenTokens]) -> dict[str, GivenTokens]:
+        """Inputs drawn from a finished target (a box map from boxes), except those the caller gives."""
+        if name not in self.derive:
+            return {}
+        extra = self.derive[name](finished.tokens).items()
+        return {m: GivenTokens.at(ids.to(self.device)) for m, ids in extra if m not in given}
+
+    def best_of(
+        self, target: GenerationTarget, given: Mapping[str, GivenTokens], generated: Mapping[str, GivenTokens],
+        hide: Mapping[str, Sequence[str]],
+    ) -> tuple[Tensor, GivenTokens, dict[str, GivenTokens]]:
+        """``target.candidates`` draws, each scored by log p(rerank_by | the draw, the rest) -> the best
+        per sample: (sampled tokens, conditioning tokens, derived inputs)."""
+        config, name = self.model.config, target.modality
+        known = {**given, **generated}
+        scored = list(target.rerank_by) or [m for m in given if config.modalities[m].target and m != name]
+        missing = [m for m in scored if m not in known]
+        if not scored or missing:
+            what = f"'{missing[0]}' is neither given nor generated before it" if missing else "no given condition is a model target"
+            raise FourmError(f"target '{name}': candidates {target.candidates} need something to rerank by ({what})")
+        available = {m: g for m, g in known.items() if m != name}
+        unconditional = generated if self.plan.grow_unconditional else {}
+        draws, conditioning, scores = [], [], []
+        for _ in range(target.candidates):
+            tokens, finished = self.sample(target, available, unconditional, given.get(name))
+            extra = self.derived(name, finished, given)
+            context = {**available, **extra, name: finished}
+            score = torch.zeros(self.num_samples, device=self.device)
+            for s in scored:
+                dropped = {s, *hide.get(s, ())}
+                rest = {m: g for m, g in context.items() if m not in dropped}
+                score += log_likelihood(self.model, rest, s, known[s], self.plan.sos)
+            draws.append(GivenTokens.at(tokens))
+            conditioning.append(finished)
+            scores.append(score)
+        table = torch.stack(scores)  # (K, B)
+        chosen_finished, _ = choose(conditioning, table, self.plan.pad)
+        chosen_tokens, _ = choose(draws, table, self.plan.pad)
+        return chosen_tokens.tokens, chosen_finished, self.derived(name, chosen_finished, given)
+
+
 def generate_chained(
     model: FourM,
     conditions: Mapping[str, Tensor | GivenTokens] | None,
@@ -184,6 +291,7 @@ def generate_chained(
     grammars: Mapping[str, LogitsProcessor] | None = None,
     clean: Mapping[str, Callable[[Tensor], Tensor | None]] | None = None,
     derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor]]] | None = None,
+    rerank_hide: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Tensor]:
     """Generate ``plan``'s targets in order -> {modality: tokens (num_samples, L)}.
 
@@ -197,12 +305,17 @@ def generate_chained(
     ``derive``: {target: fn(its conditioning ids (B, L)) -> {modality: ids (B, N)}}: inputs computed from
     a finished target (e.g. a box map drawn from the generated boxes) that condition the later targets
     like the target itself (conditions given by the caller are never replaced).
+    ``rerank_hide``: {modality: other inputs carrying the same data (rgb_pixels for rgb)}, left out of
+    the encoder while that modality scores a target's candidates (``GenerationTarget.candidates``).
     """
     config = model.config
     plan.check(config)
     device = next(model.parameters()).device
     given = normalize_conditions(config, conditions, num_samples, device)
-    generator = make_generator(seed, device)
+    chain = _Chain(
+        model, plan, num_samples, device, make_generator(seed, device), use_cache, progress,
+        grammars or {}, clean or {}, derive or {},
+    )  # fmt: skip
     generated: dict[str, GivenTokens] = {}
     outputs: dict[str, Tensor] = {}
     amp = (
@@ -211,40 +324,15 @@ def generate_chained(
     with torch.no_grad(), _eval_mode(model), amp:
         for target in tqdm(plan.targets, desc="targets", disable=not progress or len(plan.targets) == 1):
             name = target.modality
-            mod = config.modalities[name]
-            partial = given.get(name)
-            available = {m: g for m, g in {**given, **generated}.items() if m != name}
-            unconditional = generated if plan.grow_unconditional else {}
-            sets, coefficients = target.guidance().passes(available, unconditional)
-            passes = EncoderInputs.stack([encoder_inputs(config, s, num_samples, device) for s in sets])
-            if target.scheme == "ar":
-                decoder = SequenceDecoder(model, name, passes, coefficients, use_cache=use_cache)
-                processor = (grammars or {}).get(name) if target.grammar else None
-                sampler = AutoregressiveSampler(
-                    target.temperature, target.top_k, target.top_p, plan.sos, plan.eos, plan.pad, plan.banned,
-                    plan.min_length, processor,
-                )  # fmt: skip
-                out = sampler.generate(
-                    decoder, num_samples, target.max_length or mod.length, partial, generator, device, progress=progress
-                )
-                tokens, finished = out.tokens, GivenTokens.at(out.tokens, valid=out.valid)
-                cleaned = clean[name](tokens) if clean and name in clean else None
-                if cleaned is not None:
-                    finished = GivenTokens.sequence(cleaned.to(device), eos=plan.eos, pad=plan.pad)
+            if target.candidates > 1:
+                tokens, finished, extra = chain.best_of(target, given, generated, rerank_hide or {})
             else:
-                if partial is not None:
-                    start, known = partial.on_grid(mod.length)
-                else:
-                    start = torch.zeros(num_samples, mod.length, dtype=torch.long, device=device)
-                    known = torch.zeros_like(start, dtype=torch.bool)
-                decoder = ParallelDecoder(model, name, passes, coefficients)
-                tokens = _parallel_sampler(target).generate(decoder, start, known, generator, progress=progress)
-                finished = GivenTokens.at(tokens)
+                available = {m: g for m, g in {**given, **generated}.items() if m != name}
+                unconditional = generated if plan.grow_unconditional else {}
+                tokens, finished = chain.sample(target, available, unconditional, given.get(name))
+                extra = chain.derived(name, finished, given)
             outputs[name] = tokens
-            if mod.input:
+            if config.modalities[name].input:
                 generated[name] = finished
-            if derive and name in derive:
-                for extra, ids in derive[name](finished.tokens).items():
-                    if extra not in given:
-                        generated[extra] = GivenTokens.at(ids.to(device))
+            generated.update(extra)
     return outputs

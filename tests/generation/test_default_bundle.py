@@ -31,3 +31,12 @@ def test_chained_generation_from_a_caption(pipe):
         assert seg.shape == (64, 64) and 0 <= seg.min() and seg.max() < 8
     again = pipe.generate({"caption": "a small red circle"}, ["rgb", "semseg"], num_samples=2, seed=1, progress=False)
     assert np.array_equal(np.stack(again.values["rgb"]), np.stack(result.values["rgb"]))
+
+
+def test_reranked_boxes_are_reported_as_kept(pipe):
+    caption = "a small red circle to the left of a large blue square"
+    target = pipe.default_target("bboxes", candidates=4)
+    result = pipe.generate({"caption": caption}, [target], num_samples=3, seed=0, progress=False)
+    decoded = pipe.codec("bboxes").decode(result.tokens["bboxes"])
+    assert result.values["bboxes"] == decoded  # values and parse failures describe the kept candidate
+    assert all(len(boxes) >= 1 for boxes in decoded)

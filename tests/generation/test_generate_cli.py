@@ -108,6 +108,16 @@ def test_per_target_options_reach_the_plan(bundle, tmp_path):
     assert (out / "sample_000" / "rgb.png").is_file() and not (out / "sample_000" / "rgb_with_boxes.png").exists()
 
 
+def test_candidates_and_rerank_by_reach_the_plan(bundle, tmp_path):
+    out = tmp_path / "out"
+    assert _run(bundle, out, "--cond", "caption=a red circle", "--target", "rgb", "depth", "--steps", "rgb=1",
+                "--steps", "depth=1", "--candidates", "rgb=3", "--rerank-by", "rgb=caption", "--candidates", "depth=2",
+                "--rerank-by", "depth=caption+rgb", "--fp32") == 0  # fmt: skip
+    rgb, depth = json.loads((out / "sequences.json").read_text())["plan"]["targets"]
+    assert (rgb["candidates"], rgb["rerank_by"]) == (3, ["caption"])
+    assert (depth["candidates"], depth["rerank_by"]) == (2, ["caption", "rgb"])
+
+
 def test_default_out_dir_and_overwrite(bundle, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["--model", str(bundle), "--target", "edges", "--no-progress", "--fp32"]) == 0
@@ -137,6 +147,8 @@ def input_only_bundle(tmp_path_factory) -> Path:
         (["--target", "rgb", "--steps", "depth=3"], "'depth' is not a target"),
         (["--target", "rgb", "--scheme", "rgb=ar"], "scheme 'ar' does not apply"),
         (["--target", "rgb", "--num-samples", "0"], "--num-samples must be >= 1"),
+        (["--target", "rgb", "--candidates", "rgb=2"], "candidates 2 need something to rerank by"),
+        (["--target", "rgb", "--candidates", "rgb=0"], "candidates must be in 1..64"),
         (["--target", "rgb", "--prefix", "caption=a"], "partial 'caption' is not a target"),
         (["--target", "rgb", "--device", "cuda:7"] if not torch.cuda.is_available() else ["--target", "x"], "error"),
     ],
