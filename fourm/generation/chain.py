@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -64,7 +64,7 @@ class GenerationTarget(Config):
     ``guidance_scale``. ``max_length``: sequence length limit (default: the modality's length).
     ``grammar``: decode a structured sequence (boxes, palettes) under its grammar, so that it always
     parses (:mod:`fourm.generation.grammar`; applies where ``generate_chained`` is given one).
-    ``candidates`` > 1: sample the target that many times and keep, per sample, the candidate under
+    ``candidates`` > 1: sample the target that many times and keep, per sample, the candidate from
     which the model finds the ``rerank_by`` modalities most likely (default: every given condition
     the model predicts), the reverse task as verifier (:mod:`fourm.generation.rerank`).
     """
@@ -246,11 +246,11 @@ class _Chain:
         return {m: GivenTokens.at(ids.to(self.device)) for m, ids in extra if m not in given}
 
     def best_of(
-        self, target: GenerationTarget, given: Mapping[str, GivenTokens], generated: Mapping[str, GivenTokens],
-        hide: Mapping[str, Sequence[str]],
+        self, target: GenerationTarget, given: Mapping[str, GivenTokens], generated: Mapping[str, GivenTokens]
     ) -> tuple[Tensor, GivenTokens, dict[str, GivenTokens]]:
-        """``target.candidates`` draws, each scored by log p(rerank_by | the draw, the rest) -> the best
-        per sample: (sampled tokens, conditioning tokens, derived inputs)."""
+        """``target.candidates`` draws, each scored by sum over s in rerank_by of log p(s | the draw and
+        the inputs derived from it) -> the best per sample: (sampled tokens, conditioning tokens, derived
+        inputs). Each condition is explained by the draw alone, not by the other conditions."""
         config, name = self.model.config, target.modality
         known = {**given, **generated}
         scored = list(target.rerank_by) or [m for m in given if config.modalities[m].target and m != name]
@@ -263,13 +263,10 @@ class _Chain:
         draws, conditioning, scores = [], [], []
         for _ in range(target.candidates):
             tokens, finished = self.sample(target, available, unconditional, given.get(name))
-            extra = self.derived(name, finished, given)
-            context = {**available, **extra, name: finished}
+            context = {**self.derived(name, finished, {}), name: finished}
             score = torch.zeros(self.num_samples, device=self.device)
             for s in scored:
-                dropped = {s, *hide.get(s, ())}
-                rest = {m: g for m, g in context.items() if m not in dropped}
-                score += log_likelihood(self.model, rest, s, known[s], self.plan.sos)
+                score += log_likelihood(self.model, context, s, known[s], self.plan.sos)
             draws.append(GivenTokens.at(tokens))
             conditioning.append(finished)
             scores.append(score)
@@ -291,7 +288,6 @@ def generate_chained(
     grammars: Mapping[str, LogitsProcessor] | None = None,
     clean: Mapping[str, Callable[[Tensor], Tensor | None]] | None = None,
     derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor]]] | None = None,
-    rerank_hide: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Tensor]:
     """Generate ``plan``'s targets in order -> {modality: tokens (num_samples, L)}.
 
@@ -305,8 +301,6 @@ def generate_chained(
     ``derive``: {target: fn(its conditioning ids (B, L)) -> {modality: ids (B, N)}}: inputs computed from
     a finished target (e.g. a box map drawn from the generated boxes) that condition the later targets
     like the target itself (conditions given by the caller are never replaced).
-    ``rerank_hide``: {modality: other inputs carrying the same data (rgb_pixels for rgb)}, left out of
-    the encoder while that modality scores a target's candidates (``GenerationTarget.candidates``).
     """
     config = model.config
     plan.check(config)
@@ -325,7 +319,7 @@ def generate_chained(
         for target in tqdm(plan.targets, desc="targets", disable=not progress or len(plan.targets) == 1):
             name = target.modality
             if target.candidates > 1:
-                tokens, finished, extra = chain.best_of(target, given, generated, rerank_hide or {})
+                tokens, finished, extra = chain.best_of(target, given, generated)
             else:
                 available = {m: g for m, g in {**given, **generated}.items() if m != name}
                 unconditional = generated if plan.grow_unconditional else {}

@@ -244,11 +244,6 @@ class FourMPipeline:
                 out[name] = conditions[source]
         return out
 
-    def same_data(self) -> dict[str, list[str]]:
-        """{modality: the other modalities read from the same raw key} (rgb: rgb_pixels; bboxes: box_map)."""
-        key = {name: self.registry[name].data_key for name in self.codecs}
-        return {name: [m for m in key if m != name and key[m] == key[name]] for name in key}
-
     def derived_inputs(self, targets: Sequence[str], conditions: Mapping[str, Any]) -> dict:
         """{target: fn(ids) -> {box map: ids}} for the generated targets that the model's box maps are
         drawn from (and that no condition gives already): the chain's later targets read the boxes'
@@ -488,7 +483,7 @@ class FourMPipeline:
         derive = self.derived_inputs(names, given)
         out = generate_chained(
             self.model, given, plan, num_samples, seed, autocast_dtype=autocast, progress=progress,
-            grammars=grammars, clean=clean, derive=derive, rerank_hide=self.same_data(),
+            grammars=grammars, clean=clean, derive=derive,
         )  # fmt: skip
         for t in plan.targets:  # decoded values and parse failures of the kept candidates
             if t.candidates > 1 and t.modality in clean:

@@ -99,13 +99,13 @@ def test_candidates_keep_the_best_scored_draw(model, monkeypatch):
     assert not torch.equal(last[:, : first.shape[1]], first)
 
 
-def test_rerank_hide_and_rerank_by(model, monkeypatch):
+def test_rerank_by_scores_each_condition_from_the_draw_alone(model, monkeypatch):
     seen: list = []
     _scripted_scores(monkeypatch, 0, seen)
     plan = GenerationPlan(targets=[GenerationTarget("rgb", steps=2, candidates=2, rerank_by=["depth"])])
     conditions = {"depth": random_tokens("depth"), "caption": torch.tensor([5, 6, 2])}
-    generate_chained(model, conditions, plan, num_samples=2, seed=0, rerank_hide={"depth": ["caption"]})
-    assert seen == [("depth", ["rgb"])] * 2  # depth scored; caption hidden as carrying the same data
+    generate_chained(model, conditions, plan, num_samples=2, seed=0)
+    assert seen == [("depth", ["rgb"])] * 2  # only depth scored, from the rgb draw (the caption would explain it)
 
 
 def test_candidate_errors(model):
