@@ -1,7 +1,7 @@
 """The one check of a box list (the raw-sample ``bboxes`` value, :mod:`fourm.core.schema`), shared by
 import (:func:`fourm.data.user.readers.check_bboxes`, strict) and generation's box-map inputs
-(:class:`fourm.generation.codecs.BoxMapCodec`, lenient about ranges: the map clips, see
-:func:`fourm.data.derive.box_map.render_box_map`)::
+(:class:`fourm.codecs.BoxMapCodec`, lenient about ranges: the map clips, see
+:func:`fourm.codecs.box_map.render_box_map`)::
 
     boxes = check_boxes([{"label": "dog", "box": [0.1, 0.2, 0.5, 0.8]}])       # strict: [0, 1], ordered
     boxes = check_boxes(generated, normalised=False)                             # any finite numbers

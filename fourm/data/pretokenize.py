@@ -1,9 +1,14 @@
 """Pre-tokenization: a raw dataset (world or user data) -> a token dataset on disk.
 
-Each modality of the registry is encoded by its own tokenizer (image tokenizers for image-like
+Each modality of the registry is encoded by its codec (:mod:`fourm.codecs`, the same value -> ids
+code that encodes generation's conditions) with its own tokenizer (image tokenizers for image-like
 modalities, the shared text tokenizer for captions / boxes / palettes / metadata, a vector tokenizer
 for embedding vectors); a patch modality (``patch_size`` set) needs no tokenizer, its image is cut
-into flat 8-bit pixel patches (:mod:`fourm.core.patches`). Work is done in shards of ``shard_size``
+into flat 8-bit pixel patches (:mod:`fourm.core.patches`), nor does a box map. Pre-tokenization adds
+the batching, the missing values (None, counted), the truncation count, the device and precision;
+unlike generation it refuses an image of another size than the tokenizer's (import sized the raw
+data: another size is a mismatch, not a picture to resize) and drops metadata keys the text
+vocabulary does not know instead of refusing them. Work is done in shards of ``shard_size``
 samples, each saved atomically under ``<out>.partial/`` as soon as it is done, so an interrupted run
 resumes where it stopped; the final :func:`fourm.data.token_dataset.write_token_dataset` call
 assembles the shards into ``<out>``.
@@ -22,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from fourm.core.patches import LEVELS, patchify, to_levels
+from fourm.codecs import BoxMapCodec, ImageCodec, PatchCodec, SequenceCodec, VectorCodec
+from fourm.core.patches import LEVELS
 from fourm.data.masking.spans import SequenceSpecialTokens
 from fourm.data.raw_dataset import RawSamples, load_raw_dataset
 from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
@@ -34,6 +38,9 @@ from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
 from fourm.utils.atomic import atomic_path, atomic_write_text
 from fourm.utils.precision import resolve_precision
+from tokenizers_zoo.image import ImageTokenizer
+from tokenizers_zoo.text import TextTokenizer
+from tokenizers_zoo.vector import VectorTokenizer
 
 # values (one per sample, None = missing) -> token id lists (None = missing)
 EncodeFn = Callable[[list[Any]], list[list[int] | None]]
@@ -68,104 +75,46 @@ def resolve_tokenizer_path(spec: ModalitySpec, root: str | Path, overrides: dict
     return path if path.is_absolute() else Path(root) / path
 
 
-def _image_encoder(path: Path, spec: ModalitySpec, device: str, bf16: bool = True) -> tuple[EncodeFn, Any]:
-    from tokenizers_zoo.image import ImageTokenizer
-
-    tok = ImageTokenizer.from_pretrained(path, device=device).eval()
+def _check_tokens(path: Path, tok: Any, spec: ModalitySpec) -> None:
+    """FourmError unless the tokenizer at ``path`` gives the tokens the registry declares for ``spec``."""
     if tok.vocab_size != spec.vocab_size or tok.num_tokens != spec.num_tokens:
         raise FourmError(
             f"tokenizer {path} gives {tok.num_tokens} tokens of vocabulary {tok.vocab_size}, but modality "
             f"'{spec.name}' declares {spec.num_tokens} tokens of vocabulary {spec.vocab_size}"
         )
 
-    @torch.no_grad()
+
+def codec_encoder(codec: Any) -> EncodeFn:
+    """The encode function of one modality from its codec (:mod:`fourm.codecs`, the same code that
+    encodes generation's conditions): the present values (None = missing) of a batch normalised and
+    encoded in one ``codec.encode`` call, each row flattened (patches: N * patch_dim 8-bit values)."""
+
     def encode(values: list[Any]) -> list[list[int] | None]:
         present = [i for i, v in enumerate(values) if v is not None]
         out: list[list[int] | None] = [None] * len(values)
         if present:
-            x = tok.preprocess([values[i] for i in present]).to(device)
-            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16 and x.device.type in ("cpu", "cuda")):
-                ids = tok.encode(x).cpu().numpy()
-            for row, i in zip(ids, present):
-                out[i] = row.tolist()
-        return out
-
-    return encode, tok
-
-
-def _text_encoder(tok: Any, spec: ModalitySpec, report: PretokenizeReport) -> EncodeFn:
-    def encode(values: list[Any]) -> list[list[int] | None]:
-        present = [i for i, v in enumerate(values) if v is not None]
-        out: list[list[int] | None] = [None] * len(values)
-        if present:
-            vals = [values[i] for i in present]
-            # full lengths first, so that truncated sequences can be counted and reported
-            _, full_len = tok.encode_modality(spec.name, vals, max_length=4096, strict=False, truncation=True)
-            report.truncated[spec.name] = report.truncated.get(spec.name, 0) + int((full_len > spec.max_length).sum())
-            # truncation keeps the final [EOS]
-            ids, lengths = tok.encode_modality(spec.name, vals, spec.max_length, truncation=True, strict=False)
-            for row, n, i in zip(ids.tolist(), lengths.tolist(), present):
-                out[i] = row[:n]
-        return out
-
-    return encode
-
-
-def _vector_encoder(path: Path, spec: ModalitySpec, device: str) -> EncodeFn:
-    from tokenizers_zoo.vector import VectorTokenizer
-
-    tok = VectorTokenizer.from_pretrained(path, map_location=device).eval()
-    if tok.vocab_size != spec.vocab_size or tok.num_tokens != spec.num_tokens:
-        raise FourmError(
-            f"tokenizer {path} gives {tok.num_tokens} tokens of vocabulary {tok.vocab_size}, but modality "
-            f"'{spec.name}' declares {spec.num_tokens} tokens of vocabulary {spec.vocab_size}"
-        )
-
-    @torch.no_grad()
-    def encode(values: list[Any]) -> list[list[int] | None]:
-        present = [i for i, v in enumerate(values) if v is not None]
-        out: list[list[int] | None] = [None] * len(values)
-        if present:
-            x = torch.as_tensor(np.stack([np.asarray(values[i], dtype=np.float32) for i in present]), device=device)
-            for row, i in zip(tok.encode(x).cpu().tolist(), present):
+            ids = codec.encode([values[i] for i in present])
+            for row, i in zip(ids.reshape(len(present), -1).tolist(), present):
                 out[i] = row
         return out
 
     return encode
 
 
-def _patch_encoder(spec: ModalitySpec) -> EncodeFn:
-    """Raw images (S, S, C) -> flat 8-bit pixel patches (N * patch_dim,) of a patch modality."""
-    want = (spec.image_size, spec.image_size, spec.channels)
+def sequence_encoder(codec: SequenceCodec, report: PretokenizeReport) -> EncodeFn:
+    """The encode function of a sequence modality: each present value's ids up to its [EOS] (no
+    [PAD]s; too long: truncated, keeping the [EOS], and counted in ``report.truncated``)."""
 
     def encode(values: list[Any]) -> list[list[int] | None]:
-        out: list[list[int] | None] = []
-        for v in values:
-            if v is None:
-                out.append(None)
-                continue
-            arr = np.asarray(v)
-            if arr.ndim == 2 and spec.channels == 1:
-                arr = arr[..., None]
-            if arr.shape != want:
-                raise FourmError(
-                    f"modality '{spec.name}': expected an image of shape {want} (image_size x image_size, "
-                    f"channels), got {tuple(np.shape(v))}"
-                )
-            out.append(patchify(to_levels(arr, spec.value_range), spec.patch_size).reshape(-1).tolist())
+        present = [i for i, v in enumerate(values) if v is not None]
+        out: list[list[int] | None] = [None] * len(values)
+        if present:
+            rows, full = codec.encode_unpadded([values[i] for i in present])
+            cut = sum(n > codec.length for n in full)
+            report.truncated[codec.name] = report.truncated.get(codec.name, 0) + cut
+            for row, i in zip(rows, present):
+                out[i] = row
         return out
-
-    return encode
-
-
-def _box_map_encoder(spec: ModalitySpec) -> EncodeFn:
-    """Raw box lists -> the box-map tokens (grid * grid,) of a box-map modality (``box_labels`` set)."""
-    from fourm.data.derive.box_map import box_map_tokens
-
-    grid, labels = spec.grid_size, list(spec.box_labels or ())
-
-    def encode(values: list[Any]) -> list[list[int] | None]:
-        return [None if v is None else box_map_tokens(v, grid, labels) for v in values]
 
     return encode
 
@@ -185,8 +134,6 @@ def build_encoders(
     without bf16 convolutions fp32 is 5-40x faster; about 2% of the tokens differ); ``auto``: bf16
     where the device runs it natively (:mod:`fourm.utils.precision`)."""
     precision = resolve_precision(precision, device)
-    from tokenizers_zoo.text import TextTokenizer
-
     report = report if report is not None else PretokenizeReport()
     encoders: dict[str, EncodeFn] = {}
     infos: dict[str, ModalityTokens] = {}
@@ -194,19 +141,21 @@ def build_encoders(
     specials = None
     for name in modalities:
         spec = registry[name]
-        if spec.patch_size is not None:
-            encoders[name] = _patch_encoder(spec)
+        if spec.patch_size is not None:  # raw data is sized on import: another size is refused, not resized
+            encoders[name] = codec_encoder(PatchCodec(name, spec, resize=False))
             infos[name] = ModalityTokens(
                 kind="image", vocab_size=LEVELS, length=spec.num_tokens, patch_dim=spec.patch_dim
             )
             continue
         if spec.box_labels is not None:
-            encoders[name] = _box_map_encoder(spec)
+            encoders[name] = codec_encoder(BoxMapCodec(name, spec))
             infos[name] = ModalityTokens(kind="image", vocab_size=spec.vocab_size, length=spec.num_tokens, input_only=True)
             continue
         path = resolve_tokenizer_path(spec, root, overrides)
         if spec.kind == "image":
-            encoders[name], _ = _image_encoder(path, spec, device, bf16=precision == "bf16")
+            image_tok = ImageTokenizer.from_pretrained(path, device=device)
+            _check_tokens(path, image_tok, spec)
+            encoders[name] = codec_encoder(ImageCodec(name, image_tok, precision=precision, resize=False))
         elif spec.kind == "sequence":
             if path not in text_tokenizers:
                 text_tokenizers[path] = TextTokenizer.from_pretrained(path)
@@ -216,12 +165,15 @@ def build_encoders(
                     f"text tokenizer {path} has {tok.vocab_size} tokens, more than modality '{name}' "
                     f"declares (vocab_size {spec.vocab_size})"
                 )
-            encoders[name] = _text_encoder(tok, spec, report)
+            # strict=False: metadata keys the text vocabulary does not know are dropped, not refused
+            encoders[name] = sequence_encoder(SequenceCodec(name, tok, spec.max_length, strict=False), report)
             specials = SequenceSpecialTokens(
                 pad=tok.pad_id, sos=tok.sos_id, eos=tok.eos_id, sentinels=tok.sentinel_ids
             )
         else:
-            encoders[name] = _vector_encoder(path, spec, device)
+            vector_tok = VectorTokenizer.from_pretrained(path, map_location=device)
+            _check_tokens(path, vector_tok, spec)
+            encoders[name] = codec_encoder(VectorCodec(name, vector_tok))
         # sequences: the text tokenizer's real vocabulary (the registry's vocab_size is an upper bound),
         # so models trained on this data get embeddings and heads of the size actually used
         vocab = text_tokenizers[path].vocab_size if spec.kind == "sequence" else spec.vocab_size

@@ -11,7 +11,7 @@
 
 (:func:`save_prompt_results`: the layout of a ``generate.py --prompts`` run.)
 
-Colour-mapped depth and semseg PNGs can be given back as conditions (see :mod:`fourm.generation.values`).
+Colour-mapped depth and semseg PNGs can be given back as conditions (see :mod:`fourm.codecs.values`).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from fourm.codecs import BoxMapCodec, Codec, PatchCodec, SequenceCodec
 from fourm.errors import FourmError
 from fourm.generation.bundle import DEFAULT_BUNDLE, load_codecs
 from fourm.generation.bundle_layout import (
@@ -48,7 +49,6 @@ from fourm.generation.bundle_layout import (
     write_registry,
 )
 from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
-from fourm.generation.codecs import BoxMapCodec, Codec, PatchCodec, SequenceCodec
 from fourm.generation.conditions import GivenTokens
 from fourm.generation.grammar import GRAMMAR_MODALITIES, LogitsProcessor, grammar_for
 from fourm.modalities import ModalityRegistry

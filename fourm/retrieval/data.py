@@ -20,13 +20,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from fourm.codecs import SequenceCodec
 from fourm.core.schema import from_record
 from fourm.data.raw_dataset import INFO_FILE as RAW_INFO
 from fourm.data.raw_dataset import load_raw_dataset
 from fourm.data.token_dataset import INFO_FILE as TOKEN_INFO
 from fourm.data.token_dataset import load_token_dataset
 from fourm.errors import FourmError
-from fourm.generation.codecs import SequenceCodec
 from fourm.retrieval.items import DEFAULT_EOS, DEFAULT_PAD
 
 

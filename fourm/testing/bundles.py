@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from fourm.codecs import ImageCodec, PatchCodec, SequenceCodec
 from fourm.data.world import render_sample
 from fourm.errors import FourmError
-from fourm.generation.codecs import ImageCodec, PatchCodec, SequenceCodec
 from fourm.generation.pipeline import FourMPipeline
 from fourm.modalities import ModalityRegistry, ModalitySpec, default_registry
 from fourm.model.config import FourMConfig, modality_from_spec

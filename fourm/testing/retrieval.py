@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from fourm.codecs import VectorCodec
 from fourm.data.raw_dataset import write_world_dataset
-from fourm.generation.codecs import VectorCodec
 from fourm.generation.pipeline import FourMPipeline
 from fourm.modalities import ModalityRegistry, ModalitySpec
 from fourm.testing.bundles import toy_model, toy_pipeline

@@ -12,11 +12,11 @@ from ml4m_text_reference import build_wordpiece
 from ml4m_vqvae_reference import CASES, random_state, write_checkpoint
 from PIL import Image
 
+from fourm.codecs import Ml4mImageCodec, Ml4mSequenceCodec
 from fourm.convert.ml4m_text import Ml4mTextTokenizer
 from fourm.convert.ml4m_vqvae import load_ml4m_vqvae
 from fourm.errors import FourmError
 from fourm.generation.bundle import modality_spec, registry_from_dict
-from fourm.generation.codecs import Ml4mImageCodec, Ml4mSequenceCodec
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

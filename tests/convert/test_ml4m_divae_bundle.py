@@ -22,10 +22,10 @@ from safetensors.torch import load_file, save_file
 import fourm.convert.ml4m_divae as divae_conv
 import fourm.convert.ml4m_vqvae as vq_conv
 from fourm.cli.generate import main as generate_main
+from fourm.codecs import DIVAE_STEPS, Ml4mImageCodec
 from fourm.convert.ml4m import convert_ml4m, load_ml4m_tokenizer
 from fourm.convert.ml4m_vqvae import load_ml4m_vqvae
 from fourm.errors import FourmError
-from fourm.generation.codecs import DIVAE_STEPS, Ml4mImageCodec
 from fourm.generation.pipeline import FourMPipeline
 from tokenizers_zoo.image.ml4m_divae import DECODER_DIR, Ml4mDiVAE
 from tokenizers_zoo.image.ml4m_vqvae import Ml4mVQVAE

@@ -14,8 +14,8 @@ from ml4m_bundle_fixtures import convert, write_sources
 from ml4m_reference import reference_forward
 
 from fourm.cli.generate import main as generate_main
+from fourm.codecs import MissingTokenizerCodec, Ml4mImageCodec, Ml4mSequenceCodec, PatchCodec
 from fourm.errors import FourmError
-from fourm.generation.codecs import MissingTokenizerCodec, Ml4mImageCodec, Ml4mSequenceCodec, PatchCodec
 from fourm.generation.pipeline import FourMPipeline
 
 

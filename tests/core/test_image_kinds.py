@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fourm.codecs.values import load_image
 from fourm.core.boxes import check_boxes
 from fourm.core.image_kinds import EDGE_COVERAGE, IMAGE_KINDS, center_square, image_kind, resize_crop
 from fourm.core.schema import IMAGE_LAYOUT
@@ -16,7 +17,6 @@ from fourm.data.user.readers import check_bboxes, read_depth, read_edges, read_n
 from fourm.data.user.report import SkipSample
 from fourm.errors import FourmError
 from fourm.generation.export import picture
-from fourm.generation.values import load_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -200,7 +200,7 @@ def test_import_and_box_maps_reject_the_same_bad_boxes_alike(boxes, message):
     with pytest.raises(SkipSample) as e:
         check_bboxes(boxes, "sample.json")
     assert message in str(e.value)
-    from fourm.generation.codecs import BoxMapCodec
+    from fourm.codecs import BoxMapCodec
 
     codec = BoxMapCodec.__new__(BoxMapCodec)
     codec.name = "box_map"

@@ -1,4 +1,4 @@
-"""Box maps: boxes drawn on the token grid (fourm.data.derive.box_map), their registry rules, their
+"""Box maps: boxes drawn on the token grid (fourm.codecs.box_map), their registry rules, their
 pre-tokenization and their role in the masker."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fourm.data.derive.box_map import MIN_COVER, label_id, render_box_map
+from fourm.codecs.box_map import MIN_COVER, label_id, render_box_map
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
 from fourm.resources import CONFIG_ROOT

@@ -5,8 +5,8 @@ edges keep thin lines when downscaled."""
 import numpy as np
 import pytest
 
+from fourm.codecs.values import load_image
 from fourm.data.user.geometry import fit_image, fit_images
-from fourm.generation.values import load_image
 
 
 def _images(h: int, w: int) -> dict[str, np.ndarray]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fourm.data.derive.box_map import render_box_map
+from fourm.codecs import BoxMapCodec
+from fourm.codecs.box_map import render_box_map
 from fourm.errors import FourmError
-from fourm.generation.codecs import BoxMapCodec
 from fourm.generation.pipeline import FourMPipeline
 from fourm.modalities import ModalityRegistry, ModalitySpec
 from fourm.testing.bundles import toy_model, toy_pipeline

@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
+from fourm.codecs.values import load_image, parse_metadata, parse_palette
 from fourm.data.visualize import colorize_depth, colorize_semseg
 from fourm.data.world import render_sample
 from fourm.errors import FourmError
 from fourm.generation.bundle import DEFAULT_BUNDLE, REGISTRY_FILE
 from fourm.generation.pipeline import FourMPipeline
-from fourm.generation.values import load_image, parse_metadata, parse_palette
 from fourm.testing.bundles import SEQUENCE_LENGTHS, build_toy_bundle, toy_pipeline
 
 SIZE = 32  # toy image size

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from fourm.cli import parse_assignments
+from fourm.codecs.values import parse_value
 from fourm.errors import FourmError
-from fourm.generation.values import parse_value
 from fourm.modalities import ModalityRegistry
 from fourm.utils.config import apply_overrides
 from tokenizers_zoo.text import parse_bbox_string

@@ -14,11 +14,11 @@ import torch
 from bad_inputs_support import BINARY, NON_UTF8, bomb_png, grey16_png
 from PIL import Image
 
+from fourm.codecs.values import load_image
 from fourm.data.user.readers import read_depth, read_edges, read_rgb
 from fourm.data.user.report import SkipSample
 from fourm.errors import FourmError
 from fourm.generation.chain import GenerationTarget
-from fourm.generation.values import load_image
 from fourm.utils.config import ALLOW_NONFINITE, Config, read_json_object, read_mapping, read_yaml_mapping
 
 GRADIENT16 = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)  # 0 .. 65472

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from fourm.codecs import SequenceCodec
 from fourm.data.world import render_sample
-from fourm.generation.codecs import SequenceCodec
 from fourm.testing.bundles import toy_text_tokenizer
 
 EXTRA = [

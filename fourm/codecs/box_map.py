@@ -1,4 +1,5 @@
-"""Box maps: object boxes drawn on a coarse grid, so a model reads *where* the boxes are.
+"""Box maps: object boxes drawn on a coarse grid, so a model reads *where* the boxes are
+(:class:`BoxMapCodec`: a box-map modality's values -> tokens).
 
 A box map is an input-only image modality derived from a ``bboxes`` value
 (``[{"label": "small red circle", "box": [x0, y0, x1, y1]}, ...]``, normalised, x right, y down).
@@ -23,6 +24,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
+
+from fourm.codecs.base import as_list, check_ids
+from fourm.codecs.values import parse_value
+from fourm.core.boxes import check_boxes
+from fourm.errors import FourmError
 
 MIN_COVER = 0.3  # share of a cell a box must cover to claim it
 
@@ -71,3 +79,38 @@ def render_box_map(boxes: Iterable[Mapping[str, Any]] | None, grid: int, labels:
 def box_map_tokens(boxes: Iterable[Mapping[str, Any]] | None, grid: int, labels: Sequence[str]) -> list[int]:
     """The map of :func:`render_box_map` as grid * grid tokens, row-major (a token row of the model)."""
     return render_box_map(boxes, grid, labels).reshape(-1).tolist()
+
+
+class BoxMapCodec:
+    """A box-map modality (``box_labels`` in its registry spec): the boxes of its ``data_key``
+    (e.g. ``bboxes``) drawn on the token grid; input only, computed, never generated."""
+
+    kind = "box_map"
+    tokenizer = None  # nothing to save in a bundle
+
+    def __init__(self, name: str, spec: Any) -> None:
+        if not spec.box_labels:
+            raise FourmError(f"modality '{name}' is not a box map (no box_labels)")
+        self.name, self.source_kind = name, spec.data_key
+        self.labels, self.grid = list(spec.box_labels), spec.grid_size
+        self.length, self.vocab_size = spec.num_tokens, spec.vocab_size
+
+    def normalize(self, value: Any) -> list[dict]:
+        """One box list (or its string form, :mod:`fourm.codecs.values`), checked as import checks
+        boxes (:func:`fourm.core.boxes.check_boxes`), coordinates not range-checked: the map clips them."""
+        try:
+            return check_boxes(parse_value("bboxes", value), normalised=False)
+        except FourmError as e:
+            raise FourmError(f"'{self.name}': {e}") from None
+
+    def encode(self, values: Any, prefix: bool = False) -> Tensor:
+        """Box lists -> (B, grid * grid) label tokens."""
+        if prefix:
+            raise FourmError(f"'{self.name}' is a box map: it has no prefix")
+        rows = [box_map_tokens(self.normalize(v), self.grid, self.labels) for v in as_list(values, self.name)]
+        return torch.tensor(rows, dtype=torch.long)
+
+    def decode(self, tokens: Any, seed: int = 0) -> list[np.ndarray]:
+        """(B, grid * grid) tokens -> one (grid, grid) uint8 label map per row."""
+        ids = check_ids(self.name, tokens, self.vocab_size, self.length)
+        return [row.reshape(self.grid, self.grid).numpy().astype(np.uint8) for row in ids]

@@ -1,0 +1,51 @@
+"""The modality I/O layer: per-modality codecs, raw values <-> token ids with the modality's tokenizer.
+
+One code path for every raw value -> tokens: pre-tokenization (the training tokens,
+:mod:`fourm.data.pretokenize`) and generation, retrieval and evaluation (bundle codecs) all encode
+with ``codec.normalize`` + ``codec.encode``. The package depends on fourm.core, fourm.utils,
+fourm.modalities and tokenizers_zoo only, never on fourm.data / generation / training.
+
+* :class:`ImageCodec` (``ImageTokenizer``): arrays / PIL images / paths -> (B, N) ids; ids -> rgb uint8
+  (H, W, 3), depth float32 (H, W) in [0, 1], semseg uint8 class ids (H, W), edges float32 (H, W) in {0, 1}.
+* :class:`SequenceCodec` (shared ``TextTokenizer``): captions, boxes, palettes, metadata -> (B, L) ids
+  ending in [EOS] and padded with [PAD] (a ``prefix`` has no [EOS]); ids -> values (lenient parsing,
+  the groups that did not parse listed by ``decode_with_failures``).
+* :class:`VectorCodec` (``VectorTokenizer``): float vectors (D,) <-> (B, K) ids.
+* :class:`PatchCodec` (no tokenizer): images <-> pixel patches (B, N, P) uint8 of a patch modality
+  (:mod:`fourm.core.patches`), the encoder input of e.g. ``rgb_pixels`` (and of ml-4m's ``rgb@224``).
+* :class:`BoxMapCodec` (no tokenizer): box lists -> (B, grid * grid) label tokens of a box-map
+  modality (:mod:`fourm.codecs.box_map`), an input derived from ``bboxes``; ids -> a picture.
+* :class:`Ml4mSequenceCodec` (:class:`tokenizers_zoo.text.ml4m_wordpiece.Ml4mTextTokenizer`): the sequence
+  modalities of a converted ml-4m model (``caption``, ``det``, ``metadata``, ``color_palette``, ...)
+  with ml-4m's ids and serialisation; its ``sos`` is the first sentinel ``[S_1]``, the token ml-4m
+  feeds its decoder first (there is no [SOS] in ml-4m's decoder sequences).
+* :class:`Ml4mImageCodec` (:class:`tokenizers_zoo.image.ml4m_vqvae.Ml4mVQVAE`, or
+  :class:`tokenizers_zoo.image.ml4m_divae.Ml4mDiVAE`, decoding by diffusion): the image-token
+  modalities of a converted ml-4m model (``tok_semseg@224``, ``tok_rgb@224``, ``tok_clip@224``, ...).
+* :class:`MissingTokenizerCodec`: a modality whose tokenizer the bundle does not hold (registry
+  ``tokenizer: null``): its token ids still work; raw values and decoding fail with one line.
+
+Images are encoded under bf16 autocast where the device runs bf16 natively
+(:mod:`fourm.utils.precision`; pre-tokenization passes its ``--precision``) and decoded in fp32.
+Raw values as users give them (paths, PIL images, strings): :mod:`fourm.codecs.values`.
+
+Modules: ``base`` (shared helpers, :class:`MissingTokenizerCodec`), ``image`` (:class:`ImageCodec`,
+:class:`PatchCodec`), ``sequence``, ``vector``, ``box_map`` (the box-map drawing and its codec),
+``ml4m`` (the codecs of converted ml-4m models), ``values`` (raw value parsing).
+"""
+
+from __future__ import annotations
+
+from fourm.codecs.base import MissingTokenizerCodec
+from fourm.codecs.box_map import BoxMapCodec
+from fourm.codecs.image import ImageCodec, PatchCodec
+from fourm.codecs.ml4m import DIVAE_STEPS, Ml4mImageCodec, Ml4mSequenceCodec
+from fourm.codecs.sequence import SequenceCodec
+from fourm.codecs.vector import VectorCodec
+
+Codec = ImageCodec | SequenceCodec | VectorCodec | PatchCodec | BoxMapCodec | Ml4mImageCodec | MissingTokenizerCodec
+
+__all__ = [
+    "DIVAE_STEPS", "BoxMapCodec", "Codec", "ImageCodec", "MissingTokenizerCodec", "Ml4mImageCodec",
+    "Ml4mSequenceCodec", "PatchCodec", "SequenceCodec", "VectorCodec",
+]
