@@ -14,7 +14,7 @@ import argparse
 
 from fourm.cli import ArgumentParser, friendly_errors, parse_assignments
 from fourm.errors import FourmError
-from fourm.utils.outputs import claim_output
+from fourm.utils.outputs import claim_output, is_model_bundle
 
 
 def _parse_tokenizers(pairs: list[str]) -> dict[str, str]:
@@ -23,10 +23,6 @@ def _parse_tokenizers(pairs: list[str]) -> dict[str, str]:
     if empty:
         raise FourmError(f"--tokenizer {empty[0]}= names no directory (expected MODALITY=DIR)")
     return out
-
-
-def _is_bundle(path) -> bool:
-    return (path / "modalities.json").is_file() and (path / "model").is_dir()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizers = _parse_tokenizers(args.tokenizer)
     inputs = [("model", args.model), ("--base", args.base or DEFAULT_BUNDLE)]
     inputs += [("--add-modality", p) for p in args.add_modality] + [(f"--tokenizer {m}=", p) for m, p in tokenizers.items()]
-    with claim_output(args.out, "fourm-bundle", inputs, args.overwrite, _is_bundle, flag="out"):
+    with claim_output(args.out, "fourm-bundle", inputs, args.overwrite, is_model_bundle, flag="out"):
         out = assemble_bundle(
             args.model, args.out, base=args.base, added=args.add_modality, tokenizers=tokenizers, half=not args.keep_fp32,
         )  # fmt: skip

@@ -38,14 +38,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fourm.convert.ml4m import (
+from fourm.convert.ml4m_vqvae import ml4m_vqvae_to_fourm, read_ml4m_tokenizer_config
+from fourm.errors import FourmError
+from fourm.model.ml4m import (
     _Weights,
     load_converted_state,
     read_ml4m_weights,
     resolve_source,
 )
-from fourm.convert.ml4m_vqvae import ml4m_vqvae_to_fourm, read_ml4m_tokenizer_config
-from fourm.errors import FourmError
 from tokenizers_zoo.image.ml4m_divae import (
     PREDICTION_TYPES,
     SCHEDULERS,

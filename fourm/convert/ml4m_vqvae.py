@@ -34,8 +34,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fourm.convert.ml4m import _Weights, load_converted_state, read_ml4m_weights, resolve_source
 from fourm.errors import FourmError
+from fourm.model.ml4m import _Weights, load_converted_state, read_ml4m_weights, resolve_source
 from tokenizers_zoo.image.ml4m_vqvae import Ml4mBackboneConfig, Ml4mVQVAE, Ml4mVQVAEConfig
 
 CONFIG_NAME = "config.json"

@@ -28,7 +28,8 @@ from fourm.generation.bundle_layout import (
     write_bundle,
     write_registry,
 )
-from fourm.modalities import ModalityRegistry
+from fourm.modalities import ModalityRegistry, ModalitySpec
+from fourm.model.config import FourMConfig
 from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME, FourM
 from fourm.utils.half_weights import halve_safetensors
 
@@ -63,6 +64,25 @@ def assemble_bundle(
         raise FourmError(f"the new bundle {out} would replace its base bundle; choose another output directory")
     config = FourM.check_saved(model)  # weights readable and matching the config, before any copy
     registry = load_registry(root)
+    new_names = _add_modalities(registry, added)
+    overrides = _tokenizer_overrides(config, registry, tokenizers)
+    specs, copies = _bundle_specs(config, registry, root, overrides, new_names)
+    with write_bundle(out) as tmp:
+        model_copy = copy_part(tmp, MODEL_DIR, model)
+        if half:
+            for weights in sorted(model_copy.glob("*.safetensors")):
+                halve_safetensors(weights)
+        for dest, source in copies.items():
+            copy_part(tmp, dest, source)
+        bundle_registry = ModalityRegistry(specs.values())
+        write_registry(tmp, bundle_registry)
+        load_codecs(bundle_registry, config, tmp)  # every tokenizer fits the model, or FourmError
+    return out
+
+
+def _add_modalities(registry: ModalityRegistry, added: Sequence[str | Path]) -> set[str]:
+    """Phase 1 of :func:`assemble_bundle`: the modality YAMLs ``added`` into ``registry`` (in place);
+    -> the names that are new to it. The same modality again (a rebuild on its own base) is fine."""
     new_names = set()
     for spec in ModalityRegistry.from_files(added).values():
         if spec.name in registry:  # the same modality again (a rebuild on its own base) is fine
@@ -74,6 +94,14 @@ def assemble_bundle(
             continue
         registry.add(spec)
         new_names.add(spec.name)
+    return new_names
+
+
+def _tokenizer_overrides(
+    config: FourMConfig, registry: ModalityRegistry, tokenizers: Mapping[str, str | Path] | None
+) -> dict[str, Path]:
+    """Phase 2: the ``--tokenizer`` overrides (name -> directory), checked against the model, and
+    every model modality checked to be in the registry."""
     overrides = {name: Path(p) for name, p in (tokenizers or {}).items()}
     unknown = [n for n in overrides if n not in config.modalities]
     if unknown:
@@ -83,6 +111,14 @@ def assemble_bundle(
         raise FourmError(
             f"the model's modality '{missing[0]}' is not in the base registry: pass its YAML with --add-modality"
         )
+    return overrides
+
+
+def _bundle_specs(
+    config: FourMConfig, registry: ModalityRegistry, root: Path, overrides: Mapping[str, Path], new_names: set[str]
+) -> tuple[dict[str, ModalitySpec], dict[Path, Path]]:
+    """Phase 3: the bundle's registry entries (name -> spec, tokenizer paths inside the bundle) and the
+    tokenizer directories to copy (bundle-relative destination -> source directory)."""
     specs = {}
     copies: dict[Path, Path] = {}  # bundle-relative destination -> source directory
     for name in config.modalities:
@@ -103,14 +139,4 @@ def assemble_bundle(
             dest = Path(tokenizer_ref(name))  # two different tokenizers under one registry path
             copies[dest] = source.resolve()
         specs[name] = dataclasses.replace(spec, tokenizer=dest.as_posix())  # no re-check: ml-4m's names stay
-    with write_bundle(out) as tmp:
-        model_copy = copy_part(tmp, MODEL_DIR, model)
-        if half:
-            for weights in sorted(model_copy.glob("*.safetensors")):
-                halve_safetensors(weights)
-        for dest, source in copies.items():
-            copy_part(tmp, dest, source)
-        bundle_registry = ModalityRegistry(specs.values())
-        write_registry(tmp, bundle_registry)
-        load_codecs(bundle_registry, config, tmp)  # every tokenizer fits the model, or FourmError
-    return out
+    return specs, copies

@@ -13,7 +13,7 @@ used, their tokenizer paths resolved against the bundle directory. The files the
 reading, atomic writing) are :mod:`fourm.generation.bundle_layout`'s; this module builds the codecs.
 
 A modality whose registry entry has ``tokenizer: null`` loads without a tokenizer
-(:class:`~fourm.generation.codecs.MissingTokenizerCodec`: its token ids work, raw values and decoding
+(:class:`~fourm.codecs.MissingTokenizerCodec`: its token ids work, raw values and decoding
 fail with one line). Tokenizer directories are read by their ``config.json`` ``format``: fourm's own
 (``ImageTokenizer``, ``TextTokenizer``, ``VectorTokenizer``), or those converted from apple/ml-4m
 (``ml4m-vqvae``, ``ml4m-wordpiece``; :mod:`fourm.convert.ml4m`, which writes whole bundles); an
@@ -30,6 +30,17 @@ from typing import Any
 
 import torch
 
+from fourm.codecs import (
+    BoxMapCodec,
+    Codec,
+    ImageCodec,
+    MissingTokenizerCodec,
+    Ml4mImageCodec,
+    Ml4mSequenceCodec,
+    PatchCodec,
+    SequenceCodec,
+    VectorCodec,
+)
 from fourm.errors import FourmError
 from fourm.generation.bundle_layout import (  # the bundle's files; re-exported here, where they used to live
     GENERATION_FILE,
@@ -43,17 +54,6 @@ from fourm.generation.bundle_layout import (  # the bundle's files; re-exported 
     modality_spec,
     registry_from_dict,
     resolve_bundle,
-)
-from fourm.generation.codecs import (
-    BoxMapCodec,
-    Codec,
-    ImageCodec,
-    MissingTokenizerCodec,
-    Ml4mImageCodec,
-    Ml4mSequenceCodec,
-    PatchCodec,
-    SequenceCodec,
-    VectorCodec,
 )
 from fourm.modalities import ModalityRegistry
 from fourm.model.config import FourMConfig
@@ -81,14 +81,14 @@ def load_codecs(
     """One codec per model modality, tokenizers loaded from the registry's paths (relative to ``root``);
     FourmError if a tokenizer directory is missing or does not fit the model. A modality whose entry
     has no tokenizer gets a :class:`MissingTokenizerCodec`."""
-    from fourm.convert.ml4m_text import FORMAT as ML4M_TEXT
-    from fourm.convert.ml4m_text import Ml4mTextTokenizer
     from fourm.data.pretokenize import resolve_tokenizer_path
     from tokenizers_zoo.image import ImageTokenizer
     from tokenizers_zoo.image.ml4m_divae import Ml4mDiVAE, is_divae_dir
     from tokenizers_zoo.image.ml4m_vqvae import FORMAT as ML4M_VQVAE
     from tokenizers_zoo.image.ml4m_vqvae import Ml4mVQVAE
     from tokenizers_zoo.text import TextTokenizer
+    from tokenizers_zoo.text.ml4m_wordpiece import FORMAT as ML4M_TEXT
+    from tokenizers_zoo.text.ml4m_wordpiece import Ml4mTextTokenizer
     from tokenizers_zoo.vector import VectorTokenizer
 
     codecs: dict[str, Codec] = {}

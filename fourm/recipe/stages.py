@@ -110,7 +110,7 @@ def _remove(path: Path) -> None:
 def preflight(cfg: RecipeConfig) -> dict[str, int]:
     """Check the imagefolder before any work: images, a caption column, enough images for a val
     split. -> {"images": n, "train": n, "val": n} (candidates: unreadable files are skipped later)."""
-    from fourm.cli.data_user import split_ids
+    from fourm.data.importer import split_ids
     from fourm.data.user import ImageFolderSource, LoadReport
     from fourm.data.user.imagefolder import CAPTION_COLUMNS, METADATA_FILE
 
@@ -254,7 +254,7 @@ class _Context:
 
     # -------------------------------------------------------------- 1. import
     def import_data(self, stages: Stages) -> None:
-        from fourm.cli.data import build_parser
+        from fourm.data.importer import ImportSettings, import_dataset
         from fourm.data.pretokenize import dataset_fingerprint
 
         cfg = self.cfg
@@ -267,8 +267,10 @@ class _Context:
         inputs = {"root": dataset_fingerprint(cfg.root), "argv": argv[6:]}
 
         def work(stale: bool) -> None:
-            args = build_parser().parse_args(argv)
-            args.func(args)  # fourm-data import: claims data/, replaces it atomically
+            # fourm-data import (the settings of argv): claims data/, replaces it atomically
+            import_dataset(ImportSettings(source="imagefolder", root=Path(cfg.root), out=Path(self.data), size=cfg.size,
+                                          val_fraction=cfg.val_fraction, seed=cfg.seed, split_column=cfg.split_column or None,
+                                          derive=",".join(cfg.derived) if cfg.derived else None))  # fmt: skip
             sizes = self.split_sizes()
             if sizes.get("val", 0) < 2 or sizes.get("train", 0) < 2:
                 raise FourmError(
@@ -314,8 +316,7 @@ class _Context:
                       "max_minutes": round(minutes, 4)}  # fmt: skip
 
             def work(stale: bool, modality=modality, data=data, steps=steps, minutes=minutes, out=out) -> None:
-                from fourm.cli.tokenizer import _is_trained_tokenizer
-                from fourm.utils.outputs import claim_output
+                from fourm.utils.outputs import claim_output, is_trained_tokenizer
                 from tokenizers_zoo.image import ImageTokenizerConfig
                 from tokenizers_zoo.image.trainer import train_image_tokenizer
 
@@ -324,7 +325,7 @@ class _Context:
                 tok_cfg = ImageTokenizerConfig.from_dict(data)
                 splits = load_raw_dataset(self.data)
                 print(f"{modality} tokenizer: {steps} steps at most, {minutes:.1f} min at most (LR follows wall time)")
-                with claim_output(out, "fourm-tokenizer train", [("--data", self.data)], recognize=_is_trained_tokenizer):
+                with claim_output(out, "fourm-tokenizer train", [("--data", self.data)], recognize=is_trained_tokenizer):
                     result = train_image_tokenizer(tok_cfg, splits["train"], splits["val"], out, steps=steps,
                                                    max_minutes=minutes)  # fmt: skip
                 final = {k: round(v, 4) for k, v in result["final"].items() if isinstance(v, float)}
@@ -507,17 +508,16 @@ class _Context:
                   **{f"tokenizer {m}": content_fingerprint(p) for m, p in sorted(overrides.items())}}  # fmt: skip
 
         def work(stale: bool) -> None:
-            from fourm.cli.bundle import _is_bundle
             from fourm.generation.assemble import assemble_bundle
             from fourm.generation.bundle import REGISTRY_FILE
             from fourm.utils.atomic import atomic_write_text
-            from fourm.utils.outputs import claim_output
+            from fourm.utils.outputs import claim_output, is_model_bundle
 
             # base: the run directory, with the run's registry (its image modalities sized by --size)
             # as its modalities.json; every tokenizer is given explicitly, nothing else comes from the base
             atomic_write_text(self.run_dir / REGISTRY_FILE, json.dumps(registry.to_dict(), indent=2) + "\n")
             inputs = [("model", self.model)] + [(f"--tokenizer {m}=", p) for m, p in overrides.items()]
-            with claim_output(self.bundle_dir, "fourm-bundle", inputs, overwrite=stale, recognize=_is_bundle, flag="out"):
+            with claim_output(self.bundle_dir, "fourm-bundle", inputs, overwrite=stale, recognize=is_model_bundle, flag="out"):
                 assemble_bundle(self.model, self.bundle_dir, base=self.run_dir, tokenizers=overrides)
             print(f"bundle: {self.bundle_dir}")
 

@@ -211,6 +211,15 @@ def is_raw_dataset(path: Path) -> bool:
     return (path / "fourm_dataset.json").is_file() and (path / "dataset_dict.json").is_file()
 
 
+def raw_dataset_source(path: Path) -> str:
+    """The ``source`` recorded in a raw dataset's fourm_dataset.json ('' when unreadable)."""
+    try:
+        source = json.loads((path / "fourm_dataset.json").read_text(encoding="utf-8")).get("source", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return source if isinstance(source, str) else ""
+
+
 def is_token_dataset(path: Path) -> bool:
     return (path / "fourm_tokens.json").is_file()
 
@@ -226,3 +235,13 @@ def is_run_dir(path: Path) -> bool:
     return (path / "config.json").is_file() and any(
         (path / f).exists() for f in ("checkpoints", "metrics.csv", "model")
     )
+
+
+def is_trained_tokenizer(path: Path) -> bool:
+    """The output of ``fourm-tokenizer train`` (image tokenizer training: metrics, final or last tokenizer)."""
+    return (path / "metrics.json").is_file() or (path / "tokenizer").is_dir() or (path / "last").is_dir()
+
+
+def is_model_bundle(path: Path) -> bool:
+    """The output of ``fourm-bundle``: ``modalities.json`` and a ``model/`` directory."""
+    return (path / "modalities.json").is_file() and (path / "model").is_dir()

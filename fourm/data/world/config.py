@@ -6,7 +6,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-from fourm.data.world.palette import COLORS, GROUNDS, SHAPES
+from fourm.data.world.palette import COLORS, GROUNDS, OBJECT_DEPTH_RANGE, SHAPES, depth_gap
 from fourm.errors import FourmError
 from fourm.utils.config import Config, coerce
 
@@ -70,8 +70,6 @@ class WorldConfig(Config):
         for name, (value, lo, hi) in ranges.items():
             if not lo <= value <= hi:
                 raise FourmError(f"invalid value for '{name}': {value} (expected {lo}..{hi})")
-
-        from fourm.data.world.scene import OBJECT_DEPTH_RANGE, depth_gap
 
         if (self.max_objects - 1) * depth_gap(self.relief) > OBJECT_DEPTH_RANGE[1] - OBJECT_DEPTH_RANGE[0]:
             raise FourmError(

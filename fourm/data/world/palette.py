@@ -1,4 +1,5 @@
-"""The world's vocabulary: shape types (= semseg classes), named colours and named sizes."""
+"""The world's vocabulary: shape types (= semseg classes), named colours and named sizes, and the depth
+range objects are placed in (shared by the config check and the scene sampler)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,14 @@ GROUNDS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]
 }
 # The ground's texture: (cycles along x, cycles along y, phase, relative amplitude); low frequency.
 GROUND_WAVES: tuple[tuple[float, float, float, float], ...] = ((1.3, 0.7, 0.4, 1.0), (-0.6, 1.9, 2.1, 0.6))
+
+# Depth: objects have base (outline) depths in OBJECT_DEPTH_RANGE, at least depth_gap(relief) apart.
+OBJECT_DEPTH_RANGE = (0.1, 0.6)  # base (outline) depth of objects
+DEPTH_GAP_MARGIN = 0.05  # extra base-depth gap between objects beyond the largest relief
+
+
+def depth_gap(relief: float) -> float:
+    """Minimum base-depth gap between objects: the largest possible relief plus a margin, so the
+    nearer object's surface is nearer everywhere (painter's order == z-order)."""
+    largest_radius = max(hi for _, hi in SIZES.values()) * max(g[2] for g in SHAPE_GEOMETRY.values())
+    return relief * largest_radius + DEPTH_GAP_MARGIN

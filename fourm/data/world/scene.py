@@ -3,7 +3,8 @@
 Coordinates are fractions of the image side: x to the right, y down, both in [0, 1]. Depth is the
 normalised distance from the camera used by the ``depth`` modality (larger = farther): objects have
 base depths in ``OBJECT_DEPTH_RANGE``, the ground plane spans ``GROUND_DEPTH_RANGE`` (near at the
-bottom of the image, far at the top), so every object is in front of the ground.
+bottom of the image, far at the top), so every object is in front of the ground. ``OBJECT_DEPTH_RANGE``
+and :func:`depth_gap` live in :mod:`fourm.data.world.palette` (the config check uses them too).
 """
 
 from __future__ import annotations
@@ -14,11 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from fourm.data.world.config import WorldConfig
-from fourm.data.world.palette import COLORS, GROUND_WAVES, GROUNDS, SHAPE_GEOMETRY, SIZES
+from fourm.data.world.palette import (
+    COLORS,
+    GROUND_WAVES,
+    GROUNDS,
+    OBJECT_DEPTH_RANGE,
+    SHAPE_GEOMETRY,
+    SIZES,
+    depth_gap,
+)
 
-OBJECT_DEPTH_RANGE = (0.1, 0.6)  # base (outline) depth of objects
 GROUND_DEPTH_RANGE = (0.65, 1.0)  # ground depth at the bottom row .. at the top row
-DEPTH_GAP_MARGIN = 0.05  # extra base-depth gap between objects beyond the largest relief
 BEVEL_FRACTION = 0.4  # width of the bevelled rim as a fraction of the shape's inradius
 
 
@@ -77,13 +84,6 @@ def ground_background(name: str, texture_amplitude: float) -> Background:
     top, bottom = GROUNDS[name]
     waves = tuple((fx, fy, phase, texture_amplitude * amp) for fx, fy, phase, amp in GROUND_WAVES)
     return Background(top, bottom, waves)
-
-
-def depth_gap(relief: float) -> float:
-    """Minimum base-depth gap between objects: the largest possible relief plus a margin, so the
-    nearer object's surface is nearer everywhere (painter's order == z-order)."""
-    largest_radius = max(hi for _, hi in SIZES.values()) * max(g[2] for g in SHAPE_GEOMETRY.values())
-    return relief * largest_radius + DEPTH_GAP_MARGIN
 
 
 def sample_depths(rng: np.random.Generator, count: int, gap: float) -> np.ndarray:
