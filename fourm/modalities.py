@@ -14,6 +14,11 @@ A *patch modality* (``patch_size`` set, e.g. ``configs/modalities/extra/rgb_pixe
 tokenizer: its encoder input is the image cut into ``num_tokens`` pixel patches of ``patch_dim``
 8-bit levels (:mod:`fourm.core.patches`); it is an input-only image with ``vocab_size`` 256.
 
+A *continuous modality* (``value_dim`` set, e.g. ``configs/modalities/extra/caption_vector.yaml``)
+has no tokenizer either: a ``vector`` of ``num_tokens`` float vectors of ``value_dim`` values, read
+through a linear projection and predicted by a value head (:mod:`fourm.model.continuous`:
+``value_head`` linear or diffusion, ``value_loss`` cosine or mse); ``vocab_size`` is 1.
+
 Usage::
 
     registry = default_registry()          # the repo's configs/modalities/
@@ -62,6 +67,11 @@ class ModalitySpec(Config):
     image_size: int | None = None
     patch_size: int | None = None  # patch modality: side of a pixel patch (no tokenizer, input only)
     box_labels: list[str] | None = None  # box map: labels of data_key's boxes on the token grid (input only)
+    token_level: Literal["top", "bottom"] | None = None  # grid of a two-level (vqvae2) tokenizer's tokens
+    value_dim: int | None = None  # continuous modality: float values per token (no tokenizer, fourm.model.continuous)
+    value_head: Literal["linear", "diffusion"] | None = None  # continuous target's head (default linear)
+    value_loss: Literal["cosine", "mse"] | None = None  # linear head's loss (default cosine)
+    value_scale: float | None = None  # diffusion head: x0 = value * value_scale (default 1)
 
     def __post_init__(self) -> None:
         if self.data_key is None:
@@ -101,6 +111,27 @@ class ModalitySpec(Config):
             self._validate_patches()
         if self.box_labels is not None:
             self._validate_box_map()
+        if self.token_level is not None and (self.kind != "image" or self.patch_size or self.box_labels):
+            raise self._fail("field 'token_level' needs kind 'image' with a (vqvae2) tokenizer")
+        if self.value_dim is not None:
+            self._validate_continuous()
+        elif any(getattr(self, f) is not None for f in ("value_head", "value_loss", "value_scale")):
+            raise self._fail("fields 'value_head', 'value_loss', 'value_scale' need 'value_dim' (a continuous modality)")
+
+    def _validate_continuous(self) -> None:
+        """The rules of a continuous modality (``value_dim`` set, :mod:`fourm.model.continuous`)."""
+        if self.value_dim <= 0:
+            raise self._fail(f"field 'value_dim' must be > 0, got {self.value_dim}")
+        if self.kind != "vector":
+            raise self._fail(f"field 'value_dim' needs kind 'vector', got '{self.kind}'")
+        if self.tokenizer is not None:
+            raise self._fail("field 'tokenizer' must be unset for a continuous modality (value_dim given)")
+        if self.patch_size is not None or self.box_labels is not None:
+            raise self._fail("field 'value_dim' excludes 'patch_size' and 'box_labels'")
+        if self.vocab_size != 1:
+            raise self._fail(f"field 'vocab_size' must be 1 for a continuous modality (token ids are 0), got {self.vocab_size}")
+        if self.value_scale is not None and not 0 < self.value_scale <= 1e4:
+            raise self._fail(f"field 'value_scale' must be in (0, 1e4], got {self.value_scale}")
 
     def _validate_patches(self) -> None:
         """The rules of a patch modality (``patch_size`` set)."""
@@ -127,7 +158,7 @@ class ModalitySpec(Config):
             )
 
     def _validate_box_map(self) -> None:
-        """The rules of a box-map modality (``box_labels`` set, :mod:`fourm.data.derive.box_map`)."""
+        """The rules of a box-map modality (``box_labels`` set, :mod:`fourm.codecs.box_map`)."""
         if self.kind != "image":
             raise self._fail(f"field 'box_labels' needs kind 'image', got '{self.kind}'")
         if self.patch_size is not None:
@@ -147,7 +178,7 @@ class ModalitySpec(Config):
     @property
     def needs_tokenizer(self) -> bool:
         """False for modalities whose tokens are computed without a tokenizer (patches, box maps)."""
-        return self.patch_size is None and self.box_labels is None
+        return self.patch_size is None and self.box_labels is None and self.value_dim is None
 
     @property
     def length(self) -> int:

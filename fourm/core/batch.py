@@ -16,6 +16,11 @@ Patch modalities (:mod:`fourm.core.patches`; input only, never on the decoder si
 slots have ``enc_tokens`` 0 and their content in ``enc_patches`` (B, Ne, P) uint8, the slot's pixel
 patch (8-bit levels, zero-padded to ``P``, the largest patch_dim of the run's patch modalities).
 Rows of other slots are 0. ``enc_patches`` is None when the run has no patch modality.
+
+Continuous modalities (:mod:`fourm.model.continuous`; token ids 0): the float values of their
+encoder slots are in ``enc_values`` (B, Ne, C) and of their decoder slots (the regression targets)
+in ``dec_values`` (B, Nd, C), fp32, zero-padded to ``C``, the largest value_dim of the run's
+continuous modalities; rows of other slots are 0. Both are None when the run has none.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class MultimodalBatch:
     dec_position: Tensor  # (B, Nd) long
     dec_valid: Tensor  # (B, Nd) bool
     enc_patches: Tensor | None = None  # (B, Ne, P) uint8, pixel patches of patch-modality slots
+    enc_values: Tensor | None = None  # (B, Ne, C) float32, values of continuous-modality slots
+    dec_values: Tensor | None = None  # (B, Nd, C) float32, target values of continuous-modality slots
 
     def to(self, device: torch.device | str) -> MultimodalBatch:
         return MultimodalBatch(
@@ -64,11 +71,12 @@ class MultimodalBatch:
 
     @staticmethod
     def collate(items: list[MultimodalBatch]) -> MultimodalBatch:
-        """Stack single-sample batches (each (1, N) or (N,); ``enc_patches`` (1, N, P) or (N, P))
-        with right padding to the longest."""
+        """Stack single-sample batches (each (1, N) or (N,); ``enc_patches`` (1, N, P) or (N, P), as
+        ``enc_values`` / ``dec_values``) with right padding to the longest."""
         out = {}
+        wide = ("enc_patches", "enc_values", "dec_values")
         for f in fields(MultimodalBatch):
-            if f.name == "enc_patches":
+            if f.name in wide:
                 continue
             rows = [getattr(it, f.name).reshape(-1) for it in items]
             n = max(r.shape[0] for r in rows)
@@ -76,7 +84,9 @@ class MultimodalBatch:
             out[f.name] = torch.stack(
                 [torch.cat([r, r.new_full((n - r.shape[0],), pad_value)]) for r in rows]
             )
-        out["enc_patches"] = _collate_patches(items, out["enc_tokens"].shape[1])
+        for name in wide:
+            width = out["enc_tokens" if name.startswith("enc_") else "dec_input"].shape[1]
+            out[name] = _collate_patches(items, width, name)
         return MultimodalBatch(**out)
 
 
@@ -87,16 +97,16 @@ def pad_columns(t: Tensor, extra: int) -> Tensor:
     return torch.cat([t, t.new_zeros(t.shape[0], extra, *t.shape[2:])], dim=1)
 
 
-def _collate_patches(items: list[MultimodalBatch], n: int) -> Tensor | None:
-    """Stack the items' ``enc_patches`` into (B, n, P), zero-padded (None if no item has any; an
-    item without patches gets zero rows)."""
-    given = [it.enc_patches for it in items if it.enc_patches is not None]
+def _collate_patches(items: list[MultimodalBatch], n: int, name: str = "enc_patches") -> Tensor | None:
+    """Stack the items' ``name`` rows (``enc_patches``, ``enc_values`` or ``dec_values``) into
+    (B, n, P), zero-padded (None if no item has any; an item without them gets zero rows)."""
+    given = [getattr(it, name) for it in items if getattr(it, name) is not None]
     if not given:
         return None
     p = max(t.shape[-1] for t in given)
     out = given[0].new_zeros(len(items), n, p)
     for i, it in enumerate(items):
-        if it.enc_patches is not None:
-            rows = it.enc_patches.reshape(-1, it.enc_patches.shape[-1])
+        if getattr(it, name) is not None:
+            rows = getattr(it, name).reshape(-1, getattr(it, name).shape[-1])
             out[i, : rows.shape[0], : rows.shape[1]] = rows
     return out

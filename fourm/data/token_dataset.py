@@ -14,6 +14,10 @@ exact length; sequence: the maximum, optional) and the sequence special ids.
 A patch modality (``patch_dim`` set, :mod:`fourm.core.patches`) stores pixel patches instead of
 token ids: a list of ``length * patch_dim`` uint8 values, patch k = ``values[k * P:(k + 1) * P]``
 (``P = patch_dim``); :class:`TokenSamples` returns it flat like any other modality, (N * P,).
+
+A continuous modality (``value_dim`` set, kind ``vector``, :mod:`fourm.model.continuous`) stores
+float values instead of token ids: a list of ``length * value_dim`` float32 values (e.g. the 384
+values of a MiniLM caption embedding); :class:`TokenSamples` returns them flat as a float tensor.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class ModalityTokens(Config):
     length: int | None = None
     patch_dim: int | None = None  # patch modality: values per pixel patch (rows hold length * patch_dim)
     input_only: bool = False  # a model reads it but never predicts it (patches, box maps)
+    value_dim: int | None = None  # continuous modality: float values per token (rows hold length * value_dim)
 
     def validate(self) -> None:
         if self.vocab_size < 1:
@@ -60,11 +65,16 @@ class ModalityTokens(Config):
                 raise FourmError(f"patch_dim applies to image modalities only, got kind '{self.kind}'")
             if self.patch_dim < 1:
                 raise FourmError(f"patch_dim must be >= 1, got {self.patch_dim}")
+        if self.value_dim is not None:
+            if self.kind != "vector" or self.patch_dim is not None:
+                raise FourmError(f"value_dim applies to vector modalities only (not patches), got kind '{self.kind}'")
+            if self.value_dim < 1:
+                raise FourmError(f"value_dim must be >= 1, got {self.value_dim}")
 
     @property
     def num_values(self) -> int:
         """Values in one row: ``length`` token ids, or ``length * patch_dim`` patch values."""
-        return self.length * (self.patch_dim or 1)  # type: ignore[operator]
+        return self.length * (self.patch_dim or self.value_dim or 1)  # type: ignore[operator]
 
 
 @dataclass
@@ -102,7 +112,10 @@ def _features(info: TokenDatasetInfo):
 
     spec = {"id": hfd.Value("string")}
     spec.update(
-        {name: hfd.List(hfd.Value("uint8" if m.patch_dim else "int32")) for name, m in info.modalities.items()}
+        {
+            name: hfd.List(hfd.Value("uint8" if m.patch_dim else "float32" if m.value_dim else "int32"))
+            for name, m in info.modalities.items()
+        }
     )
     return hfd.Features(spec)
 
@@ -147,6 +160,11 @@ def _check_row(sample: Mapping[str, Any], info: TokenDatasetInfo, position: int)
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().numpy()
         arr = np.asarray(value).reshape(-1)
+        if mod.value_dim:
+            if len(arr) != mod.num_values or not np.isfinite(arr.astype(np.float64)).all():
+                raise FourmError(f"sample {row['id']}: {name} must be {mod.num_values} finite values, got {len(arr)}")
+            row[name] = arr.astype(np.float32).tolist()
+            continue
         if arr.dtype.kind not in "iu":
             raise FourmError(f"sample {row['id']}: {name} tokens must be integers, got dtype {arr.dtype}")
         if mod.patch_dim:
@@ -242,7 +260,7 @@ class TokenSamples(Dataset):
     def __getitem__(self, index: int) -> dict:
         row = self.ds[int(index)]
         out: dict[str, Any] = {
-            m: torch.tensor(row[m], dtype=torch.long)
+            m: torch.tensor(row[m], dtype=torch.float32 if isinstance(row[m][0], float) else torch.long)
             for m in self.modalities
             if row[m] is not None and len(row[m])
         }

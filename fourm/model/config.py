@@ -45,6 +45,13 @@ class ModalityConfig(Config):
     # "sincos": fixed sin-cos table (2D for images, 1D otherwise); "learned": one learned table per
     # side (encoder, decoder) of ``num_positions`` rows (ml-4m's global-feature token modalities)
     positions: Literal["sincos", "learned"] = "sincos"
+    # continuous modality (value_dim > 0, kind vector; fourm.model.continuous): each token is
+    # value_dim floats, read through a linear projection and predicted by a head (Emu-style
+    # regression, or a small diffusion head as in MAR / Transfusion) instead of a softmax
+    value_dim: int = 0
+    value_head: Literal["linear", "diffusion"] = "linear"
+    value_loss: Literal["cosine", "mse"] = "cosine"  # linear head's loss (diffusion: epsilon MSE)
+    value_scale: float = 1.0  # diffusion head: x0 = value * value_scale (unit-norm 384-d: ~sqrt(384))
 
     @property
     def causal(self) -> bool:
@@ -72,12 +79,32 @@ class ModalityConfig(Config):
             raise FourmError(f"modality '{name}': image length must be a square number, got {self.length}")
         if not (self.input or self.target):
             raise FourmError(f"modality '{name}': input and target are both false (it would never be used)")
+        if self.value_dim < 0:
+            raise FourmError(f"modality '{name}': value_dim must be >= 0, got {self.value_dim}")
         if self.patch_dim < 0:
             raise FourmError(f"modality '{name}': patch_dim must be >= 0, got {self.patch_dim}")
         if self.patch_dim and (self.kind != "image" or self.target or not self.input):
             raise FourmError(f"modality '{name}': a patch modality (patch_dim > 0) must be an input-only image")
         if self.positions not in ("sincos", "learned"):
             raise FourmError(f"modality '{name}': positions must be sincos or learned, got {self.positions!r}")
+        if self.value_dim:
+            self._check_continuous(name)
+
+    def _check_continuous(self, name: str) -> None:
+        """The rules of a continuous modality (``value_dim`` > 0)."""
+        where = f"modality '{name}': a continuous modality (value_dim {self.value_dim})"
+        if self.kind != "vector":
+            raise FourmError(f"{where} must have kind vector, got {self.kind}")
+        if self.patch_dim:
+            raise FourmError(f"{where} cannot also be a patch modality (patch_dim {self.patch_dim})")
+        if self.vocab_size != 1:
+            raise FourmError(f"{where} has no vocabulary: vocab_size must be 1 (its token ids are 0), got {self.vocab_size}")
+        if self.value_head not in ("linear", "diffusion"):
+            raise FourmError(f"{where}: value_head must be linear or diffusion, got {self.value_head!r}")
+        if self.value_loss not in ("cosine", "mse"):
+            raise FourmError(f"{where}: value_loss must be cosine or mse, got {self.value_loss!r}")
+        if not 0.0 < self.value_scale <= 1e4:
+            raise FourmError(f"{where}: value_scale must be in (0, 1e4], got {self.value_scale}")
 
     @property
     def learned_positions(self) -> bool:
@@ -89,9 +116,14 @@ class ModalityConfig(Config):
         return self.patch_dim > 0
 
     @property
+    def is_continuous(self) -> bool:
+        """Tokens are float vectors of ``value_dim`` values (fourm.model.continuous), not ids."""
+        return self.value_dim > 0
+
+    @property
     def table_rows(self) -> int:
-        """Rows of the shared token table: the vocabulary, none for a patch modality."""
-        return 0 if self.patch_dim else self.vocab_size
+        """Rows of the shared token table: the vocabulary, none for a patch or continuous modality."""
+        return 0 if self.patch_dim or self.value_dim else self.vocab_size
 
 
 def _load_presets() -> dict[str, dict[str, Any]]:
@@ -169,6 +201,11 @@ class FourMConfig(Config):
         return max((m.patch_dim for m in self.modalities.values()), default=0)
 
     @property
+    def value_width(self) -> int:
+        """Width C of ``enc_values`` / ``dec_values`` rows: the largest value_dim (0 without continuous modalities)."""
+        return max((m.value_dim for m in self.modalities.values()), default=0)
+
+    @property
     def head_dim(self) -> int:
         return self.dim // self.num_heads
 
@@ -234,6 +271,10 @@ def modality_from_spec(spec: Any) -> ModalityConfig:
         input=bool(getattr(spec, "input", True)),
         target=bool(getattr(spec, "target", True)),
         patch_dim=int(getattr(spec, "patch_dim", None) or 0),
+        value_dim=int(getattr(spec, "value_dim", None) or 0),
     )
+    for key in ("value_head", "value_loss", "value_scale"):
+        if getattr(spec, key, None) is not None:
+            setattr(cfg, key, getattr(spec, key))
     cfg.check(spec.name)
     return cfg

@@ -6,7 +6,8 @@ at its own row offset) and a learned modality embedding per side (one table for 
 ``share_modality_embeddings``). Modalities with ``positions: learned`` take their positions from a
 learned table per side instead (their rows of the fixed table are zero). Encoder input = token + position
 + modality, where a patch modality's "token" is a linear projection of its pixel patch (values
-0..255 mapped to [-1, 1]; it has no rows in the token table). Decoder input = (a learned mask token
+0..255 mapped to [-1, 1]; it has no rows in the token table), and a continuous modality's a linear
+projection of its value vector (:mod:`fourm.model.continuous`). Decoder input = (a learned mask token
 for image/vector targets, the embedding of ``dec_input`` for sequence targets) + position + modality.
 """
 
@@ -91,6 +92,16 @@ class PackedEmbeddings(nn.Module):
             {name: nn.Linear(config.modalities[name].patch_dim, dim) for name in self.patch_index}
         )
         self.register_buffer("is_patch", torch.tensor([m.is_patches for m in mods], dtype=torch.bool), persistent=False)
+        # continuous inputs (value_dim > 0, fourm.model.continuous): one linear projection (D, value_dim) each
+        self.value_index = {
+            name: i for i, (name, m) in enumerate(config.modalities.items()) if m.is_continuous and m.input
+        }
+        self.value_embed = nn.ModuleDict(
+            {name: nn.Linear(config.modalities[name].value_dim, dim) for name in self.value_index}
+        )
+        self.register_buffer(
+            "has_table", torch.tensor([m.table_rows > 0 for m in mods], dtype=torch.bool), persistent=False
+        )
         self.reset_parameters(config.init_std)
 
     def reset_parameters(self, std: float = 0.02) -> None:
@@ -101,6 +112,9 @@ class PackedEmbeddings(nn.Module):
                 nn.init.normal_(p, std=std)
         for proj in self.patch_embed.values():
             nn.init.normal_(proj.weight, std=patch_init_std(proj.in_features, self.position_scale))
+            nn.init.zeros_(proj.bias)
+        for proj in self.value_embed.values():  # a unit-norm value enters at the position embedding's scale
+            nn.init.normal_(proj.weight, std=self.position_scale * math.sqrt(POSITION_MEAN_SQUARE))
             nn.init.zeros_(proj.bias)
 
     def _index(self, ids: Tensor, modality: Tensor, valid: Tensor, offsets: Tensor) -> Tensor:
@@ -118,26 +132,34 @@ class PackedEmbeddings(nn.Module):
         return pos + torch.where(here[..., None], rows, torch.zeros((), dtype=rows.dtype, device=rows.device))
 
     def encoder_input(
-        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None,
+        values: Tensor | None = None,
     ) -> Tensor:
-        """(B, N) ids / modality / position / valid (+ (B, N, P) patch values) -> (B, N, D)."""
-        tok, emb = self.encoder_parts(tokens, modality, position, valid, patches)
+        """(B, N) ids / modality / position / valid (+ (B, N, P) patch values, (B, N, C) continuous
+        values) -> (B, N, D)."""
+        tok, emb = self.encoder_parts(tokens, modality, position, valid, patches, values)
         return tok + emb
 
     def encoder_parts(
-        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None,
+        values: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """The two terms of :meth:`encoder_input`: token (or patch projection) embeddings and
+        """The two terms of :meth:`encoder_input`: token (or patch / value projection) embeddings and
         position + modality embeddings, each (B, N, D)."""
         modality = torch.where(valid, modality, 0)
-        from_table = valid & ~self.is_patch[modality]
+        from_table = valid & self.has_table[modality]
         tok = F.embedding(self._index(tokens, modality, from_table, self.vocab_offsets), self.enc_tokens)
         if self.patch_index and patches is not None:
-            values = patches.float() * (2.0 / 255.0) - 1.0  # (B, N, P) in [-1, 1]
+            levels = patches.float() * (2.0 / 255.0) - 1.0  # (B, N, P) in [-1, 1]
             for name, index in self.patch_index.items():
                 proj = self.patch_embed[name]
                 here = (valid & (modality == index))[..., None]
-                tok = torch.where(here, proj(values[..., : proj.in_features]).to(tok.dtype), tok)
+                tok = torch.where(here, proj(levels[..., : proj.in_features]).to(tok.dtype), tok)
+        if self.value_index and values is not None:
+            for name, index in self.value_index.items():
+                proj = self.value_embed[name]
+                here = (valid & (modality == index))[..., None]
+                tok = torch.where(here, proj(values[..., : proj.in_features].to(proj.weight.dtype)).to(tok.dtype), tok)
         return tok, self.position(modality, position, valid, self.enc_positions) + F.embedding(modality, self.enc_modality)
 
     def decoder_input(self, dec_input: Tensor, modality: Tensor, position: Tensor, valid: Tensor) -> Tensor:

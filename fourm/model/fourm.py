@@ -3,7 +3,9 @@
 The encoder reads the visible tokens of all input modalities; the decoder predicts target tokens,
 each attending within its own modality (bidirectionally for images/vectors, causally for sequences)
 and to every valid encoder token. Logits are computed only for valid decoder tokens, with one
-matmul per target modality against that modality's head.
+matmul per target modality against that modality's head. Continuous modalities
+(:mod:`fourm.model.continuous`) are read from ``enc_values`` and their targets predicted by a value
+head (regression or diffusion) from ``dec_values``; their loss joins the per-modality mean.
 
 Usage::
 
@@ -28,16 +30,17 @@ from fourm.model.attention import KV
 from fourm.model.batch_checks import ModalityLimits, check_ranges, check_shapes
 from fourm.model.blocks import DecoderBlock, EncoderBlock
 from fourm.model.config import FourMConfig
+from fourm.model.continuous import value_heads
 from fourm.model.embeddings import PackedEmbeddings
+from fourm.model.files import CONFIG_NAME, WEIGHTS_NAME
+from fourm.model.files import is_ml4m_config as _is_ml4m_config
 from fourm.model.linear import linear
 from fourm.model.masks import cross_attention_mask, decoder_attention_mask, encoder_attention_mask
+from fourm.model.ml4m import load_converted_state, read_ml4m
 from fourm.model.norm import build_norm
 from fourm.utils.atomic import atomic_path
 from fourm.utils.weights import check_shapes as check_weight_shapes
 from fourm.utils.weights import read_safetensors, safetensors_shapes
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
@@ -56,17 +59,6 @@ class DecoderCache:
     modality: Tensor | None = None
     position: Tensor | None = None
     valid: Tensor | None = None
-
-
-def _is_ml4m_config(file: Path) -> bool:
-    """Whether ``file`` is the config.json of an ml-4m FM model (a JSON object with ``domains_in``)."""
-    import json
-
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "domains_in" in data
 
 
 def padded_rows(n: int) -> int:
@@ -106,8 +98,11 @@ class FourM(nn.Module):
             self.context_proj = None
         self.dec_norm = build_norm(config.norm, config.dim, config.norm_eps)
 
-        self.target_names = [name for name, m in config.modalities.items() if m.target]
-        head_sizes = [m.vocab_size if m.target else 0 for m in mods]
+        # target_names: the token (softmax) targets; value_names: the continuous targets (value heads)
+        self.target_names = [name for name, m in config.modalities.items() if m.target and not m.is_continuous]
+        self.value_names = [name for name, m in config.modalities.items() if m.target and m.is_continuous]
+        self.value_heads = value_heads(config)  # None without continuous targets (state dict unchanged)
+        head_sizes = [m.vocab_size if m.target and not m.is_continuous else 0 for m in mods]
         self._head_sizes = head_sizes
         if config.tie_embeddings:
             self.output_weight = None
@@ -126,7 +121,8 @@ class FourM(nn.Module):
 
     # ------------------------------------------------------------------------------ checks
     def _check_encoder(
-        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None
+        self, tokens: Tensor, modality: Tensor, position: Tensor, valid: Tensor, patches: Tensor | None = None,
+        values: Tensor | None = None,
     ) -> None:
         rows = {"enc_tokens": tokens, "enc_modality": modality, "enc_position": position, "enc_valid": valid}
         check_shapes("encoder", rows)
@@ -144,6 +140,24 @@ class FourM(nn.Module):
         elif width and self.check_inputs and bool((valid & self.embeddings.is_patch[modality.clamp(0, len(self.modality_names) - 1)]).any()):
             names = ", ".join(self.embeddings.patch_index)
             raise FourmError(f"the encoder rows hold patch-modality tokens ({names}) but enc_patches is None")
+        self._check_values("enc", modality, valid, values, list(self.embeddings.value_index))
+
+    def _check_values(self, side: str, modality: Tensor, valid: Tensor, values: Tensor | None, names: list[str]) -> None:
+        """``{side}_values`` (B, N, >= C) float when rows of continuous modalities ``names`` are valid."""
+        width = self.config.value_width
+        if values is not None:
+            if not width:
+                raise FourmError(f"{side}_values given, but the model has no continuous modality (value_dim > 0)")
+            if values.dim() != 3 or values.shape[:2] != modality.shape or values.shape[2] < width:
+                raise FourmError(
+                    f"{side}_values must be (B, N, >= {width}) for rows {tuple(modality.shape)}, got {tuple(values.shape)}"
+                )
+            if not values.dtype.is_floating_point:
+                raise FourmError(f"{side}_values must be a float tensor, got {values.dtype}")
+        elif names and self.check_inputs:
+            index = torch.tensor([self.config.modality_index(n) for n in names], device=modality.device)
+            if bool((valid & torch.isin(modality, index)).any()):
+                raise FourmError(f"the {side} rows hold continuous-modality tokens ({', '.join(names)}) but {side}_values is None")
 
     def _check_decoder(self, rows: dict[str, Tensor], ids: list[str]) -> None:
         check_shapes("decoder", rows)
@@ -155,7 +169,10 @@ class FourM(nn.Module):
 
     def check_batch(self, batch: MultimodalBatch) -> None:
         """Raise FourmError if the batch does not fit this model (shapes, dtypes, ranges, roles)."""
-        self._check_encoder(batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid, batch.enc_patches)
+        self._check_encoder(
+            batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid, batch.enc_patches, batch.enc_values
+        )
+        self._check_values("dec", batch.dec_modality, batch.dec_valid, batch.dec_values, self.value_names)
         rows = {
             "dec_input": batch.dec_input,
             "dec_target": batch.dec_target,
@@ -176,8 +193,9 @@ class FourM(nn.Module):
         valid: Tensor,
         patches: Tensor | None = None,
         decoder_context: bool = True,
+        values: Tensor | None = None,
     ) -> Tensor:
-        tok, emb = self.embeddings.encoder_parts(tokens, modality, position, valid, patches)  # (B, Ne, D) each
+        tok, emb = self.embeddings.encoder_parts(tokens, modality, position, valid, patches, values)  # (B, Ne, D) each
         x = tok + emb
         mask = encoder_attention_mask(valid)  # (B, 1, Ne, Ne)
         for block in self.encoder:
@@ -195,14 +213,16 @@ class FourM(nn.Module):
         valid: Tensor,
         patches: Tensor | None = None,
         decoder_context: bool = True,
+        values: Tensor | None = None,
     ) -> Tensor:
         """The decoder's context (B, Ne, D) for packed input tokens (B, Ne); padding rows are 0.
         ``patches`` (B, Ne, P) holds the pixel patches of patch-modality slots (needed when there
         are any). This is the encoder output, except with ``config.context_projection``, where it is
         ``context_proj(encoder output) + position/modality embeddings``; ``decoder_context=False``
-        then gives the encoder output itself (e.g. for retrieval embeddings)."""
-        self._check_encoder(tokens, modality, position, valid, patches)
-        return self._encode(tokens, modality, position, valid, patches, decoder_context)
+        then gives the encoder output itself (e.g. for retrieval embeddings). ``values`` (B, Ne, C)
+        holds the float values of continuous-modality slots (needed when there are any)."""
+        self._check_encoder(tokens, modality, position, valid, patches, values)
+        return self._encode(tokens, modality, position, valid, patches, decoder_context, values)
 
     # ------------------------------------------------------------------------------ decoder
     def start_cache(self, context: Tensor, context_valid: Tensor) -> DecoderCache:
@@ -317,15 +337,23 @@ class FourM(nn.Module):
     def logits(self, hidden: Tensor, modality: Tensor, valid: Tensor) -> dict[str, Tensor]:
         """Decoder output (B, Nd, D) -> {name: (n_m, V_m)} for the valid tokens of each modality
         (in row-major order of (B, Nd), as :meth:`token_groups`)."""
-        groups = self.token_groups(modality, valid)
+        groups = {k: v for k, v in self.token_groups(modality, valid).items() if k not in self.value_names}
         padded = self._group_logits(hidden.reshape(-1, hidden.shape[-1]), groups)
         return {name: padded[name][: groups[name].numel()] for name in groups}
+
+    def predict_values(self, hidden: Tensor, modality: Tensor, valid: Tensor, **head_args) -> dict[str, Tensor]:
+        """Decoder output (B, Nd, D) -> {name: (n_m, C_m)} values of the valid tokens of each continuous
+        target (row-major order); ``head_args`` go to the heads (diffusion: ``steps``, ``generator``)."""
+        groups = self.token_groups(modality, valid)
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        return {n: self.value_heads[n].predict(flat[groups[n]], **head_args) for n in self.value_names if n in groups}
 
     # ------------------------------------------------------------------------------ training
     def _hidden(self, batch: MultimodalBatch) -> Tensor:
         self.check_batch(batch)
         context = self._encode(
-            batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid, batch.enc_patches
+            batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid, batch.enc_patches,
+            values=batch.enc_values,
         )
         return self._decode(
             context, batch.enc_valid, batch.dec_input, batch.dec_modality, batch.dec_position, batch.dec_valid
@@ -336,16 +364,21 @@ class FourM(nn.Module):
         return self.logits(self._hidden(batch), batch.dec_modality, batch.dec_valid)
 
     def loss(self, batch: MultimodalBatch) -> tuple[Tensor, dict[str, float]]:
-        """Mean over the target modalities present of each one's mean token cross-entropy (fp32),
-        and the per-modality values as floats."""
+        """Mean over the target modalities present of each one's mean token cross-entropy (fp32) or,
+        for a continuous modality, its value head's loss; and the per-modality values as floats."""
         hidden = self._hidden(batch).reshape(-1, self.config.dim)  # (B * Nd, D)
         targets = batch.dec_target.reshape(-1)
         groups = self.token_groups(batch.dec_modality, batch.dec_valid)
         if not groups:
             raise FourmError("batch has no valid decoder tokens (dec_valid is all false): nothing to predict")
-        logits = self._group_logits(hidden, groups)
+        token_groups = {k: v for k, v in groups.items() if k not in self.value_names}
+        logits = self._group_logits(hidden, token_groups)
         losses = []
         for name, index in groups.items():
+            if name in self.value_names:
+                value = batch.dec_values.reshape(-1, batch.dec_values.shape[-1])[index]
+                losses.append(self.value_heads[name].loss(hidden[index], value[:, : self.config.modalities[name].value_dim]))
+                continue
             target = F.pad(targets[index], (0, logits[name].shape[0] - index.numel()), value=-100)
             losses.append(F.cross_entropy(logits[name].float(), target, ignore_index=-100))  # padded rows ignored
         losses = torch.stack(losses)
@@ -362,6 +395,8 @@ class FourM(nn.Module):
         if self.context_proj is not None:
             decoder += count(self.context_proj)
         heads = 0 if self.output_weight is None else self.output_weight.numel()
+        if self.value_heads is not None:
+            heads += count(self.value_heads)
         parts = {
             "encoder": encoder,
             "decoder": decoder,
@@ -427,13 +462,12 @@ class FourM(nn.Module):
         mismatched files (checked by :meth:`check_saved` before anything is allocated).
 
         A directory of a released ml-4m model (its ``config.json`` has ``domains_in``) is converted
-        on the fly (:func:`fourm.convert.ml4m.load_ml4m`, in eval mode)."""
+        on the fly (:func:`fourm.model.ml4m.read_ml4m`, as :func:`fourm.convert.ml4m.load_ml4m`; in eval mode)."""
         path = Path(path)
         if (path / CONFIG_NAME).is_file() and _is_ml4m_config(path / CONFIG_NAME):
-            # the converter builds on this module, so it is imported here, on this one path
-            from fourm.convert.ml4m import load_ml4m
-
-            return load_ml4m(path, device=device)[0]
+            path, config, state, _ = read_ml4m(path)
+            model = load_converted_state(FourM(config), state, path)
+            return model.to(device) if device is not None else model
         config = cls.check_saved(path)
         state = read_safetensors(path / WEIGHTS_NAME)
         model = cls(config)

@@ -1,5 +1,5 @@
 """Cross-modal retrieval with FourM embeddings: embed items of any modalities (pooled encoder output
-or a predicted global-embedding vector modality), index them, search and evaluate recall@k.
+a predicted global-embedding vector modality, or a regressed continuous one), index them, search and evaluate recall@k.
 
     from fourm.retrieval import EmbeddingIndex, PooledEmbedder, evaluate_pair
 
@@ -14,11 +14,13 @@ from fourm.retrieval.embed import PooledEmbedder, PredictedEmbedder, vector_moda
 from fourm.retrieval.evaluate import evaluate_pair, positive_ranks, recall_at_k
 from fourm.retrieval.index import EmbeddingIndex, faiss_available
 from fourm.retrieval.items import pack_items, signature
+from fourm.retrieval.regressed import RegressedEmbedder
 
 __all__ = [
     "EmbeddingIndex",
     "PooledEmbedder",
     "PredictedEmbedder",
+    "RegressedEmbedder",
     "evaluate_pair",
     "faiss_available",
     "pack_items",

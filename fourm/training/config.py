@@ -69,6 +69,9 @@ class ModelSection(Config):
     # modalities of init_from whose vocabulary rows are drawn afresh (a new tokenizer): a name (same
     # vocab_size) or a registry YAML of one (its vocab_size); see fourm.training.finetune.reinit_modalities
     reinit_modalities: list[str] = field(default_factory=list)
+    # heads of continuous modalities (fourm.model.continuous) of a new model, e.g.
+    # {caption_vector: {value_head: diffusion, value_scale: 19.6}}; default: linear, cosine loss
+    value_heads: dict[str, dict[str, Any]] = field(default_factory=dict)
     freeze_trunk_steps: int = 0  # first N steps: only the added / re-initialised rows train
     old_params_lr_scale: float = 1.0  # afterwards: the old weights' updates scaled by this
 
@@ -79,6 +82,8 @@ class ModelSection(Config):
             raise FourmError(f"model.old_params_lr_scale must be in (0, 1], got {self.old_params_lr_scale}")
         if self.init_from is None and self.add_modalities:
             raise FourmError("model.add_modalities needs model.init_from (a trained model to add them to)")
+        if self.init_from is not None and self.value_heads:
+            raise FourmError("model.value_heads applies to a new model (init_from loads its heads with its weights)")
         if self.init_from is None and self.reinit_modalities:
             raise FourmError("model.reinit_modalities needs model.init_from (a trained model whose rows to re-initialise)")
         tuned = self.freeze_trunk_steps > 0 or self.old_params_lr_scale != 1

@@ -56,11 +56,12 @@ def merge_modalities(infos: list, names: list[str] | None) -> tuple[dict[str, Mo
                     f"data.datasets[{i}]: modality '{name}' is {mod.kind} with vocab_size {mod.vocab_size}, "
                     f"but an earlier dataset has {seen.kind} with vocab_size {seen.vocab_size}"
                 )
-            if seen.patch_dim != mod.patch_dim:
-                raise FourmError(
-                    f"data.datasets[{i}]: modality '{name}' has patch_dim {mod.patch_dim or 0}, "
-                    f"but an earlier dataset has patch_dim {seen.patch_dim or 0}"
-                )
+            for key in ("patch_dim", "value_dim"):
+                if getattr(seen, key) != getattr(mod, key):
+                    raise FourmError(
+                        f"data.datasets[{i}]: modality '{name}' has {key} {getattr(mod, key) or 0}, "
+                        f"but an earlier dataset has {key} {getattr(seen, key) or 0}"
+                    )
         if info.specials is not None:
             if specials is not None and info.specials != specials:
                 raise FourmError(f"data.datasets[{i}]: sequence special tokens differ from an earlier dataset's")
@@ -106,7 +107,27 @@ def model_modalities(merged: dict[str, ModalityTokens], sources: list, split: st
             input=spec.input if spec is not None else True,
             target=spec.target if spec is not None else not (mod.patch_dim or mod.input_only),
             patch_dim=mod.patch_dim or 0,
+            value_dim=mod.value_dim or 0,
         )
+    return out
+
+
+def apply_value_heads(modalities: dict[str, ModalityConfig], heads: dict[str, dict]) -> dict[str, ModalityConfig]:
+    """``model.value_heads`` ({name: {value_head, value_loss, value_scale}}) applied to the continuous
+    modalities of a new model; FourmError for a name that is not one."""
+    out = dict(modalities)
+    for name, fields in heads.items():
+        mod = out.get(name)
+        if mod is None or not mod.is_continuous:
+            known = [n for n, m in out.items() if m.is_continuous]
+            raise FourmError(
+                f"model.value_heads: '{name}' is not a continuous modality of the data (continuous: {', '.join(known) or 'none'})"
+            )
+        unknown = set(fields) - {"value_head", "value_loss", "value_scale"}
+        if unknown:
+            raise FourmError(f"model.value_heads.{name}: unknown field '{sorted(unknown)[0]}' (expected value_head, value_loss, value_scale)")
+        out[name] = mod.replace(**fields)
+        out[name].check(name)
     return out
 
 
@@ -126,10 +147,11 @@ def check_fits_model(merged: dict[str, ModalityTokens], modalities: dict[str, Mo
             )
         if mod.length is not None and mod.length > have.length:
             raise FourmError(f"data modality '{name}' has length {mod.length} > the model's {have.length} ({where})")
-        if (mod.patch_dim or 0) != have.patch_dim:
-            raise FourmError(
-                f"data modality '{name}' has patch_dim {mod.patch_dim or 0} but the model {where} has {have.patch_dim}"
-            )
+        for key in ("patch_dim", "value_dim"):
+            if (getattr(mod, key) or 0) != getattr(have, key):
+                raise FourmError(
+                    f"data modality '{name}' has {key} {getattr(mod, key) or 0} but the model {where} has {getattr(have, key)}"
+                )
 
 
 # ------------------------------------------------------------------------------------------ masking
@@ -177,7 +199,11 @@ def load_masking(path: str, section: MaskingSection, modalities: dict[str, Modal
 def build_masker(cfg: MaskingConfig, modalities: dict[str, ModalityConfig], specials) -> Masker:
     patch_dims = {n: m.patch_dim for n, m in modalities.items() if m.patch_dim}
     input_only = [n for n, m in modalities.items() if not m.target]
-    return Masker(cfg, list(modalities), {n: m.kind for n, m in modalities.items()}, specials, patch_dims, input_only=input_only)
+    value_dims = {n: m.value_dim for n, m in modalities.items() if m.value_dim}
+    return Masker(
+        cfg, list(modalities), {n: m.kind for n, m in modalities.items()}, specials, patch_dims,
+        input_only=input_only, value_dims=value_dims,
+    )
 
 
 # ------------------------------------------------------------------------------------------ datasets
@@ -210,7 +236,7 @@ def build_training_data(cfg: TrainConfig, model_modalities_override: dict[str, M
         check_fits_model(merged, model_modalities_override, f"'{cfg.model.init_from}'")
         modalities = dict(model_modalities_override)
     else:
-        modalities = model_modalities(merged, sources, cfg.data.train_split)
+        modalities = apply_value_heads(model_modalities(merged, sources, cfg.data.train_split), cfg.model.value_heads)
     if specials is None and any(m.kind == "sequence" for m in modalities.values()):
         raise FourmError("the model has sequence modalities but no dataset gives sequence special tokens")
 

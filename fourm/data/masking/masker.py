@@ -41,6 +41,10 @@ Patch modalities (``patch_dims``: name -> P, :mod:`fourm.core.patches`) are imag
 sample is N pixel patches, flat (N * P,) or (N, P). They are inputs only (never targets, whatever
 the config says), budgeted by patches (N) and positioned like any image; their encoder slots get
 token id 0 and the chosen patches go to ``enc_patches`` (1, Ne, max P) uint8, in slot order.
+
+Continuous modalities (``value_dims``: name -> C, :mod:`fourm.model.continuous`) are vector
+modalities whose sample is N float vectors, flat (N * C,) or (N, C); masked like any vector (token
+id 0), with the chosen values in ``enc_values`` (1, Ne, max C) and ``dec_values`` (1, Nd, max C) fp32.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ class Masker:
         patch_dims: Mapping[str, int] | None = None,
         warn_after: int | None = 2000,
         input_only: Sequence[str] = (),
+        value_dims: Mapping[str, int] | None = None,
     ):
         self.config = config
         self.order = list(modality_order)
@@ -117,6 +122,8 @@ class Masker:
         config.check_modalities(self.order)
         self.patch_dims = self._check_patch_dims(patch_dims or {})
         self.patch_width = max(self.patch_dims.values(), default=0)
+        self.value_dims = self._check_value_dims(value_dims or {})
+        self.value_width = max(self.value_dims.values(), default=0)
         self.index = {m: i for i, m in enumerate(self.order)}
         self.inputs = set(config.input_set(self.order))
         unknown = [m for m in input_only if m not in self.index]
@@ -175,6 +182,27 @@ class Masker:
             if int(p) < 1:
                 raise FourmError(f"patch_dims.{m} must be >= 1, got {p}")
         return {m: int(patch_dims[m]) for m in self.order if m in patch_dims}
+
+    def _check_value_dims(self, value_dims: Mapping[str, int]) -> dict[str, int]:
+        for m, c in value_dims.items():
+            if m not in self.kinds:
+                raise FourmError(f"value_dims: unknown modality '{m}' (modality order: {', '.join(self.order)})")
+            if self.kinds[m] != "vector":
+                raise FourmError(f"value_dims: modality '{m}' is a {self.kinds[m]}, continuous modalities are vectors")
+            if int(c) < 1:
+                raise FourmError(f"value_dims.{m} must be >= 1, got {c}")
+        return {m: int(value_dims[m]) for m in self.order if m in value_dims}
+
+    def _values(self, m: str, values) -> np.ndarray:
+        """A continuous modality's sample, flat (N * C,) or (N, C) -> (N, C) float32."""
+        if isinstance(values, torch.Tensor):
+            values = values.detach().cpu().numpy()
+        arr, c = np.asarray(values, dtype=np.float32).reshape(-1), self.value_dims[m]
+        if len(arr) % c:
+            raise FourmError(f"continuous modality '{m}': {len(arr)} values is not a whole number of tokens of {c}")
+        if not np.isfinite(arr).all():
+            raise FourmError(f"continuous modality '{m}': values must be finite (got NaN or inf)")
+        return arr.reshape(-1, c)
 
     def _patches(self, m: str, values) -> np.ndarray:
         """A patch modality's sample, flat (N * P,) or (N, P) -> (N, P) uint8."""
@@ -250,13 +278,14 @@ class Masker:
         return empty, empty, empty
 
     def _read(self, sample: Mapping[str, torch.Tensor]) -> tuple[dict, dict]:
-        """(tokens, patches) of the modalities present in ``sample`` (patch slots carry token id 0)."""
+        """(tokens, patches) of the modalities present in ``sample`` (patch and continuous slots carry
+        token id 0; ``patches`` holds both the pixel patches and the continuous values)."""
         tokens, patches = {}, {}
         for m in self.order:
             t = sample.get(m)
             if t is not None and len(t) > 0:
-                if m in self.patch_dims:  # patch slots carry token id 0, their patches go to enc_patches
-                    patches[m] = self._patches(m, t)
+                if m in self.patch_dims or m in self.value_dims:  # token id 0, contents to enc_patches / *_values
+                    patches[m] = self._patches(m, t) if m in self.patch_dims else self._values(m, t)
                     tokens[m] = np.zeros(len(patches[m]), dtype=np.int64)
                 else:
                     tokens[m] = _as_numpy(t)
@@ -412,8 +441,22 @@ class Masker:
         start = 0
         for m in enc_mods:
             k = len(enc[m][0])
-            if m in patches:
+            if m in self.patch_dims and m in patches:
                 out[start : start + k, : self.patch_dims[m]] = patches[m][enc[m][1]]
+            start += k
+        return torch.from_numpy(out)[None]
+
+    def _value_row(self, parts: dict, mods: list[str], values: dict, n: int, pos: int) -> torch.Tensor | None:
+        """(1, n, value_width) fp32: the chosen continuous values at their slots (positions in
+        ``parts[m][pos]``), zeros elsewhere; None without continuous modalities."""
+        if not self.value_dims:
+            return None
+        out = np.zeros((n, self.value_width), dtype=np.float32)
+        start = 0
+        for m in mods:
+            k = len(parts[m][pos])
+            if m in self.value_dims:
+                out[start : start + k, : self.value_dims[m]] = values[m][parts[m][pos]]
             start += k
         return torch.from_numpy(out)[None]
 
@@ -454,4 +497,6 @@ class Masker:
             dec_position=row([dec[m][2] for m in dec_mods], nd),
             dec_valid=dec_valid,
             enc_patches=self._patch_row(enc, enc_mods, patches, ne),
+            enc_values=self._value_row(enc, enc_mods, patches, ne, 1),
+            dec_values=self._value_row(dec, dec_mods, patches, nd, 2),
         )
