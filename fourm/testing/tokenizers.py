@@ -13,7 +13,7 @@ import torch
 from fourm.resources import CONFIG_ROOT
 from fourm.utils.config import apply_overrides, read_mapping
 from tokenizers_zoo.image.config import ImageTokenizerConfig
-from tokenizers_zoo.image.tokenizer import ImageTokenizer
+from tokenizers_zoo.image.tokenizer import ImageTokenizer, build_image_tokenizer
 
 CONFIG_DIR = CONFIG_ROOT / "tokenizers"
 
@@ -38,7 +38,7 @@ def toy_config(config: str | Path | dict, *overrides: str, image_size: int = 32)
         "diffusion.block_out_channels=[8,16]",
         "diffusion.sample_steps=2",
     ]
-    if data.get("architecture", "conv") == "conv":
+    if data.get("architecture", "conv") in ("conv", "vqvae2"):
         levels = len(data.get("channel_mult", [1, 2, 4, 4]))
         toy += ["width=8", f"channel_mult={[1] * (levels - 1) + [2]}"]
     else:
@@ -53,7 +53,7 @@ def toy_tokenizer(
 ) -> ImageTokenizer:
     """An untrained toy :class:`ImageTokenizer` (see :func:`toy_config`), seeded."""
     torch.manual_seed(seed)
-    return ImageTokenizer(toy_config(config, *overrides, image_size=image_size))
+    return build_image_tokenizer(toy_config(config, *overrides, image_size=image_size))
 
 
 def random_images(tokenizer: ImageTokenizer, n: int = 2, seed: int = 0) -> torch.Tensor:

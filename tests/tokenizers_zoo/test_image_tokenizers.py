@@ -19,8 +19,12 @@ IMAGE_MODALITIES = ("rgb", "depth", "semseg", "normals", "edges")
 IMAGE_CONFIGS = sorted(
     p for p in CONFIG_DIR.glob("*.yaml") if read_mapping(p).get("modality") in IMAGE_MODALITIES
 )
-# Diffusion-decoder configs are checked in test_image_diffusion.py (diffusers is slow to import).
-FAST_CONFIGS = [p for p in IMAGE_CONFIGS if read_mapping(p).get("decoder") != "diffusion"]
+# Diffusion-decoder configs are checked in test_image_diffusion.py (diffusers is slow to import),
+# dynamic-length ones (a token sequence, not a grid) in test_dynamic_tokenizer.py.
+FAST_CONFIGS = [
+    p for p in IMAGE_CONFIGS
+    if read_mapping(p).get("decoder") != "diffusion" and read_mapping(p).get("architecture") != "dynamic"
+]
 SIZE = 32
 
 

@@ -65,6 +65,37 @@ class DiffusionConfig(Config):
 
 
 @dataclass
+class DynamicConfig(Config):
+    """``architecture: dynamic`` (LaVIT-style dynamic-length tokens; tokenizers_zoo/image/dynamic.py)."""
+
+    token_width: int = 128  # width of the selector / merger / decoder transformers over the patch tokens
+    merger_depth: int = 1  # transformer blocks among the kept tokens after merging the dropped ones
+    decoder_depth: int = 2  # transformer blocks over kept tokens + mask tokens before the conv decoder
+    target_ratio: float = 0.25  # rho: wanted fraction of kept patches, on average over a batch (LaVIT)
+    ratio_weight: float = 2.0  # lambda of (rho - kept fraction)^2 (LaVIT uses 2)
+    gumbel_temperature: float = 1.0  # Gumbel-softmax temperature of the keep/drop decisions in training
+    threshold: float = 0.5  # inference: keep a patch when its keep probability exceeds this
+    max_tokens: int | None = None  # cap on kept tokens per image (None: every patch may be kept)
+    num_reserved: int = 37  # ids shared with the text vocabulary: [PAD] [SOS] [EOS] [UNK] [MASK] + 32 sentinels
+
+    def validate(self) -> None:
+        if min(self.token_width, self.merger_depth + 1, self.decoder_depth) < 1:
+            raise FourmError("dynamic.token_width and dynamic.decoder_depth must be >= 1, merger_depth >= 0")
+        if not 0.0 < self.target_ratio <= 1.0:
+            raise FourmError(f"dynamic.target_ratio must be in (0, 1], got {self.target_ratio}")
+        if not 0.0 < self.threshold < 1.0:
+            raise FourmError(f"dynamic.threshold must be in (0, 1), got {self.threshold}")
+        if not (self.gumbel_temperature > 0 and math.isfinite(self.gumbel_temperature)):
+            raise FourmError(f"dynamic.gumbel_temperature must be > 0, got {self.gumbel_temperature}")
+        if self.ratio_weight < 0:
+            raise FourmError(f"dynamic.ratio_weight must be >= 0, got {self.ratio_weight}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise FourmError(f"dynamic.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.num_reserved < 3:
+            raise FourmError(f"dynamic.num_reserved must be >= 3 ([PAD] [SOS] [EOS]), got {self.num_reserved}")
+
+
+@dataclass
 class TrainConfig(Config):
     """Training-loop settings for ``fourm-tokenizer train``."""
 
@@ -94,7 +125,7 @@ class ImageTokenizerConfig(Config):
     in_channels: int | None = None  # derived from the modality when None
     out_channels: int | None = None  # derived from the modality when None
     num_classes: int | None = None  # semseg: number of class ids (decoder outputs this many logits)
-    architecture: Literal["conv", "vit", "titok"] = "conv"
+    architecture: Literal["conv", "vit", "titok", "dynamic", "vqvae2"] = "conv"
     decoder: Literal["deterministic", "diffusion"] = "deterministic"
     downsample: int = 8  # conv: total downsampling; vit/titok: patch size
     # conv
@@ -105,11 +136,14 @@ class ImageTokenizerConfig(Config):
     depth: int = 4
     num_heads: int = 4
     num_latent_tokens: int = 32  # titok: K, the number of 1D tokens
+    # vqvae2 (two-level VQ-VAE-2, vqvae2.py): top grid = bottom grid (image_size / downsample) / top_downsample
+    top_downsample: int = 2
     quantizer: QuantizerConfig = field(default_factory=lambda: QuantizerConfig(kind="vq", dim=16))
     loss: LossConfig = field(default_factory=LossConfig)
     gan: GanConfig = field(default_factory=GanConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    dynamic: DynamicConfig = field(default_factory=DynamicConfig)  # architecture 'dynamic' only
 
     @property
     def channels_in(self) -> int:
@@ -144,12 +178,16 @@ class ImageTokenizerConfig(Config):
             raise FourmError(f"downsample must be a power of two, got {self.downsample}")
         if self.image_size % self.downsample:
             raise FourmError(f"image_size {self.image_size} is not divisible by downsample {self.downsample}")
-        if self.architecture == "conv" and len(self.channel_mult) != int(levels) + 1:
+        if self.architecture in ("conv", "dynamic", "vqvae2") and len(self.channel_mult) != int(levels) + 1:
             raise FourmError(
                 f"channel_mult needs {int(levels) + 1} entries for downsample {self.downsample} "
                 f"(one per resolution level), got {list(self.channel_mult)}"
             )
-        if self.architecture != "conv" and self.width % self.num_heads:
+        if self.architecture == "dynamic":
+            self._validate_dynamic()
+        elif self.architecture == "vqvae2":
+            self._validate_vqvae2()
+        elif self.architecture != "conv" and self.width % self.num_heads:
             raise FourmError(f"width {self.width} must be divisible by num_heads {self.num_heads}")
         if min(self.width, self.num_res_blocks, self.depth, self.num_latent_tokens) < 1:
             raise FourmError("width, num_res_blocks, depth and num_latent_tokens must all be >= 1")
@@ -172,3 +210,30 @@ class ImageTokenizerConfig(Config):
                 )
         if self.train.batch_size < 1 or self.train.steps < 0 or self.train.eval_every < 1:
             raise FourmError("train.batch_size and train.eval_every must be >= 1, train.steps >= 0")
+
+    def _validate_vqvae2(self) -> None:
+        """Rules of ``architecture: vqvae2`` (two vq codebooks over a conv encoder, conv decoder)."""
+        if self.quantizer.kind != "vq":
+            raise FourmError(f"architecture 'vqvae2' needs quantizer kind 'vq', got '{self.quantizer.kind}'")
+        if self.decoder != "deterministic":
+            raise FourmError(f"architecture 'vqvae2' needs decoder 'deterministic', got '{self.decoder}'")
+        t, grid = self.top_downsample, self.image_size // self.downsample
+        if t < 2 or 2 ** int(math.log2(t)) != t:
+            raise FourmError(f"top_downsample must be a power of two >= 2, got {t}")
+        if grid % t:
+            raise FourmError(f"top_downsample {t} does not divide the bottom grid {grid}x{grid}")
+
+    def _validate_dynamic(self) -> None:
+        """Rules of ``architecture: dynamic`` (conv stem and decoder, transformers of dynamic.token_width)."""
+        self.dynamic.validate()
+        if self.dynamic.token_width % self.num_heads:
+            raise FourmError(
+                f"dynamic.token_width {self.dynamic.token_width} must be divisible by num_heads {self.num_heads}"
+            )
+        if self.decoder != "deterministic" or self.gan.enabled or self.loss.perceptual_weight > 0:
+            raise FourmError(
+                "architecture 'dynamic' supports decoder 'deterministic' without gan or perceptual loss"
+            )
+        patches = (self.image_size // self.downsample) ** 2
+        if self.dynamic.max_tokens is not None and self.dynamic.max_tokens > patches:
+            raise FourmError(f"dynamic.max_tokens must be <= the {patches} patches, got {self.dynamic.max_tokens}")

@@ -46,24 +46,43 @@ from tokenizers_zoo.image.losses import (
 )
 from tokenizers_zoo.image.titok import TiTokDecoder, TiTokEncoder
 from tokenizers_zoo.image.vit import ViTDecoder, ViTEncoder
+from tokenizers_zoo.image.vqvae2 import VQVAE2Bottleneck
 from tokenizers_zoo.quantizers import QuantizerOutput, build_quantizer
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+# architectures built by a subclass of ImageTokenizer (``register_architecture``), e.g. "dynamic"
+_SUBCLASSES: dict[str, type[ImageTokenizer]] = {}
+
+
+def register_architecture(name: str):
+    """Class decorator: configs with ``architecture: name`` are built by the decorated subclass."""
+
+    def decorate(cls: type[ImageTokenizer]) -> type[ImageTokenizer]:
+        _SUBCLASSES[name] = cls
+        return cls
+
+    return decorate
+
+
+def build_image_tokenizer(cfg: ImageTokenizerConfig) -> ImageTokenizer:
+    """A fresh tokenizer of the class that builds ``cfg.architecture`` (ImageTokenizer or a subclass)."""
+    return _SUBCLASSES.get(cfg.architecture, ImageTokenizer)(cfg)
 
 
 def _build_networks(cfg: ImageTokenizerConfig, dim: int) -> tuple[nn.Module, nn.Module | None]:
     """Encoder and (deterministic) decoder for ``cfg.architecture`` with ``dim`` latent channels."""
     c_in, c_out = cfg.channels_in, cfg.channels_out
-    if cfg.architecture == "conv":
+    if cfg.architecture in ("conv", "vqvae2"):
         kw = dict(
             width=cfg.width,
             channel_mult=cfg.channel_mult,
             num_res_blocks=cfg.num_res_blocks,
             downsample=cfg.downsample,
         )
-        encoder = ConvEncoder(c_in, dim, **kw)
-        decoder = ConvDecoder(c_out, dim, **kw)
+        encoder = ConvEncoder(c_in, dim, **kw)  # vqvae2: the bottom encoder
+        # vqvae2: the decoder reads [bottom codes, upsampled top codes], 2 * dim channels (vqvae2.py)
+        decoder = ConvDecoder(c_out, 2 * dim if cfg.architecture == "vqvae2" else dim, **kw)
     elif cfg.architecture == "vit":
         kw = dict(
             image_size=cfg.image_size,
@@ -96,9 +115,16 @@ class ImageTokenizer(nn.Module):
     def __init__(self, cfg: ImageTokenizerConfig):
         super().__init__()
         cfg.validate()
+        if type(self) is ImageTokenizer and cfg.architecture in _SUBCLASSES:
+            raise FourmError(f"architecture '{cfg.architecture}' is built by {_SUBCLASSES[cfg.architecture].__name__}"
+                             " (use build_image_tokenizer(cfg))")  # fmt: skip
         self.cfg = cfg
         self.modality = cfg.modality
-        self.quantizer = build_quantizer(cfg.quantizer)
+        if cfg.architecture == "vqvae2":  # top + bottom codebooks and the top encoder / decoder
+            side, top_width = cfg.image_size // cfg.downsample, cfg.width * cfg.channel_mult[-1]
+            self.quantizer = VQVAE2Bottleneck(cfg.quantizer, (side, side), cfg.top_downsample, top_width)
+        else:
+            self.quantizer = build_quantizer(cfg.quantizer)
         self.encoder, self.decoder = _build_networks(cfg, self.quantizer.dim)
         self.diffusion: DiffusionDecoder | None = None
         if cfg.decoder == "diffusion":
@@ -125,9 +151,12 @@ class ImageTokenizer(nn.Module):
 
     @property
     def grid_size(self) -> tuple[int, ...]:
-        """Token layout: (h, w) for conv/vit, (K,) for the 1D titok tokenizer."""
+        """Token layout: (h, w) for conv/vit, (K,) for the 1D titok tokenizer, (N_top + N_bottom,) for
+        vqvae2 (the top grid row-major, then the bottom grid; vqvae2.split_levels)."""
         if self.cfg.architecture == "titok":
             return (self.cfg.num_latent_tokens,)
+        if self.cfg.architecture == "vqvae2":
+            return (self.quantizer.num_tokens,)
         side = self.cfg.image_size // self.cfg.downsample
         return (side, side)
 
@@ -138,6 +167,19 @@ class ImageTokenizer(nn.Module):
     @property
     def vocab_size(self) -> int:
         return self.quantizer.codebook_size
+
+    @property
+    def codebook_size(self) -> int:
+        """Codes of the quantiser (for a grid of codes, the vocabulary)."""
+        return self.quantizer.codebook_size
+
+    def token_codes(self, tokens: Tensor) -> Tensor:
+        """The codebook indices among ``tokens`` (B, L); for a grid of codes, all of them."""
+        return tokens
+
+    def token_counts(self, tokens: Tensor) -> Tensor:
+        """Image tokens per row of ``tokens`` (B, L) -> (B,) long; a fixed grid: ``num_tokens``."""
+        return torch.full((tokens.shape[0],), self.num_tokens, dtype=torch.long)
 
     @property
     def device(self) -> torch.device:
@@ -367,7 +409,7 @@ class ImageTokenizer(nn.Module):
                 )
         data = read_json_object(cfg_path, "tokenizer config", corrupt="corrupt tokenizer config")
         cfg = ImageTokenizerConfig.from_dict(data)
-        model = cls(cfg)
+        model = build_image_tokenizer(cfg) if cls is ImageTokenizer else cls(cfg)
         load_checked(model, weights_path, f"tokenizer weights {weights_path} do not match its config",
                      label="corrupt tokenizer weights")  # fmt: skip
         return model.to(device).eval()

@@ -27,8 +27,9 @@ from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_write_text
 from tokenizers_zoo.image.config import ImageTokenizerConfig, TrainConfig
 from tokenizers_zoo.image.metrics import PRIMARY_METRIC, ReconstructionMetrics
-from tokenizers_zoo.image.tokenizer import ImageTokenizer
+from tokenizers_zoo.image.tokenizer import ImageTokenizer, build_image_tokenizer
 from tokenizers_zoo.image.visualize import reconstruction_grid
+from tokenizers_zoo.image.vqvae2 import LevelUsage, has_levels
 from tokenizers_zoo.quantizers import CodebookUsage
 
 BEST_DIR, LAST_DIR, METRICS_FILE, GRID_FILE = "tokenizer", "last", "metrics.json", "reconstructions.png"
@@ -111,14 +112,15 @@ def evaluate(
     """Encode -> decode ``arrays`` (raw, stacked); returns (metrics, reconstructions as raw arrays).
 
     Metrics: the modality's reconstruction metrics plus codebook ``usage`` (%), ``perplexity`` and
-    ``dead_codes`` over all tokens of the set.
+    ``dead_codes`` over all tokens of the set (dynamic tokenizers: their codes, and ``tokens_per_image``).
     """
     was_training = tokenizer.training
     tokenizer.eval()
     device = tokenizer.device
     metrics = ReconstructionMetrics(tokenizer.modality, tokenizer.cfg.num_classes)
-    usage = CodebookUsage(tokenizer.vocab_size)
-    recons = []
+    usage = CodebookUsage(tokenizer.codebook_size)
+    recons, counts = [], []
+    levels = LevelUsage(tokenizer) if has_levels(tokenizer) else None  # vqvae2: top / bottom usage
     for start in tqdm(range(0, len(arrays), batch_size), desc="eval", disable=not progress, leave=False):
         images = tokenizer.preprocess(arrays[start : start + batch_size]).to(device)
         with torch.autocast(
@@ -126,7 +128,10 @@ def evaluate(
         ):
             tokens = tokenizer.encode(images)
             decoded = tokenizer.decode(tokens)
-        usage.update(tokens)
+        usage.update(tokenizer.token_codes(tokens))
+        counts.append(tokenizer.token_counts(tokens).float())
+        if levels is not None:
+            levels.update(tokens)
         metrics.update(decoded, images)
         recons.append(tokenizer.postprocess(decoded))
     tokenizer.train(was_training)
@@ -134,6 +139,10 @@ def evaluate(
     out.update(
         usage=100.0 * usage.usage(), perplexity=usage.perplexity(), dead_codes=float(usage.dead_codes())
     )
+    if tokenizer.cfg.architecture == "dynamic":  # a variable number of tokens per image
+        out["tokens_per_image"] = float(torch.cat(counts).mean())
+    if levels is not None:
+        out.update(levels.metrics())
     return out, np.concatenate(recons)
 
 
@@ -179,7 +188,7 @@ def setup_training(cfg: ImageTokenizerConfig, train_arrays: np.ndarray) -> Train
     checks (e.g. loading perceptual-loss weights) run after the move to the device."""
     tc = cfg.train
     accelerator = make_accelerator(tc.mixed_precision)
-    tokenizer = ImageTokenizer(cfg)
+    tokenizer = build_image_tokenizer(cfg)
     tokenizer.preprocess(train_arrays[:1])
     optimizer = torch.optim.AdamW(
         tokenizer.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay
@@ -283,7 +292,8 @@ def evaluate_and_save(
             log.best = row
             setup.tokenizer.save_pretrained(out_dir / BEST_DIR)
         _write_metrics(out_dir, cfg, log.history, log.best, log.losses)
-    shown = {k: round(v, 3) for k, v in row.items() if k in (primary, "usage", "perplexity", "train_loss")}
+    shown = {k: round(v, 3) for k, v in row.items()
+             if k in (primary, "usage", "perplexity", "train_loss", "tokens_per_image")}  # fmt: skip
     tqdm.write(f"[eval step {step}] {shown}")
     return row
 
