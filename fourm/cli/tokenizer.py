@@ -8,6 +8,7 @@
     fourm-tokenizer train-text --data data/world --out outputs/tokenizers/text [--vocab-size 1024]
     fourm-tokenizer train-vector --data data/world --key caption_embedding --out outputs/tokenizers/ce \\
         [--tokens 4 --codebook-size 256 --steps 2000]
+    fourm-tokenizer train-video --config configs/tokenizers/video.yaml --data data/world_video --out outputs/tok_video
 
 ``train`` writes ``tokenizer/`` (best checkpoint), ``last/``, ``metrics.json`` and
 ``reconstructions.png`` into the output directory; ``eval`` prints the same metrics as JSON.
@@ -21,10 +22,18 @@ import argparse
 import json
 from pathlib import Path
 
-from fourm.cli import ArgumentParser, bounded_int, finite_float, positive_float, seed_int, subcommand_main
+from fourm.cli import (
+    ArgumentParser,
+    bounded_int,
+    finite_float,
+    positive_float,
+    seed_int,
+    subcommand_main,
+    tokenizer_video,
+)
 from fourm.errors import FourmError
 from fourm.utils.config import apply_overrides, read_mapping
-from fourm.utils.outputs import claim_output, is_saved_model
+from fourm.utils.outputs import claim_output, is_saved_model, is_trained_tokenizer
 
 
 def _load_split(data: str, split: str, key: str):
@@ -40,13 +49,9 @@ def _claim(args: argparse.Namespace, out, command: str, recognize, inputs: list 
     return claim_output(out, f"fourm-tokenizer {command}", inputs, args.overwrite, recognize)
 
 
-def _is_trained_tokenizer(path: Path) -> bool:
-    return (path / "metrics.json").is_file() or (path / "tokenizer").is_dir() or (path / "last").is_dir()
-
-
 def _train(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("outputs") / "tokenizers" / Path(args.config).stem)
-    with _claim(args, out, "train", _is_trained_tokenizer, [("--config", args.config)]):
+    with _claim(args, out, "train", is_trained_tokenizer, [("--config", args.config)]):
         return _train_image(args, out)
 
 
@@ -297,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     tv.add_argument("--val-split", default="val")
     tv.add_argument("--seed", type=seed_int, default=0)
     tv.set_defaults(func=_train_vector)
+    tokenizer_video.register(sub)
     return parser
 
 
