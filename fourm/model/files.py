@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from fourm.utils.weights import CONFIG_NAME, WEIGHTS_NAME  # the names every save_pretrained_dir writes
+
+__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "is_ml4m_config"]
 
 
 def is_ml4m_config(file: Path) -> bool:

@@ -18,6 +18,7 @@ from torch import nn
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
+from fourm.utils.config import read_json_object
 
 # Errors safetensors / the OS raise for a damaged, truncated or non-safetensors file.
 CORRUPT_ERRORS = (OSError, ValueError, RuntimeError, TypeError, KeyError, OverflowError, MemoryError)
@@ -103,3 +104,16 @@ def save_pretrained_dir(module: nn.Module, config, path: str | Path) -> None:
     with atomic_dir(path) as tmp:
         config.save_json(tmp / CONFIG_NAME)
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+
+
+def read_pretrained_dir(path: str | Path, what: str = "tokenizer") -> tuple[dict, Path]:
+    """The directory ``save_pretrained_dir`` writes -> (its config.json as a dict, its weights path);
+    FourmError naming the directory or the missing / corrupt file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FourmError(f"{what} directory not found: {path}")
+    cfg_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+    for p in (cfg_path, weights_path):
+        if not p.is_file():
+            raise FourmError(f"{what} {path} is missing {p.name} (expected {CONFIG_NAME} + {WEIGHTS_NAME})")
+    return read_json_object(cfg_path, f"{what} config", corrupt=f"corrupt {what} config"), weights_path

@@ -30,8 +30,7 @@ from torch import Tensor, nn
 
 from fourm.core.schema import check_image
 from fourm.errors import FourmError
-from fourm.utils.config import read_json_object
-from fourm.utils.weights import load_checked, save_pretrained_dir
+from fourm.utils.weights import load_checked, read_pretrained_dir, save_pretrained_dir
 from tokenizers_zoo.image.config import ImageTokenizerConfig
 from tokenizers_zoo.image.conv import ConvDecoder, ConvEncoder
 from tokenizers_zoo.image.diffusion_decoder import DiffusionDecoder
@@ -49,8 +48,6 @@ from tokenizers_zoo.image.vit import ViTDecoder, ViTEncoder
 from tokenizers_zoo.image.vqvae2 import VQVAE2Bottleneck
 from tokenizers_zoo.quantizers import QuantizerOutput, build_quantizer
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 # architectures built by a subclass of ImageTokenizer (``register_architecture``), e.g. "dynamic"
 _SUBCLASSES: dict[str, type[ImageTokenizer]] = {}
 
@@ -398,16 +395,7 @@ class ImageTokenizer(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> ImageTokenizer:
         """Load a tokenizer written by :meth:`save_pretrained`; FourmError on missing or corrupt files."""
-        path = Path(path)
-        if not path.is_dir():
-            raise FourmError(f"tokenizer directory not found: {path}")
-        cfg_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
-        for p in (cfg_path, weights_path):
-            if not p.is_file():
-                raise FourmError(
-                    f"tokenizer {path} is missing {p.name} (expected {CONFIG_NAME} + {WEIGHTS_NAME})"
-                )
-        data = read_json_object(cfg_path, "tokenizer config", corrupt="corrupt tokenizer config")
+        data, weights_path = read_pretrained_dir(path)
         cfg = ImageTokenizerConfig.from_dict(data)
         model = build_image_tokenizer(cfg) if cls is ImageTokenizer else cls(cfg)
         load_checked(model, weights_path, f"tokenizer weights {weights_path} do not match its config",

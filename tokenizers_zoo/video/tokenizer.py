@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -27,14 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fourm.errors import FourmError
-from fourm.utils.config import read_json_object
-from fourm.utils.weights import load_checked, save_pretrained_dir
+from fourm.utils.weights import load_checked, read_pretrained_dir, save_pretrained_dir
 from tokenizers_zoo.quantizers import QuantizerOutput, build_quantizer
 from tokenizers_zoo.video.config import VideoTokenizerConfig
 from tokenizers_zoo.video.model import VideoDecoder, VideoEncoder
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 CHANNELS = 3
 
 
@@ -195,18 +191,7 @@ class VideoTokenizer(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> VideoTokenizer:
         """Load a tokenizer written by :meth:`save_pretrained`; FourmError on missing or corrupt files."""
-        path = Path(path)
-        if not path.is_dir():
-            raise FourmError(f"tokenizer directory not found: {path}")
-        cfg_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
-        for p in (cfg_path, weights_path):
-            if not p.is_file():
-                raise FourmError(
-                    f"tokenizer {path} is missing {p.name} (expected {CONFIG_NAME} + {WEIGHTS_NAME})"
-                )
-        data: dict[str, Any] = read_json_object(
-            cfg_path, "tokenizer config", corrupt="corrupt tokenizer config"
-        )
+        data, weights_path = read_pretrained_dir(path)
         model = cls(VideoTokenizerConfig.from_dict(data))
         load_checked(model, weights_path, f"tokenizer weights {weights_path} do not match its config",
                      label="corrupt tokenizer weights")  # fmt: skip
