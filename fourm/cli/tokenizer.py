@@ -8,6 +8,8 @@
     fourm-tokenizer train-text --data data/world --out outputs/tokenizers/text [--vocab-size 1024]
     fourm-tokenizer train-vector --data data/world --key caption_embedding --out outputs/tokenizers/ce \\
         [--tokens 4 --codebook-size 256 --steps 2000]
+    fourm-tokenizer finetune-decoder --tokenizer outputs/tok_rgb/tokenizer --data data/world --out outputs/tok_rgb_dec \
+        [decoder_width=64 ...]
     fourm-tokenizer train-video --config configs/tokenizers/video.yaml --data data/world_video --out outputs/tok_video
 
 ``train`` writes ``tokenizer/`` (best checkpoint), ``last/``, ``metrics.json`` and
@@ -29,19 +31,13 @@ from fourm.cli import (
     positive_float,
     seed_int,
     subcommand_main,
+    tokenizer_decoder,
     tokenizer_video,
 )
+from fourm.data.raw_dataset import load_split, modality_split
 from fourm.errors import FourmError
 from fourm.utils.config import apply_overrides, read_mapping
 from fourm.utils.outputs import claim_output, is_saved_model, is_trained_tokenizer
-
-
-def _load_split(data: str, split: str, key: str):
-    """The ``split`` of the raw dataset at ``data``, as something :func:`stack_modality` reads."""
-    from fourm.data.raw_dataset import RawSamples
-
-    ds = _raw_split(data, split)
-    return ds if key in ds.column_names else RawSamples(ds)  # RawSamples may derive missing modalities
 
 
 def _claim(args: argparse.Namespace, out, command: str, recognize, inputs: list | None = None):
@@ -67,8 +63,8 @@ def _train_image(args: argparse.Namespace, out: Path) -> int:
         cfg = ImageTokenizerConfig.from_dict(data)
     except FourmError as e:
         raise FourmError(f"{args.config}: {e}") from None
-    train = _load_split(args.data, "train", cfg.modality)
-    val = _load_split(args.data, "val", cfg.modality)
+    train = modality_split(args.data, "train", cfg.modality)
+    val = modality_split(args.data, "val", cfg.modality)
     result = train_image_tokenizer(cfg, train, val, out, steps=args.steps, max_minutes=args.max_minutes)
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in result["final"].items()}
     print(json.dumps(summary))
@@ -96,7 +92,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = ImageTokenizer.from_pretrained(args.tokenizer, device=device)
-    samples = _load_split(args.data, args.split, tokenizer.modality)
+    samples = modality_split(args.data, args.split, tokenizer.modality)
     arrays = stack_modality(samples, tokenizer.modality, limit=args.num)
     from fourm.utils.precision import resolve_precision
 
@@ -126,8 +122,8 @@ def _prune_tokenizer(args: argparse.Namespace) -> int:
     from tokenizers_zoo.quantizers.pruning import prune_near_duplicate_codes
 
     tokenizer = ImageTokenizer.from_pretrained(args.tokenizer)
-    fit = stack_modality(_load_split(args.data, "train", tokenizer.modality), tokenizer.modality, limit=args.num)
-    val = stack_modality(_load_split(args.data, args.split, tokenizer.modality), tokenizer.modality, limit=args.num)
+    fit = stack_modality(modality_split(args.data, "train", tokenizer.modality), tokenizer.modality, limit=args.num)
+    val = stack_modality(modality_split(args.data, args.split, tokenizer.modality), tokenizer.modality, limit=args.num)
     before, _ = evaluate(tokenizer, val, 64, torch.bfloat16, progress=True)
     report = prune_near_duplicate_codes(tokenizer, tokenizer.preprocess(fit), args.distance)
     after, _ = evaluate(tokenizer, val, 64, torch.bfloat16, progress=True)
@@ -148,7 +144,7 @@ def _train_text(args: argparse.Namespace) -> int:
 def _train_text_tokenizer(args: argparse.Namespace) -> int:
     from tokenizers_zoo.text import TextTokenizer, corpus_from_samples
 
-    samples = _load_split(args.data, "train", key="")  # "" is never a column: RawSamples view
+    samples = modality_split(args.data, "train", key="")  # "" is never a column: RawSamples view
     if args.vocab_size < 1:
         raise FourmError(f"--vocab-size must be >= 1, got {args.vocab_size}")
     texts = corpus_from_samples(samples[i] for i in range(len(samples)))
@@ -163,26 +159,13 @@ def _vector_split(data: str, split: str, key: str):
     import numpy as np
     import pyarrow as pa
 
-    dataset = _raw_split(data, split)
+    dataset = load_split(data, split)
     if key not in dataset.column_names:
         raise FourmError(f"{data}, split '{split}': no column '{key}' (add one with `fourm-data embed`)")
     column = dataset.data.column(key).combine_chunks().drop_null()
     if not pa.types.is_fixed_size_list(column.type):
         raise FourmError(f"{data}: column '{key}' is not a vector column (expected fixed-length float lists)")
     return np.array(column.flatten(), dtype=np.float32).reshape(len(column), column.type.list_size)  # writable copy
-
-
-def _raw_split(data: str, split: str):
-    """The ``split`` of the raw dataset at ``data`` (FourmError naming the splits it has)."""
-    from fourm.data.raw_dataset import load_raw_dataset
-
-    dataset = load_raw_dataset(data)
-    if split not in dataset:
-        raise FourmError(f"dataset {data} has no '{split}' split (splits: {', '.join(dataset)})")
-    if len(dataset[split]) == 0:
-        counts = ", ".join(f"{s} {len(d)}" for s, d in dataset.items())
-        raise FourmError(f"split '{split}' of {data} is empty (0 samples; splits: {counts})")
-    return dataset[split]
 
 
 def _vector_metrics(tokenizer, vectors) -> dict[str, float]:
@@ -302,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     tv.add_argument("--val-split", default="val")
     tv.add_argument("--seed", type=seed_int, default=0)
     tv.set_defaults(func=_train_vector)
+    tokenizer_decoder.register(sub)
     tokenizer_video.register(sub)
     return parser
 

@@ -276,6 +276,24 @@ class RawSamples(Sequence):
 # ----------------------------------------------------------------------------- procedural world
 
 
+def load_split(path: str | Path, split: str):
+    """The ``split`` of the raw dataset at ``path`` (FourmError naming the splits it has, or when it is empty)."""
+    dataset = load_raw_dataset(path)
+    if split not in dataset:
+        raise FourmError(f"dataset {path} has no '{split}' split (splits: {', '.join(dataset)})")
+    if len(dataset[split]) == 0:
+        counts = ", ".join(f"{s} {len(d)}" for s, d in dataset.items())
+        raise FourmError(f"split '{split}' of {path} is empty (0 samples; splits: {counts})")
+    return dataset[split]
+
+
+def modality_split(path: str | Path, split: str, key: str):
+    """The ``split`` as something that yields ``key`` per sample: the dataset itself when it has the
+    column, else a :class:`RawSamples` view (which derives e.g. edges from rgb)."""
+    ds = load_split(path, split)
+    return ds if key in ds.column_names else RawSamples(ds)
+
+
 def _render_chunk(job: tuple[list[int], int, object]) -> list[dict]:
     indices, seed, config = job
     return [render_sample(i, seed, config) for i in indices]

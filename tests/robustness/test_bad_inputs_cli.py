@@ -163,6 +163,12 @@ CASES = [
     ("tok-eval-num-zero", "tokenizer", ["eval", "--tokenizer", "{bundle}/tokenizers/rgb", "--data", "{raw}", "--num",
                                         "0"], "--num"),  # fmt: skip
     ("tok-eval-corrupt-weights", "tokenizer", ["eval", "--tokenizer", "{tok_garbage}", "--data", "{raw}"], "tok_garbage"),
+    ("tok-finetune-decoder-garbage", "tokenizer", ["finetune-decoder", "--tokenizer", "{tok_garbage}", "--data", "{raw}",
+                                                   "--out", "{out}"], "tok_garbage"),  # fmt: skip
+    ("tok-finetune-decoder-encoder", "tokenizer", ["finetune-decoder", "--tokenizer", "{bundle}/tokenizers/rgb", "--data",
+                                                   "{raw}", "--out", "{out}", "width=64"], "'width'"),  # fmt: skip
+    ("tok-finetune-decoder-lr-nan", "tokenizer", ["finetune-decoder", "--tokenizer", "{bundle}/tokenizers/rgb", "--data",
+                                                  "{raw}", "--out", "{out}", "train.lr=nan"], "train.lr"),  # fmt: skip
     ("tok-train-text-missing", "tokenizer", ["train-text", "--data", "{root}/nope", "--out", "{out}"], "nope"),
     ("tok-train-text-vocab-zero", "tokenizer", ["train-text", "--data", "{raw}", "--out", "{out}", "--vocab-size", "0"],
      "--vocab-size"),  # fmt: skip
@@ -260,7 +266,7 @@ def test_enough_cases_for_every_cli():
     data_subcommands = {c[2][0] for c in CASES if c[1] == "data"}
     assert data_subcommands == {"world", "import", "tokenize", "embed", "show"}
     tok_subcommands = {c[2][0] for c in CASES if c[1] == "tokenizer"}
-    assert tok_subcommands == {"train", "eval", "train-text", "train-vector"}
+    assert tok_subcommands == {"train", "eval", "train-text", "train-vector", "finetune-decoder"}
 
 
 CLI_MODULES = sorted(p.stem for p in (REPO / "fourm" / "cli").glob("*.py") if p.stem != "__init__")

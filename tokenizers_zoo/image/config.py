@@ -114,6 +114,9 @@ class TrainConfig(Config):
     hflip: bool = True  # random horizontal flips (not applied to normals, whose x would flip sign)
     gumbel_temperature_end: float | None = None  # gumbel: anneal from quantizer.temperature to this (exp.)
     seed: int = 0
+    # "decoder": the encoder and quantiser stay frozen (a started tokenizer's, so its tokens do not
+    # change) and only the decoder side learns (``fourm-tokenizer finetune-decoder``)
+    trainable: Literal["all", "decoder"] = "all"
 
 
 @dataclass
@@ -132,6 +135,8 @@ class ImageTokenizerConfig(Config):
     width: int = 32  # conv: channels of the first level; vit/titok: transformer width
     channel_mult: tuple[int, ...] = (1, 2, 4, 4)  # conv: one entry per level (log2(downsample) + 1)
     num_res_blocks: int = 1
+    decoder_width: int | None = None  # conv / vqvae2: the decoder's first-level channels (None: width)
+    decoder_res_blocks: int | None = None  # conv / vqvae2: res blocks per decoder level (None: num_res_blocks)
     # vit / titok
     depth: int = 4
     num_heads: int = 4
@@ -191,6 +196,7 @@ class ImageTokenizerConfig(Config):
             raise FourmError(f"width {self.width} must be divisible by num_heads {self.num_heads}")
         if min(self.width, self.num_res_blocks, self.depth, self.num_latent_tokens) < 1:
             raise FourmError("width, num_res_blocks, depth and num_latent_tokens must all be >= 1")
+        self._validate_decoder_shape()
         if self.decoder == "diffusion":
             if self.modality not in ("rgb", "depth", "normals"):
                 raise FourmError(
@@ -210,6 +216,24 @@ class ImageTokenizerConfig(Config):
                 )
         if self.train.batch_size < 1 or self.train.steps < 0 or self.train.eval_every < 1:
             raise FourmError("train.batch_size and train.eval_every must be >= 1, train.steps >= 0")
+
+    def _validate_decoder_shape(self) -> None:
+        """``decoder_width`` / ``decoder_res_blocks``: conv and vqvae2 decoders only, >= 1."""
+        for name in ("decoder_width", "decoder_res_blocks"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.architecture not in ("conv", "vqvae2"):
+                raise FourmError(f"{name} is for architectures conv and vqvae2, not '{self.architecture}'")
+            if value < 1:
+                raise FourmError(f"{name} must be >= 1, got {value}")
+
+    @property
+    def decoder_shape(self) -> tuple[int, int]:
+        """(first-level width, res blocks per level) of the conv decoder."""
+        width = self.width if self.decoder_width is None else self.decoder_width
+        blocks = self.num_res_blocks if self.decoder_res_blocks is None else self.decoder_res_blocks
+        return width, blocks
 
     def _validate_vqvae2(self) -> None:
         """Rules of ``architecture: vqvae2`` (two vq codebooks over a conv encoder, conv decoder)."""

@@ -78,6 +78,7 @@ def _build_networks(cfg: ImageTokenizerConfig, dim: int) -> tuple[nn.Module, nn.
             downsample=cfg.downsample,
         )
         encoder = ConvEncoder(c_in, dim, **kw)  # vqvae2: the bottom encoder
+        kw["width"], kw["num_res_blocks"] = cfg.decoder_shape
         # vqvae2: the decoder reads [bottom codes, upsampled top codes], 2 * dim channels (vqvae2.py)
         decoder = ConvDecoder(c_out, 2 * dim if cfg.architecture == "vqvae2" else dim, **kw)
     elif cfg.architecture == "vit":
@@ -143,6 +144,23 @@ class ImageTokenizer(nn.Module):
         # the perceptual network is built on first use and kept out of the module tree (frozen, not saved)
         self._perceptual: dict[str, PerceptualLoss] = {}
         self._auto_step = 0
+        self.encoder_frozen = False  # freeze_encoder(): only the decoder side trains
+
+    def freeze_encoder(self) -> None:
+        """Freeze the encoder and quantiser (no gradients, always in eval mode, so no codebook
+        updates or restarts): the tokens stay those of the weights loaded, only the decoder side
+        (decoder, diffusion decoder, discriminator) trains."""
+        self.encoder_frozen = True
+        for module in (self.encoder, self.quantizer):
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> ImageTokenizer:
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+            self.quantizer.eval()
+        return self
 
     # ---- sizes -----------------------------------------------------------------------------------
 
@@ -348,7 +366,8 @@ class ImageTokenizer(nn.Module):
             if self.training:
                 self._auto_step += 1
         cfg = self.cfg
-        q = self.quantize(images)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
+            q = self.quantize(images)
         logs: dict[str, float] = {}
         if self.diffusion is not None:
             rec_loss, output = self.diffusion.loss(q.z_q, images)
@@ -362,7 +381,7 @@ class ImageTokenizer(nn.Module):
             p_loss = self._perceptual_loss()(output.float(), images.float())
             nll = nll + cfg.loss.perceptual_weight * p_loss
             logs["perceptual"] = float(p_loss.detach())
-        total = nll + cfg.loss.quantizer_weight * q.loss.float()
+        total = nll if self.encoder_frozen else nll + cfg.loss.quantizer_weight * q.loss.float()
         logs["recon"] = float(rec_loss.detach())
         logs["quantizer"] = float(q.loss.detach())
         for name, value in q.metrics.items():

@@ -181,17 +181,42 @@ def training_budget(
     return total_steps, (minutes * 60 if minutes else None)
 
 
-def setup_training(cfg: ImageTokenizerConfig, train_arrays: np.ndarray) -> TrainingSetup:
-    """A fresh tokenizer from ``cfg`` with its AdamW optimizer, both prepared by a new accelerator
-    (``cfg.train.mixed_precision``). ``train_arrays[:1]`` is preprocessed first, so that images of the
-    wrong size or channels fail with a FourmError before any training; the tokenizer's own training
-    checks (e.g. loading perceptual-loss weights) run after the move to the device."""
+def start_from(tokenizer: ImageTokenizer, init: ImageTokenizer) -> list[str]:
+    """Copy ``init``'s weights into ``tokenizer``: the encoder and quantiser must match exactly
+    (FourmError naming the first mismatch), other parts are copied where their shapes match. Returns
+    the names of the parameters and buffers left as initialised (e.g. a wider decoder's)."""
+    own, given = tokenizer.state_dict(), init.state_dict()
+    for name, value in own.items():
+        if name.startswith(("encoder.", "quantizer.")) and (
+            name not in given or given[name].shape != value.shape
+        ):
+            raise FourmError(f"the starting tokenizer's encoder/quantiser differ at '{name}': it cannot seed this config")
+    matching = {k: v for k, v in given.items() if k in own and own[k].shape == v.shape}
+    tokenizer.load_state_dict(matching, strict=False)
+    return [k for k in own if k not in matching]
+
+
+def setup_training(
+    cfg: ImageTokenizerConfig, train_arrays: np.ndarray, init: ImageTokenizer | None = None
+) -> TrainingSetup:
+    """A tokenizer from ``cfg`` (fresh, or seeded with ``init``'s weights, :func:`start_from`) with
+    its AdamW optimizer over the trainable parameters (``train.trainable``: "decoder" freezes the
+    encoder and quantiser), both prepared by a new accelerator (``cfg.train.mixed_precision``).
+    ``train_arrays[:1]`` is preprocessed first, so that images of the wrong size or channels fail
+    with a FourmError before any training; the tokenizer's own training checks (e.g. loading
+    perceptual-loss weights) run after the move to the device."""
     tc = cfg.train
     accelerator = make_accelerator(tc.mixed_precision)
     tokenizer = build_image_tokenizer(cfg)
     tokenizer.preprocess(train_arrays[:1])
+    if init is not None:
+        start_from(tokenizer, init)
+    if tc.trainable == "decoder":
+        if init is None:
+            raise FourmError("train.trainable 'decoder' needs a trained tokenizer to start from (its encoder stays frozen)")
+        tokenizer.freeze_encoder()
     optimizer = torch.optim.AdamW(
-        tokenizer.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay
+        [p for p in tokenizer.parameters() if p.requires_grad], lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay
     )
     step_module, optimizer = accelerator.prepare(_LossStep(tokenizer), optimizer)
     tokenizer.check_training_setup()
@@ -320,11 +345,13 @@ def train_image_tokenizer(
     steps: int | None = None,
     max_minutes: float | None = None,
     progress: bool = True,
+    init: ImageTokenizer | None = None,
 ) -> dict[str, Any]:
     """Train a tokenizer from ``cfg`` on raw samples; write checkpoints, metrics and a PNG to ``out_dir``.
 
-    ``steps`` / ``max_minutes`` override ``cfg.train``. Returns the metrics dict that is also written
-    to ``metrics.json`` plus ``losses`` (per-step training loss).
+    ``steps`` / ``max_minutes`` override ``cfg.train``; ``init`` seeds the weights (needed by
+    ``train.trainable: decoder``). Returns the metrics dict that is also written to ``metrics.json``
+    plus ``losses`` (per-step training loss).
 
     Phases: :func:`training_budget`, :func:`setup_training`, then per step :func:`apply_schedules`,
     :func:`sample_batch` and :func:`train_step`, every ``eval_every`` steps and at the end
@@ -338,7 +365,7 @@ def train_image_tokenizer(
     set_seed(tc.seed)
     train_arrays = stack_modality(train_samples, cfg.modality, progress=progress)
     val_arrays = stack_modality(val_samples, cfg.modality, limit=tc.eval_samples, progress=progress)
-    setup = setup_training(cfg, train_arrays)
+    setup = setup_training(cfg, train_arrays, init)
     rng = np.random.default_rng(tc.seed)
     flip_gen = torch.Generator().manual_seed(tc.seed)
     log = TrainingLog()

@@ -1,0 +1,135 @@
+"""Decoder fine-tuning on frozen codes (``train.trainable: decoder``, ``fourm-tokenizer finetune-decoder``):
+the tokens stay exactly those of the starting tokenizer, only the decoder side learns."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fourm.cli.tokenizer import main
+from fourm.cli.tokenizer_decoder import decoder_config
+from fourm.errors import FourmError
+from fourm.testing.tokenizers import toy_config
+from tokenizers_zoo.image import ImageTokenizer, ImageTokenizerConfig
+from tokenizers_zoo.image.trainer import start_from, train_image_tokenizer
+
+
+def samples(n: int, size: int = 32, seed: int = 0) -> list[dict]:
+    """Raw rgb samples: one coloured rectangle on grey."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        rgb = np.full((size, size, 3), 90, np.uint8)
+        y, x = rng.integers(0, size // 2, 2)
+        h, w = rng.integers(size // 4, size // 2, 2)
+        rgb[y : y + h, x : x + w] = rng.integers(0, 256, 3)
+        out.append({"id": f"s{i}", "rgb": rgb})
+    return out
+
+
+def trained_source(tmp_path) -> ImageTokenizer:
+    cfg = toy_config("rgb", "train.batch_size=8", "train.eval_every=100", "train.eval_samples=4", "train.warmup_steps=1")
+    data = samples(20)
+    train_image_tokenizer(cfg, data[:16], data[16:], tmp_path / "source", steps=4, progress=False)
+    tok = ImageTokenizer.from_pretrained(tmp_path / "source" / "last")
+    tok.quantizer.disabled[[3, 5]] = True  # as fourm-tokenizer prune leaves it
+    tok.cfg.quantizer = dataclasses.replace(tok.cfg.quantizer, disabled_codes=(3, 5))
+    return tok
+
+
+def encoder_side(tok: ImageTokenizer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in tok.state_dict().items() if k.startswith(("encoder.", "quantizer."))}
+
+
+@pytest.mark.parametrize("wider", [False, True])
+def test_decoder_finetune_keeps_the_tokens_and_trains_the_decoder(tmp_path, wider):
+    source = trained_source(tmp_path)
+    data = samples(20, seed=1)
+    images = source.preprocess([s["rgb"] for s in data])
+    tokens_before = source.encode(images)
+    frozen_before = encoder_side(source)
+    overrides = ["decoder_width=12", "decoder_res_blocks=2"] if wider else []
+    cfg = ImageTokenizerConfig.from_dict(decoder_config(source.cfg.to_dict(), [*overrides, "train.batch_size=8",
+                                                                             "train.eval_every=100", "train.lr=0.01"]))  # fmt: skip
+    result = train_image_tokenizer(cfg, data[:16], data[16:], tmp_path / "ft", steps=6, progress=False, init=source)
+    assert len(result["losses"]) == 6
+    tuned = ImageTokenizer.from_pretrained(tmp_path / "ft" / "last")
+    assert torch.equal(tuned.encode(images), tokens_before)  # same codes, same disabled ids
+    for name, value in encoder_side(tuned).items():
+        assert torch.equal(value, frozen_before[name]), name
+    assert tuple(tuned.cfg.quantizer.disabled_codes) == (3, 5)
+    assert torch.nonzero(tuned.quantizer.disabled).flatten().tolist() == [3, 5]
+    assert tuned.cfg.decoder_shape == ((12, 2) if wider else (source.cfg.width, source.cfg.num_res_blocks))
+    if not wider:  # started from the source's decoder, then moved by training
+        moved = [not torch.equal(a, b) for a, b in zip(tuned.decoder.parameters(), source.decoder.parameters())]
+        assert any(moved)
+    assert tuned.decoder.conv_out.in_channels == (12 if wider else source.cfg.width)
+
+
+def test_frozen_encoder_stays_in_eval_mode_without_gradients(tmp_path):
+    tok = trained_source(tmp_path)
+    tok.freeze_encoder()
+    tok.train()
+    assert tok.training and tok.decoder.training
+    assert not tok.encoder.training and not tok.quantizer.training
+    loss, logs = tok.loss(tok.preprocess([s["rgb"] for s in samples(4)]), step=0)
+    loss.backward()
+    assert all(p.grad is None for p in tok.encoder.parameters())
+    assert all(p.grad is None for p in tok.quantizer.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tok.decoder.parameters())
+    assert logs["loss"] == pytest.approx(logs["recon"])  # the constant codebook term is left out
+
+
+def test_decoder_only_needs_a_starting_tokenizer(tmp_path):
+    cfg = toy_config("rgb", "train.trainable=decoder")
+    data = samples(6)
+    with pytest.raises(FourmError, match="needs a trained tokenizer to start from"):
+        train_image_tokenizer(cfg, data[:4], data[4:], tmp_path, steps=1, progress=False)
+
+
+def test_start_from_refuses_another_encoder(tmp_path):
+    source = trained_source(tmp_path)
+    other = ImageTokenizer(toy_config("rgb", "width=16"))
+    with pytest.raises(FourmError, match="encoder/quantiser differ"):
+        start_from(other, source)
+
+
+def test_decoder_config_refuses_encoder_side_overrides():
+    base = toy_config("rgb").to_dict()
+    with pytest.raises(FourmError, match="'quantizer.codebook_size' cannot change"):
+        decoder_config(base, ["quantizer.codebook_size=32"])
+    with pytest.raises(FourmError, match="'width' cannot change"):
+        decoder_config(base, ["width=64"])
+    data = decoder_config(base, ["decoder_width=16", "loss.detail_weight=2", "train.lr=0.01"])
+    assert data["train"]["trainable"] == "decoder" and data["decoder_width"] == 16
+
+
+def test_decoder_shape_fields_are_validated():
+    with pytest.raises(FourmError, match="decoder_width is for architectures conv and vqvae2"):
+        toy_config("rgb_vit", "decoder_width=16")
+    with pytest.raises(FourmError, match="decoder_res_blocks must be >= 1"):
+        toy_config("rgb", "decoder_res_blocks=0")
+
+
+def test_finetune_decoder_cli(tmp_path, capsys):
+    from fourm.data.raw_dataset import write_raw_dataset
+
+    source = trained_source(tmp_path)
+    source.save_pretrained(tmp_path / "src")
+    data = samples(12, seed=2)
+    write_raw_dataset(tmp_path / "data", {"train": data[:8], "val": data[8:]}, 32, ("id", "rgb"))
+    out = tmp_path / "dec"
+    args = ["finetune-decoder", "--tokenizer", str(tmp_path / "src"), "--data", str(tmp_path / "data"), "--out", str(out)]
+    assert main([*args, "--steps", "2", "train.batch_size=4", "train.eval_samples=4"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-2])
+    assert summary["step"] == 2
+    tuned = ImageTokenizer.from_pretrained(out / "tokenizer")
+    images = source.preprocess([s["rgb"] for s in data])
+    assert torch.equal(tuned.encode(images), source.encode(images))
+    assert main([*args, "--overwrite", "--steps", "1", "quantizer.beta=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "'quantizer.beta' cannot change" in err and len(err.strip().splitlines()) == 1
