@@ -3,9 +3,12 @@
     python experiments/dynamic_tokenizer_measure.py --data DATA --dynamic RUN/tokenizer --grid RUN2/tokenizer \
         [--thresholds 0.5 0.3] [--out measure.json]
 
-On the val split: tokens per image against the number of objects (len(bboxes)); reconstruction PSNR
-of the dynamic tokenizer at its threshold(s), of the same tokenizer with a fixed budget of the k most
-probable patches per image (k = its mean count, and every patch), and of the fixed-grid tokenizer.
+On the val split: tokens per image against the number of objects (len(bboxes)) and against the number
+of patches an object box touches; whether kept patches touch objects more often than patches do at
+random (selection precision vs base rate); reconstruction PSNR of the dynamic tokenizer at its
+inference threshold (learned or fixed) and at --thresholds, of the same tokenizer with the k most
+probable patches per image (k = its mean count, the grid's token count, every patch), with the same
+number of *random* patches per image as its threshold keeps, and of the fixed-grid tokenizer.
 Everything in fp32. Prints a JSON summary (also written to --out).
 """
 
@@ -20,6 +23,25 @@ import torch
 from fourm.data.raw_dataset import RawSamples, load_raw_dataset
 from tokenizers_zoo.image import ImageTokenizer
 from tokenizers_zoo.image.metrics import ReconstructionMetrics
+
+
+def object_patches(bboxes: list[dict] | None, grid: int) -> np.ndarray:
+    """(grid * grid,) bool, row-major: patches that overlap an object's box ([x0, y0, x1, y1] in 0..1)."""
+    mask = np.zeros((grid, grid), dtype=bool)
+    edges = np.arange(grid + 1) / grid
+    for b in bboxes or []:
+        x0, y0, x1, y1 = b["box"]
+        rows = (edges[1:] > y0) & (edges[:-1] < y1)
+        cols = (edges[1:] > x0) & (edges[:-1] < x1)
+        mask |= rows[:, None] & cols[None, :]
+    return mask.reshape(-1)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation, rounded; None when either side is constant (e.g. 1 token per image)."""
+    if np.std(a) == 0 or np.std(b) == 0:
+        return None
+    return round(float(np.corrcoef(a, b)[0, 1]), 3)
 
 
 def psnr_of(images: torch.Tensor, decoded: torch.Tensor) -> float:
@@ -47,6 +69,8 @@ def main() -> None:
     samples = [split[i] for i in range(n)]
     objects = np.array([len(s["bboxes"] or []) for s in samples])
     dyn = ImageTokenizer.from_pretrained(args.dynamic)
+    grid_side = int(round(dyn.num_patches**0.5))
+    on_object = np.stack([object_patches(s["bboxes"], grid_side) for s in samples])  # (n, N)
     images = dyn.preprocess(np.stack([s["rgb"] for s in samples]))  # (n, 3, H, W) in [-1, 1]
     batches = list(range(0, n, 64))
     result: dict = {
@@ -56,28 +80,46 @@ def main() -> None:
 
     def run_dynamic(
         top_k: int | None = None, threshold: float | None = None
-    ) -> tuple[np.ndarray, list[float]]:
-        """Counts per image and per-image PSNRs of encode -> decode."""
-        saved = dyn.cfg.dynamic.threshold
-        if threshold is not None:
-            dyn.cfg.dynamic.threshold = threshold
-        counts, psnrs = [], []
+    ) -> tuple[np.ndarray, list[float], np.ndarray]:
+        """Counts per image, per-image PSNRs of encode -> decode, and the kept-patch masks (n, N)."""
+        counts, psnrs, masks = [], [], []
         for s in batches:
             x = images[s : s + 64]
-            sets = dyn.encode_sets(x, top_k=top_k)
+            sets = dyn.encode_sets(x, top_k=top_k, threshold=threshold)
             out = dyn.decode_sets(sets)
             counts += [len(p) for p, _ in sets]
             psnrs += [psnr_of(x[i : i + 1], out[i : i + 1]) for i in range(len(x))]
-        dyn.cfg.dynamic.threshold = saved
-        return np.array(counts), psnrs
+            for p, _ in sets:
+                m = np.zeros(dyn.num_patches, dtype=bool)
+                m[p.numpy()] = True
+                masks.append(m)
+        return np.array(counts), psnrs, np.stack(masks)
+
+    def run_random(counts: np.ndarray) -> list[float]:
+        """Per-image PSNRs with ``counts[i]`` uniformly random patches kept in image i (seeded)."""
+        g = torch.Generator().manual_seed(0)
+        psnrs = []
+        for s in batches:
+            x = images[s : s + 64]
+            keep = torch.zeros(len(x), dyn.num_patches)
+            for i in range(len(x)):
+                keep[i, torch.randperm(dyn.num_patches, generator=g)[: int(counts[s + i])]] = 1.0
+            h, _ = dyn.keep_logits(x)
+            z_q, _, _ = dyn._quantize_kept(dyn.merger(h, keep), keep)
+            out = dyn.output_to_images(dyn.decoder(z_q, keep))
+            psnrs += [psnr_of(x[i : i + 1], out[i : i + 1]) for i in range(len(x))]
+        return psnrs
 
     def by_objects(values) -> dict[int, float]:
         values = np.asarray(values, dtype=float)
         return {int(k): round(float(values[objects == k].mean()), 2) for k in np.unique(objects)}
 
-    counts, psnrs = run_dynamic()
+    dyn.eval()
+    counts, psnrs, kept = run_dynamic()
+    object_count = on_object.sum(1)
     result["dynamic"] = {
-        "threshold": dyn.cfg.dynamic.threshold,
+        "threshold_mode": dyn.cfg.dynamic.threshold_mode,
+        "threshold": round(dyn.inference_threshold, 4),
         "tokens_mean": round(float(counts.mean()), 2),
         "tokens_std": round(float(counts.std()), 2),
         "tokens_min_max": [int(counts.min()), int(counts.max())],
@@ -85,25 +127,46 @@ def main() -> None:
         "tokens_std_by_objects": {
             int(k): round(float(counts[objects == k].std()), 2) for k in np.unique(objects)
         },
-        "corr_tokens_objects": round(float(np.corrcoef(counts, objects)[0, 1]), 3),
+        "corr_tokens_objects": correlation(counts, objects),
+        # complexity as area: patches an object box touches
+        "object_patches_by_objects": by_objects(object_count),
+        "corr_tokens_object_patches": correlation(counts, object_count),
+        # share of kept patches that touch an object, against the share of all patches that do
+        "kept_on_object": round(float(on_object[kept].mean()), 3),
+        "patches_on_object": round(float(on_object.mean()), 3),
         "psnr": round(float(np.mean(psnrs)), 2),
         "psnr_by_objects": by_objects(psnrs),
+        "psnr_random_same_counts": round(float(np.mean(run_random(counts))), 2),
     }
     with torch.no_grad():
         probs = torch.cat([dyn.keep_logits(images[s : s + 64])[1].softmax(-1)[..., 1] for s in batches])
-    result["dynamic"]["expected_tokens_mean"] = round(float(probs.sum(1).mean()), 2)
+    expected = probs.sum(1).numpy()
+    result["dynamic"]["expected_tokens_mean"] = round(float(expected.mean()), 2)
+    result["dynamic"]["expected_tokens_by_objects"] = by_objects(expected)
+    result["dynamic"]["keep_prob_min_mean_max"] = [
+        round(float(v), 3) for v in (probs.min(), probs.mean(), probs.max())
+    ]
+    result["dynamic"]["keep_prob_on_off_object"] = [round(float(probs.numpy()[on_object].mean()), 3),
+                                                    round(float(probs.numpy()[~on_object].mean()), 3)]  # fmt: skip
     for t in args.thresholds:
-        c, p = run_dynamic(threshold=t)
+        c, p, _ = run_dynamic(threshold=t)
         result[f"dynamic_threshold_{t}"] = {"tokens_mean": round(float(c.mean()), 2), "tokens_by_objects": by_objects(c),
                                             "psnr": round(float(np.mean(p)), 2)}  # fmt: skip
     k = max(1, int(round(counts.mean())))
-    for name, top_k in ((f"dynamic_top{k}", k), (f"dynamic_top{dyn.num_patches}", dyn.num_patches)):
-        _, p = run_dynamic(top_k=top_k)
+    budgets = {k, dyn.num_patches}
+    if args.grid:
+        budgets.add(ImageTokenizer.from_pretrained(args.grid).num_tokens)
+    for top_k in sorted(budgets):
+        _, p, kept_k = run_dynamic(top_k=top_k)
+        name = f"dynamic_top{top_k}"
         result[name] = {
             "tokens": top_k,
             "psnr": round(float(np.mean(p)), 2),
             "psnr_by_objects": by_objects(p),
+            "kept_on_object": round(float(on_object[kept_k].mean()), 3),
         }
+        if top_k < dyn.num_patches:
+            result[name]["psnr_random"] = round(float(np.mean(run_random(np.full(n, top_k)))), 2)
     if args.grid:
         grid = ImageTokenizer.from_pretrained(args.grid)
         p = []

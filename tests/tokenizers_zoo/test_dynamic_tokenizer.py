@@ -34,6 +34,10 @@ TOY = [
     "quantizer.dim=8",
     "quantizer.codebook_size=32",
     "dynamic.token_width=16",
+    # the selector from step 0 and a fixed threshold, unless a test turns the schedule on
+    "dynamic.keep_all_steps=0",
+    "dynamic.ratio_ramp_steps=0",
+    "dynamic.threshold_mode=fixed",
 ]
 
 
@@ -137,6 +141,110 @@ def test_ratio_loss_moves_the_kept_fraction_toward_the_target():
     assert logs["ratio"] == pytest.approx((0.2 - logs["kept_fraction"]) ** 2)
 
 
+# ---- keep-all warm-up, ratio ramp, learned threshold ------------------------------------------
+
+
+def test_ratio_target_schedule_keeps_all_then_ramps_linearly():
+    tok = toy_tok("dynamic.target_ratio=0.25", "dynamic.keep_all_steps=10", "dynamic.ratio_ramp_steps=20")
+    got = [tok.ratio_target_at(s) for s in (0, 9, 10, 15, 20, 29, 30, 31, 1000)]
+    # by hand: 1 - 0.75 * (step - 10) / 20 between steps 10 and 30
+    want = [1.0, 1.0, 1.0, 1 - 0.75 * 5 / 20, 0.625, 1 - 0.75 * 19 / 20, 0.25, 0.25, 0.25]
+    assert got == pytest.approx(want)
+    no_ramp = toy_tok("dynamic.target_ratio=0.25", "dynamic.keep_all_steps=10")
+    assert [no_ramp.ratio_target_at(s) for s in (9, 10)] == [1.0, 0.25]
+    assert [toy_tok().ratio_target_at(s) for s in (0, 5)] == [0.25, 0.25]  # defaults: no schedule
+
+
+def test_keep_all_warmup_keeps_every_patch_and_pushes_the_selector_toward_one():
+    tok = toy_tok("dynamic.keep_all_steps=2", "dynamic.ratio_ramp_steps=4").train()
+    images = scenes(4)
+    for step in (0, 1):
+        torch.manual_seed(step)
+        _, logs = tok.loss(images, step=step)
+        assert logs["kept_fraction"] == 1.0 and logs["ratio_target"] == 1.0
+    f = tok.forward_dynamic(images, keep_all=True)
+    assert bool((f.keep == 1).all()) and bool((f.indices >= 0).all())
+    assert 0 < float(f.sampled_keep.detach().mean()) < 1  # the selector (keep 0.5 at init) still samples
+    # the only selector gradient in the warm-up is the ratio term toward 1: the keep logit goes up
+    tok.zero_grad()
+    loss, logs = tok.loss(images, step=0)
+    loss.backward()
+    bias = tok.selector.net[-1].bias.grad  # [drop, keep]
+    assert (
+        logs["ratio"] == pytest.approx((1.0 - logs["selected_fraction"]) ** 2)
+        and logs["selected_fraction"] < 1
+    )
+    assert float(bias[1]) < 0 < float(bias[0])  # descent raises keep, lowers drop
+    torch.manual_seed(0)
+    _, logs = tok.loss(images, step=2)  # first step after the warm-up: the selector decides
+    assert logs["kept_fraction"] < 1.0 and logs["ratio_target"] == 1.0
+    assert tok.loss(images, step=4)[1]["ratio_target"] == pytest.approx(1 - 0.75 * 2 / 4)
+
+
+def test_shipped_config_turns_the_schedule_and_learned_threshold_on():
+    d = ImageTokenizerConfig.from_dict(read_mapping(CONFIG)).dynamic
+    assert d.keep_all_steps > 0 and d.ratio_ramp_steps > 0 and d.threshold_mode == "quantile"
+
+
+def test_quantile_threshold_buffer_is_the_ema_of_batch_quantiles():
+    tok = toy_tok("dynamic.threshold_mode=quantile", "dynamic.threshold_ema=0.9")
+    assert tok.inference_threshold == pytest.approx(0.5)  # dynamic.threshold until trained
+    probs = (torch.arange(10, dtype=torch.float32) / 10 + 0.05).reshape(2, 5)  # 0.05, 0.15, ..., 0.95
+    tok.update_threshold(probs, ratio=0.2)
+    # 0.8 quantile of 10 sorted values, linear: index 0.8 * 9 = 7.2 -> 0.75 + 0.2 * (0.85 - 0.75)
+    assert tok.inference_threshold == pytest.approx(0.77)
+    tok.update_threshold(torch.full((2, 5), 0.3), ratio=0.2)
+    assert tok.inference_threshold == pytest.approx(0.9 * 0.77 + 0.1 * 0.3)
+    assert int(tok.threshold_updates) == 2
+    # fixed mode ignores the buffer
+    fixed = toy_tok("dynamic.threshold=0.4")
+    fixed.update_threshold(probs, ratio=0.2)
+    assert fixed.inference_threshold == 0.4
+
+
+def test_training_loss_updates_the_threshold_to_the_target_quantile_and_encode_uses_it():
+    tok = toy_tok(
+        "dynamic.threshold_mode=quantile", "dynamic.threshold_ema=0", "dynamic.target_ratio=0.3"
+    ).train()
+    images = scenes(6)
+    tok.loss(images, step=0)  # no optimiser step: the selector is unchanged afterwards
+    with torch.no_grad():
+        probs = tok.keep_logits(images)[1].softmax(-1)[..., 1].numpy()
+    want = float(np.quantile(probs.reshape(-1), 0.7))
+    assert tok.inference_threshold == pytest.approx(want, abs=1e-5)
+    counts = [len(p) for p, _ in tok.encode_sets(images)]
+    assert counts == [max(1, int((row > tok.inference_threshold).sum())) for row in probs]
+    assert sum(counts) == pytest.approx(0.3 * probs.size, abs=2)  # the target fraction over the batch
+    # an explicit threshold overrides the learned one
+    assert [len(p) for p, _ in tok.encode_sets(images, threshold=0.999)] == [1] * 6
+    # in the warm-up the buffer is left alone
+    warm = toy_tok("dynamic.threshold_mode=quantile", "dynamic.keep_all_steps=3").train()
+    warm.loss(images, step=0)
+    assert int(warm.threshold_updates) == 0 and warm.inference_threshold == 0.5
+
+
+def test_learned_threshold_is_saved_and_fixed_mode_checkpoints_have_no_buffer(tmp_path):
+    tok = toy_tok("dynamic.threshold_mode=quantile")
+    tok.update_threshold(torch.linspace(0, 1, 64)[None], ratio=0.25)
+    tok.save_pretrained(tmp_path / "q")
+    loaded = ImageTokenizer.from_pretrained(tmp_path / "q")
+    assert loaded.inference_threshold == pytest.approx(0.75) == pytest.approx(tok.inference_threshold)
+    assert "keep_threshold" not in toy_tok().state_dict()  # tokenizers saved before still load
+
+
+def test_kmeans_after_keep_all_reruns_the_codebook_init_once():
+    tok = toy_tok("dynamic.keep_all_steps=2", "dynamic.kmeans_after_keep_all=true").train()
+    assert tok.cfg.quantizer.kmeans_init  # rgb.yaml: k-means on the first batch
+    calls, original = [], tok.quantizer._kmeans_init
+    tok.quantizer._kmeans_init = lambda z: (calls.append(z.shape[0]), original(z))
+    images = scenes(2)
+    for step in range(4):
+        tok.loss(images, step=step)
+    assert len(calls) == 2  # step 0 (first batch) and step 2 (first step after the warm-up)
+    assert calls[0] == 2 * 64  # in the warm-up every patch is a token
+    assert bool(tok.quantizer.initialized)
+
+
 # ---- encode / decode ----------------------------------------------------------------------------
 
 
@@ -148,7 +256,7 @@ def test_token_counts_vary_across_images_with_a_fixed_threshold():
     assert len(set(counts)) > 1, counts
     probs = tok.keep_logits(images)[1].softmax(-1)[..., 1]
     for (positions, _), p in zip(sets, probs):
-        want = torch.nonzero(p > tok.cfg.dynamic.threshold).flatten()
+        want = torch.nonzero(p > tok.inference_threshold).flatten()
         assert torch.equal(positions, want) or (len(want) == 0 and len(positions) == 1)
     ids = tok.encode(images)
     assert tok.token_counts(ids).tolist() == counts
@@ -270,10 +378,22 @@ def test_train_image_tokenizer_runs_the_dynamic_architecture(tmp_path):
         ("gan.enabled=true", "architecture 'dynamic' supports decoder 'deterministic' without gan"),
         ("dynamic.decoder_depth=0", "dynamic.decoder_depth must be >= 1"),
         ("channel_mult=[1,2]", "channel_mult needs 4 entries"),
+        ("dynamic.keep_all_steps=-1", "dynamic.keep_all_steps and dynamic.ratio_ramp_steps must be >= 0"),
+        ("dynamic.ratio_ramp_steps=-5", "dynamic.keep_all_steps and dynamic.ratio_ramp_steps must be >= 0"),
+        (
+            "dynamic.kmeans_after_keep_all=true dynamic.keep_all_steps=0",
+            "dynamic.kmeans_after_keep_all needs dynamic.keep_all_steps >= 1",
+        ),
+        (
+            "dynamic.kmeans_after_keep_all=true quantizer.kind=fsq quantizer.dim=4",
+            "needs quantizer kind 'vq'",
+        ),
+        ("dynamic.threshold_ema=1", "dynamic.threshold_ema must be in \\[0, 1\\)"),
+        ("dynamic.threshold_mode=median", "invalid value for 'dynamic.threshold_mode'"),
     ],
 )
 def test_bad_config_values_give_one_line_errors(override, message):
-    data = apply_overrides(read_mapping(CONFIG), [override])
+    data = apply_overrides(read_mapping(CONFIG), override.split())  # space-separated overrides
     with pytest.raises(FourmError, match=message) as info:
         ImageTokenizerConfig.from_dict(data).validate()
     assert "\n" not in str(info.value)

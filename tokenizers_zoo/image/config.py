@@ -77,6 +77,15 @@ class DynamicConfig(Config):
     threshold: float = 0.5  # inference: keep a patch when its keep probability exceeds this
     max_tokens: int | None = None  # cap on kept tokens per image (None: every patch may be kept)
     num_reserved: int = 37  # ids shared with the text vocabulary: [PAD] [SOS] [EOS] [UNK] [MASK] + 32 sentinels
+    # against the selector learning the ratio before the codes carry anything (first run collapsed,
+    # docs/experiments/dynamic_tokenizer.md): keep every patch first, then lower the ratio target
+    keep_all_steps: int = 0  # training steps with every patch kept (the selector only learns ratio 1)
+    ratio_ramp_steps: int = 0  # then the ratio target falls linearly from 1 to target_ratio over these steps
+    kmeans_after_keep_all: bool = False  # redo the vq codebook's k-means init on the first step after keep_all_steps
+    # "quantile": the inference threshold is an EMA of the (1 - ratio target) quantile of the training
+    # batches' keep probabilities (a buffer saved with the weights); "fixed": ``threshold``
+    threshold_mode: Literal["fixed", "quantile"] = "fixed"
+    threshold_ema: float = 0.99  # decay of that EMA
 
     def validate(self) -> None:
         if min(self.token_width, self.merger_depth + 1, self.decoder_depth) < 1:
@@ -93,6 +102,15 @@ class DynamicConfig(Config):
             raise FourmError(f"dynamic.max_tokens must be >= 1, got {self.max_tokens}")
         if self.num_reserved < 3:
             raise FourmError(f"dynamic.num_reserved must be >= 3 ([PAD] [SOS] [EOS]), got {self.num_reserved}")
+        if min(self.keep_all_steps, self.ratio_ramp_steps) < 0:
+            raise FourmError(
+                f"dynamic.keep_all_steps and dynamic.ratio_ramp_steps must be >= 0, got "
+                f"{self.keep_all_steps}, {self.ratio_ramp_steps}"
+            )
+        if self.kmeans_after_keep_all and self.keep_all_steps == 0:
+            raise FourmError("dynamic.kmeans_after_keep_all needs dynamic.keep_all_steps >= 1")
+        if not 0.0 <= self.threshold_ema < 1.0:
+            raise FourmError(f"dynamic.threshold_ema must be in [0, 1), got {self.threshold_ema}")
 
 
 @dataclass
@@ -258,6 +276,8 @@ class ImageTokenizerConfig(Config):
             raise FourmError(
                 "architecture 'dynamic' supports decoder 'deterministic' without gan or perceptual loss"
             )
+        if self.dynamic.kmeans_after_keep_all and self.quantizer.kind != "vq":
+            raise FourmError(f"dynamic.kmeans_after_keep_all needs quantizer kind 'vq', got '{self.quantizer.kind}'")
         patches = (self.image_size // self.downsample) ** 2
         if self.dynamic.max_tokens is not None and self.dynamic.max_tokens > patches:
             raise FourmError(f"dynamic.max_tokens must be <= the {patches} patches, got {self.dynamic.max_tokens}")

@@ -7,8 +7,14 @@
 
 Networks in :mod:`tokenizers_zoo.image.dynamic`, the id layout in
 :mod:`tokenizers_zoo.image.dynamic_layout`. Training loss: reconstruction + quantiser +
-``ratio_weight * (target_ratio - kept fraction of the batch)^2``. The ratio is taken over the whole
+``ratio_weight * (ratio target - kept fraction of the batch)^2``. The ratio is taken over the whole
 batch (LaVIT writes it per image), so busy images may keep more patches than plain ones.
+
+Schedule (``dynamic.keep_all_steps`` / ``ratio_ramp_steps``): every patch is kept for the first
+steps (the codebook and decoder learn; the selector only learns ratio 1), then the ratio target
+falls linearly from 1 to ``target_ratio`` (:meth:`DynamicImageTokenizer.ratio_target_at`). With
+``dynamic.threshold_mode: quantile`` the inference threshold is an EMA of the (1 - ratio target)
+quantile of the training keep probabilities (:meth:`DynamicImageTokenizer.update_threshold`).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ class DynamicForward:
     keep: Tensor  # (B, N) 0/1 (straight-through in training)
     keep_prob: Tensor  # (B, N) keep probability (training: of the Gumbel-perturbed sample)
     indices: Tensor  # (B, N) long code per patch, -1 where dropped
+    sampled_keep: Tensor  # (B, N) the selector's decisions (= keep, except all-ones keep in the warm-up)
+    logits: Tensor  # (B, N, 2) the selector's [drop, keep] logits
 
 
 @register_architecture("dynamic")
@@ -71,7 +79,13 @@ class DynamicImageTokenizer(ImageTokenizer):
         self.discriminator = None
         self._perceptual = {}
         self._auto_step = 0
+        self.encoder_frozen = False  # ImageTokenizer.train() reads it; freezing is not supported here
         self.layout = DynamicTokenLayout(d.num_reserved, grid * grid, self.quantizer.codebook_size)
+        # the inference threshold learned in training (threshold_mode quantile; saved only then, so
+        # tokenizers saved before these buffers existed still load)
+        quantile = d.threshold_mode == "quantile"
+        self.register_buffer("keep_threshold", torch.tensor(float(d.threshold)), persistent=quantile)
+        self.register_buffer("threshold_updates", torch.zeros((), dtype=torch.long), persistent=quantile)
 
     # ---- sizes -----------------------------------------------------------------------------------
 
@@ -107,10 +121,41 @@ class DynamicImageTokenizer(ImageTokenizer):
         h = self.encoder(self.network_input(images))
         return h, self.selector(h)
 
-    def select(self, logits: Tensor, top_k: int | None = None) -> tuple[Tensor, Tensor]:
+    @property
+    def inference_threshold(self) -> float:
+        """Keep probability above which a patch is kept at inference: the learned EMA quantile
+        (``threshold_mode: quantile``) or ``dynamic.threshold``."""
+        d = self.cfg.dynamic
+        return float(self.keep_threshold) if d.threshold_mode == "quantile" else d.threshold
+
+    def ratio_target_at(self, step: int) -> float:
+        """Ratio target at training ``step``: 1 for ``keep_all_steps``, then linear from 1 down to
+        ``target_ratio`` over ``ratio_ramp_steps``, then ``target_ratio``."""
+        d = self.cfg.dynamic
+        if step < d.keep_all_steps:
+            return 1.0
+        done = 1.0 if d.ratio_ramp_steps == 0 else min(1.0, (step - d.keep_all_steps) / d.ratio_ramp_steps)
+        return 1.0 + (d.target_ratio - 1.0) * done
+
+    @torch.no_grad()
+    def update_threshold(self, keep_prob: Tensor, ratio: float) -> None:
+        """One EMA step (decay ``dynamic.threshold_ema``; the first step copies) of ``keep_threshold``
+        toward the (1 - ``ratio``) quantile of the keep probabilities ``keep_prob`` (B, N) of a batch."""
+        q = torch.quantile(keep_prob.detach().float().flatten(), 1.0 - ratio)
+        if int(self.threshold_updates) == 0:
+            self.keep_threshold.copy_(q)
+        else:
+            decay = self.cfg.dynamic.threshold_ema
+            self.keep_threshold.mul_(decay).add_(q * (1.0 - decay))
+        self.threshold_updates += 1
+
+    def select(
+        self, logits: Tensor, top_k: int | None = None, threshold: float | None = None
+    ) -> tuple[Tensor, Tensor]:
         """(keep (B, N), keep probability (B, N)) from logits. Training: Gumbel-softmax, hard straight-through.
-        Eval: probability > ``dynamic.threshold`` (at most ``dynamic.max_tokens``), or exactly the
-        ``top_k`` most probable patches (a fixed budget). At least one patch is always kept."""
+        Eval: probability > ``threshold`` (default :attr:`inference_threshold`; at most
+        ``dynamic.max_tokens``), or exactly the ``top_k`` most probable patches (a fixed budget).
+        At least one patch is always kept."""
         d = self.cfg.dynamic
         if self.training and top_k is None:
             keep, prob = gumbel_keep(logits, d.gumbel_temperature)
@@ -119,7 +164,7 @@ class DynamicImageTokenizer(ImageTokenizer):
             if top_k is not None:
                 keep = top_k_mask(prob, top_k)
             else:
-                keep = (prob > d.threshold).float()
+                keep = (prob > (self.inference_threshold if threshold is None else threshold)).float()
                 if d.max_tokens is not None:
                     keep = keep * top_k_mask(prob, d.max_tokens)
         return ensure_one_kept(keep, prob.detach()), prob
@@ -133,13 +178,17 @@ class DynamicImageTokenizer(ImageTokenizer):
         indices[kept] = q.indices[0].long()
         return z_q, q, indices
 
-    def forward_dynamic(self, images: Tensor, top_k: int | None = None) -> DynamicForward:
-        """The full pass: select, merge, quantise the kept tokens, decode."""
+    def forward_dynamic(
+        self, images: Tensor, top_k: int | None = None, keep_all: bool = False
+    ) -> DynamicForward:
+        """The full pass: select, merge, quantise the kept tokens, decode. ``keep_all``: every patch is
+        kept whatever the selector decides (its decisions are still returned as ``sampled_keep``)."""
         h, logits = self.keep_logits(images)
-        keep, prob = self.select(logits, top_k)
+        sampled, prob = self.select(logits, top_k)
+        keep = torch.ones_like(sampled) if keep_all else sampled
         z = self.merger(h, keep)  # (B, N, D)
         z_q, q, indices = self._quantize_kept(z, keep)
-        return DynamicForward(self.decoder(z_q, keep), q, keep, prob, indices)
+        return DynamicForward(self.decoder(z_q, keep), q, keep, prob, indices, sampled, logits)
 
     def forward(self, images: Tensor) -> tuple[Tensor, QuantizerOutput]:
         f = self.forward_dynamic(images)
@@ -154,14 +203,17 @@ class DynamicImageTokenizer(ImageTokenizer):
     # ---- tokenizer API ---------------------------------------------------------------------------
 
     @torch.no_grad()
-    def encode_sets(self, images: Tensor, top_k: int | None = None) -> list[tuple[Tensor, Tensor]]:
+    def encode_sets(
+        self, images: Tensor, top_k: int | None = None, threshold: float | None = None
+    ) -> list[tuple[Tensor, Tensor]]:
         """Images -> per image (positions (n,) ascending, codes (n,)) long on the CPU; n varies.
-        ``top_k``: keep exactly the k most probable patches instead of thresholding."""
+        ``top_k``: keep exactly the k most probable patches instead of thresholding; ``threshold``:
+        instead of :attr:`inference_threshold`."""
         was_training = self.training
         self.eval()
         try:
             h, logits = self.keep_logits(images)
-            keep, _ = self.select(logits, top_k)
+            keep, _ = self.select(logits, top_k, threshold)
             _, _, indices = self._quantize_kept(self.merger(h, keep), keep)
         finally:
             self.train(was_training)
@@ -212,22 +264,35 @@ class DynamicImageTokenizer(ImageTokenizer):
 
     # ---- loss ------------------------------------------------------------------------------------
 
-    def ratio_loss(self, keep: Tensor) -> Tensor:
-        """(target_ratio - kept fraction of the batch)^2 for keep decisions (B, N) (unweighted, fp32)."""
-        return (self.cfg.dynamic.target_ratio - keep.float().mean()) ** 2
+    def ratio_loss(self, keep: Tensor, target: float | None = None) -> Tensor:
+        """(target - kept fraction of the batch)^2 for keep decisions (B, N) (unweighted, fp32);
+        ``target`` defaults to ``dynamic.target_ratio``."""
+        target = self.cfg.dynamic.target_ratio if target is None else target
+        return (target - keep.float().mean()) ** 2
 
     def loss(
         self, batch: Tensor | dict[str, Any], step: int | None = None
     ) -> tuple[Tensor, dict[str, float]]:
-        """Reconstruction + quantiser + ratio loss (fp32 scalar) and detached logs."""
+        """Reconstruction + quantiser + ratio loss (fp32 scalar) and detached logs. ``step`` (for the
+        keep-all warm-up and ratio ramp) defaults to a counter advanced by every training-mode call."""
         images = batch[self.modality] if isinstance(batch, dict) else batch
+        if step is None:
+            step = self._auto_step
+            if self.training:
+                self._auto_step += 1
         cfg, d = self.cfg, self.cfg.dynamic
-        f = self.forward_dynamic(images)
+        target = self.ratio_target_at(step) if self.training else d.target_ratio
+        keep_all = self.training and step < d.keep_all_steps
+        if self.training and d.kmeans_after_keep_all and step == d.keep_all_steps:
+            self.quantizer.initialized.fill_(False)  # the next quantiser call re-runs k-means on this batch
+        f = self.forward_dynamic(images, keep_all=keep_all)
         rec = reconstruction_loss(
             self.modality, f.output, images, cfg.loss.recon, cfg.loss.edge_pos_weight, cfg.loss.detail_weight
         )
         kept_fraction = f.keep.float().mean()
-        ratio = self.ratio_loss(f.keep)
+        ratio = self.ratio_loss(f.sampled_keep, target)  # in the warm-up: moves the selector toward 1
+        if self.training and d.threshold_mode == "quantile" and not keep_all:
+            self.update_threshold(f.logits.float().softmax(dim=-1)[..., 1], target)
         total = (
             cfg.loss.recon_weight * rec
             + cfg.loss.quantizer_weight * f.q.loss.float()
@@ -238,6 +303,11 @@ class DynamicImageTokenizer(ImageTokenizer):
             "quantizer": float(f.q.loss.detach()),
             "ratio": float(ratio.detach()),
             "kept_fraction": float(kept_fraction.detach()),
+            "selected_fraction": float(
+                f.sampled_keep.detach().float().mean()
+            ),  # the selector's (warm-up: not used)
+            "ratio_target": target,
+            "keep_threshold": self.inference_threshold,
         }
         for name, value in f.q.metrics.items():
             logs[f"q_{name}"] = float(value)
