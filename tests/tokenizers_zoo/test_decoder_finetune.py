@@ -133,3 +133,39 @@ def test_finetune_decoder_cli(tmp_path, capsys):
     assert main([*args, "--overwrite", "--steps", "1", "quantizer.beta=0.5"]) == 2
     err = capsys.readouterr().err
     assert "'quantizer.beta' cannot change" in err and len(err.strip().splitlines()) == 1
+
+
+def test_noisy_indices_swap_the_asked_share_for_enabled_codes(tmp_path):
+    tok = trained_source(tmp_path)  # codes 3 and 5 disabled
+    indices = torch.zeros(64, 8, 8, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(tok.noisy_indices(indices, 0.0, gen), indices)
+    noisy = tok.noisy_indices(indices, 0.3, gen)
+    swapped = noisy != 0
+    assert 0.25 < swapped.float().mean() < 0.31  # 0.3 minus the draws that land on code 0 again
+    everything = tok.noisy_indices(indices, 0.999, gen)
+    assert not torch.isin(everything, torch.tensor([3, 5])).any()
+    assert len(torch.unique(everything)) == tok.codebook_size - 2
+
+
+def test_token_noise_feeds_the_decoder_swapped_codes(tmp_path):
+    tok = trained_source(tmp_path)
+    tok.freeze_encoder()
+    tok.train()
+    images = tok.preprocess([s["rgb"] for s in samples(4)])
+    torch.manual_seed(0)
+    clean, _ = tok.loss(images, step=0)
+    tok.cfg.train.token_noise = 0.9
+    torch.manual_seed(0)
+    noisy, _ = tok.loss(images, step=0)
+    assert float(noisy.detach()) > float(clean.detach())
+    tok.eval()  # evaluation decodes the true codes
+    clean_eval, _ = tok.loss(images, step=0)
+    assert float(clean_eval.detach()) == pytest.approx(float(clean.detach()), rel=1e-5)
+
+
+def test_token_noise_needs_decoder_training():
+    with pytest.raises(FourmError, match="token_noise > 0 needs train.trainable 'decoder'"):
+        toy_config("rgb", "train.token_noise=0.1")
+    with pytest.raises(FourmError, match=r"token_noise must be in \[0, 1\)"):
+        toy_config("rgb", "train.token_noise=1.0", "train.trainable=decoder")

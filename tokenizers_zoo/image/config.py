@@ -135,6 +135,9 @@ class TrainConfig(Config):
     # "decoder": the encoder and quantiser stay frozen (a started tokenizer's, so its tokens do not
     # change) and only the decoder side learns (``fourm-tokenizer finetune-decoder``)
     trainable: Literal["all", "decoder"] = "all"
+    # decoder training only: each token's code is swapped for a random enabled code with this
+    # probability, so the decoder learns to draw token maps that no encoder made (generated ones)
+    token_noise: float = 0.0
 
 
 @dataclass
@@ -215,6 +218,11 @@ class ImageTokenizerConfig(Config):
         if min(self.width, self.num_res_blocks, self.depth, self.num_latent_tokens) < 1:
             raise FourmError("width, num_res_blocks, depth and num_latent_tokens must all be >= 1")
         self._validate_decoder_shape()
+        if not 0.0 <= self.train.token_noise < 1.0:
+            raise FourmError(f"train.token_noise must be in [0, 1), got {self.train.token_noise}")
+        if self.train.token_noise > 0 and (self.train.trainable != "decoder" or self.architecture != "conv"):
+            raise FourmError("train.token_noise > 0 needs train.trainable 'decoder' and architecture 'conv' "
+                             "(the codes it swaps must be fixed)")  # fmt: skip
         if self.decoder == "diffusion":
             if self.modality not in ("rgb", "depth", "normals"):
                 raise FourmError(

@@ -155,6 +155,17 @@ class ImageTokenizer(nn.Module):
             module.requires_grad_(False)
         self.train(self.training)
 
+    def noisy_indices(self, indices: Tensor, rate: float, generator: torch.Generator | None = None) -> Tensor:
+        """``indices`` (B, *grid) with each one swapped, with probability ``rate``, for a uniformly
+        drawn code that the lookup can choose (disabled codes excluded)."""
+        allowed = torch.arange(self.codebook_size, device=indices.device)
+        disabled = getattr(self.quantizer, "disabled", None)
+        if disabled is not None:
+            allowed = allowed[~disabled.to(indices.device)]
+        draw = torch.randint(len(allowed), indices.shape, generator=generator, device=indices.device)
+        swap = torch.rand(indices.shape, generator=generator, device=indices.device) < rate
+        return torch.where(swap, allowed[draw], indices)
+
     def train(self, mode: bool = True) -> ImageTokenizer:
         super().train(mode)
         if self.encoder_frozen:
@@ -369,10 +380,13 @@ class ImageTokenizer(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
             q = self.quantize(images)
         logs: dict[str, float] = {}
+        z_q = q.z_q
+        if self.encoder_frozen and self.training and cfg.train.token_noise > 0:
+            z_q = self.quantizer.indices_to_latents(self.noisy_indices(q.indices, cfg.train.token_noise))
         if self.diffusion is not None:
-            rec_loss, output = self.diffusion.loss(q.z_q, images)
+            rec_loss, output = self.diffusion.loss(z_q, images)
         else:
-            output = self.decoder(q.z_q)
+            output = self.decoder(z_q)
             rec_loss = reconstruction_loss(
                 self.modality, output, images, cfg.loss.recon, cfg.loss.edge_pos_weight, cfg.loss.detail_weight
             )
