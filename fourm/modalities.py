@@ -19,6 +19,10 @@ has no tokenizer either: a ``vector`` of ``num_tokens`` float vectors of ``value
 through a linear projection and predicted by a value head (:mod:`fourm.model.continuous`:
 ``value_head`` linear or diffusion, ``value_loss`` cosine or mse); ``vocab_size`` is 1.
 
+A vector modality whose tokens lie on a row-major grid (``position_grid: [5, 8, 8]``, product =
+``num_tokens``, e.g. ``configs/modalities/extra/video.yaml``) gets N-D sin-cos positions over it
+instead of 1D ones (:func:`fourm.model.pos_embed.sincos_table_nd`).
+
 Usage::
 
     registry = default_registry()          # the repo's configs/modalities/
@@ -72,6 +76,7 @@ class ModalitySpec(Config):
     value_head: Literal["linear", "diffusion"] | None = None  # continuous target's head (default linear)
     value_loss: Literal["cosine", "mse"] | None = None  # linear head's loss (default cosine)
     value_scale: float | None = None  # diffusion head: x0 = value * value_scale (default 1)
+    position_grid: tuple[int, ...] | None = None  # vector: row-major token grid for N-D sin-cos positions
 
     def __post_init__(self) -> None:
         if self.data_key is None:
@@ -117,6 +122,27 @@ class ModalitySpec(Config):
             self._validate_continuous()
         elif any(getattr(self, f) is not None for f in ("value_head", "value_loss", "value_scale")):
             raise self._fail("fields 'value_head', 'value_loss', 'value_scale' need 'value_dim' (a continuous modality)")
+        if self.position_grid is not None:
+            self._validate_position_grid()
+
+    def _validate_position_grid(self) -> None:
+        """The rules of a ``position_grid``: a vector's row-major grid of ``num_tokens`` tokens."""
+        grid = list(self.position_grid)
+        if self.kind != "vector":
+            raise self._fail(f"field 'position_grid' needs kind 'vector', got '{self.kind}'")
+        if not grid or any(n <= 0 for n in grid):
+            raise self._fail(f"field 'position_grid' must be a non-empty list of integers >= 1, got {grid}")
+        if math.prod(grid) != self.num_tokens:
+            cells, tokens = math.prod(grid), self.num_tokens
+            raise self._fail(f"field 'position_grid' {grid} has {cells} cells, expected num_tokens {tokens}")
+
+    def to_dict(self) -> dict:
+        """The fields as JSON values; ``position_grid`` only when set, so an entry without one (and the
+        fingerprints of token datasets and bundles made from it) stays as it was before the field."""
+        data = super().to_dict()
+        if self.position_grid is None:
+            del data["position_grid"]
+        return data
 
     def _validate_continuous(self) -> None:
         """The rules of a continuous modality (``value_dim`` set, :mod:`fourm.model.continuous`)."""

@@ -6,6 +6,7 @@
     python generate.py --cond bboxes="circle 0.1 0.1 0.4 0.4; square 0.5 0.5 0.9 0.9" --target rgb \\
         --temperature rgb=1.5 --guidance rgb=2.0 --scheme rgb=roar
     python generate.py --target caption --prefix caption="the red circle"
+    python generate.py --model BUNDLE --cond caption="a red circle" --target caption_vector rgb   # a continuous target
     python generate.py --cond caption="a red circle" --target bboxes rgb --grammar bboxes=off
     python generate.py --prompts captions.txt --target bboxes rgb --num-samples 2   # one caption a line
     python generate.py --prompts prompts.jsonl --target rgb   # {"caption": "...", "bboxes": "..."} a line
@@ -95,11 +96,11 @@ TARGET_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "rerank_by": ("rerank_by", lambda v: [m for m in v.split("+") if m]),
 }
 TARGET_HELP = {
-    "steps": "MaskGIT / ROAR steps of an image target (default 8)",
+    "steps": "MaskGIT / ROAR steps of an image target (default 8); DDIM steps of a diffusion-head continuous target (default 20)",
     "temperature": "sampling temperature (default 1; images anneal it to --temperature-end)",
     "temperature_end": "final temperature of an image target (default 0)",
     "guidance": "classifier-free guidance scale (default 1 = off, unless the bundle's generation.json sets one)",
-    "scheme": "maskgit or roar (images), ar (sequences)",
+    "scheme": "maskgit or roar (images), ar (sequences), value (continuous targets)",
     "schedule": "MaskGIT token schedule (default cosine)",
     "top_p": "nucleus sampling (default 1 for images, 0.9 for sequences)",
     "top_k": "top-k sampling (default 0 = off)",
@@ -331,8 +332,9 @@ def read_prompts(path: str | Path) -> list[Prompt]:
             raise FourmError(f"{where}: expected a non-empty JSON object of conditions, e.g. {{\"caption\": \"...\"}}")
         conditions = {}
         for name, value in row.items():
-            if isinstance(value, str) and not _is_path(value) and (path.parent / value).is_file():
-                value = str(path.parent / value)
+            local = path.parent / value if isinstance(value, str) else None  # a long text is no file name
+            if local is not None and not _is_path(value) and _is_path(str(local)) and local.is_file():
+                value = str(local)
             conditions[str(name)] = value
         label = "; ".join(f"{k}: {v}" if isinstance(v, str) else f"{k}: {json.dumps(v)}" for k, v in row.items())
         prompts.append(Prompt(conditions, lineno, label))
@@ -420,12 +422,14 @@ def _load_pipeline(args, conditions, prefixes, targets, overrides):
 
 def check_steps(pipe, plan_targets, overrides: dict[str, dict[str, Any]]) -> None:
     """A ``--steps NAME=N`` of a MaskGIT / ROAR target is at most its number of tokens (each step
-    fixes at least one token; more steps would only run the model in vain, e.g. 10^8 times)."""
+    fixes at least one token; more steps would only run the model in vain, e.g. 10^8 times). A continuous
+    target's steps are its diffusion head's DDIM steps, checked by the head."""
     modalities = pipe.model.config.modalities
     for t in plan_targets:
         mod = modalities.get(t.modality) if hasattr(modalities, "get") else None
         tokens = getattr(mod, "length", None)
-        if "steps" in overrides.get(t.modality, {}) and t.scheme != "ar" and isinstance(tokens, int) and t.steps > tokens:
+        parallel = t.scheme in ("maskgit", "roar")
+        if "steps" in overrides.get(t.modality, {}) and parallel and isinstance(tokens, int) and t.steps > tokens:
             raise FourmError(
                 f"--steps {t.modality}={t.steps}: '{t.modality}' has {tokens} tokens, so at most {tokens} steps"
             )

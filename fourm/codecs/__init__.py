@@ -22,6 +22,11 @@ fourm.modalities and tokenizers_zoo only, never on fourm.data / generation / tra
 * :class:`Ml4mImageCodec` (:class:`tokenizers_zoo.image.ml4m_vqvae.Ml4mVQVAE`, or
   :class:`tokenizers_zoo.image.ml4m_divae.Ml4mDiVAE`, decoding by diffusion): the image-token
   modalities of a converted ml-4m model (``tok_semseg@224``, ``tok_rgb@224``, ``tok_clip@224``, ...).
+* :class:`ImageLevelCodec` (a two-level ``ImageTokenizer``, ``architecture: vqvae2``): one grid (``token_level``
+  top / bottom) of its tokens as a modality; the level modalities of one tokenizer are decoded together
+  (:func:`decode_levels`: the grids joined, top first).
+* :class:`VideoCodec` (``VideoTokenizer``): clips (T, H, W, 3) uint8 <-> (B, (1 + G) * S) ids of a joint
+  image-video tokenizer, a ``vector``-kind modality (``configs/modalities/extra/video.yaml``).
 * :class:`MissingTokenizerCodec`: a modality whose tokenizer the bundle does not hold (registry
   ``tokenizer: null``): its token ids still work; raw values and decoding fail with one line.
 
@@ -31,7 +36,8 @@ Raw values as users give them (paths, PIL images, strings): :mod:`fourm.codecs.v
 
 Modules: ``base`` (shared helpers, :class:`MissingTokenizerCodec`), ``image`` (:class:`ImageCodec`,
 :class:`PatchCodec`), ``sequence``, ``vector``, ``box_map`` (the box-map drawing and its codec),
-``ml4m`` (the codecs of converted ml-4m models), ``values`` (raw value parsing).
+``ml4m`` (the codecs of converted ml-4m models), ``levels`` (the grids of a two-level image tokenizer),
+``values`` (raw value parsing).
 """
 
 from __future__ import annotations
@@ -39,13 +45,21 @@ from __future__ import annotations
 from fourm.codecs.base import MissingTokenizerCodec
 from fourm.codecs.box_map import BoxMapCodec
 from fourm.codecs.image import ImageCodec, PatchCodec
+from fourm.codecs.levels import ImageLevelCodec, LevelEncodeCache, decode_levels, image_codec
 from fourm.codecs.ml4m import DIVAE_STEPS, Ml4mImageCodec, Ml4mSequenceCodec
 from fourm.codecs.sequence import SequenceCodec
+from fourm.codecs.value import ValueCodec  # continuous modalities (no tokenizer)
 from fourm.codecs.vector import VectorCodec
+from fourm.codecs.video import VideoCodec
 
-Codec = ImageCodec | SequenceCodec | VectorCodec | PatchCodec | BoxMapCodec | Ml4mImageCodec | MissingTokenizerCodec
+Codec = (
+    ImageCodec | ImageLevelCodec | SequenceCodec | VectorCodec | PatchCodec | BoxMapCodec | Ml4mImageCodec
+    | MissingTokenizerCodec | VideoCodec | ValueCodec
+)
 
 __all__ = [
-    "DIVAE_STEPS", "BoxMapCodec", "Codec", "ImageCodec", "MissingTokenizerCodec", "Ml4mImageCodec",
-    "Ml4mSequenceCodec", "PatchCodec", "SequenceCodec", "VectorCodec",
+    "DIVAE_STEPS", "BoxMapCodec", "Codec", "ImageCodec", "ImageLevelCodec", "LevelEncodeCache",
+    "MissingTokenizerCodec", "Ml4mImageCodec", "Ml4mSequenceCodec", "PatchCodec", "SequenceCodec", "ValueCodec",
+    "VectorCodec", "VideoCodec",
+    "decode_levels", "image_codec",
 ]

@@ -66,7 +66,12 @@ class ImageCodec:
     @torch.no_grad()
     def decode(self, tokens: Any, seed: int = 0) -> list[np.ndarray]:
         """Ids (B, N) -> one schema image per row (edges as float32 in {0, 1})."""
-        ids = check_ids(self.name, tokens, self.vocab_size, self.length).to(self.tokenizer.device)
+        return self.decode_ids(check_ids(self.name, tokens, self.vocab_size, self.length), seed)
+
+    @torch.no_grad()
+    def decode_ids(self, ids: Tensor, seed: int = 0) -> list[np.ndarray]:
+        """Checked ids (B, tokenizer.num_tokens) -> one schema image per row (see :meth:`decode`)."""
+        ids = ids.to(self.tokenizer.device)
         generator = torch.Generator(device=ids.device).manual_seed(seed)
         images = self.tokenizer.postprocess(self.tokenizer.decode(ids, generator=generator))
         if IMAGE_KINDS[self.image_kind].binary:

@@ -4,7 +4,10 @@ Each modality of the registry is encoded by its codec (:mod:`fourm.codecs`, the 
 code that encodes generation's conditions) with its own tokenizer (image tokenizers for image-like
 modalities, the shared text tokenizer for captions / boxes / palettes / metadata, a vector tokenizer
 for embedding vectors); a patch modality (``patch_size`` set) needs no tokenizer, its image is cut
-into flat 8-bit pixel patches (:mod:`fourm.core.patches`), nor does a box map. Pre-tokenization adds
+into flat 8-bit pixel patches (:mod:`fourm.core.patches`), nor does a box map. The two grids of a
+two-level tokenizer (``token_level: top`` / ``bottom``, e.g. ``rgb_top`` and ``rgb_bottom``) are two
+modalities over one tokenizer, each holding its grid's ids, from one encoder run per batch
+(:mod:`fourm.codecs.levels`). Pre-tokenization adds
 the batching, the missing values (None, counted), the truncation count, the device and precision;
 unlike generation it refuses an image of another size than the tokenizer's (import sized the raw
 data: another size is a mismatch, not a picture to resize) and drops metadata keys the text
@@ -29,7 +32,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from fourm.codecs import BoxMapCodec, ImageCodec, PatchCodec, SequenceCodec, VectorCodec
+from fourm.codecs import (
+    BoxMapCodec,
+    ImageCodec,
+    ImageLevelCodec,
+    LevelEncodeCache,
+    PatchCodec,
+    SequenceCodec,
+    VectorCodec,
+)
+from fourm.codecs.video import VideoCodec, is_video_tokenizer_dir, load_video_tokenizer
 from fourm.core.patches import LEVELS
 from fourm.data.masking.spans import SequenceSpecialTokens
 from fourm.data.raw_dataset import RawSamples, load_raw_dataset
@@ -75,13 +87,34 @@ def resolve_tokenizer_path(spec: ModalitySpec, root: str | Path, overrides: dict
     return path if path.is_absolute() else Path(root) / path
 
 
-def _check_tokens(path: Path, tok: Any, spec: ModalitySpec) -> None:
-    """FourmError unless the tokenizer at ``path`` gives the tokens the registry declares for ``spec``."""
-    if tok.vocab_size != spec.vocab_size or tok.num_tokens != spec.num_tokens:
+def _check_tokens(path: Path, tok: Any, spec: ModalitySpec, num_tokens: int | None = None) -> None:
+    """FourmError unless the tokenizer at ``path`` gives the tokens the registry declares for ``spec``
+    (``num_tokens``: the tokens of the spec's level of a two-level tokenizer, default all of them)."""
+    n = tok.num_tokens if num_tokens is None else num_tokens
+    if tok.vocab_size != spec.vocab_size or n != spec.num_tokens:
+        level = f" ({spec.token_level} level)" if spec.token_level else ""
         raise FourmError(
-            f"tokenizer {path} gives {tok.num_tokens} tokens of vocabulary {tok.vocab_size}, but modality "
+            f"tokenizer {path}{level} gives {n} tokens of vocabulary {tok.vocab_size}, but modality "
             f"'{spec.name}' declares {spec.num_tokens} tokens of vocabulary {spec.vocab_size}"
         )
+
+
+def level_codec(
+    spec: ModalitySpec,
+    path: Path,
+    shared: dict[Path, tuple[ImageTokenizer, LevelEncodeCache]],
+    device: str = "cpu",
+    precision: str = "auto",
+) -> ImageLevelCodec:
+    """The codec of one grid (``spec.token_level``) of a two-level image tokenizer. The level
+    modalities of one tokenizer directory share one tokenizer and one encode per batch (``shared``:
+    path -> (tokenizer, cache)); FourmError (one line) for a tokenizer with one grid."""
+    if path not in shared:
+        shared[path] = (ImageTokenizer.from_pretrained(path, device=device), LevelEncodeCache())
+    tok, cache = shared[path]
+    codec = ImageLevelCodec(spec.name, tok, spec.token_level, precision=precision, resize=False, cache=cache)
+    _check_tokens(path, tok, spec, codec.length)
+    return codec
 
 
 def codec_encoder(codec: Any) -> EncodeFn:
@@ -138,6 +171,7 @@ def build_encoders(
     encoders: dict[str, EncodeFn] = {}
     infos: dict[str, ModalityTokens] = {}
     text_tokenizers: dict[Path, Any] = {}
+    level_tokenizers: dict[Path, tuple[ImageTokenizer, LevelEncodeCache]] = {}  # rgb_top + rgb_bottom: one
     specials = None
     for name in modalities:
         spec = registry[name]
@@ -152,7 +186,9 @@ def build_encoders(
             infos[name] = ModalityTokens(kind="image", vocab_size=spec.vocab_size, length=spec.num_tokens, input_only=True)
             continue
         path = resolve_tokenizer_path(spec, root, overrides)
-        if spec.kind == "image":
+        if spec.kind == "image" and spec.token_level is not None:  # one grid of a two-level tokenizer
+            encoders[name] = codec_encoder(level_codec(spec, path, level_tokenizers, device, precision))
+        elif spec.kind == "image":
             image_tok = ImageTokenizer.from_pretrained(path, device=device)
             _check_tokens(path, image_tok, spec)
             encoders[name] = codec_encoder(ImageCodec(name, image_tok, precision=precision, resize=False))
@@ -170,6 +206,10 @@ def build_encoders(
             specials = SequenceSpecialTokens(
                 pad=tok.pad_id, sos=tok.sos_id, eos=tok.eos_id, sentinels=tok.sentinel_ids
             )
+        elif is_video_tokenizer_dir(path):  # clips of a joint image-video tokenizer (fourm.codecs.video)
+            video_tok = load_video_tokenizer(path, device=device)
+            _check_tokens(path, video_tok, spec)
+            encoders[name] = codec_encoder(VideoCodec(name, video_tok, precision=precision))
         else:
             vector_tok = VectorTokenizer.from_pretrained(path, map_location=device)
             _check_tokens(path, vector_tok, spec)

@@ -234,10 +234,28 @@ def write_token_dataset(
                 if cause is not None:
                     raise FourmError(f"split '{split}': {cause}") from None
                 raise
-        hfd.DatasetDict(built).save_to_disk(str(tmp))
+        _save_splits(tmp, built, info)
         del built
         shutil.rmtree(cache, ignore_errors=True)
-        (tmp / INFO_FILE).write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+    return out
+
+
+def _save_splits(directory: Path, splits: Mapping[str, Any], info: TokenDatasetInfo) -> None:
+    import datasets as hfd
+
+    hfd.DatasetDict(dict(splits)).save_to_disk(str(directory))
+    (directory / INFO_FILE).write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+
+
+def save_token_splits(out: str | Path, splits: Mapping[str, Any], info: TokenDatasetInfo) -> Path:
+    """Write already built ``datasets.Dataset`` splits (e.g. a token dataset's splits after
+    ``.map``) with ``info`` to ``out`` atomically, as :func:`write_token_dataset` does for samples."""
+    info.validate()
+    if not splits:
+        raise FourmError("no splits to write (expected e.g. {'train': ..., 'val': ...})")
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        _save_splits(tmp, splits, info)
     return out
 
 

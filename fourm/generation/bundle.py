@@ -25,6 +25,7 @@ may carry ml-4m's modality names (``rgb@224``, ``tok_semseg@224``).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,11 @@ from fourm.codecs import (
     Ml4mSequenceCodec,
     PatchCodec,
     SequenceCodec,
+    ValueCodec,
     VectorCodec,
+    image_codec,
 )
+from fourm.codecs.video import VideoCodec, is_video_tokenizer_dir, load_video_tokenizer
 from fourm.errors import FourmError
 from fourm.generation.bundle_layout import (  # the bundle's files; re-exported here, where they used to live
     GENERATION_FILE,
@@ -75,6 +79,15 @@ def tokenizer_format(path: Path) -> str | None:
     return data.get("format") if isinstance(data, dict) and isinstance(data.get("format"), str) else None
 
 
+def value_patch_size(spec, length: int) -> int:
+    """Side of the pixel patches of a continuous modality whose registry entry declares an RGB image
+    (``image_size`` and ``channels: 3``), else 0 (a plain vector): the layout is the registry's, not
+    guessed from the token shape."""
+    if not spec.image_size or spec.channels != 3:
+        return 0
+    return spec.image_size // max(1, math.isqrt(length))
+
+
 def load_codecs(
     registry: ModalityRegistry, config: FourMConfig, root: str | Path, device: torch.device | str = "cpu"
 ) -> dict[str, Codec]:
@@ -93,6 +106,7 @@ def load_codecs(
 
     codecs: dict[str, Codec] = {}
     texts: dict[Path, Any] = {}
+    levels: dict[Path, Any] = {}  # two-level tokenizers: the level modalities (rgb_top, rgb_bottom) share one
     for name, mod in config.modalities.items():
         if name not in registry:
             raise FourmError(f"the model's modality '{name}' is not in the registry (known: {', '.join(registry)})")
@@ -115,6 +129,9 @@ def load_codecs(
                 )
             codecs[name] = BoxMapCodec(name, spec)
             continue
+        if mod.is_continuous:  # no tokenizer: the raw value is the float vector itself
+            codecs[name] = ValueCodec(name, mod.length, mod.value_dim, patch_size=value_patch_size(spec, mod.length))
+            continue
         if not spec.tokenizer:
             codecs[name] = MissingTokenizerCodec(name, mod.kind, mod.length, mod.vocab_size, root)
             continue
@@ -123,6 +140,10 @@ def load_codecs(
         if mod.kind == "image" and fmt == ML4M_VQVAE:
             ml4m_cls = Ml4mDiVAE if is_divae_dir(path) else Ml4mVQVAE  # a DiVAE: the encoder dir + diffusion_decoder/
             codec: Codec = Ml4mImageCodec(name, ml4m_cls.from_pretrained(path, device=device))
+        elif mod.kind == "image" and spec.token_level is not None:
+            if path not in levels:
+                levels[path] = ImageTokenizer.from_pretrained(path, device=device)
+            codec = image_codec(name, levels[path], spec.token_level)
         elif mod.kind == "image":
             codec = ImageCodec(name, ImageTokenizer.from_pretrained(path, device=device))
         elif mod.kind == "sequence":
@@ -137,6 +158,8 @@ def load_codecs(
                 )
             codecs[name] = codec
             continue
+        elif is_video_tokenizer_dir(path):  # clips of a joint image-video tokenizer (fourm.codecs.video)
+            codec = VideoCodec(name, load_video_tokenizer(path, device=device))
         else:
             codec = VectorCodec(name, VectorTokenizer.from_pretrained(path, map_location=device))
         if (codec.length, codec.vocab_size) != (mod.length, mod.vocab_size):

@@ -20,6 +20,15 @@ or from a YAML file (``GenerationPlan.from_file("plan.yaml")``)::
 A condition on a target modality is partial: its tokens are kept (image: given positions; sequence:
 a prefix). With guidance, the unconditional pass holds the targets generated so far
 (``grow_unconditional``), see :mod:`fourm.generation.guidance`.
+
+A continuous target (``value_dim`` > 0, :mod:`fourm.model.continuous`) has scheme ``value``: its
+value head reads one decoder pass (a regression head gives the vector; a diffusion head samples it in
+``steps`` DDIM steps); its output is the values (B, L * C) fp32, and, where the model reads the
+modality, the later targets are conditioned on them. No guidance, candidates or partial values.
+With ``value_rounds`` R > 1 (MaskGIT-like, MAR's progressive order) the L tokens are generated in R
+rounds: each round decodes the tokens still missing given the conditions and the tokens generated so
+far (fed back as continuous inputs), and samples the values of a random share of them (``schedule``
+counts: few first, most last); R = 1 samples all L tokens from one decoder pass.
 """
 
 from __future__ import annotations
@@ -41,15 +50,21 @@ from fourm.generation.decoding import ParallelDecoder, SequenceDecoder
 from fourm.generation.grammar import LogitsProcessor
 from fourm.generation.guidance import Guidance
 from fourm.generation.maskgit import MaskGITSampler, ParallelSampler
+from fourm.generation.regress import predict_vector
 from fourm.generation.rerank import choose, log_likelihood
 from fourm.generation.roar import ROARSampler
 from fourm.generation.sampling import check_sampling_args, make_generator
-from fourm.generation.schedules import TemperatureSchedule, TemperatureScheduleName, TokenScheduleName
+from fourm.generation.schedules import (
+    TemperatureSchedule,
+    TemperatureScheduleName,
+    TokenScheduleName,
+    fixed_per_step,
+)
 from fourm.model.config import FourMConfig
 from fourm.model.fourm import FourM
 from fourm.utils.config import Config
 
-Scheme = Literal["maskgit", "roar", "ar"]
+Scheme = Literal["maskgit", "roar", "ar", "value"]
 MAX_CANDIDATES = 64
 
 
@@ -57,7 +72,8 @@ MAX_CANDIDATES = 64
 class GenerationTarget(Config):
     """How to generate one target modality.
 
-    ``scheme``: maskgit / roar (image and vector targets) or ar (sequences). ``steps``, ``schedule``
+    ``scheme``: maskgit / roar (image and vector targets), ar (sequences) or value (continuous targets:
+    the value head; ``steps``: DDIM steps of a diffusion head). ``steps``, ``schedule``
     and ``confidence_noise`` apply to the parallel schemes; ``temperature`` anneals to
     ``temperature_end`` by ``temperature_schedule`` over the steps (constant: no annealing).
     ``guidance_weights``: per-condition weights (weighted multi-condition guidance) instead of a
@@ -85,14 +101,15 @@ class GenerationTarget(Config):
     grammar: bool = True
     candidates: int = 1
     rerank_by: list[str] = field(default_factory=list)
+    value_rounds: int = 1  # scheme value: rounds of progressive generation (1 = all tokens in one pass)
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         where = f"target '{self.modality}'"
-        if self.scheme not in ("maskgit", "roar", "ar"):
-            raise FourmError(f"{where}: unknown scheme '{self.scheme}' (expected maskgit, roar or ar)")
+        if self.scheme not in ("maskgit", "roar", "ar", "value"):
+            raise FourmError(f"{where}: unknown scheme '{self.scheme}' (expected maskgit, roar, ar or value)")
         if self.steps < 1:
             raise FourmError(f"{where}: steps must be >= 1, got {self.steps}")
         if not (math.isfinite(self.confidence_noise) and self.confidence_noise >= 0):
@@ -103,6 +120,10 @@ class GenerationTarget(Config):
             raise FourmError(f"{where}: candidates must be in 1..{MAX_CANDIDATES}, got {self.candidates}")
         if self.modality in self.rerank_by:
             raise FourmError(f"{where}: rerank_by cannot hold the target itself")
+        if self.value_rounds < 1 or (self.value_rounds > 1 and self.scheme != "value"):
+            raise FourmError(
+                f"{where}: value_rounds must be >= 1 and applies to scheme value only, got {self.value_rounds}"
+            )
         try:
             check_sampling_args(min(self.temperature, self.temperature_end), self.top_k, self.top_p)
             self.guidance()
@@ -148,6 +169,9 @@ class GenerationPlan(Config):
                 raise FourmError(f"unknown modality '{t.modality}' in the plan (known: {', '.join(config.modalities)})")
             if not mod.target:
                 raise FourmError(f"modality '{t.modality}' is not a model target (target: false), it cannot be generated")
+            if mod.is_continuous or t.scheme == "value":
+                _check_value_target(t, mod)
+                continue
             if (t.scheme == "ar") != mod.causal:
                 expected = "ar" if mod.causal else "maskgit or roar"
                 raise FourmError(
@@ -164,10 +188,69 @@ class GenerationPlan(Config):
                 )
             for name in t.rerank_by:
                 scored = config.modalities.get(name)
-                if scored is None or not scored.target:
+                if scored is None or not scored.target or scored.is_continuous:
                     raise FourmError(
                         f"target '{t.modality}': rerank_by '{name}' is not a modality the model predicts, it cannot be scored"
                     )
+
+
+def _check_value_target(t: GenerationTarget, mod) -> None:
+    """FourmError unless ``t`` is a continuous target generated by its value head (scheme value)."""
+    where = f"target '{t.modality}'"
+    if not mod.is_continuous:
+        expected = "ar" if mod.causal else "maskgit or roar"
+        raise FourmError(f"{where} is a {mod.kind} of tokens: scheme 'value' is for continuous modalities (expected {expected})")
+    if t.scheme != "value":
+        raise FourmError(f"{where} is continuous (value_dim {mod.value_dim}): scheme '{t.scheme}' does not apply (expected value)")
+    if t.guidance_scale != 1.0 or t.guidance_weights:
+        raise FourmError(f"{where} is continuous: guidance is not supported (expected guidance_scale 1)")
+    if t.candidates != 1:
+        raise FourmError(f"{where} is continuous: candidates {t.candidates} cannot be reranked (expected 1)")
+    if not 1 <= t.value_rounds <= mod.length:
+        raise FourmError(
+            f"{where}: value_rounds must be in 1..{mod.length} (its tokens), got {t.value_rounds}"
+        )
+    if t.value_rounds > 1 and not mod.input:
+        raise FourmError(
+            f"{where} is not a model input (input: false): value_rounds > 1 cannot feed values back"
+        )
+
+
+def progressive_values(
+    model: FourM, enc: EncoderInputs, name: str, target: GenerationTarget, generator: torch.Generator
+) -> Tensor:
+    """Values (B, L * C) of continuous target ``name`` in ``target.value_rounds`` rounds from encoder
+    rows ``enc`` (B, Ne): each round encodes ``enc`` plus the tokens generated so far, decodes the
+    missing ones and samples (``target.steps`` DDIM steps) the next random share of them."""
+    mod, index = model.config.modalities[name], model.config.modality_index(name)
+    b, device = enc.batch_size, enc.tokens.device
+    length, rounds = mod.length, target.value_rounds
+    counts = fixed_per_step(torch.tensor([length]), rounds, target.schedule)[0].tolist()  # tokens per round
+    order = torch.rand(b, length, generator=generator, device=device).argsort(dim=1)  # (B, L) random order
+    values = torch.zeros(b, length, mod.value_dim, device=device)
+    known = torch.zeros(b, length, dtype=torch.bool, device=device)
+    positions = torch.arange(length, device=device).expand(b, length)
+    done = 0
+    for count in counts:
+        rows = enc
+        if done:
+            given = GivenTokens(torch.zeros_like(positions), positions, known.clone(), values.clone())
+            part = EncoderInputs.of_modality(index, given, model.config.patch_width, model.config.value_width)
+            rows = enc.cat(part).compact()
+        missing = order[:, done:]  # (B, L - done): this round's share first
+        ones = torch.ones_like(missing, dtype=torch.bool)
+        context = rows.encode_with(model)
+        modality = torch.full_like(missing, index)
+        hidden = model.decode(context, rows.valid, torch.zeros_like(missing), modality, missing, ones)  # (B, L - done, D)
+        chosen = missing[:, :count]  # (B, n)
+        picked = torch.zeros_like(ones)
+        picked[:, :count] = True
+        sampled = model.predict_values(hidden, modality, picked, steps=target.steps, generator=generator)[name]
+        sampled = sampled.float().reshape(b, count, mod.value_dim)  # row-major over (B, n)
+        values.scatter_(1, chosen[..., None].expand(-1, -1, mod.value_dim), sampled)
+        known.scatter_(1, chosen, True)
+        done += count
+    return values.reshape(b, length * mod.value_dim)
 
 
 @contextlib.contextmanager
@@ -214,6 +297,14 @@ class _Chain:
         b, device = self.num_samples, self.device
         sets, coefficients = target.guidance().passes(available, unconditional)
         passes = EncoderInputs.stack([encoder_inputs(config, s, b, device) for s in sets])
+        if target.scheme == "value":
+            if partial is not None:
+                raise FourmError(f"target '{name}' is continuous: it cannot also be a condition (no partial values)")
+            if target.value_rounds > 1:
+                values = progressive_values(self.model, passes.compact(), name, target, self.generator)
+            else:
+                values = predict_vector(self.model, passes.compact(), name, None, target.steps, self.generator)  # (B, L * C)
+            return values, GivenTokens.continuous(values.reshape(b, mod.length, mod.value_dim))
         if target.scheme == "ar":
             decoder = SequenceDecoder(self.model, name, passes, coefficients, use_cache=self.use_cache)
             processor = self.grammars.get(name) if target.grammar else None
@@ -253,7 +344,9 @@ class _Chain:
         inputs). Each condition is explained by the draw alone, not by the other conditions."""
         config, name = self.model.config, target.modality
         known = {**given, **generated}
-        scored = list(target.rerank_by) or [m for m in given if config.modalities[m].target and m != name]
+        scored = list(target.rerank_by) or [
+            m for m in given if config.modalities[m].target and not config.modalities[m].is_continuous and m != name
+        ]
         missing = [m for m in scored if m not in known]
         if not scored or missing:
             what = f"'{missing[0]}' is neither given nor generated before it" if missing else "no given condition is a model target"
@@ -289,7 +382,8 @@ def generate_chained(
     clean: Mapping[str, Callable[[Tensor], Tensor | None]] | None = None,
     derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor]]] | None = None,
 ) -> dict[str, Tensor]:
-    """Generate ``plan``'s targets in order -> {modality: tokens (num_samples, L)}.
+    """Generate ``plan``'s targets in order -> {modality: tokens (num_samples, L)} (a continuous
+    target: its values (num_samples, L * C) fp32).
 
     Each finished target (that the model accepts as input) becomes a condition of the next ones.
     Same ``seed`` -> same tokens. ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs the model under

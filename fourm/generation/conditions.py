@@ -16,7 +16,9 @@ A 1-D condition (or a batch of one) is shared by all samples. A condition on a m
 also a generation target is partial: its tokens are kept and the rest is generated (for sequences
 the given tokens are a prefix that generation continues). A patch modality (``patch_dim`` > 0) is
 given as its pixel patches (N, P) / (B, N, P) uint8 (or flat (N * P,) as a token dataset stores
-them), or as ``GivenTokens`` with ``values``; its token ids are 0.
+them), or as ``GivenTokens`` with ``values``; its token ids are 0. A continuous modality
+(``value_dim`` > 0, :mod:`fourm.model.continuous`) is given as its float values, (L * C,) / (B, L * C)
+or (L, C) / (B, L, C), or as :meth:`GivenTokens.continuous`; its token ids are 0 too.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class GivenTokens:
     tokens: Tensor  # (B, n) long
     positions: Tensor  # (B, n) long
     valid: Tensor  # (B, n) bool
-    values: Tensor | None = None  # (B, n, P) uint8: pixel patches of a patch modality
+    values: Tensor | None = None  # (B, n, P) uint8 pixel patches of a patch modality, or (B, n, C) float continuous values
 
     @classmethod
     def patches(cls, values: Tensor, positions: Tensor | None = None) -> GivenTokens:
@@ -51,6 +53,17 @@ class GivenTokens:
             raise FourmError(f"given patches must be integer levels of shape (n, P) or (B, n, P), got {tuple(values.shape)} {values.dtype}")
         given = cls.at(torch.zeros(values.shape[:2], dtype=torch.long, device=values.device), positions)
         return cls(given.tokens, given.positions, given.valid, values.expand(given.batch_size, *values.shape[1:]))
+
+    @classmethod
+    def continuous(cls, values: Tensor, positions: Tensor | None = None) -> GivenTokens:
+        """Float values (n, C) or (B, n, C) of a continuous modality at ``positions`` (default 0..n-1)."""
+        values = torch.as_tensor(values)
+        if values.dim() == 2:
+            values = values[None]
+        if values.dim() != 3 or not values.dtype.is_floating_point:
+            raise FourmError(f"given continuous values must be floats of shape (n, C) or (B, n, C), got {tuple(values.shape)} {values.dtype}")
+        given = cls.at(torch.zeros(values.shape[:2], dtype=torch.long, device=values.device), positions)
+        return cls(given.tokens, given.positions, given.valid, values.float().expand(given.batch_size, *values.shape[1:]))
 
     @classmethod
     def at(cls, tokens: Tensor, positions: Tensor | None = None, valid: Tensor | None = None) -> GivenTokens:
@@ -132,13 +145,15 @@ def _maybe(t: Tensor | None, fn):
 @dataclass
 class EncoderInputs:
     """Packed encoder rows (B, N) in the :class:`fourm.core.batch.MultimodalBatch` convention;
-    ``patches`` (B, N, P) holds the pixel patches of patch-modality slots (None without any)."""
+    ``patches`` (B, N, P) holds the pixel patches of patch-modality slots, ``values`` (B, N, C) the
+    float values of continuous-modality slots (None where the model has no such modality)."""
 
     tokens: Tensor  # (B, N) long
     modality: Tensor  # (B, N) long
     position: Tensor  # (B, N) long
     valid: Tensor  # (B, N) bool
     patches: Tensor | None = None  # (B, N, P) uint8
+    values: Tensor | None = None  # (B, N, C) float
 
     @classmethod
     def empty(cls, batch_size: int, device: torch.device | str = "cpu") -> EncoderInputs:
@@ -147,16 +162,23 @@ class EncoderInputs:
         return cls(z, z.clone(), z.clone(), z.bool())
 
     @classmethod
-    def of_modality(cls, index: int, given: GivenTokens, patch_width: int = 0) -> EncoderInputs:
+    def of_modality(cls, index: int, given: GivenTokens, patch_width: int = 0, value_width: int = 0) -> EncoderInputs:
         """The given tokens of modality number ``index``; with ``patch_width`` > 0 a (B, n, P) patch
-        row, ``given.values`` zero-padded to P (zeros for a modality without values)."""
-        patches = None
+        row, with ``value_width`` > 0 a (B, n, C) float value row: ``given.values`` zero-padded to the
+        width in the row of its kind (zeros elsewhere)."""
+        b, n = given.tokens.shape
+        patches = values = None
+        given_values = given.values
+        float_values = given_values is not None and given_values.dtype.is_floating_point
         if patch_width:
-            b, n = given.tokens.shape
             patches = torch.zeros(b, n, patch_width, dtype=torch.uint8, device=given.tokens.device)
-            if given.values is not None:
-                patches[..., : given.values.shape[2]] = given.values
-        return cls(given.tokens, torch.full_like(given.tokens, index), given.positions, given.valid, patches)
+            if given_values is not None and not float_values:
+                patches[..., : given_values.shape[2]] = given_values
+        if value_width:
+            values = torch.zeros(b, n, value_width, device=given.tokens.device)
+            if float_values:
+                values[..., : given_values.shape[2]] = given_values
+        return cls(given.tokens, torch.full_like(given.tokens, index), given.positions, given.valid, patches, values)
 
     @property
     def batch_size(self) -> int:
@@ -172,8 +194,8 @@ class EncoderInputs:
 
     def cat(self, other: EncoderInputs) -> EncoderInputs:
         """Columns of ``self`` then ``other`` (same batch size)."""
-        if (self.patches is None) != (other.patches is None):
-            raise FourmError("cannot join encoder rows with and without patch rows (same model config expected)")
+        if (self.patches is None) != (other.patches is None) or (self.values is None) != (other.values is None):
+            raise FourmError("cannot join encoder rows with and without patch / value rows (same model config expected)")
         return EncoderInputs(
             *(_maybe(getattr(self, f.name), lambda a, f=f: torch.cat([a, getattr(other, f.name)], dim=1)) for f in fields(self))
         )
@@ -206,15 +228,17 @@ class EncoderInputs:
 
     def encode_with(self, model) -> Tensor:
         """``model.encode`` of these rows: (B, N, D)."""
-        return model.encode(self.tokens, self.modality, self.position, self.valid, self.patches)
+        if self.values is None:  # a model without continuous modalities
+            return model.encode(self.tokens, self.modality, self.position, self.valid, self.patches)
+        return model.encode(self.tokens, self.modality, self.position, self.valid, self.patches, values=self.values)
 
     @staticmethod
     def stack(rows: list[EncoderInputs]) -> EncoderInputs:
         """Concatenate along the batch, right-padding to the widest."""
         width = max(r.width for r in rows)
         padded = [r.pad_to(width) for r in rows]
-        if len({p.patches is None for p in padded}) > 1:
-            raise FourmError("cannot stack encoder rows with and without patch rows (same model config expected)")
+        if len({(p.patches is None, p.values is None) for p in padded}) > 1:
+            raise FourmError("cannot stack encoder rows with and without patch / value rows (same model config expected)")
         return EncoderInputs(
             *(
                 None if getattr(padded[0], f.name) is None else torch.cat([getattr(p, f.name) for p in padded], dim=0)
@@ -240,6 +264,13 @@ def _check_given(config: FourMConfig, name: str, given: GivenTokens) -> None:
             raise FourmError(f"condition '{name}' is a patch modality: expected patches (B, n, {mod.patch_dim}), got {got}")
         if p.numel() and (int(p.min()) < 0 or int(p.max()) > 255):
             raise FourmError(f"condition '{name}': patch values must be 8-bit levels 0..255, got {int(p.min())}..{int(p.max())}")
+    elif mod.is_continuous:
+        p = given.values
+        if p is None or not p.dtype.is_floating_point or p.shape[:2] != given.tokens.shape or p.shape[2] != mod.value_dim:
+            got = "no values" if p is None else f"shape {tuple(p.shape)} {p.dtype}"
+            raise FourmError(f"condition '{name}' is continuous: expected float values (B, n, {mod.value_dim}), got {got}")
+        if not bool(torch.isfinite(p).all()):
+            raise FourmError(f"condition '{name}': its values must be finite (got nan or inf)")
     elif given.values is not None:
         raise FourmError(f"condition '{name}' is not a patch modality: give token ids, not patches")
     bad_pos = v & ((given.positions < 0) | (given.positions >= mod.length))
@@ -272,6 +303,22 @@ def as_patches(what: str, value: Tensor, length: int, patch_dim: int) -> Tensor:
     return value
 
 
+def as_values(what: str, value: object, length: int, dim: int) -> Tensor:
+    """Continuous values (L * C,), (B, L * C), (L, C) or (B, L, C) -> (B or 1, L, C) fp32; ``what``
+    names the value in the error (e.g. "condition 'caption_vector'")."""
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise FourmError(f"{what} must be {length} x {dim} float values, got {type(value).__name__}") from None
+    if t.dim() in (1, 2) and t.shape[-1] == length * dim:
+        t = t.reshape(-1, length, dim)
+    elif t.dim() == 2 and t.shape == (length, dim):
+        t = t[None]
+    if t.dim() != 3 or t.shape[1:] != (length, dim):
+        raise FourmError(f"{what} must be {length} x {dim} float values, got shape {tuple(t.shape)}")
+    return t
+
+
 def normalize_conditions(
     config: FourMConfig,
     conditions: Mapping[str, Tensor | GivenTokens] | None,
@@ -297,6 +344,8 @@ def normalize_conditions(
             given = value
         elif mod.is_patches and isinstance(value, (Tensor, list, tuple)):
             given = GivenTokens.patches(as_patches(f"condition '{name}'", torch.as_tensor(value), mod.length, mod.patch_dim))
+        elif mod.is_continuous and isinstance(value, (Tensor, list, tuple)):
+            given = GivenTokens.continuous(as_values(f"condition '{name}'", value, mod.length, mod.value_dim))
         elif isinstance(value, (Tensor, list, tuple)):
             given = GivenTokens.at(torch.as_tensor(value))
             if mod.kind == "image" and given.tokens.shape[1] != mod.length:
@@ -320,14 +369,16 @@ def encoder_inputs(
 ) -> EncoderInputs:
     """Pack given tokens of several modalities into encoder rows (B, N); with nothing given,
     ``batch_size`` empty rows on ``device``."""
-    width = config.patch_width
-    parts = [EncoderInputs.of_modality(config.modality_index(name), g, width) for name, g in given.items()]
+    width, value_width = config.patch_width, config.value_width
+    parts = [EncoderInputs.of_modality(config.modality_index(name), g, width, value_width) for name, g in given.items()]
     if not parts:
         if batch_size is None:
             raise FourmError("encoder_inputs needs batch_size when no modality is given")
         empty = EncoderInputs.empty(batch_size, device)
         if width:
             empty.patches = torch.zeros(batch_size, 0, width, dtype=torch.uint8, device=device)
+        if value_width:
+            empty.values = torch.zeros(batch_size, 0, value_width, device=device)
         return empty
     out = parts[0]
     for p in parts[1:]:

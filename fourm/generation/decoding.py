@@ -203,9 +203,8 @@ class ParallelDecoder(_GuidedDecoder):
         """Mixed logits (B, n, V) in fp32; rows of invalid queries are meaningless."""
         b, length = tokens.shape
         positions = torch.arange(length, device=tokens.device).expand(b, length)
-        part = EncoderInputs.of_modality(
-            self.index, GivenTokens(tokens, positions, known), self.model.config.patch_width
-        )
+        config = self.model.config
+        part = EncoderInputs.of_modality(self.index, GivenTokens(tokens, positions, known), config.patch_width, config.value_width)
         if bool(known.any()):
             enc = self.passes.cat(part.compact().repeat(self.num_passes)).compact()
         else:

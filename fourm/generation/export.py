@@ -4,6 +4,8 @@
         sample_000/rgb.png            one PNG per image-like modality, conditions included, native size
         sample_000/depth.png          (depth / semseg colour-mapped, edges white on black)
         sample_000/rgb_with_boxes.png rgb up-scaled to >= 256 px with the sample's boxes, when both exist
+        sample_000/video.gif          a clip (T, H, W, 3) as an animated GIF, and video_strip.png its frames
+                                      (the overview shows its first frame)
         sequences.json                per sample: caption, bboxes, color_palette, metadata and
                                       parse_failures ({modality: [{"text", "error"}, ...]} of the
                                       structured targets, empty lists when all parsed); the plan
@@ -29,6 +31,7 @@ from fourm.data.visualize import draw_boxes, sample_grid
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir
 from fourm.utils.config import to_jsonable
+from fourm.utils.video import is_clip, save_clip
 
 BOXES_MIN_SIDE = 256  # rgb_with_boxes is up-scaled to at least this many pixels (labels need >= 96)
 
@@ -65,6 +68,11 @@ def _json_value(value: Any) -> Any:
     return to_jsonable(value)
 
 
+def _still(value: Any) -> Any:
+    """What the overview shows of a value: a clip's first frame, anything else as it is."""
+    return value[0] if is_clip(value) else value
+
+
 def _save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array).save(path, format="PNG")
 
@@ -86,6 +94,9 @@ def save_result(result: Any, out_dir: str | Path, overwrite: bool = False, scale
             folder.mkdir()
             texts = {}
             for name, value in sample.items():
+                if is_clip(value):  # a video: name.gif and name_strip.png
+                    save_clip(value, folder, name)
+                    continue
                 pic = picture(name, value)
                 if pic is not None:
                     _save_png(pic, folder / f"{name}.png")
@@ -109,7 +120,7 @@ def save_result(result: Any, out_dir: str | Path, overwrite: bool = False, scale
         (tmp / "sequences.json").write_text(json.dumps(to_jsonable(info), indent=2) + "\n")
         shown = [m for m in result.modalities if all(m in s for s in samples)]
         if shown:
-            grid = sample_grid([{m: s[m] for m in shown} for s in samples], shown, scale=scale)
+            grid = sample_grid([{m: _still(s[m]) for m in shown} for s in samples], shown, scale=scale)
             _save_png(grid, tmp / "overview.png")
     return out_dir
 
@@ -146,6 +157,10 @@ def save_prompt_results(
             outputs: dict[str, Any] = {}
             for name in result.targets:
                 value = sample.get(name)
+                if is_clip(value):  # a video: name.gif and name_strip.png
+                    folder.mkdir(parents=True, exist_ok=True)
+                    save_clip(value, folder, name)
+                    continue
                 pic = picture(name, value)
                 if pic is not None:
                     folder.mkdir(parents=True, exist_ok=True)
@@ -164,7 +179,7 @@ def save_prompt_results(
                 "outputs": outputs,
                 "parse_failures": {m: per_sample[k] for m, per_sample in failures.items()},
             })  # fmt: skip
-            grid_rows.append({"prompt": f"#{p} sample {s}: {prompt.label}", **sample})
+            grid_rows.append({"prompt": f"#{p} sample {s}: {prompt.label}", **{m: _still(v) for m, v in sample.items()}})
             shown += [m for m in result.modalities if m not in shown]
         first = rows[0][2]
         info = {

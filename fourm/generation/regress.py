@@ -8,6 +8,8 @@ denoising head on the decoder output, no further trunk passes)::
 
 Conditions are as in :mod:`fourm.generation.conditions` (token ids, ``GivenTokens``, pixel
 patches); a continuous condition is its float values, (L * C,) / (B, L * C) or (L, C) / (B, L, C).
+In a chain (:func:`fourm.generation.chain.generate_chained`, scheme ``value``) the same
+:func:`predict_vector` makes the vector.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import torch
 from torch import Tensor
 
 from fourm.errors import FourmError
-from fourm.generation.conditions import EncoderInputs, GivenTokens, encoder_inputs, normalize_conditions
+from fourm.generation.conditions import (
+    EncoderInputs,
+    GivenTokens,
+    as_values,
+    encoder_inputs,
+    normalize_conditions,
+)
 from fourm.model.fourm import FourM
 
 
@@ -34,48 +42,13 @@ def continuous_target(model: FourM, name: str) -> None:
         )
 
 
-def _as_values(name: str, value, length: int, dim: int) -> Tensor:
-    """A continuous condition -> (B, L, C) fp32."""
-    t = torch.as_tensor(value, dtype=torch.float32)
-    if t.dim() in (1, 2) and t.shape[-1] == length * dim:
-        t = t.reshape(-1, length, dim)
-    elif t.dim() == 2 and t.shape == (length, dim):
-        t = t[None]
-    if t.dim() != 3 or t.shape[1:] != (length, dim):
-        raise FourmError(
-            f"condition '{name}' must be {length} x {dim} float values, got shape {tuple(t.shape)}"
-        )
-    return t
-
-
-def _continuous_inputs(
-    model: FourM, values: Mapping[str, Tensor], b: int, device
-) -> tuple[EncoderInputs, Tensor]:
-    """Encoder rows (B, n) and their values (B, n, C_max) of the continuous conditions."""
-    config, width = model.config, model.config.value_width
-    rows, vals = [], []
-    for name, value in values.items():
-        mod = config.modalities[name]
-        if not mod.input:
-            raise FourmError(f"condition '{name}' is not a model input (input: false)")
-        v = _as_values(name, value, mod.length, mod.value_dim).to(device).expand(b, -1, -1)
-        pos = torch.arange(mod.length, device=device).expand(b, -1)
-        rows.append(EncoderInputs(torch.zeros_like(pos), torch.full_like(pos, config.modality_index(name)), pos,
-                                  torch.ones_like(pos, dtype=torch.bool)))  # fmt: skip
-        vals.append(torch.nn.functional.pad(v, (0, width - mod.value_dim)))
-    out = rows[0]
-    for r in rows[1:]:
-        out = out.cat(r)
-    return out, torch.cat(vals, dim=1)
-
-
 def _batch_size(config, name: str, value) -> int:
     """Rows of one condition: 1 for an unbatched one."""
     mod = config.modalities[name]
     if isinstance(value, GivenTokens):
         return value.tokens.shape[0]
     if mod.is_continuous:
-        return _as_values(name, value, mod.length, mod.value_dim).shape[0]
+        return as_values(f"condition '{name}'", value, mod.length, mod.value_dim).shape[0]
     t = torch.as_tensor(value)
     batched_dims = 3 if mod.is_patches and t.shape[-1] == mod.patch_dim else 2
     return t.shape[0] if t.dim() >= batched_dims else 1
@@ -90,11 +63,13 @@ def predict_vector(
     steps: int = 20,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Encoder rows (B, Ne) (+ their continuous values (B, Ne, C)) -> the values (B, L * C) of
-    continuous target ``name``, fp32."""
+    """Encoder rows (B, Ne) (their continuous values: ``enc_values`` (B, Ne, C), default ``enc.values``)
+    -> the values (B, L * C) of continuous target ``name``, fp32."""
     continuous_target(model, name)
     mod = model.config.modalities[name]
     b, device = enc.batch_size, enc.tokens.device
+    if enc_values is None:
+        enc_values = enc.values
     if enc.width == 0:
         enc = enc.pad_to(1)
         if enc_values is not None:
@@ -125,26 +100,13 @@ def regress_vector(
         config.modality_index(key)
     if name in conditions:
         raise FourmError(f"'{name}' is both a condition and the target")
-    values = {k: v for k, v in conditions.items() if config.modalities[k].is_continuous}
-    tokens = {k: v for k, v in conditions.items() if k not in values}
     if num_samples is None:
         num_samples = max([_batch_size(config, k, v) for k, v in conditions.items()], default=1)
-    given = normalize_conditions(config, tokens, num_samples, device)
+    given = normalize_conditions(config, conditions, num_samples, device)
     enc = encoder_inputs(config, given, batch_size=num_samples, device=device)
-    enc_values = None
-    if values:
-        cont, cont_values = _continuous_inputs(model, values, num_samples, device)
-        if enc.patches is not None:
-            cont.patches = torch.zeros(
-                *cont.tokens.shape, enc.patches.shape[-1], dtype=torch.uint8, device=device
-            )
-        enc_values = torch.cat(
-            [torch.zeros(*enc.tokens.shape, cont_values.shape[-1], device=device), cont_values], dim=1
-        )
-        enc = enc.cat(cont)
     was_training = model.training
     model.eval()
     try:
-        return predict_vector(model, enc, name, enc_values, steps, generator)
+        return predict_vector(model, enc, name, None, steps, generator)
     finally:
         model.train(was_training)

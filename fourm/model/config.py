@@ -14,13 +14,19 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fourm.errors import FourmError
 from fourm.resources import CONFIG_ROOT
 from fourm.utils.config import Config, read_mapping
 
 ModalityKind = Literal["image", "sequence", "vector"]
+# the diffusion value head's parameterisation (fourm.model.diffusion_head; diffusers' names): what its
+# MLP predicts, and its noise schedule (cosine, or cosine rescaled to zero terminal SNR, Lin et al. 2024)
+ValuePrediction = Literal["v_prediction", "epsilon"]
+ValueSchedule = Literal["cosine_zero_snr", "cosine"]
+# what a saved config (config.json) without these fields meant: the diffusion head's first version
+SAVED_BEFORE_PARAMETERISATION = {"value_prediction": "epsilon", "value_schedule": "cosine"}
 
 
 @dataclass
@@ -29,11 +35,11 @@ class ModalityConfig(Config):
 
     kind: "image" (square grid of ``length`` tokens, 2D positions, decoded in parallel),
     "sequence" (up to ``length`` tokens, 1D positions, decoded causally) or "vector" (``length``
-    tokens, 1D positions, decoded in parallel). ``input`` / ``target``: may be given to the
-    encoder / predicted by the decoder (a target gets an output head). ``patch_dim`` > 0: a patch
-    modality (:mod:`fourm.core.patches`), input only, whose encoder tokens are ``length`` pixel patches
-    of ``patch_dim`` 8-bit values, embedded by a linear projection instead of a token table
-    (``vocab_size`` is then the 256 levels of a value).
+    tokens, 1D positions or N-D ones over its ``position_grid``, decoded in parallel). ``input`` /
+    ``target``: may be given to the encoder / predicted by the decoder (a target gets an output head).
+    ``patch_dim`` > 0: a patch modality (:mod:`fourm.core.patches`), input only, whose encoder tokens
+    are ``length`` pixel patches of ``patch_dim`` 8-bit values, embedded by a linear projection instead
+    of a token table (``vocab_size`` is then the 256 levels of a value).
     """
 
     kind: ModalityKind
@@ -50,8 +56,17 @@ class ModalityConfig(Config):
     # regression, or a small diffusion head as in MAR / Transfusion) instead of a softmax
     value_dim: int = 0
     value_head: Literal["linear", "diffusion"] = "linear"
-    value_loss: Literal["cosine", "mse"] = "cosine"  # linear head's loss (diffusion: epsilon MSE)
+    value_loss: Literal["cosine", "mse"] = "cosine"  # linear head's loss (diffusion: MSE to its prediction)
     value_scale: float = 1.0  # diffusion head: x0 = value * value_scale (unit-norm 384-d: ~sqrt(384))
+    # diffusion head: v-prediction on the zero-terminal-SNR cosine schedule samples from pure noise without
+    # DDIM's ~2e4 amplification of the epsilon error at t = T; a saved config without these fields loads
+    # as epsilon / cosine, the head it was trained as (FourMConfig.from_file)
+    value_prediction: ValuePrediction = "v_prediction"
+    value_schedule: ValueSchedule = "cosine_zero_snr"
+    # vector modality laid out on a row-major grid (e.g. (8, 8) patches, video's (5, 8, 8) groups x rows x
+    # columns; product = length): N-D sin-cos positions (fourm.model.pos_embed.sincos_table_nd) instead of
+    # 1D ones; None (a saved config without the field too) = 1D
+    position_grid: tuple[int, ...] | None = None
 
     @property
     def causal(self) -> bool:
@@ -89,6 +104,23 @@ class ModalityConfig(Config):
             raise FourmError(f"modality '{name}': positions must be sincos or learned, got {self.positions!r}")
         if self.value_dim:
             self._check_continuous(name)
+        if self.position_grid is not None:
+            self._check_position_grid(name)
+
+    def _check_position_grid(self, name: str) -> None:
+        """The rules of a ``position_grid``: a vector modality's row-major grid of ``length`` tokens."""
+        grid = self.position_grid
+        is_list = isinstance(grid, (list, tuple))
+        where = f"modality '{name}': position_grid {list(grid) if is_list else repr(grid)}"
+        if not is_list or not grid or not all(type(n) is int and n >= 1 for n in grid):  # no bools
+            raise FourmError(f"{where} must be a non-empty list of integers >= 1")
+        if self.kind != "vector":
+            why = "an image has its square grid, a sequence 1D positions"
+            raise FourmError(f"{where} needs kind vector, got {self.kind} ({why})")
+        if self.learned_positions:
+            raise FourmError(f"{where} needs positions: sincos, got {self.positions}")
+        if math.prod(grid) != self.length:
+            raise FourmError(f"{where} has {math.prod(grid)} cells, expected length {self.length}")
 
     def _check_continuous(self, name: str) -> None:
         """The rules of a continuous modality (``value_dim`` > 0)."""
@@ -105,6 +137,10 @@ class ModalityConfig(Config):
             raise FourmError(f"{where}: value_loss must be cosine or mse, got {self.value_loss!r}")
         if not 0.0 < self.value_scale <= 1e4:
             raise FourmError(f"{where}: value_scale must be in (0, 1e4], got {self.value_scale}")
+        for key, tp in (("value_prediction", ValuePrediction), ("value_schedule", ValueSchedule)):
+            if getattr(self, key) not in get_args(tp):
+                known = ", ".join(get_args(tp))
+                raise FourmError(f"{where}: {key} must be one of {known}, got {getattr(self, key)!r}")
 
     @property
     def learned_positions(self) -> bool:
@@ -240,8 +276,22 @@ class FourMConfig(Config):
         return cls.preset(preset, {spec.name: modality_from_spec(spec) for spec in specs}, **overrides)
 
     @classmethod
+    def from_file(cls, path: str | Path) -> FourMConfig:
+        """A config read from disk (a saved ``config.json``): a diffusion value head whose entry
+        predates ``value_prediction`` / ``value_schedule`` loads as it was trained (epsilon, cosine;
+        :func:`with_saved_defaults`), not as the new default."""
+        try:
+            return cls.from_dict(with_saved_defaults(read_mapping(path)))
+        except FourmError as e:
+            raise FourmError(f"{path}: {e}") from None
+
+    from_yaml = from_file
+    from_json = from_file
+
+    @classmethod
     def load(cls, source: str | Path, modalities: Mapping[str, ModalityConfig | dict] | None = None) -> FourMConfig:
-        """A preset name or a YAML/JSON file; ``modalities`` fill in (or replace) the file's."""
+        """A preset name or a YAML/JSON file; ``modalities`` fill in (or replace) the file's (the
+        file's own are read as saved ones, :func:`with_saved_defaults`)."""
         if isinstance(source, str) and source in PRESETS:
             if modalities is None:
                 raise FourmError(f"preset '{source}' needs modalities")
@@ -249,10 +299,27 @@ class FourMConfig(Config):
         data = read_mapping(source)
         if modalities is not None:
             data["modalities"] = dict(modalities)
+        else:
+            data = with_saved_defaults(data)
         try:
             return cls.from_dict(data)
         except FourmError as e:
             raise FourmError(f"{source}: {e}") from None
+
+
+def with_saved_defaults(data: dict) -> dict:
+    """A FourMConfig mapping read from disk, with :data:`SAVED_BEFORE_PARAMETERISATION` filled into
+    each diffusion-head modality that lacks those fields (configs saved before they existed); a
+    config built in code or for training gets the dataclass defaults instead, and records them."""
+    modalities = data.get("modalities")
+    if not isinstance(modalities, dict):
+        return data
+    filled = {
+        name: {**SAVED_BEFORE_PARAMETERISATION, **mod}
+        if isinstance(mod, dict) and mod.get("value_head") == "diffusion" else mod
+        for name, mod in modalities.items()
+    }
+    return {**data, "modalities": filled}
 
 
 def modality_from_spec(spec: Any) -> ModalityConfig:
@@ -273,7 +340,9 @@ def modality_from_spec(spec: Any) -> ModalityConfig:
         patch_dim=int(getattr(spec, "patch_dim", None) or 0),
         value_dim=int(getattr(spec, "value_dim", None) or 0),
     )
-    for key in ("value_head", "value_loss", "value_scale"):
+    if getattr(spec, "position_grid", None) is not None:
+        cfg.position_grid = tuple(spec.position_grid)
+    for key in ("value_head", "value_loss", "value_scale", "value_prediction", "value_schedule"):
         if getattr(spec, key, None) is not None:
             setattr(cfg, key, getattr(spec, key))
     cfg.check(spec.name)

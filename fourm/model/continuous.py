@@ -10,7 +10,10 @@ as a target one of two heads reads the decoder output of its token:
 * ``linear`` (:class:`LinearValueHead`): Linear(D, C); loss per token ``cosine`` (1 - cos) or
   ``mse`` (squared L2 distance, summed over the token's values), averaged over tokens.
 * ``diffusion`` (:class:`fourm.model.diffusion_head.DiffusionHead`): a denoising MLP conditioned
-  on the decoder output (epsilon MSE); values are sampled with a DDIM scheduler.
+  on the decoder output (``value_prediction`` / ``value_schedule``: v-prediction MSE on a
+  zero-terminal-SNR cosine schedule by default; a saved config without them, from before they
+  existed, loads as epsilon prediction on the cosine schedule); values are sampled with a DDIM
+  scheduler (``steps``).
 
 Both heads have ``loss(hidden (n, D), value (n, C)) -> scalar`` and ``predict(hidden, ...) -> (n, C)``.
 """
@@ -53,13 +56,16 @@ class DiffusionValueHead(DiffusionHead):
     """:class:`DiffusionHead` with the value-head interface (``predict`` samples)."""
 
     def predict(self, hidden: Tensor, steps: int = 20, generator=None, **_: object) -> Tensor:
+        """(n, D) -> (n, C) fp32: DDIM sampling in ``steps`` steps from noise drawn with ``generator``."""
         return self.sample(hidden.float(), steps=steps, generator=generator)
 
 
 def build_value_head(dim: int, mod: ModalityConfig) -> nn.Module:
     """The output head of continuous target ``mod``."""
     if mod.value_head == "diffusion":
-        return DiffusionValueHead(dim, mod.value_dim, scale=mod.value_scale)
+        return DiffusionValueHead(
+            dim, mod.value_dim, scale=mod.value_scale, prediction_type=mod.value_prediction, schedule=mod.value_schedule
+        )
     return LinearValueHead(dim, mod.value_dim, mod.value_loss)
 
 

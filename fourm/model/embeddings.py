@@ -1,14 +1,15 @@
 """Packed input embeddings of the FourM encoder and decoder, each a handful of single gathers.
 
 All modalities share one token table (rows of modality m start at its vocabulary offset), one
-fixed position table (2D sin-cos rows for image grids, 1D for sequences and vectors, each modality
-at its own row offset) and a learned modality embedding per side (one table for both sides with
-``share_modality_embeddings``). Modalities with ``positions: learned`` take their positions from a
-learned table per side instead (their rows of the fixed table are zero). Encoder input = token + position
-+ modality, where a patch modality's "token" is a linear projection of its pixel patch (values
-0..255 mapped to [-1, 1]; it has no rows in the token table), and a continuous modality's a linear
-projection of its value vector (:mod:`fourm.model.continuous`). Decoder input = (a learned mask token
-for image/vector targets, the embedding of ``dec_input`` for sequence targets) + position + modality.
+fixed position table (2D sin-cos rows for image grids, N-D for a vector's ``position_grid``, 1D for
+sequences and other vectors, each modality at its own row offset) and a learned modality embedding
+per side (one table for both sides with ``share_modality_embeddings``). Modalities with
+``positions: learned`` take their positions from a learned table per side instead (their rows of
+the fixed table are zero). Encoder input = token + position + modality, where a patch modality's
+"token" is a linear projection of its pixel patch (values 0..255 mapped to [-1, 1]; it has no rows in
+the token table), and a continuous modality's a linear projection of its value vector
+(:mod:`fourm.model.continuous`). Decoder input = (a learned mask token for image/vector targets, the
+embedding of ``dec_input`` for sequence targets) + position + modality.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fourm.model.config import FourMConfig
-from fourm.model.pos_embed import sincos_table_1d, sincos_table_2d
+from fourm.model.config import FourMConfig, ModalityConfig
+from fourm.model.pos_embed import sincos_table_1d, sincos_table_2d, sincos_table_nd
 
 POSITION_MEAN_SQUARE = 0.5  # of a sin-cos feature (sin^2 + cos^2 = 1 per pair of dims)
 PATCH_VALUE_MEAN_SQUARE = 1.0 / 3.0  # of a pixel value uniform in [-1, 1]
@@ -38,6 +39,18 @@ def _offsets(sizes: list[int]) -> Tensor:
     return torch.tensor([0] + sizes[:-1], dtype=torch.long).cumsum(0)
 
 
+def _fixed_positions(m: ModalityConfig, dim: int) -> Tensor:
+    """Modality ``m``'s rows (num_positions, D) of the fixed table: zero for learned positions, 2D
+    sin-cos for an image, N-D over a ``position_grid``, 1D otherwise."""
+    if m.learned_positions:
+        return torch.zeros(m.num_positions, dim)
+    if m.kind == "image":
+        return sincos_table_2d(m.grid_size, dim)
+    if m.position_grid is not None:
+        return sincos_table_nd(m.position_grid, dim)
+    return sincos_table_1d(m.num_positions, dim)
+
+
 class PackedEmbeddings(nn.Module):
     """Token, position and modality embeddings for packed rows of mixed modalities."""
 
@@ -49,12 +62,7 @@ class PackedEmbeddings(nn.Module):
         self.vocab_sizes = [m.table_rows for m in mods]
         self.register_buffer("vocab_offsets", _offsets(self.vocab_sizes), persistent=False)
         self.register_buffer("causal", torch.tensor([m.causal for m in mods], dtype=torch.bool), persistent=False)
-        tables = [
-            torch.zeros(m.num_positions, dim)
-            if m.learned_positions
-            else sincos_table_2d(m.grid_size, dim) if m.kind == "image" else sincos_table_1d(m.num_positions, dim)
-            for m in mods
-        ]
+        tables = [_fixed_positions(m, dim) for m in mods]
         self.register_buffer("pos_offsets", _offsets([m.num_positions for m in mods]), persistent=False)
         self.position_scale = config.position_scale
         self.register_buffer("pos_table", torch.cat(tables) * config.position_scale, persistent=False)  # (sum L, D)

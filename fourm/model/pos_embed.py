@@ -1,6 +1,9 @@
-"""Fixed sin-cos position tables: 1D for sequences, 2D (row, column) for square image grids."""
+"""Fixed sin-cos position tables: 1D for sequences, 2D (row, column) for square image grids, N-D for
+a modality's ``position_grid`` (e.g. video's (group, row, column))."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -31,3 +34,28 @@ def sincos_table_2d(grid_size: int, dim: int) -> Tensor:
     index = torch.arange(grid_size * grid_size)
     rows, cols = index // grid_size, index % grid_size
     return torch.cat([sincos_1d(rows, dim // 2), sincos_1d(cols, dim // 2)], dim=1)
+
+
+def sincos_table_nd(grid: tuple[int, ...], dim: int) -> Tensor:
+    """Table (prod(grid), dim) for a row-major grid of ``len(grid)`` axes (the last varies fastest).
+
+    Axis k gets features [k * c, (k + 1) * c), the 1D sin-cos of its coordinate, with c = dim // len(grid)
+    rounded down to even; the last dim - len(grid) * c features are zero. For 2 axes and dim % 4 == 0
+    this is :func:`sincos_table_2d` of a (rows, columns) grid exactly; for 1 axis and an even dim,
+    :func:`sincos_table_1d`."""
+    grid = tuple(grid)
+    if not grid or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in grid):
+        raise FourmError(f"position grid must be a non-empty list of integers >= 1, got {list(grid)}")
+    chunk = dim // len(grid) // 2 * 2  # per-axis features (even)
+    if chunk == 0:
+        raise FourmError(f"{len(grid)}-axis sin-cos embedding needs dim >= {2 * len(grid)}, got {dim}")
+    index = torch.arange(math.prod(grid))
+    coords = []  # (N,) per axis, last axis first
+    for size in reversed(grid):
+        coords.append(index % size)
+        index = index // size
+    parts = [sincos_1d(c, chunk) for c in reversed(coords)]
+    rest = dim - chunk * len(grid)
+    if rest:
+        parts.append(torch.zeros(parts[0].shape[0], rest))
+    return torch.cat(parts, dim=1)  # (prod(grid), dim)

@@ -8,6 +8,11 @@ MiniLM vectors of captions as well as against other regressed vectors::
     embedder = RegressedEmbedder(model, "caption_vector")
     keys = embedder([{"rgb": ids} for ids in rgb_tokens])        # (N, 384), unit norm
     scores, rows = EmbeddingIndex(keys).search(minilm(["a red cube"]), k=5)
+
+The same vector comes out of generation (``FourMPipeline.generate(..., ["caption_vector"])``,
+:mod:`fourm.generation.chain`, scheme ``value``): l2-normalised, a generated vector is a query for
+the same index. An item may hold a continuous modality as input, as
+``GivenTokens.continuous(values (1, L, C))``.
 """
 
 from __future__ import annotations

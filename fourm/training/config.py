@@ -72,6 +72,9 @@ class ModelSection(Config):
     # heads of continuous modalities (fourm.model.continuous) of a new model, e.g.
     # {caption_vector: {value_head: diffusion, value_scale: 19.6}}; default: linear, cosine loss
     value_heads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # N-D sin-cos positions of vector modalities of a new model, e.g. {video: [5, 8, 8]}
+    # (fourm.model.config.ModalityConfig.position_grid); default: 1D positions
+    position_grids: dict[str, list[int]] = field(default_factory=dict)
     freeze_trunk_steps: int = 0  # first N steps: only the added / re-initialised rows train
     old_params_lr_scale: float = 1.0  # afterwards: the old weights' updates scaled by this
 
@@ -84,6 +87,8 @@ class ModelSection(Config):
             raise FourmError("model.add_modalities needs model.init_from (a trained model to add them to)")
         if self.init_from is not None and self.value_heads:
             raise FourmError("model.value_heads applies to a new model (init_from loads its heads with its weights)")
+        if self.init_from is not None and self.position_grids:
+            raise FourmError("model.position_grids applies to a new model (init_from keeps its positions)")
         if self.init_from is None and self.reinit_modalities:
             raise FourmError("model.reinit_modalities needs model.init_from (a trained model whose rows to re-initialise)")
         tuned = self.freeze_trunk_steps > 0 or self.old_params_lr_scale != 1

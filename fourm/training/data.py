@@ -113,8 +113,10 @@ def model_modalities(merged: dict[str, ModalityTokens], sources: list, split: st
 
 
 def apply_value_heads(modalities: dict[str, ModalityConfig], heads: dict[str, dict]) -> dict[str, ModalityConfig]:
-    """``model.value_heads`` ({name: {value_head, value_loss, value_scale}}) applied to the continuous
-    modalities of a new model; FourmError for a name that is not one."""
+    """``model.value_heads`` ({name: {value_head, value_loss, value_scale, value_prediction,
+    value_schedule}}) applied to the continuous modalities of a new model; FourmError for a name that
+    is not one. Fields left out keep ModalityConfig's defaults, which the saved config then records."""
+    allowed = ("value_head", "value_loss", "value_scale", "value_prediction", "value_schedule")
     out = dict(modalities)
     for name, fields in heads.items():
         mod = out.get(name)
@@ -123,11 +125,30 @@ def apply_value_heads(modalities: dict[str, ModalityConfig], heads: dict[str, di
             raise FourmError(
                 f"model.value_heads: '{name}' is not a continuous modality of the data (continuous: {', '.join(known) or 'none'})"
             )
-        unknown = set(fields) - {"value_head", "value_loss", "value_scale"}
+        unknown = set(fields) - set(allowed)
         if unknown:
-            raise FourmError(f"model.value_heads.{name}: unknown field '{sorted(unknown)[0]}' (expected value_head, value_loss, value_scale)")
-        out[name] = mod.replace(**fields)
+            raise FourmError(f"model.value_heads.{name}: unknown field '{sorted(unknown)[0]}' (expected {', '.join(allowed)})")
+        try:
+            out[name] = mod.replace(**fields)
+        except FourmError as e:
+            raise FourmError(f"model.value_heads.{name}: {e}") from None
         out[name].check(name)
+    return out
+
+
+def apply_position_grids(modalities: dict[str, ModalityConfig], grids: dict[str, list[int]]) -> dict[str, ModalityConfig]:
+    """``model.position_grids`` ({name: [rows, cols] or [T, rows, cols]}): N-D sin-cos positions for
+    vector modalities of a new model (``ModalityConfig.position_grid``); FourmError for a name the data
+    does not have or a grid that does not fit it."""
+    out = dict(modalities)
+    for name, grid in grids.items():
+        if name not in out:
+            raise FourmError(f"model.position_grids: '{name}' is not a modality of the data (modalities: {', '.join(out)})")
+        try:
+            out[name] = out[name].replace(position_grid=tuple(grid))
+            out[name].check(name)
+        except (FourmError, TypeError) as e:
+            raise FourmError(f"model.position_grids.{name}: {e}") from None
     return out
 
 
@@ -237,6 +258,7 @@ def build_training_data(cfg: TrainConfig, model_modalities_override: dict[str, M
         modalities = dict(model_modalities_override)
     else:
         modalities = apply_value_heads(model_modalities(merged, sources, cfg.data.train_split), cfg.model.value_heads)
+        modalities = apply_position_grids(modalities, cfg.model.position_grids)
     if specials is None and any(m.kind == "sequence" for m in modalities.values()):
         raise FourmError("the model has sequence modalities but no dataset gives sequence special tokens")
 

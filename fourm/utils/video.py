@@ -2,6 +2,7 @@
 
     save_gif(clip, "out/clip.gif", fps=4)                       # clip: (T, H, W, 3) uint8
     save_frame_strip([clip, recon], "out/strip.png")            # one row per clip, one column per frame
+    save_clip(clip, "out/sample_000", "video")                  # video.gif + video_strip.png (generate.py)
 
 Both write atomically. PIL stores two identical consecutive frames as one frame shown for both
 durations (a fully static clip becomes a one-frame GIF); playback is the same.
@@ -71,3 +72,20 @@ def save_frame_strip(clips: Sequence[np.ndarray], path: str | Path, gap: int = 2
     with atomic_path(path) as tmp:
         Image.fromarray(picture).save(tmp, format="PNG")
     return path
+
+
+def is_clip(value: object) -> bool:
+    """True for a clip as codecs decode it: a (T, H, W, 3) uint8 array (:class:`fourm.codecs.VideoCodec`)."""
+    return isinstance(value, np.ndarray) and value.ndim == 4 and value.shape[-1] == 3 and value.dtype == np.uint8
+
+
+def save_clip(
+    clip: np.ndarray, folder: str | Path, name: str, fps: float = 4.0, scale: int = 2
+) -> list[Path]:
+    """Write ``clip`` (T, H, W, 3) uint8 as ``folder/name.gif`` and the frame strip ``folder/name_strip.png``
+    (each pixel ``scale`` x ``scale`` in the GIF) -> the two paths."""
+    folder = Path(folder)
+    return [
+        save_gif(clip, folder / f"{name}.gif", fps=fps, scale=scale),
+        save_frame_strip([clip], folder / f"{name}_strip.png"),
+    ]

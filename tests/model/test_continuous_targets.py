@@ -3,6 +3,7 @@ save/load, generation (regress_vector), retrieval (RegressedEmbedder) and bad co
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -22,7 +23,7 @@ from fourm.data.token_dataset import (
 from fourm.errors import FourmError
 from fourm.generation.regress import regress_vector
 from fourm.modalities import ModalitySpec
-from fourm.model import FourM, ModalityConfig
+from fourm.model import FourM, FourMConfig, ModalityConfig
 from fourm.model.diffusion_head import DiffusionHead, cosine_betas
 from fourm.retrieval import RegressedEmbedder
 from fourm.training.data import apply_value_heads
@@ -208,8 +209,13 @@ def test_models_without_continuous_modalities_keep_their_state_dict():
 
 
 # ------------------------------------------------------------------------------------------ diffusion head
+def _legacy_head(**kw) -> DiffusionHead:
+    """The first version: epsilon prediction on the cosine schedule."""
+    return DiffusionHead(dim=8, value_dim=3, prediction_type="epsilon", schedule="cosine", **kw)
+
+
 def test_noising_follows_the_formula():
-    head = DiffusionHead(dim=8, value_dim=3, num_train_timesteps=50)
+    head = _legacy_head(num_train_timesteps=50)
     betas = cosine_betas(50)
     abar = torch.cumprod(1 - betas, 0)
     x0, eps, t = torch.randn(4, 3), torch.randn(4, 3), torch.tensor([0, 7, 30, 49])
@@ -220,9 +226,41 @@ def test_noising_follows_the_formula():
     assert float(abar[-1]) < 1e-3 and float(abar[0]) > 0.99
 
 
+def test_zero_terminal_snr_schedule_is_the_cosine_one_rescaled():
+    head = DiffusionHead(dim=8, value_dim=3, num_train_timesteps=50)  # default: v_prediction, cosine_zero_snr
+    assert (head.prediction_type, head.schedule) == ("v_prediction", "cosine_zero_snr")
+    root = torch.cumprod(1 - cosine_betas(50), 0).sqrt()
+    expected = ((root - root[-1]) * root[0] / (root[0] - root[-1])) ** 2  # shift to 0 at T, keep t = 0
+    torch.testing.assert_close(head.alphas_cumprod, expected.float())
+    assert float(head.alphas_cumprod[-1]) == 0.0 and float(head.betas[-1]) == 1.0
+    assert float(head.alphas_cumprod[0]) == pytest.approx(float(root[0] ** 2), rel=1e-6)
+    assert bool((head.alphas_cumprod[1:] < head.alphas_cumprod[:-1]).all())
+
+
+def test_v_prediction_loss_against_a_hand_computation():
+    torch.manual_seed(0)
+    head = DiffusionHead(dim=8, value_dim=3, num_train_timesteps=100, scale=2.0, samples_per_token=2)
+    with torch.no_grad():
+        head.out.weight.normal_(std=0.5)
+    z, value = torch.randn(2, 8), torch.randn(2, 3)
+    t, noise = torch.tensor([0, 40, 99, 7]), torch.randn(4, 3)
+    abar = head.alphas_cumprod[t][:, None]
+    x0 = (value * 2.0).repeat(2, 1)  # rows of draw j: j n ... (j + 1) n - 1
+    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+    v = abar.sqrt() * noise - (1 - abar).sqrt() * x0
+    assert torch.equal(v[2], -x0[2])  # t = T: abar = 0, v = -x0
+    expected = ((head(x_t, t, z.repeat(2, 1)) - v) ** 2).mean()
+    torch.testing.assert_close(head.loss(z, value, t=t, noise=noise), expected)
+    legacy = _legacy_head(num_train_timesteps=100, scale=2.0, samples_per_token=2)
+    x_t_legacy = legacy.add_noise(x0, noise, t)
+    torch.testing.assert_close(
+        legacy.loss(z, value, t=t, noise=noise), ((legacy(x_t_legacy, t, z.repeat(2, 1)) - noise) ** 2).mean()
+    )
+
+
 def test_one_ddim_step_against_a_hand_computation():
     torch.manual_seed(0)
-    head = DiffusionHead(dim=8, value_dim=3, num_train_timesteps=100)
+    head = _legacy_head(num_train_timesteps=100)
     with torch.no_grad():
         head.out.weight.normal_(std=0.5)  # zero-initialised: make the prediction non-trivial
     sched = head.scheduler(4)
@@ -235,6 +273,56 @@ def test_one_ddim_step_against_a_hand_computation():
     expected = abar[t_prev].sqrt() * x0 + (1 - abar[t_prev]).sqrt() * eps  # DDIM, eta 0
     got = sched.step(eps.detach(), t, x).prev_sample
     torch.testing.assert_close(got, expected.detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_one_v_prediction_ddim_step_against_a_hand_computation():
+    torch.manual_seed(0)
+    head = DiffusionHead(dim=8, value_dim=3, num_train_timesteps=100, scale=2.0)
+    with torch.no_grad():
+        head.out.weight.normal_(std=0.5)
+    sched = head.scheduler(4)
+    assert sched.timesteps.tolist() == [99, 74, 49, 24]
+    abar = head.alphas_cumprod
+    z, x = torch.randn(2, 8), torch.randn(2, 3)
+    with torch.no_grad():
+        for t, t_prev in [(74, 49), (99, 74)]:  # a middle step, and the first from pure noise (abar_T = 0)
+            v = head(x, torch.full((2,), t), z)
+            x0 = abar[t].sqrt() * x - (1 - abar[t]).sqrt() * v
+            eps = abar[t].sqrt() * v + (1 - abar[t]).sqrt() * x
+            expected = abar[t_prev].sqrt() * x0 + (1 - abar[t_prev]).sqrt() * eps  # DDIM, eta 0
+            torch.testing.assert_close(sched.step(v, t, x).prev_sample, expected, rtol=1e-4, atol=1e-5)
+        # one-step sampling: x_T = noise, x0 = -v(x_T, T) (abar_T = 0), / scale
+        noise = torch.randn(2, 3, generator=torch.Generator().manual_seed(5))
+        expected = -head(noise, torch.full((2,), 99), z) / 2.0
+    got = head.sample(z, steps=1, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_parameterizations_fail_in_one_line():
+    with pytest.raises(FourmError, match="prediction_type 'x0'"):
+        DiffusionHead(dim=8, value_dim=3, prediction_type="x0")
+    with pytest.raises(FourmError, match="schedule 'linear'"):
+        DiffusionHead(dim=8, value_dim=3, schedule="linear")
+    with pytest.raises(FourmError, match="steps must be in 1..1000"):
+        DiffusionHead(dim=8, value_dim=3).scheduler(0)
+    assert set(DiffusionHead(dim=8, value_dim=3).state_dict()) == set(
+        _legacy_head().state_dict()
+    )  # weights alike
+
+
+def test_v_prediction_head_learns_to_sample_a_conditional_vector():
+    """A few hundred steps on two conditions -> two fixed vectors; 10 DDIM steps land near them."""
+    torch.manual_seed(0)
+    head = DiffusionHead(dim=4, value_dim=6, width=64, depth=2, scale=2.0, samples_per_token=16)
+    z = torch.eye(4)[:2]
+    target = F.normalize(torch.randn(2, 6), dim=-1)
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for _ in range(300):
+        opt.zero_grad()
+        head.loss(z, target).backward()
+        opt.step()
+    out = head.sample(z, steps=10, generator=torch.Generator().manual_seed(0))
+    assert float(F.cosine_similarity(out, target).min()) > 0.9
 
 
 def test_diffusion_loss_and_sampling_shapes():
@@ -370,3 +458,93 @@ def test_other_bad_inputs_fail_in_one_line():
     b.dec_values = b.dec_values.long()
     with pytest.raises(FourmError, match="float tensor"):
         m.loss(b)
+
+
+# ------------------------------------------------------------------------------------------ diffusion parameterisation
+DIFF = {"kind": "vector", "vocab_size": 1, "length": 1, "value_dim": C, "value_head": "diffusion", "input": False}
+
+
+def _diffusion_model(**fields) -> FourM:
+    mods = {"rgb": ModalityConfig("image", 16, 16), "vd": ModalityConfig(**{**DIFF, **fields})}
+    torch.manual_seed(0)
+    return FourM(toy_config(modalities=mods))
+
+
+def _head(m: FourM) -> tuple[str, str]:
+    head = m.value_heads["vd"]
+    return head.prediction_type, head.schedule
+
+
+def test_the_parameterisation_reaches_the_head():
+    assert _head(_diffusion_model()) == ("v_prediction", "cosine_zero_snr")  # a new config: the new default
+    m = _diffusion_model(value_prediction="epsilon", value_schedule="cosine")
+    assert _head(m) == ("epsilon", "cosine")
+    torch.testing.assert_close(m.value_heads["vd"].alphas_cumprod, torch.cumprod(1 - cosine_betas(1000), 0).float())
+    assert _head(_diffusion_model(value_schedule="cosine")) == ("v_prediction", "cosine")
+    # the training path (model.value_heads of a train config) sets and records it too
+    mods = {"vec": ModalityConfig("vector", 1, 1, value_dim=3)}
+    new = apply_value_heads(mods, {"vec": {"value_head": "diffusion"}})["vec"]
+    old = apply_value_heads(mods, {"vec": {"value_head": "diffusion", "value_prediction": "epsilon"}})["vec"]
+    assert (new.value_prediction, new.value_schedule) == ("v_prediction", "cosine_zero_snr")
+    assert (old.value_prediction, old.value_schedule) == ("epsilon", "cosine_zero_snr")
+
+
+@pytest.mark.parametrize("fields", [{}, {"value_prediction": "epsilon", "value_schedule": "cosine"}])
+def test_a_saved_model_round_trips_its_parameterisation(tmp_path, fields):
+    m = _diffusion_model(**fields)
+    m.save_pretrained(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["modalities"]["vd"]
+    assert (saved["value_prediction"], saved["value_schedule"]) == _head(m)  # recorded, defaults too
+    loaded = FourM.from_pretrained(tmp_path / "m")
+    assert loaded.config == m.config and _head(loaded) == _head(m)
+    z = torch.randn(3, m.config.dim)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    torch.testing.assert_close(m.value_heads["vd"].predict(z, steps=3, generator=g1),
+                               loaded.value_heads["vd"].predict(z, steps=3, generator=g2))  # fmt: skip
+
+
+def test_an_old_config_without_the_fields_loads_as_epsilon_on_cosine(tmp_path):
+    m = _diffusion_model(value_prediction="epsilon", value_schedule="cosine")  # as the first version trained it
+    m.save_pretrained(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    data = json.loads(path.read_text())
+    for mod in data["modalities"].values():  # a config.json written before the fields existed
+        del mod["value_prediction"], mod["value_schedule"]
+    path.write_text(json.dumps(data))
+    loaded = FourM.from_pretrained(tmp_path / "m")
+    assert _head(loaded) == ("epsilon", "cosine") and loaded.config == m.config
+    assert FourMConfig.from_file(path).modalities["vd"].value_prediction == "epsilon"
+    assert FourMConfig.load(path).modalities["vd"].value_schedule == "cosine"
+    # only where a value head is a diffusion one; a dict built in code is a new config (new default)
+    assert loaded.config.modalities["rgb"].value_prediction == "v_prediction"
+    assert FourMConfig.from_dict(data).modalities["vd"].value_prediction == "v_prediction"
+
+
+BUILDS = {
+    "from_dict": lambda f: ModalityConfig.from_dict({**DIFF, **f}).check("vd"),
+    "in code": lambda f: ModalityConfig(**{**DIFF, **f}).check("vd"),
+    "value_heads": lambda f: apply_value_heads({"vd": ModalityConfig(**DIFF)}, {"vd": f}),
+}
+
+
+@pytest.mark.parametrize("build", list(BUILDS))
+@pytest.mark.parametrize(
+    "fields, name",
+    [({"value_prediction": "x0"}, "value_prediction"), ({"value_prediction": "v"}, "value_prediction"),
+     ({"value_schedule": "linear"}, "value_schedule")],
+)  # fmt: skip
+def test_bad_parameterisations_fail_in_one_line(build, fields, name):
+    with pytest.raises(FourmError, match=name) as e:
+        BUILDS[build](fields)
+    assert "\n" not in str(e.value)
+
+
+def test_a_bad_parameterisation_in_a_saved_config_fails_in_one_line(tmp_path):
+    _diffusion_model().save_pretrained(tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    data = json.loads(path.read_text())
+    data["modalities"]["vd"]["value_schedule"] = "sigmoid"
+    path.write_text(json.dumps(data))
+    with pytest.raises(FourmError, match="value_schedule': 'sigmoid'") as e:
+        FourM.from_pretrained(tmp_path / "m")
+    assert "\n" not in str(e.value)

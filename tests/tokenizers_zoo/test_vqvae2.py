@@ -186,19 +186,26 @@ def test_evaluate_reports_the_usage_of_each_level():
     assert 0 < metrics["usage_top"] <= 100.0 * 16 / tok.vocab_size  # 4 images x 4 top tokens
 
 
-def test_rgb_top_and_rgb_bottom_modalities_match_the_shipped_tokenizer():
+@pytest.mark.parametrize(
+    "config, suffix, top_side, tokens", [("rgb_vqvae2.yaml", "", 4, 80), ("rgb_vqvae2_68.yaml", "_68", 2, 68)]
+)
+def test_rgb_top_and_rgb_bottom_modalities_match_the_shipped_tokenizer(config, suffix, top_side, tokens):
     from fourm.modalities import ModalityRegistry
     from fourm.resources import CONFIG_ROOT
 
     extra = CONFIG_ROOT / "modalities" / "extra"
-    registry = ModalityRegistry.from_files([extra / "rgb_top.yaml", extra / "rgb_bottom.yaml"])
-    tok = ImageTokenizer(ImageTokenizerConfig.from_dict(read_mapping(CONFIG)))  # full size, untrained
-    for name, level in (("rgb_top", "top"), ("rgb_bottom", "bottom")):
+    top, bottom = f"rgb_top{suffix}", f"rgb_bottom{suffix}"
+    registry = ModalityRegistry.from_files([extra / f"{top}.yaml", extra / f"{bottom}.yaml"])
+    cfg = ImageTokenizerConfig.from_dict(read_mapping(CONFIG_DIR / config))
+    tok = ImageTokenizer(cfg)  # full size, untrained
+    assert tok.num_tokens == tokens and tok.quantizer.top_grid == (top_side, top_side)
+    for name, level in ((top, "top"), (bottom, "bottom")):
         spec = registry[name]
         assert spec.token_level == level and spec.data_key == "rgb"
+        assert spec.tokenizer == f"tokenizers/{(CONFIG_DIR / config).stem}"
         assert spec.num_tokens == tok.quantizer.level_sizes[level] and spec.vocab_size == tok.vocab_size
         assert spec.image_size == tok.cfg.image_size
-    assert registry["rgb_top"].grid_size == 4 and registry["rgb_bottom"].grid_size == 8
+    assert registry[top].grid_size == top_side and registry[bottom].grid_size == 8
 
 
 def test_training_loop_trains_and_saves_a_vqvae2_tokenizer(tmp_path):
