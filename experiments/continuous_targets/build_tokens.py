@@ -9,12 +9,11 @@ modalities (caption_vector: regression; caption_vector_dh: the diffusion head's 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import datasets as hfd
 
-from fourm.data.token_dataset import INFO_FILE, ModalityTokens, TokenDatasetInfo
+from fourm.data.token_dataset import INFO_FILE, ModalityTokens, TokenDatasetInfo, save_token_splits
 from fourm.errors import FourmError
 
 KEEP = ["rgb", "caption", "caption_embedding"]
@@ -46,10 +45,7 @@ def main() -> None:
     mods = {m: info.modalities[m] for m in KEEP}
     for name in VECTORS:
         mods[name] = ModalityTokens("vector", 1, 1, value_dim=384)
-    new_info = TokenDatasetInfo(modalities=mods, specials=info.specials)
-    new_info.validate()
-    hfd.DatasetDict(out).save_to_disk(args.out)
-    (Path(args.out) / INFO_FILE).write_text(json.dumps(new_info.to_dict(), indent=2) + "\n")
+    save_token_splits(args.out, out, TokenDatasetInfo(modalities=mods, specials=info.specials))
     print(f"wrote {args.out}: " + ", ".join(f"{k} {len(v)}" for k, v in out.items()))
 
 

@@ -62,7 +62,8 @@ def main() -> None:
             model, "caption_vector_dh", steps=args.steps, batch_size=64
         ),
     }
-    result: dict = {"num": len(rows)}
+    head = model.value_heads["caption_vector_dh"]
+    result: dict = {"num": len(rows), "diffusion head": f"{head.prediction_type}, {head.schedule}"}
     with torch.no_grad():
         ceiling = F.cosine_similarity(tokenizer.decode(tokenizer.encode(true)).float(), true).mean()
     result["chance: cos to another sample's vector"] = float((true * true.roll(1, 0)).sum(-1).mean())
