@@ -27,6 +27,9 @@ fourm.modalities and tokenizers_zoo only, never on fourm.data / generation / tra
   (:func:`decode_levels`: the grids joined, top first).
 * :class:`VideoCodec` (``VideoTokenizer``): clips (T, H, W, 3) uint8 <-> (B, (1 + G) * S) ids of a joint
   image-video tokenizer, a ``vector``-kind modality (``configs/modalities/extra/video.yaml``).
+* :class:`DynamicImageCodec` (a ``DynamicImageTokenizer``, ``architecture: dynamic``): rgb images <-> rows
+  ``[pos][code] ... [EOS] [PAD]`` of a variable number of tokens, a ``sequence``-kind modality
+  (``configs/modalities/extra/rgb_dynamic.yaml``), generated autoregressively.
 * :class:`MissingTokenizerCodec`: a modality whose tokenizer the bundle does not hold (registry
   ``tokenizer: null``): its token ids still work; raw values and decoding fail with one line.
 
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 from fourm.codecs.base import MissingTokenizerCodec
 from fourm.codecs.box_map import BoxMapCodec
+from fourm.codecs.dynamic import DynamicImageCodec
 from fourm.codecs.image import ImageCodec, PatchCodec
 from fourm.codecs.levels import ImageLevelCodec, LevelEncodeCache, decode_levels, image_codec
 from fourm.codecs.ml4m import DIVAE_STEPS, Ml4mImageCodec, Ml4mSequenceCodec
@@ -54,11 +58,11 @@ from fourm.codecs.video import VideoCodec
 
 Codec = (
     ImageCodec | ImageLevelCodec | SequenceCodec | VectorCodec | PatchCodec | BoxMapCodec | Ml4mImageCodec
-    | MissingTokenizerCodec | VideoCodec | ValueCodec
+    | MissingTokenizerCodec | VideoCodec | ValueCodec | DynamicImageCodec
 )
 
 __all__ = [
-    "DIVAE_STEPS", "BoxMapCodec", "Codec", "ImageCodec", "ImageLevelCodec", "LevelEncodeCache",
+    "DIVAE_STEPS", "BoxMapCodec", "Codec", "DynamicImageCodec", "ImageCodec", "ImageLevelCodec", "LevelEncodeCache",
     "MissingTokenizerCodec", "Ml4mImageCodec", "Ml4mSequenceCodec", "PatchCodec", "SequenceCodec", "ValueCodec",
     "VectorCodec", "VideoCodec",
     "decode_levels", "image_codec",

@@ -41,6 +41,7 @@ from fourm.codecs import (
     SequenceCodec,
     VectorCodec,
 )
+from fourm.codecs.dynamic import DynamicImageCodec, is_image_tokenizer_dir
 from fourm.codecs.video import VideoCodec, is_video_tokenizer_dir, load_video_tokenizer
 from fourm.core.patches import LEVELS
 from fourm.data.masking.spans import SequenceSpecialTokens
@@ -134,7 +135,7 @@ def codec_encoder(codec: Any) -> EncodeFn:
     return encode
 
 
-def sequence_encoder(codec: SequenceCodec, report: PretokenizeReport) -> EncodeFn:
+def sequence_encoder(codec: SequenceCodec | DynamicImageCodec, report: PretokenizeReport) -> EncodeFn:
     """The encode function of a sequence modality: each present value's ids up to its [EOS] (no
     [PAD]s; too long: truncated, keeping the [EOS], and counted in ``report.truncated``)."""
 
@@ -192,6 +193,19 @@ def build_encoders(
             image_tok = ImageTokenizer.from_pretrained(path, device=device)
             _check_tokens(path, image_tok, spec)
             encoders[name] = codec_encoder(ImageCodec(name, image_tok, precision=precision, resize=False))
+        elif spec.kind == "sequence" and is_image_tokenizer_dir(path):  # rgb as [pos][code] pairs (fourm.codecs.dynamic)
+            dynamic_tok = ImageTokenizer.from_pretrained(path, device=device)
+            codec = DynamicImageCodec(name, dynamic_tok, precision=precision, resize=False)
+            if (codec.length, codec.vocab_size) != (spec.max_length, spec.vocab_size):
+                raise FourmError(
+                    f"tokenizer {path} gives rows of {codec.length} ids of vocabulary {codec.vocab_size}, but modality "
+                    f"'{name}' declares max_length {spec.max_length} and vocab_size {spec.vocab_size}"
+                )
+            encoders[name] = sequence_encoder(codec, report)
+            if specials is None:  # the text vocabulary's specials (a text tokenizer's, when there is one, win)
+                specials = SequenceSpecialTokens(pad=codec.pad, sos=codec.sos, eos=codec.eos, sentinels=codec.sentinel_ids)
+            infos[name] = ModalityTokens(kind="sequence", vocab_size=codec.vocab_size, length=spec.length)
+            continue
         elif spec.kind == "sequence":
             if path not in text_tokenizers:
                 text_tokenizers[path] = TextTokenizer.from_pretrained(path)

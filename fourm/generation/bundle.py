@@ -44,6 +44,7 @@ from fourm.codecs import (
     VectorCodec,
     image_codec,
 )
+from fourm.codecs.dynamic import DynamicImageCodec, is_image_tokenizer_dir
 from fourm.codecs.video import VideoCodec, is_video_tokenizer_dir, load_video_tokenizer
 from fourm.errors import FourmError
 from fourm.generation.bundle_layout import (  # the bundle's files; re-exported here, where they used to live
@@ -146,6 +147,8 @@ def load_codecs(
             codec = image_codec(name, levels[path], spec.token_level)
         elif mod.kind == "image":
             codec = ImageCodec(name, ImageTokenizer.from_pretrained(path, device=device))
+        elif mod.kind == "sequence" and is_image_tokenizer_dir(path):  # rgb as [pos][code] pairs (fourm.codecs.dynamic)
+            codec = DynamicImageCodec(name, ImageTokenizer.from_pretrained(path, device=device))
         elif mod.kind == "sequence":
             ml4m = fmt == ML4M_TEXT
             if path not in texts:

@@ -16,6 +16,8 @@ sends the row back to a state where a new group can start, and the parser report
   ``j <= l``. [EOS] only at the very start (no boxes) or right after a complete box.
 * :class:`PaletteGrammar` (``color_palette``): ``[palette=k]`` then exactly 3k ``[c=i]`` colour
   tokens, then [EOS]; k is at most the tokenizer's maximum palette size and what fits the length.
+* :class:`DynamicGrammar` (the rows of a dynamic image tokenizer, e.g. ``rgb_dynamic``): ``[pos p]
+  [code c]`` pairs with increasing positions, at least one, then [EOS].
 
     grammar = grammar_for("bboxes", text_tokenizer, vocab_size=model_vocab)   # None: no grammar
     sampler = AutoregressiveSampler(..., processor=grammar)
@@ -29,6 +31,7 @@ import torch
 from torch import Tensor
 
 from fourm.errors import FourmError
+from tokenizers_zoo.image.dynamic_layout import EOS_ID
 from tokenizers_zoo.text.vocabulary import parse_token
 
 # characters a label word piece may hold besides letters and digits: decoding never attaches them
@@ -199,6 +202,46 @@ class PaletteGrammar:
         left = torch.where((self.left > 0) & (c >= 0), self.left - 1, left)
         # anything else (only from a malformed given prefix) leaves the state as it was
         self.left = torch.where(skip, self.left, left)
+
+
+class DynamicGrammar:
+    """``[pos p][code c]`` pairs with strictly increasing positions, then [EOS] (the rows of a dynamic
+    image tokenizer, :mod:`tokenizers_zoo.image.dynamic_layout`): at least one pair; a pair only where
+    it and the [EOS] after it fit the maximum length. ``layout``: a ``DynamicTokenLayout``."""
+
+    def __init__(self, layout: Any, vocab_size: int) -> None:
+        if layout.vocab_size > vocab_size:
+            raise FourmError(f"the dynamic tokenizer has {layout.vocab_size} ids, more than the model's {vocab_size}")
+        self.eos, self.reserved, self.num_positions = EOS_ID, layout.num_reserved, layout.num_positions
+        ids = torch.arange(vocab_size)
+        self.pos = torch.where((ids >= self.reserved) & (ids < self.reserved + self.num_positions), ids - self.reserved, -1)
+        self.is_code = (ids >= self.reserved + self.num_positions) & (ids < layout.vocab_size)  # (V,)
+        self.length = 0
+
+    def start(self, prefix: Tensor, length: int) -> None:
+        b, device = prefix.shape[0], prefix.device
+        self.pos, self.is_code = self.pos.to(device), self.is_code.to(device)
+        self.length = int(length)
+        self.in_pair = torch.zeros(b, dtype=torch.bool, device=device)  # a [pos] waits for its [code]
+        self.last = torch.full((b,), -1, dtype=torch.long, device=device)  # last position, -1: none yet
+        for j in range(prefix.shape[1]):
+            self.advance(prefix[:, j])
+
+    def allowed(self, position: int) -> Tensor:
+        room = self.length - position >= 3  # [pos] here, its [code], then [EOS]
+        pos = (self.pos[None, :] > self.last[:, None]) & room  # (B, V)
+        eos = torch.zeros_like(self.is_code)
+        eos[self.eos] = True
+        between = pos | (eos[None, :] & ((self.last >= 0) | ~pos.any(dim=1))[:, None])
+        return torch.where(self.in_pair[:, None], self.is_code[None, :], between)
+
+    def advance(self, tokens: Tensor) -> None:
+        p = self.pos[tokens]
+        new_pair = ~self.in_pair & (p > self.last)
+        code = self.in_pair & self.is_code[tokens]
+        # anything else (only from a malformed given prefix) leaves the state as it was
+        self.last = torch.where(new_pair, p, self.last)
+        self.in_pair = torch.where(new_pair, True, torch.where(code, False, self.in_pair))
 
 
 def grammar_for(kind: str, tokenizer: Any, vocab_size: int, **options: Any) -> LogitsProcessor | None:

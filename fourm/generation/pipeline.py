@@ -39,6 +39,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fourm.codecs import BoxMapCodec, Codec, PatchCodec, SequenceCodec, ValueCodec
+from fourm.codecs.dynamic import DynamicImageCodec
 from fourm.codecs.levels import ImageLevelCodec, check_level_partners, decode_levels
 from fourm.errors import FourmError
 from fourm.generation.bundle import DEFAULT_BUNDLE, load_codecs
@@ -56,7 +57,7 @@ from fourm.generation.bundle_layout import (
 )
 from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
 from fourm.generation.conditions import GivenTokens
-from fourm.generation.grammar import GRAMMAR_MODALITIES, LogitsProcessor, grammar_for
+from fourm.generation.grammar import GRAMMAR_MODALITIES, DynamicGrammar, LogitsProcessor, grammar_for
 from fourm.modalities import ModalityRegistry
 from fourm.model.fourm import FourM
 from fourm.utils.precision import resolve_precision
@@ -332,6 +333,8 @@ class FourMPipeline:
             self._grammars[name] = (
                 grammar_for(kind, codec.tokenizer, vocab) if isinstance(codec, SequenceCodec) and kind in GRAMMAR_MODALITIES else None
             )
+            if isinstance(codec, DynamicImageCodec):  # [pos][code] pairs by increasing position
+                self._grammars[name] = DynamicGrammar(codec.layout, vocab)
         return self._grammars[name]
 
     def plan(self, targets: Sequence[str | GenerationTarget]) -> GenerationPlan:
@@ -352,6 +355,8 @@ class FourMPipeline:
             tok = seq.tokenizer
             banned = [*tok.sentinel_ids, tok.mask_id, tok.sos_id, tok.pad_id]
             specials = {"sos": seq.sos, "eos": seq.eos, "pad": seq.pad, "banned": banned, "min_length": 1}
+        elif (dyn := next((c for c in self.codecs.values() if isinstance(c, DynamicImageCodec)), None)) is not None:
+            specials = {"sos": dyn.sos, "eos": dyn.eos, "pad": dyn.pad, "banned": dyn.banned, "min_length": 1}
         plan = GenerationPlan(targets=items, **specials)
         plan.check(self.model.config)
         return plan
@@ -375,14 +380,14 @@ class FourMPipeline:
             ids = value if value.dim() == 2 else value[None]
             if prefix:
                 return GivenTokens.at(ids), None
-            if isinstance(codec, SequenceCodec):  # valid up to [EOS], [PAD] ignored
+            if isinstance(codec, (SequenceCodec, DynamicImageCodec)):  # valid up to [EOS], [PAD] ignored
                 given = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
             else:
                 given = GivenTokens.at(ids)
             return given, None  # decoded per sample after generation
         raw = codec.normalize(value)
         ids = codec.encode([raw], prefix=prefix)
-        if isinstance(codec, SequenceCodec) and not prefix:
+        if isinstance(codec, (SequenceCodec, DynamicImageCodec)) and not prefix:
             given = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
             n = int(given.valid.sum())
             ids = ids[:, :n]
@@ -479,7 +484,7 @@ class FourMPipeline:
                 given[name] = GivenTokens.continuous(codec.token_values(ids))
             elif isinstance(codec, PatchCodec):
                 given[name] = GivenTokens.patches(ids)
-            elif isinstance(codec, SequenceCodec):
+            elif isinstance(codec, (SequenceCodec, DynamicImageCodec)):
                 given[name] = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
             else:
                 given[name] = GivenTokens.at(ids)
