@@ -98,3 +98,16 @@ def build_toy_bundle(
     dim 32, 2 + 2 blocks. ``input_only`` modalities are not targets (target: false); ``rgb_pixels``
     adds that patch modality."""
     return toy_pipeline(image_size, seed, modalities, input_only, rgb_pixels).save_pretrained(path)
+
+
+def extra_modality_yaml(name: str, path: str | Path, **fields) -> str:
+    """``configs/modalities/extra/<name>.yaml`` with ``fields`` replaced (e.g. a toy tokenizer's sizes),
+    written to ``path``; returns the path as a string (what ``ModalityRegistry.from_files`` takes)."""
+    import yaml
+
+    from fourm.resources import CONFIG_ROOT
+
+    spec = yaml.safe_load((CONFIG_ROOT / "modalities" / "extra" / f"{name}.yaml").read_text())
+    spec.update(fields)
+    Path(path).write_text(yaml.safe_dump(spec))
+    return str(path)

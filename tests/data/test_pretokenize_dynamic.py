@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import yaml
 
 from fourm.cli.data import main as data_main
 from fourm.data.pretokenize import build_encoders, pretokenize
@@ -14,8 +13,7 @@ from fourm.data.token_dataset import load_token_dataset
 from fourm.data.world import WorldConfig
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry
-from fourm.resources import CONFIG_ROOT
-from fourm.testing.bundles import toy_text_tokenizer
+from fourm.testing.bundles import extra_modality_yaml, toy_text_tokenizer
 from fourm.testing.tokenizers import toy_tokenizer
 from tests.codecs.test_codecs_dynamic import LENGTH, SIZE, VOCAB, toy_dynamic_tokenizer
 
@@ -23,11 +21,8 @@ from tests.codecs.test_codecs_dynamic import LENGTH, SIZE, VOCAB, toy_dynamic_to
 def dynamic_yaml(folder, tokenizer: str, **fields) -> str:
     """configs/modalities/extra/rgb_dynamic.yaml shrunk to the toy tokenizer, written into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "rgb_dynamic.yaml"
-    spec = yaml.safe_load((CONFIG_ROOT / "modalities" / "extra" / "rgb_dynamic.yaml").read_text())
-    spec.update({"tokenizer": tokenizer, "vocab_size": VOCAB, "max_length": LENGTH, **fields})
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
+    toy = {"vocab_size": VOCAB, "max_length": LENGTH}
+    return extra_modality_yaml("rgb_dynamic", folder / "rgb_dynamic.yaml", tokenizer=tokenizer, **{**toy, **fields})
 
 
 @pytest.fixture(scope="module")

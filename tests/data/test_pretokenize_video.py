@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from fourm.cli.data import main as data_main
 from fourm.data.pretokenize import build_encoders, pretokenize
@@ -13,8 +12,7 @@ from fourm.data.token_dataset import load_token_dataset
 from fourm.data.video_dataset import load_video_clips
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry
-from fourm.resources import CONFIG_ROOT
-from fourm.testing.bundles import toy_text_tokenizer
+from fourm.testing.bundles import extra_modality_yaml, toy_text_tokenizer
 from tests.codecs.test_codecs_video import FRAMES, SIZE, toy_video_tokenizer
 
 LENGTH = 3 * (SIZE // 8) ** 2  # 5 frames: frame 0 + 2 groups of 2 frames, 16 tokens each
@@ -22,13 +20,8 @@ LENGTH = 3 * (SIZE // 8) ** 2  # 5 frames: frame 0 + 2 groups of 2 frames, 16 to
 
 def video_yaml(path, tokenizer: str, **fields) -> str:
     """configs/modalities/extra/video.yaml shrunk to the toy tokenizer, written to ``path``."""
-    spec = yaml.safe_load((CONFIG_ROOT / "modalities" / "extra" / "video.yaml").read_text())
-    spec.update(
-        {"tokenizer": tokenizer, "vocab_size": 64, "num_tokens": LENGTH, "image_size": SIZE,
-         "position_grid": [3, SIZE // 8, SIZE // 8], **fields}
-    )
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
+    toy = {"vocab_size": 64, "num_tokens": LENGTH, "image_size": SIZE, "position_grid": [3, SIZE // 8, SIZE // 8]}
+    return extra_modality_yaml("video", path, tokenizer=tokenizer, **{**toy, **fields})
 
 
 def world_clips(out, frames: int) -> str:

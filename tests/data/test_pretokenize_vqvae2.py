@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from fourm.cli.data import main as data_main
 from fourm.data.pretokenize import build_encoders, pretokenize
@@ -15,6 +14,7 @@ from fourm.data.world import WorldConfig
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, default_registry
 from fourm.resources import CONFIG_ROOT
+from fourm.testing.bundles import extra_modality_yaml
 from fourm.testing.tokenizers import toy_tokenizer
 
 SIZE = 32  # toy: bottom 4x4 = 16 tokens, top 2x2 = 4 tokens, 64 codes
@@ -24,10 +24,8 @@ TOY = {"rgb_top": {"num_tokens": 4}, "rgb_bottom": {"num_tokens": 16}}
 
 def level_yaml(path, name: str, tokenizer: str, **fields) -> str:
     """configs/modalities/extra/<name>.yaml shrunk to the toy tokenizer, written to ``path``."""
-    spec = yaml.safe_load((EXTRA / f"{name}.yaml").read_text())
-    spec.update({"tokenizer": tokenizer, "vocab_size": 64, "image_size": SIZE, **TOY[name], **fields})
-    path.write_text(yaml.safe_dump(spec))
-    return str(path)
+    toy = {"vocab_size": 64, "image_size": SIZE, **TOY[name]}
+    return extra_modality_yaml(name, path, tokenizer=tokenizer, **{**toy, **fields})
 
 
 @pytest.fixture(scope="module")
