@@ -19,28 +19,17 @@ from pathlib import Path
 from fourm.cli import positive_float
 from fourm.data.raw_dataset import modality_split
 from fourm.errors import FourmError
-from fourm.utils.config import apply_overrides
+from fourm.utils.config import apply_overrides, flatten_mapping
 from fourm.utils.outputs import claim_output, is_trained_tokenizer
 
 DECODER_KEYS = ("decoder_width", "decoder_res_blocks", "loss", "gan", "diffusion", "train")
-
-
-def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def decoder_config(source: dict, overrides: list[str]) -> dict:
     """The fine-tuning config: ``source`` (a tokenizer's config dict) with ``train.trainable:
     decoder`` and ``overrides``; FourmError when an override touches the encoder side."""
     data = apply_overrides(source, ["train.trainable=decoder", *overrides])
-    before, after = _flatten(source), _flatten(data)
+    before, after = flatten_mapping(source), flatten_mapping(data)
     for key in sorted(set(before) | set(after)):
         if key.split(".")[0] not in DECODER_KEYS and before.get(key) != after.get(key):
             raise FourmError(f"finetune-decoder keeps the encoder and codebook: '{key}' cannot change "

@@ -70,7 +70,7 @@ from fourm.training.finetune import (
 from fourm.training.logging import RunLogger
 from fourm.training.optim import WarmupCosine, build_optimizer
 from fourm.utils.atomic import atomic_dir
-from fourm.utils.config import read_json_object
+from fourm.utils.config import flatten_mapping, read_json_object
 from fourm.utils.outputs import claim_output, is_run_dir, write_marker
 from fourm.utils.precision import bf16_autocast, resolve_precision
 
@@ -365,15 +365,6 @@ def inherit_max_minutes(run_dir: Path, config: TrainConfig) -> float | None:
     return saved if isinstance(saved, (int, float)) else None
 
 
-def _flatten(data: object, prefix: str = "") -> dict[str, object]:
-    if isinstance(data, dict):
-        out: dict[str, object] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: data}
-
-
 def check_resume_config(run_dir: Path, config: TrainConfig) -> None:
     """FourmError naming the settings in which ``config`` differs from the run's ``config.json``
     (other than :data:`RESUME_MAY_CHANGE`): a resume with them would no longer be the run it describes."""
@@ -381,10 +372,10 @@ def check_resume_config(run_dir: Path, config: TrainConfig) -> None:
     if not saved_file.is_file():
         return
     try:
-        saved = _flatten(json.loads(saved_file.read_text()))
+        saved = flatten_mapping(json.loads(saved_file.read_text()))
     except (OSError, ValueError):
         return  # unreadable: rewritten below from the config of this resume
-    now = _flatten(json.loads(json.dumps(config.to_dict())))
+    now = flatten_mapping(json.loads(json.dumps(config.to_dict())))
     changed = [
         f"{key} ({saved.get(key)!r} -> {now.get(key)!r})"
         for key in sorted(set(saved) | set(now))

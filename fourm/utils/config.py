@@ -22,6 +22,7 @@ import json
 import math
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -376,6 +377,18 @@ class Config:
 
     def save_json(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+
+def flatten_mapping(data: Mapping, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{"a.b.c": leaf}`` (lists and other non-mappings are leaves)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_mapping(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
