@@ -133,6 +133,21 @@ def _layered(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+SEQUENCE_CODECS = (SequenceCodec, DynamicImageCodec)  # rows valid up to [EOS], [PAD] after it
+
+
+def given_rows(codec: Codec, ids: Tensor) -> GivenTokens:
+    """Encoded rows (B, L) of a whole condition as the model reads them: a continuous modality's
+    values, pixel patches, a sequence valid up to its [EOS], or ids at their grid positions."""
+    if isinstance(codec, ValueCodec):
+        return GivenTokens.continuous(codec.token_values(ids))
+    if isinstance(codec, PatchCodec):
+        return GivenTokens.patches(ids)
+    if isinstance(codec, SEQUENCE_CODECS):
+        return GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
+    return GivenTokens.at(ids)
+
+
 def value_codecs(model: FourM) -> dict[str, ValueCodec]:
     """A :class:`ValueCodec` per continuous modality of ``model``."""
     return {n: ValueCodec(n, m.length, m.value_dim) for n, m in model.config.modalities.items() if m.is_continuous}
@@ -368,26 +383,19 @@ class FourMPipeline:
         codec = self.codec(name)
         if isinstance(value, GivenTokens):
             return value, None
-        if isinstance(codec, ValueCodec):
+        if isinstance(codec, (ValueCodec, PatchCodec)):  # no prefix: always whole
+            if isinstance(value, Tensor) and isinstance(codec, PatchCodec):
+                return given_rows(codec, value), None
             raw = codec.normalize(value)
-            return GivenTokens.continuous(codec.token_values(codec.encode([raw]))), raw
-        if isinstance(codec, PatchCodec):
-            if isinstance(value, Tensor):
-                return GivenTokens.patches(value), None
-            raw = codec.normalize(value)
-            return GivenTokens.patches(codec.encode([raw])), raw
+            return given_rows(codec, codec.encode([raw])), raw
         if isinstance(value, Tensor):
             ids = value if value.dim() == 2 else value[None]
             if prefix:
                 return GivenTokens.at(ids), None
-            if isinstance(codec, (SequenceCodec, DynamicImageCodec)):  # valid up to [EOS], [PAD] ignored
-                given = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
-            else:
-                given = GivenTokens.at(ids)
-            return given, None  # decoded per sample after generation
+            return given_rows(codec, ids), None  # decoded per sample after generation
         raw = codec.normalize(value)
         ids = codec.encode([raw], prefix=prefix)
-        if isinstance(codec, (SequenceCodec, DynamicImageCodec)) and not prefix:
+        if isinstance(codec, SEQUENCE_CODECS) and not prefix:
             given = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
             n = int(given.valid.sum())
             ids = ids[:, :n]
@@ -480,14 +488,7 @@ class FourMPipeline:
             codec = self.codec(name)
             raws = [codec.normalize(p[name]) for p in full]
             ids = codec.encode(raws).repeat_interleave(num_samples, dim=0)  # (batch, L)
-            if isinstance(codec, ValueCodec):
-                given[name] = GivenTokens.continuous(codec.token_values(ids))
-            elif isinstance(codec, PatchCodec):
-                given[name] = GivenTokens.patches(ids)
-            elif isinstance(codec, (SequenceCodec, DynamicImageCodec)):
-                given[name] = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
-            else:
-                given[name] = GivenTokens.at(ids)
+            given[name] = given_rows(codec, ids)
             rows[name] = [r for r in raws for _ in range(num_samples)]
         return self._run(plan, conditions, given, rows, batch, seed, progress, decode)
 
