@@ -16,7 +16,7 @@ import torch
 
 from fourm.data.raw_dataset import VAL_INDEX_OFFSET
 from fourm.data.world import WorldConfig, render_sample
-from fourm.eval.world_scores import checker_scores
+from fourm.eval.world_scores import checker_scores, psnr
 from tokenizers_zoo.image import ImageTokenizer
 
 
@@ -39,9 +39,8 @@ def main() -> None:
         tokens = torch.cat(tokens)
         first_tokens = tokens if first_tokens is None else first_tokens
         scores = checker_scores(recon, [s["caption"] for s in scenes], [s["bboxes"] for s in scenes])
-        mse = np.mean([(np.asarray(r, np.float64) - s["rgb"]) ** 2 for r, s in zip(recon, scenes)], axis=(1, 2, 3))
-        psnr = float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
-        print(json.dumps({"tokenizer": path, "same_tokens": bool(torch.equal(tokens, first_tokens)), "psnr": round(psnr, 2),
+        mean_psnr = float(np.mean([psnr(r, s["rgb"]) for r, s in zip(recon, scenes)]))
+        print(json.dumps({"tokenizer": path, "same_tokens": bool(torch.equal(tokens, first_tokens)), "psnr": round(mean_psnr, 2),
                           **{k: round(v, 4) for k, v in scores.items()}}))  # fmt: skip
 
 
