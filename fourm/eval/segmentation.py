@@ -48,7 +48,29 @@ def pixel_accuracy(confusion: np.ndarray) -> float:
     return float(np.trace(c) / total) if total else float("nan")
 
 
-def segmentation_scores(pred: np.ndarray, true: np.ndarray, num_classes: int) -> dict[str, float]:
-    """``{"miou", "pixel_acc"}`` of ``pred`` vs ``true`` (pooled over all pixels given)."""
+def foreground_split(confusion: np.ndarray, background: int) -> dict[str, float]:
+    """Where a segmentation fails: ``fg_iou``, the IoU of "any class but ``background``" (finding
+    the objects), and ``fg_class_acc``, the share of pixels foreground in both maps whose class is
+    right (naming them). NaN where undefined (no foreground anywhere / no overlap)."""
+    c = np.asarray(confusion, dtype=np.float64)
+    if not 0 <= background < c.shape[0]:
+        raise FourmError(f"background class {background} is not in 0..{c.shape[0] - 1}")
+    fg = np.ones(c.shape[0], dtype=bool)
+    fg[background] = False
+    both = c[np.ix_(fg, fg)]  # true foreground predicted as some foreground class
+    union = c.sum() - c[background, background]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "fg_iou": float(both.sum() / union) if union else float("nan"),
+            "fg_class_acc": float(np.trace(both) / both.sum()) if both.sum() else float("nan"),
+        }
+
+
+def segmentation_scores(
+    pred: np.ndarray, true: np.ndarray, num_classes: int, background: int | None = None
+) -> dict[str, float]:
+    """``{"miou", "pixel_acc"}`` of ``pred`` vs ``true`` (pooled over all pixels given), with
+    ``fg_iou`` and ``fg_class_acc`` (:func:`foreground_split`) when a ``background`` class is named."""
     c = confusion_matrix(pred, true, num_classes)
-    return {"miou": mean_iou(c), "pixel_acc": pixel_accuracy(c)}
+    scores = {"miou": mean_iou(c), "pixel_acc": pixel_accuracy(c)}
+    return scores if background is None else {**scores, **foreground_split(c, background)}

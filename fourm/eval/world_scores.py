@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from fourm.data.world.palette import CLASS_NAMES
 from fourm.eval.aggregate import mean_scores
 from fourm.eval.boxes import best_assignment, label_matches, label_words
 from fourm.eval.captions import caption_accuracy, parse_caption
@@ -14,13 +15,17 @@ from fourm.eval.depth import depth_errors
 from fourm.eval.rgb_checker import check_rgb
 from fourm.eval.segmentation import segmentation_scores
 
+WORLD_BACKGROUND = CLASS_NAMES.index("background")  # the ground's semseg class
+
 CHECKER_KEYS = ("presence", "shape_acc", "size_acc", "object_acc", "relation_acc", "extra_objects", "score")
 BOX_KEYS = ("box_iou", "box_recall50", "box_iou_any")
 
 
 def semseg_scores(preds: list, samples: list[dict], num_classes: int) -> dict[str, float]:
-    """mIoU and pixel accuracy of predicted class maps against the samples' semseg."""
-    return segmentation_scores(np.stack(preds), np.stack([s["semseg"] for s in samples]), num_classes)
+    """mIoU, pixel accuracy and the foreground split (objects found / shapes named right; world class
+    0 is the ground) of predicted class maps against the samples' semseg."""
+    truth = np.stack([s["semseg"] for s in samples])
+    return segmentation_scores(np.stack(preds), truth, num_classes, background=WORLD_BACKGROUND)
 
 
 def depth_scores(preds: list, samples: list[dict]) -> dict[str, float]:

@@ -58,3 +58,27 @@ def test_mean_scores_ignores_nan():
     got = mean_scores([{"a": 1.0, "b": float("nan")}, {"a": 0.0, "b": float("nan")}, {"a": 0.5, "b": 2.0}])
     assert got["a"] == pytest.approx(0.5) and got["b"] == 2.0
     assert np.isnan(mean_scores([{"c": float("nan")}])["c"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_foreground_split_matches_masks(seed):
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, 4, (3, 9, 9)) * (rng.random((3, 9, 9)) < 0.4)  # mostly background (class 0)
+    pred = np.where(rng.random(true.shape) < 0.7, true, rng.integers(0, 4, true.shape))
+    scores = segmentation_scores(pred, true, 4, background=0)
+    pf, tf = pred > 0, true > 0
+    assert scores["fg_iou"] == pytest.approx((pf & tf).sum() / (pf | tf).sum())
+    both = pf & tf
+    assert scores["fg_class_acc"] == pytest.approx((pred[both] == true[both]).mean())
+    assert "fg_iou" not in segmentation_scores(pred, true, 4)  # only when a background class is named
+
+
+def test_foreground_split_separates_finding_from_naming():
+    true = np.array([[0, 1, 1, 0], [0, 2, 2, 0]])
+    wrong_class = np.array([[0, 2, 2, 0], [0, 1, 1, 0]])  # every object found, every shape wrong
+    scores = segmentation_scores(wrong_class, true, 3, background=0)
+    assert (scores["fg_iou"], scores["fg_class_acc"]) == (1.0, 0.0)
+    nothing = segmentation_scores(np.zeros_like(true), true, 3, background=0)
+    assert nothing["fg_iou"] == 0.0 and np.isnan(nothing["fg_class_acc"])
+    with pytest.raises(FourmError, match="background class 5"):
+        segmentation_scores(true, true, 3, background=5)
