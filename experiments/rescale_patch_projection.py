@@ -1,7 +1,7 @@
 """Multiply the pixel-patch projections of a saved FourM by a factor (an experiment helper).
 
 Models fine-tuned before the patch projection's init was matched to the position table (weight std
-0.02; now :func:`fourm.model.embeddings.patch_init_std`, about 4.4x larger for 8x8x3 patches) read
+0.02; now :func:`fourm.model.patch_stem.patch_init_std`, about 4.4x larger for 8x8x3 patches) read
 their pixels through a projection whose output is drowned by the positions; scaling it up lets
 further training use the pixels (docs/experiments/retrieval.md).
 
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         projections = model.embeddings.patch_embed
         if not len(projections):
             raise FourmError(f"{args.source} has no patch modality (nothing to rescale)")
+        if model.config.patch_stem != "linear":
+            raise FourmError(f"{args.source} embeds patches with a {model.config.patch_stem} stem (only linear ones rescale)")
         with torch.no_grad():
             for proj in projections.values():
                 proj.weight.mul_(args.factor)

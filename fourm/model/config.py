@@ -20,6 +20,19 @@ from fourm.errors import FourmError
 from fourm.resources import CONFIG_ROOT
 from fourm.utils.config import Config, read_mapping
 
+PatchStemKind = Literal["linear", "conv"]
+
+
+def patch_side(patch_dim: int, channels: int) -> int:
+    """Side p of a square patch of ``patch_dim = p * p * channels`` values (FourmError if none)."""
+    side = math.isqrt(patch_dim // channels) if channels > 0 and patch_dim % channels == 0 else 0
+    if side < 2 or side * side * channels != patch_dim:
+        raise FourmError(
+            f"a conv patch stem needs square patches of {channels} channels (p x p x {channels} values, p >= 2); "
+            f"got {patch_dim} values"
+        )
+    return side
+
 ModalityKind = Literal["image", "sequence", "vector"]
 # the diffusion value head's parameterisation (fourm.model.diffusion_head; diffusers' names): what its
 # MLP predicts, and its noise schedule (cosine, or cosine rescaled to zero terminal SNR, Lin et al. 2024)
@@ -38,8 +51,8 @@ class ModalityConfig(Config):
     tokens, 1D positions or N-D ones over its ``position_grid``, decoded in parallel). ``input`` /
     ``target``: may be given to the encoder / predicted by the decoder (a target gets an output head).
     ``patch_dim`` > 0: a patch modality (:mod:`fourm.core.patches`), input only, whose encoder tokens
-    are ``length`` pixel patches of ``patch_dim`` 8-bit values, embedded by a linear projection instead
-    of a token table (``vocab_size`` is then the 256 levels of a value).
+    are ``length`` pixel patches of ``patch_dim`` 8-bit values, embedded by the model's patch stem
+    (``FourMConfig.patch_stem``) instead of a token table (``vocab_size`` is then the 256 levels of a value).
     """
 
     kind: ModalityKind
@@ -199,6 +212,11 @@ class FourMConfig(Config):
     # multiplies the fixed sin-cos position table (per-feature rms sqrt(1/2), row norm sqrt(dim/2)) and
     # the init scale of pixel-patch projections; token rows start at init_std (issue 16: A/B in docs/experiments/default_model.md)
     position_scale: float = 1.0
+    # embedding of pixel-patch modalities (fourm.model.patch_stem): 4M's "linear" projection, or "conv",
+    # two 3x3 convolutions inside each patch of patch_channels channels (width patch_stem_width) first
+    patch_stem: PatchStemKind = "linear"
+    patch_stem_width: int = 32
+    patch_channels: int = 3
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -215,6 +233,17 @@ class FourMConfig(Config):
             raise FourmError(f"mlp_hidden_dim must be >= 0 (0: from mlp_ratio), got {self.mlp_hidden_dim}")
         if not 0.0 < self.position_scale <= 10.0:
             raise FourmError(f"position_scale must be in (0, 10], got {self.position_scale}")
+        if self.patch_stem not in ("linear", "conv"):
+            raise FourmError(f"patch_stem must be linear or conv, got {self.patch_stem!r}")
+        if self.patch_stem == "conv":
+            if self.patch_stem_width < 1:
+                raise FourmError(f"patch_stem_width must be >= 1, got {self.patch_stem_width}")
+            for name, mod in self.modalities.items():
+                if mod.is_patches:
+                    try:
+                        patch_side(mod.patch_dim, self.patch_channels)
+                    except FourmError as e:
+                        raise FourmError(f"modality '{name}': {e} (patch_channels {self.patch_channels})") from None
         if not 0.0 <= self.dropout < 1.0:
             raise FourmError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.modalities:

@@ -6,8 +6,9 @@ sequences and other vectors, each modality at its own row offset) and a learned 
 per side (one table for both sides with ``share_modality_embeddings``). Modalities with
 ``positions: learned`` take their positions from a learned table per side instead (their rows of
 the fixed table are zero). Encoder input = token + position + modality, where a patch modality's
-"token" is a linear projection of its pixel patch (values 0..255 mapped to [-1, 1]; it has no rows in
-the token table), and a continuous modality's a linear projection of its value vector
+"token" is its pixel patch (values 0..255 mapped to [-1, 1]) through the patch stem (a linear
+projection as in 4M, or :mod:`fourm.model.patch_stem`'s conv stem; no rows in the token table), and
+a continuous modality's a linear projection of its value vector
 (:mod:`fourm.model.continuous`). Decoder input = (a learned mask token for image/vector targets, the
 embedding of ``dec_input`` for sequence targets) + position + modality.
 """
@@ -21,17 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fourm.model.config import FourMConfig, ModalityConfig
+from fourm.model.patch_stem import POSITION_MEAN_SQUARE, build_patch_stem, reset_patch_stem
 from fourm.model.pos_embed import sincos_table_1d, sincos_table_2d, sincos_table_nd
-
-POSITION_MEAN_SQUARE = 0.5  # of a sin-cos feature (sin^2 + cos^2 = 1 per pair of dims)
-PATCH_VALUE_MEAN_SQUARE = 1.0 / 3.0  # of a pixel value uniform in [-1, 1]
-
-
-def patch_init_std(patch_dim: int, position_scale: float = 1.0) -> float:
-    """Init std of a patch projection's weight (D, patch_dim): pixel patches enter the residual
-    stream at the scale of the position embedding (per-feature mean square ``position_scale**2 / 2``),
-    not at the 0.02 of the token rows, under which the position table (norm sqrt(D/2)) drowned them."""
-    return position_scale * math.sqrt(POSITION_MEAN_SQUARE / (patch_dim * PATCH_VALUE_MEAN_SQUARE))
 
 
 def _offsets(sizes: list[int]) -> Tensor:
@@ -94,10 +86,16 @@ class PackedEmbeddings(nn.Module):
         else:
             self.dec_tokens = None
         self.seq_sizes = seq_sizes
-        # patch modalities: one linear projection (D, patch_dim) each
+        # patch modalities: one stem each (fourm.model.patch_stem: linear projection or conv stem)
         self.patch_index = {name: i for i, (name, m) in enumerate(config.modalities.items()) if m.is_patches}
+        self.patch_stem = config.patch_stem
         self.patch_embed = nn.ModuleDict(
-            {name: nn.Linear(config.modalities[name].patch_dim, dim) for name in self.patch_index}
+            {
+                name: build_patch_stem(
+                    config.patch_stem, config.modalities[name].patch_dim, dim, config.patch_channels, config.patch_stem_width
+                )
+                for name in self.patch_index
+            }
         )
         self.register_buffer("is_patch", torch.tensor([m.is_patches for m in mods], dtype=torch.bool), persistent=False)
         # continuous inputs (value_dim > 0, fourm.model.continuous): one linear projection (D, value_dim) each
@@ -118,9 +116,8 @@ class PackedEmbeddings(nn.Module):
         for p in params:
             if p is not None:
                 nn.init.normal_(p, std=std)
-        for proj in self.patch_embed.values():
-            nn.init.normal_(proj.weight, std=patch_init_std(proj.in_features, self.position_scale))
-            nn.init.zeros_(proj.bias)
+        for stem in self.patch_embed.values():  # pixel patches enter at the position embedding's scale
+            reset_patch_stem(stem, self.position_scale)
         for proj in self.value_embed.values():  # a unit-norm value enters at the position embedding's scale
             nn.init.normal_(proj.weight, std=self.position_scale * math.sqrt(POSITION_MEAN_SQUARE))
             nn.init.zeros_(proj.bias)
@@ -160,9 +157,12 @@ class PackedEmbeddings(nn.Module):
         if self.patch_index and patches is not None:
             levels = patches.float() * (2.0 / 255.0) - 1.0  # (B, N, P) in [-1, 1]
             for name, index in self.patch_index.items():
-                proj = self.patch_embed[name]
-                here = (valid & (modality == index))[..., None]
-                tok = torch.where(here, proj(levels[..., : proj.in_features]).to(tok.dtype), tok)
+                stem = self.patch_embed[name]
+                here = valid & (modality == index)  # (B, N)
+                if self.patch_stem == "linear":  # cheap: project every row, keep this modality's
+                    tok = torch.where(here[..., None], stem(levels[..., : stem.in_features]).to(tok.dtype), tok)
+                else:  # the stem runs on this modality's rows only
+                    tok = tok.index_put((here,), stem(levels[here][:, : stem.in_features]).to(tok.dtype))
         if self.value_index and values is not None:
             for name, index in self.value_index.items():
                 proj = self.value_embed[name]

@@ -5,7 +5,7 @@ every old weight into it. All per-modality tables are packed in modality order (
 modality embeddings, untied output heads, decoder token table), so appending modalities only
 appends rows: the old rows keep their places and values, the new rows are drawn from a normal
 matched to the old rows (per-dimension mean, overall std) of the same table. A new patch modality's
-projection gets the model's own init (:func:`fourm.model.embeddings.patch_init_std`, zero bias).
+projection gets the model's own init (:func:`fourm.model.patch_stem.patch_init_std`, zero bias).
 
 :class:`OldParamsControl` lets the old weights train slower than the new rows: during the first
 ``freeze_trunk_steps`` steps they do not move at all (their gradients are dropped or zeroed, and
@@ -40,8 +40,8 @@ from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry
 from fourm.model import FourM, FourMConfig, ModalityConfig
 from fourm.model.config import modality_from_spec
-from fourm.model.embeddings import patch_init_std
 from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME
+from fourm.model.patch_stem import patch_init_std
 from fourm.training.checkpoint import CHECKPOINTS, latest_checkpoint
 from fourm.training.config import resolve_path
 
@@ -137,6 +137,8 @@ def expand_model(old: FourM, added: Mapping[str, ModalityConfig], seed: int = 0)
         if source is not None:
             target[:n_old].copy_(source)
             fill = _matched_normal(source, target.shape[0] - n_old, generator)
+        elif key.startswith(PATCH_PREFIX) and model.config.patch_stem != "linear":  # a new conv stem: its own init
+            fill = target.clone()
         elif key.startswith(PATCH_PREFIX):  # a new patch projection: the model's own init (see patch_init_std)
             std = patch_init_std(target.shape[-1], model.config.position_scale) if key.endswith(".weight") else 0.0
             fill = torch.randn(target.shape, generator=generator) * std

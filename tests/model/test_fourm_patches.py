@@ -127,7 +127,7 @@ def test_save_and_load_round_trip(tmp_path):
 def test_patch_projection_starts_at_the_position_scale():
     """Uniform pixels through a fresh projection: per-feature mean square ~ the sin-cos table's (1/2),
     so pixel content is not drowned by the positions as under a 0.02 init (mean square ~0.0016)."""
-    from fourm.model.embeddings import patch_init_std
+    from fourm.model.patch_stem import patch_init_std
 
     emb = model().embeddings
     proj = emb.patch_embed["pix"]

@@ -19,7 +19,7 @@ from fourm.data.token_dataset import (
 )
 from fourm.errors import FourmError
 from fourm.model import FourM, ModalityConfig
-from fourm.model.embeddings import patch_init_std
+from fourm.model.patch_stem import patch_init_std
 from fourm.training import load_train_config, train
 from fourm.training.finetune import (
     OldParamsControl,
