@@ -32,17 +32,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from fourm.codecs import (
-    BoxMapCodec,
-    ImageCodec,
-    ImageLevelCodec,
-    LevelEncodeCache,
-    PatchCodec,
-    SequenceCodec,
-    VectorCodec,
-)
-from fourm.codecs.dynamic import DynamicImageCodec, is_image_tokenizer_dir
-from fourm.codecs.video import VideoCodec, is_video_tokenizer_dir, load_video_tokenizer
+from fourm.codecs import SequenceCodec
+from fourm.codecs.dynamic import DynamicImageCodec
+from fourm.codecs.factory import CodecFactory
 from fourm.core.patches import LEVELS
 from fourm.data.masking.spans import SequenceSpecialTokens
 from fourm.data.raw_dataset import RawSamples, load_raw_dataset
@@ -51,9 +43,6 @@ from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
 from fourm.utils.atomic import atomic_path, atomic_write_text
 from fourm.utils.precision import resolve_precision
-from tokenizers_zoo.image import ImageTokenizer
-from tokenizers_zoo.text import TextTokenizer
-from tokenizers_zoo.vector import VectorTokenizer
 
 # values (one per sample, None = missing) -> token id lists (None = missing)
 EncodeFn = Callable[[list[Any]], list[list[int] | None]]
@@ -98,24 +87,6 @@ def _check_tokens(path: Path, tok: Any, spec: ModalitySpec, num_tokens: int | No
             f"tokenizer {path}{level} gives {n} tokens of vocabulary {tok.vocab_size}, but modality "
             f"'{spec.name}' declares {spec.num_tokens} tokens of vocabulary {spec.vocab_size}"
         )
-
-
-def level_codec(
-    spec: ModalitySpec,
-    path: Path,
-    shared: dict[Path, tuple[ImageTokenizer, LevelEncodeCache]],
-    device: str = "cpu",
-    precision: str = "auto",
-) -> ImageLevelCodec:
-    """The codec of one grid (``spec.token_level``) of a two-level image tokenizer. The level
-    modalities of one tokenizer directory share one tokenizer and one encode per batch (``shared``:
-    path -> (tokenizer, cache)); FourmError (one line) for a tokenizer with one grid."""
-    if path not in shared:
-        shared[path] = (ImageTokenizer.from_pretrained(path, device=device), LevelEncodeCache())
-    tok, cache = shared[path]
-    codec = ImageLevelCodec(spec.name, tok, spec.token_level, precision=precision, resize=False, cache=cache)
-    _check_tokens(path, tok, spec, codec.length)
-    return codec
 
 
 def codec_encoder(codec: Any) -> EncodeFn:
@@ -169,33 +140,23 @@ def build_encoders(
     where the device runs it natively (:mod:`fourm.utils.precision`)."""
     precision = resolve_precision(precision, device)
     report = report if report is not None else PretokenizeReport()
+    # raw data is sized on import: another size is refused, not resized
+    factory = CodecFactory(device=device, precision=precision, resize=False, strict_text=False)
     encoders: dict[str, EncodeFn] = {}
     infos: dict[str, ModalityTokens] = {}
-    text_tokenizers: dict[Path, Any] = {}
-    level_tokenizers: dict[Path, tuple[ImageTokenizer, LevelEncodeCache]] = {}  # rgb_top + rgb_bottom: one
     specials = None
     for name in modalities:
         spec = registry[name]
-        if spec.patch_size is not None:  # raw data is sized on import: another size is refused, not resized
-            encoders[name] = codec_encoder(PatchCodec(name, spec, resize=False))
-            infos[name] = ModalityTokens(
-                kind="image", vocab_size=LEVELS, length=spec.num_tokens, patch_dim=spec.patch_dim
-            )
-            continue
-        if spec.box_labels is not None:
-            encoders[name] = codec_encoder(BoxMapCodec(name, spec))
-            infos[name] = ModalityTokens(kind="image", vocab_size=spec.vocab_size, length=spec.num_tokens, input_only=True)
+        if not factory.needs_tokenizer(spec):  # pixel patches, box maps
+            encoders[name] = codec_encoder(factory.codec(spec, None, spec.length))
+            if spec.patch_size is not None:
+                infos[name] = ModalityTokens(kind="image", vocab_size=LEVELS, length=spec.num_tokens, patch_dim=spec.patch_dim)
+            else:
+                infos[name] = ModalityTokens(kind="image", vocab_size=spec.vocab_size, length=spec.num_tokens, input_only=True)
             continue
         path = resolve_tokenizer_path(spec, root, overrides)
-        if spec.kind == "image" and spec.token_level is not None:  # one grid of a two-level tokenizer
-            encoders[name] = codec_encoder(level_codec(spec, path, level_tokenizers, device, precision))
-        elif spec.kind == "image":
-            image_tok = ImageTokenizer.from_pretrained(path, device=device)
-            _check_tokens(path, image_tok, spec)
-            encoders[name] = codec_encoder(ImageCodec(name, image_tok, precision=precision, resize=False))
-        elif spec.kind == "sequence" and is_image_tokenizer_dir(path):  # rgb as [pos][code] pairs (fourm.codecs.dynamic)
-            dynamic_tok = ImageTokenizer.from_pretrained(path, device=device)
-            codec = DynamicImageCodec(name, dynamic_tok, precision=precision, resize=False)
+        codec = factory.codec(spec, path, spec.max_length if spec.kind == "sequence" else spec.length)
+        if isinstance(codec, DynamicImageCodec):  # rgb as [pos][code] pairs (fourm.codecs.dynamic)
             if (codec.length, codec.vocab_size) != (spec.max_length, spec.vocab_size):
                 raise FourmError(
                     f"tokenizer {path} gives rows of {codec.length} ids of vocabulary {codec.vocab_size}, but modality "
@@ -206,32 +167,22 @@ def build_encoders(
                 specials = SequenceSpecialTokens(pad=codec.pad, sos=codec.sos, eos=codec.eos, sentinels=codec.sentinel_ids)
             infos[name] = ModalityTokens(kind="sequence", vocab_size=codec.vocab_size, length=spec.length)
             continue
-        elif spec.kind == "sequence":
-            if path not in text_tokenizers:
-                text_tokenizers[path] = TextTokenizer.from_pretrained(path)
-            tok = text_tokenizers[path]
+        if spec.kind == "sequence":
+            tok = codec.tokenizer
             if tok.vocab_size > spec.vocab_size:
                 raise FourmError(
                     f"text tokenizer {path} has {tok.vocab_size} tokens, more than modality '{name}' "
                     f"declares (vocab_size {spec.vocab_size})"
                 )
-            # strict=False: metadata keys the text vocabulary does not know are dropped, not refused
-            encoders[name] = sequence_encoder(SequenceCodec(name, tok, spec.max_length, strict=False), report)
-            specials = SequenceSpecialTokens(
-                pad=tok.pad_id, sos=tok.sos_id, eos=tok.eos_id, sentinels=tok.sentinel_ids
-            )
-        elif is_video_tokenizer_dir(path):  # clips of a joint image-video tokenizer (fourm.codecs.video)
-            video_tok = load_video_tokenizer(path, device=device)
-            _check_tokens(path, video_tok, spec)
-            encoders[name] = codec_encoder(VideoCodec(name, video_tok, precision=precision))
-        else:
-            vector_tok = VectorTokenizer.from_pretrained(path, map_location=device)
-            _check_tokens(path, vector_tok, spec)
-            encoders[name] = codec_encoder(VectorCodec(name, vector_tok))
-        # sequences: the text tokenizer's real vocabulary (the registry's vocab_size is an upper bound),
-        # so models trained on this data get embeddings and heads of the size actually used
-        vocab = text_tokenizers[path].vocab_size if spec.kind == "sequence" else spec.vocab_size
-        infos[name] = ModalityTokens(kind=spec.kind, vocab_size=vocab, length=spec.length)
+            encoders[name] = sequence_encoder(codec, report)
+            specials = SequenceSpecialTokens(pad=tok.pad_id, sos=tok.sos_id, eos=tok.eos_id, sentinels=tok.sentinel_ids)
+            # the text tokenizer's real vocabulary (the registry's vocab_size is an upper bound), so models
+            # trained on this data get embeddings and heads of the size actually used
+            infos[name] = ModalityTokens(kind="sequence", vocab_size=tok.vocab_size, length=spec.length)
+            continue
+        _check_tokens(path, codec.tokenizer, spec, codec.length if spec.token_level else None)
+        encoders[name] = codec_encoder(codec)
+        infos[name] = ModalityTokens(kind=spec.kind, vocab_size=spec.vocab_size, length=spec.length)
     return encoders, TokenDatasetInfo(modalities=infos, specials=specials)
 
 
