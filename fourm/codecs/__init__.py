@@ -40,7 +40,8 @@ Raw values as users give them (paths, PIL images, strings): :mod:`fourm.codecs.v
 Modules: ``base`` (shared helpers, :class:`MissingTokenizerCodec`), ``image`` (:class:`ImageCodec`,
 :class:`PatchCodec`), ``sequence``, ``vector``, ``box_map`` (the box-map drawing and its codec),
 ``ml4m`` (the codecs of converted ml-4m models), ``levels`` (the grids of a two-level image tokenizer),
-``values`` (raw value parsing).
+``values`` (raw value parsing), ``factory`` (:class:`~fourm.codecs.factory.CodecFactory`: which codec
+reads a registry entry, for pre-tokenization and bundles alike).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from fourm.codecs.base import MissingTokenizerCodec
 from fourm.codecs.box_map import BoxMapCodec
 from fourm.codecs.dynamic import DynamicImageCodec
 from fourm.codecs.image import ImageCodec, PatchCodec
-from fourm.codecs.levels import ImageLevelCodec, LevelEncodeCache, decode_levels, image_codec
+from fourm.codecs.levels import ImageLevelCodec, LevelEncodeCache, decode_levels
 from fourm.codecs.ml4m import DIVAE_STEPS, Ml4mImageCodec, Ml4mSequenceCodec
 from fourm.codecs.sequence import SequenceCodec
 from fourm.codecs.value import ValueCodec  # continuous modalities (no tokenizer)
@@ -65,5 +66,5 @@ __all__ = [
     "DIVAE_STEPS", "BoxMapCodec", "Codec", "DynamicImageCodec", "ImageCodec", "ImageLevelCodec", "LevelEncodeCache",
     "MissingTokenizerCodec", "Ml4mImageCodec", "Ml4mSequenceCodec", "PatchCodec", "SequenceCodec", "ValueCodec",
     "VectorCodec", "VideoCodec",
-    "decode_levels", "image_codec",
+    "decode_levels",
 ]

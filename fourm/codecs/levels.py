@@ -197,11 +197,3 @@ def decode_levels(
     return out
 
 
-def image_codec(
-    name: str, tokenizer: Any, level: str | None = None, cache: LevelEncodeCache | None = None, **kwargs: Any
-) -> ImageCodec:
-    """The codec of an image modality: :class:`ImageLevelCodec` when ``level`` (the spec's
-    ``token_level``) is set, else :class:`ImageCodec` (a two-level tokenizer's full token row)."""
-    if level is None:
-        return ImageCodec(name, tokenizer, **kwargs)
-    return ImageLevelCodec(name, tokenizer, level, cache=cache, **kwargs)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fourm.codecs import ImageCodec, ImageLevelCodec, LevelEncodeCache, decode_levels, image_codec
+from fourm.codecs import ImageCodec, ImageLevelCodec, LevelEncodeCache, decode_levels
 from fourm.codecs.levels import check_level_partners, join_levels, level_sizes, split_levels
 from fourm.errors import FourmError
 from fourm.testing.tokenizers import toy_tokenizer
@@ -116,8 +116,7 @@ def test_level_codecs_of_one_tokenizer_share_one_encoder_run(tok, images, monkey
 def test_a_one_grid_tokenizer_with_a_token_level_is_a_one_line_error():
     conv = toy_tokenizer("rgb", image_size=SIZE)
     with pytest.raises(FourmError) as err:
-        image_codec("rgb_top", conv, "top")
+        ImageLevelCodec("rgb_top", conv, "top")
     assert "one token grid" in str(err.value) and "'conv'" in str(err.value) and "\n" not in str(err.value)
-    assert type(image_codec("rgb", conv)) is ImageCodec  # no level: the ordinary codec
     with pytest.raises(FourmError, match="unknown token_level 'middle'"):
         ImageLevelCodec("rgb_mid", toy_tokenizer("rgb_vqvae2", image_size=SIZE), "middle")
