@@ -60,10 +60,6 @@ class CodecFactory:
         self._texts: dict[Path, Any] = {}
         self._levels: dict[Path, tuple[Any, LevelEncodeCache]] = {}
 
-    def needs_tokenizer(self, spec: Any) -> bool:
-        """False for the modalities made from the raw value alone (pixel patches, box maps)."""
-        return spec.patch_size is None and spec.box_labels is None
-
     def text_tokenizer(self, path: Path) -> Any:
         """The shared text tokenizer of directory ``path`` (ml-4m's WordPiece where ``ml4m`` and its format say so)."""
         from tokenizers_zoo.text import TextTokenizer

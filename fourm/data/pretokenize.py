@@ -147,7 +147,7 @@ def build_encoders(
     specials = None
     for name in modalities:
         spec = registry[name]
-        if not factory.needs_tokenizer(spec):  # pixel patches, box maps
+        if spec.patch_size is not None or spec.box_labels is not None:  # no tokenizer: pixel patches, box maps
             encoders[name] = codec_encoder(factory.codec(spec, None, spec.length))
             if spec.patch_size is not None:
                 infos[name] = ModalityTokens(kind="image", vocab_size=LEVELS, length=spec.num_tokens, patch_dim=spec.patch_dim)
@@ -155,7 +155,7 @@ def build_encoders(
                 infos[name] = ModalityTokens(kind="image", vocab_size=spec.vocab_size, length=spec.num_tokens, input_only=True)
             continue
         path = resolve_tokenizer_path(spec, root, overrides)
-        codec = factory.codec(spec, path, spec.max_length if spec.kind == "sequence" else spec.length)
+        codec = factory.codec(spec, path, spec.length)
         if isinstance(codec, DynamicImageCodec):  # rgb as [pos][code] pairs (fourm.codecs.dynamic)
             if (codec.length, codec.vocab_size) != (spec.max_length, spec.vocab_size):
                 raise FourmError(

@@ -59,11 +59,10 @@ def foreground_split(confusion: np.ndarray, background: int) -> dict[str, float]
     fg[background] = False
     both = c[np.ix_(fg, fg)]  # true foreground predicted as some foreground class
     union = c.sum() - c[background, background]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "fg_iou": float(both.sum() / union) if union else float("nan"),
-            "fg_class_acc": float(np.trace(both) / both.sum()) if both.sum() else float("nan"),
-        }
+    return {
+        "fg_iou": float(both.sum() / union) if union else float("nan"),
+        "fg_class_acc": float(np.trace(both) / both.sum()) if both.sum() else float("nan"),
+    }
 
 
 def segmentation_scores(

@@ -49,7 +49,7 @@ def test_tokenizer_free_modalities_need_no_directory():
     f = CodecFactory()
     pixels = spec("rgb_pixels", "image", vocab_size=256, num_tokens=16, patch_size=8, channels=3, image_size=SIZE,
                   data_key="rgb", input=True, target=False)  # fmt: skip
-    assert not f.needs_tokenizer(pixels) and type(f.codec(pixels, None, 16)) is PatchCodec
+    assert not pixels.needs_tokenizer and type(f.codec(pixels, None, 16)) is PatchCodec
     with pytest.raises(FourmError, match="modality 'rgb' needs a tokenizer directory"):
         f.codec(image_spec(), None, 16)
     boxes = ModalitySpec.from_dict(
