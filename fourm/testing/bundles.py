@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fourm.codecs import ImageCodec, PatchCodec, SequenceCodec
@@ -111,3 +112,14 @@ def extra_modality_yaml(name: str, path: str | Path, **fields) -> str:
     spec.update(fields)
     Path(path).write_text(yaml.safe_dump(spec))
     return str(path)
+
+
+def assert_decoded_and_seeded(pipe: FourMPipeline, conditions: dict, name: str, result, num_samples: int) -> None:
+    """A generation ``result`` of target ``name``: its values are the codec's decoding of its tokens, the
+    default seed repeats the tokens and seed 1 changes them."""
+    ids = result.tokens[name]
+    np.testing.assert_array_equal(np.stack(result.values[name]), np.stack(pipe.codecs[name].decode(ids)))
+    again = pipe.generate(conditions, [name], num_samples=num_samples, progress=False)
+    assert torch.equal(again.tokens[name], ids)  # seeded
+    other = pipe.generate(conditions, [name], num_samples=num_samples, seed=1, progress=False)
+    assert not torch.equal(other.tokens[name], ids)

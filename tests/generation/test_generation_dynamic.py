@@ -16,7 +16,7 @@ from fourm.errors import FourmError
 from fourm.generation.pipeline import FourMPipeline
 from fourm.modalities import ModalityRegistry, ModalitySpec, default_registry
 from fourm.resources import CONFIG_ROOT
-from fourm.testing.bundles import toy_model, toy_text_tokenizer
+from fourm.testing.bundles import assert_decoded_and_seeded, toy_model, toy_text_tokenizer
 from fourm.utils.config import read_mapping
 from tests.codecs.test_codecs_dynamic import LENGTH, SIZE, VOCAB, images, toy_dynamic_tokenizer
 
@@ -72,11 +72,7 @@ def test_caption_to_rgb_dynamic(pipe):
     assert ids.shape == (3, LENGTH) and all(well_formed(row) for row in ids.tolist())
     pictures = result.values["rgb_dynamic"]
     assert len(pictures) == 3 and pictures[0].shape == (SIZE, SIZE, 3) and pictures[0].dtype == np.uint8
-    np.testing.assert_array_equal(np.stack(pictures), np.stack(pipe.codecs["rgb_dynamic"].decode(ids)))
-    again = pipe.generate({"caption": "a red circle"}, ["rgb_dynamic"], num_samples=3, progress=False)
-    assert torch.equal(again.tokens["rgb_dynamic"], ids)  # seeded
-    other = pipe.generate({"caption": "a red circle"}, ["rgb_dynamic"], num_samples=3, seed=1, progress=False)
-    assert not torch.equal(other.tokens["rgb_dynamic"], ids)
+    assert_decoded_and_seeded(pipe, {"caption": "a red circle"}, "rgb_dynamic", result, num_samples=3)
 
 
 def test_without_grammar_rows_still_decode(pipe):
