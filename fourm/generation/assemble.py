@@ -114,6 +114,21 @@ def _tokenizer_overrides(
     return overrides
 
 
+def _fit_vocabulary(spec: ModalitySpec, model_vocab: int, overridden: bool) -> ModalitySpec:
+    """``spec`` with the model's token vocabulary where a retrained tokenizer (``--tokenizer``) changed it
+    (e.g. a 2,048-code rgb tokenizer over a base with 1,024), so the bundle's registry never disagrees with
+    its model; without an override such a difference is an error. Sequences share a text vocabulary of
+    which a model may use fewer ids, so only the other kinds are compared."""
+    if spec.kind == "sequence" or spec.vocab_size == model_vocab or not spec.needs_tokenizer:
+        return spec
+    if not overridden:
+        raise FourmError(
+            f"modality '{spec.name}': the base registry gives a vocabulary of {spec.vocab_size}, the model "
+            f"{model_vocab}; pass the tokenizer the model was trained with (--tokenizer {spec.name}=DIR)"
+        )
+    return dataclasses.replace(spec, vocab_size=model_vocab)
+
+
 def _bundle_specs(
     config: FourMConfig, registry: ModalityRegistry, root: Path, overrides: Mapping[str, Path], new_names: set[str]
 ) -> tuple[dict[str, ModalitySpec], dict[Path, Path]]:
@@ -122,7 +137,7 @@ def _bundle_specs(
     specs = {}
     copies: dict[Path, Path] = {}  # bundle-relative destination -> source directory
     for name in config.modalities:
-        spec = registry[name]
+        spec = _fit_vocabulary(registry[name], config.modalities[name].vocab_size, name in overrides)
         if not spec.needs_tokenizer:  # pixel patches or a box map: no tokenizer to copy
             specs[name] = spec
             continue

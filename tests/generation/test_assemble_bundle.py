@@ -10,9 +10,12 @@ import torch
 from fourm.cli.bundle import main as bundle_main
 from fourm.errors import FourmError
 from fourm.generation.assemble import assemble_bundle
+from fourm.generation.bundle_layout import load_registry
 from fourm.generation.pipeline import FourMPipeline
-from fourm.testing.bundles import toy_pipeline
+from fourm.modalities import ModalityRegistry
+from fourm.testing.bundles import toy_model, toy_pipeline
 from fourm.testing.retrieval import toy_retrieval_pipeline, toy_vector_tokenizer
+from fourm.testing.tokenizers import toy_tokenizer
 
 MODS = ("rgb", "caption")
 NEW = "caption_embedding"
@@ -120,3 +123,24 @@ def test_adding_a_modality_the_base_already_has_unchanged_is_a_no_op(parts, tmp_
     first = assemble_bundle(model_dir, tmp_path / "first", base=base, added=[yaml], tokenizers={NEW: tok_dir})
     again = assemble_bundle(model_dir, tmp_path / "again", base=first, added=[yaml], tokenizers={NEW: tok_dir})
     assert (Path(again) / "modalities.json").read_text() == (Path(first) / "modalities.json").read_text()
+
+
+def test_a_retrained_tokenizer_with_more_codes_updates_the_bundle_registry(tmp_path):
+    """A model trained on a 128-code rgb tokenizer over a base bundle with 64 codes: the bundle's
+    registry takes the model's vocabulary; without the new tokenizer the bundle is refused."""
+    base_pipe = toy_pipeline(modalities=MODS)
+    base = base_pipe.save_pretrained(tmp_path / "base")
+    assert base_pipe.registry["rgb"].vocab_size == 64
+    tok = toy_tokenizer("rgb", "quantizer.codebook_size=128", image_size=32)
+    tok.save_pretrained(tmp_path / "tok_rgb")
+    specs = [s if s.name != "rgb" else s.replace(vocab_size=tok.vocab_size) for s in base_pipe.registry.values()]
+    toy_model(ModalityRegistry(specs)).save_pretrained(tmp_path / "model")
+    with pytest.raises(FourmError, match="'rgb': the base registry gives a vocabulary of 64, the model 128"):
+        assemble_bundle(tmp_path / "model", tmp_path / "refused", base=base)
+    assert not (tmp_path / "refused").exists()
+    out = assemble_bundle(tmp_path / "model", tmp_path / "bundle", base=base, tokenizers={"rgb": tmp_path / "tok_rgb"})
+    assert load_registry(out)["rgb"].vocab_size == 128
+    assert load_registry(out)["caption"] == load_registry(base)["caption"]
+    pipe = FourMPipeline.from_pretrained(out)
+    tokens = pipe.generate({"caption": "a small red circle"}, ["rgb"], seed=0, progress=False, decode=False).tokens["rgb"]
+    assert tokens.shape == (1, 16) and int(tokens.max()) < 128
