@@ -4,17 +4,20 @@
 # at the shipped round-3 run's step count (7,567 steps; the LR schedule then follows the steps as the
 # shipped run's followed its 80 minutes), on the same token dataset (scripts/build_default_model.sh
 # stage 3). Then the bundle and the eval, beside the shipped one (nothing in models/ is touched).
+# Round 7: the same with patch_stem conv_image (a CNN over the whole image of the given patches).
 # About 70 min of training on 2 CPU cores with native bf16.
-#   bash experiments/patch_stem_run.sh
+#   bash experiments/patch_stem_run.sh [conv|conv_image]      # runs/default_r6_conv, runs/default_r7_conv_image
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 . .venv/bin/activate
-RUN=runs/default_r6_conv
+STEM=${1:-conv}
+case $STEM in conv) RUN=runs/default_r6_conv ;; conv_image) RUN=runs/default_r7_conv_image ;;
+  *) echo "patch_stem_run.sh: unknown stem '$STEM' (expected conv or conv_image)" >&2; exit 2 ;; esac
 TOK=runs/default_stage/tokenizers
 EXTRA=configs/modalities/extra
 python train.py --config configs/train/world_default.yaml --out "$RUN" --resume auto \
-  model.overrides.patch_stem=conv steps=7567
+  model.overrides.patch_stem="$STEM" steps=7567 max_minutes=110  # step-matched (the round-6 conv run: 80-min cap, 7,564 steps)
 args=()
 for mod in rgb depth semseg edges caption_embedding; do args+=(--tokenizer "$mod=$TOK/$mod"); done
 for mod in caption bboxes metadata color_palette; do args+=(--tokenizer "$mod=$TOK/text"); done

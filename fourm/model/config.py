@@ -20,7 +20,7 @@ from fourm.errors import FourmError
 from fourm.resources import CONFIG_ROOT
 from fourm.utils.config import Config, read_mapping
 
-PatchStemKind = Literal["linear", "conv"]
+PatchStemKind = Literal["linear", "conv", "conv_image"]
 
 
 def patch_side(patch_dim: int, channels: int) -> int:
@@ -212,8 +212,9 @@ class FourMConfig(Config):
     # multiplies the fixed sin-cos position table (per-feature rms sqrt(1/2), row norm sqrt(dim/2)) and
     # the init scale of pixel-patch projections; token rows start at init_std (issue 16: A/B in docs/experiments/default_model.md)
     position_scale: float = 1.0
-    # embedding of pixel-patch modalities (fourm.model.patch_stem): 4M's "linear" projection, or "conv",
-    # two 3x3 convolutions inside each patch of patch_channels channels (width patch_stem_width) first
+    # embedding of pixel-patch modalities (fourm.model.patch_stem): 4M's "linear" projection, "conv" (two 3x3
+    # convolutions inside each patch of patch_channels channels, width patch_stem_width, first), or "conv_image"
+    # (a small CNN over the whole image of the given patches, down to the patch grid: sees across patches)
     patch_stem: PatchStemKind = "linear"
     patch_stem_width: int = 32
     patch_channels: int = 3
@@ -233,17 +234,19 @@ class FourMConfig(Config):
             raise FourmError(f"mlp_hidden_dim must be >= 0 (0: from mlp_ratio), got {self.mlp_hidden_dim}")
         if not 0.0 < self.position_scale <= 10.0:
             raise FourmError(f"position_scale must be in (0, 10], got {self.position_scale}")
-        if self.patch_stem not in ("linear", "conv"):
-            raise FourmError(f"patch_stem must be linear or conv, got {self.patch_stem!r}")
-        if self.patch_stem == "conv":
+        if self.patch_stem not in ("linear", "conv", "conv_image"):
+            raise FourmError(f"patch_stem must be linear, conv or conv_image, got {self.patch_stem!r}")
+        if self.patch_stem != "linear":
             if self.patch_stem_width < 1:
                 raise FourmError(f"patch_stem_width must be >= 1, got {self.patch_stem_width}")
             for name, mod in self.modalities.items():
                 if mod.is_patches:
                     try:
-                        patch_side(mod.patch_dim, self.patch_channels)
+                        side = patch_side(mod.patch_dim, self.patch_channels)
                     except FourmError as e:
                         raise FourmError(f"modality '{name}': {e} (patch_channels {self.patch_channels})") from None
+                    if self.patch_stem == "conv_image" and side & (side - 1):
+                        raise FourmError(f"modality '{name}': a conv_image patch stem needs a patch side that is a power of 2, got {side}")
         if not 0.0 <= self.dropout < 1.0:
             raise FourmError(f"dropout must be in [0, 1), got {self.dropout}")
         if not self.modalities:

@@ -86,14 +86,15 @@ class PackedEmbeddings(nn.Module):
         else:
             self.dec_tokens = None
         self.seq_sizes = seq_sizes
-        # patch modalities: one stem each (fourm.model.patch_stem: linear projection or conv stem)
+        # patch modalities: one stem each (fourm.model.patch_stem: linear projection, conv or conv_image stem)
         self.patch_index = {name: i for i, (name, m) in enumerate(config.modalities.items()) if m.is_patches}
         self.patch_stem = config.patch_stem
         self.patch_embed = nn.ModuleDict(
             {
                 name: build_patch_stem(
-                    config.patch_stem, config.modalities[name].patch_dim, dim, config.patch_channels, config.patch_stem_width
-                )
+                    config.patch_stem, config.modalities[name].patch_dim, dim, config.patch_channels,
+                    config.patch_stem_width, config.modalities[name].length,
+                )  # fmt: skip
                 for name in self.patch_index
             }
         )
@@ -161,6 +162,8 @@ class PackedEmbeddings(nn.Module):
                 here = valid & (modality == index)  # (B, N)
                 if self.patch_stem == "linear":  # cheap: project every row, keep this modality's
                     tok = torch.where(here[..., None], stem(levels[..., : stem.in_features]).to(tok.dtype), tok)
+                elif self.patch_stem == "conv_image":  # the given patches on their image, one CNN pass
+                    tok = tok.index_put((here,), stem.embed_given(levels, position, here).to(tok.dtype))
                 else:  # the stem runs on this modality's rows only
                     tok = tok.index_put((here,), stem(levels[here][:, : stem.in_features]).to(tok.dtype))
         if self.value_index and values is not None:

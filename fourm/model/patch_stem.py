@@ -1,20 +1,26 @@
-"""Embedding of one pixel patch: 4M's linear projection, or a small convolutional stem.
+"""Embedding of pixel patches: 4M's linear projection, or a small convolutional stem.
 
 A patch modality's encoder token is its ``p x p x c`` patch (values in [-1, 1], flattened row-major
 as (p, p, c), :func:`fourm.core.patches.patchify`). ``linear`` projects the flat values to the model
 width (4M); ``conv`` first runs two 3 x 3 convolutions inside the patch (the second with stride 2),
 so the token starts from local edge and corner detectors rather than raw pixels. Both see only their
-own patch: no pixel of a masked neighbour leaks in.
+own patch. ``conv_image`` puts the given patches back on their image, runs a small CNN over it down to
+the patch grid (stride-2 convolutions) and takes each given patch's cell, so a token also sees the
+edges of its neighbours: shapes that span patches. Patches that are not given are zeroed and flagged
+in an extra input channel, so no pixel of a masked neighbour leaks in.
 
     stem = build_patch_stem("conv", patch_dim=192, dim=256, channels=3, width=32)
     reset_patch_stem(stem, position_scale=0.25)
     tokens = stem(levels)        # (n, 192) -> (n, 256)
+    stem = build_patch_stem("conv_image", patch_dim=192, dim=256, channels=3, width=32, length=64)
+    tokens = stem.embed_given(levels, position, here)   # (B, N, 192), (B, N), (B, N) -> (here.sum(), 256)
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -57,19 +63,79 @@ class ConvPatchStem(nn.Module):
         return self.proj(self.norm(x.flatten(1)))
 
 
-def build_patch_stem(kind: PatchStemKind, patch_dim: int, dim: int, channels: int, width: int) -> nn.Module:
-    """The embedding of one patch modality (initialise it with :func:`reset_patch_stem`)."""
+class ImageConvStem(nn.Module):
+    """Given patches of one modality (B, N, p*p*c) at grid positions -> (n_given, D): the image of the
+    given patches (absent ones zero) plus a "given" channel, conv 3x3 (c + 1 -> w), then log2(p) conv
+    3x3 stride 2 layers (w -> 2w -> 2w ...), GELU after each, down to the (g, g) patch grid; each given
+    patch's cell is layer-normalised and projected to D. Receptive field: about 3p pixels."""
+
+    def __init__(self, patch_dim: int, dim: int, channels: int, width: int, length: int) -> None:
+        super().__init__()
+        if width < 1:
+            raise FourmError(f"patch_stem_width must be >= 1, got {width}")
+        self.side, self.channels, self.in_features = patch_side(patch_dim, channels), channels, patch_dim
+        self.grid = math.isqrt(length)
+        if self.side & (self.side - 1) or self.grid * self.grid != length:
+            raise FourmError(
+                f"a conv_image patch stem needs patches whose side is a power of 2 on a square grid; got side "
+                f"{self.side}, {length} patches"
+            )
+        layers, c_in = [nn.Conv2d(channels + 1, width, 3, padding=1)], width
+        for i in range(self.side.bit_length() - 1):  # p -> 1 pixel per patch: log2(p) halvings
+            c_out = width * 2 if i else width
+            layers.append(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1))
+            c_in = c_out
+        self.convs = nn.ModuleList(layers)
+        self.norm = nn.LayerNorm(c_in)
+        self.proj = nn.Linear(c_in, dim)
+
+    def reset_output(self, std: float) -> None:
+        """Output projection at ``std`` (its input is layer-normalised: unit mean square per feature)."""
+        nn.init.normal_(self.proj.weight, std=std / math.sqrt(self.proj.in_features))
+        nn.init.zeros_(self.proj.bias)
+
+    def images(self, levels: Tensor, position: Tensor, here: Tensor) -> Tensor:
+        """(B, N, P) patches, (B, N) grid positions, (B, N) which rows are this modality's ->
+        (B, c + 1, g*p, g*p): the given patches on their grid, zero elsewhere, and the "given" channel."""
+        b, n = here.nonzero(as_tuple=True)
+        pos = position[b, n]
+        g, p, c = self.grid, self.side, self.channels
+        grid = levels.new_zeros(levels.shape[0], g * g, p * p * c + 1)
+        grid[b, pos] = torch.cat([levels[b, n, : self.in_features], levels.new_ones(len(b), 1)], dim=1)
+        pixels = grid[..., :-1].reshape(-1, g, g, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(-1, c, g * p, g * p)
+        given = grid[..., -1].reshape(-1, 1, g, g).repeat_interleave(p, 2).repeat_interleave(p, 3)
+        return torch.cat([pixels, given], dim=1)
+
+    def embed_given(self, levels: Tensor, position: Tensor, here: Tensor) -> Tensor:
+        """(B, N, P), (B, N), (B, N) -> (here.sum(), D), in the row-major order of ``here``."""
+        x = self.images(levels, position, here)
+        for conv in self.convs:
+            x = F.gelu(conv(x))
+        cells = x.flatten(2).transpose(1, 2)  # (B, g*g, C)
+        b, n = here.nonzero(as_tuple=True)
+        return self.proj(self.norm(cells[b, position[b, n]]))
+
+
+def build_patch_stem(
+    kind: PatchStemKind, patch_dim: int, dim: int, channels: int, width: int, length: int | None = None
+) -> nn.Module:
+    """The embedding of one patch modality of ``length`` patches (initialise it with
+    :func:`reset_patch_stem`)."""
     if kind == "linear":
         return nn.Linear(patch_dim, dim)
     if kind == "conv":
         return ConvPatchStem(patch_dim, dim, channels, width)
-    raise FourmError(f"unknown patch_stem '{kind}' (expected linear or conv)")
+    if kind == "conv_image":
+        if length is None:
+            raise FourmError("a conv_image patch stem needs the modality's number of patches (length)")
+        return ImageConvStem(patch_dim, dim, channels, width, length)
+    raise FourmError(f"unknown patch_stem '{kind}' (expected linear, conv or conv_image)")
 
 
 def reset_patch_stem(stem: nn.Module, position_scale: float = 1.0) -> None:
     """Initialise a stem so that its output features start at the position embedding's scale (std
     ``position_scale * sqrt(1/2)``); the convolutions keep PyTorch's default init."""
-    if isinstance(stem, ConvPatchStem):
+    if isinstance(stem, (ConvPatchStem, ImageConvStem)):
         stem.reset_output(position_scale * math.sqrt(POSITION_MEAN_SQUARE))
         return
     nn.init.normal_(stem.weight, std=patch_init_std(stem.in_features, position_scale))
