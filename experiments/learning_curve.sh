@@ -15,7 +15,7 @@ args=(--tokenizer "rgb=$RGB")
 for mod in depth semseg edges caption_embedding; do args+=(--tokenizer "$mod=$TOK/$mod"); done
 for mod in caption bboxes metadata color_palette; do args+=(--tokenizer "$mod=$TOK/text"); done
 : > "$DIR/curve.jsonl.tmp"
-for model in $(ls -d "$DIR"/step_* | sort -t_ -k2 -n); do
+for model in $(ls -d "$DIR"/step_* | sort -V); do
   [[ $model == *.bundle || $model == *.eval ]] && continue
   fourm-bundle "$model" "$model.bundle" --overwrite --base models/world-default \
     --add-modality "$EXTRA/caption_embedding.yaml" --add-modality "$EXTRA/rgb_pixels.yaml" \
