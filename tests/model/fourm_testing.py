@@ -59,3 +59,15 @@ def two_sample_batch() -> MultimodalBatch:
         "dec": [(2, 0, 1, 7), (2, 1, 7, 8), (2, 2, 8, 39), (2, 3, 39, 4), (3, 2, 0, 15)],
     }
     return pack([s0, s1], ne=7, nd=8)
+
+
+def patch_batch(pix_index: int, patch_dim: int, seed: int = 0) -> MultimodalBatch:
+    """A batch with a patch modality (index ``pix_index``, ``patch_dim`` 8-bit values per patch): rgb
+    tokens + patches at grid cells 2, 7, 9 (sample 0); patches at cells 0, 15 (sample 1), then padding."""
+    s0 = {"enc": [(0, 0, 5), (pix_index, 2, 0), (pix_index, 7, 0), (pix_index, 9, 0)], "dec": [(1, 0, 0, 3)]}
+    s1 = {"enc": [(pix_index, 0, 0), (pix_index, 15, 0)], "dec": [(1, 1, 0, 2)]}
+    b = pack([s0, s1], ne=5)
+    g = torch.Generator().manual_seed(seed)
+    patches = torch.randint(0, 256, (2, 5, patch_dim), generator=g, dtype=torch.uint8)
+    b.enc_patches = patches * (b.enc_valid & (b.enc_modality == pix_index))[..., None]
+    return b

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fourm_testing import TOY_MODALITIES, pack, toy_config
+from fourm_testing import TOY_MODALITIES, patch_batch, toy_config
 
 from fourm.core.patches import patchify
 from fourm.errors import FourmError
@@ -27,14 +27,7 @@ def image_model(seed: int = 0) -> FourM:
 
 
 def batch(seed: int = 0):
-    """rgb tokens + pix patches at grid cells 2, 7, 9 (sample 0) and 0, 15 (sample 1); padding in sample 1."""
-    s0 = {"enc": [(0, 0, 5), (PIX_INDEX, 2, 0), (PIX_INDEX, 7, 0), (PIX_INDEX, 9, 0)], "dec": [(1, 0, 0, 3)]}
-    s1 = {"enc": [(PIX_INDEX, 0, 0), (PIX_INDEX, 15, 0)], "dec": [(1, 1, 0, 2)]}
-    b = pack([s0, s1], ne=5)
-    g = torch.Generator().manual_seed(seed)
-    patches = torch.randint(0, 256, (2, 5, PIX), generator=g, dtype=torch.uint8)
-    b.enc_patches = patches * (b.enc_valid & (b.enc_modality == PIX_INDEX))[..., None]
-    return b
+    return patch_batch(PIX_INDEX, PIX, seed)
 
 
 def test_given_patches_go_back_to_their_place_on_the_image():
