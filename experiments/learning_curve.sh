@@ -9,18 +9,10 @@ cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 . .venv/bin/activate
 DIR=$1 RGB=$2 NUM=${3:-128}
-TOK=runs/default_stage/tokenizers
-EXTRA=configs/modalities/extra
-args=(--tokenizer "rgb=$RGB")
-for mod in depth semseg edges caption_embedding; do args+=(--tokenizer "$mod=$TOK/$mod"); done
-for mod in caption bboxes metadata color_palette; do args+=(--tokenizer "$mod=$TOK/text"); done
 : > "$DIR/curve.jsonl.tmp"
 for model in $(ls -d "$DIR"/step_* | sort -V); do
   [[ $model == *.bundle || $model == *.eval ]] && continue
-  fourm-bundle "$model" "$model.bundle" --overwrite --base models/world-default \
-    --add-modality "$EXTRA/caption_embedding.yaml" --add-modality "$EXTRA/rgb_pixels.yaml" \
-    --add-modality "$EXTRA/box_map.yaml" "${args[@]}" > /dev/null
-  cp configs/generation/world_default.json "$model.bundle/generation.json"
+  bash scripts/bundle_world_model.sh "$model" "$model.bundle" "$RGB" > /dev/null
   python bench/eval_world.py --model "$model.bundle" --num "$NUM" --no-progress \
     --tasks rgb_to_semseg,rgb_to_depth,rgb_to_caption --out "$model.eval" > /dev/null
   python - "$model" >> "$DIR/curve.jsonl.tmp" <<'PY'

@@ -14,15 +14,7 @@ cd "$(dirname "$0")/.."
 STEM=${1:-conv}
 case $STEM in conv) RUN=runs/default_r6_conv ;; conv_image) RUN=runs/default_r7_conv_image ;;
   *) echo "patch_stem_run.sh: unknown stem '$STEM' (expected conv or conv_image)" >&2; exit 2 ;; esac
-TOK=runs/default_stage/tokenizers
-EXTRA=configs/modalities/extra
 python train.py --config configs/train/world_default.yaml --out "$RUN" --resume auto \
   model.overrides.patch_stem="$STEM" steps=7567 max_minutes=110  # step-matched (the round-6 conv run: 80-min cap, 7,564 steps)
-args=()
-for mod in rgb depth semseg edges caption_embedding; do args+=(--tokenizer "$mod=$TOK/$mod"); done
-for mod in caption bboxes metadata color_palette; do args+=(--tokenizer "$mod=$TOK/text"); done
-fourm-bundle "$RUN/model" "$RUN/bundle" --overwrite --base models/world-default \
-  --add-modality "$EXTRA/caption_embedding.yaml" --add-modality "$EXTRA/rgb_pixels.yaml" \
-  --add-modality "$EXTRA/box_map.yaml" "${args[@]}"
-cp configs/generation/world_default.json "$RUN/bundle/generation.json"
+bash scripts/bundle_world_model.sh "$RUN/model" "$RUN/bundle"
 python bench/eval_world.py --model "$RUN/bundle" --num 256 --out "$RUN/eval_world"

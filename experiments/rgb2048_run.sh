@@ -32,12 +32,5 @@ if [[ ! -e data/world_model_tokens_r7 ]]; then
 fi
 python train.py --config configs/train/world_default.yaml --out "$R/run" --resume auto \
   --data data/world_model_tokens_r7 steps=7567 max_minutes=110  # step-matched; the cap only guards
-TOK=runs/default_stage/tokenizers
-args=(--tokenizer "rgb=$R/tokenizers/rgb")
-for mod in depth semseg edges caption_embedding; do args+=(--tokenizer "$mod=$TOK/$mod"); done
-for mod in caption bboxes metadata color_palette; do args+=(--tokenizer "$mod=$TOK/text"); done
-fourm-bundle "$R/run/model" "$R/bundle" --overwrite --base models/world-default \
-  --add-modality "$EXTRA/caption_embedding.yaml" --add-modality "$EXTRA/rgb_pixels.yaml" \
-  --add-modality "$EXTRA/box_map.yaml" "${args[@]}"
-cp configs/generation/world_default.json "$R/bundle/generation.json"
+bash scripts/bundle_world_model.sh "$R/run/model" "$R/bundle" "$R/tokenizers/rgb"
 python bench/eval_world.py --model "$R/bundle" --num 256 --out "$R/eval_world"

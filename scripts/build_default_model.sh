@@ -78,12 +78,7 @@ python train.py --config configs/train/world_default.yaml --out "$WORK" --resume
 
 # 5. the bundle (fp16 model, its tokenizers, registry, generation defaults), made beside the run, then
 #    put in place of the shipped one (the old bundle is only the registry's base)
-args=()
-for mod in rgb depth semseg edges caption_embedding; do args+=(--tokenizer "$mod=$TOK/$mod"); done
-for mod in caption bboxes metadata color_palette; do args+=(--tokenizer "$mod=$TOK/text"); done  # one shared vocabulary
-fourm-bundle "$WORK/model" "$WORK/bundle" --overwrite --base "$OUT" --add-modality "$EXTRA/caption_embedding.yaml" \
-  --add-modality "$EXTRA/rgb_pixels.yaml" --add-modality "$EXTRA/box_map.yaml" "${args[@]}"
-cp configs/generation/world_default.json "$WORK/bundle/generation.json"
+bash scripts/bundle_world_model.sh "$WORK/model" "$WORK/bundle"  # tokenizers from $TOK, base bundle $OUT
 rm -rf "$OUT.previous" && mv "$OUT" "$OUT.previous" && cp -r "$WORK/bundle" "$OUT" && rm -rf "$OUT.previous"
 
 # 6. the figures of the README's default-model table
