@@ -75,7 +75,10 @@ class ModelSection(Config):
     # N-D sin-cos positions of vector modalities of a new model, e.g. {video: [5, 8, 8]}
     # (fourm.model.config.ModalityConfig.position_grid); default: 1D positions
     position_grids: dict[str, list[int]] = field(default_factory=dict)
-    freeze_trunk_steps: int = 0  # first N steps: only the added / re-initialised rows train
+    # with init_from: the pixel-patch modalities get a fresh patch stem of this kind (linear, conv,
+    # conv_image; fourm.model.patch_stem), every other weight carried over (finetune.replace_patch_stem)
+    patch_stem: str | None = None
+    freeze_trunk_steps: int = 0  # first N steps: only the added / re-initialised rows (or new stem) train
     old_params_lr_scale: float = 1.0  # afterwards: the old weights' updates scaled by this
 
     def validate(self) -> None:
@@ -91,11 +94,16 @@ class ModelSection(Config):
             raise FourmError("model.position_grids applies to a new model (init_from keeps its positions)")
         if self.init_from is None and self.reinit_modalities:
             raise FourmError("model.reinit_modalities needs model.init_from (a trained model whose rows to re-initialise)")
-        tuned = self.freeze_trunk_steps > 0 or self.old_params_lr_scale != 1
-        if tuned and not (self.add_modalities or self.reinit_modalities):
+        if self.init_from is None and self.patch_stem is not None:
             raise FourmError(
-                "model.freeze_trunk_steps / old_params_lr_scale need model.add_modalities or "
-                "model.reinit_modalities (new weights to train)"
+                "model.patch_stem replaces the stem of a trained model (model.init_from); "
+                "for a new model use model.overrides.patch_stem"
+            )
+        tuned = self.freeze_trunk_steps > 0 or self.old_params_lr_scale != 1
+        if tuned and not (self.add_modalities or self.reinit_modalities or self.patch_stem):
+            raise FourmError(
+                "model.freeze_trunk_steps / old_params_lr_scale need model.add_modalities, "
+                "model.reinit_modalities or model.patch_stem (new weights to train)"
             )
 
 

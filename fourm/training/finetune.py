@@ -149,6 +149,38 @@ def expand_model(old: FourM, added: Mapping[str, ModalityConfig], seed: int = 0)
     return model, new_rows
 
 
+@torch.no_grad()
+def replace_patch_stem(old: FourM, kind: str, seed: int = 0) -> tuple[FourM, dict[str, Tensor]]:
+    """A FourM like ``old`` whose pixel-patch modalities enter through a fresh patch stem of ``kind``
+    (:mod:`fourm.model.patch_stem`, its own init at the position scale); every other weight is
+    ``old``'s, bit-exactly. Returns the model and ``{stem parameter: all-True mask}`` (wholly new
+    weights for :class:`OldParamsControl`)."""
+    if not any(m.is_patches for m in old.config.modalities.values()):
+        raise FourmError(f"model.patch_stem '{kind}': the model has no pixel-patch modality to give a stem")
+    if kind == old.config.patch_stem:
+        raise FourmError(f"model.patch_stem: the model already has a '{kind}' patch stem (nothing to replace)")
+    try:
+        config = old.config.replace(patch_stem=kind)  # validates the kind and the patch sides
+    except FourmError as e:
+        raise FourmError(f"model.patch_stem: {e}") from None
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = FourM(config)
+    old_state = old.state_dict()
+    params = dict(model.named_parameters())
+    masks: dict[str, Tensor] = {}
+    for key, target in model.state_dict().items():
+        if key.startswith(PATCH_PREFIX):  # the new stem keeps its own init (buffers included)
+            if key in params:
+                masks[key] = torch.ones(target.shape[0], dtype=torch.bool)
+            continue
+        source = old_state.get(key)
+        if source is None or source.shape != target.shape:
+            raise FourmError(f"cannot carry '{key}' over to the model with a new patch stem")
+        target.copy_(source)
+    return model, masks
+
+
 def _old_rows(rows: int | Tensor, device: torch.device) -> slice | Tensor | None:
     """The old rows of a parameter as ``new_rows`` gives them (an int: that many leading rows; a
     bool mask: the False rows), as an index; None when no row is old."""
@@ -331,15 +363,20 @@ def load_finetune_model(
     add_modalities: Sequence[str | Path],
     seed: int = 0,
     reinit: Sequence[str | Path] = (),
+    patch_stem: str | None = None,
 ) -> tuple[FourM, dict[str, int | Tensor]]:
-    """The trained model of ``init_from``, its ``reinit`` modalities given fresh vocabulary rows
-    (:func:`reinit_modalities`), expanded by the modality YAMLs ``add_modalities`` (none of both: the
-    model as saved, no new rows). The second value is ``{parameter: old leading rows}`` of an
-    expansion alone, else ``{parameter: bool mask of its new rows}``."""
+    """The trained model of ``init_from``, with a new ``patch_stem`` (:func:`replace_patch_stem`),
+    its ``reinit`` modalities given fresh vocabulary rows (:func:`reinit_modalities`), expanded by
+    the modality YAMLs ``add_modalities`` (none of these: the model as saved, no new rows). The
+    second value is ``{parameter: old leading rows}`` of an expansion alone, else ``{parameter: bool
+    mask of its new rows}``."""
     base = FourM.from_pretrained(resolve_model_dir(init_from))
     masks: dict[str, Tensor] = {}
+    if patch_stem is not None:
+        base, masks = replace_patch_stem(base, patch_stem, seed=seed)
     if reinit:
-        base, masks = reinit_modalities(base, list(reinit), seed=seed)
+        base, reinit_masks = reinit_modalities(base, list(reinit), seed=seed)
+        masks.update(reinit_masks)
     if not add_modalities:
         return base, dict(masks)
     model, new_rows = expand_model(base, load_added_modalities(add_modalities), seed=seed)

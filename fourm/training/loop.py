@@ -195,7 +195,8 @@ def _build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None)
         if section.overrides:
             raise FourmError("model.overrides cannot change a model loaded with model.init_from")
         return load_finetune_model(
-            section.init_from, section.add_modalities, seed=cfg.seed, reinit=section.reinit_modalities
+            section.init_from, section.add_modalities, seed=cfg.seed, reinit=section.reinit_modalities,
+            patch_stem=section.patch_stem,
         )
     if "modalities" in section.overrides:
         raise FourmError("model.overrides.modalities is not allowed (modalities come from the data)")
@@ -594,12 +595,15 @@ class _Loop:
             logger.message(note)
         if self.parts.new_rows and self.is_main:
             n_added = len(cfg.model.add_modalities)
-            added = ", ".join(self.names[len(self.names) - n_added :] if n_added else [])
+            changes = [f"added modalities {', '.join(self.names[len(self.names) - n_added :])}"] if n_added else []
             if cfg.model.reinit_modalities:
-                added = ", ".join(filter(None, [added, "re-initialised " + ", ".join(cfg.model.reinit_modalities)]))
+                changes.append("re-initialised " + ", ".join(cfg.model.reinit_modalities))
+            if cfg.model.patch_stem:
+                changes.append(f"a new {cfg.model.patch_stem} patch stem")
+            added = ", ".join(changes)
             stages = f"old weights frozen for {cfg.model.freeze_trunk_steps} steps, " if cfg.model.freeze_trunk_steps else ""
             logger.message(
-                f"fine-tuning {cfg.model.init_from} with added modalities {added}: "
+                f"fine-tuning {cfg.model.init_from} with {added}: "
                 f"{stages}then old-weight updates x{cfg.model.old_params_lr_scale}"
             )
         if checkpoint is not None:

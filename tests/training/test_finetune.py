@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from training_testing import save_trained_like, tiny_config
+from training_testing import PIX, save_trained_like, tiny_config, write_pixel_tokens
 
 from fourm.data.masking import MaskedDataset, Masker, MaskingConfig, collate
 from fourm.data.token_dataset import (
@@ -325,9 +325,6 @@ def test_report_bench_on_a_continuation_without_added_modalities(base_dir, ce_to
 
 
 # ------------------------------------------------------------------------------------------ patch modality
-PIX = "rgb_pixels"
-
-
 @pytest.fixture(scope="module")
 def pix_yaml(tmp_path_factory) -> Path:
     """A patch modality over an 8 px rgb image: 16 patches of 2 x 2 x 3 values."""
@@ -341,17 +338,7 @@ def pix_yaml(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pix_tokens(tmp_path_factory) -> Path:
-    """Synthetic samples + pixel patches that render each rgb token as a colour (16 x 12 values)."""
-    splits = synthetic_splits(num_train=48, num_val=8, seed=2)
-    palette = np.random.default_rng(0).integers(0, 256, (32, 3))
-    for samples in splits.values():
-        for s in samples:
-            s[PIX] = np.repeat(palette[s["rgb"]], 4, axis=0).reshape(-1)  # each patch: its token's colour
-    info = TokenDatasetInfo(
-        modalities={**INFO.modalities, PIX: ModalityTokens(kind="image", vocab_size=256, length=16, patch_dim=12)},
-        specials=SPECIALS,
-    )
-    return write_token_dataset(tmp_path_factory.mktemp("pix") / "tokens", splits, info)
+    return write_pixel_tokens(tmp_path_factory.mktemp("pix") / "tokens")
 
 
 def test_adding_a_patch_modality_trains_its_projection_only_while_frozen(base_dir, pix_yaml, pix_tokens, tmp_path):

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
 from fourm.model import FourM, FourMConfig, ModalityConfig
 from fourm.training.config import TrainConfig
+from fourm.training.synthetic import INFO, SPECIALS, synthetic_splits
+
+PIX = "rgb_pixels"  # the pixel-patch modality of write_pixel_tokens: 16 patches of 2 x 2 x 3 values
 
 
 def save_trained_like(modalities: dict[str, ModalityConfig], tied: bool, arch: dict, out: Path) -> Path:
@@ -45,3 +50,18 @@ def tiny_config(tokens: Path, out: Path, **changes) -> TrainConfig:
         else:
             base[key] = value
     return TrainConfig.from_dict(base)
+
+
+def write_pixel_tokens(out: Path) -> Path:
+    """Synthetic rgb/depth/caption samples + pixel patches ``PIX`` that render each rgb token as a
+    colour (16 x 12 values), written as a token dataset at ``out``."""
+    splits = synthetic_splits(num_train=48, num_val=8, seed=2)
+    palette = np.random.default_rng(0).integers(0, 256, (32, 3))
+    for samples in splits.values():
+        for s in samples:
+            s[PIX] = np.repeat(palette[s["rgb"]], 4, axis=0).reshape(-1)  # each patch: its token's colour
+    info = TokenDatasetInfo(
+        modalities={**INFO.modalities, PIX: ModalityTokens(kind="image", vocab_size=256, length=16, patch_dim=12)},
+        specials=SPECIALS,
+    )
+    return write_token_dataset(out, splits, info)
