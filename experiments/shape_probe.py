@@ -3,7 +3,10 @@ val scenes, from (a) the patch stem's output (the encoder's input), (b) the enco
 averaged over the object's patches, and (c) the object's pixels (a 24 x 24 crop around it). Round 7
 of issue 16 (docs/experiments/default_model.md).
 
-    python experiments/shape_probe.py [--model models/world-default] [--train 2000] [--test 500]
+    python experiments/shape_probe.py [--model models/world-default] [--train 2000] [--test 500] [--label colour]
+
+``--label colour`` (round 8) probes the object's named colour instead (the COLORS entry nearest the
+median rgb of its pixels).
 
 Objects are the pixels of one shape class in the true segmentation. Model features per object: the
 average over the 8 x 8 patches it covers (weighted by its pixels in each), and the 3 x 3 patches around
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fourm.data.world.palette import COLORS
 from fourm.eval.world import given, load_eval_pipeline, load_samples
 from fourm.generation.conditions import encoder_inputs
 
@@ -37,6 +41,12 @@ def objects_of(semseg: np.ndarray) -> list[tuple[int, np.ndarray]]:
         m = (semseg == c).reshape(grid, PATCH, grid, PATCH).mean(axis=(1, 3)).reshape(-1)
         out.append((int(c), m / m.sum()))
     return out
+
+
+def colour_of(rgb: np.ndarray, semseg: np.ndarray, c: int) -> int:
+    """Index in COLORS of the named colour nearest the median rgb of class ``c``'s pixels."""
+    median = np.median(rgb[semseg == c].astype(np.float32), axis=0)
+    return int(np.argmin(((np.array(list(COLORS.values()), np.float32) - median) ** 2).sum(1)))
 
 
 def neighbourhood(weights: np.ndarray, grid: int = 8) -> torch.Tensor:
@@ -108,8 +118,8 @@ def cnn_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor
 
 
 @torch.no_grad()
-def features(pipe, samples: list[dict], batch: int = 64) -> tuple[list, list, list, list]:
-    """Per object: class, stem features, encoder features, pixel crop."""
+def features(pipe, samples: list[dict], batch: int = 64, label: str = "shape") -> tuple[list, list, list, list]:
+    """Per object: its shape class (or named colour), stem features, encoder features, pixel crop."""
     model = pipe.model
     labels, stem, enc, pixels = [], [], [], []
     for start in range(0, len(samples), batch):
@@ -122,7 +132,7 @@ def features(pipe, samples: list[dict], batch: int = 64) -> tuple[list, list, li
             seg = np.asarray(s["semseg"])
             for c, weights in objects_of(seg):
                 w = torch.as_tensor(weights, dtype=torch.float32)
-                labels.append(c)
+                labels.append(c if label == "shape" else colour_of(np.asarray(s["rgb"]), seg, c))
                 near = neighbourhood(weights)
                 stem.append(torch.cat([w @ tok[i].float(), tok[i][near].float().reshape(-1)]))
                 enc.append(torch.cat([w @ out[i].float(), out[i][near].float().reshape(-1)]))
@@ -135,12 +145,13 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--test", type=int, default=500)
+    parser.add_argument("--label", choices=("shape", "colour"), default="shape", help="what the probes read")
     args = parser.parse_args()
     torch.manual_seed(0)
     pipe = load_eval_pipeline(args.model)
     split = {}
     for name, (start, num) in {"train": (0, args.train), "test": (args.train, args.test)}.items():
-        labels, *feats = features(pipe, load_samples(None, num, "val", pipe, start=start))
+        labels, *feats = features(pipe, load_samples(None, num, "val", pipe, start=start), label=args.label)
         split[name] = (torch.tensor(labels), [torch.stack(f) for f in feats])
     (y_tr, f_tr), (y_te, f_te) = split["train"], split["test"]
     row = {"objects": [len(y_tr), len(y_te)], "chance": round(float(torch.bincount(y_te).max() / len(y_te)), 3)}

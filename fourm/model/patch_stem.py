@@ -7,7 +7,10 @@ so the token starts from local edge and corner detectors rather than raw pixels.
 own patch. ``conv_image`` puts the given patches back on their image, runs a small CNN over it down to
 the patch grid (stride-2 convolutions) and takes each given patch's cell, so a token also sees the
 edges of its neighbours: shapes that span patches. Patches that are not given are zeroed and flagged
-in an extra input channel, so no pixel of a masked neighbour leaks in.
+in an extra input channel, so no pixel of a masked neighbour leaks in. The patch's own linear
+projection (4M's) is added to the CNN's output: trained alone, the CNN path dropped the objects'
+colour (a linear probe of colour on its output fell from 0.94 at init to chance), which the linear
+path keeps (docs/experiments/default_model.md, round 8).
 
     stem = build_patch_stem("conv", patch_dim=192, dim=256, channels=3, width=32)
     reset_patch_stem(stem, position_scale=0.25)
@@ -67,7 +70,8 @@ class ImageConvStem(nn.Module):
     """Given patches of one modality (B, N, p*p*c) at grid positions -> (n_given, D): the image of the
     given patches (absent ones zero) plus a "given" channel, conv 3x3 (c + 1 -> w), then log2(p) conv
     3x3 stride 2 layers (w -> 2w -> 2w ...), GELU after each, down to the (g, g) patch grid; each given
-    patch's cell is layer-normalised and projected to D. Receptive field: about 3p pixels."""
+    patch's cell is layer-normalised and projected to D (``proj``), plus the patch's own linear
+    projection (``linear``, the ``linear`` stem). Receptive field: about 3p pixels."""
 
     def __init__(self, patch_dim: int, dim: int, channels: int, width: int, length: int) -> None:
         super().__init__()
@@ -88,11 +92,16 @@ class ImageConvStem(nn.Module):
         self.convs = nn.ModuleList(layers)
         self.norm = nn.LayerNorm(c_in)
         self.proj = nn.Linear(c_in, dim)
+        self.linear = nn.Linear(patch_dim, dim)
 
     def reset_output(self, std: float) -> None:
-        """Output projection at ``std`` (its input is layer-normalised: unit mean square per feature)."""
-        nn.init.normal_(self.proj.weight, std=std / math.sqrt(self.proj.in_features))
-        nn.init.zeros_(self.proj.bias)
+        """Output at ``std``: the CNN path and the linear path each at ``std / sqrt(2)`` (the CNN's
+        features are layer-normalised: unit mean square; pixel values: mean square 1/3)."""
+        half = std / math.sqrt(2.0)
+        nn.init.normal_(self.proj.weight, std=half / math.sqrt(self.proj.in_features))
+        nn.init.normal_(self.linear.weight, std=half / math.sqrt(self.in_features * PATCH_VALUE_MEAN_SQUARE))
+        for bias in (self.proj.bias, self.linear.bias):
+            nn.init.zeros_(bias)
 
     def images(self, levels: Tensor, position: Tensor, here: Tensor) -> Tensor:
         """(B, N, P) patches, (B, N) grid positions, (B, N) which rows are this modality's ->
@@ -113,7 +122,7 @@ class ImageConvStem(nn.Module):
             x = F.gelu(conv(x))
         cells = x.flatten(2).transpose(1, 2)  # (B, g*g, C)
         b, n = here.nonzero(as_tuple=True)
-        return self.proj(self.norm(cells[b, position[b, n]]))
+        return self.proj(self.norm(cells[b, position[b, n]])) + self.linear(levels[b, n, : self.in_features])
 
 
 def build_patch_stem(

@@ -153,8 +153,10 @@ def expand_model(old: FourM, added: Mapping[str, ModalityConfig], seed: int = 0)
 def replace_patch_stem(old: FourM, kind: str, seed: int = 0) -> tuple[FourM, dict[str, Tensor]]:
     """A FourM like ``old`` whose pixel-patch modalities enter through a fresh patch stem of ``kind``
     (:mod:`fourm.model.patch_stem`, its own init at the position scale); every other weight is
-    ``old``'s, bit-exactly. Returns the model and ``{stem parameter: all-True mask}`` (wholly new
-    weights for :class:`OldParamsControl`)."""
+    ``old``'s, bit-exactly. From ``linear`` to ``conv_image``, the old projection becomes the new
+    stem's linear path and the CNN path's output projection starts at zero, so the new model computes
+    what the old one did. Returns the model and ``{new stem parameter: all-True mask}`` (wholly new
+    weights for :class:`OldParamsControl`; a carried linear path is old)."""
     if not any(m.is_patches for m in old.config.modalities.values()):
         raise FourmError(f"model.patch_stem '{kind}': the model has no pixel-patch modality to give a stem")
     if kind == old.config.patch_stem:
@@ -178,6 +180,15 @@ def replace_patch_stem(old: FourM, kind: str, seed: int = 0) -> tuple[FourM, dic
         if source is None or source.shape != target.shape:
             raise FourmError(f"cannot carry '{key}' over to the model with a new patch stem")
         target.copy_(source)
+    if old.config.patch_stem == "linear" and kind == "conv_image":  # start where the old model was
+        state = model.state_dict()
+        for name, m in old.config.modalities.items():
+            if m.is_patches:
+                prefix = f"{PATCH_PREFIX}{name}."
+                for part in ("weight", "bias"):
+                    state[f"{prefix}linear.{part}"].copy_(old_state[f"{prefix}{part}"])
+                    state[f"{prefix}proj.{part}"].zero_()
+                    del masks[f"{prefix}linear.{part}"]
     return model, masks
 
 

@@ -59,6 +59,7 @@ def test_stem_matches_a_plain_cnn_reference():
         x = F.gelu(F.conv2d(x, conv.weight, conv.bias, stride=conv.stride, padding=1))
     cells = x.permute(0, 2, 3, 1).reshape(2, 16, -1)
     ref = F.linear(F.layer_norm(cells, (cells.shape[-1],), stem.norm.weight, stem.norm.bias), stem.proj.weight, stem.proj.bias)
+    ref = ref + F.linear(levels, stem.linear.weight, stem.linear.bias)  # plus the patch's own projection
     torch.testing.assert_close(out, torch.cat([ref[0], ref[1, :5]]), rtol=1e-5, atol=1e-5)
 
 
@@ -93,6 +94,7 @@ def test_image_stem_trains_and_round_trips(tmp_path):
     loss.backward()
     stem = m.embeddings.patch_embed["pix"]
     assert stem.convs[0].weight.grad.abs().sum() > 0 and stem.proj.weight.grad.abs().sum() > 0
+    assert stem.linear.weight.grad.abs().sum() > 0
     m.eval().save_pretrained(tmp_path / "m")
     loaded = FourM.from_pretrained(tmp_path / "m").eval()
     assert loaded.config.patch_stem == "conv_image" and isinstance(loaded.embeddings.patch_embed["pix"], ImageConvStem)

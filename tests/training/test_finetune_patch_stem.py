@@ -38,8 +38,12 @@ def test_new_stem_keeps_every_other_weight_and_output(base_dir):
     old = FourM.from_pretrained(base_dir)
     model, masks = load_finetune_model(base_dir, [], seed=0, patch_stem="conv_image")
     assert model.config.patch_stem == "conv_image" and isinstance(model.embeddings.patch_embed[PIX], ImageConvStem)
-    stem_params = {k for k, _ in model.named_parameters() if k.startswith(PATCH_PREFIX)}
+    stem_params = {k for k, _ in model.named_parameters() if k.startswith(PATCH_PREFIX) and ".linear." not in k}
     assert set(masks) == stem_params and all(m.all() for m in masks.values())
+    # the old linear projection is the new stem's linear path; the CNN path starts at zero
+    stem = model.embeddings.patch_embed[PIX]
+    assert torch.equal(stem.linear.weight, old.embeddings.patch_embed[PIX].weight)
+    assert not stem.proj.weight.any() and not stem.proj.bias.any()
     old_state, state = old.state_dict(), model.state_dict()
     assert {k for k in old_state if not k.startswith(PATCH_PREFIX)} == {k for k in state if not k.startswith(PATCH_PREFIX)}
     for key, value in old_state.items():
@@ -53,6 +57,13 @@ def test_new_stem_keeps_every_other_weight_and_output(base_dir):
     valid = torch.ones(2, 16, dtype=torch.bool)
     with torch.no_grad():
         assert torch.equal(old.encode(tokens, mod, pos, valid), model.encode(tokens, mod, pos, valid))
+    # and a batch with pixel patches too: the new model starts as the old one
+    patches = torch.randint(0, 256, (2, 16, 12), dtype=torch.uint8)
+    mod = mod.clone()
+    mod[:, 8:] = list(MODS).index(PIX)
+    with torch.no_grad():
+        a, b = old.encode(tokens, mod, pos, valid, patches), model.encode(tokens, mod, pos, valid, patches)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_same_seed_same_stem_other_seed_other_stem(base_dir):
