@@ -4,15 +4,16 @@
 # at the shipped round-3 run's step count (7,567 steps; the LR schedule then follows the steps as the
 # shipped run's followed its 80 minutes), on the same token dataset (scripts/build_default_model.sh
 # stage 3). Then the bundle and the eval, beside the shipped one (nothing in models/ is touched).
-# Round 7: the same with patch_stem conv_image (a CNN over the whole image of the given patches).
+# Round 7: the same with patch_stem conv_image (a CNN over the whole image of the given patches; that stem
+# had no linear path, runs/default_r7_conv_image). Round 8: conv_image with its linear path, runs/default_r8_conv_image.
 # About 70 min of training on 2 CPU cores with native bf16.
-#   bash experiments/patch_stem_run.sh [conv|conv_image]      # runs/default_r6_conv, runs/default_r7_conv_image
+#   bash experiments/patch_stem_run.sh [conv|conv_image]      # runs/default_r6_conv, runs/default_r8_conv_image
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 . .venv/bin/activate
 STEM=${1:-conv}
-case $STEM in conv) RUN=runs/default_r6_conv ;; conv_image) RUN=runs/default_r7_conv_image ;;
+case $STEM in conv) RUN=runs/default_r6_conv ;; conv_image) RUN=runs/default_r8_conv_image ;;
   *) echo "patch_stem_run.sh: unknown stem '$STEM' (expected conv or conv_image)" >&2; exit 2 ;; esac
 python train.py --config configs/train/world_default.yaml --out "$RUN" --resume auto \
   model.overrides.patch_stem="$STEM" steps=7567 max_minutes=110  # step-matched (the round-6 conv run: 80-min cap, 7,564 steps)
