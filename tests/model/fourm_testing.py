@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fourm.core.batch import MultimodalBatch
-from fourm.model import FourMConfig, ModalityConfig
+from fourm.model import FourM, FourMConfig, ModalityConfig
 
 # order = modality index: 0 rgb, 1 depth, 2 caption, 3 meta
 TOY_MODALITIES = {
@@ -71,3 +71,17 @@ def patch_batch(pix_index: int, patch_dim: int, seed: int = 0) -> MultimodalBatc
     patches = torch.randint(0, 256, (2, 5, patch_dim), generator=g, dtype=torch.uint8)
     b.enc_patches = patches * (b.enc_valid & (b.enc_modality == pix_index))[..., None]
     return b
+
+
+def backward_and_reload(model: FourM, batch: MultimodalBatch, out) -> tuple[torch.nn.Module, FourM]:
+    """One training loss + backward on ``batch``, then save ``model`` to ``out`` and load it back;
+    checks the reloaded model encodes ``batch`` as ``model`` does. Returns (the "pix" stem, with its
+    gradients; the reloaded model)."""
+    model.train()
+    loss, _ = model.loss(batch)
+    loss.backward()
+    model.eval().save_pretrained(out)
+    loaded = FourM.from_pretrained(out).eval()
+    args = (batch.enc_tokens, batch.enc_modality, batch.enc_position, batch.enc_valid, batch.enc_patches)
+    torch.testing.assert_close(loaded.encode(*args), model.encode(*args))
+    return model.embeddings.patch_embed["pix"], loaded

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fourm_testing import TOY_MODALITIES, patch_batch, toy_config
+from fourm_testing import TOY_MODALITIES, backward_and_reload, patch_batch, toy_config
 
 from fourm.core.patches import patchify
 from fourm.errors import FourmError
@@ -88,18 +88,10 @@ def test_stem_output_starts_at_the_position_scale():
 
 
 def test_image_stem_trains_and_round_trips(tmp_path):
-    m, b = image_model(), batch()
-    m.train()
-    loss, _ = m.loss(b)
-    loss.backward()
-    stem = m.embeddings.patch_embed["pix"]
+    stem, loaded = backward_and_reload(image_model(), batch(), tmp_path / "m")
     assert stem.convs[0].weight.grad.abs().sum() > 0 and stem.proj.weight.grad.abs().sum() > 0
     assert stem.linear.weight.grad.abs().sum() > 0
-    m.eval().save_pretrained(tmp_path / "m")
-    loaded = FourM.from_pretrained(tmp_path / "m").eval()
     assert loaded.config.patch_stem == "conv_image" and isinstance(loaded.embeddings.patch_embed["pix"], ImageConvStem)
-    args = (b.enc_tokens, b.enc_modality, b.enc_position, b.enc_valid, b.enc_patches)
-    torch.testing.assert_close(loaded.encode(*args), m.encode(*args))
 
 
 def test_patch_sides_that_do_not_halve_to_one_are_refused():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fourm_testing import TOY_MODALITIES, patch_batch, toy_config
+from fourm_testing import TOY_MODALITIES, backward_and_reload, patch_batch, toy_config
 
 from fourm.core.patches import patchify
 from fourm.errors import FourmError
@@ -82,17 +82,9 @@ def test_stem_output_starts_at_the_position_scale():
 
 
 def test_conv_stem_trains_and_round_trips(tmp_path):
-    m, b = conv_model(), batch()
-    m.train()
-    loss, _ = m.loss(b)
-    loss.backward()
-    stem = m.embeddings.patch_embed["pix"]
+    stem, loaded = backward_and_reload(conv_model(), batch(), tmp_path / "m")
     assert stem.conv1.weight.grad.abs().sum() > 0 and stem.proj.weight.grad.abs().sum() > 0
-    m.eval().save_pretrained(tmp_path / "m")
-    loaded = FourM.from_pretrained(tmp_path / "m").eval()
     assert loaded.config.patch_stem == "conv" and isinstance(loaded.embeddings.patch_embed["pix"], ConvPatchStem)
-    args = (b.enc_tokens, b.enc_modality, b.enc_position, b.enc_valid, b.enc_patches)
-    torch.testing.assert_close(loaded.encode(*args), m.encode(*args))
 
 
 def test_a_saved_config_without_the_field_loads_as_linear():
