@@ -234,8 +234,8 @@ class FourMConfig(Config):
             raise FourmError(f"mlp_hidden_dim must be >= 0 (0: from mlp_ratio), got {self.mlp_hidden_dim}")
         if not 0.0 < self.position_scale <= 10.0:
             raise FourmError(f"position_scale must be in (0, 10], got {self.position_scale}")
-        if self.patch_stem not in ("linear", "conv", "conv_image"):
-            raise FourmError(f"patch_stem must be linear, conv or conv_image, got {self.patch_stem!r}")
+        if self.patch_stem not in get_args(PatchStemKind):
+            raise FourmError(f"patch_stem must be one of {', '.join(get_args(PatchStemKind))}, got {self.patch_stem!r}")
         if self.patch_stem != "linear":
             if self.patch_stem_width < 1:
                 raise FourmError(f"patch_stem_width must be >= 1, got {self.patch_stem_width}")

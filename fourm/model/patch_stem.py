@@ -22,6 +22,7 @@ path keeps (docs/experiments/default_model.md, round 8).
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
@@ -138,7 +139,7 @@ def build_patch_stem(
         if length is None:
             raise FourmError("a conv_image patch stem needs the modality's number of patches (length)")
         return ImageConvStem(patch_dim, dim, channels, width, length)
-    raise FourmError(f"unknown patch_stem '{kind}' (expected linear, conv or conv_image)")
+    raise FourmError(f"unknown patch_stem '{kind}' (expected one of {', '.join(get_args(PatchStemKind))})")
 
 
 def reset_patch_stem(stem: nn.Module, position_scale: float = 1.0) -> None:

@@ -99,7 +99,7 @@ def test_a_saved_config_without_the_field_loads_as_linear():
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"patch_stem": "mlp"}, "patch_stem must be linear, conv or conv_image"),
+        ({"patch_stem": "mlp"}, "patch_stem must be one of linear, conv, conv_image"),
         ({"patch_stem": "conv", "patch_channels": 5}, "modality 'pix': a conv patch stem needs square patches"),
         ({"patch_stem": "conv", "patch_stem_width": 0}, "patch_stem_width must be >= 1"),
     ],
