@@ -107,7 +107,10 @@ class ImageConvStem(nn.Module):
     def images(self, levels: Tensor, position: Tensor, here: Tensor) -> Tensor:
         """(B, N, P) patches, (B, N) grid positions, (B, N) which rows are this modality's ->
         (B, c + 1, g*p, g*p): the given patches on their grid, zero elsewhere, and the "given" channel."""
-        b, n = here.nonzero(as_tuple=True)
+        return self._images(levels, position, *here.nonzero(as_tuple=True))
+
+    def _images(self, levels: Tensor, position: Tensor, b: Tensor, n: Tensor) -> Tensor:
+        """:meth:`images` with the given rows as (batch, row) index tensors."""
         pos = position[b, n]
         g, p, c = self.grid, self.side, self.channels
         grid = levels.new_zeros(levels.shape[0], g * g, p * p * c + 1)
@@ -118,11 +121,11 @@ class ImageConvStem(nn.Module):
 
     def embed_given(self, levels: Tensor, position: Tensor, here: Tensor) -> Tensor:
         """(B, N, P), (B, N), (B, N) -> (here.sum(), D), in the row-major order of ``here``."""
-        x = self.images(levels, position, here)
+        b, n = here.nonzero(as_tuple=True)
+        x = self._images(levels, position, b, n)
         for conv in self.convs:
             x = F.gelu(conv(x))
         cells = x.flatten(2).transpose(1, 2)  # (B, g*g, C)
-        b, n = here.nonzero(as_tuple=True)
         return self.proj(self.norm(cells[b, position[b, n]])) + self.linear(levels[b, n, : self.in_features])
 
 
