@@ -6,7 +6,9 @@
 # stage 3). Then the bundle and the eval, beside the shipped one (nothing in models/ is touched).
 # Round 7: the same with patch_stem conv_image (a CNN over the whole image of the given patches; that stem
 # had no linear path, runs/default_r7_conv_image). Round 8: conv_image with its linear path, runs/default_r8_conv_image.
-# About 70 min of training on 2 CPU cores with native bf16.
+# About 70 min of training on 2 CPU cores with AMX; on a CPU with AVX512-BF16 but no AMX (1.03 steps/s)
+# the 110-minute cap stops it near step 6,000 (round 9). On a fresh machine, make the token dataset
+# first: bash experiments/model_tokens_from_bundle.sh
 #   bash experiments/patch_stem_run.sh [conv|conv_image]      # runs/default_r6_conv, runs/default_r8_conv_image
 set -euo pipefail
 cd "$(dirname "$0")/.."
