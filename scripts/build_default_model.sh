@@ -3,10 +3,12 @@
 # world data -> image tokenizers -> text vocabulary, caption embeddings and their vector tokenizer ->
 # token dataset -> FourM (reads rgb as pixel patches, predicts rgb tokens and every other modality,
 # caption_embedding included) -> fp16 bundle with its generation defaults -> evaluation.
-# About 3 h 5 min on 2 CPU cores with native bf16 (AVX512-BF16 / AMX): tokenizers 40 min (two lanes of
-# one thread), data and tokens 15 min, FourM 80 min (a wall-time cap: configs/train/world_default.yaml's
-# max_minutes) then 37 min more (4,000 steps), evaluation 5 min. In fp32 (AVX2-only CPUs) the FourM run does about 4x fewer steps in its
-# 80 minutes: raise it there (FOURM_TRAIN_OVERRIDES="max_minutes=300" bash scripts/build_default_model.sh).
+# About 3 h 5 min on 2 CPU cores with AMX: tokenizers 40 min (two lanes of one thread), data and tokens
+# 15 min, FourM 80 min (a wall-time cap: configs/train/world_default.yaml's max_minutes) then 37 min more
+# (4,000 steps), evaluation 5 min. With AVX512-BF16 but no AMX, FourM trains about 1.7x slower (1.03 vs
+# 1.8 steps/s): stage 1 does fewer steps in its 80 minutes and stage 2 takes about 65 min. In fp32
+# (AVX2-only CPUs) the FourM run does about 4x fewer steps in its 80 minutes: raise it there
+# (FOURM_TRAIN_OVERRIDES="max_minutes=300" bash scripts/build_default_model.sh).
 # Every stage whose output exists is skipped, and FourM training resumes from its last checkpoint,
 # so an interrupted build continues where it stopped (FORCE=1 redoes every stage).
 #   bash scripts/build_default_model.sh
