@@ -17,12 +17,13 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
+# shellcheck source=scripts/world_model_data.sh
+. scripts/world_model_data.sh   # model_scenes, model_embeddings, model_tokens
 OUT=models/world-default
 WORK=runs/default                 # the FourM run, stage 1
 MORE=runs/default_continued       # stage 2: 4,000 more steps
 STAGE=runs/default_stage          # the tokenizers, fp16 exactly as they ship, that made the tokens
 TOK=$STAGE/tokenizers
-EXTRA=configs/modalities/extra
 todo() { [[ -n "${FORCE:-}" || ! -e "$1" ]]; }
 
 # 1. image tokenizers on their own world sample (seed 0); one thread per lane, wall-time schedules
@@ -46,12 +47,8 @@ fi
 
 # 2. the model's data: fresh scenes (seed 1), MiniLM caption embeddings (a vector column), the text
 #    vocabulary and the caption_embedding vector tokenizer
-if todo data/world_model; then
-  fourm-data world --out data/world_model --num 24000 --seed 1 --val-fraction 0.05
-fi
-if todo data/world_model_ce; then
-  fourm-data embed --data data/world_model --source caption --name caption_embedding --out data/world_model_ce
-fi
+if todo data/world_model; then model_scenes; fi
+if todo data/world_model_ce; then model_embeddings; fi
 if todo runs/tok/text/tokenizer.json; then
   fourm-tokenizer train-text --data data/world_model --out runs/tok/text --vocab-size 1024
 fi
@@ -68,12 +65,7 @@ done
 for mod in text caption_embedding; do
   if todo "$TOK/$mod"; then mkdir -p "$TOK" && cp -r "runs/tok/$mod" "$TOK/$mod"; fi
 done
-if todo data/world_model_tokens; then
-  fourm-data tokenize --data data/world_model_ce --out data/world_model_tokens --tokenizer-root "$STAGE" \
-    --add-modality "$EXTRA/caption_embedding.yaml" --add-modality "$EXTRA/rgb_pixels.yaml" \
-    --add-modality "$EXTRA/box_map.yaml" \
-    --modalities rgb,depth,semseg,edges,caption,bboxes,metadata,color_palette,caption_embedding,rgb_pixels,box_map
-fi
+if todo data/world_model_tokens; then model_tokens "$STAGE"; fi
 
 # 4. FourM, stage 1 (resumes from its last checkpoint), then stage 2: 4,000 more steps from it
 #    (configs/train/world_default_continued.yaml, init_from runs/default/model)
