@@ -119,14 +119,20 @@ class ImageConvStem(nn.Module):
         given = grid[..., -1].reshape(-1, 1, g, g).repeat_interleave(p, 2).repeat_interleave(p, 3)
         return torch.cat([pixels, given], dim=1)
 
-    def embed_given(self, levels: Tensor, position: Tensor, here: Tensor) -> Tensor:
-        """(B, N, P), (B, N), (B, N) -> (here.sum(), D), in the row-major order of ``here``."""
-        b, n = here.nonzero(as_tuple=True)
+    def cell_features(self, levels: Tensor, position: Tensor, b: Tensor, n: Tensor) -> Tensor:
+        """The CNN path before ``proj``: (B, N, P) patches, (B, N) positions, the given rows as (batch,
+        row) index tensors -> (len(b), C) layer-normalised features of their grid cells."""
         x = self._images(levels, position, b, n)
         for conv in self.convs:
             x = F.gelu(conv(x))
         cells = x.flatten(2).transpose(1, 2)  # (B, g*g, C)
-        return self.proj(self.norm(cells[b, position[b, n]])) + self.linear(levels[b, n, : self.in_features])
+        return self.norm(cells[b, position[b, n]])
+
+    def embed_given(self, levels: Tensor, position: Tensor, here: Tensor) -> Tensor:
+        """(B, N, P), (B, N), (B, N) -> (here.sum(), D), in the row-major order of ``here``."""
+        b, n = here.nonzero(as_tuple=True)
+        cnn = self.proj(self.cell_features(levels, position, b, n))
+        return cnn + self.linear(levels[b, n, : self.in_features])
 
 
 def build_patch_stem(

@@ -103,6 +103,8 @@ def _main(command: str):
         from fourm.cli.train import main
     elif command == "generate":
         from fourm.cli.generate import main
+    elif command == "stem":
+        from fourm.cli.stem import main
     else:
         raise ValueError(command)
     return main
@@ -176,6 +178,14 @@ CASES = [
                                               "nan"], "'nan'"),  # fmt: skip
     ("tok-train-vector-key", "tokenizer", ["train-vector", "--data", "{raw}", "--key", "nope", "--out", "{out}"], "'nope'"),
     # fourm-pack
+    ("stem-steps-zero", "stem", ["pretrain", "--model", "{model}", "--data", "{raw}", "--out", "{out}", "--steps", "0"],
+     "--steps"),  # fmt: skip
+    ("stem-lr-nan", "stem", ["pretrain", "--model", "{model}", "--data", "{raw}", "--out", "{out}", "--lr", "nan"],
+     "'nan'"),  # fmt: skip
+    ("stem-model-garbage", "stem", ["pretrain", "--model", "{model_garbage}", "--data", "{raw}", "--out", "{out}"],
+     "model_garbage"),  # fmt: skip
+    ("stem-no-patch-modality", "stem", ["pretrain", "--model", "{model}", "--data", "{raw}", "--out", "{out}"],
+     "0 pixel-patch modalities"),  # fmt: skip
     ("pack-garbage", "pack", ["{model_garbage}", "{out}"], "model_garbage"),
     ("pack-truncated", "pack", ["{model_truncated}", "{out}"], "model_truncated"),
     ("pack-huge-header", "pack", ["{model_huge_header}", "{out}"], "model_huge_header"),
@@ -262,7 +272,9 @@ def test_bad_input_is_one_error_line(command, argv, expected, inputs, tmp_path, 
 
 def test_enough_cases_for_every_cli():
     commands = {c[1] for c in CASES}
-    assert len(CASES) >= 60 and commands == {"data", "tokenizer", "pack", "bundle", "retrieve", "train", "generate"}
+    assert len(CASES) >= 60 and commands == {
+        "data", "tokenizer", "pack", "bundle", "retrieve", "train", "generate", "stem"
+    }
     data_subcommands = {c[2][0] for c in CASES if c[1] == "data"}
     assert data_subcommands == {"world", "import", "tokenize", "embed", "show"}
     tok_subcommands = {c[2][0] for c in CASES if c[1] == "tokenizer"}
