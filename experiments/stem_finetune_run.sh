@@ -16,6 +16,7 @@ case $ARM in
   control) RUN=runs/r8_control_ft; EXTRA=() ;;
   *) echo "stem_finetune_run.sh: unknown arm '$ARM' (expected conv_image or control)" >&2; exit 2 ;;
 esac
-python train.py --config configs/train/world_default_continued.yaml --out "$RUN" --resume auto "${EXTRA[@]}"
+python train.py --config configs/train/world_default_continued.yaml --out "$RUN" --resume auto \
+  model.init_from=runs/default/model "${EXTRA[@]}"
 bash scripts/bundle_world_model.sh "$RUN/model" "$RUN/bundle"
 python bench/eval_world.py --model "$RUN/bundle" --num 256 --out "$RUN/eval_world"

@@ -3,10 +3,11 @@
 # world data -> image tokenizers -> text vocabulary, caption embeddings and their vector tokenizer ->
 # token dataset -> FourM (reads rgb as pixel patches, predicts rgb tokens and every other modality,
 # caption_embedding included) -> fp16 bundle with its generation defaults -> evaluation.
-# About 3 h 5 min on 2 CPU cores with AMX: tokenizers 40 min (two lanes of one thread), data and tokens
-# 15 min, FourM 80 min (a wall-time cap: configs/train/world_default.yaml's max_minutes) then 37 min more
-# (4,000 steps), evaluation 5 min. With AVX512-BF16 but no AMX, FourM trains about 1.7x slower (1.03 vs
-# 1.8 steps/s): stage 1 does fewer steps in its 80 minutes and stage 2 takes about 65 min. In fp32
+# About 3 h 15 min on 2 CPU cores with AMX: tokenizers 40 min (two lanes of one thread), data and tokens
+# 15 min, FourM 80 min (a wall-time cap: configs/train/world_default.yaml's max_minutes), its patch stem's
+# CNN pretrained on segmentation (fourm-stem pretrain, 8 min), then 4,000 more steps (about 40 min),
+# evaluation 5 min. With AVX512-BF16 but no AMX, FourM trains about 1.7x slower (1.05 vs 1.8 steps/s):
+# stage 1 does fewer steps in its 80 minutes and stage 2 takes about 64 min. In fp32
 # (AVX2-only CPUs) the FourM run does about 4x fewer steps in its 80 minutes: raise it there
 # (FOURM_TRAIN_OVERRIDES="max_minutes=300" bash scripts/build_default_model.sh).
 # Every stage whose output exists is skipped, and FourM training resumes from its last checkpoint,
@@ -21,6 +22,7 @@ bash scripts/setup.sh
 . scripts/world_model_data.sh   # model_scenes, model_embeddings, model_tokens
 OUT=models/world-default
 WORK=runs/default                 # the FourM run, stage 1
+STEM=runs/default_stem            # stage 1's model with a pretrained conv_image patch stem
 MORE=runs/default_continued       # stage 2: 4,000 more steps
 STAGE=runs/default_stage          # the tokenizers, fp16 exactly as they ship, that made the tokens
 TOK=$STAGE/tokenizers
@@ -67,10 +69,14 @@ for mod in text caption_embedding; do
 done
 if todo data/world_model_tokens; then model_tokens "$STAGE"; fi
 
-# 4. FourM, stage 1 (resumes from its last checkpoint), then stage 2: 4,000 more steps from it
-#    (configs/train/world_default_continued.yaml, init_from runs/default/model)
+# 4. FourM, stage 1 (resumes from its last checkpoint); its linear patch stem becomes a conv_image stem
+#    whose CNN path is pretrained on the scenes' segmentation (the model starts computing what it did);
+#    then stage 2: 4,000 more steps (configs/train/world_default_continued.yaml, init_from runs/default_stem)
 # shellcheck disable=SC2086
 python train.py --config configs/train/world_default.yaml --out "$WORK" --resume auto ${FOURM_TRAIN_OVERRIDES:-}
+if todo "$STEM/stem_pretrain.json"; then
+  fourm-stem pretrain --model "$WORK/model" --data data/world_model --out "$STEM"
+fi
 python train.py --config configs/train/world_default_continued.yaml --out "$MORE" --resume auto
 
 # 5. the bundle (fp16 model, its tokenizers, registry, generation defaults), made beside the run, then
