@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fourm.model.config import FourMConfig, ModalityConfig
-from fourm.model.patch_stem import POSITION_MEAN_SQUARE, build_patch_stem, reset_patch_stem
+from fourm.model.patch_stem import POSITION_MEAN_SQUARE, build_patch_stem, patch_values, reset_patch_stem
 from fourm.model.pos_embed import sincos_table_1d, sincos_table_2d, sincos_table_nd
 
 
@@ -156,7 +156,7 @@ class PackedEmbeddings(nn.Module):
         from_table = valid & self.has_table[modality]
         tok = F.embedding(self._index(tokens, modality, from_table, self.vocab_offsets), self.enc_tokens)
         if self.patch_index and patches is not None:
-            levels = patches.float() * (2.0 / 255.0) - 1.0  # (B, N, P) in [-1, 1]
+            levels = patch_values(patches)  # (B, N, P) in [-1, 1]
             for name, index in self.patch_index.items():
                 stem = self.patch_embed[name]
                 here = valid & (modality == index)  # (B, N)

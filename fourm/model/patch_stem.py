@@ -35,6 +35,11 @@ POSITION_MEAN_SQUARE = 0.5  # of a sin-cos feature (sin^2 + cos^2 = 1 per pair o
 PATCH_VALUE_MEAN_SQUARE = 1.0 / 3.0  # of a pixel value uniform in [-1, 1]
 
 
+def patch_values(levels: Tensor) -> Tensor:
+    """8-bit patch levels (any shape, 0..255) -> float values in [-1, 1], what every patch stem reads."""
+    return levels.float() * (2.0 / 255.0) - 1.0
+
+
 def patch_init_std(patch_dim: int, position_scale: float = 1.0) -> float:
     """Init std of a linear patch projection's weight (D, patch_dim): pixel patches enter the residual
     stream at the scale of the position embedding (per-feature mean square ``position_scale**2 / 2``),

@@ -30,8 +30,9 @@ from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
 from fourm.model import FourM
-from fourm.model.patch_stem import ImageConvStem
+from fourm.model.patch_stem import ImageConvStem, patch_values
 from fourm.training.finetune import PATCH_PREFIX, replace_patch_stem
+from fourm.training.optim import lr_at
 
 
 @dataclass
@@ -62,7 +63,7 @@ def image_patches(images: Tensor, patch: int) -> Tensor:
         raise FourmError(f"images must be square with a side divisible by {patch}, got {h}x{w}")
     g = h // patch
     grid = images.reshape(b, g, patch, g, patch, c).permute(0, 1, 3, 2, 4, 5).reshape(b, g * g, -1)
-    return grid.float() * (2.0 / 255.0) - 1.0
+    return patch_values(grid)
 
 
 def class_shares(labels: Tensor, patch: int, classes: int) -> Tensor:
@@ -115,12 +116,6 @@ def pretrain_image_stem(
     params = [*stem.convs.parameters(), *stem.norm.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
-    def lr_at(step: int) -> float:
-        if step < config.warmup_steps:
-            return config.lr * (step + 1) / config.warmup_steps
-        t = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * t))
-
     losses = []
     for step in tqdm(range(config.steps), desc="stem pretraining", disable=not progress):
         idx = torch.randint(0, rgb.shape[0], (config.batch_size,), generator=generator)
@@ -132,7 +127,7 @@ def pretrain_image_stem(
         ce = -(target * F.log_softmax(_forward(stem, head, patches, here), dim=-1)).sum(-1)
         loss = (weight * ce).sum() / weight.sum().clamp_min(1e-9)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = lr_at(step, config.lr, 0.0, config.warmup_steps, config.steps)  # warm-up, cosine to 0
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -179,7 +174,8 @@ def with_pretrained_stem(model: FourM, stems: Mapping[str, ImageConvStem]) -> Fo
     for name, stem in stems.items():
         if f"{PATCH_PREFIX}{name}.proj.weight" not in state:
             raise FourmError(f"the model has no pixel-patch modality '{name}'")
-        for key, value in {**_prefixed(stem.convs, "convs"), **_prefixed(stem.norm, "norm")}.items():
+        cnn = {k: v for k, v in stem.state_dict().items() if k.startswith(("convs.", "norm."))}
+        for key, value in cnn.items():
             target = state.get(f"{PATCH_PREFIX}{name}.{key}")
             if target is None or target.shape != value.shape:
                 shape = "missing" if target is None else tuple(target.shape)
@@ -190,6 +186,3 @@ def with_pretrained_stem(model: FourM, stems: Mapping[str, ImageConvStem]) -> Fo
             target.copy_(value)
     return model
 
-
-def _prefixed(module: nn.Module, prefix: str) -> dict[str, Tensor]:
-    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
