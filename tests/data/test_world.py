@@ -10,9 +10,9 @@ from fourm.core.schema import check_image
 from fourm.data.world import CLASS_NAMES, COLORS, SHAPES, WorldConfig, render_sample
 from fourm.data.world.captions import RELATION_MIN_OFFSET
 from fourm.data.world.generate import sample_valid_scene
-from fourm.data.world.palette import SHAPE_GEOMETRY
+from fourm.data.world.palette import OBJECT_DEPTH_RANGE, SHAPE_GEOMETRY, depth_gap
 from fourm.data.world.render import layer_depth, pixel_centers, render_scene, shape_sdf
-from fourm.data.world.scene import Background, Scene, SceneObject
+from fourm.data.world.scene import Background, Scene, SceneObject, row_depths
 from fourm.errors import FourmError
 
 SEED = 3
@@ -162,6 +162,34 @@ def test_depth_order_matches_occlusion(worlds):
         np.testing.assert_allclose(sample["depth"][obj_pixels], surface[k, rows, cols], atol=1e-6)
         assert sample["depth"][obj_pixels].max(initial=0) < sample["depth"][~obj_pixels].min()
     assert overlaps > 0
+
+
+def test_depth_follows_the_row_as_on_a_ground_plane(worlds):
+    gap = depth_gap(WorldConfig().relief)
+    lo, hi = OBJECT_DEPTH_RANGE
+    for _, scene, _, _ in worlds:
+        objs = scene.objects
+        depths = np.array([o.depth for o in objs])
+        rows = np.array([o.center[1] for o in objs])
+        assert np.all(np.diff(depths) < 0)  # painter's order: farthest first
+        assert np.all(np.diff(rows) >= 0)  # ... which is the highest in the image first
+        assert np.all(-np.diff(depths) >= gap - 1e-12)
+        assert lo <= depths.min() and depths.max() <= hi + 1e-12
+        # the formula, from a reference written out: rank 0 = lowest object
+        n = len(objs)
+        for k, o in enumerate(objs):
+            rank = n - 1 - k
+            assert o.depth == pytest.approx(lo + gap * rank + (hi - lo - gap * (n - 1)) * (1 - o.center[1]))
+
+
+def test_row_depths_lone_object_ties_and_range():
+    gap = 0.1
+    lo, hi = OBJECT_DEPTH_RANGE
+    np.testing.assert_allclose(row_depths(np.array([0.2]), gap), [lo + (hi - lo) * 0.8])
+    tied = row_depths(np.array([0.5, 0.5, 0.5]), gap)  # equal rows: the earlier index is nearer
+    np.testing.assert_allclose(np.diff(tied), [gap, gap])
+    extreme = row_depths(np.array([0.0, 1.0, 0.0, 1.0]), gap)
+    assert extreme.min() >= lo - 1e-12 and extreme.max() <= hi + 1e-12
 
 
 def test_caption_mentions_every_object(worlds):

@@ -20,6 +20,25 @@ FRAMES = 8
 CLIPS = [render_clip(i, seed=3, frames=FRAMES) for i in range(24)]
 
 
+def _touched(clip: dict) -> np.ndarray:
+    """(H, W) pixels any object's anti-aliased rim reaches in some frame (a star's thin tip can tint a
+    pixel no footprint pixel touches)."""
+    size = clip["video"].shape[1]
+    touched = np.zeros((size, size), dtype=bool)
+    for t in range(FRAMES):
+        for layer in rasterize(shifted(clip["scene"], clip["velocities"], t, size), size):
+            touched[layer.rows, layer.cols] |= 0.5 - layer.sdf * size > 0
+    return touched
+
+
+def _footprint_centre(clip: dict, k: int, t: int) -> tuple[float, float]:
+    """(row, column) mean of object ``k``'s footprint pixels in frame ``t``, hidden ones included."""
+    size = clip["video"].shape[1]
+    layer = rasterize(shifted(clip["scene"], clip["velocities"], t, size), size)[k]
+    ys, xs = np.nonzero(layer.inside)
+    return layer.rows.start + ys.mean(), layer.cols.start + xs.mean()
+
+
 def _interior(mask: np.ndarray) -> np.ndarray:
     """Pixels of ``mask`` whose 8 neighbours are in ``mask`` too (away from any anti-aliased rim)."""
     m = np.pad(mask, 1)
@@ -108,7 +127,7 @@ def test_static_pixels_do_not_change():
                 assert np.array_equal(video[t][keep], video[0][keep])
                 assert np.array_equal(clip["depth"][t][keep], clip["depth"][0][keep])
                 checked += int(keep.any())
-        ground = _interior((ids == 0).all(0))  # background in every frame, away from every rim
+        ground = (ids == 0).all(0) & ~_touched(clip)  # background in every frame, off every rim
         for t in range(1, FRAMES):
             assert np.array_equal(video[t][ground], video[0][ground])
     assert checked > 20
@@ -117,15 +136,14 @@ def test_static_pixels_do_not_change():
 def test_caption_motion_words_are_true():
     pattern = re.compile(r"(moves (slowly|quickly) (up|down)?( and )?(to the (left|right))?|stays still)")
     for clip in CLIPS:
-        ids, motion = clip["object_ids"], clip["caption"]
+        motion = clip["caption"]
         for k, obj in enumerate(clip["scene"].objects):
             phrase = motion_phrase(tuple(clip["velocities"][k]))
             assert f"{reference(obj)} {phrase}".lower() in motion.lower()
             match = pattern.fullmatch(phrase)
             assert match is not None, phrase
-            ys0, xs0 = np.nonzero(ids[0] == k + 1)
-            ys1, xs1 = np.nonzero(ids[-1] == k + 1)
-            dx, dy = xs1.mean() - xs0.mean(), ys1.mean() - ys0.mean()  # measured on the pixels
+            (y0, x0), (y1, x1) = (_footprint_centre(clip, k, t) for t in (0, FRAMES - 1))
+            dx, dy = x1 - x0, y1 - y0  # measured on the pixels of the whole (unoccluded) footprint
             if phrase == "stays still":
                 assert abs(dx) < 3 and abs(dy) < 3
                 continue

@@ -3,8 +3,10 @@
 Coordinates are fractions of the image side: x to the right, y down, both in [0, 1]. Depth is the
 normalised distance from the camera used by the ``depth`` modality (larger = farther): objects have
 base depths in ``OBJECT_DEPTH_RANGE``, the ground plane spans ``GROUND_DEPTH_RANGE`` (near at the
-bottom of the image, far at the top), so every object is in front of the ground. ``OBJECT_DEPTH_RANGE``
-and :func:`depth_gap` live in :mod:`fourm.data.world.palette` (the config check uses them too).
+bottom of the image, far at the top), so every object is in front of the ground. As on a ground
+plane, an object's depth follows from where it sits: the higher in the image, the farther
+(:func:`row_depths`), so the picture shows it. ``OBJECT_DEPTH_RANGE`` and :func:`depth_gap` live in
+:mod:`fourm.data.world.palette` (the config check uses them too).
 """
 
 from __future__ import annotations
@@ -86,13 +88,21 @@ def ground_background(name: str, texture_amplitude: float) -> Background:
     return Background(top, bottom, waves)
 
 
-def sample_depths(rng: np.random.Generator, count: int, gap: float) -> np.ndarray:
-    """``count`` base depths in OBJECT_DEPTH_RANGE, pairwise at least ``gap`` apart, farthest first."""
+def row_depths(rows: np.ndarray, gap: float) -> np.ndarray:
+    """Base depths of objects whose centres sit at image rows ``rows`` (N,) in [0, 1] -> (N,).
+
+    The object lowest in the image is the nearest; each one higher is ``gap`` farther than the one
+    below it, plus a share of the slack the range leaves, in proportion to its height:
+    ``lo + gap * rank + slack * (1 - row)`` with rank 0 for the lowest object (ties: the earlier
+    index is lower). So depth order is row order, neighbours in depth are at least ``gap`` apart,
+    every depth lies in OBJECT_DEPTH_RANGE, and a lone object's depth is a line in its row."""
     lo, hi = OBJECT_DEPTH_RANGE
+    count = len(rows)
     slack = hi - lo - gap * (count - 1)
     assert slack >= 0, "config validation keeps the depth gaps feasible"
-    depths = lo + np.sort(rng.uniform(0, slack, count)) + gap * np.arange(count)
-    return depths[::-1]
+    rank = np.empty(count, dtype=np.int64)
+    rank[np.lexsort((np.arange(count), -np.asarray(rows)))] = np.arange(count)
+    return lo + gap * rank + slack * (1.0 - np.asarray(rows, dtype=np.float64))
 
 
 def sample_scene(rng: np.random.Generator, config: WorldConfig, count: int | None = None) -> Scene:
@@ -101,32 +111,32 @@ def sample_scene(rng: np.random.Generator, config: WorldConfig, count: int | Non
         count = int(rng.integers(config.min_objects, config.max_objects + 1))
     pairs = [(s, c) for s in config.shapes for c in config.colors]
     chosen = rng.permutation(len(pairs))[:count]
-    depths = sample_depths(rng, count, depth_gap(config.relief))
     size_names = list(SIZES)
     size_choice = rng.integers(len(size_names), size=count)
     u = rng.random((count, 4))  # radius within its size range, centre x, centre y, rotation
     jitter = rng.integers(-config.color_jitter, config.color_jitter + 1, size=(count, 3))
-    objects = []
+    radii = np.empty(count)
     for k in range(count):
-        shape, color = pairs[chosen[k]]
-        size = size_names[size_choice[k]]
+        shape, size = pairs[chosen[k]][0], size_names[size_choice[k]]
         lo, hi = SIZES[size]
-        radius = (lo + (hi - lo) * u[k, 0]) * (SHAPE_GEOMETRY[shape][2] if shape in SHAPE_GEOMETRY else 1.0)
+        radii[k] = (lo + (hi - lo) * u[k, 0]) * (SHAPE_GEOMETRY[shape][2] if shape in SHAPE_GEOMETRY else 1.0)
+    centers = radii[:, None] + (1 - 2 * radii[:, None]) * u[:, 1:3]  # (count, 2) x, y
+    depths = row_depths(centers[:, 1], depth_gap(config.relief))
+    objects = []
+    for k in np.argsort(-depths, kind="stable"):  # painter's order: farthest first
+        shape, color = pairs[chosen[k]]
         albedo = tuple(min(max(c + int(j), 0), 255) for c, j in zip(COLORS[color], jitter[k]))
         objects.append(
             SceneObject(
                 shape=shape,
                 color=color,
                 albedo=albedo,
-                size=size,
-                radius=float(radius),
-                center=(
-                    float(radius + (1 - 2 * radius) * u[k, 1]),
-                    float(radius + (1 - 2 * radius) * u[k, 2]),
-                ),
+                size=size_names[size_choice[k]],
+                radius=float(radii[k]),
+                center=(float(centers[k, 0]), float(centers[k, 1])),
                 rotation=float(2 * math.pi * u[k, 3]) if shape != "circle" else 0.0,
                 depth=float(depths[k]),
-                relief=float(config.relief * radius),
+                relief=float(config.relief * radii[k]),
             )
         )
     ground = config.grounds[int(rng.integers(len(config.grounds)))] if len(config.grounds) > 1 else config.grounds[0]
