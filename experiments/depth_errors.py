@@ -3,7 +3,9 @@
 For ``--num`` world val scenes from ``--start`` (default 1000: not the eval's reported scenes), the
 bundle draws ``--draws`` depth maps per scene (its defaults, different seeds) and one greedy map, and
 prints abs_rel (the eval's figure) on all pixels, on the ground and on the objects for: one draw,
-the pixelwise median and mean of the draws, and greedy decoding.
+the pixelwise median and mean of the draws, and greedy decoding; then two references: the depth
+tokenizer on the truth (its ceiling), and the truth on the ground with every object pixel at the
+objects' median depth (a model that knows the ground and nothing of the objects' distances).
 
     python experiments/depth_errors.py --model runs/default/bundle --num 64 --draws 8
 """
@@ -15,7 +17,7 @@ import argparse
 import numpy as np
 import torch
 
-from fourm.eval.world import given, load_eval_pipeline, load_samples
+from fourm.eval.world import given, load_eval_pipeline, load_samples, roundtrip
 
 
 def abs_rel(pred: np.ndarray, true: np.ndarray, mask: np.ndarray) -> float:
@@ -63,6 +65,11 @@ def main() -> None:
     report(f"median of {args.draws} draws", np.median(draws, axis=0), true, objects)
     report(f"mean of {args.draws} draws", draws.mean(axis=0), true, objects)
     report("greedy (temperature 0)", draw(0, temperature=0.0, temperature_end=0.0), true, objects)
+    ceiling = np.stack(roundtrip(pipe, "depth", list(true), args.batch, 0))
+    report("tokenizer on the truth", ceiling, true, objects)
+    constant = np.where(objects, np.median(true[objects]), true)
+    report("truth, objects at a constant", constant, true, objects)
+
 
 if __name__ == "__main__":
     main()
