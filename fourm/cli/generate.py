@@ -94,6 +94,7 @@ TARGET_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "grammar": ("grammar", on_off),
     "candidates": ("candidates", int),
     "rerank_by": ("rerank_by", lambda v: [m for m in v.split("+") if m]),
+    "no_repeat_ngram": ("no_repeat_ngram", int),
 }
 TARGET_HELP = {
     "steps": "MaskGIT / ROAR steps of an image target (default 8); DDIM steps of a diffusion-head continuous target (default 20)",
@@ -108,6 +109,7 @@ TARGET_HELP = {
     "grammar": "on/off: decode boxes / palettes under their grammar, always well-formed (default on)",
     "candidates": "sample K candidates, keep the one under which the model finds the conditions most likely (default 1)",
     "rerank_by": "modalities that score the candidates, joined by + (default: every given condition the model predicts)",
+    "no_repeat_ngram": "N > 0: a sequence target never repeats N tokens in a row (default 0 = off)",
 }
 
 

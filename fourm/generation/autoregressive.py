@@ -57,7 +57,9 @@ class AutoregressiveSampler:
     (e.g. span sentinels, [MASK], [SOS], [PAD]: training-only tokens that are not content);
     ``min_length``: no [EOS] before this many tokens (for modalities that are never empty);
     ``processor``: a grammar whose (B, V) mask of allowed tokens applies at every step (where it
-    and ``banned`` / ``min_length`` leave a row nothing, the grammar alone decides)."""
+    and ``banned`` / ``min_length`` leave a row nothing, the grammar alone decides);
+    ``no_repeat_ngram`` n > 0: a token that would repeat n tokens in a row already in the sequence
+    (prefix included) is not sampled, unless that leaves a row nothing."""
 
     def __init__(
         self,
@@ -70,8 +72,12 @@ class AutoregressiveSampler:
         banned: Sequence[int] = (),
         min_length: int = 0,
         processor: LogitsProcessor | None = None,
+        no_repeat_ngram: int = 0,
     ) -> None:
         check_sampling_args(temperature, top_k, top_p)
+        if no_repeat_ngram < 0:
+            raise FourmError(f"no_repeat_ngram must be >= 0, got {no_repeat_ngram}")
+        self.no_repeat_ngram = int(no_repeat_ngram)
         self.temperature, self.top_k, self.top_p = float(temperature), top_k, top_p
         self.sos, self.eos, self.pad = sos, eos, pad
         self.banned = sorted({int(i) for i in banned})
@@ -97,6 +103,20 @@ class AutoregressiveSampler:
             allowed = allowed & grammar
             allowed = torch.where(allowed.any(dim=1, keepdim=True), allowed, grammar)
         return logits.masked_fill(~allowed, float("-inf"))
+
+    def _repeat_mask(self, tokens: Tensor, i: int, vocab: int) -> Tensor | None:
+        """(B, V) bool: the tokens that would end, at position ``i``, an n-gram already among
+        ``tokens[:, :i]`` (n = ``no_repeat_ngram``); None when there is nothing to ban."""
+        n = self.no_repeat_ngram
+        if n == 0 or i < n:
+            return None
+        banned = torch.zeros(tokens.shape[0], vocab, dtype=torch.bool, device=tokens.device)
+        seen = tokens[:, :i].unfold(1, n, 1)  # (B, i - n + 1, n) every n-gram so far
+        current = tokens[:, i - n + 1 : i]  # (B, n - 1) the tokens the next one would extend
+        match = (seen[:, :, : n - 1] == current[:, None, :]).all(dim=2)  # (B, i - n + 1)
+        rows, starts = match.nonzero(as_tuple=True)
+        banned[rows, seen[rows, starts, n - 1]] = True
+        return banned if rows.numel() else None
 
     def _prefix(self, prefix: GivenTokens | None, batch_size: int, length: int, device) -> Tensor:
         """Checked prefix ids (B, p) (p may be 0)."""
@@ -147,6 +167,10 @@ class AutoregressiveSampler:
                 if return_logits:
                     logged.append(logits.float())
                 logits = self._constrain(logits, i)
+                repeats = self._repeat_mask(tokens, i, logits.shape[-1])
+                if repeats is not None:  # never leaves a row nothing: the old choices stay then
+                    kept = logits.masked_fill(repeats, float("-inf"))
+                    logits = torch.where(torch.isinf(kept).all(dim=1, keepdim=True), logits, kept)
                 token = sample_tokens(logits, self.temperature, self.top_k, self.top_p, generator)  # (B,)
                 token = torch.where(finished, self.pad, token)
                 tokens[:, i] = token

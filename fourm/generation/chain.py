@@ -83,6 +83,8 @@ class GenerationTarget(Config):
     ``candidates`` > 1: sample the target that many times and keep, per sample, the candidate from
     which the model finds the ``rerank_by`` modalities most likely (default: every given condition
     the model predicts), the reverse task as verifier (:mod:`fourm.generation.rerank`).
+    ``no_repeat_ngram`` n > 0 (scheme ar): no n tokens in a row occur twice in a sequence (as
+    ``no_repeat_ngram_size`` in Hugging Face generation), e.g. a caption naming one object twice.
     """
 
     modality: str
@@ -102,6 +104,7 @@ class GenerationTarget(Config):
     candidates: int = 1
     rerank_by: list[str] = field(default_factory=list)
     value_rounds: int = 1  # scheme value: rounds of progressive generation (1 = all tokens in one pass)
+    no_repeat_ngram: int = 0  # scheme ar: n > 0 bans repeating any n tokens in a row (0 = off)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -123,6 +126,10 @@ class GenerationTarget(Config):
         if self.value_rounds < 1 or (self.value_rounds > 1 and self.scheme != "value"):
             raise FourmError(
                 f"{where}: value_rounds must be >= 1 and applies to scheme value only, got {self.value_rounds}"
+            )
+        if self.no_repeat_ngram < 0 or (self.no_repeat_ngram > 0 and self.scheme != "ar"):
+            raise FourmError(
+                f"{where}: no_repeat_ngram must be >= 0 and applies to scheme ar only, got {self.no_repeat_ngram}"
             )
         try:
             check_sampling_args(min(self.temperature, self.temperature_end), self.top_k, self.top_p)
@@ -310,7 +317,7 @@ class _Chain:
             processor = self.grammars.get(name) if target.grammar else None
             sampler = AutoregressiveSampler(
                 target.temperature, target.top_k, target.top_p, plan.sos, plan.eos, plan.pad, plan.banned,
-                plan.min_length, processor,
+                plan.min_length, processor, target.no_repeat_ngram,
             )  # fmt: skip
             out = sampler.generate(
                 decoder, b, target.max_length or mod.length, partial, self.generator, device, progress=self.progress

@@ -99,11 +99,11 @@ def test_per_target_options_reach_the_plan(bundle, tmp_path):
     out = tmp_path / "out"
     assert _run(bundle, out, "--target", "rgb", "caption", "--steps", "rgb=3", "--scheme", "rgb=roar",
                 "--guidance", "rgb=2.0", "--temperature", "rgb=1.5", "--top-p", "caption=0.5",
-                "--caption-prefix", "a red", "--fp32") == 0  # fmt: skip
+                "--caption-prefix", "a red", "--no-repeat-ngram", "caption=4", "--fp32") == 0  # fmt: skip
     info = json.loads((out / "sequences.json").read_text())
     rgb, caption = info["plan"]["targets"]
     assert (rgb["steps"], rgb["scheme"], rgb["guidance_scale"], rgb["temperature"]) == (3, "roar", 2.0, 1.5)
-    assert (caption["scheme"], caption["top_p"]) == ("ar", 0.5)
+    assert (caption["scheme"], caption["top_p"], caption["no_repeat_ngram"]) == ("ar", 0.5, 4)
     assert info["samples"][0]["caption"].startswith("a red")
     assert (out / "sample_000" / "rgb.png").is_file() and not (out / "sample_000" / "rgb_with_boxes.png").exists()
 
@@ -149,6 +149,7 @@ def input_only_bundle(tmp_path_factory) -> Path:
         (["--target", "rgb", "--num-samples", "0"], "--num-samples must be >= 1"),
         (["--target", "rgb", "--candidates", "rgb=2"], "candidates 2 need something to rerank by"),
         (["--target", "rgb", "--candidates", "rgb=0"], "candidates must be in 1..64"),
+        (["--target", "rgb", "--no-repeat-ngram", "rgb=3"], "applies to scheme ar only"),
         (["--target", "rgb", "--prefix", "caption=a"], "partial 'caption' is not a target"),
         (["--target", "rgb", "--device", "cuda:7"] if not torch.cuda.is_available() else ["--target", "x"], "error"),
     ],
