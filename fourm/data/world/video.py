@@ -9,6 +9,8 @@ directions (so frame t is frame 0 with the object shifted by exactly t * velocit
 inside the image for the whole clip. Every frame goes through the image renderer, so per-frame depth
 and semseg are aligned with rgb, and every frame keeps the image world's visibility invariants
 (motions are redrawn until they hold; after ``MAX_MOTION_TRIES`` draws the clip is static).
+Objects keep frame 0's depth and painter's order as they move (a clip is a rigid shift per object),
+so in later frames depth follows the starting row, not the current one.
 The caption is the first frame's caption followed by one sentence on how each object moves.
 Deterministic in (seed, index): the scene uses ``default_rng([seed, index])``, the motion
 ``default_rng([seed, index, MOTION_STREAM])``.
