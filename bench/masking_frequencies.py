@@ -23,15 +23,16 @@ from fourm.training.data import build_masker, load_masking
 
 SPECIALS = SequenceSpecialTokens(pad=0, sos=1, eos=2, sentinels=list(range(3, 35)))
 IMAGES = ("rgb", "depth", "semseg", "edges")
+IMAGE_POSITIONS = 64  # tokens (or pixel patches) per image
 SEQUENCES = {"caption": 64, "bboxes": 64, "metadata": 48, "color_palette": 24}
 
 
 def world_modalities(chain: bool = False) -> dict[str, ModalityConfig]:
     """The default model's modalities (and, with ``chain``, rgb_pixels and caption_embedding)."""
-    mods = {m: ModalityConfig(kind="image", vocab_size=1024, length=64) for m in IMAGES}
+    mods = {m: ModalityConfig(kind="image", vocab_size=1024, length=IMAGE_POSITIONS) for m in IMAGES}
     mods.update({m: ModalityConfig(kind="sequence", vocab_size=4096, length=n) for m, n in SEQUENCES.items()})
     if chain:
-        mods["rgb_pixels"] = ModalityConfig(kind="image", vocab_size=256, length=64, target=False, patch_dim=192)
+        mods["rgb_pixels"] = ModalityConfig(kind="image", vocab_size=256, length=IMAGE_POSITIONS, target=False, patch_dim=192)
         mods["caption_embedding"] = ModalityConfig(kind="vector", vocab_size=1024, length=4)
     return mods
 
@@ -89,7 +90,7 @@ def frequencies(masker: Masker, samples: list[dict], seed: int = 0) -> dict[str,
     """Shares of ``samples`` (masked with ``make_rng(seed, 0, i)``) that give each generation task."""
     counts = dict.fromkeys(
         ("caption_only_input", "whole_caption_to_whole_bboxes", "caption_only_to_whole_bboxes",
-         "caption_to_rgb48", "caption_bboxes_only_to_rgb48", "empty_encoder"),
+         "caption_to_rgb48", "caption_bboxes_only_to_rgb48", "image_only_to_whole_caption", "empty_encoder"),
         0,
     )  # fmt: skip
     seq_pairs = span_targets = seq_targets = cut = 0
@@ -105,6 +106,10 @@ def frequencies(masker: Masker, samples: list[dict], seed: int = 0) -> dict[str,
         rgb48 = len(dec.get("rgb", ())) >= 48
         counts["caption_to_rgb48"] += whole_caption and rgb48
         counts["caption_bboxes_only_to_rgb48"] += whole_caption and rgb48 and set(enc) <= {"caption", "bboxes"}
+        image = "rgb_pixels" if "rgb_pixels" in sample else "rgb"
+        counts["image_only_to_whole_caption"] += (
+            set(enc) == {image} and len(enc[image]) == IMAGE_POSITIONS and _whole(dec.get("caption"), sample["caption"])
+        )  # the rgb -> caption task of bench/eval_world.py: the whole image alone in, the whole caption out
         counts["empty_encoder"] += not enc
         for m in SEQUENCES:
             seq_pairs += m in sample

@@ -661,6 +661,7 @@ def test_chain_mixture_gives_the_generation_tasks(load_bench):
     assert f["caption_only_to_whole_bboxes"] >= 0.10  # caption alone -> whole bboxes
     assert f["caption_bboxes_only_to_rgb48"] >= 0.10  # caption + bboxes -> >= 48 rgb tokens
     assert f["caption_only_input"] >= 0.2
+    assert f["image_only_to_whole_caption"] >= 0.10  # the whole image alone -> the whole caption
     assert 0.02 < f["empty_encoder"] < 0.08  # condition dropout (a tenth of the chain entries)
     assert f["bboxes_targets_cut_before_eos"] <= 0.01 and f["sequence_targets_cut_before_eos"] <= 0.02
 
