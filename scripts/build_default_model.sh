@@ -3,11 +3,12 @@
 # world data -> image tokenizers -> text vocabulary, caption embeddings and their vector tokenizer ->
 # token dataset -> FourM (reads rgb as pixel patches, predicts rgb tokens and every other modality,
 # caption_embedding included) -> fp16 bundle with its generation defaults -> evaluation.
-# About 3 h 15 min on 2 CPU cores with AMX: tokenizers 40 min (two lanes of one thread), data and tokens
+# About 3 h 35 min on 2 CPU cores with AMX: tokenizers 40 min (two lanes of one thread), data and tokens
 # 15 min, FourM 80 min (a wall-time cap: configs/train/world_default.yaml's max_minutes), its patch stem's
-# CNN pretrained on segmentation (fourm-stem pretrain, 8 min), then 4,000 more steps (about 40 min),
-# evaluation 5 min. With AVX512-BF16 but no AMX, FourM trains about 1.7x slower (1.05 vs 1.8 steps/s):
-# stage 1 does fewer steps in its 80 minutes and stage 2 takes about 64 min. In fp32
+# CNN pretrained on segmentation (fourm-stem pretrain, 8 min), then 4,000 more steps (about 40 min) and
+# 2,000 more with the rgb -> caption task (about 20 min), evaluation 5 min. With AVX512-BF16 but no AMX,
+# FourM trains about 1.7x slower (1.05 vs 1.8 steps/s): stage 1 does fewer steps in its 80 minutes and
+# stages 2 and 3 take about 64 and 35 min. In fp32
 # (AVX2-only CPUs) the FourM run does about 4x fewer steps in its 80 minutes: raise it there
 # (FOURM_TRAIN_OVERRIDES="max_minutes=300" bash scripts/build_default_model.sh).
 # Every stage whose output exists is skipped, and FourM training resumes from its last checkpoint,
@@ -24,6 +25,7 @@ OUT=models/world-default
 WORK=runs/default                 # the FourM run, stage 1
 STEM=runs/default_stem            # stage 1's model with a pretrained conv_image patch stem
 MORE=runs/default_continued       # stage 2: 4,000 more steps
+LAST=runs/default_captions        # stage 3: 2,000 more steps with the rgb -> caption task
 STAGE=runs/default_stage          # the tokenizers, fp16 exactly as they ship, that made the tokens
 TOK=$STAGE/tokenizers
 todo() { [[ -n "${FORCE:-}" || ! -e "$1" ]]; }
@@ -72,19 +74,21 @@ if todo data/world_model_tokens; then model_tokens "$STAGE"; fi
 # 4. FourM, stage 1 (resumes from its last checkpoint); its linear patch stem becomes a conv_image stem
 #    whose CNN path is pretrained on the scenes' segmentation (the model starts computing what it did);
 #    then stage 2: 4,000 more steps (configs/train/world_default_continued.yaml, init_from runs/default_stem)
+#    and stage 3: 2,000 more with the rgb -> caption task (configs/train/world_default_captions.yaml)
 # shellcheck disable=SC2086
 python train.py --config configs/train/world_default.yaml --out "$WORK" --resume auto ${FOURM_TRAIN_OVERRIDES:-}
 if todo "$STEM/stem_pretrain.json"; then
   fourm-stem pretrain --model "$WORK/model" --data data/world_model --out "$STEM"
 fi
 python train.py --config configs/train/world_default_continued.yaml --out "$MORE" --resume auto
+python train.py --config configs/train/world_default_captions.yaml --out "$LAST" --resume auto
 
 # 5. the bundle (fp16 model, its tokenizers, registry, generation defaults), made beside the run, then
 #    put in place of the shipped one (the old bundle is only the registry's base)
-bash scripts/bundle_world_model.sh "$MORE/model" "$MORE/bundle"  # tokenizers from $TOK, base bundle $OUT
-rm -rf "$OUT.previous" && mv "$OUT" "$OUT.previous" && cp -r "$MORE/bundle" "$OUT" && rm -rf "$OUT.previous"
+bash scripts/bundle_world_model.sh "$LAST/model" "$LAST/bundle"  # tokenizers from $TOK, base bundle $OUT
+rm -rf "$OUT.previous" && mv "$OUT" "$OUT.previous" && cp -r "$LAST/bundle" "$OUT" && rm -rf "$OUT.previous"
 
 # 6. the figures of the README's default-model table
-python bench/eval_world.py --model "$OUT" --num 256 --out "$MORE/eval_world"
+python bench/eval_world.py --model "$OUT" --num 256 --out "$LAST/eval_world"
 python bench/retrieval_world.py --bundle-predicted "$OUT" --methods predicted,pooled_finetuned \
-  --decodings expected --out "$MORE/retrieval"
+  --decodings expected --out "$LAST/retrieval"

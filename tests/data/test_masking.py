@@ -666,6 +666,19 @@ def test_chain_mixture_gives_the_generation_tasks(load_bench):
     assert f["bboxes_targets_cut_before_eos"] <= 0.01 and f["sequence_targets_cut_before_eos"] <= 0.02
 
 
+def test_caption_mixture_adds_the_image_to_caption_task(load_bench):
+    """Stage 3's mixture: the rgb -> whole caption task about twice as often, the chain's tasks kept."""
+    mf = load_bench("masking_frequencies")
+    mods = mf.world_modalities(chain=True)
+    samples = [mf.world_sample(np.random.default_rng(i), mods) for i in range(2000)]
+    base = mf.frequencies(mf.world_masker(str(CONFIGS / "mixture_chain_boxmap.yaml"), chain=True), samples)
+    f = mf.frequencies(mf.world_masker(str(CONFIGS / "mixture_chain_caption.yaml"), chain=True), samples)
+    assert base["image_only_to_whole_caption"] < 0.13 and f["image_only_to_whole_caption"] > 0.15
+    for task in ("caption_only_to_whole_bboxes", "caption_bboxes_only_to_rgb48"):
+        assert abs(f[task] - base[task]) < 0.02  # the chain's whole-sequence tasks as often as before
+    assert f["sequence_targets_cut_before_eos"] <= 0.02
+
+
 def test_default_mixture_span_share_follows_span_probability(load_bench):
     mf = load_bench("masking_frequencies")
     mods = mf.world_modalities()
