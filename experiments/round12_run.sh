@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Round 12 of issue 16 (docs/experiments/default_model.md): the round-11 model (runs/r11_ft,
-# experiments/stem_pretrain_run.sh r11) continued for 2,000 more steps
-# (experiments/configs/train/round12_caption.yaml) three ways:
+# experiments/stem_pretrain_run.sh r11) continued for 2,000 more steps as the build's stage 3
+# (configs/train/world_default_captions.yaml, started from runs/r11_ft) three ways:
 #   runs/r12_caption    with the image -> whole caption entry (configs/masking/mixture_chain_caption.yaml;
 #                       shipped, and stage 3 of scripts/build_default_model.sh)
 #   runs/r12_control    with the shipped mixture (does the entry help, or only the extra steps?)
@@ -18,7 +18,8 @@ run() {  # NAME [config overrides]
   local name=$1
   shift
   if [[ ! -e runs/$name/model/model.safetensors ]]; then
-    python train.py --config experiments/configs/train/round12_caption.yaml --out "runs/$name" --resume auto "$@"
+    python train.py --config configs/train/world_default_captions.yaml --out "runs/$name" --resume auto \
+      model.init_from=runs/r11_ft "$@"
   fi
   bash scripts/bundle_world_model.sh "runs/$name/model" "runs/$name/bundle"
   python bench/eval_world.py --model "runs/$name/bundle" --num 256 --out "runs/$name/eval_world"

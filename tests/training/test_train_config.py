@@ -18,7 +18,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("path", [
     "configs/train/debug.yaml", "configs/train/world_tiny.yaml", "configs/train/world_default.yaml",
     "configs/train/world_default_continued.yaml", "configs/train/world_default_captions.yaml",
-    "experiments/configs/train/round12_caption.yaml",
     "configs/train/finetune_caption_embedding.yaml", "experiments/configs/train/finetune_caption_embedding_target_only.yaml",
     "experiments/configs/train/finetune_pixels_caption_embedding.yaml", "experiments/configs/train/world_pixels.yaml",
     "experiments/configs/train/world_pixels_embedding.yaml",
