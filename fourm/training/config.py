@@ -78,6 +78,9 @@ class ModelSection(Config):
     # with init_from: the pixel-patch modalities get a fresh patch stem of this kind (linear, conv,
     # conv_image; fourm.model.patch_stem), every other weight carried over (finetune.replace_patch_stem)
     patch_stem: str | None = None
+    # with init_from: decoder blocks to follow with a zero-output copy of themselves, e.g. [1, 3]
+    # (4 -> 6 blocks; the grown model computes what the old one did; fourm.training.grow)
+    grow_decoder: list[int] = field(default_factory=list)
     freeze_trunk_steps: int = 0  # first N steps: only the added / re-initialised rows (or new stem) train
     old_params_lr_scale: float = 1.0  # afterwards: the old weights' updates scaled by this
 
@@ -99,11 +102,14 @@ class ModelSection(Config):
                 "model.patch_stem replaces the stem of a trained model (model.init_from); "
                 "for a new model use model.overrides.patch_stem"
             )
+        if self.init_from is None and self.grow_decoder:
+            raise FourmError("model.grow_decoder deepens a trained model (model.init_from); "
+                             "for a new model use model.overrides.dec_depth")  # fmt: skip
         tuned = self.freeze_trunk_steps > 0 or self.old_params_lr_scale != 1
-        if tuned and not (self.add_modalities or self.reinit_modalities or self.patch_stem):
+        if tuned and not (self.add_modalities or self.reinit_modalities or self.patch_stem or self.grow_decoder):
             raise FourmError(
                 "model.freeze_trunk_steps / old_params_lr_scale need model.add_modalities, "
-                "model.reinit_modalities or model.patch_stem (new weights to train)"
+                "model.reinit_modalities, model.patch_stem or model.grow_decoder (new weights to train)"
             )
 
 

@@ -44,6 +44,7 @@ from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME
 from fourm.model.patch_stem import patch_init_std
 from fourm.training.checkpoint import CHECKPOINTS, latest_checkpoint
 from fourm.training.config import resolve_path
+from fourm.training.grow import grow_decoder
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -375,16 +376,21 @@ def load_finetune_model(
     seed: int = 0,
     reinit: Sequence[str | Path] = (),
     patch_stem: str | None = None,
+    grow: Sequence[int] = (),
 ) -> tuple[FourM, dict[str, int | Tensor]]:
-    """The trained model of ``init_from``, with a new ``patch_stem`` (:func:`replace_patch_stem`),
+    """The trained model of ``init_from``, its decoder deepened after the blocks ``grow``
+    (:func:`fourm.training.grow.grow_decoder`), with a new ``patch_stem`` (:func:`replace_patch_stem`),
     its ``reinit`` modalities given fresh vocabulary rows (:func:`reinit_modalities`), expanded by
     the modality YAMLs ``add_modalities`` (none of these: the model as saved, no new rows). The
     second value is ``{parameter: old leading rows}`` of an expansion alone, else ``{parameter: bool
     mask of its new rows}``."""
     base = FourM.from_pretrained(resolve_model_dir(init_from))
     masks: dict[str, Tensor] = {}
+    if grow:
+        base, masks = grow_decoder(base, grow)
     if patch_stem is not None:
-        base, masks = replace_patch_stem(base, patch_stem, seed=seed)
+        base, stem_masks = replace_patch_stem(base, patch_stem, seed=seed)
+        masks.update(stem_masks)
     if reinit:
         base, reinit_masks = reinit_modalities(base, list(reinit), seed=seed)
         masks.update(reinit_masks)

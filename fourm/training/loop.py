@@ -196,7 +196,7 @@ def _build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None)
             raise FourmError("model.overrides cannot change a model loaded with model.init_from")
         return load_finetune_model(
             section.init_from, section.add_modalities, seed=cfg.seed, reinit=section.reinit_modalities,
-            patch_stem=section.patch_stem,
+            patch_stem=section.patch_stem, grow=section.grow_decoder,
         )
     if "modalities" in section.overrides:
         raise FourmError("model.overrides.modalities is not allowed (modalities come from the data)")
