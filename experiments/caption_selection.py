@@ -1,0 +1,101 @@
+"""Can decoding find captions that count right? Round 13 of issue 16 (docs/experiments/default_model.md).
+
+For each world val scene: the bundle's greedy rgb -> caption plus K captions sampled at a temperature;
+then one caption per scene picked five ways (greedy; highest log p(caption | image), in total or per
+token; highest log p(image tokens | caption), the reverse task; the consensus caption, whose objects
+agree most with the other candidates' (minimum Bayes risk)), each scored as the eval scores captions;
+and the oracle: the share of scenes where some candidate states the right count.
+
+    python experiments/caption_selection.py [--model models/world-default] [--num 256] [--start 0] [--k 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fourm.eval.captions import caption_accuracy, parse_caption
+from fourm.eval.world import given, load_eval_pipeline, load_samples
+from fourm.generation.rerank import log_likelihood
+
+KEYS = ("count_acc", "color_recall", "shape_recall", "pair_f1", "exact")
+
+
+def candidates(pipe, samples: list[dict], k: int, temperature: float, batch: int = 64) -> list[list[str]]:
+    """Per scene: [greedy caption, k sampled captions]."""
+    out: list[list[str]] = []
+    for start in tqdm(range(0, len(samples), batch), desc="captions"):
+        chunk = samples[start : start + batch]
+        conds = {c: given(pipe, c, v) for c, v in pipe.with_patch_conditions({"rgb": [s["rgb"] for s in chunk]}).items()}
+        rows = [[c] for c in pipe.generate(conds, ["caption"], len(chunk), seed=start, progress=False).values["caption"]]
+        for j in range(k):
+            target = pipe.default_target("caption", temperature=temperature)
+            drawn = pipe.generate(conds, [target], len(chunk), seed=1000 * (j + 1) + start, progress=False)
+            for row, caption in zip(rows, drawn.values["caption"]):
+                row.append(caption)
+        out += rows
+    return out
+
+
+def likelihoods(pipe, samples: list[dict], cands: list[list[str]], batch: int = 64) -> tuple[torch.Tensor, ...]:
+    """(forward log p(caption | rgb pixels), its token count, reverse log p(rgb tokens | caption)), each (N, K + 1)."""
+    n, k = len(cands), len(cands[0])
+    fwd, tokens, rev = torch.zeros(n, k), torch.zeros(n, k), torch.zeros(n, k)
+    sos = pipe.codec("caption").sos
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for start in tqdm(range(0, n, batch), desc="likelihoods"):
+            chunk = samples[start : start + batch]
+            rows = slice(start, start + len(chunk))
+            conds = {c: given(pipe, c, v) for c, v in pipe.with_patch_conditions({"rgb": [s["rgb"] for s in chunk]}).items()}
+            pixels = {m: g for m, g in conds.items() if m != "rgb"}
+            for j in range(k):
+                caption = given(pipe, "caption", [cands[i][j] for i in range(rows.start, rows.stop)])
+                fwd[rows, j] = log_likelihood(pipe.model, pixels, "caption", caption, sos).float()
+                tokens[rows, j] = caption.valid.sum(1).float()
+                rev[rows, j] = log_likelihood(pipe.model, {"caption": caption}, "rgb", conds["rgb"], sos).float()
+    return fwd, tokens, rev
+
+
+def consensus(row: list[str]) -> int:
+    """Index of the caption whose (colour, shape) set agrees most (Jaccard) with the others'."""
+    sets = [set(parse_caption(c).objects) for c in row]
+
+    def jaccard(a: set, b: set) -> float:
+        return len(a & b) / len(a | b) if a | b else 1.0
+
+    return int(np.argmax([sum(jaccard(a, b) for j, b in enumerate(sets) if j != i) for i, a in enumerate(sets)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="bundle (default: models/world-default)")
+    parser.add_argument("--num", type=int, default=256, help="val scenes (default: 256)")
+    parser.add_argument("--start", type=int, default=0, help="first val scene (default: 0, the eval's)")
+    parser.add_argument("--k", type=int, default=12, help="sampled captions per scene (default: 12)")
+    parser.add_argument("--temperature", type=float, default=0.7, help="their temperature (default: 0.7)")
+    args = parser.parse_args()
+    pipe = load_eval_pipeline(args.model)
+    samples = load_samples(None, args.num, "val", pipe, start=args.start)
+    cands = candidates(pipe, samples, args.k, args.temperature)
+    fwd, tokens, rev = likelihoods(pipe, samples, cands)
+    picks = {
+        "greedy": [0] * len(cands),
+        "highest log p(caption | image)": fwd.argmax(1).tolist(),
+        "highest mean log p per token": (fwd / tokens).argmax(1).tolist(),
+        "highest log p(image | caption)": rev.argmax(1).tolist(),
+        "consensus (object sets)": [consensus(row) for row in cands],
+    }
+    truth = [s["caption"] for s in samples]
+    print("| pick | " + " | ".join(KEYS) + " |")
+    for name, index in picks.items():
+        scores = [caption_accuracy(row[i], t) for row, i, t in zip(cands, index, truth)]
+        print(f"| {name} | " + " | ".join(f"{np.nanmean([s[k] for s in scores]):.3f}" for k in KEYS) + " |")
+    right = np.array([[caption_accuracy(c, t)["count_acc"] for c in row] for row, t in zip(cands, truth)])
+    print(f"some candidate counts right: {right.max(1).mean():.3f}; a sampled one: {right[:, 1:].mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()
