@@ -27,8 +27,9 @@ ZERO_OUTPUTS = ("self_attn.proj.", "cross_attn.proj.", "mlp.down.")
 
 def check_grow_after(after: Sequence[int], depth: int) -> list[int]:
     """``after`` as a sorted list; FourmError unless its entries are distinct blocks 0..depth-1."""
-    blocks = sorted(int(i) for i in after)
-    if len(set(blocks)) != len(blocks) or any(not 0 <= i < depth for i in blocks):
+    whole = all(isinstance(i, int) and not isinstance(i, bool) for i in after)
+    blocks = sorted(after) if whole else []
+    if not whole or len(set(blocks)) != len(blocks) or any(not 0 <= i < depth for i in blocks):
         raise FourmError(
             f"model.grow_decoder: expected distinct decoder blocks in 0..{depth - 1}, got {list(after)}"
         )

@@ -99,6 +99,8 @@ def test_bad_growth_requests_are_one_line_errors(base_dir, token_data, tmp_path)
         (lambda: grow_decoder(old, [2]), r"distinct decoder blocks in 0..1, got \[2\]"),
         (lambda: grow_decoder(old, [0, 0]), "distinct decoder blocks"),
         (lambda: grow_decoder(old, [-1]), "distinct decoder blocks"),
+        (lambda: grow_decoder(old, [0.5]), r"got \[0.5\]"),
+        (lambda: grow_decoder(old, ["x"]), "distinct decoder blocks"),
         (lambda: tiny_config(token_data, tmp_path, model={"grow_decoder": [0]}), "deepens a trained model"),
     ]
     for call, match in cases:
