@@ -22,41 +22,37 @@ from fourm.eval.world import given, load_eval_pipeline, load_samples
 from fourm.generation.rerank import log_likelihood
 
 KEYS = ("count_acc", "color_recall", "shape_recall", "pair_f1", "exact")
+BATCH = 64
 
 
-def candidates(pipe, samples: list[dict], k: int, temperature: float, batch: int = 64) -> list[list[str]]:
-    """Per scene: [greedy caption, k sampled captions]."""
-    out: list[list[str]] = []
-    for start in tqdm(range(0, len(samples), batch), desc="captions"):
-        chunk = samples[start : start + batch]
-        conds = {c: given(pipe, c, v) for c, v in pipe.with_patch_conditions({"rgb": [s["rgb"] for s in chunk]}).items()}
-        rows = [[c] for c in pipe.generate(conds, ["caption"], len(chunk), seed=start, progress=False).values["caption"]]
-        for j in range(k):
-            target = pipe.default_target("caption", temperature=temperature)
-            drawn = pipe.generate(conds, [target], len(chunk), seed=1000 * (j + 1) + start, progress=False)
-            for row, caption in zip(rows, drawn.values["caption"]):
-                row.append(caption)
-        out += rows
-    return out
+def chunk_conditions(pipe, chunk: list[dict]) -> dict:
+    """The model's inputs read from the scenes' images: {rgb tokens, rgb_pixels patches}."""
+    return {c: given(pipe, c, v) for c, v in pipe.with_patch_conditions({"rgb": [s["rgb"] for s in chunk]}).items()}
 
 
-def likelihoods(pipe, samples: list[dict], cands: list[list[str]], batch: int = 64) -> tuple[torch.Tensor, ...]:
-    """(forward log p(caption | rgb pixels), its token count, reverse log p(rgb tokens | caption)), each (N, K + 1)."""
-    n, k = len(cands), len(cands[0])
-    fwd, tokens, rev = torch.zeros(n, k), torch.zeros(n, k), torch.zeros(n, k)
+def candidates(pipe, conds: dict, n: int, start: int, k: int, temperature: float) -> list[list[str]]:
+    """Per scene of a chunk (n scenes from ``start``): [greedy caption, k sampled captions]."""
+    rows = [[c] for c in pipe.generate(conds, ["caption"], n, seed=start, progress=False).values["caption"]]
+    target = pipe.default_target("caption", temperature=temperature)
+    for j in range(k):
+        drawn = pipe.generate(conds, [target], n, seed=1000 * (j + 1) + start, progress=False)
+        for row, caption in zip(rows, drawn.values["caption"]):
+            row.append(caption)
+    return rows
+
+
+def likelihoods(pipe, conds: dict, rows: list[list[str]]) -> torch.Tensor:
+    """(3, n, K + 1): forward log p(caption | rgb pixels), its token count, reverse log p(rgb tokens | caption)."""
     sos = pipe.codec("caption").sos
+    pixels = {m: g for m, g in conds.items() if m != "rgb"}
+    out = torch.zeros(3, len(rows), len(rows[0]))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        for start in tqdm(range(0, n, batch), desc="likelihoods"):
-            chunk = samples[start : start + batch]
-            rows = slice(start, start + len(chunk))
-            conds = {c: given(pipe, c, v) for c, v in pipe.with_patch_conditions({"rgb": [s["rgb"] for s in chunk]}).items()}
-            pixels = {m: g for m, g in conds.items() if m != "rgb"}
-            for j in range(k):
-                caption = given(pipe, "caption", [cands[i][j] for i in range(rows.start, rows.stop)])
-                fwd[rows, j] = log_likelihood(pipe.model, pixels, "caption", caption, sos).float()
-                tokens[rows, j] = caption.valid.sum(1).float()
-                rev[rows, j] = log_likelihood(pipe.model, {"caption": caption}, "rgb", conds["rgb"], sos).float()
-    return fwd, tokens, rev
+        for j in range(len(rows[0])):
+            caption = given(pipe, "caption", [row[j] for row in rows])
+            out[0, :, j] = log_likelihood(pipe.model, pixels, "caption", caption, sos).float()
+            out[1, :, j] = caption.valid.sum(1).float()
+            out[2, :, j] = log_likelihood(pipe.model, {"caption": caption}, "rgb", conds["rgb"], sos).float()
+    return out
 
 
 def consensus(row: list[str]) -> int:
@@ -79,8 +75,15 @@ def main() -> None:
     args = parser.parse_args()
     pipe = load_eval_pipeline(args.model)
     samples = load_samples(None, args.num, "val", pipe, start=args.start)
-    cands = candidates(pipe, samples, args.k, args.temperature)
-    fwd, tokens, rev = likelihoods(pipe, samples, cands)
+    cands: list[list[str]] = []
+    scores = []
+    for start in tqdm(range(0, len(samples), BATCH), desc="scenes"):
+        chunk = samples[start : start + BATCH]
+        conds = chunk_conditions(pipe, chunk)
+        rows = candidates(pipe, conds, len(chunk), start, args.k, args.temperature)
+        scores.append(likelihoods(pipe, conds, rows))
+        cands += rows
+    fwd, tokens, rev = torch.cat(scores, dim=1)
     picks = {
         "greedy": [0] * len(cands),
         "highest log p(caption | image)": fwd.argmax(1).tolist(),
