@@ -27,6 +27,7 @@ import argparse
 from pathlib import Path
 
 from fourm.cli import friendly_errors
+from fourm.data.world import WorldConfig
 from fourm.eval.world import TASKS, check_options, parse_generation_settings, parse_tasks, run_world_eval
 from fourm.eval.world_report import table
 
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data", default=None, help="raw dataset (default: world val scenes of seed 1, in-process)"
     )
+    p.add_argument("--world-config", default=None, metavar="PATH",
+                   help="WorldConfig YAML/JSON for the world val scenes, e.g. their captions' object order "
+                   "(default: the default world; not with --data)")
     p.add_argument("--split", default="val", help="split of --data (default: val)")
     p.add_argument("--num", type=int, default=64, help="number of scenes (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="generation seed (default: 0)")
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         args.model, args.out, data=args.data, split=args.split, num=args.num, start=args.start, seed=args.seed,
         batch=args.batch, steps=args.steps, tasks=tasks, settings=parse_generation_settings(args.set),
         device=args.device, progress=not args.no_progress,
+        world=None if args.world_config is None else WorldConfig.from_file(args.world_config),
     )
     print(table(results))
     out = Path(args.out)

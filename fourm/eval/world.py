@@ -17,6 +17,7 @@ rgb -> semseg, rgb -> depth, rgb -> caption, caption -> rgb, caption -> bboxes -
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -62,12 +63,15 @@ TASKS = {  # name -> (conditions, targets in chain order)
 # ----------------------------------------------------------------------------------------- data
 
 
-def load_samples(data: str | None, num: int, split: str, pipe, start: int = 0) -> list[dict]:
+def load_samples(
+    data: str | None, num: int, split: str, pipe, start: int = 0, world: WorldConfig | None = None
+) -> list[dict]:
     """``num`` ground-truth samples from scene ``start`` on (rgb, depth, semseg at the model's image
-    size, caption, bboxes): world val scenes (seed 1, index 1e9 + j) without ``data``, else the
-    ``split`` of a raw dataset."""
+    size, caption, bboxes): world val scenes (seed 1, index 1e9 + j; ``world`` sets how they are made,
+    its size replaced by the model's) without ``data``, else the ``split`` of a raw dataset."""
     if data is None:
-        config = WorldConfig(size=pipe.codec("rgb").image_size)
+        size = pipe.codec("rgb").image_size
+        config = WorldConfig(size=size) if world is None else dataclasses.replace(world, size=size)
         raw = [render_sample(VAL_INDEX_OFFSET + j, seed=1, config=config) for j in range(start, start + num)]
     else:
         dataset = load_raw_dataset(data)
@@ -324,21 +328,26 @@ def run_world_eval(
     settings: dict[str, dict] | None = None,
     device: str = "cpu",
     progress: bool = True,
+    world: WorldConfig | None = None,
 ) -> dict:
     """Evaluate the bundle ``model`` and write ``<out>/eval_world.json`` (NaN -> null) and
-    ``<out>/examples.png``; returns the results (``config`` included)."""
+    ``<out>/examples.png``; returns the results (``config`` included). ``world``: how the world val
+    scenes are made (default WorldConfig(); not with ``data``)."""
     check_options(num, batch, steps, start)
+    if world is not None and data is not None:
+        raise FourmError("a world config sets how world val scenes are made: give it without --data")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
         raise FourmError(f"unknown task '{(unknown or [''])[0]}' (known: {', '.join(TASKS)})")
     pipe = load_eval_pipeline(model, device, settings)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    samples = load_samples(data, num, split, pipe, start)
+    samples = load_samples(data, num, split, pipe, start, world)
     results, gen = evaluate(pipe, samples, batch, seed, steps, progress=progress, tasks=tuple(tasks))
     results["config"] = {
         "model": str(model or DEFAULT_MODEL),
         "data": data or "world val (seed 1)",
+        "world": None if world is None else world.to_dict(),
         "num": len(samples),
         "start": start,
         "tasks": list(tasks),

@@ -408,3 +408,27 @@ def test_paraphrases_describe_the_same_scene_in_other_words(worlds):
         sample_index("rgb-3")
     with pytest.raises(FourmError, match="num >= 1"):
         paraphrases(0, num=0)
+
+
+def test_left_to_right_caption_order_names_objects_by_centre_and_changes_nothing_else():
+    changed = 0
+    for index in range(40):
+        rng = np.random.default_rng([4, index])
+        scene, _, _ = sample_valid_scene(rng, WorldConfig())
+        random_ = render_sample(index, seed=4)
+        sorted_ = render_sample(index, seed=4, config=WorldConfig(caption_order="left_to_right"))
+        by_x = sorted(scene.objects, key=lambda o: o.center)
+        caption = sorted_["caption"].lower()
+        firsts = [caption.find(f"{o.color} {o.shape}") for o in by_x]
+        assert all(f >= 0 for f in firsts) and firsts == sorted(firsts), (caption, by_x)
+        # boxes follow the caption's order (box_order "caption"), so they are sorted too
+        assert [b["label"] for b in sorted_["bboxes"]] == [f"{o.size} {o.color} {o.shape}" for o in by_x]
+        for key in ("rgb", "depth", "semseg", "edges"):
+            assert np.array_equal(sorted_[key], random_[key])
+        assert sorted_["metadata"] == random_["metadata"]
+        if len(scene.objects) == 1:
+            assert sorted_["caption"] == random_["caption"]
+        changed += sorted_["caption"] != random_["caption"]
+    assert changed > 10  # random orders differ from left to right in most multi-object scenes
+    with pytest.raises(FourmError, match="caption_order.*expected random or left_to_right"):
+        WorldConfig(caption_order="sorted")

@@ -157,3 +157,29 @@ def test_box_relation_acc_checks_the_captions_planar_relations():
     assert mean_defined([box_relation_acc(s["bboxes"], s["caption"]) for s in scenes]) == 1.0
     moved = moved_boxes(good, [{"label": "x", "box": right}])
     assert [b["label"] for b in moved] == ["small red circle", "large blue square"] and moved[0]["box"] == right
+
+
+def test_world_config_sets_how_the_val_scenes_are_made(bench, tmp_path, capsys):
+    from fourm.data.raw_dataset import VAL_INDEX_OFFSET
+    from fourm.data.world import WorldConfig, render_sample
+    from fourm.eval.world import load_eval_pipeline, load_samples
+
+    bundle = build_toy_bundle(tmp_path / "bundle")
+    pipe = load_eval_pipeline(bundle)
+    ltr = WorldConfig(caption_order="left_to_right")  # its size (64) gives way to the model's (32)
+    made = load_samples(None, 6, "val", pipe, 0, ltr)
+    default = load_samples(None, 6, "val", pipe)
+    truth = [render_sample(VAL_INDEX_OFFSET + j, seed=1, config=WorldConfig(size=32, caption_order="left_to_right"))
+             for j in range(6)]
+    assert [s["caption"] for s in made] == [t["caption"] for t in truth]
+    assert made[0]["rgb"].shape[:2] == (32, 32)
+    assert any(a["caption"] != b["caption"] for a, b in zip(made, default))
+    config = tmp_path / "world.yaml"
+    config.write_text("caption_order: left_to_right\n")
+    out = tmp_path / "out"
+    argv = ["--model", str(bundle), "--num", "2", "--batch", "2", "--tasks", "rgb_to_caption",
+            "--world-config", str(config), "--out", str(out), "--no-progress"]
+    assert bench.main(argv) == 0
+    assert json.loads((out / "eval_world.json").read_text())["config"]["world"]["caption_order"] == "left_to_right"
+    assert bench.main([*argv, "--data", str(tmp_path)]) == 2
+    assert "error: a world config sets how world val scenes are made" in capsys.readouterr().err

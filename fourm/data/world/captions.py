@@ -65,20 +65,39 @@ def _sentence(text: str) -> str:
 
 
 def make_caption(
-    scene: Scene, rng: np.random.Generator, overlapping: frozenset[tuple[int, int]] = frozenset()
+    scene: Scene,
+    rng: np.random.Generator,
+    overlapping: frozenset[tuple[int, int]] = frozenset(),
+    object_order: str = "random",
 ) -> str:
     """A caption naming every object (size, colour, shape) and relations; one of several templates.
 
-    ``overlapping`` holds index pairs (i, j), i < j, of objects whose footprints overlap."""
-    return compose_caption(scene, rng, overlapping)[0]
+    ``overlapping`` holds index pairs (i, j), i < j, of objects whose footprints overlap;
+    ``object_order`` is "random" or "left_to_right" (WorldConfig.caption_order)."""
+    return compose_caption(scene, rng, overlapping, object_order)[0]
+
+
+def left_to_right_order(scene: Scene) -> list[int]:
+    """Object indices sorted by centre x, then centre y (top first), then index."""
+    return sorted(range(len(scene.objects)), key=lambda i: (*scene.objects[i].center, i))
 
 
 def compose_caption(
-    scene: Scene, rng: np.random.Generator, overlapping: frozenset[tuple[int, int]] = frozenset()
+    scene: Scene,
+    rng: np.random.Generator,
+    overlapping: frozenset[tuple[int, int]] = frozenset(),
+    object_order: str = "random",
 ) -> tuple[str, list[int]]:
-    """(caption, the order in which it first names the objects: indices into ``scene.objects``)."""
+    """(caption, the order in which it first names the objects: indices into ``scene.objects``).
+
+    Both orders draw the same random numbers, so a scene's templates and relations do not change
+    with ``object_order``; only the order in which objects are named does."""
     objects = scene.objects
     order = [int(i) for i in rng.permutation(len(objects))]
+    if object_order == "left_to_right":
+        order = left_to_right_order(scene)
+    elif object_order != "random":
+        raise ValueError(f"object_order must be 'random' or 'left_to_right', got {object_order!r}")
     listed = [f"a {describe(objects[i])}" for i in order]
     n = len(objects)
     if n == 1:

@@ -92,7 +92,7 @@ def render_sample(index: int, seed: int = 0, config: WorldConfig | None = None) 
     boxes = visible_boxes(layers, object_ids)
     metadata = scene_metadata(scene, rendering, [layer.area for layer in layers])
     metadata.update(image_metadata(rendering.rgb))
-    caption, order = compose_caption(scene, rng, overlapping_pairs(layers, config.size))
+    caption, order = compose_caption(scene, rng, overlapping_pairs(layers, config.size), config.caption_order)
     boxes_value = bboxes(scene, boxes, config.size, order)  # labels and order as the caption names them
     if config.box_order == "left_to_right":
         boxes_value = left_to_right(boxes_value)
@@ -128,4 +128,7 @@ def paraphrases(index: int, seed: int = 0, num: int = 1, config: WorldConfig | N
     rng = np.random.default_rng([seed, index])
     scene, layers, _ = sample_valid_scene(rng, config)  # the same draws as render_sample
     overlapping = overlapping_pairs(layers, config.size)
-    return [make_caption(scene, np.random.default_rng([seed, index, k]), overlapping) for k in range(1, num + 1)]
+    return [
+        make_caption(scene, np.random.default_rng([seed, index, k]), overlapping, config.caption_order)
+        for k in range(1, num + 1)
+    ]

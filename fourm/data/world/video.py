@@ -133,7 +133,7 @@ def render_clip(index: int, seed: int = 0, frames: int = 8, config: WorldConfig 
     size = config.size
     rng = np.random.default_rng([seed, index])
     scene, layers, _ = sample_valid_scene(rng, config)  # the draws of render_sample: frame 0 = image sample
-    caption, order = compose_caption(scene, rng, overlapping_pairs(layers, size))
+    caption, order = compose_caption(scene, rng, overlapping_pairs(layers, size), config.caption_order)
     motion_rng = np.random.default_rng([seed, index, MOTION_STREAM])
     velocities = np.zeros((len(scene.objects), 2), dtype=np.int64)
     later = None
