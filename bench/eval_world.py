@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
     p.add_argument("--set", action="append", default=[], metavar="MODALITY.FIELD=VALUE",
                    help="a generation default for this run, e.g. rgb.guidance_scale=3 (repeatable)")
+    p.add_argument("--image-inputs", choices=("patches", "both"), default="patches",
+                   help="a given image read as pixel patches alone (default, as trained) or with its tokens too")
     p.add_argument("--out", default="runs/eval_world", help="output directory (default: runs/eval_world)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         batch=args.batch, steps=args.steps, tasks=tasks, settings=parse_generation_settings(args.set),
         device=args.device, progress=not args.no_progress,
         world=None if args.world_config is None else WorldConfig.from_file(args.world_config),
+        image_inputs=args.image_inputs,
     )
     print(table(results))
     out = Path(args.out)

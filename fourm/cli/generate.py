@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="the model's precision; auto (default): bf16 autocast where the device runs bf16 natively, else fp32")
     parser.add_argument("--fp32", action="store_true", help="deprecated: same as --precision fp32")
+    parser.add_argument("--image-inputs", choices=("patches", "both"), default="patches",
+                        help="a given image that the model also reads as pixel patches (rgb -> rgb_pixels): "
+                        "patches (default) feeds the patches alone, as the model was trained; both feeds its tokens too")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: outputs/<timestamp>)")
     parser.add_argument(
         "--overwrite", action="store_true",
@@ -357,6 +360,7 @@ def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides,
     start = time.perf_counter()
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
     pipe.precision = "fp32" if args.fp32 else args.precision
+    pipe.image_inputs = args.image_inputs
     plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]
     check_steps(pipe, plan_targets, overrides)
     pipe.plan(plan_targets)  # checks the targets before any prompt
@@ -414,6 +418,7 @@ def _load_pipeline(args, conditions, prefixes, targets, overrides):
 
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
     pipe.precision = "fp32" if args.fp32 else args.precision
+    pipe.image_inputs = args.image_inputs
     for name in list(conditions) + list(prefixes):
         pipe.codec(name)  # unknown modality -> error listing the known ones
     check_values(pipe, conditions, prefixes)

@@ -176,8 +176,8 @@ def ml4m_registry(info: ConversionInfo, config: Mapping[str, Any]) -> dict[str, 
     ml-4m's name, with its tokenizer's bundle path (null when not converted).
 
     ``rgb@<size>`` is a patch modality (raw image -> 8-bit pixel patches, no tokenizer) reading the
-    raw ``rgb`` image, as does ``tok_rgb@<size>``: an image given for ``tok_rgb@<size>`` also feeds
-    ``rgb@<size>`` (:meth:`FourMPipeline.with_patch_conditions`)."""
+    raw ``rgb`` image, as does ``tok_rgb@<size>``: an image given for ``tok_rgb@<size>`` is read as
+    ``rgb@<size>`` patches (:meth:`FourMPipeline.with_patch_conditions`)."""
     text = info.tokenizers.get(TEXT_TOKENIZER, {}).get("path")
     out: dict[str, dict[str, Any]] = {}
     for name, m in info.modalities.items():

@@ -10,8 +10,9 @@ Usage::
 
 or all of it, files included: :func:`run_world_eval` (``bench/eval_world.py`` is its command line).
 
-Tasks (each one batched generation with the pipeline's default targets; a given rgb image also
-feeds the model's patch modalities that read it, e.g. rgb_pixels, as ``generate.py`` does):
+Tasks (each one batched generation with the pipeline's default targets; a given rgb image is read
+as the model's patch modality that reads it, e.g. rgb_pixels, alone or with its tokens: the
+pipeline's ``image_inputs``, as ``generate.py`` does):
 rgb -> semseg, rgb -> depth, rgb -> caption, caption -> rgb, caption -> bboxes -> rgb (chained).
 """
 
@@ -135,7 +136,8 @@ class Generator:
         out: dict[str, list] = defaultdict(list)
         for b, start in enumerate(range(0, len(self.samples), self.batch)):
             chunk = self.samples[start : start + self.batch]
-            # a given image also feeds the model's patch modalities reading it (rgb -> rgb_pixels)
+            # a given image feeds the model's patch modalities reading it (rgb -> rgb_pixels), and its
+            # tokens only with image_inputs "both"
             raw = self.pipe.with_patch_conditions({c: [s[c] for s in chunk] for c in conditions})
             conds = {c: given(self.pipe, c, values) for c, values in raw.items()}
             result = self.pipe.generate(
@@ -301,10 +303,17 @@ def check_options(num: int, batch: int, steps: int | None, start: int) -> None:
         raise FourmError(f"--batch and --steps must be >= 1 and --start >= 0, got {batch}, {steps}, {start}")
 
 
-def load_eval_pipeline(model: str | Path | None, device: str = "cpu", settings: dict[str, dict] | None = None):
+def load_eval_pipeline(
+    model: str | Path | None,
+    device: str = "cpu",
+    settings: dict[str, dict] | None = None,
+    image_inputs: str = "patches",
+):
     """The bundle's pipeline (default: the shipped one), checked to have every modality the
-    evaluation needs, with generation defaults ``settings`` ({modality: {field: value}}) applied."""
+    evaluation needs, with generation defaults ``settings`` ({modality: {field: value}}) and
+    ``image_inputs`` (FourMPipeline.image_inputs) applied."""
     pipe = FourMPipeline.from_pretrained(model, device=device)
+    pipe.image_inputs = image_inputs
     missing = [m for m in REQUIRED if m not in pipe.modalities]
     if missing:
         raise FourmError(f"the model lacks {', '.join(missing)} (eval_world needs {', '.join(REQUIRED)})")
@@ -329,6 +338,7 @@ def run_world_eval(
     device: str = "cpu",
     progress: bool = True,
     world: WorldConfig | None = None,
+    image_inputs: str = "patches",
 ) -> dict:
     """Evaluate the bundle ``model`` and write ``<out>/eval_world.json`` (NaN -> null) and
     ``<out>/examples.png``; returns the results (``config`` included). ``world``: how the world val
@@ -339,7 +349,7 @@ def run_world_eval(
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
         raise FourmError(f"unknown task '{(unknown or [''])[0]}' (known: {', '.join(TASKS)})")
-    pipe = load_eval_pipeline(model, device, settings)
+    pipe = load_eval_pipeline(model, device, settings, image_inputs)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     samples = load_samples(data, num, split, pipe, start, world)
@@ -348,6 +358,7 @@ def run_world_eval(
         "model": str(model or DEFAULT_MODEL),
         "data": data or "world val (seed 1)",
         "world": None if world is None else world.to_dict(),
+        "image_inputs": pipe.image_inputs,
         "num": len(samples),
         "start": start,
         "tasks": list(tasks),

@@ -118,6 +118,7 @@ def _condition_rows(given: GivenTokens) -> Tensor:
     return given.tokens.cpu()
 
 
+IMAGE_INPUTS = ("patches", "both")  # FourMPipeline.image_inputs
 _GUIDANCE_FIELDS = ("guidance_scale", "guidance_weights")
 
 
@@ -164,6 +165,7 @@ class FourMPipeline:
         autocast: bool | None = None,  # deprecated: precision="auto" (True) / "fp32" (False)
         generation_defaults: Mapping[str, Mapping[str, Any]] | None = None,
         precision: str = "auto",
+        image_inputs: str = "patches",
     ) -> None:
         codecs = {**value_codecs(model), **codecs}  # continuous modalities need no tokenizer
         missing = [m for m in model.config.modalities if m not in codecs]
@@ -179,6 +181,7 @@ class FourMPipeline:
             self.autocast = autocast
         # {modality: GenerationTarget fields} over the built-in defaults (a bundle's generation.json)
         self.generation_defaults: dict[str, dict[str, Any]] = {}
+        self.image_inputs = image_inputs
         for name, fields in (generation_defaults or {}).items():
             self.set_defaults(name, **fields)
         self._grammars: dict[str, LogitsProcessor | None] = {}
@@ -265,11 +268,26 @@ class FourMPipeline:
         edges float in {0, 1}; caption str, boxes list of dicts, palette list, metadata dict)."""
         return self.codec(modality).decode(tokens, seed=seed)
 
+    @property
+    def image_inputs(self) -> str:
+        """How a raw image given for a token modality (``rgb``) reaches a model that also reads that
+        image as pixel patches (``rgb_pixels``): "patches" (default) feeds the patches alone, as 4M
+        reads an image and as the model's image -> X tasks are trained; "both" feeds its tokens too."""
+        return self._image_inputs
+
+    @image_inputs.setter
+    def image_inputs(self, value: str) -> None:
+        if value not in IMAGE_INPUTS:
+            raise FourmError(f"invalid image_inputs '{value}' (expected {' or '.join(IMAGE_INPUTS)})")
+        self._image_inputs = value
+
     def with_patch_conditions(self, conditions: Mapping[str, Any]) -> dict[str, Any]:
         """``conditions`` plus, for every raw value among them, the model's computed inputs that read
-        the same raw key, as in training: pixel patches (``rgb`` -> ``rgb`` tokens and ``rgb_pixels``
-        patches) and box maps (``bboxes`` -> the boxes drawn on the token grid)."""
+        the same raw key, as in training: pixel patches (``rgb`` -> ``rgb_pixels`` patches) and box
+        maps (``bboxes`` -> the boxes drawn on the token grid). A raw image read as patches no longer
+        feeds its token modality unless :attr:`image_inputs` is "both"."""
         out = dict(conditions)
+        read_as_patches: set[str] = set()
         for name, codec in self.codecs.items():
             if not isinstance(codec, (PatchCodec, BoxMapCodec)) or name in out:
                 continue
@@ -280,6 +298,11 @@ class FourMPipeline:
             )
             if source is not None:
                 out[name] = conditions[source]
+                if isinstance(codec, PatchCodec) and not isinstance(self.codecs[source], PatchCodec):
+                    read_as_patches.add(source)
+        if self.image_inputs == "patches":
+            for source in read_as_patches:
+                del out[source]
         return out
 
     def derived_inputs(self, targets: Sequence[str], conditions: Mapping[str, Any]) -> dict:

@@ -60,9 +60,9 @@ def test_converted_bundle_layout_and_codecs(bundle, pipe):
 
 
 def test_caption_from_image_tokens_and_image_tokens_from_caption(pipe):
-    # an image given for tok_rgb@32 is tokenized, and also feeds rgb@32 pixel patches (same raw image)
+    # an image given for tok_rgb@32 is read as rgb@32 pixel patches (same raw image), as 4M reads RGB
     result = pipe.generate({"tok_rgb@32": _image()}, ["caption", "det"], num_samples=2, seed=3, progress=False)
-    assert result.conditions == ["tok_rgb@32", "rgb@32"]
+    assert result.conditions == ["rgb@32"]
     assert result.tokens["caption"].shape == (2, 12) and result.tokens["det"].shape == (2, 10)
     assert all(isinstance(v, str) for v in result.values["caption"])
     assert all(isinstance(v, list) for v in result.values["det"]) and len(result.parse_failures["det"]) == 2
@@ -135,7 +135,8 @@ def test_generate_cli_on_converted_bundle(bundle, tmp_path, capsys):
 
 def test_missing_tokenizer_fails_in_one_line(sources, tmp_path, capsys):
     """Converted without the tok_rgb@32 tokenizer: the bundle loads, token ids still work, raw
-    values and decoding of tok_rgb@32 fail with one line naming the fix."""
+    values and decoding of tok_rgb@32 fail with one line naming the fix (a raw image is read as rgb@32
+    patches, which need no tokenizer)."""
     out = convert(sources, tmp_path / "partial", names=("text",))
     assert json.loads((out / "modalities.json").read_text())["tok_rgb@32"]["tokenizer"] is None
     pipe = FourMPipeline.from_pretrained(out, device="cpu")
@@ -143,8 +144,12 @@ def test_missing_tokenizer_fails_in_one_line(sources, tmp_path, capsys):
     with pytest.raises(FourmError, match=r"modality 'tok_rgb@32' has no tokenizer in the bundle") as e:
         pipe.generate({"caption": "a dog"}, ["tok_rgb@32"], progress=False)
     assert "\n" not in str(e.value) and "--tokenizer tok_rgb@32=" in str(e.value)
+    read = pipe.generate({"tok_rgb@32": _image()}, ["caption"], progress=False, decode=False)  # as rgb@32 patches
+    assert read.conditions == ["rgb@32"]
+    pipe.image_inputs = "both"  # its tokens too: they need the missing tokenizer
     with pytest.raises(FourmError, match="has no tokenizer"):
         pipe.generate({"tok_rgb@32": _image()}, ["caption"], progress=False)  # before generating
+    pipe.image_inputs = "patches"
     tokens = pipe.generate({"caption": "a dog"}, ["tok_rgb@32"], progress=False, decode=False).tokens
     assert tokens["tok_rgb@32"].shape == (1, 16)
     caption = pipe.generate({"tok_rgb@32": tokens["tok_rgb@32"]}, ["caption"], progress=False, decode=False)

@@ -78,9 +78,10 @@ def test_bad_arguments(bench, tmp_path, capsys):
     assert "error: --num must be >= 2" in err and "model bundle not found" in err
 
 
-def test_a_given_image_also_feeds_the_patch_modality():
-    """A model reading rgb_pixels gets them next to the rgb tokens, as generate.py feeds a given image;
-    the patches are the image's own, and without them the generation differs."""
+def test_a_given_image_is_read_as_the_patch_modality():
+    """A model reading rgb_pixels gets a given image as its patches alone (as generate.py feeds it),
+    or with its rgb tokens too (image_inputs "both"); the patches are the image's own, and the two
+    ways generate differently."""
     import numpy as np
     import torch
 
@@ -89,8 +90,8 @@ def test_a_given_image_also_feeds_the_patch_modality():
 
     pipe = toy_pipeline(32, 0, rgb_pixels=True)
     images = [np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8) for i in range(2)]
-    # the per-sample lists the bench builds: rgb also feeds rgb_pixels, nothing else is added
-    assert pipe.with_patch_conditions({"rgb": images}) == {"rgb": images, "rgb_pixels": images}
+    # the per-sample lists the bench builds: rgb becomes rgb_pixels, nothing else is added
+    assert pipe.with_patch_conditions({"rgb": images}) == {"rgb_pixels": images}
     assert pipe.with_patch_conditions({"caption": ["a"]}) == {"caption": ["a"]}  # no image given
     assert toy_pipeline(32, 0).with_patch_conditions({"rgb": images}) == {"rgb": images}  # no patch modality
     cond = given(pipe, "rgb_pixels", images)
@@ -102,10 +103,13 @@ def test_a_given_image_also_feeds_the_patch_modality():
             pass
 
     with torch.no_grad():
+        read = Generator(pipe, samples, 2, 0, 1, Bar())(("rgb",), ("depth",))["depth"]
+        pixels = pipe.generate({"rgb_pixels": cond}, [pipe.default_target("depth", steps=1)],
+                               num_samples=2, seed=0, progress=False).values["depth"]  # fmt: skip
+        pipe.image_inputs = "both"
         both = Generator(pipe, samples, 2, 0, 1, Bar())(("rgb",), ("depth",))["depth"]
-        tokens_only = pipe.generate({"rgb": given(pipe, "rgb", images)}, [pipe.default_target("depth", steps=1)],
-                                    num_samples=2, seed=0, progress=False).values["depth"]  # fmt: skip
-    assert any(not np.array_equal(a, b) for a, b in zip(both, tokens_only))
+    assert all(np.array_equal(a, b) for a, b in zip(read, pixels))
+    assert any(not np.array_equal(a, b) for a, b in zip(both, pixels))
 
 
 def test_label_f1_needs_the_named_attributes():

@@ -113,7 +113,7 @@ def test_bundle_with_an_added_patch_modality(tmp_path):
     image = (torch.arange(32 * 32 * 3) % 251).reshape(32, 32, 3).to(torch.uint8).numpy()
     a = pipe.generate({"rgb": image}, ["caption"], seed=0, progress=False, decode=False)
     b = tuned.generate({"rgb": image}, ["caption"], seed=0, progress=False, decode=False)
-    assert a.conditions == ["rgb", "rgb_pixels"]
+    assert a.conditions == ["rgb_pixels"]  # the image read as patches (image_inputs "patches")
     assert torch.equal(a.tokens["caption"], b.tokens["caption"])
 
 

@@ -76,20 +76,39 @@ def test_patch_condition_errors(pipe):
         normalize_conditions(config, {"depth": GivenTokens.patches(torch.zeros(16, 192, dtype=torch.uint8))}, 1)
 
 
-def test_image_condition_also_feeds_the_patch_modality(pipe, image):
-    assert pipe.with_patch_conditions({"rgb": image}) == {"rgb": image, "rgb_pixels": image}
-    ids = torch.zeros(1, 16, dtype=torch.long)  # token ids are not pixels: no patches from them
+def test_a_given_image_is_read_as_patches(pipe, image):
+    assert pipe.image_inputs == "patches"  # as the model's image -> X tasks are trained (4M)
+    assert pipe.with_patch_conditions({"rgb": image}) == {"rgb_pixels": image}
+    pipe.image_inputs = "both"
+    try:
+        assert pipe.with_patch_conditions({"rgb": image}) == {"rgb": image, "rgb_pixels": image}
+    finally:
+        pipe.image_inputs = "patches"
+    ids = torch.zeros(1, 16, dtype=torch.long)  # token ids are not pixels: no patches from them, kept
     assert set(pipe.with_patch_conditions({"rgb": ids})) == {"rgb"}
+    given_both = {"rgb": image, "rgb_pixels": image[::-1]}  # both given by the caller: kept as given
+    assert pipe.with_patch_conditions(given_both) == given_both
+    with pytest.raises(FourmError, match="invalid image_inputs 'tokens' \\(expected patches or both\\)"):
+        pipe.image_inputs = "tokens"
 
 
 def test_generation_reads_the_pixels(pipe, image):
-    """Same seed: the patches change the generated depth, and a patch-only condition works."""
-    both = pipe.generate({"rgb": image}, ["depth"], num_samples=2, seed=0, progress=False, decode=False)
+    """Same seed: a given image is generated from exactly as its patches alone; feeding its tokens too
+    ("both") or its tokens alone changes the generated depth."""
+    kw = dict(num_samples=2, seed=0, progress=False, decode=False)
+    read = pipe.generate({"rgb": image}, ["depth"], **kw)
+    assert set(read.conditions) == {"rgb_pixels"}
+    pixels = pipe.generate({"rgb_pixels": image}, ["depth"], **kw)
+    assert torch.equal(read.tokens["depth"], pixels.tokens["depth"]) and pixels.tokens["depth"].shape == (2, 16)
+    pipe.image_inputs = "both"
+    try:
+        both = pipe.generate({"rgb": image}, ["depth"], **kw)
+    finally:
+        pipe.image_inputs = "patches"
     assert set(both.conditions) == {"rgb", "rgb_pixels"}
-    pixels = pipe.generate({"rgb_pixels": image}, ["depth"], num_samples=2, seed=0, progress=False, decode=False)
-    tokens = pipe.generate({"rgb": pipe.tokenize("rgb", [image])}, ["depth"], num_samples=2, seed=0, progress=False, decode=False)
+    tokens = pipe.generate({"rgb": pipe.tokenize("rgb", [image])}, ["depth"], **kw)
+    assert not torch.equal(both.tokens["depth"], pixels.tokens["depth"])
     assert not torch.equal(both.tokens["depth"], tokens.tokens["depth"])
-    assert pixels.tokens["depth"].shape == (2, 16)
 
 
 def test_patch_codec_round_trip(pipe, image):
@@ -110,3 +129,25 @@ def test_bundle_saves_and_loads_the_patch_modality(pipe, tmp_path, image):
     a = pipe.generate({"rgb": image}, ["depth"], seed=1, progress=False, decode=False)
     b = loaded.generate({"rgb": image}, ["depth"], seed=1, progress=False, decode=False)
     torch.testing.assert_close(a.tokens["depth"], b.tokens["depth"])
+
+
+def test_generate_cli_image_inputs(pipe, tmp_path, image, capsys):
+    """generate.py --cond rgb=IMAGE: the image is read as rgb_pixels alone (saved as the condition's
+    picture), or with its rgb tokens too under --image-inputs both; a bad choice is refused."""
+    from PIL import Image
+
+    from fourm.cli.generate import main
+
+    bundle = pipe.save_pretrained(tmp_path / "bundle")
+    path = tmp_path / "in.png"
+    Image.fromarray(image).save(path)
+    base = ["--model", str(bundle), "--cond", f"rgb={path}", "--target", "depth", "--steps", "depth=2",
+            "--device", "cpu", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "sequences.json").read_text())["conditions"] == ["rgb_pixels"]
+    saved = np.asarray(Image.open(tmp_path / "a" / "sample_000" / "rgb_pixels.png").convert("RGB"))
+    np.testing.assert_array_equal(saved, image)  # the given image, shown as the condition
+    assert main([*base, "--image-inputs", "both", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "sequences.json").read_text())["conditions"] == ["rgb", "rgb_pixels"]
+    assert main([*base, "--image-inputs", "tokens", "--out", str(tmp_path / "c")]) == 2
+    assert "invalid choice: 'tokens'" in capsys.readouterr().err and not (tmp_path / "c").exists()
