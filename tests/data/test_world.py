@@ -430,5 +430,18 @@ def test_left_to_right_caption_order_names_objects_by_centre_and_changes_nothing
             assert sorted_["caption"] == random_["caption"]
         changed += sorted_["caption"] != random_["caption"]
     assert changed > 10  # random orders differ from left to right in most multi-object scenes
-    with pytest.raises(FourmError, match="caption_order.*expected random or left_to_right"):
+    with pytest.raises(FourmError, match="caption_order.*expected random, left_to_right, mixed"):
         WorldConfig(caption_order="sorted")
+
+
+def test_mixed_caption_order_is_either_order_per_scene_and_deterministic():
+    mixed, ltr = WorldConfig(caption_order="mixed"), WorldConfig(caption_order="left_to_right")
+    sorted_only = random_only = 0
+    for index in range(60):
+        m, r, s = (render_sample(index, seed=5, config=c) for c in (mixed, None, ltr))
+        assert m["caption"] in (r["caption"], s["caption"])
+        assert np.array_equal(m["rgb"], r["rgb"]) and m["metadata"] == r["metadata"]
+        sorted_only += m["caption"] == s["caption"] != r["caption"]
+        random_only += m["caption"] == r["caption"] != s["caption"]
+        assert render_sample(index, seed=5, config=mixed)["caption"] == m["caption"]
+    assert sorted_only >= 10 and random_only >= 10  # about half each among scenes where the orders differ

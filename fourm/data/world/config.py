@@ -11,7 +11,7 @@ from fourm.errors import FourmError
 from fourm.utils.config import Config, coerce
 
 BOX_ORDERS = ("caption", "left_to_right")
-CAPTION_ORDERS = ("random", "left_to_right")
+CAPTION_ORDERS = ("random", "left_to_right", "mixed")
 MAX_OBJECTS = 5  # base depths must fit in the object depth range with a gap larger than any relief
 
 
@@ -31,7 +31,8 @@ class WorldConfig(Config):
     min_visible_fraction: float = 0.5  # every object keeps at least this much of its area visible
     max_tries: int = 100  # scene resamples before dropping one object
     box_order: str = "caption"  # bboxes listed as the caption names the objects, or "left_to_right" (box centres)
-    caption_order: str = "random"  # captions name the objects in a random order, or "left_to_right" (centres)
+    # captions name the objects in a random order, "left_to_right" (centres) or "mixed" (either, half each)
+    caption_order: str = "random"
 
     def validate(self) -> None:
         if not 16 <= self.size <= 1024:
@@ -59,7 +60,7 @@ class WorldConfig(Config):
             raise FourmError(f"invalid value for 'box_order': '{self.box_order}' (expected {' or '.join(BOX_ORDERS)})")
         if self.caption_order not in CAPTION_ORDERS:
             raise FourmError(
-                f"invalid value for 'caption_order': '{self.caption_order}' (expected {' or '.join(CAPTION_ORDERS)})"
+                f"invalid value for 'caption_order': '{self.caption_order}' (expected {', '.join(CAPTION_ORDERS)})"
             )
         if len(self.shapes) * len(self.colors) < self.max_objects:
             raise FourmError(

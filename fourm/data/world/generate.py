@@ -68,6 +68,17 @@ def overlapping_pairs(layers: list[ObjectLayer], size: int) -> frozenset[tuple[i
     )
 
 
+ORDER_STREAM = 1 << 29  # last rng key of a "mixed" caption order's draw (paraphrase k uses small keys)
+
+
+def caption_order(config: WorldConfig, key: list[int]) -> str:
+    """The object order of the caption whose draws are keyed by ``key`` ([seed, index] or [seed,
+    index, k]): the config's, a "mixed" one decided by a separate stream (half left to right)."""
+    if config.caption_order != "mixed":
+        return config.caption_order
+    return "left_to_right" if np.random.default_rng([*key, ORDER_STREAM]).random() < 0.5 else "random"
+
+
 @functools.cache
 def _default_config() -> WorldConfig:
     return WorldConfig()
@@ -92,7 +103,9 @@ def render_sample(index: int, seed: int = 0, config: WorldConfig | None = None) 
     boxes = visible_boxes(layers, object_ids)
     metadata = scene_metadata(scene, rendering, [layer.area for layer in layers])
     metadata.update(image_metadata(rendering.rgb))
-    caption, order = compose_caption(scene, rng, overlapping_pairs(layers, config.size), config.caption_order)
+    caption, order = compose_caption(
+        scene, rng, overlapping_pairs(layers, config.size), caption_order(config, [seed, index])
+    )
     boxes_value = bboxes(scene, boxes, config.size, order)  # labels and order as the caption names them
     if config.box_order == "left_to_right":
         boxes_value = left_to_right(boxes_value)
@@ -129,6 +142,6 @@ def paraphrases(index: int, seed: int = 0, num: int = 1, config: WorldConfig | N
     scene, layers, _ = sample_valid_scene(rng, config)  # the same draws as render_sample
     overlapping = overlapping_pairs(layers, config.size)
     return [
-        make_caption(scene, np.random.default_rng([seed, index, k]), overlapping, config.caption_order)
+        make_caption(scene, np.random.default_rng([seed, index, k]), overlapping, caption_order(config, [seed, index, k]))
         for k in range(1, num + 1)
     ]

@@ -25,7 +25,7 @@ import numpy as np
 
 from fourm.data.world.captions import _join, _sentence, compose_caption, reference
 from fourm.data.world.config import WorldConfig
-from fourm.data.world.generate import overlapping_pairs, sample_valid_scene, scene_is_valid
+from fourm.data.world.generate import caption_order, overlapping_pairs, sample_valid_scene, scene_is_valid
 from fourm.data.world.render import object_id_map, rasterize, render_scene
 from fourm.data.world.scene import Scene
 from fourm.errors import FourmError
@@ -133,7 +133,7 @@ def render_clip(index: int, seed: int = 0, frames: int = 8, config: WorldConfig 
     size = config.size
     rng = np.random.default_rng([seed, index])
     scene, layers, _ = sample_valid_scene(rng, config)  # the draws of render_sample: frame 0 = image sample
-    caption, order = compose_caption(scene, rng, overlapping_pairs(layers, size), config.caption_order)
+    caption, order = compose_caption(scene, rng, overlapping_pairs(layers, size), caption_order(config, [seed, index]))
     motion_rng = np.random.default_rng([seed, index, MOTION_STREAM])
     velocities = np.zeros((len(scene.objects), 2), dtype=np.int64)
     later = None
