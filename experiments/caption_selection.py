@@ -18,16 +18,19 @@ import torch
 from tqdm import tqdm
 
 from fourm.eval.captions import caption_accuracy, parse_caption
-from fourm.eval.world import given, load_eval_pipeline, load_samples
+from fourm.eval.world import given, given_conditions, load_eval_pipeline, load_samples
+from fourm.generation import GivenTokens
 from fourm.generation.rerank import log_likelihood
 
 KEYS = ("count_acc", "color_recall", "shape_recall", "pair_f1", "exact")
 BATCH = 64
 
 
-def chunk_conditions(pipe, chunk: list[dict]) -> dict:
-    """The model's inputs read from the scenes' images: {rgb tokens, rgb_pixels patches}."""
-    return {c: given(pipe, c, v) for c, v in pipe.with_patch_conditions({"rgb": [s["rgb"] for s in chunk]}).items()}
+def chunk_conditions(pipe, chunk: list[dict]) -> tuple[dict, GivenTokens]:
+    """The model's inputs read from the scenes' images (as generation reads them) and the images'
+    rgb tokens (the reverse task's target)."""
+    images = [s["rgb"] for s in chunk]
+    return given_conditions(pipe, {"rgb": images}), given(pipe, "rgb", images)
 
 
 def candidates(pipe, conds: dict, n: int, start: int, k: int, temperature: float) -> list[list[str]]:
@@ -41,7 +44,7 @@ def candidates(pipe, conds: dict, n: int, start: int, k: int, temperature: float
     return rows
 
 
-def likelihoods(pipe, conds: dict, rows: list[list[str]]) -> torch.Tensor:
+def likelihoods(pipe, conds: dict, rgb: GivenTokens, rows: list[list[str]]) -> torch.Tensor:
     """(3, n, K + 1): forward log p(caption | rgb pixels), its token count, reverse log p(rgb tokens | caption)."""
     sos = pipe.codec("caption").sos
     pixels = {m: g for m, g in conds.items() if m != "rgb"}
@@ -51,7 +54,7 @@ def likelihoods(pipe, conds: dict, rows: list[list[str]]) -> torch.Tensor:
             caption = given(pipe, "caption", [row[j] for row in rows])
             out[0, :, j] = log_likelihood(pipe.model, pixels, "caption", caption, sos).float()
             out[1, :, j] = caption.valid.sum(1).float()
-            out[2, :, j] = log_likelihood(pipe.model, {"caption": caption}, "rgb", conds["rgb"], sos).float()
+            out[2, :, j] = log_likelihood(pipe.model, {"caption": caption}, "rgb", rgb, sos).float()
     return out
 
 
@@ -79,9 +82,9 @@ def main() -> None:
     scores = []
     for start in tqdm(range(0, len(samples), BATCH), desc="scenes"):
         chunk = samples[start : start + BATCH]
-        conds = chunk_conditions(pipe, chunk)
+        conds, rgb = chunk_conditions(pipe, chunk)
         rows = candidates(pipe, conds, len(chunk), start, args.k, args.temperature)
-        scores.append(likelihoods(pipe, conds, rows))
+        scores.append(likelihoods(pipe, conds, rgb, rows))
         cands += rows
     fwd, tokens, rev = torch.cat(scores, dim=1)
     picks = {

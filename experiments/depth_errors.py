@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 import torch
 
-from fourm.eval.world import given, load_eval_pipeline, load_samples, roundtrip
+from fourm.eval.world import given_conditions, load_eval_pipeline, load_samples, roundtrip
 
 
 def abs_rel(pred: np.ndarray, true: np.ndarray, mask: np.ndarray) -> float:
@@ -52,8 +52,7 @@ def main() -> None:
         out = []
         for b, start in enumerate(range(0, len(samples), args.batch)):
             chunk = samples[start : start + args.batch]
-            raw = pipe.with_patch_conditions({"rgb": [s["rgb"] for s in chunk]})
-            conds = {c: given(pipe, c, v) for c, v in raw.items()}
+            conds = given_conditions(pipe, {"rgb": [s["rgb"] for s in chunk]})
             target = pipe.default_target("depth", **overrides)
             result = pipe.generate(conds, [target], num_samples=len(chunk), seed=seed * 1000 + b, progress=False)
             out += result.values["depth"]

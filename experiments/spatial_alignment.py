@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 import torch
 
-from fourm.eval.world import given, load_samples
+from fourm.eval.world import given_conditions, load_samples
 from fourm.generation.pipeline import FourMPipeline
 
 VIEWS = {
@@ -34,9 +34,10 @@ def main() -> None:
     p.add_argument("--target", default="depth")
     args = p.parse_args()
     pipe = FourMPipeline.from_pretrained(args.model)
+    pipe.image_inputs = "both"  # the image's tokens and patches, for --inputs to choose from
     samples = load_samples(None, args.num, "val", pipe, args.start)
-    raw = pipe.with_patch_conditions({"rgb": [s["rgb"] for s in samples], "caption": [s["caption"] for s in samples]})
-    conds = {c: given(pipe, c, v) for c, v in raw.items() if c in args.inputs.split(",")}
+    raw = {"rgb": [s["rgb"] for s in samples], "caption": [s["caption"] for s in samples]}
+    conds = {c: g for c, g in given_conditions(pipe, raw).items() if c in args.inputs.split(",")}
     torch.manual_seed(0)
     res = pipe.generate(conds, [pipe.default_target(args.target, temperature=0.0)], num_samples=args.num, progress=False)
     pred = np.stack([np.asarray(v, dtype=np.float32) for v in res.values[args.target]])

@@ -111,6 +111,12 @@ def given(pipe, name: str, values: list) -> GivenTokens:
     return GivenTokens.at(ids)
 
 
+def given_conditions(pipe, raw: dict[str, list]) -> dict[str, GivenTokens]:
+    """Per-sample raw values of conditions -> batched conditions, a given image read as the model
+    reads it (rgb -> rgb_pixels patches, with its tokens only under image_inputs "both")."""
+    return {c: given(pipe, c, values) for c, values in pipe.with_patch_conditions(raw).items()}
+
+
 def roundtrip(pipe, name: str, values: list, batch: int, seed: int) -> list:
     """Raw values -> tokens -> raw values with the bundle's tokenizer (the tokenizer ceiling)."""
     out: list = []
@@ -136,10 +142,7 @@ class Generator:
         out: dict[str, list] = defaultdict(list)
         for b, start in enumerate(range(0, len(self.samples), self.batch)):
             chunk = self.samples[start : start + self.batch]
-            # a given image feeds the model's patch modalities reading it (rgb -> rgb_pixels), and its
-            # tokens only with image_inputs "both"
-            raw = self.pipe.with_patch_conditions({c: [s[c] for s in chunk] for c in conditions})
-            conds = {c: given(self.pipe, c, values) for c, values in raw.items()}
+            conds = given_conditions(self.pipe, {c: [s[c] for s in chunk] for c in conditions})
             result = self.pipe.generate(
                 conds,
                 [self.target(t) for t in targets],
