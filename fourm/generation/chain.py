@@ -51,7 +51,7 @@ from fourm.generation.grammar import LogitsProcessor
 from fourm.generation.guidance import Guidance
 from fourm.generation.maskgit import MaskGITSampler, ParallelSampler
 from fourm.generation.regress import predict_vector
-from fourm.generation.rerank import choose, log_likelihood
+from fourm.generation.rerank import automatic_rerank_by, choose, log_likelihood
 from fourm.generation.roar import ROARSampler
 from fourm.generation.sampling import check_sampling_args, make_generator
 from fourm.generation.schedules import (
@@ -351,9 +351,7 @@ class _Chain:
         inputs). Each condition is explained by the draw alone, not by the other conditions."""
         config, name = self.model.config, target.modality
         known = {**given, **generated}
-        scored = list(target.rerank_by) or [
-            m for m in given if config.modalities[m].target and not config.modalities[m].is_continuous and m != name
-        ]
+        scored = list(target.rerank_by) or automatic_rerank_by(config, name, list(given))
         missing = [m for m in scored if m not in known]
         if not scored or missing:
             what = f"'{missing[0]}' is neither given nor generated before it" if missing else "no given condition is a model target"

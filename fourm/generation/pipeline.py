@@ -29,8 +29,9 @@ are conditioned on the sequence re-encoded without them (``result.tokens`` keeps
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ from fourm.generation.bundle_layout import (
 from fourm.generation.chain import GenerationPlan, GenerationTarget, generate_chained
 from fourm.generation.conditions import GivenTokens
 from fourm.generation.grammar import GRAMMAR_MODALITIES, DynamicGrammar, LogitsProcessor, grammar_for
+from fourm.generation.rerank import automatic_rerank_by
 from fourm.modalities import ModalityRegistry
 from fourm.model.fourm import FourM
 from fourm.utils.precision import resolve_precision
@@ -515,6 +517,24 @@ class FourMPipeline:
             rows[name] = [r for r in raws for _ in range(num_samples)]
         return self._run(plan, conditions, given, rows, batch, seed, progress, decode)
 
+    def _rerankable(self, plan: GenerationPlan, given: Mapping[str, GivenTokens]) -> GenerationPlan:
+        """``plan`` with one draw for a target whose default candidates nothing would rerank (no
+        ``rerank_by`` and no given condition the model predicts, e.g. boxes from an image read as pixels),
+        with a warning: the bundle's best-of-n defaults are for conditions that can check them (boxes
+        from a caption). Candidates other than the default stay, and generation refuses them."""
+        targets = []
+        for t in plan.targets:
+            default = t.candidates == self.default_target(t.modality).candidates
+            if t.candidates > 1 and default and not t.rerank_by and not automatic_rerank_by(self.model.config, t.modality, list(given)):
+                warnings.warn(
+                    f"target '{t.modality}': one draw instead of {t.candidates} candidates: no given condition "
+                    "that the model predicts can rerank them (set rerank_by to name one)",
+                    stacklevel=3,
+                )
+                t = replace(t, candidates=1)
+            targets.append(t)
+        return replace(plan, targets=targets)
+
     def _run(
         self,
         plan: GenerationPlan,
@@ -528,6 +548,7 @@ class FourMPipeline:
     ) -> GenerationResult:
         """Generate ``plan`` from ``given`` tokens (``num_samples`` rows); ``raw_rows``: per condition the
         raw value of every row (None: decode its tokens)."""
+        plan = self._rerankable(plan, given)
         names = [t.modality for t in plan.targets]
         autocast = torch.bfloat16 if resolve_precision(self.precision, self.device) == "bf16" else None
         grammars = {t.modality: g for t in plan.targets if t.scheme == "ar" and (g := self.grammar(t.modality))}

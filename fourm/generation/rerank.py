@@ -9,6 +9,7 @@ forward sampler drops ("to the left of" from boxes that overlap) cost likelihood
   tokens (B,). Sequences are scored causally ([SOS] + previous tokens as decoder input); image and
   vector modalities with every position queried at once, none known (as MaskGIT's first step).
 * :func:`choose`: per sample, the candidate of highest score, as one (B, n) batch.
+* :func:`automatic_rerank_by`: what scores a target's candidates when ``rerank_by`` is not set.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from fourm.errors import FourmError
 from fourm.generation.conditions import GivenTokens, encoder_inputs
 from fourm.generation.decoding import TargetHead
 from fourm.model.fourm import FourM
+
+
+def automatic_rerank_by(config, name: str, given: Sequence[str]) -> list[str]:
+    """The given conditions that score target ``name``'s candidates by default: those the model
+    predicts as discrete tokens (a caption, boxes), never ``name`` itself. Empty (e.g. only an image
+    read as pixel patches): nothing can tell the candidates apart."""
+    return [m for m in given if m != name and config.modalities[m].target and not config.modalities[m].is_continuous]
 
 
 def log_likelihood(

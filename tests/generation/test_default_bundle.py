@@ -40,3 +40,17 @@ def test_reranked_boxes_are_reported_as_kept(pipe):
     decoded = pipe.codec("bboxes").decode(result.tokens["bboxes"])
     assert result.values["bboxes"] == decoded  # values and parse failures describe the kept candidate
     assert all(len(boxes) >= 1 for boxes in decoded)
+
+
+def test_boxes_from_an_image_draw_once_where_nothing_reranks(pipe):
+    """The bundle's best-of-8 boxes are for a caption to check them; from an image read as pixels alone
+    nothing can, so one draw is made (with a warning), the same as asking for one."""
+    rgb = render_sample(index=7, seed=123)["rgb"]
+    assert pipe.default_target("bboxes").candidates > 1
+    with pytest.warns(UserWarning, match="one draw instead of"):
+        result = pipe.generate({"rgb": rgb}, ["bboxes", "caption"], num_samples=2, seed=3, progress=False)
+    single = pipe.default_target("bboxes", candidates=1)
+    again = pipe.generate({"rgb": rgb}, [single, "caption"], num_samples=2, seed=3, progress=False)
+    assert result.values["bboxes"] == again.values["bboxes"]
+    assert result.values["caption"] == again.values["caption"]
+    assert all(len(boxes) >= 1 for boxes in result.values["bboxes"])
