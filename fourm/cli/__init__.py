@@ -7,6 +7,7 @@ import functools
 import math
 import re
 import sys
+import warnings
 from collections.abc import Callable
 
 from fourm.errors import FourmError
@@ -103,13 +104,21 @@ def parse_assignments(items: list[str], option: str) -> dict[str, str]:
     return out
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one ``warning: msg`` line on stderr (no source line, no file path)."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def friendly_errors(main: Callable[..., int | None]) -> Callable[..., int]:
-    """Decorator for CLI mains: FourmError (and missing files) -> ``error: msg`` on stderr, exit 2."""
+    """Decorator for CLI mains: FourmError (and missing files) -> ``error: msg`` on stderr, exit 2;
+    warnings -> one ``warning: msg`` line each."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
         try:
-            return main(*args, **kwargs) or 0
+            with warnings.catch_warnings():
+                warnings.showwarning = _warning_line
+                return main(*args, **kwargs) or 0
         except (FourmError, FileNotFoundError) as e:
             message = " ".join(str(e).split("\n"))  # one line, whatever the message holds
             print(f"error: {message}", file=sys.stderr)

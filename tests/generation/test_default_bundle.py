@@ -54,3 +54,17 @@ def test_boxes_from_an_image_draw_once_where_nothing_reranks(pipe):
     assert result.values["bboxes"] == again.values["bboxes"]
     assert result.values["caption"] == again.values["caption"]
     assert all(len(boxes) >= 1 for boxes in result.values["bboxes"])
+
+
+def test_cli_prints_the_warning_as_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    from fourm.cli.generate import main
+
+    image = tmp_path / "scene.png"
+    Image.fromarray(render_sample(index=7, seed=123)["rgb"]).save(image)
+    args = ["--cond", f"rgb={image}", "--target", "bboxes", "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(["--model", str(DEFAULT_BUNDLE), *args]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == ["warning: target 'bboxes': one draw instead of 8 candidates: no given condition that "
+                   "the model predicts can rerank them (set rerank_by to name one)"]  # fmt: skip
