@@ -9,6 +9,7 @@ feeds the model's patch modalities that read it, e.g. rgb_pixels, as ``generate.
 
 - rgb -> semseg: mIoU, pixel accuracy vs ground truth;  rgb -> depth: MAE, RMSE, abs-rel, delta1;
 - rgb -> caption: attribute accuracy vs the true caption, and its relations checked on the true image;
+- rgb -> bboxes (detection): count, label F1, matched box IoU and F1 at IoU 0.5 vs the true boxes;
 - caption -> rgb: the rgb checker (presence, shape, size, relations) against the caption;
 - caption -> bboxes -> rgb (chained): the same, plus IoU of the generated boxes with the rgb's blobs.
 

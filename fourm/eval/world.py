@@ -13,7 +13,8 @@ or all of it, files included: :func:`run_world_eval` (``bench/eval_world.py`` is
 Tasks (each one batched generation with the pipeline's default targets; a given rgb image is read
 as the model's patch modality that reads it, e.g. rgb_pixels, alone or with its tokens: the
 pipeline's ``image_inputs``, as ``generate.py`` does):
-rgb -> semseg, rgb -> depth, rgb -> caption, caption -> rgb, caption -> bboxes -> rgb (chained).
+rgb -> semseg, rgb -> depth, rgb -> caption, rgb -> bboxes, caption -> rgb, caption -> bboxes -> rgb
+(chained).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from fourm.eval.world_scores import (
     caption_scores,
     checker_scores,
     depth_scores,
+    detection_scores,
     label_f1,
     mean_defined,
     psnr,
@@ -56,6 +58,7 @@ TASKS = {  # name -> (conditions, targets in chain order)
     "rgb_to_semseg": (("rgb",), ("semseg",)),
     "rgb_to_depth": (("rgb",), ("depth",)),
     "rgb_to_caption": (("rgb",), ("caption",)),
+    "rgb_to_bboxes": (("rgb",), ("bboxes",)),
     "caption_to_rgb": (("caption",), ("rgb",)),
     "caption_to_bboxes_to_rgb": (("caption",), ("bboxes", "rgb")),
 }
@@ -184,6 +187,7 @@ def _references(pipe, samples: list[dict], batch: int, seed: int, num_classes: i
         "bboxes_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(recon_text["bboxes"], captions)])),
         "bboxes_relation_acc": mean_defined([box_relation_acc(b, c) for b, c in zip(recon_text["bboxes"], captions)]),
         "boxes_per_sample": float(np.mean([len(b) for b in recon_text["bboxes"]])),
+        "bboxes_detection": detection_scores(recon_text["bboxes"], samples),
     }
     mean_depth = float(np.mean([s["depth"] for s in samples]))
     results["baselines"] = {
@@ -196,6 +200,7 @@ def _references(pipe, samples: list[dict], batch: int, seed: int, num_classes: i
             **caption_scores([o["caption"] for o in other], samples),
             "relation_acc_on_gt_image": relations_on_truth([o["caption"] for o in other], samples),
         },
+        "bboxes_other_scene": detection_scores([o["bboxes"] for o in other], samples),
         "bbox_labels_other_scene_f1": float(np.mean([label_f1(o["bboxes"], c) for o, c in zip(other, captions)])),
         # the true labels at another scene's box positions (about half of the relations hold by chance)
         "bbox_relations_other_positions": mean_defined(
@@ -224,6 +229,13 @@ def score_task(task: str, generated: dict[str, list], samples: list[dict], num_c
         return {
             **caption_scores(g["caption"], samples),
             "relation_acc_on_gt_image": relations_on_truth(g["caption"], samples),
+        }
+    if task == "rgb_to_bboxes":  # detection: the true boxes found, labelled and placed
+        return {
+            **detection_scores(g["bboxes"], samples),
+            "relation_acc": mean_defined([box_relation_acc(b, c) for b, c in zip(g["bboxes"], captions)]),
+            "parse_failures": float(np.mean([bool(f) for f in g.get("bboxes_parse_failures", [])] or [0.0])),
+            "boxes_per_sample": float(np.mean([len(b) for b in g["bboxes"]])),
         }
     if task == "caption_to_rgb":
         return checker_scores(g["rgb"], captions)

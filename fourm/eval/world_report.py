@@ -44,6 +44,11 @@ TABLE = [  # (row label, metric, model path, ceiling path, baseline path); paths
     ("rgb->caption", "relations on gt", "rgb_to_caption.relation_acc_on_gt_image",
      "tokenizer_ceiling.caption.relation_acc_on_gt_image", "baselines.caption_other_scene.relation_acc_on_gt_image"),
 ] + [
+    ("rgb->bboxes", metric, f"rgb_to_bboxes.{m}", f"tokenizer_ceiling.bboxes_detection.{m}",
+     f"baselines.bboxes_other_scene.{m}")
+    for metric, m in (("count acc", "count_acc"), ("label F1", "label_f1"), ("box IoU", "box_iou"),
+                      ("F1 at IoU 0.5", "f1_50"))
+] + [
     (task, metric, f"{key}.{m}", f"tokenizer_ceiling.rgb_checker.{m}", f"baselines.checker_other_scene.{m}")
     for task, key in (("caption->rgb", "caption_to_rgb"), ("caption->bbox->rgb", "caption_to_bboxes_to_rgb"))
     for metric, m in (("presence", "presence"), ("shape acc", "shape_acc"), ("size acc", "size_acc"),
@@ -107,6 +112,7 @@ def save_examples(path: Path, samples: list[dict], gen: dict[str, dict[str, list
         "rgb->semseg": ("rgb_to_semseg", lambda g, i: colorize_semseg(g["semseg"][i])),
         "rgb->depth": ("rgb_to_depth", lambda g, i: colorize_depth(g["depth"][i])),
         "rgb->caption": ("rgb_to_caption", lambda g, i: g["caption"][i]),
+        "rgb->bboxes": ("rgb_to_bboxes", lambda g, i, s=samples: draw_boxes(s[i]["rgb"], g["bboxes"][i], labels=False)),
         "caption->rgb": ("caption_to_rgb", lambda g, i: g["rgb"][i]),
         "caption->bbox->rgb": (
             "caption_to_bboxes_to_rgb",

@@ -9,7 +9,7 @@ import numpy as np
 
 from fourm.data.world.palette import CLASS_NAMES
 from fourm.eval.aggregate import mean_scores
-from fourm.eval.boxes import best_assignment, label_matches, label_words
+from fourm.eval.boxes import best_assignment, box_iou, label_matches, label_words
 from fourm.eval.captions import caption_accuracy, parse_caption
 from fourm.eval.depth import depth_errors
 from fourm.eval.rgb_checker import check_rgb
@@ -68,6 +68,31 @@ def label_f1(boxes: list[dict], caption: str) -> float:
     fits = np.array([[0.0 if label_matches(g, *w) else -np.inf for w in want] for g in got]).reshape(len(got), len(want))
     tp = len(best_assignment(fits))
     return 2 * tp / (len(got) + len(want)) if got or want else 1.0
+
+
+def box_detection(boxes: list[dict], truth: list[dict], iou_threshold: float = 0.5) -> dict[str, float]:
+    """One image's boxes against its true boxes: ``count_acc`` (as many boxes as objects), ``box_iou``
+    (the true boxes matched one-to-one to boxes whose label fits them, by largest summed IoU; mean IoU per
+    true box, 0 where unmatched), ``label_f1`` (labels matched one-to-one, positions ignored) and ``f1_50``
+    (matches with a fitting label and IoU >= ``iou_threshold``, as detection benchmarks count them)."""
+    want = [(label_words(t["label"]), [float(v) for v in t["box"]]) for t in truth]
+    got = [(str(b.get("label", "")), [float(v) for v in b["box"]]) for b in boxes]
+    iou = np.array([[box_iou(gb, wb) for _, wb in want] for _, gb in got]).reshape(len(got), len(want))
+    fit = np.array([[label_matches(g, size, color, shape) for (size, color, shape), _ in want] for g, _ in got])
+    fit = fit.reshape(len(got), len(want)).astype(bool)
+    matched = best_assignment(np.where(fit, iou, -np.inf))
+    hits = int(sum(iou[r, c] >= iou_threshold for r, c in matched))
+    return {
+        "count_acc": float(len(got) == len(want)),
+        "box_iou": float(sum(iou[r, c] for r, c in matched) / len(want)) if want else float(not got),
+        "label_f1": 2 * len(matched) / (len(got) + len(want)) if got or want else 1.0,
+        "f1_50": 2 * hits / (len(got) + len(want)) if got or want else 1.0,
+    }
+
+
+def detection_scores(preds: list[list[dict]], samples: list[dict]) -> dict[str, float]:
+    """Mean :func:`box_detection` of predicted boxes against the samples' true boxes."""
+    return mean_scores(box_detection(p, s["bboxes"]) for p, s in zip(preds, samples))
 
 
 PLANAR_RELATIONS = {  # relation -> does it hold between box centres (ax, ay) and (bx, by), y down

@@ -187,3 +187,27 @@ def test_world_config_sets_how_the_val_scenes_are_made(bench, tmp_path, capsys):
     assert json.loads((out / "eval_world.json").read_text())["config"]["world"]["caption_order"] == "left_to_right"
     assert bench.main([*argv, "--data", str(tmp_path)]) == 2
     assert "error: a world config sets how world val scenes are made" in capsys.readouterr().err
+
+
+def test_box_detection_against_the_true_boxes():
+    from fourm.eval.world_scores import box_detection, detection_scores
+
+    circle = {"label": "small red circle", "box": [0.0, 0.0, 0.5, 0.5]}
+    square = {"label": "large blue square", "box": [0.5, 0.5, 1.0, 1.0]}
+    truth = [circle, square]
+    assert box_detection(truth, truth) == {"count_acc": 1.0, "box_iou": 1.0, "label_f1": 1.0, "f1_50": 1.0}
+    half = {"label": "small red circle", "box": [0.0, 0.0, 0.5, 0.25]}  # IoU 0.5 with the circle
+    assert box_detection([half], truth) == pytest.approx(
+        {"count_acc": 0.0, "box_iou": 0.25, "label_f1": 2 / 3, "f1_50": 2 / 3}
+    )
+    # a box on the circle with the wrong colour matches nothing; the square named twice matches once
+    wrong = {"label": "small green circle", "box": circle["box"]}
+    assert box_detection([wrong, square, square], truth) == pytest.approx(
+        {"count_acc": 0.0, "box_iou": 0.5, "label_f1": 0.4, "f1_50": 0.4}
+    )
+    # labels fit but the boxes are swapped: found and named, not placed
+    swapped = [{"label": circle["label"], "box": square["box"]}, {"label": square["label"], "box": circle["box"]}]
+    assert box_detection(swapped, truth) == {"count_acc": 1.0, "box_iou": 0.0, "label_f1": 1.0, "f1_50": 0.0}
+    assert box_detection([], truth)["label_f1"] == 0.0 and box_detection([], [])["box_iou"] == 1.0
+    means = detection_scores([truth, []], [{"bboxes": truth}, {"bboxes": truth}])
+    assert means["count_acc"] == 0.5 and means["box_iou"] == 0.5
