@@ -81,7 +81,7 @@ def box_detection(boxes: list[dict], truth: list[dict], iou_threshold: float = 0
     fit = np.array([[label_matches(g, size, color, shape) for (size, color, shape), _ in want] for g, _ in got])
     fit = fit.reshape(len(got), len(want)).astype(bool)
     matched = best_assignment(np.where(fit, iou, -np.inf))
-    hits = int(sum(iou[r, c] >= iou_threshold for r, c in matched))
+    hits = len(best_assignment(np.where(fit & (iou >= iou_threshold), iou, -np.inf)))
     return {
         "count_acc": float(len(got) == len(want)),
         "box_iou": float(sum(iou[r, c] for r, c in matched) / len(want)) if want else float(not got),
