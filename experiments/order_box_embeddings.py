@@ -19,14 +19,12 @@ import numpy as np
 import torch
 
 from fourm.model.fourm import FourM
+from tokenizers_zoo.text import TextTokenizer
 from tokenizers_zoo.text.vocabulary import coord_token
 
 
-def coordinate_ids(tokenizer_dir: Path, axis: str, bins: int) -> list[int]:
-    """Token ids of [axis=0] .. [axis=bins-1] in the text tokenizer saved at ``tokenizer_dir``."""
-    from tokenizers_zoo.text import TextTokenizer
-
-    tok = TextTokenizer.from_pretrained(tokenizer_dir)
+def coordinate_ids(tok: TextTokenizer, axis: str, bins: int) -> list[int]:
+    """Token ids of [axis=0] .. [axis=bins-1] in the text tokenizer ``tok``."""
     return [tok.token_id(coord_token(axis, i)) for i in range(bins)]
 
 
@@ -53,9 +51,10 @@ def main() -> None:
     m = names.index(args.modality)
     enc_off = sum(emb.vocab_sizes[:m])
     dec_off = sum(emb.seq_sizes[:m])
+    tok = TextTokenizer.from_pretrained(Path(args.tokenizer))
     with torch.no_grad():
         for axis in ("x", "y"):
-            ids = torch.tensor(coordinate_ids(Path(args.tokenizer), axis, args.bins))
+            ids = torch.tensor(coordinate_ids(tok, axis, args.bins))
             enc, dec = emb.enc_tokens[enc_off + ids], emb.dec_tokens[dec_off + ids]
             print(f"{axis}: encoder {cosine_by_distance(enc)}, decoder {cosine_by_distance(dec)}")
             scale = enc.norm(dim=1).mean() / dec.norm(dim=1).mean()

@@ -26,12 +26,14 @@ import torch
 from fourm.eval.world import given, load_eval_pipeline, load_samples
 from fourm.generation.rerank import log_likelihood
 
-AXES = {  # axis -> (relation words and their opposites, mirror of one box [x0, y0, x1, y1])
+AXES = {  # axis -> (relation words and their opposites, mirror of one box [x0, y0, x1, y1], of an image or None)
     "left/right": (
         {"to the left of": "to the right of", "to the right of": "to the left of"},
         lambda b: [1 - b[2], b[1], 1 - b[0], b[3]],
+        lambda image: np.ascontiguousarray(image[:, ::-1]),
     ),
-    "above/below": ({"above": "below", "below": "above"}, lambda b: [b[0], 1 - b[3], b[2], 1 - b[1]]),
+    # no image probe: objects stand on the ground, so an upside-down scene is unlike any other
+    "above/below": ({"above": "below", "below": "above"}, lambda b: [b[0], 1 - b[3], b[2], 1 - b[1]], None),
 }
 
 
@@ -41,12 +43,11 @@ def swap_words(text: str, swap: dict[str, str]) -> str:
     return pattern.sub(lambda m: swap[m.group(0)], text)
 
 
-def binding(pipe, samples: list[dict], swap: dict, mirror, batch: int = 32) -> dict[str, np.ndarray]:
-    """Per scene (nats): the boxes' and (left/right only) the rgb tokens' binding margins, and the
+def binding(pipe, samples: list[dict], swap: dict, mirror, flip_image, batch: int = 32) -> dict[str, np.ndarray]:
+    """Per scene (nats): the boxes' and (with ``flip_image``) the rgb tokens' binding margins, and the
     reverse margin log p(c | boxes) - log p(c' | boxes)."""
     sos = pipe.codec("caption").sos
     out: dict[str, list] = {"boxes": [], "caption": [], "rgb": []}
-    flip_image = mirror([0.1, 0.2, 0.3, 0.4])[1] == 0.2  # a left/right mirror keeps y
     with torch.no_grad():
         for start in range(0, len(samples), batch):
             chunk = samples[start : start + batch]
@@ -56,9 +57,9 @@ def binding(pipe, samples: list[dict], swap: dict, mirror, batch: int = 32) -> d
             targets = {
                 "boxes": ("bboxes", sos, boxes, [[{"label": b["label"], "box": mirror(b["box"])} for b in bs] for bs in boxes]),
             }
-            if flip_image:
+            if flip_image is not None:
                 images = [s["rgb"] for s in chunk]
-                targets["rgb"] = ("rgb", 0, images, [np.ascontiguousarray(i[:, ::-1]) for i in images])
+                targets["rgb"] = ("rgb", 0, images, [flip_image(i) for i in images])
             for key, (name, start_id, true, mirrored) in targets.items():
                 lp = {}
                 for which, text in (("c", captions), ("s", swapped)):
@@ -82,9 +83,9 @@ def main() -> None:
     pipe = load_eval_pipeline(args.model)
     samples = load_samples(None, args.num, "val", pipe)
     print(f"{'relations':<12}{'probe':<18}{'scenes':>7}{'margin > 0':>12}{'mean margin':>13}")
-    for axis, (swap, mirror) in AXES.items():
+    for axis, (swap, mirror, flip_image) in AXES.items():
         chosen = [s for s in samples if any(w in s["caption"].lower() for w in swap)]
-        for key, margin in binding(pipe, chosen, swap, mirror).items():
+        for key, margin in binding(pipe, chosen, swap, mirror, flip_image).items():
             probe = {"boxes": "caption -> boxes", "rgb": "caption -> rgb", "caption": "boxes -> caption"}[key]
             print(f"{axis:<12}{probe:<18}{len(margin):>7}{(margin > 0).mean():>12.3f}{margin.mean():>13.2f}")
 

@@ -217,6 +217,16 @@ def moved_boxes(boxes: list[dict], elsewhere: list[dict]) -> list[dict]:
     return [{"label": b["label"], "box": list(elsewhere[i % len(elsewhere)]["box"])} for i, b in enumerate(boxes)]
 
 
+def box_counts(generated: dict[str, list]) -> dict[str, float]:
+    """Of a task's generated boxes: ``parse_failures`` (share of samples with a group that did not
+    parse, dropped before any later target) and ``boxes_per_sample``."""
+    failures = [bool(f) for f in generated.get("bboxes_parse_failures", [])]
+    return {
+        "parse_failures": float(np.mean(failures or [0.0])),
+        "boxes_per_sample": float(np.mean([len(b) for b in generated["bboxes"]])),
+    }
+
+
 def score_task(task: str, generated: dict[str, list], samples: list[dict], num_classes: int) -> dict:
     """The scores of one task (a key of TASKS) from its generated values."""
     captions = [s["caption"] for s in samples]
@@ -234,8 +244,7 @@ def score_task(task: str, generated: dict[str, list], samples: list[dict], num_c
         return {
             **detection_scores(g["bboxes"], samples),
             "relation_acc": mean_defined([box_relation_acc(b, c) for b, c in zip(g["bboxes"], captions)]),
-            "parse_failures": float(np.mean([bool(f) for f in g.get("bboxes_parse_failures", [])] or [0.0])),
-            "boxes_per_sample": float(np.mean([len(b) for b in g["bboxes"]])),
+            **box_counts(g),
         }
     if task == "caption_to_rgb":
         return checker_scores(g["rgb"], captions)
@@ -245,9 +254,7 @@ def score_task(task: str, generated: dict[str, list], samples: list[dict], num_c
             "bbox_label_f1": float(np.mean([label_f1(b, c) for b, c in zip(g["bboxes"], captions)])),
             # the caption's left/right/above/below relations that the generated boxes keep
             "bbox_relation_acc": mean_defined([box_relation_acc(b, c) for b, c in zip(g["bboxes"], captions)]),
-            # share of samples whose generated boxes had a group that did not parse (dropped before rgb)
-            "parse_failures": float(np.mean([bool(f) for f in g.get("bboxes_parse_failures", [])] or [0.0])),
-            "boxes_per_sample": float(np.mean([len(b) for b in g["bboxes"]])),
+            **box_counts(g),
         }
     raise FourmError(f"unknown task '{task}' (known: {', '.join(TASKS)})")
 

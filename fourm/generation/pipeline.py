@@ -529,7 +529,7 @@ class FourMPipeline:
                 warnings.warn(
                     f"target '{t.modality}': one draw instead of {t.candidates} candidates: no given condition "
                     "that the model predicts can rerank them (set rerank_by to name one)",
-                    stacklevel=3,
+                    stacklevel=4,  # the caller of generate / generate_batch
                 )
                 t = replace(t, candidates=1)
             targets.append(t)
