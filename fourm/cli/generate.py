@@ -145,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", nargs="+", required=True, metavar="NAME", help="modalities to generate, in order")
     parser.add_argument(
         "--prefix", action="append", default=[], metavar="NAME=VALUE",
-        help="partial value of a sequence target that generation continues, e.g. caption='the red'",
+        help="partial value of a sequence target that generation continues, e.g. caption='the red' "
+        "(default: the bundle's generation.json prefix, if any; NAME= for none)",
     )  # fmt: skip
-    parser.add_argument("--caption-prefix", default=None, metavar="TEXT", help="same as --prefix caption=TEXT")
+    parser.add_argument("--caption-prefix", default=None, metavar="TEXT", help="same as --prefix caption=TEXT ('' for none)")
     for option in TARGET_OPTIONS:
         parser.add_argument(
             f"--{option.replace('_', '-')}", action="append", default=[], metavar="NAME=VALUE",
@@ -355,8 +356,10 @@ def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides,
     from fourm.generation.export import save_prompt_results
     from fourm.generation.pipeline import FourMPipeline
 
-    if prefixes:
-        raise FourmError("--prefix / --caption-prefix do not apply to --prompts (give the conditions in the file)")
+    for name, text in prefixes.items():  # one prefix for every prompt: the target's own
+        if name not in overrides:
+            raise FourmError(f"--prefix {name}=...: '{name}' is not a target (targets: {', '.join(targets)})")
+        overrides[name]["prefix"] = text
     start = time.perf_counter()
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
     pipe.precision = "fp32" if args.fp32 else args.precision

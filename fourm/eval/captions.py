@@ -112,7 +112,9 @@ def caption_accuracy(pred: ParsedCaption | str, true: ParsedCaption | str) -> di
     - ``pair_precision`` / ``pair_recall`` / ``pair_f1``: (colour, shape) pairs, as sets;
     - ``color_precision`` / ``color_recall`` and ``shape_precision`` / ``shape_recall``: as sets;
     - ``size_acc``: matched pairs whose stated size is right (NaN if no matched pair states one);
-    - ``count_acc``: 1 if the caption's object count equals the true count;
+    - ``count_acc``: 1 if the caption's object count (the one it states, else the objects it names)
+      equals the true count; ``listed_count_acc``: 1 if the distinct objects it names are as many
+      (a caption stating "three shapes" that names one of them twice is right by the first only);
     - ``exact``: 1 if the (colour, shape) pairs are exactly the true ones.
     """
     pred = parse_caption(pred) if isinstance(pred, str) else pred
@@ -133,5 +135,6 @@ def caption_accuracy(pred: ParsedCaption | str, true: ParsedCaption | str) -> di
         sum(pred.objects[k] == true.objects[k] for k in sized) / len(sized) if sized else float("nan")
     )
     scores["count_acc"] = float(pred.count == len(true.objects))
+    scores["listed_count_acc"] = float(len(pred.objects) == len(true.objects))
     scores["exact"] = float(set(pred.objects) == set(true.objects))
     return scores

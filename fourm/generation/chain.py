@@ -18,7 +18,7 @@ or from a YAML file (``GenerationPlan.from_file("plan.yaml")``)::
     eos: 2
 
 A condition on a target modality is partial: its tokens are kept (image: given positions; sequence:
-a prefix). With guidance, the unconditional pass holds the targets generated so far
+a prefix), and it conditions nothing but that target (the targets before it never see it). With guidance, the unconditional pass holds the targets generated so far
 (``grow_unconditional``), see :mod:`fourm.generation.guidance`.
 
 A continuous target (``value_dim`` > 0, :mod:`fourm.model.continuous`) has scheme ``value``: its
@@ -85,6 +85,10 @@ class GenerationTarget(Config):
     the model predicts), the reverse task as verifier (:mod:`fourm.generation.rerank`).
     ``no_repeat_ngram`` n > 0 (scheme ar): no n tokens in a row occur twice in a sequence (as
     ``no_repeat_ngram_size`` in Hugging Face generation), e.g. a caption naming one object twice.
+    ``prefix`` (scheme ar): raw text the sequence starts with when the caller gives no partial of it,
+    e.g. "there" so that a caption states its count first ("there are three shapes: ...").
+    :class:`~fourm.generation.pipeline.FourMPipeline` encodes it as the target's partial;
+    :func:`generate_chained` takes the partial's tokens only, and refuses a prefix without them.
     """
 
     modality: str
@@ -105,6 +109,7 @@ class GenerationTarget(Config):
     rerank_by: list[str] = field(default_factory=list)
     value_rounds: int = 1  # scheme value: rounds of progressive generation (1 = all tokens in one pass)
     no_repeat_ngram: int = 0  # scheme ar: n > 0 bans repeating any n tokens in a row (0 = off)
+    prefix: str | None = None  # scheme ar: raw text to start from when no partial is given (None = none)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -131,6 +136,8 @@ class GenerationTarget(Config):
             raise FourmError(
                 f"{where}: no_repeat_ngram must be >= 0 and applies to scheme ar only, got {self.no_repeat_ngram}"
             )
+        if self.prefix is not None and (not isinstance(self.prefix, str) or self.scheme != "ar"):
+            raise FourmError(f"{where}: prefix must be text and applies to scheme ar only, got {self.prefix!r}")
         try:
             check_sampling_args(min(self.temperature, self.temperature_end), self.top_k, self.top_p)
             self.guidance()
@@ -344,7 +351,11 @@ class _Chain:
         return {m: GivenTokens.at(ids.to(self.device)) for m, ids in extra if m not in given}
 
     def best_of(
-        self, target: GenerationTarget, given: Mapping[str, GivenTokens], generated: Mapping[str, GivenTokens]
+        self,
+        target: GenerationTarget,
+        given: Mapping[str, GivenTokens],
+        generated: Mapping[str, GivenTokens],
+        partial: GivenTokens | None = None,
     ) -> tuple[Tensor, GivenTokens, dict[str, GivenTokens]]:
         """``target.candidates`` draws, each scored by sum over s in rerank_by of log p(s | the draw and
         the inputs derived from it) -> the best per sample: (sampled tokens, conditioning tokens, derived
@@ -360,7 +371,7 @@ class _Chain:
         unconditional = generated if self.plan.grow_unconditional else {}
         draws, conditioning, scores = [], [], []
         for _ in range(target.candidates):
-            tokens, finished = self.sample(target, available, unconditional, given.get(name))
+            tokens, finished = self.sample(target, available, unconditional, partial)
             context = {**self.derived(name, finished, {}), name: finished}
             score = torch.zeros(self.num_samples, device=self.device)
             for s in scored:
@@ -405,6 +416,14 @@ def generate_chained(
     plan.check(config)
     device = next(model.parameters()).device
     given = normalize_conditions(config, conditions, num_samples, device)
+    names = {t.modality for t in plan.targets}
+    partials = {n: given.pop(n) for n in list(given) if n in names}  # continued by their target alone
+    for t in plan.targets:
+        if t.prefix and t.modality not in partials:
+            raise FourmError(
+                f"target '{t.modality}': prefix {t.prefix!r} is raw text; give its tokens as the partial "
+                f"condition '{t.modality}' (FourMPipeline encodes it)"
+            )
     chain = _Chain(
         model, plan, num_samples, device, make_generator(seed, device), use_cache, progress,
         grammars or {}, clean or {}, derive or {},
@@ -418,11 +437,11 @@ def generate_chained(
         for target in tqdm(plan.targets, desc="targets", disable=not progress or len(plan.targets) == 1):
             name = target.modality
             if target.candidates > 1:
-                tokens, finished, extra = chain.best_of(target, given, generated)
+                tokens, finished, extra = chain.best_of(target, given, generated, partials.get(name))
             else:
                 available = {m: g for m, g in {**given, **generated}.items() if m != name}
                 unconditional = generated if plan.grow_unconditional else {}
-                tokens, finished = chain.sample(target, available, unconditional, given.get(name))
+                tokens, finished = chain.sample(target, available, unconditional, partials.get(name))
                 extra = chain.derived(name, finished, given)
             outputs[name] = tokens
             if config.modalities[name].input:

@@ -19,7 +19,9 @@ A continuous modality (``value_dim`` > 0, :mod:`fourm.model.continuous`; its cod
 float32 array (L * C,), ``result.tokens`` holds the values (B, L * C); it conditions the later
 targets like any other, and is given as a condition as its float vector.
 A sequence target may start from a given prefix (``partial={"bboxes": "circle 0.1 0.1 0.4 0.4"}``,
-``caption_prefix="the red"``); generation continues after it.
+``caption_prefix="the red"``); generation continues after it. Without one, a target's own ``prefix``
+(e.g. the bundle's generation.json ``{"caption": {"prefix": "there"}}``) is its partial; an empty
+partial (``caption_prefix=""``) turns it off. The plan of the result records the prefix used.
 
 Groups of a structured sequence that do not parse (a box, colour or metadata entry; possible with
 the grammar off, with a malformed given prefix, or for metadata, which has no grammar) are left out
@@ -464,6 +466,7 @@ class FourMPipeline:
         if num_samples < 1:
             raise FourmError(f"num_samples must be >= 1, got {num_samples}")
 
+        plan, partial = self._with_prefixes(plan, partial)
         conditions = self.with_patch_conditions(conditions)
         given: dict[str, GivenTokens] = {}
         raw: dict[str, Any] = {}
@@ -504,6 +507,7 @@ class FourMPipeline:
                 raise FourmError(f"modality '{name}' cannot be a condition: the model does not read it (input: false)")
         if num_samples < 1:
             raise FourmError(f"num_samples must be >= 1, got {num_samples}")
+        plan, partial = self._with_prefixes(plan, {})
         full = [self.with_patch_conditions(p) for p in prompts]
         conditions = full[0]
         batch = len(prompts) * num_samples
@@ -515,17 +519,37 @@ class FourMPipeline:
             ids = codec.encode(raws).repeat_interleave(num_samples, dim=0)  # (batch, L)
             given[name] = given_rows(codec, ids)
             rows[name] = [r for r in raws for _ in range(num_samples)]
+        for name, value in partial.items():  # the targets' own prefixes, the same for every prompt
+            given[name], _ = self._given(name, value, prefix=True)
         return self._run(plan, conditions, given, rows, batch, seed, progress, decode)
+
+    @staticmethod
+    def _with_prefixes(plan: GenerationPlan, partial: Mapping[str, Any]) -> tuple[GenerationPlan, dict[str, Any]]:
+        """(``plan`` whose targets record the prefix they start from, the partials to encode): a given
+        partial wins over the target's own ``prefix``; an empty text partial means none."""
+        out = dict(partial)
+        targets = []
+        for t in plan.targets:
+            value = out.get(t.modality, t.prefix)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                out.pop(t.modality, None)
+                value = None
+            else:
+                out[t.modality] = value
+            targets.append(replace(t, prefix=value if isinstance(value, str) and t.scheme == "ar" else None))
+        return replace(plan, targets=targets), out
 
     def _rerankable(self, plan: GenerationPlan, given: Mapping[str, GivenTokens]) -> GenerationPlan:
         """``plan`` with one draw for a target whose default candidates nothing would rerank (no
         ``rerank_by`` and no given condition the model predicts, e.g. boxes from an image read as pixels),
         with a warning: the bundle's best-of-n defaults are for conditions that can check them (boxes
         from a caption). Candidates other than the default stay, and generation refuses them."""
+        names = {t.modality for t in plan.targets}
+        conditions = [m for m in given if m not in names]  # a target's partial conditions nothing else
         targets = []
         for t in plan.targets:
             default = t.candidates == self.default_target(t.modality).candidates
-            if t.candidates > 1 and default and not t.rerank_by and not automatic_rerank_by(self.model.config, t.modality, list(given)):
+            if t.candidates > 1 and default and not t.rerank_by and not automatic_rerank_by(self.model.config, t.modality, conditions):
                 warnings.warn(
                     f"target '{t.modality}': one draw instead of {t.candidates} candidates: no given condition "
                     "that the model predicts can rerank them (set rerank_by to name one)",

@@ -81,5 +81,9 @@ def test_accuracy_perfect_missing_and_wrong():
     assert wrong["count_acc"] == 1.0
     sizes = caption_accuracy("A large red circle, a large blue square and a large green star.", true)
     assert sizes["size_acc"] == pytest.approx(1 / 3)
+    # a stated count right while one object is named twice: right by count_acc, not by listed_count_acc
+    twice = caption_accuracy("There are three shapes: a small red circle, a large blue square and a large blue square.", true)
+    assert (twice["count_acc"], twice["listed_count_acc"]) == (1.0, 0.0)
+    assert (missing["listed_count_acc"], wrong["listed_count_acc"]) == (0.0, 1.0)
     empty = caption_accuracy("", true)
     assert empty["pair_recall"] == 0.0 and empty["pair_f1"] == 0.0 and math.isnan(empty["size_acc"])

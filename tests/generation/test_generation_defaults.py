@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -237,3 +238,77 @@ def test_guidance_on_the_first_target_has_an_empty_unconditional_pass(pipe):
         finally:
             pipe.autocast = False
         assert result.parse_failures["bboxes"] == [[], []] and result.tokens["rgb"].shape == (2, 16)
+
+
+# ------------------------------------------------------------------------------ default prefixes
+
+
+def test_a_target_prefix_starts_the_sequence_unless_a_partial_is_given(pipe):
+    prefix = pipe.tokenize("caption", ["there are"], prefix=True)  # (1, n), no [EOS]
+    pipe.set_defaults("caption", prefix="there are", temperature=0.0)
+    try:
+        result = pipe.generate({}, ["caption"], num_samples=2, progress=False)
+        assert torch.equal(result.tokens["caption"][:, : prefix.shape[1]], prefix.expand(2, -1))
+        assert result.plan.targets[0].prefix == "there are"  # recorded as used
+        given = pipe.generate({}, ["caption"], num_samples=2, caption_prefix="a red", progress=False)
+        assert given.plan.targets[0].prefix == "a red" and all(c.startswith("a red") for c in given.values["caption"])
+        off = pipe.generate({}, ["caption"], num_samples=2, caption_prefix="", progress=False)
+        plain = pipe.generate({}, [pipe.default_target("caption", prefix=None)], num_samples=2, progress=False)
+        assert off.plan.targets[0].prefix is None and torch.equal(off.tokens["caption"], plain.tokens["caption"])
+        # batched prompts start from the target's prefix too, every row
+        size = pipe.codec("rgb").image_size
+        images = [{"rgb": np.full((size, size, 3), v, np.uint8)} for v in (0, 200)]
+        batch = pipe.generate_batch(images, ["caption"], num_samples=2, progress=False)
+        assert torch.equal(batch.tokens["caption"][:, : prefix.shape[1]], prefix.expand(4, -1))
+        assert batch.plan.targets[0].prefix == "there are"
+    finally:
+        pipe.generation_defaults.clear()
+
+
+def test_prefix_is_checked_and_needs_its_tokens_below_the_pipeline(pipe):
+    with pytest.raises(FourmError, match="target 'rgb': prefix must be text and applies to scheme ar only"):
+        pipe.default_target("rgb", prefix="a red")
+    plan = pipe.plan([pipe.default_target("caption", prefix="a red")])
+    with pytest.raises(FourmError, match="target 'caption': prefix 'a red' is raw text; give its tokens"):
+        chain.generate_chained(pipe.model, {}, plan)
+
+
+def test_cli_uses_the_bundles_prefix_and_caption_prefix_overrides_it(bundle, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    copy = tmp_path / "b"
+    shutil.copytree(bundle, copy)
+    (copy / GENERATION_FILE).write_text(json.dumps({"targets": {"caption": {"prefix": "there are", "temperature": 0.0}}}))
+    image = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 30, 3), 90, np.uint8)).save(image)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"rgb": str(image)}) + "\n")
+    runs = {  # name -> (extra args, prefix recorded in the plan)
+        "default": (["--cond", f"rgb={image}"], "there are"),
+        "given": (["--cond", f"rgb={image}", "--caption-prefix", "a red"], "a red"),
+        "off": (["--cond", f"rgb={image}", "--caption-prefix", ""], None),
+        "prompts": (["--prompts", str(prompts), "--prefix", "caption=a red"], "a red"),
+    }
+    for name, (extra, recorded) in runs.items():
+        out = tmp_path / name
+        assert main(["--model", str(copy), "--out", str(out), "--no-progress", "--fp32", "--target", "caption", *extra]) == 0
+        info = json.loads((out / "sequences.json").read_text())
+        assert info["plan"]["targets"][0]["prefix"] == recorded, name
+        sample = info["samples"][0]
+        caption = sample.get("outputs", sample)["caption"]  # a --prompts run nests its outputs
+        assert caption.startswith(recorded) if recorded else not caption.startswith("there are"), (name, caption)
+
+
+def test_a_later_targets_prefix_conditions_no_earlier_target(pipe):
+    """A caption's prefix is continued by the caption alone: the boxes drawn before it are the same with or
+    without it (they used to be conditioned on the unfinished caption)."""
+    boxes = pipe.default_target("bboxes", temperature=0.0)
+    runs = [
+        pipe.generate({"rgb": np.zeros((8, 8, 3), np.uint8)}, [boxes, "caption"], num_samples=2, seed=5,
+                      caption_prefix=prefix, progress=False)
+        for prefix in ("", "a red")
+    ]  # fmt: skip
+    assert torch.equal(runs[0].tokens["bboxes"], runs[1].tokens["bboxes"])
+    assert all(c.startswith("a red") for c in runs[1].values["caption"])
