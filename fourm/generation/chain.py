@@ -18,8 +18,9 @@ or from a YAML file (``GenerationPlan.from_file("plan.yaml")``)::
     eos: 2
 
 A condition on a target modality is partial: its tokens are kept (image: given positions; sequence:
-a prefix), and it conditions nothing but that target (the targets before it never see it). With guidance, the unconditional pass holds the targets generated so far
-(``grow_unconditional``), see :mod:`fourm.generation.guidance`.
+a prefix), and it conditions nothing but that target (the targets before it never see it). With
+guidance, the unconditional pass holds the targets generated so far (``grow_unconditional``), see
+:mod:`fourm.generation.guidance`.
 
 A continuous target (``value_dim`` > 0, :mod:`fourm.model.continuous`) has scheme ``value``: its
 value head reads one decoder pass (a regression head gives the vector; a diffusion head samples it in
