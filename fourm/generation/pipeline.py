@@ -141,6 +141,22 @@ def _layered(*layers: Mapping[str, Any]) -> dict[str, Any]:
 SEQUENCE_CODECS = (SequenceCodec, DynamicImageCodec)  # rows valid up to [EOS], [PAD] after it
 
 
+def check_sequence_length(codec, name: str, raws: Sequence[Any], prefix: bool, stacklevel: int) -> None:
+    """Raw values of sequence modality ``name`` longer than it holds: a warning for a condition (the
+    model reads only its first ``codec.length`` tokens), a FourmError for a prefix that leaves no room
+    to continue. ``stacklevel``: of the warning, pointing at the caller of the pipeline."""
+    if not isinstance(codec, SEQUENCE_CODECS) or not raws:
+        return
+    longest = max(codec.encode_unpadded(list(raws))[1])  # tokens with [EOS], before truncation
+    if prefix and longest - 1 >= codec.length:
+        raise FourmError(f"prefix of '{name}': {longest - 1} tokens leave no room in its {codec.length} (shorten it)")
+    if not prefix and longest > codec.length:
+        warnings.warn(
+            f"condition '{name}': {longest} tokens, more than the model's {codec.length}: the rest is cut",
+            stacklevel=stacklevel,
+        )
+
+
 def given_rows(codec: Codec, ids: Tensor) -> GivenTokens:
     """Encoded rows (B, L) of a whole condition as the model reads them: a continuous modality's
     values, pixel patches, a sequence valid up to its [EOS], or ids at their grid positions."""
@@ -421,6 +437,7 @@ class FourMPipeline:
                 return GivenTokens.at(ids), None
             return given_rows(codec, ids), None  # decoded per sample after generation
         raw = codec.normalize(value)
+        check_sequence_length(codec, name, [raw], prefix, stacklevel=4)  # the caller of generate
         ids = codec.encode([raw], prefix=prefix)
         if isinstance(codec, SEQUENCE_CODECS) and not prefix:
             given = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
@@ -516,6 +533,7 @@ class FourMPipeline:
         for name in conditions:
             codec = self.codec(name)
             raws = [codec.normalize(p[name]) for p in full]
+            check_sequence_length(codec, name, raws, False, stacklevel=3)  # the caller of generate_batch
             ids = codec.encode(raws).repeat_interleave(num_samples, dim=0)  # (batch, L)
             given[name] = given_rows(codec, ids)
             rows[name] = [r for r in raws for _ in range(num_samples)]

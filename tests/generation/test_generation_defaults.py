@@ -5,6 +5,7 @@ target of a chain (an unconditional pass with no encoder token at all)."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +313,19 @@ def test_a_later_targets_prefix_conditions_no_earlier_target(pipe):
     ]  # fmt: skip
     assert torch.equal(runs[0].tokens["bboxes"], runs[1].tokens["bboxes"])
     assert all(c.startswith("a red") for c in runs[1].values["caption"])
+
+
+def test_a_too_long_condition_warns_and_a_too_long_prefix_is_refused(pipe):
+    length = pipe.codec("caption").length
+    long_caption = " ".join(["red"] * (length + 5))
+    with pytest.warns(UserWarning, match=f"condition 'caption': .* tokens, more than the model's {length}: the rest is cut") as seen:
+        pipe.generate({"caption": long_caption}, ["rgb"], progress=False)
+    assert seen[0].filename == __file__  # it points at the caller
+    with pytest.warns(UserWarning, match="the rest is cut") as seen:
+        pipe.generate_batch([{"caption": long_caption}, {"caption": "a red circle"}], ["rgb"], progress=False)
+    assert seen[0].filename == __file__
+    with pytest.raises(FourmError, match=f"prefix of 'caption': .* tokens leave no room in its {length}"):
+        pipe.generate({}, ["caption"], caption_prefix=long_caption, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a caption that fits: no warning
+        pipe.generate({"caption": "a red circle"}, ["rgb"], progress=False)
