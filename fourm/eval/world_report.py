@@ -41,6 +41,8 @@ TABLE = [  # (row label, metric, model path, ceiling path, baseline path); paths
      "baselines.caption_other_scene.shape_recall"),
     ("rgb->caption", "count acc", "rgb_to_caption.count_acc", "tokenizer_ceiling.caption.count_acc",
      "baselines.caption_other_scene.count_acc"),
+    ("rgb->caption", "distinct objects named = count", "rgb_to_caption.listed_count_acc",
+     "tokenizer_ceiling.caption.listed_count_acc", "baselines.caption_other_scene.listed_count_acc"),
     ("rgb->caption", "relations on gt", "rgb_to_caption.relation_acc_on_gt_image",
      "tokenizer_ceiling.caption.relation_acc_on_gt_image", "baselines.caption_other_scene.relation_acc_on_gt_image"),
 ] + [
