@@ -6,6 +6,7 @@
 #   runs/p16_c2b_mix        stage 3's mixture with caption -> bboxes at weight 0.40
 #   runs/p16_c2b_only2      p16_c2b_only + 1,000 more steps of caption -> bboxes alone (peak lr 2e-4)
 #   runs/p16_only_then_mix  p16_c2b_only + 1,000 steps of stage 3's mixture (peak lr 1e-4): kept or forgotten?
+#   runs/p16_only2_then_mix40  p16_c2b_only2 (shipped) + 1,000 steps of the 0.40 mixture (peak lr 1e-4)
 # Each model is bundled and probed (relation_sampling.py, relation_binding.py); the last two are also
 # evaluated (bench/eval_world.py, the quick start's prompt and its mirror).
 #   bash experiments/round16_run.sh   # resumes; a finished run is only bundled and evaluated
@@ -27,9 +28,10 @@ wait "$a"; wait "$b"
 train p16_c2b_only2 runs/p16_c2b_only "$C2B" 2e-4 & a=$!
 train p16_only_then_mix runs/p16_c2b_only configs/masking/mixture_chain_caption.yaml 1e-4 & b=$!
 wait "$a"; wait "$b"
+train p16_only2_then_mix40 runs/p16_c2b_only2 experiments/configs/masking/mixture_chain_caption_c2b.yaml 1e-4
 P="a small red circle to the left of a large blue square"
 R="a large blue square to the right of a small red circle"
-for name in p16_c2b_only p16_c2b_mix p16_c2b_only2 p16_only_then_mix; do
+for name in p16_c2b_only p16_c2b_mix p16_c2b_only2 p16_only_then_mix p16_only2_then_mix40; do
   bash scripts/bundle_world_model.sh "runs/$name/model" "runs/$name/bundle"
   python experiments/relation_sampling.py --model "runs/$name/bundle" > "runs/$name/relation_sampling.txt"
   python experiments/relation_binding.py --model "runs/$name/bundle" > "runs/$name/relation_binding.txt"
