@@ -3,12 +3,13 @@
 # world data -> image tokenizers -> text vocabulary, caption embeddings and their vector tokenizer ->
 # token dataset -> FourM (reads rgb as pixel patches, predicts rgb tokens and every other modality,
 # caption_embedding included) -> fp16 bundle with its generation defaults -> evaluation.
-# About 3 h 55 min on 2 CPU cores with AMX: tokenizers 40 min (two lanes of one thread), data and tokens
+# About 4 h 5 min on 2 CPU cores with AMX: tokenizers 40 min (two lanes of one thread), data and tokens
 # 15 min, FourM 80 min (a wall-time cap: configs/train/world_default.yaml's max_minutes), its patch stem's
 # CNN pretrained on segmentation (fourm-stem pretrain, 8 min), then 4,000 more steps (about 40 min),
-# 2,000 more with the rgb -> caption task (about 20 min) and 2,000 of caption -> bboxes alone (about 20
-# min), evaluation 5 min. With AVX512-BF16 but no AMX, FourM trains about 1.7x slower (1.05 vs 1.8
-# steps/s): stage 1 does fewer steps in its 80 minutes and stages 2, 3 and 4 take about 64, 35 and 33 min. In fp32
+# 2,000 more with the rgb -> caption task (about 20 min), 2,000 of caption -> bboxes alone (about 20
+# min) and 1,000 of the mixture again (about 10 min), evaluation 5 min. With AVX512-BF16 but no AMX,
+# FourM trains about 1.7x slower (1.05 vs 1.8 steps/s): stage 1 does fewer steps in its 80 minutes and
+# stages 2, 3, 4 and 5 take about 64, 35, 33 and 17 min. In fp32
 # (AVX2-only CPUs) the FourM run does about 4x fewer steps in its 80 minutes: raise it there
 # (FOURM_TRAIN_OVERRIDES="max_minutes=300" bash scripts/build_default_model.sh).
 # Every stage whose output exists is skipped, and FourM training resumes from its last checkpoint,
@@ -27,7 +28,8 @@ STEM=runs/default_stem            # stage 1's model with a pretrained conv_image
 MORE=runs/default_continued       # stage 2: 4,000 more steps
 CAPS=runs/default_captions        # stage 3: 2,000 more steps with the rgb -> caption task
 BOXES=runs/default_relations      # stage 4: 1,000 steps of caption -> bboxes alone
-LAST=runs/default_relations_2     # stage 4 again: 1,000 more
+BOXES2=runs/default_relations_2   # stage 4 again: 1,000 more
+LAST=runs/default_relations_mix   # stage 5: 1,000 steps of stage 3's mixture with caption -> bboxes at 40%
 STAGE=runs/default_stage          # the tokenizers, fp16 exactly as they ship, that made the tokens
 TOK=$STAGE/tokenizers
 todo() { [[ -n "${FORCE:-}" || ! -e "$1" ]]; }
@@ -77,7 +79,8 @@ if todo data/world_model_tokens; then model_tokens "$STAGE"; fi
 #    whose CNN path is pretrained on the scenes' segmentation (the model starts computing what it did);
 #    then stage 2: 4,000 more steps (configs/train/world_default_continued.yaml, init_from runs/default_stem)
 #    and stage 3: 2,000 more with the rgb -> caption task (configs/train/world_default_captions.yaml)
-#    and stage 4: caption -> bboxes alone, twice 1,000 steps (configs/train/world_default_relations.yaml)
+#    and stage 4: caption -> bboxes alone, twice 1,000 steps (configs/train/world_default_relations.yaml),
+#    then stage 5: 1,000 steps of the mixture with caption -> bboxes at 40% (world_default_relations_mix.yaml)
 # shellcheck disable=SC2086
 python train.py --config configs/train/world_default.yaml --out "$WORK" --resume auto ${FOURM_TRAIN_OVERRIDES:-}
 if todo "$STEM/stem_pretrain.json"; then
@@ -88,8 +91,10 @@ python train.py --config configs/train/world_default_captions.yaml --out "$CAPS"
 # stage 4: the caption -> bboxes task alone, 2 x 1,000 steps (configs/train/world_default_relations.yaml):
 # where the boxes learn the caption's relations
 python train.py --config configs/train/world_default_relations.yaml --out "$BOXES" --resume auto
-python train.py --config configs/train/world_default_relations.yaml --out "$LAST" --resume auto \
+python train.py --config configs/train/world_default_relations.yaml --out "$BOXES2" --resume auto \
   model.init_from="$BOXES"
+# stage 5: back to the mixture (caption -> bboxes at 40%), which restores the image side and keeps the relations
+python train.py --config configs/train/world_default_relations_mix.yaml --out "$LAST" --resume auto
 
 # 5. the bundle (fp16 model, its tokenizers, registry, generation defaults), made beside the run, then
 #    put in place of the shipped one (the old bundle is only the registry's base)
