@@ -6,8 +6,8 @@
 #   runs/p16_c2b_mix        stage 3's mixture with caption -> bboxes at weight 0.40
 #   runs/p16_c2b_only2      p16_c2b_only + 1,000 more steps of caption -> bboxes alone (peak lr 2e-4)
 #   runs/p16_only_then_mix  p16_c2b_only + 1,000 steps of stage 3's mixture (peak lr 1e-4): kept or forgotten?
-#   runs/p16_only2_then_mix40  p16_c2b_only2 (shipped) + 1,000 steps of the 0.40 mixture (peak lr 1e-4)
-# Each model is bundled and probed (relation_sampling.py, relation_binding.py); the last two are also
+#   runs/p16_only2_then_mix40  p16_c2b_only2 + 1,000 steps of the 0.40 mixture (peak lr 1e-4): shipped
+# Each model is bundled and probed (relation_sampling.py, relation_binding.py); the last three are also
 # evaluated (bench/eval_world.py, the quick start's prompt and its mirror).
 #   bash experiments/round16_run.sh   # resumes; a finished run is only bundled and evaluated
 set -euo pipefail
@@ -36,7 +36,7 @@ for name in p16_c2b_only p16_c2b_mix p16_c2b_only2 p16_only_then_mix p16_only2_t
   python experiments/relation_sampling.py --model "runs/$name/bundle" > "runs/$name/relation_sampling.txt"
   python experiments/relation_binding.py --model "runs/$name/bundle" > "runs/$name/relation_binding.txt"
 done
-for name in p16_c2b_only2 p16_only_then_mix; do
+for name in p16_c2b_only2 p16_only_then_mix p16_only2_then_mix40; do
   for s in 0 1 2 3 4 5; do
     python generate.py --model "runs/$name/bundle" --cond caption="$P" --target bboxes rgb --num-samples 4 \
       --seed "$s" --out "runs/$name/qs_$s" --no-progress --overwrite > /dev/null 2>&1
