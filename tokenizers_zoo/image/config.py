@@ -20,8 +20,29 @@ MODALITY_CHANNELS = {"rgb": 3, "depth": 1, "normals": 3, "edges": 1}
 
 
 @dataclass
+class AuxTargetConfig(Config):
+    """A second, training-only target decoded from the quantised latents by a small head, so that the
+    codes must carry what it needs: e.g. an rgb tokenizer that also predicts the scene's semseg keeps a
+    small hexagon's code apart from a small circle's (issue 16). The head is saved but never used by
+    ``encode`` / ``decode``; the training data must hold the ``modality`` column."""
+
+    modality: Literal["semseg", "edges"] | None = None  # None: no auxiliary target
+    num_classes: int | None = None  # semseg: number of class ids
+    weight: float = 1.0  # multiplies its loss (semseg: cross-entropy, edges: BCE)
+    width: int = 16  # the head's first-level channels (a ConvDecoder like the main one's)
+
+    def validate(self) -> None:
+        if self.modality is None:
+            return
+        if self.modality == "semseg" and (self.num_classes is None or self.num_classes < 2):
+            raise FourmError(f"loss.aux.num_classes must be >= 2 for a semseg target, got {self.num_classes}")
+        if self.weight < 0 or self.width < 1:
+            raise FourmError(f"loss.aux.weight must be >= 0 and loss.aux.width >= 1, got {self.weight}, {self.width}")
+
+
+@dataclass
 class LossConfig(Config):
-    """Reconstruction / quantiser / perceptual loss weights."""
+    """Reconstruction / quantiser / perceptual loss weights, and an optional auxiliary target."""
 
     recon: Literal["l1", "l2"] = "l1"  # for rgb, depth, normals (semseg: cross-entropy, edges: BCE)
     recon_weight: float = 1.0
@@ -30,8 +51,10 @@ class LossConfig(Config):
     detail_weight: float = 0.0  # rgb/depth/normals: extra weight on pixels at the target's edges (losses.py)
     perceptual_weight: float = 0.0  # > 0 needs perceptual_weights (a safetensors file; nothing is downloaded)
     perceptual_weights: str | None = None
+    aux: AuxTargetConfig = field(default_factory=AuxTargetConfig)
 
     def validate(self) -> None:
+        self.aux.validate()
         for name in ("recon_weight", "quantizer_weight", "detail_weight", "perceptual_weight"):
             if getattr(self, name) < 0:
                 raise FourmError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
@@ -223,6 +246,8 @@ class ImageTokenizerConfig(Config):
         if self.train.token_noise > 0 and (self.train.trainable != "decoder" or self.architecture != "conv"):
             raise FourmError("train.token_noise > 0 needs train.trainable 'decoder' and architecture 'conv' "
                              "(the codes it swaps must be fixed)")  # fmt: skip
+        if self.loss.aux.modality is not None and self.architecture != "conv":
+            raise FourmError(f"loss.aux (an auxiliary target) needs architecture 'conv', got '{self.architecture}'")
         if self.decoder == "diffusion":
             if self.modality not in ("rgb", "depth", "normals"):
                 raise FourmError(

@@ -138,6 +138,11 @@ class ImageTokenizer(nn.Module):
                 d.prediction_type,
                 d.beta_schedule,
             )
+        self.aux_head: ConvDecoder | None = None  # training-only head of cfg.loss.aux (AuxTargetConfig)
+        aux = cfg.loss.aux
+        if aux.modality is not None:
+            aux_out = aux.num_classes if aux.modality == "semseg" else 1
+            self.aux_head = ConvDecoder(aux_out, self.quantizer.dim, aux.width, cfg.channel_mult, 1, cfg.downsample)
         self.discriminator = None
         if cfg.gan.enabled:
             self.discriminator = PatchDiscriminator(cfg.channels_out, cfg.gan.disc_width, cfg.gan.disc_layers)
@@ -260,6 +265,21 @@ class ImageTokenizer(nn.Module):
             out = (x[:, 0] > 0.5).to(torch.uint8).numpy()
         return out if batched else out[0]
 
+    def aux_targets(self, arrays: np.ndarray) -> Tensor:
+        """Raw arrays of the auxiliary target (``cfg.loss.aux.modality``) -> its loss's targets: semseg
+        (B, H, W) long class ids, edges (B, 1, H, W) float in {0, 1}; FourmError on a wrong layout."""
+        aux = self.cfg.loss.aux
+        if aux.modality is None:
+            raise FourmError("this tokenizer has no auxiliary target (loss.aux.modality is not set)")
+        for a in arrays:
+            check_image(aux.modality, np.asarray(a), self.cfg.image_size)
+        x = torch.from_numpy(np.stack([np.asarray(a) for a in arrays]))
+        if aux.modality == "edges":
+            return (x > 0).float().unsqueeze(1)
+        if int(x.max()) >= aux.num_classes:
+            raise FourmError(f"auxiliary semseg class id {int(x.max())} out of range (expected < {aux.num_classes})")
+        return x.long()
+
     def check_images(self, images: Tensor) -> None:
         """FourmError unless ``images`` is a batch in this tokenizer's model convention and size."""
         size, key = self.cfg.image_size, self.modality
@@ -372,6 +392,11 @@ class ImageTokenizer(nn.Module):
         computing the generator term, so one backward/optimizer step trains both correctly.
         """
         images = batch[self.modality] if isinstance(batch, dict) else batch
+        aux = self.cfg.loss.aux
+        aux_target = batch.get(aux.modality) if isinstance(batch, dict) and aux.modality else None
+        if self.aux_head is not None and aux_target is None and self.training and not self.encoder_frozen:
+            raise FourmError(f"this tokenizer trains with an auxiliary '{aux.modality}' target: pass a dict "
+                             f"batch holding '{self.modality}' and '{aux.modality}'")  # fmt: skip
         if step is None:
             step = self._auto_step
             if self.training:
@@ -396,6 +421,10 @@ class ImageTokenizer(nn.Module):
             nll = nll + cfg.loss.perceptual_weight * p_loss
             logs["perceptual"] = float(p_loss.detach())
         total = nll if self.encoder_frozen else nll + cfg.loss.quantizer_weight * q.loss.float()
+        if self.aux_head is not None and aux_target is not None and not self.encoder_frozen:
+            aux_loss = reconstruction_loss(aux.modality, self.aux_head(q.z_q), aux_target)
+            total = total + aux.weight * aux_loss
+            logs["aux"] = float(aux_loss.detach())
         logs["recon"] = float(rec_loss.detach())
         logs["quantizer"] = float(q.loss.detach())
         for name, value in q.metrics.items():

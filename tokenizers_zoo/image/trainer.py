@@ -90,15 +90,17 @@ class _LossStep(nn.Module):
         return self.tokenizer.loss(images, step)
 
 
-def _augment(images: Tensor, modality: str, generator: torch.Generator) -> Tensor:
-    """Random horizontal flips per sample (normals excluded: flipping would need negating n_x)."""
-    if modality == "normals":
-        return images
+def _augment(images: Tensor, modality: str, generator: torch.Generator, aux: Tensor | None = None):
+    """Random horizontal flips per sample (normals excluded: flipping would need negating n_x); an
+    auxiliary target ``aux`` (B, [C,] H, W) is flipped with its image. Returns images, or (images, aux)."""
     flip = torch.rand(images.shape[0], generator=generator) < 0.5
-    if flip.any():
+    if modality != "normals" and flip.any():
         images = images.clone()
         images[flip] = images[flip].flip(-1)
-    return images
+        if aux is not None:
+            aux = aux.clone()
+            aux[flip] = aux[flip].flip(-1)
+    return images if aux is None else (images, aux)
 
 
 @torch.no_grad()
@@ -259,24 +261,33 @@ def sample_batch(
     tc: TrainConfig,
     rng: np.random.Generator,
     flip_gen: torch.Generator,
-) -> Tensor:
+    aux_arrays: np.ndarray | None = None,
+) -> Tensor | dict[str, Tensor]:
     """``tc.batch_size`` images drawn from ``arrays`` with replacement (``rng``), preprocessed, and
-    randomly flipped (``flip_gen``) when ``tc.hflip``; on the CPU."""
+    randomly flipped (``flip_gen``) when ``tc.hflip``; on the CPU. With ``aux_arrays`` (the same
+    samples' auxiliary target, ``loss.aux``) a dict {modality: images, aux modality: targets}."""
     idx = rng.integers(0, len(arrays), tc.batch_size)
     images = tokenizer.preprocess(arrays[idx])
+    aux = None if aux_arrays is None else tokenizer.aux_targets(aux_arrays[idx])
     if tc.hflip:
-        images = _augment(images, tokenizer.modality, flip_gen)
-    return images
+        flipped = _augment(images, tokenizer.modality, flip_gen, aux)
+        images, aux = flipped if aux is not None else (flipped, None)
+    if aux is None:
+        return images
+    return {tokenizer.modality: images, tokenizer.cfg.loss.aux.modality: aux}
 
 
 def train_step(
-    setup: TrainingSetup, images: Tensor, step: int, grad_clip: float
+    setup: TrainingSetup, images: Tensor | dict[str, Tensor], step: int, grad_clip: float
 ) -> tuple[float, dict[str, float]]:
-    """One optimisation step on ``images``: loss under autocast, backward, gradient-norm clipping to
+    """One optimisation step on ``images`` (or a :func:`sample_batch` dict): loss under autocast, backward, gradient-norm clipping to
     ``grad_clip`` (0: none), optimizer step. Returns (loss, the loss's logs); FourmError when the
     loss is not finite (nothing is updated then)."""
     accelerator = setup.accelerator
-    images = images.to(accelerator.device)
+    if isinstance(images, dict):
+        images = {k: v.to(accelerator.device) for k, v in images.items()}
+    else:
+        images = images.to(accelerator.device)
     with accelerator.autocast():
         loss, logs = setup.step_module(images, step)
     if not torch.isfinite(loss):
@@ -365,6 +376,8 @@ def train_image_tokenizer(
     set_seed(tc.seed)
     train_arrays = stack_modality(train_samples, cfg.modality, progress=progress)
     val_arrays = stack_modality(val_samples, cfg.modality, limit=tc.eval_samples, progress=progress)
+    aux_key = cfg.loss.aux.modality
+    aux_arrays = None if aux_key is None else stack_modality(train_samples, aux_key, progress=progress)
     setup = setup_training(cfg, train_arrays, init)
     rng = np.random.default_rng(tc.seed)
     flip_gen = torch.Generator().manual_seed(tc.seed)
@@ -381,7 +394,7 @@ def train_image_tokenizer(
         if budget_s is not None and elapsed >= budget_s:
             break
         lr = apply_schedules(setup, cfg, schedule_progress(step, total_steps, elapsed, budget_s), step)
-        images = sample_batch(setup.tokenizer, train_arrays, tc, rng, flip_gen)
+        images = sample_batch(setup.tokenizer, train_arrays, tc, rng, flip_gen, aux_arrays)
         loss, logs = train_step(setup, images, step, tc.grad_clip)
         log.losses.append(loss)
         step += 1
