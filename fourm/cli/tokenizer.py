@@ -5,6 +5,8 @@
     fourm-tokenizer eval --tokenizer outputs/tok_rgb/tokenizer --data data/world [--split val] [--num 512]
     fourm-tokenizer prune --tokenizer outputs/tok_rgb/tokenizer --data data/world --out outputs/tok_rgb_pruned \
         [--distance 1.0] [--num 2048]
+    fourm-tokenizer code-map --old outputs/tok_rgb/tokenizer --new outputs/tok_rgb_v2/tokenizer --data data/world \
+        --out outputs/tok_rgb_v2/code_map.json [--num 2048]
     fourm-tokenizer train-text --data data/world --out outputs/tokenizers/text [--vocab-size 1024]
     fourm-tokenizer train-vector --data data/world --key caption_embedding --out outputs/tokenizers/ce \\
         [--tokens 4 --codebook-size 256 --steps 2000]
@@ -15,7 +17,9 @@
 ``train`` writes ``tokenizer/`` (best checkpoint), ``last/``, ``metrics.json`` and
 ``reconstructions.png`` into the output directory; ``eval`` prints the same metrics as JSON.
 ``prune`` disables near-duplicate VQ codes (``tokenizers_zoo.quantizers.pruning``) and writes the
-pruned tokenizer, printing val metrics before and after.
+pruned tokenizer, printing val metrics before and after. ``code-map`` writes which old code each code
+of a new tokenizer stands for (``tokenizers_zoo.image.code_map``; a training config's ``model.row_maps``
+starts a trained model's new rows from them).
 """
 
 from __future__ import annotations
@@ -133,6 +137,31 @@ def _prune_tokenizer(args: argparse.Namespace) -> int:
     print(json.dumps({"before": {k: round(v, 4) for k, v in before.items()},
                       "after": {k: round(v, 4) for k, v in after.items()}}))
     print(f"pruned tokenizer saved to {args.out}")
+    return 0
+
+
+def _code_map(args: argparse.Namespace) -> int:
+    if args.num < 1:
+        raise FourmError(f"--num must be >= 1, got {args.num}")
+    out = Path(args.out)
+    if out.suffix != ".json":
+        raise FourmError(f"--out {out} must be a .json file")
+    from fourm.utils.outputs import check_inputs
+
+    check_inputs(out, [("--old", args.old), ("--new", args.new), ("--data", args.data)], flag="--out")
+    if out.is_dir() or (out.exists() and not args.overwrite):
+        raise FourmError(f"--out {out} already exists; choose another --out or pass --overwrite to replace the file")
+    from tokenizers_zoo.image import ImageTokenizer
+    from tokenizers_zoo.image.code_map import build_code_map
+    from tokenizers_zoo.image.trainer import stack_modality
+
+    old, new = ImageTokenizer.from_pretrained(args.old), ImageTokenizer.from_pretrained(args.new)
+    arrays = stack_modality(modality_split(args.data, "train", old.modality), old.modality, limit=args.num)
+    code_map = build_code_map(old, new, arrays)
+    code_map.save(out)
+    unused = sum(c < 0 for c in code_map.mapping)
+    print(f"{len(code_map.mapping) - unused} of {len(code_map.mapping)} new codes mapped ({code_map.patches} "
+          f"patches; the mapped old code is the old token on {code_map.agreement:.1%} of them); written to {out}")
     return 0
 
 
@@ -261,6 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--num", type=int, default=2048, help="train images for code usage and val images for metrics")
     pr.add_argument("--split", default="val", help="split for the before/after metrics (default: val)")
     pr.set_defaults(func=_prune)
+
+    cm = sub.add_parser("code-map", help="which old code each code of a new image tokenizer stands for (a JSON file)")
+    cm.add_argument("--old", required=True, help="the tokenizer a model was trained with (save_pretrained directory)")
+    cm.add_argument("--new", required=True, help="the tokenizer replacing it (same modality and token grid)")
+    cm.add_argument("--data", required=True, help="raw dataset directory; its train split's images are encoded by both")
+    cm.add_argument("--out", required=True, help="output .json file (refused if it exists, unless --overwrite)")
+    cm.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    cm.add_argument("--num", type=int, default=2048, help="images to encode (default: 2048)")
+    cm.set_defaults(func=_code_map)
 
     tt = sub.add_parser("train-text", help="train the WordPiece text vocabulary (captions, boxes, metadata, ...)")
     tt.add_argument("--data", required=True, help="raw dataset directory; its train split is the corpus")

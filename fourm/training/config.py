@@ -69,6 +69,9 @@ class ModelSection(Config):
     # modalities of init_from whose vocabulary rows are drawn afresh (a new tokenizer): a name (same
     # vocab_size) or a registry YAML of one (its vocab_size); see fourm.training.finetune.reinit_modalities
     reinit_modalities: list[str] = field(default_factory=list)
+    # {modality of reinit_modalities: code map JSON (fourm-tokenizer code-map)}: its new rows start as
+    # copies of the old codes' rows that cover the same patches (fourm.training.finetune.load_row_maps)
+    row_maps: dict[str, str] = field(default_factory=dict)
     # heads of continuous modalities (fourm.model.continuous) of a new model, e.g.
     # {caption_vector: {value_head: diffusion, value_scale: 19.6}}; default: linear, cosine loss
     value_heads: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -97,6 +100,8 @@ class ModelSection(Config):
             raise FourmError("model.position_grids applies to a new model (init_from keeps its positions)")
         if self.init_from is None and self.reinit_modalities:
             raise FourmError("model.reinit_modalities needs model.init_from (a trained model whose rows to re-initialise)")
+        if self.row_maps and not self.reinit_modalities:
+            raise FourmError("model.row_maps needs model.reinit_modalities (the modalities whose rows they map)")
         if self.init_from is None and self.patch_stem is not None:
             raise FourmError(
                 "model.patch_stem replaces the stem of a trained model (model.init_from); "

@@ -18,7 +18,9 @@ tokenizer of that modality (e.g. an rgb tokenizer trained on your own images, of
 vocabulary size): the modality's rows of the token table, of the untied output heads and of the
 decoder token table are drawn afresh (matched normal of the table's other rows), everything else
 (the trunk, every other modality's rows, this modality's modality embedding and positions) is copied
-bit-exactly. An entry is a modality name (same vocabulary size) or a registry YAML of a modality the
+bit-exactly. With a row map (``model.row_maps``: a code map of the old and the new tokenizer,
+``fourm-tokenizer code-map``) each new code's rows start as a copy of the old code's that most often
+covers the same patch, so the model starts from what it knew. An entry is a modality name (same vocabulary size) or a registry YAML of a modality the
 model has (its ``vocab_size`` / length). Re-initialised rows count as new rows for
 :class:`OldParamsControl`.
 
@@ -317,14 +319,53 @@ def load_reinit_modalities(entries: Sequence[str | Path], config: FourMConfig) -
     return out
 
 
+def load_row_maps(paths: Mapping[str, str | Path], config: FourMConfig) -> dict[str, list[int]]:
+    """{modality: code map JSON} -> {modality: the old code of each new code}; FourmError when a map
+    was made from another old tokenizer than the model's (its old vocabulary differs)."""
+    from tokenizers_zoo.image.code_map import CodeMap
+
+    out = {}
+    for name, path in paths.items():
+        code_map = CodeMap.load(resolve_path(path))
+        have = config.modalities.get(name)
+        if have is not None and code_map.old_vocab != have.vocab_size:
+            raise FourmError(f"code map {path} maps from {code_map.old_vocab} codes, the model's '{name}' has "
+                             f"{have.vocab_size}: it was made from another tokenizer")  # fmt: skip
+        out[name] = code_map.mapping
+    return out
+
+
+def _check_row_maps(
+    row_maps: Mapping[str, Sequence[int]], old: FourMConfig, new: Mapping[str, ModalityConfig]
+) -> dict[str, Tensor]:
+    """``row_maps`` as long tensors, checked against the old and the re-initialised vocabularies."""
+    out = {}
+    for name, mapping in row_maps.items():
+        if name not in new:
+            raise FourmError(f"model.row_maps names '{name}', which is not re-initialised (add it to model.reinit_modalities)")
+        mapping = torch.as_tensor(list(mapping), dtype=torch.long)
+        if len(mapping) != new[name].vocab_size:
+            raise FourmError(f"the code map for '{name}' has {len(mapping)} codes, its new vocabulary {new[name].vocab_size}")
+        if len(mapping) and (int(mapping.max()) >= old.modalities[name].vocab_size or int(mapping.min()) < -1):
+            raise FourmError(f"the code map for '{name}' names codes outside the model's vocabulary of "
+                             f"{old.modalities[name].vocab_size}")  # fmt: skip
+        out[name] = mapping
+    return out
+
+
 @torch.no_grad()
 def reinit_modalities(
-    old: FourM, reinit: Mapping[str, ModalityConfig] | Sequence[str], seed: int = 0
+    old: FourM,
+    reinit: Mapping[str, ModalityConfig] | Sequence[str],
+    seed: int = 0,
+    row_maps: Mapping[str, Sequence[int]] | None = None,
 ) -> tuple[FourM, dict[str, Tensor]]:
     """A FourM like ``old`` whose ``reinit`` modalities get fresh vocabulary rows (module docstring).
 
     ``reinit``: modality names (same vocabulary) or {name: ModalityConfig with the new vocab_size /
-    length}. Returns the model and ``{parameter: bool mask of its re-initialised rows}``; every other
+    length}. ``row_maps``: {name: the old code each new code starts from (-1: a fresh row)}, e.g. a
+    :class:`tokenizers_zoo.image.code_map.CodeMap`'s ``mapping``: those rows are copies of the old
+    ones. Returns the model and ``{parameter: bool mask of its re-initialised rows}``; every other
     weight is ``old``'s, bit-exactly.
     """
     if not isinstance(reinit, Mapping):
@@ -337,6 +378,7 @@ def reinit_modalities(
                 f"cannot re-initialise modality '{name}': the model has no such modality "
                 f"(model modalities: {', '.join(old.config.modalities)})"
             )
+    maps = _check_row_maps(row_maps or {}, old.config, reinit)
     config = old.config.replace(modalities={**old.config.modalities, **reinit})
     model = FourM(config)
     generator = torch.Generator().manual_seed(seed)
@@ -359,6 +401,9 @@ def reinit_modalities(
         for name, chunk, rows in zip(names, old_chunks, new_tables[key]):
             if name in reinit:
                 fill = _matched_normal(reference, rows, generator) if rows else None
+                if fill is not None and name in maps:
+                    mapped = maps[name] >= 0
+                    fill[mapped] = chunk[maps[name][mapped]].to(fill.dtype)
                 if fill is not None:
                     target[start : start + rows].copy_(fill.to(target.dtype))
                 mask[start : start + rows] = True
@@ -377,14 +422,18 @@ def load_finetune_model(
     reinit: Sequence[str | Path] = (),
     patch_stem: str | None = None,
     grow: Sequence[int] = (),
+    row_maps: Mapping[str, str | Path] | None = None,
 ) -> tuple[FourM, dict[str, int | Tensor]]:
     """The trained model of ``init_from``, its decoder deepened after the blocks ``grow``
     (:func:`fourm.training.grow.grow_decoder`), with a new ``patch_stem`` (:func:`replace_patch_stem`),
-    its ``reinit`` modalities given fresh vocabulary rows (:func:`reinit_modalities`), expanded by
+    its ``reinit`` modalities given fresh vocabulary rows (:func:`reinit_modalities`; ``row_maps``:
+    {modality: code map JSON}, rows copied from the old codes, :func:`load_row_maps`), expanded by
     the modality YAMLs ``add_modalities`` (none of these: the model as saved, no new rows). The
     second value is ``{parameter: old leading rows}`` of an expansion alone, else ``{parameter: bool
     mask of its new rows}``."""
     base = FourM.from_pretrained(resolve_model_dir(init_from))
+    if row_maps and not reinit:
+        raise FourmError("row maps need modalities to re-initialise (model.reinit_modalities)")
     masks: dict[str, Tensor] = {}
     if grow:
         base, masks = grow_decoder(base, grow)
@@ -392,7 +441,8 @@ def load_finetune_model(
         base, stem_masks = replace_patch_stem(base, patch_stem, seed=seed)
         masks.update(stem_masks)
     if reinit:
-        base, reinit_masks = reinit_modalities(base, list(reinit), seed=seed)
+        maps = load_row_maps(row_maps or {}, base.config)
+        base, reinit_masks = reinit_modalities(base, list(reinit), seed=seed, row_maps=maps)
         masks.update(reinit_masks)
     if not add_modalities:
         return base, dict(masks)

@@ -196,7 +196,7 @@ def _build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None)
             raise FourmError("model.overrides cannot change a model loaded with model.init_from")
         return load_finetune_model(
             section.init_from, section.add_modalities, seed=cfg.seed, reinit=section.reinit_modalities,
-            patch_stem=section.patch_stem, grow=section.grow_decoder,
+            patch_stem=section.patch_stem, grow=section.grow_decoder, row_maps=section.row_maps,
         )
     if "modalities" in section.overrides:
         raise FourmError("model.overrides.modalities is not allowed (modalities come from the data)")
@@ -597,7 +597,8 @@ class _Loop:
             n_added = len(cfg.model.add_modalities)
             changes = [f"added modalities {', '.join(self.names[len(self.names) - n_added :])}"] if n_added else []
             if cfg.model.reinit_modalities:
-                changes.append("re-initialised " + ", ".join(cfg.model.reinit_modalities))
+                mapped = f" (rows of {', '.join(cfg.model.row_maps)} from their code maps)" if cfg.model.row_maps else ""
+                changes.append("re-initialised " + ", ".join(cfg.model.reinit_modalities) + mapped)
             if cfg.model.patch_stem:
                 changes.append(f"a new {cfg.model.patch_stem} patch stem")
             added = ", ".join(changes)

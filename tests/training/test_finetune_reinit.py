@@ -190,3 +190,56 @@ def test_train_reinit_field_frozen_stage_moves_only_the_new_rows(base_dir, token
             assert not torch.equal(after[key][masks[key]], value[masks[key]]), f"{key}: new rows did not train"
         else:
             assert torch.equal(after[key], value), f"{key} moved while frozen"
+
+
+def _code_map_file(path: Path, mapping: list[int], old_vocab: int) -> Path:
+    from tokenizers_zoo.image.code_map import CodeMap
+
+    CodeMap(mapping, old_vocab, agreement=1.0, patches=1).save(path)
+    return path
+
+
+@pytest.mark.parametrize("vocab", [32, 48])
+def test_row_maps_start_new_codes_from_the_mapped_old_rows(base_dir, tmp_path, vocab):
+    entry = "rgb"
+    if vocab != OLD["rgb"].vocab_size:
+        entry = tmp_path / "rgb.yaml"
+        entry.write_text(f"name: rgb\nkind: image\nvocab_size: {vocab}\nnum_tokens: 16\n")
+    mapping = [(7 * j) % 32 for j in range(vocab)]
+    mapping[5] = -1  # a new code no image used: a fresh row
+    path = _code_map_file(tmp_path / "map.json", mapping, 32)
+    old = FourM.from_pretrained(base_dir)
+    model, masks = load_finetune_model(base_dir, [], seed=0, reinit=[str(entry)], row_maps={"rgb": path})
+    fresh, _ = load_finetune_model(base_dir, [], seed=0, reinit=[str(entry)])
+    index = torch.tensor(mapping)
+    for key in PACKED:
+        if key not in model.state_dict():
+            continue
+        before, after, unmapped = _chunks(old, key)["rgb"], _chunks(model, key)["rgb"], _chunks(fresh, key)["rgb"]
+        if not before.shape[0]:
+            continue
+        keep = index >= 0
+        assert torch.equal(after[keep], before[index[keep]]), f"{key}: mapped rows are not the old codes' rows"
+        assert torch.equal(after[5], unmapped[5]), f"{key}: an unused code does not start afresh"
+        assert masks[key].sum() == vocab  # the rows still count as new for the frozen stage
+        assert torch.equal(_chunks(model, key)["depth"], _chunks(old, key)["depth"])
+
+
+def test_bad_row_maps_are_one_line_errors(base_dir, tmp_path, token_data):
+    cases = [
+        (_code_map_file(tmp_path / "short.json", [0] * 31, 32), "has 31 codes, its new vocabulary 32"),
+        (_code_map_file(tmp_path / "other.json", [0] * 32, 64), "maps from 64 codes, the model's 'rgb' has 32"),
+        (tmp_path / "missing.json", "not found"),
+    ]
+    (tmp_path / "bad.json").write_text("{\"mapping\": [1, 2]}")
+    cases.append((tmp_path / "bad.json", "is malformed"))
+    for path, match in cases:
+        with pytest.raises(FourmError, match=match) as info:
+            load_finetune_model(base_dir, [], reinit=["rgb"], row_maps={"rgb": path})
+        assert "\n" not in str(info.value)
+    good = _code_map_file(tmp_path / "good.json", [0] * 32, 32)
+    with pytest.raises(FourmError, match="'depth', which is not re-initialised"):
+        depth = _code_map_file(tmp_path / "depth.json", [0] * 16, 16)
+        load_finetune_model(base_dir, [], reinit=["rgb"], row_maps={"rgb": good, "depth": depth})
+    with pytest.raises(FourmError, match="row_maps needs model.reinit_modalities"):
+        tiny_config(token_data, tmp_path, model={"overrides": {}, "init_from": "m", "row_maps": {"rgb": str(good)}})
