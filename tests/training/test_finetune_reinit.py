@@ -243,3 +243,18 @@ def test_bad_row_maps_are_one_line_errors(base_dir, tmp_path, token_data):
         load_finetune_model(base_dir, [], reinit=["rgb"], row_maps={"rgb": good, "depth": depth})
     with pytest.raises(FourmError, match="row_maps needs model.reinit_modalities"):
         tiny_config(token_data, tmp_path, model={"overrides": {}, "init_from": "m", "row_maps": {"rgb": str(good)}})
+
+
+@pytest.mark.skipif(not _loop_passes_reinit(), reason="fourm/training/loop.py does not pass model.reinit_modalities yet")
+def test_train_starts_mapped_rows_from_the_old_codes(base_dir, token_data, tmp_path):
+    mapping = [31 - j for j in range(32)]
+    path = _code_map_file(tmp_path / "map.json", mapping, 32)
+    section = {"overrides": {}, "init_from": str(base_dir), "reinit_modalities": ["rgb"], "row_maps": {"rgb": str(path)}}
+    cfg = tiny_config(token_data, tmp_path / "run", model=section, steps=2, optim={"warmup_steps": 1, "lr": 1e-3})
+    result = train(cfg, stop_at=1)
+    after = FourM.from_pretrained(result.checkpoint / "model")
+    old = FourM.from_pretrained(base_dir)
+    rows, want = _chunks(after, "embeddings.enc_tokens")["rgb"], _chunks(old, "embeddings.enc_tokens")["rgb"][mapping]
+    assert float((rows - want).abs().max()) < 0.01  # one AdamW step of lr 1e-3 away from the mapped old rows
+    fresh, _ = load_finetune_model(base_dir, [], seed=cfg.seed, reinit=["rgb"])
+    assert float((_chunks(fresh, "embeddings.enc_tokens")["rgb"] - want).abs().max()) > 0.05
