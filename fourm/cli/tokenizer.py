@@ -51,7 +51,7 @@ def _claim(args: argparse.Namespace, out, command: str, recognize, inputs: list 
 
 def _train(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("outputs") / "tokenizers" / Path(args.config).stem)
-    with _claim(args, out, "train", is_trained_tokenizer, [("--config", args.config)]):
+    with _claim(args, out, "train", is_trained_tokenizer, [("--config", args.config), ("--init", args.init)]):
         return _train_image(args, out)
 
 
@@ -67,9 +67,14 @@ def _train_image(args: argparse.Namespace, out: Path) -> int:
         cfg = ImageTokenizerConfig.from_dict(data)
     except FourmError as e:
         raise FourmError(f"{args.config}: {e}") from None
+    init = None
+    if args.init:
+        from tokenizers_zoo.image import ImageTokenizer
+
+        init = ImageTokenizer.from_pretrained(args.init)
     train = modality_split(args.data, "train", cfg.modality)
     val = modality_split(args.data, "val", cfg.modality)
-    result = train_image_tokenizer(cfg, train, val, out, steps=args.steps, max_minutes=args.max_minutes)
+    result = train_image_tokenizer(cfg, train, val, out, steps=args.steps, max_minutes=args.max_minutes, init=init)
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in result["final"].items()}
     print(json.dumps(summary))
     print(f"tokenizer saved to {out / 'tokenizer'} (best), metrics in {out / 'metrics.json'}")
@@ -264,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out that this command did not write")
     tr.add_argument("--max-minutes", type=positive_float, default=None, help="stop after this many minutes (> 0)")
     tr.add_argument("--steps", type=int, default=None, help="training steps (overrides train.steps)")
+    tr.add_argument("--init", default=None, help="start from this trained tokenizer's weights (its encoder and "
+                    "quantiser must match the config; e.g. to train on with another loss: its codebook is kept)")
     tr.add_argument("overrides", nargs="*", help="config overrides key=value, e.g. train.lr=0.001")
     tr.set_defaults(func=_train)
     ev = sub.add_parser("eval", help="reconstruction metrics of a trained tokenizer")

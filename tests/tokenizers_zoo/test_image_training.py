@@ -147,6 +147,20 @@ def test_cli_train_and_eval_on_a_raw_dataset(tmp_path, capsys):
     assert main(["eval", "--tokenizer", str(out / "tokenizer"), "--data", str(data_dir), "--num", "4"]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"psnr", "usage", "perplexity", "dead_codes"} <= set(printed)
+    # --init: train on from those weights (here with an auxiliary semseg target), codebook kept
+    more = tmp_path / "more"
+    args = ["train", "--config", str(cfg_path), "--data", str(data_dir), "--out", str(more), "--steps", "1",
+            "--init", str(out / "last"), "train.batch_size=4", "train.lr=1e-9", "loss.aux.modality=semseg",
+            "loss.aux.num_classes=8", "loss.aux.width=8"]  # fmt: skip
+    assert main(args) == 0
+    start, after = ImageTokenizer.from_pretrained(out / "last"), ImageTokenizer.from_pretrained(more / "last")
+    images = after.preprocess(np.stack([s["rgb"] for s in samples[:4]]))
+    same = (start.encode(images) == after.encode(images)).float().mean()
+    assert same > 0.8  # one step at lr 1e-9 (and one EMA codebook update): nearly the same codes
+    assert after.aux_head is not None
+    bad = [a if a != str(out / "last") else str(out / "missing") for a in args]
+    bad[bad.index(str(more))] = str(tmp_path / "other")
+    assert main(bad) == 2 and "not found" in capsys.readouterr().err
 
 
 def test_train_text_cli(tmp_path, capsys):
