@@ -7,6 +7,7 @@
         [--distance 1.0] [--num 2048]
     fourm-tokenizer code-map --old outputs/tok_rgb/tokenizer --new outputs/tok_rgb_v2/tokenizer --data data/world \
         --out outputs/tok_rgb_v2/code_map.json [--num 2048]
+    fourm-tokenizer train-perceptual --data data/world --out outputs/shape_perceptual.safetensors [--minutes 7]
     fourm-tokenizer train-text --data data/world --out outputs/tokenizers/text [--vocab-size 1024]
     fourm-tokenizer train-vector --data data/world --key caption_embedding --out outputs/tokenizers/ce \\
         [--tokens 4 --codebook-size 256 --steps 2000]
@@ -170,6 +171,34 @@ def _code_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_perceptual(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise FourmError(f"--out {out} must be a .safetensors file")
+    from fourm.utils.outputs import check_inputs
+
+    check_inputs(out, [("--data", args.data)], flag="--out")
+    if out.is_dir() or (out.exists() and not args.overwrite):
+        raise FourmError(f"--out {out} already exists; choose another --out or pass --overwrite to replace the file")
+    if not args.minutes > 0:
+        raise FourmError(f"--minutes must be > 0, got {args.minutes}")
+    import numpy as np
+
+    from tokenizers_zoo.image.perceptual import save_perceptual_net, train_perceptual_net
+    from tokenizers_zoo.image.trainer import stack_modality
+
+    def split(name: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(stack_modality(modality_split(args.data, name, key), key, limit=limit) for key in ("rgb", args.key))
+
+    (rgb, labels), (val_rgb, val_labels) = split("train", None), split("val", 512)
+    num_classes = args.num_classes or int(max(labels.max(), val_labels.max())) + 1
+    net, report = train_perceptual_net(rgb, labels, val_rgb, val_labels, num_classes, args.minutes, args.steps)
+    save_perceptual_net(net, out)
+    print(f"{report.steps} steps; held-out pixel accuracy {report.pixel_acc:.3f}, on object pixels "
+          f"{report.object_acc:.3f}; written to {out} (use as loss.perceptual_weights)")
+    return 0
+
+
 def _train_text(args: argparse.Namespace) -> int:
     with _claim(args, args.out, "train-text", is_saved_model):
         return _train_text_tokenizer(args)
@@ -306,6 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     cm.add_argument("--num", type=int, default=2048, help="images to encode (default: 2048)")
     cm.set_defaults(func=_code_map)
+
+    tp = sub.add_parser("train-perceptual", help="train the perceptual loss's network to segment your images (a safetensors file)")
+    tp.add_argument("--data", required=True, help="raw dataset directory with rgb and a class map (train: fit, val: report)")
+    tp.add_argument("--out", required=True, help="output .safetensors file (refused if it exists, unless --overwrite)")
+    tp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    tp.add_argument("--key", default="semseg", help="the class-map column to segment into (default: semseg)")
+    tp.add_argument("--num-classes", type=int, default=None, help="classes of the map (default: the largest id seen + 1)")
+    tp.add_argument("--minutes", type=finite_float, default=7.0, help="training time (default: 7)")
+    tp.add_argument("--steps", type=bounded_int(1, 10_000_000), default=None, help="stop after this many steps")
+    tp.set_defaults(func=_train_perceptual)
 
     tt = sub.add_parser("train-text", help="train the WordPiece text vocabulary (captions, boxes, metadata, ...)")
     tt.add_argument("--data", required=True, help="raw dataset directory; its train split is the corpus")
