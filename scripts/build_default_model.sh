@@ -3,8 +3,9 @@
 # world data -> image tokenizers -> text vocabulary, caption embeddings and their vector tokenizer ->
 # token dataset -> FourM (reads rgb as pixel patches, predicts rgb tokens and every other modality,
 # caption_embedding included) -> fp16 bundle with its generation defaults -> evaluation.
-# About 4 h 5 min on 2 CPU cores with AMX: tokenizers 40 min (two lanes of one thread), data and tokens
-# 15 min, FourM 80 min (a wall-time cap: configs/train/world_default.yaml's max_minutes), its patch stem's
+# About 4 h 15 min on 2 CPU cores with AMX: tokenizers 40 min (two lanes of one thread), the rgb decoder
+# trained on with a shape-segmenting perceptual loss (about 17 min, one thread, beside stage 2), data
+# and tokens 15 min, FourM 80 min (a wall-time cap: configs/train/world_default.yaml's max_minutes), its patch stem's
 # CNN pretrained on segmentation (fourm-stem pretrain, 8 min), then 4,000 more steps (about 40 min),
 # 2,000 more with the rgb -> caption task (about 20 min), 2,000 of caption -> bboxes alone (about 20
 # min) and 1,000 of the mixture again (about 10 min), evaluation 5 min. With AVX512-BF16 but no AMX,
@@ -52,6 +53,20 @@ wait "$lane2"
 if todo runs/tok/rgb_pruned; then
   fourm-tokenizer prune --tokenizer runs/tok/rgb/tokenizer --data data/world --out runs/tok/rgb_pruned --distance 1.0
 fi
+# rgb decoder (in the background, beside stage 2): trained on the frozen codes with a perceptual loss whose
+# network segments the scenes' shapes, so small shapes are drawn apart; the tokens stay those of rgb_pruned
+rgb_decoder() {
+  if todo runs/tok/shape_perceptual.safetensors; then
+    OMP_NUM_THREADS=1 fourm-tokenizer train-perceptual --data data/world --out runs/tok/shape_perceptual.safetensors \
+      --minutes 15 --steps 1050 --overwrite
+  fi
+  if todo runs/tok/rgb_decoder/last; then
+    OMP_NUM_THREADS=1 fourm-tokenizer finetune-decoder --tokenizer runs/tok/rgb_pruned --data data/world \
+      --out runs/tok/rgb_decoder --max-minutes 30 --steps 950 loss.perceptual_weight=1.0 \
+      loss.perceptual_weights=runs/tok/shape_perceptual.safetensors train.lr=5e-4 train.warmup_steps=50
+  fi
+}
+rgb_decoder & decoder_lane=$!
 
 # 2. the model's data: fresh scenes (seed 1), MiniLM caption embeddings (a vector column), the text
 #    vocabulary and the caption_embedding vector tokenizer
@@ -65,8 +80,10 @@ if todo runs/tok/caption_embedding; then
     --tokens 4 --codebook-size 256 --steps 1500
 fi
 
-# 3. tokens of every modality, made with the fp16 tokenizers that ship
-if todo "$TOK/rgb"; then fourm-pack runs/tok/rgb_pruned "$TOK/rgb"; fi
+# 3. tokens of every modality, made with the fp16 tokenizers that ship (rgb: the pruned tokenizer's
+#    encoder and codes, with the decoder of runs/tok/rgb_decoder)
+wait "$decoder_lane"
+if todo "$TOK/rgb"; then fourm-pack runs/tok/rgb_decoder/last "$TOK/rgb"; fi
 for mod in depth semseg edges; do
   if todo "$TOK/$mod"; then fourm-pack "runs/tok/$mod/tokenizer" "$TOK/$mod"; fi
 done
