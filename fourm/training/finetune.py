@@ -18,11 +18,11 @@ tokenizer of that modality (e.g. an rgb tokenizer trained on your own images, of
 vocabulary size): the modality's rows of the token table, of the untied output heads and of the
 decoder token table are drawn afresh (matched normal of the table's other rows), everything else
 (the trunk, every other modality's rows, this modality's modality embedding and positions) is copied
-bit-exactly. With a row map (``model.row_maps``: a code map of the old and the new tokenizer,
-``fourm-tokenizer code-map``) each new code's rows start as a copy of the old code's that most often
-covers the same patch, so the model starts from what it knew. An entry is a modality name (same vocabulary size) or a registry YAML of a modality the
+bit-exactly. An entry is a modality name (same vocabulary size) or a registry YAML of a modality the
 model has (its ``vocab_size`` / length). Re-initialised rows count as new rows for
-:class:`OldParamsControl`.
+:class:`OldParamsControl`. With a row map (``model.row_maps``: a code map of the old and the new
+tokenizer, ``fourm-tokenizer code-map``) each new code's rows start as a copy of the rows of the old
+code that most often covers the same patch, so the model starts from what it knew.
 
     model, new_rows = expand_model(FourM.from_pretrained("models/world-default/model"),
                                    load_added_modalities(["configs/modalities/extra/caption_embedding.yaml"]))

@@ -90,9 +90,11 @@ class _LossStep(nn.Module):
         return self.tokenizer.loss(images, step)
 
 
-def _augment(images: Tensor, modality: str, generator: torch.Generator, aux: Tensor | None = None):
+def _augment(
+    images: Tensor, modality: str, generator: torch.Generator, aux: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
     """Random horizontal flips per sample (normals excluded: flipping would need negating n_x); an
-    auxiliary target ``aux`` (B, [C,] H, W) is flipped with its image. Returns images, or (images, aux)."""
+    auxiliary target ``aux`` (B, [C,] H, W) is flipped with its image. Returns (images, aux)."""
     flip = torch.rand(images.shape[0], generator=generator) < 0.5
     if modality != "normals" and flip.any():
         images = images.clone()
@@ -100,7 +102,7 @@ def _augment(images: Tensor, modality: str, generator: torch.Generator, aux: Ten
         if aux is not None:
             aux = aux.clone()
             aux[flip] = aux[flip].flip(-1)
-    return images if aux is None else (images, aux)
+    return images, aux
 
 
 @torch.no_grad()
@@ -270,8 +272,7 @@ def sample_batch(
     images = tokenizer.preprocess(arrays[idx])
     aux = None if aux_arrays is None else tokenizer.aux_targets(aux_arrays[idx])
     if tc.hflip:
-        flipped = _augment(images, tokenizer.modality, flip_gen, aux)
-        images, aux = flipped if aux is not None else (flipped, None)
+        images, aux = _augment(images, tokenizer.modality, flip_gen, aux)
     if aux is None:
         return images
     return {tokenizer.modality: images, tokenizer.cfg.loss.aux.modality: aux}
@@ -280,8 +281,8 @@ def sample_batch(
 def train_step(
     setup: TrainingSetup, images: Tensor | dict[str, Tensor], step: int, grad_clip: float
 ) -> tuple[float, dict[str, float]]:
-    """One optimisation step on ``images`` (or a :func:`sample_batch` dict): loss under autocast, backward, gradient-norm clipping to
-    ``grad_clip`` (0: none), optimizer step. Returns (loss, the loss's logs); FourmError when the
+    """One optimisation step on ``images`` (or a :func:`sample_batch` dict): loss under autocast,
+    backward, gradient-norm clipping to ``grad_clip`` (0: none), optimizer step. Returns (loss, the loss's logs); FourmError when the
     loss is not finite (nothing is updated then)."""
     accelerator = setup.accelerator
     if isinstance(images, dict):
