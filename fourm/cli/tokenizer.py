@@ -50,6 +50,20 @@ def _claim(args: argparse.Namespace, out, command: str, recognize, inputs: list 
     return claim_output(out, f"fourm-tokenizer {command}", inputs, args.overwrite, recognize)
 
 
+def _check_new_file(path, flag: str, inputs: list, overwrite: bool, suffix: str | None = None) -> Path:
+    """``path`` as the new file a command writes: FourmError when it has the wrong ``suffix``, is or lies
+    in one of ``inputs`` ((option, path) pairs), is a folder, or exists without ``overwrite``."""
+    from fourm.utils.outputs import check_inputs
+
+    path = Path(path)
+    if suffix is not None and path.suffix != suffix:
+        raise FourmError(f"{flag} {path} must be a {suffix} file")
+    check_inputs(path, inputs, flag=flag)
+    if path.is_dir() or (path.exists() and not overwrite):
+        raise FourmError(f"{flag} {path} already exists; choose another {flag} or pass --overwrite to replace the file")
+    return path
+
+
 def _train(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("outputs") / "tokenizers" / Path(args.config).stem)
     with _claim(args, out, "train", is_trained_tokenizer, [("--config", args.config), ("--init", args.init)]):
@@ -88,12 +102,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise FourmError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.png:
-        from fourm.utils.outputs import check_inputs
-
-        check_inputs(args.png, [("--tokenizer", args.tokenizer), ("--data", args.data)], flag="--png")
-        png = Path(args.png)
-        if png.is_dir() or (png.exists() and not args.overwrite):
-            raise FourmError(f"--png {png} already exists; choose another --png or pass --overwrite to replace the file")
+        _check_new_file(args.png, "--png", [("--tokenizer", args.tokenizer), ("--data", args.data)], args.overwrite)
     import torch
 
     from tokenizers_zoo.image import ImageTokenizer
@@ -149,14 +158,8 @@ def _prune_tokenizer(args: argparse.Namespace) -> int:
 def _code_map(args: argparse.Namespace) -> int:
     if args.num < 1:
         raise FourmError(f"--num must be >= 1, got {args.num}")
-    out = Path(args.out)
-    if out.suffix != ".json":
-        raise FourmError(f"--out {out} must be a .json file")
-    from fourm.utils.outputs import check_inputs
-
-    check_inputs(out, [("--old", args.old), ("--new", args.new), ("--data", args.data)], flag="--out")
-    if out.is_dir() or (out.exists() and not args.overwrite):
-        raise FourmError(f"--out {out} already exists; choose another --out or pass --overwrite to replace the file")
+    inputs = [("--old", args.old), ("--new", args.new), ("--data", args.data)]
+    out = _check_new_file(args.out, "--out", inputs, args.overwrite, ".json")
     from tokenizers_zoo.image import ImageTokenizer
     from tokenizers_zoo.image.code_map import build_code_map
     from tokenizers_zoo.image.trainer import stack_modality
@@ -172,14 +175,7 @@ def _code_map(args: argparse.Namespace) -> int:
 
 
 def _train_perceptual(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise FourmError(f"--out {out} must be a .safetensors file")
-    from fourm.utils.outputs import check_inputs
-
-    check_inputs(out, [("--data", args.data)], flag="--out")
-    if out.is_dir() or (out.exists() and not args.overwrite):
-        raise FourmError(f"--out {out} already exists; choose another --out or pass --overwrite to replace the file")
+    out = _check_new_file(args.out, "--out", [("--data", args.data)], args.overwrite, ".safetensors")
     if not args.minutes > 0:
         raise FourmError(f"--minutes must be > 0, got {args.minutes}")
     import numpy as np

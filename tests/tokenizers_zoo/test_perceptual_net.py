@@ -43,6 +43,8 @@ def test_bad_labels_are_refused():
     rgb, labels = squares(4, 0)
     with pytest.raises(FourmError, match="class id 2 out of range"):
         train_perceptual_net(rgb, labels, rgb, labels, 2, max_steps=1, progress=False)
+    with pytest.raises(FourmError, match="num_classes >= 2"):
+        train_perceptual_net(rgb, labels * 0, rgb, labels * 0, 1, max_steps=1, progress=False)
     with pytest.raises(FourmError, match="as many label maps as images"):
         train_perceptual_net(rgb, labels[:3], rgb, labels, 3, max_steps=1, progress=False)
 

@@ -61,6 +61,8 @@ def train_perceptual_net(
     """A PerceptualNet trained to segment ``rgb`` (N, H, W, 3) uint8 into ``labels`` (N, H, W) class ids
     for ``minutes`` (or ``max_steps``), random horizontal flips, class 0 (the background) weighted by
     ``background_weight`` so the few object pixels count. Returns the net and its held-out report."""
+    if num_classes < 2:
+        raise FourmError(f"train_perceptual_net needs num_classes >= 2 (a background and a class), got {num_classes}")
     if len(rgb) != len(labels) or len(val_rgb) != len(val_labels) or not len(rgb) or not len(val_rgb):
         raise FourmError("train_perceptual_net needs as many label maps as images, and some of each split")
     if int(labels.max()) >= num_classes or int(val_labels.max()) >= num_classes:
