@@ -67,6 +67,26 @@ def build_image_tokenizer(cfg: ImageTokenizerConfig) -> ImageTokenizer:
     return _SUBCLASSES.get(cfg.architecture, ImageTokenizer)(cfg)
 
 
+def batch_to_model(key: str, arrays, size: int, num_classes: int | None = None) -> Tensor:
+    """A batch of raw schema arrays of modality ``key`` (checked: ``size`` x ``size``; semseg ids below
+    ``num_classes``) -> the model-convention tensor (module docstring): rgb / normals (B, 3, H, W) and
+    depth (B, 1, H, W) in [-1, 1], semseg (B, H, W) long, edges (B, 1, H, W) in {0, 1}."""
+    batch = [np.asarray(a) for a in arrays]
+    for a in batch:
+        check_image(key, a, size)
+    x = torch.from_numpy(np.stack(batch))
+    if key in ("rgb", "normals"):
+        return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W)
+    if key == "depth":
+        return x.float().unsqueeze(1) * 2.0 - 1.0  # (B, 1, H, W)
+    if key == "semseg":
+        x = x.long()
+        if int(x.max()) >= num_classes:
+            raise FourmError(f"semseg class id {int(x.max())} out of range (expected < {num_classes})")
+        return x  # (B, H, W)
+    return (x > 0).float().unsqueeze(1)  # edges (B, 1, H, W)
+
+
 def _build_networks(cfg: ImageTokenizerConfig, dim: int) -> tuple[nn.Module, nn.Module | None]:
     """Encoder and (deterministic) decoder for ``cfg.architecture`` with ``dim`` latent channels."""
     c_in, c_out = cfg.channels_in, cfg.channels_out
@@ -231,22 +251,7 @@ class ImageTokenizer(nn.Module):
             return self.preprocess([arrays])[0]
         if isinstance(arrays, np.ndarray) and arrays.ndim != single_ndim + 1:
             check_image(key, arrays, size)  # raises with the expected layout
-        batch = [np.asarray(a) for a in arrays]
-        for a in batch:
-            check_image(key, a, size)
-        x = torch.from_numpy(np.stack(batch))
-        if key in ("rgb", "normals"):
-            return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (B, 3, H, W)
-        if key == "depth":
-            return x.float().unsqueeze(1) * 2.0 - 1.0  # (B, 1, H, W)
-        if key == "semseg":
-            x = x.long()
-            if int(x.max()) >= self.cfg.num_classes:
-                raise FourmError(
-                    f"semseg class id {int(x.max())} out of range (expected < {self.cfg.num_classes})"
-                )
-            return x  # (B, H, W)
-        return (x > 0).float().unsqueeze(1)  # edges (B, 1, H, W)
+        return batch_to_model(key, arrays, size, self.cfg.num_classes)
 
     def postprocess(self, images: Tensor) -> np.ndarray:
         """Model tensor (batched or not) -> raw schema array(s) (uint8 / float32 as in the schema)."""
@@ -271,14 +276,7 @@ class ImageTokenizer(nn.Module):
         aux = self.cfg.loss.aux
         if aux.modality is None:
             raise FourmError("this tokenizer has no auxiliary target (loss.aux.modality is not set)")
-        for a in arrays:
-            check_image(aux.modality, np.asarray(a), self.cfg.image_size)
-        x = torch.from_numpy(np.stack([np.asarray(a) for a in arrays]))
-        if aux.modality == "edges":
-            return (x > 0).float().unsqueeze(1)
-        if int(x.max()) >= aux.num_classes:
-            raise FourmError(f"auxiliary semseg class id {int(x.max())} out of range (expected < {aux.num_classes})")
-        return x.long()
+        return batch_to_model(aux.modality, arrays, self.cfg.image_size, aux.num_classes)
 
     def check_images(self, images: Tensor) -> None:
         """FourmError unless ``images`` is a batch in this tokenizer's model convention and size."""
