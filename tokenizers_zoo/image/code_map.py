@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_write_text
+from fourm.utils.config import read_json_object
 
 NO_CODE = -1  # a new code no image used: its row starts afresh
 
@@ -44,14 +45,11 @@ class CodeMap:
     @classmethod
     def load(cls, path: str | Path) -> CodeMap:
         """Read a code map written by :meth:`save`; FourmError on a missing or malformed file."""
-        path = Path(path)
-        if not path.is_file():
-            raise FourmError(f"code map {path} not found (write one with fourm-tokenizer code-map)")
+        data = read_json_object(path, "code map")
         try:
-            data = json.loads(path.read_text())
             out = cls([int(c) for c in data["mapping"]], int(data["old_vocab"]), float(data["agreement"]),
                       int(data["patches"]))  # fmt: skip
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError) as e:  # a field missing or of the wrong type
             raise FourmError(f"code map {path} is malformed ({e}); write it again with fourm-tokenizer code-map") from None
         if any(not NO_CODE <= c < out.old_vocab for c in out.mapping):
             raise FourmError(f"code map {path} names codes outside the old vocabulary of {out.old_vocab}")
