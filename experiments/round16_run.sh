@@ -29,24 +29,13 @@ train p16_c2b_only2 runs/p16_c2b_only "$C2B" 2e-4 & a=$!
 train p16_only_then_mix runs/p16_c2b_only configs/masking/mixture_chain_caption.yaml 1e-4 & b=$!
 wait "$a"; wait "$b"
 train p16_only2_then_mix40 runs/p16_c2b_only2 experiments/configs/masking/mixture_chain_caption_c2b.yaml 1e-4
-P="a small red circle to the left of a large blue square"
-R="a large blue square to the right of a small red circle"
 for name in p16_c2b_only p16_c2b_mix p16_c2b_only2 p16_only_then_mix p16_only2_then_mix40; do
   bash scripts/bundle_world_model.sh "runs/$name/model" "runs/$name/bundle"
   python experiments/relation_sampling.py --model "runs/$name/bundle" > "runs/$name/relation_sampling.txt"
   python experiments/relation_binding.py --model "runs/$name/bundle" > "runs/$name/relation_binding.txt"
 done
 for name in p16_c2b_only2 p16_only_then_mix p16_only2_then_mix40; do
-  for s in 0 1 2 3 4 5; do
-    python generate.py --model "runs/$name/bundle" --cond caption="$P" --target bboxes rgb --num-samples 4 \
-      --seed "$s" --out "runs/$name/qs_$s" --no-progress --overwrite > /dev/null 2>&1
-    python experiments/check_generation.py "runs/$name/qs_$s" > "runs/$name/qs_$s.txt"
-  done
-  for s in 0 1 2 3; do
-    python generate.py --model "runs/$name/bundle" --cond caption="$R" --target bboxes rgb --num-samples 4 \
-      --seed "$s" --out "runs/$name/rev_$s" --no-progress --overwrite > /dev/null 2>&1
-    python experiments/check_generation.py "runs/$name/rev_$s" > "runs/$name/rev_$s.txt"
-  done
+  bash experiments/prompt_checks.sh "runs/$name/bundle" "runs/$name"
   python bench/eval_world.py --model "runs/$name/bundle" --num 256 --out "runs/$name/eval_world" --no-progress \
     > "runs/$name/eval_world.log" 2>&1
 done

@@ -72,17 +72,6 @@ python train.py --config experiments/configs/train/r17_rgb_codes.yaml --out runs
 mkdir -p runs/default_stage && { [[ -e runs/default_stage/tokenizers ]] || cp -r models/world-default/tokenizers runs/default_stage/; }
 name=r17_rgb_codes
 bash scripts/bundle_world_model.sh "runs/$name/model" "runs/$name/bundle" "$STAGE/tokenizers/rgb"
-P="a small red circle to the left of a large blue square"
-R="a large blue square to the right of a small red circle"
 python bench/eval_world.py --model "runs/$name/bundle" --num 256 --out "runs/$name/eval_world" --no-progress \
   > "runs/$name/eval_world.log" 2>&1
-for s in 0 1 2 3 4 5; do
-  python generate.py --model "runs/$name/bundle" --cond caption="$P" --target bboxes rgb --num-samples 4 \
-    --seed "$s" --out "runs/$name/qs_$s" --no-progress --overwrite > /dev/null 2>&1
-  python experiments/check_generation.py "runs/$name/qs_$s" > "runs/$name/qs_$s.txt"
-done
-for s in 0 1 2 3; do
-  python generate.py --model "runs/$name/bundle" --cond caption="$R" --target bboxes rgb --num-samples 4 \
-    --seed "$s" --out "runs/$name/rev_$s" --no-progress --overwrite > /dev/null 2>&1
-  python experiments/check_generation.py "runs/$name/rev_$s" > "runs/$name/rev_$s.txt"
-done
+bash experiments/prompt_checks.sh "runs/$name/bundle" "runs/$name"
