@@ -29,7 +29,14 @@ from pathlib import Path
 
 from fourm.cli import friendly_errors
 from fourm.data.world import WorldConfig
-from fourm.eval.world import TASKS, check_options, parse_generation_settings, parse_tasks, run_world_eval
+from fourm.eval.world import (
+    DEFAULT_TASKS,
+    TASKS,
+    check_options,
+    parse_generation_settings,
+    parse_tasks,
+    run_world_eval,
+)
 from fourm.eval.world_report import table
 
 
@@ -49,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=int, default=0, help="index of the first scene (default: 0)")
     p.add_argument("--steps", type=int, default=None,
                    help="MaskGIT steps for image targets (default: the bundle's generation defaults)")
-    p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
+    p.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
+                   help=f"comma-separated subset of {', '.join(TASKS)} (default: all but the semseg chains)")
     p.add_argument("--set", action="append", default=[], metavar="MODALITY.FIELD=VALUE",
                    help="a generation default for this run, e.g. rgb.guidance_scale=3 (repeatable)")
     p.add_argument("--image-inputs", choices=("patches", "both"), default="patches",

@@ -66,6 +66,7 @@ def test_end_to_end_on_toy_bundle(bench, tmp_path, capsys):
     assert results["checker_ground_truth"]["presence"] >= 0.6
     assert results["tokenizer_ceiling"]["caption"]["pair_recall"] > 0.5  # toy text tokenizer, 16 tokens
     assert set(results["timings_s"]) >= {"rgb_to_semseg", "caption_to_bboxes_to_rgb"}
+    assert "caption_to_semseg_to_rgb" not in results  # the semseg chains run only when asked for
     chained = results["caption_to_bboxes_to_rgb"]
     assert chained["parse_failures"] == 0.0  # grammar-constrained boxes always parse
     assert results["tokenizer_ceiling"]["boxes_per_sample"] >= 1
@@ -139,6 +140,20 @@ def test_start_tasks_and_generation_settings(bench, tmp_path, capsys):
     for bad in (["--tasks", "rgb_to_nothing"], ["--set", "rgb.guidance_scale"], ["--start", "-1"]):
         assert bench.main(["--model", str(bundle), "--out", str(out), *bad]) == 2
         assert "error:" in capsys.readouterr().err
+
+
+def test_semseg_chains_on_request(bench, tmp_path):
+    bundle = build_toy_bundle(tmp_path / "bundle")
+    out = tmp_path / "out"
+    argv = ["--model", str(bundle), "--num", "2", "--batch", "2", "--steps", "1", "--out", str(out), "--no-progress",
+            "--tasks", "caption_to_semseg_to_rgb,caption_to_bboxes_to_semseg_to_rgb"]  # fmt: skip
+    assert bench.main(argv) == 0
+    results = json.loads((out / "eval_world.json").read_text())
+    assert "caption_to_rgb" not in results
+    direct, chained = results["caption_to_semseg_to_rgb"], results["caption_to_bboxes_to_semseg_to_rgb"]
+    assert set(direct) >= {"presence", "shape_acc", "score"} and "box_iou" not in direct
+    assert set(chained) >= {"presence", "score", "box_iou", "bbox_label_f1", "parse_failures"}
+    assert chained["parse_failures"] == 0.0
 
 
 def test_box_relation_acc_checks_the_captions_planar_relations():
