@@ -15,7 +15,7 @@ from fourm.cli.tokenizer_decoder import decoder_config
 from fourm.errors import FourmError
 from fourm.testing.tokenizers import toy_config
 from tokenizers_zoo.image import ImageTokenizer, ImageTokenizerConfig
-from tokenizers_zoo.image.trainer import start_from, train_image_tokenizer
+from tokenizers_zoo.image.trainer import sample_batch, setup_training, start_from, train_image_tokenizer
 
 
 def samples(n: int, size: int = 32, seed: int = 0) -> list[dict]:
@@ -169,3 +169,54 @@ def test_token_noise_needs_decoder_training():
         toy_config("rgb", "train.token_noise=0.1")
     with pytest.raises(FourmError, match=r"token_noise must be in \[0, 1\)"):
         toy_config("rgb", "train.token_noise=1.0", "train.trainable=decoder")
+
+
+def test_ground_noise_swaps_only_ground_codes_for_ground_codes(tmp_path):
+    tok = trained_source(tmp_path)
+    gen = torch.Generator().manual_seed(0)
+    indices = torch.arange(2 * 4 * 4).view(2, 4, 4) + 100  # every position its own code
+    ground = torch.zeros(2, 4, 4, dtype=torch.bool)
+    ground[:, :2] = True  # the top half of each map is ground
+    noisy = tok.noisy_indices(indices, 0.999, gen, ground=ground)
+    assert torch.equal(noisy[~ground], indices[~ground])  # objects keep their codes
+    assert torch.isin(noisy[ground], indices[ground]).all()  # ground gets the batch's ground codes
+    assert (noisy[ground] != indices[ground]).float().mean() > 0.8
+    assert torch.equal(tok.noisy_indices(indices, 0.999, gen, ground=torch.zeros_like(ground)), indices)
+
+
+def test_ground_patches_are_the_patches_of_class_zero_only(tmp_path):
+    tok = trained_source(tmp_path)
+    f = tok.cfg.downsample
+    classes = torch.zeros(1, 2 * f, 3 * f, dtype=torch.long)
+    classes[0, f + 1, 2] = 4  # one object pixel in patch (1, 0)
+    classes[0, 0, 3 * f - 1] = 1  # and one in patch (0, 2)
+    expected = torch.tensor([[[True, True, False], [False, True, True]]])
+    assert torch.equal(tok.ground_patches(classes), expected)
+
+
+def test_ground_noise_loss_needs_the_class_map_and_the_rate():
+    cfg = toy_config("rgb", "train.token_noise=0.5", "train.trainable=decoder", "train.token_noise_ground=semseg")
+    assert cfg.train.token_noise_ground == "semseg"
+    with pytest.raises(FourmError, match="token_noise_ground needs train.token_noise > 0"):
+        toy_config("rgb", "train.trainable=decoder", "train.token_noise_ground=semseg")
+
+
+def test_ground_noise_training_reads_and_flips_the_class_map(tmp_path):
+    source = trained_source(tmp_path)
+    data = samples(20, seed=2)
+    for s in data:  # the class map: 1 where the rectangle is (not the grey 90)
+        s["semseg"] = (np.abs(s["rgb"].astype(int) - 90).sum(-1) > 0).astype(np.uint8)
+    cfg = ImageTokenizerConfig.from_dict(decoder_config(source.cfg.to_dict(), [
+        "train.batch_size=8", "train.eval_every=100", "train.token_noise=0.5", "train.token_noise_ground=semseg"]))  # fmt: skip
+    setup = setup_training(cfg, np.stack([s["rgb"] for s in data]), source)
+    batch = sample_batch(setup.tokenizer, np.stack([s["rgb"] for s in data]), cfg.train, np.random.default_rng(0),
+                         torch.Generator().manual_seed(0), ground_arrays=np.stack([s["semseg"] for s in data]))  # fmt: skip
+    grey = (batch["rgb"] - (90 / 127.5 - 1)).abs().sum(1) < 1e-4
+    assert torch.equal(batch["semseg"] == 0, grey)  # the map still matches its (possibly flipped) image
+    result = train_image_tokenizer(cfg, data[:16], data[16:], tmp_path / "ft", steps=3, progress=False, init=source)
+    assert len(result["losses"]) == 3
+    source.freeze_encoder()
+    source.train()
+    source.cfg.train.token_noise, source.cfg.train.token_noise_ground = 0.5, "semseg"
+    with pytest.raises(FourmError, match="needs the 'semseg' class map in the batch"):
+        source.loss(batch["rgb"], step=0)

@@ -161,6 +161,10 @@ class TrainConfig(Config):
     # decoder training only: each token's code is swapped for a random enabled code with this
     # probability, so the decoder learns to draw token maps that no encoder made (generated ones)
     token_noise: float = 0.0
+    # with token_noise: a class-map column of the data (semseg, class 0 the background); only the codes
+    # of patches with no other class are swapped, each for the code of another such patch in the batch
+    # (a generated map's typical error: a wrong but plausible ground code beside an object)
+    token_noise_ground: str | None = None
 
 
 @dataclass
@@ -246,6 +250,8 @@ class ImageTokenizerConfig(Config):
         if self.train.token_noise > 0 and (self.train.trainable != "decoder" or self.architecture != "conv"):
             raise FourmError("train.token_noise > 0 needs train.trainable 'decoder' and architecture 'conv' "
                              "(the codes it swaps must be fixed)")  # fmt: skip
+        if self.train.token_noise_ground is not None and self.train.token_noise == 0:
+            raise FourmError("train.token_noise_ground needs train.token_noise > 0 (the rate of swaps)")
         if self.loss.aux.modality is not None and self.architecture != "conv":
             raise FourmError(f"loss.aux (an auxiliary target) needs architecture 'conv', got '{self.architecture}'")
         if self.decoder == "diffusion":

@@ -180,16 +180,31 @@ class ImageTokenizer(nn.Module):
             module.requires_grad_(False)
         self.train(self.training)
 
-    def noisy_indices(self, indices: Tensor, rate: float, generator: torch.Generator | None = None) -> Tensor:
+    def noisy_indices(
+        self, indices: Tensor, rate: float, generator: torch.Generator | None = None, ground: Tensor | None = None
+    ) -> Tensor:
         """``indices`` (B, *grid) with each one swapped, with probability ``rate``, for a uniformly
-        drawn code that the lookup can choose (disabled codes excluded)."""
-        allowed = torch.arange(self.codebook_size, device=indices.device)
-        disabled = getattr(self.quantizer, "disabled", None)
-        if disabled is not None:
-            allowed = allowed[~disabled.to(indices.device)]
-        draw = torch.randint(len(allowed), indices.shape, generator=generator, device=indices.device)
+        drawn code that the lookup can choose (disabled codes excluded). With ``ground`` (B, *grid)
+        bool, only ground positions are swapped, each for the code of a ground position of the batch."""
         swap = torch.rand(indices.shape, generator=generator, device=indices.device) < rate
+        if ground is not None:
+            allowed = indices[ground]
+            swap &= ground
+            if allowed.numel() == 0:
+                return indices
+        else:
+            allowed = torch.arange(self.codebook_size, device=indices.device)
+            disabled = getattr(self.quantizer, "disabled", None)
+            if disabled is not None:
+                allowed = allowed[~disabled.to(indices.device)]
+        draw = torch.randint(len(allowed), indices.shape, generator=generator, device=indices.device)
         return torch.where(swap, allowed[draw], indices)
+
+    def ground_patches(self, classes: Tensor) -> Tensor:
+        """(B, H, W) class map -> (B, H / f, W / f) bool: patches of the token grid holding class 0 only."""
+        f = self.cfg.downsample
+        b, h, w = classes.shape
+        return (classes == 0).view(b, h // f, f, w // f, f).all(dim=4).all(dim=2)
 
     def train(self, mode: bool = True) -> ImageTokenizer:
         super().train(mode)
@@ -405,7 +420,11 @@ class ImageTokenizer(nn.Module):
         logs: dict[str, float] = {}
         z_q = q.z_q
         if self.encoder_frozen and self.training and cfg.train.token_noise > 0:
-            z_q = self.quantizer.indices_to_latents(self.noisy_indices(q.indices, cfg.train.token_noise))
+            key = cfg.train.token_noise_ground
+            if key is not None and not (isinstance(batch, dict) and key in batch):
+                raise FourmError(f"train.token_noise_ground needs the '{key}' class map in the batch")
+            ground = None if key is None else self.ground_patches(batch[key])
+            z_q = self.quantizer.indices_to_latents(self.noisy_indices(q.indices, cfg.train.token_noise, ground=ground))
         if self.diffusion is not None:
             rec_loss, output = self.diffusion.loss(z_q, images)
         else:

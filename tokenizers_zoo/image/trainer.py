@@ -27,7 +27,7 @@ from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_write_text
 from tokenizers_zoo.image.config import ImageTokenizerConfig, TrainConfig
 from tokenizers_zoo.image.metrics import PRIMARY_METRIC, ReconstructionMetrics
-from tokenizers_zoo.image.tokenizer import ImageTokenizer, build_image_tokenizer
+from tokenizers_zoo.image.tokenizer import ImageTokenizer, batch_to_model, build_image_tokenizer
 from tokenizers_zoo.image.visualize import reconstruction_grid
 from tokenizers_zoo.image.vqvae2 import LevelUsage, has_levels
 from tokenizers_zoo.quantizers import CodebookUsage
@@ -91,18 +91,19 @@ class _LossStep(nn.Module):
 
 
 def _augment(
-    images: Tensor, modality: str, generator: torch.Generator, aux: Tensor | None = None
-) -> tuple[Tensor, Tensor | None]:
-    """Random horizontal flips per sample (normals excluded: flipping would need negating n_x); an
-    auxiliary target ``aux`` (B, [C,] H, W) is flipped with its image. Returns (images, aux)."""
+    images: Tensor, modality: str, generator: torch.Generator, *extras: Tensor | None
+) -> tuple[Tensor, ...]:
+    """Random horizontal flips per sample (normals excluded: flipping would need negating n_x); each
+    of ``extras`` (B, [C,] H, W; e.g. an auxiliary target) is flipped with its image. Returns
+    (images, *extras)."""
     flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    out = [images, *extras]
     if modality != "normals" and flip.any():
-        images = images.clone()
-        images[flip] = images[flip].flip(-1)
-        if aux is not None:
-            aux = aux.clone()
-            aux[flip] = aux[flip].flip(-1)
-    return images, aux
+        for i, x in enumerate(out):
+            if x is not None:
+                out[i] = x.clone()
+                out[i][flip] = x[flip].flip(-1)
+    return tuple(out)
 
 
 @torch.no_grad()
@@ -264,18 +265,28 @@ def sample_batch(
     rng: np.random.Generator,
     flip_gen: torch.Generator,
     aux_arrays: np.ndarray | None = None,
+    ground_arrays: np.ndarray | None = None,
 ) -> Tensor | dict[str, Tensor]:
     """``tc.batch_size`` images drawn from ``arrays`` with replacement (``rng``), preprocessed, and
     randomly flipped (``flip_gen``) when ``tc.hflip``; on the CPU. With ``aux_arrays`` (the same
-    samples' auxiliary target, ``loss.aux``) a dict {modality: images, aux modality: targets}."""
+    samples' auxiliary target, ``loss.aux``) or ``ground_arrays`` (their class maps for
+    ``train.token_noise_ground``) a dict {modality: images, column: (B, [C,] H, W) tensor}."""
     idx = rng.integers(0, len(arrays), tc.batch_size)
     images = tokenizer.preprocess(arrays[idx])
     aux = None if aux_arrays is None else tokenizer.aux_targets(aux_arrays[idx])
+    ground = None
+    if ground_arrays is not None:  # class ids below 256 (uint8 maps), class 0 the background
+        ground = batch_to_model("semseg", ground_arrays[idx], tokenizer.cfg.image_size, 256)
     if tc.hflip:
-        images, aux = _augment(images, tokenizer.modality, flip_gen, aux)
-    if aux is None:
+        images, aux, ground = _augment(images, tokenizer.modality, flip_gen, aux, ground)
+    if aux is None and ground is None:
         return images
-    return {tokenizer.modality: images, tokenizer.cfg.loss.aux.modality: aux}
+    batch = {tokenizer.modality: images}
+    if aux is not None:
+        batch[tokenizer.cfg.loss.aux.modality] = aux
+    if ground is not None:
+        batch[tc.token_noise_ground] = ground
+    return batch
 
 
 def train_step(
@@ -379,6 +390,8 @@ def train_image_tokenizer(
     val_arrays = stack_modality(val_samples, cfg.modality, limit=tc.eval_samples, progress=progress)
     aux_key = cfg.loss.aux.modality
     aux_arrays = None if aux_key is None else stack_modality(train_samples, aux_key, progress=progress)
+    ground_key = tc.token_noise_ground  # set only with token_noise > 0 (checked by the config)
+    ground_arrays = None if ground_key is None else stack_modality(train_samples, ground_key, progress=progress)
     setup = setup_training(cfg, train_arrays, init)
     rng = np.random.default_rng(tc.seed)
     flip_gen = torch.Generator().manual_seed(tc.seed)
@@ -395,7 +408,7 @@ def train_image_tokenizer(
         if budget_s is not None and elapsed >= budget_s:
             break
         lr = apply_schedules(setup, cfg, schedule_progress(step, total_steps, elapsed, budget_s), step)
-        images = sample_batch(setup.tokenizer, train_arrays, tc, rng, flip_gen, aux_arrays)
+        images = sample_batch(setup.tokenizer, train_arrays, tc, rng, flip_gen, aux_arrays, ground_arrays)
         loss, logs = train_step(setup, images, step, tc.grad_clip)
         log.losses.append(loss)
         step += 1
