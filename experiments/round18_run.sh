@@ -13,6 +13,9 @@
 #    0.5 of the background patches, 800 steps), and trained on with the shape perceptual loss for 1,500
 #    more steps at weights 1 and 2; each scored on the shipped model's generated tokens
 #    (experiments/decoder_on_generated.py) and through the tokenizer (experiments/rgb_decoder_shapes.py).
+# 5. Round 17's model on its shape-carrying codes (runs/r17_rgb_codes, experiments/round17_run.sh) trained on
+#    for 2,000 steps with the drawing entries raised (experiments/configs/train/r18_codes_draw.yaml), bundled
+#    with those codes' perceptual decoder (runs/tok/rgb_aux_cont_dec) and evaluated.
 #   bash experiments/round18_run.sh   # resumes: a finished step is skipped
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,3 +67,7 @@ DECODERS=("$SHIPPED" runs/tok/rgb_dec_ground/last runs/tok/rgb_dec_more_w1/last 
 python experiments/decoder_on_generated.py "${DECODERS[@]}" --num 256 --start 1000 --cache runs/r18/gen_1000.pt
 python experiments/decoder_on_generated.py "${DECODERS[@]}" --num 256 --cache runs/r18/gen_0.pt
 python experiments/rgb_decoder_shapes.py "${DECODERS[@]}" --num 256
+[[ -e runs/r18_codes_draw/model/model.safetensors ]] || python train.py \
+  --config experiments/configs/train/r18_codes_draw.yaml --out runs/r18_codes_draw --resume auto > runs/r18_codes_draw.log 2>&1
+bash scripts/bundle_world_model.sh runs/r18_codes_draw/model runs/r18_codes_draw/bundle runs/tok/rgb_aux_cont_dec/last
+python bench/eval_world.py --model runs/r18_codes_draw/bundle --num 256 --out runs/r18_codes_draw/eval_world --no-progress
