@@ -67,6 +67,9 @@ DECODERS=("$SHIPPED" runs/tok/rgb_dec_ground/last runs/tok/rgb_dec_more_w1/last 
 python experiments/decoder_on_generated.py "${DECODERS[@]}" --num 256 --start 1000 --cache runs/r18/gen_1000.pt
 python experiments/decoder_on_generated.py "${DECODERS[@]}" --num 256 --cache runs/r18/gen_0.pt
 python experiments/rgb_decoder_shapes.py "${DECODERS[@]}" --num 256
+[[ -e runs/tok/rgb_aux_cont_dec/last ]] || fourm-tokenizer finetune-decoder --tokenizer runs/tok/rgb_aux_cont_pruned \
+  --data data/world --out runs/tok/rgb_aux_cont_dec --steps 950 loss.perceptual_weight=1.0 \
+  loss.perceptual_weights="$PERC" train.lr=5e-4 train.warmup_steps=50   # the build's decoder step on these codes
 [[ -e runs/r18_codes_draw/model/model.safetensors ]] || python train.py \
   --config experiments/configs/train/r18_codes_draw.yaml --out runs/r18_codes_draw --resume auto > runs/r18_codes_draw.log 2>&1
 bash scripts/bundle_world_model.sh runs/r18_codes_draw/model runs/r18_codes_draw/bundle runs/tok/rgb_aux_cont_dec/last
