@@ -65,7 +65,8 @@ TASKS = {  # name -> (conditions, targets in chain order)
     "caption_to_semseg_to_rgb": (("caption",), ("semseg", "rgb")),
     "caption_to_bboxes_to_semseg_to_rgb": (("caption",), ("bboxes", "semseg", "rgb")),
 }
-DEFAULT_TASKS = tuple(t for t in TASKS if "semseg_to_rgb" not in t)  # what a run measures unless asked
+ON_REQUEST_TASKS = ("caption_to_semseg_to_rgb", "caption_to_bboxes_to_semseg_to_rgb")
+DEFAULT_TASKS = tuple(t for t in TASKS if t not in ON_REQUEST_TASKS)  # what a run measures unless asked
 
 
 # ----------------------------------------------------------------------------------------- data
