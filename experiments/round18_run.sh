@@ -16,6 +16,7 @@
 # 5. Round 17's model on its shape-carrying codes (runs/r17_rgb_codes, experiments/round17_run.sh) trained on
 #    for 2,000 steps with the drawing entries raised (experiments/configs/train/r18_codes_draw.yaml), bundled
 #    with those codes' perceptual decoder (runs/tok/rgb_aux_cont_dec) and evaluated.
+# 6. How much one rgb code says about its shape (experiments/code_shape_information.py), shipped and round 17's codes.
 #   bash experiments/round18_run.sh   # resumes: a finished step is skipped
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,3 +75,6 @@ python experiments/rgb_decoder_shapes.py "${DECODERS[@]}" --num 256
   --config experiments/configs/train/r18_codes_draw.yaml --out runs/r18_codes_draw --resume auto > runs/r18_codes_draw.log 2>&1
 bash scripts/bundle_world_model.sh runs/r18_codes_draw/model runs/r18_codes_draw/bundle runs/tok/rgb_aux_cont_dec/last
 python bench/eval_world.py --model runs/r18_codes_draw/bundle --num 256 --out runs/r18_codes_draw/eval_world --no-progress
+for t in data/world_model_tokens_old data/world_model_tokens; do  # shipped codes, round 17's codes
+  python experiments/code_shape_information.py --tokens "$t" | tee -a runs/r18/code_shape_information.txt
+done
