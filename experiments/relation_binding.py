@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import torch
 
-from fourm.eval.world import given, load_eval_pipeline, load_samples
+from fourm.eval.world import caption_margin, given, load_eval_pipeline, load_samples
 from fourm.generation.rerank import log_likelihood
 
 AXES = {  # axis -> (relation words and their opposites, mirror of one box [x0, y0, x1, y1], of an image or None)
@@ -61,12 +61,8 @@ def binding(pipe, samples: list[dict], swap: dict, mirror, flip_image, batch: in
                 images = [s["rgb"] for s in chunk]
                 targets["rgb"] = ("rgb", 0, images, [flip_image(i) for i in images])
             for key, (name, start_id, true, mirrored) in targets.items():
-                lp = {}
-                for which, text in (("c", captions), ("s", swapped)):
-                    cond = {"caption": given(pipe, "caption", text)}
-                    for form, values in (("x", true), ("m", mirrored)):
-                        lp[which + form] = log_likelihood(pipe.model, cond, name, given(pipe, name, values), start_id)
-                out[key] += ((lp["cx"] - lp["cm"]) - (lp["sx"] - lp["sm"])).tolist()
+                margin = [caption_margin(pipe, name, v, captions, swapped, start_id) for v in (true, mirrored)]
+                out[key] += (margin[0] - margin[1]).tolist()  # [lp(x|c) - lp(x|c')] - [lp(x'|c) - lp(x'|c')]
             cond = {"bboxes": given(pipe, "bboxes", boxes)}
             true = log_likelihood(pipe.model, cond, "caption", given(pipe, "caption", captions), sos)
             other = log_likelihood(pipe.model, cond, "caption", given(pipe, "caption", swapped), sos)

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from fourm.data.world.palette import CLASS_NAMES, COLORS
-from fourm.eval.world import given, load_eval_pipeline, load_samples
-from fourm.generation.rerank import log_likelihood
+from fourm.eval.world import caption_margin, load_eval_pipeline, load_samples
 
 SHAPES = [c for c in CLASS_NAMES if c != "background"]
 
@@ -50,12 +49,7 @@ def margins(pipe, samples: list[dict], words: list[str], batch: int = 32) -> dic
                 ("semseg", "semseg", 0, [s["semseg"] for s in chunk]),
                 ("boxes", "bboxes", sos, [s["bboxes"] for s in chunk]),
             ):
-                scored = given(pipe, name, values)
-                lp = [
-                    log_likelihood(pipe.model, {"caption": given(pipe, "caption", t)}, name, scored, start_id)
-                    for t in (captions, swapped)
-                ]
-                out[key] += (lp[0] - lp[1]).tolist()
+                out[key] += caption_margin(pipe, name, values, captions, swapped, start_id).tolist()
     return {k: np.array(v) for k, v in out.items()}
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from fourm.data.raw_dataset import VAL_INDEX_OFFSET, RawSamples, load_raw_dataset
@@ -49,6 +50,7 @@ from fourm.eval.world_scores import (
 )
 from fourm.generation import GivenTokens
 from fourm.generation.pipeline import FourMPipeline
+from fourm.generation.rerank import log_likelihood
 from fourm.utils.atomic import atomic_write_text
 
 REQUIRED = ("rgb", "semseg", "depth", "caption", "bboxes")
@@ -117,6 +119,15 @@ def given(pipe, name: str, values: list) -> GivenTokens:
     if codec.kind == "sequence":
         return GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
     return GivenTokens.at(ids)
+
+
+def caption_margin(pipe, name: str, values: list, captions: list[str], others: list[str], start_id: int) -> Tensor:
+    """log p(``values`` of modality ``name`` | ``captions``) - log p(``values`` | ``others``), teacher-forced
+    (``start_id``: a sequence's [SOS]) -> (B,) fp32 nats: how much the captions' words decide the values."""
+    scored = given(pipe, name, values)
+    lp = [log_likelihood(pipe.model, {"caption": given(pipe, "caption", text)}, name, scored, start_id)
+          for text in (captions, others)]  # fmt: skip
+    return lp[0] - lp[1]
 
 
 def given_conditions(pipe, raw: dict[str, list]) -> dict[str, GivenTokens]:

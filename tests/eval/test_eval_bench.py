@@ -226,3 +226,24 @@ def test_box_detection_against_the_true_boxes():
     assert box_detection([], truth)["label_f1"] == 0.0 and box_detection([], [])["box_iou"] == 1.0
     means = detection_scores([truth, []], [{"bboxes": truth}, {"bboxes": truth}])
     assert means["count_acc"] == 0.5 and means["box_iou"] == 0.5
+
+
+def test_caption_margin_is_the_difference_of_two_likelihoods():
+    import numpy as np
+    import torch
+
+    from fourm.eval.world import caption_margin
+    from fourm.generation.rerank import log_likelihood
+    from fourm.testing.bundles import toy_pipeline
+
+    pipe = toy_pipeline(32, 0)
+    images = [np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8) for i in range(2)]
+    captions, others = ["a red circle", "a blue square"], ["a green star", "a red hexagon"]
+    with torch.no_grad():
+        margin = caption_margin(pipe, "rgb", images, captions, others, 0)
+        scored = given(pipe, "rgb", images)
+        lp = [log_likelihood(pipe.model, {"caption": given(pipe, "caption", t)}, "rgb", scored, 0) for t in (captions, others)]
+        same = caption_margin(pipe, "rgb", images, captions, captions, 0)
+    assert margin.shape == (2,) and margin.abs().sum() > 0  # the toy model reads its caption
+    torch.testing.assert_close(margin, lp[0] - lp[1])
+    assert torch.equal(same, torch.zeros(2))
