@@ -22,16 +22,10 @@ import warnings
 import numpy as np
 import torch
 
-from fourm.eval.rgb_checker import check_rgb
 from fourm.eval.world import given_conditions, load_eval_pipeline, load_samples
+from fourm.eval.world_scores import checker_scores
 
 KEYS = ("score", "presence", "shape_acc", "size_acc", "relation_acc")
-
-
-def checker(images: list, captions: list[str]) -> dict[str, float]:
-    """Mean checker scores over images (NaNs skipped)."""
-    rows = [check_rgb(np.asarray(i), c).scores() for i, c in zip(images, captions)]
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in KEYS}
 
 
 def object_patches(samples: list[dict], grid: int) -> np.ndarray:
@@ -83,14 +77,14 @@ def main() -> None:
     mask = torch.from_numpy(obj)
     for i, (name, tokens) in enumerate(runs.items()):
         same = (tokens == truth).numpy()
-        s = checker(decode(tokens), captions)
+        s = checker_scores(decode(tokens), captions)
         row = f"{name:<34}{same[obj].mean():>14.3f}{same[~obj].mean():>14.3f}"
         print(row + "".join(f"{s[k]:>13.3f}" for k in KEYS), flush=True)
         if i == 0:
             continue
         # which tokens lose the shapes: its object tokens in the true ground, its ground around the true objects
         for part, mixed in (("objects", torch.where(mask, tokens, truth)), ("ground", torch.where(mask, truth, tokens))):
-            s = checker(decode(mixed), captions)
+            s = checker_scores(decode(mixed), captions)
             print(f"{'  its ' + part + ' only':<62}" + "".join(f"{s[k]:>13.3f}" for k in KEYS), flush=True)
 
 if __name__ == "__main__":
