@@ -28,16 +28,6 @@ from fourm.eval.world_scores import checker_scores
 KEYS = ("score", "presence", "shape_acc", "size_acc", "relation_acc")
 
 
-def object_patches(samples: list[dict], grid: int) -> np.ndarray:
-    """(N, grid * grid) bool: patches with any object pixel in the true semseg map."""
-    out = []
-    for s in samples:
-        seg = np.asarray(s["semseg"]) > 0
-        p = seg.shape[0] // grid
-        out.append(seg.reshape(grid, p, grid, p).any(axis=(1, 3)).reshape(-1))
-    return np.stack(out)
-
-
 def draw(pipe, samples: list[dict], conditions: tuple[str, ...], batch: int, **fields) -> torch.Tensor:
     """(N, L) rgb tokens drawn from the samples' true ``conditions``."""
     target = pipe.default_target("rgb", **fields)
@@ -62,7 +52,8 @@ def main() -> None:
     captions = [s["caption"] for s in samples]
     images = [s["rgb"] for s in samples]
     truth = torch.cat([pipe.tokenize("rgb", images[i : i + args.batch]) for i in range(0, len(images), args.batch)])
-    obj = object_patches(samples, int(round(truth.shape[1] ** 0.5)))
+    seg = torch.from_numpy(np.stack([np.asarray(s["semseg"]) for s in samples])).long()
+    obj = (~pipe.codec("rgb").tokenizer.ground_patches(seg)).reshape(len(samples), -1).numpy()  # any object pixel
 
     def decode(tokens: torch.Tensor) -> list:
         return [x for i in range(0, len(tokens), args.batch) for x in pipe.detokenize("rgb", tokens[i : i + args.batch])]
