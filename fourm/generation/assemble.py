@@ -29,7 +29,7 @@ from fourm.generation.bundle_layout import (
     write_registry,
 )
 from fourm.modalities import ModalityRegistry, ModalitySpec
-from fourm.model.config import FourMConfig
+from fourm.model.config import FourMConfig, ModalityConfig
 from fourm.model.fourm import CONFIG_NAME, WEIGHTS_NAME, FourM
 from fourm.utils.half_weights import halve_safetensors
 
@@ -114,19 +114,27 @@ def _tokenizer_overrides(
     return overrides
 
 
-def _fit_vocabulary(spec: ModalitySpec, model_vocab: int, overridden: bool) -> ModalitySpec:
-    """``spec`` with the model's token vocabulary where a retrained tokenizer (``--tokenizer``) changed it
-    (e.g. a 2,048-code rgb tokenizer over a base with 1,024), so the bundle's registry never disagrees with
-    its model; without an override such a difference is an error. Sequences share a text vocabulary of
-    which a model may use fewer ids, so only the other kinds are compared."""
-    if spec.kind == "sequence" or spec.vocab_size == model_vocab or not spec.needs_tokenizer:
+def _fit_tokens(spec: ModalitySpec, model: ModalityConfig, overridden: bool) -> ModalitySpec:
+    """``spec`` with the model's token vocabulary and tokens per sample where a retrained tokenizer
+    (``--tokenizer``) changed them (e.g. a 2,048-code rgb tokenizer, or one on a 16 x 16 grid, over a base
+    with 1,024 codes on 8 x 8), so the bundle's registry never disagrees with its model; without an override
+    such a difference is an error. Sequences share a text vocabulary of which a model may use fewer ids,
+    so only the other kinds are compared."""
+    if spec.kind == "sequence" or not spec.needs_tokenizer:
+        return spec
+    if spec.vocab_size == model.vocab_size and spec.num_tokens == model.length:
         return spec
     if not overridden:
-        raise FourmError(
-            f"modality '{spec.name}': the base registry gives a vocabulary of {spec.vocab_size}, the model "
-            f"{model_vocab}; pass the tokenizer the model was trained with (--tokenizer {spec.name}=DIR)"
+        what = (
+            f"a vocabulary of {spec.vocab_size}, the model {model.vocab_size}"
+            if spec.vocab_size != model.vocab_size
+            else f"{spec.num_tokens} tokens per sample, the model {model.length}"
         )
-    return dataclasses.replace(spec, vocab_size=model_vocab)
+        raise FourmError(
+            f"modality '{spec.name}': the base registry gives {what}; pass the tokenizer the model was "
+            f"trained with (--tokenizer {spec.name}=DIR)"
+        )
+    return dataclasses.replace(spec, vocab_size=model.vocab_size, num_tokens=model.length)
 
 
 def _bundle_specs(
@@ -137,7 +145,7 @@ def _bundle_specs(
     specs = {}
     copies: dict[Path, Path] = {}  # bundle-relative destination -> source directory
     for name in config.modalities:
-        spec = _fit_vocabulary(registry[name], config.modalities[name].vocab_size, name in overrides)
+        spec = _fit_tokens(registry[name], config.modalities[name], name in overrides)
         if not spec.needs_tokenizer:  # pixel patches or a box map: no tokenizer to copy
             specs[name] = spec
             continue

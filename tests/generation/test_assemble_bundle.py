@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -144,3 +145,27 @@ def test_a_retrained_tokenizer_with_more_codes_updates_the_bundle_registry(tmp_p
     pipe = FourMPipeline.from_pretrained(out)
     tokens = pipe.generate({"caption": "a small red circle"}, ["rgb"], seed=0, progress=False, decode=False).tokens["rgb"]
     assert tokens.shape == (1, 16) and int(tokens.max()) < 128
+
+
+def test_a_retrained_tokenizer_on_a_finer_grid_updates_the_bundle_registry(tmp_path):
+    """A model trained on an rgb tokenizer with 4 x 4-pixel patches (8 x 8 = 64 tokens of a 32 x 32 image)
+    over a base bundle of 4 x 4 = 16 tokens: the bundle's registry takes the model's tokens per sample;
+    without the new tokenizer the bundle is refused, naming the difference."""
+    base_pipe = toy_pipeline(modalities=MODS)
+    base = base_pipe.save_pretrained(tmp_path / "base")
+    assert base_pipe.registry["rgb"].num_tokens == 16
+    tok = toy_tokenizer("rgb", "downsample=4", "channel_mult=[1,1,2]", image_size=32)
+    tok.save_pretrained(tmp_path / "tok_rgb")
+    assert tok.num_tokens == 64
+    specs = [s if s.name != "rgb" else s.replace(num_tokens=tok.num_tokens) for s in base_pipe.registry.values()]
+    toy_model(ModalityRegistry(specs)).save_pretrained(tmp_path / "model")
+    with pytest.raises(FourmError, match="'rgb': the base registry gives 16 tokens per sample, the model 64"):
+        assemble_bundle(tmp_path / "model", tmp_path / "refused", base=base)
+    assert not (tmp_path / "refused").exists()
+    out = assemble_bundle(tmp_path / "model", tmp_path / "bundle", base=base, tokenizers={"rgb": tmp_path / "tok_rgb"})
+    assert load_registry(out)["rgb"].num_tokens == 64
+    assert load_registry(out)["rgb"].vocab_size == 64
+    pipe = FourMPipeline.from_pretrained(out)
+    result = pipe.generate({"caption": "a small red circle"}, ["rgb"], seed=0, progress=False)
+    assert result.tokens["rgb"].shape == (1, 64)
+    assert np.asarray(result.values["rgb"][0]).shape == (32, 32, 3)  # decoded by the new tokenizer
