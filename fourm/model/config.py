@@ -212,6 +212,10 @@ class FourMConfig(Config):
     # multiplies the fixed sin-cos position table (per-feature rms sqrt(1/2), row norm sqrt(dim/2)) and
     # the init scale of pixel-patch projections; token rows start at init_std (issue 16: A/B in docs/experiments/default_model.md)
     position_scale: float = 1.0
+    # image modalities' sin-cos positions in one frame of image_frame x image_frame cells (a G x G grid's
+    # token centre at (i + 0.5) * image_frame / G - 0.5), so grids of different sizes over the same image
+    # share positions; None: each grid at integer positions (the same when every image has one grid size)
+    image_frame: int | None = None
     # embedding of pixel-patch modalities (fourm.model.patch_stem): 4M's "linear" projection, "conv" (two 3x3
     # convolutions inside each patch of patch_channels channels, width patch_stem_width, first), or "conv_image"
     # (a small CNN over the whole image of the given patches, down to the patch grid: sees across patches)
@@ -234,6 +238,8 @@ class FourMConfig(Config):
             raise FourmError(f"mlp_hidden_dim must be >= 0 (0: from mlp_ratio), got {self.mlp_hidden_dim}")
         if not 0.0 < self.position_scale <= 10.0:
             raise FourmError(f"position_scale must be in (0, 10], got {self.position_scale}")
+        if self.image_frame is not None and (isinstance(self.image_frame, bool) or not isinstance(self.image_frame, int) or self.image_frame < 1):
+            raise FourmError(f"image_frame must be an integer >= 1 or null, got {self.image_frame!r}")
         if self.patch_stem not in get_args(PatchStemKind):
             raise FourmError(f"patch_stem must be one of {', '.join(get_args(PatchStemKind))}, got {self.patch_stem!r}")
         if self.patch_stem != "linear":

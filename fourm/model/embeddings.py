@@ -31,13 +31,13 @@ def _offsets(sizes: list[int]) -> Tensor:
     return torch.tensor([0] + sizes[:-1], dtype=torch.long).cumsum(0)
 
 
-def _fixed_positions(m: ModalityConfig, dim: int) -> Tensor:
+def _fixed_positions(m: ModalityConfig, dim: int, image_frame: int | None = None) -> Tensor:
     """Modality ``m``'s rows (num_positions, D) of the fixed table: zero for learned positions, 2D
-    sin-cos for an image, N-D over a ``position_grid``, 1D otherwise."""
+    sin-cos for an image (in the model's ``image_frame``), N-D over a ``position_grid``, 1D otherwise."""
     if m.learned_positions:
         return torch.zeros(m.num_positions, dim)
     if m.kind == "image":
-        return sincos_table_2d(m.grid_size, dim)
+        return sincos_table_2d(m.grid_size, dim, image_frame)
     if m.position_grid is not None:
         return sincos_table_nd(m.position_grid, dim)
     return sincos_table_1d(m.num_positions, dim)
@@ -54,7 +54,7 @@ class PackedEmbeddings(nn.Module):
         self.vocab_sizes = [m.table_rows for m in mods]
         self.register_buffer("vocab_offsets", _offsets(self.vocab_sizes), persistent=False)
         self.register_buffer("causal", torch.tensor([m.causal for m in mods], dtype=torch.bool), persistent=False)
-        tables = [_fixed_positions(m, dim) for m in mods]
+        tables = [_fixed_positions(m, dim, config.image_frame) for m in mods]
         self.register_buffer("pos_offsets", _offsets([m.num_positions for m in mods]), persistent=False)
         self.position_scale = config.position_scale
         self.register_buffer("pos_table", torch.cat(tables) * config.position_scale, persistent=False)  # (sum L, D)

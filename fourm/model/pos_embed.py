@@ -26,13 +26,18 @@ def sincos_table_1d(length: int, dim: int) -> Tensor:
     return sincos_1d(torch.arange(length), dim)
 
 
-def sincos_table_2d(grid_size: int, dim: int) -> Tensor:
+def sincos_table_2d(grid_size: int, dim: int, frame: int | None = None) -> Tensor:
     """Table (grid_size**2, dim) for a row-major grid: first dim/2 features encode the row,
-    the last dim/2 the column."""
+    the last dim/2 the column. ``frame``: place the grid in a frame of ``frame`` x ``frame`` cells over
+    the same image (a token's centre at (i + 0.5) * frame / grid_size - 0.5), so image modalities on
+    different grids share positions; None (or frame == grid_size): integer positions 0..grid_size-1."""
     if dim % 4:
         raise FourmError(f"2D sin-cos embedding needs dim divisible by 4, got {dim}")
     index = torch.arange(grid_size * grid_size)
     rows, cols = index // grid_size, index % grid_size
+    if frame is not None and frame != grid_size:
+        scale = frame / grid_size
+        rows, cols = (rows.double() + 0.5) * scale - 0.5, (cols.double() + 0.5) * scale - 0.5
     return torch.cat([sincos_1d(rows, dim // 2), sincos_1d(cols, dim // 2)], dim=1)
 
 

@@ -354,6 +354,20 @@ def _check_row_maps(
 
 
 @torch.no_grad()
+def _image_frame(config: FourMConfig, reinit: Mapping[str, ModalityConfig]) -> int | None:
+    """The model's image frame after ``reinit``: an image modality moved onto another grid (e.g. rgb
+    tokens on 16 x 16 instead of 8 x 8) keeps the grid it replaces as the frame of every image's
+    positions, so its tokens sit where the model has seen that image's parts (FourMConfig.image_frame)."""
+    if config.image_frame is not None:
+        return config.image_frame
+    moved = sorted(
+        {config.modalities[n].grid_size for n, m in reinit.items() if m.kind == "image" and m.length != config.modalities[n].length}
+    )
+    if len(moved) > 1:
+        raise FourmError(f"re-initialised image modalities leave grids of {moved} cells a side: set the model's image_frame")
+    return moved[0] if moved else None
+
+
 def reinit_modalities(
     old: FourM,
     reinit: Mapping[str, ModalityConfig] | Sequence[str],
@@ -379,7 +393,7 @@ def reinit_modalities(
                 f"(model modalities: {', '.join(old.config.modalities)})"
             )
     maps = _check_row_maps(row_maps or {}, old.config, reinit)
-    config = old.config.replace(modalities={**old.config.modalities, **reinit})
+    config = old.config.replace(modalities={**old.config.modalities, **reinit}, image_frame=_image_frame(old.config, reinit))
     model = FourM(config)
     generator = torch.Generator().manual_seed(seed)
     old_state, state = old.state_dict(), model.state_dict()

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from fourm.errors import FourmError
-from fourm.model.pos_embed import sincos_table_1d, sincos_table_2d
+from fourm.model import FourMConfig
+from fourm.model.pos_embed import sincos_1d, sincos_table_1d, sincos_table_2d
 
 
 def test_2d_table_shape_range_and_origin():
@@ -57,3 +58,20 @@ def test_bad_dims():
         sincos_table_2d(4, 18)
     with pytest.raises(FourmError, match="even dim"):
         sincos_table_1d(4, 7)
+
+
+def test_sincos_2d_in_a_frame_places_a_finer_grid_over_the_same_image():
+    """A 16 x 16 grid in an 8 x 8 frame: token (r, c) at ((r + 0.5) / 2 - 0.5, (c + 0.5) / 2 - 0.5);
+    the frame of a grid's own size (or none) gives integer positions."""
+    dim = 32
+    assert torch.equal(sincos_table_2d(8, dim, 8), sincos_table_2d(8, dim))
+    table = sincos_table_2d(16, dim, 8).view(16, 16, dim)
+    coords = (torch.arange(16, dtype=torch.float64) + 0.5) / 2 - 0.5
+    assert torch.allclose(table[:, 3, : dim // 2], sincos_1d(coords, dim // 2))
+    assert torch.allclose(table[5, :, dim // 2 :], sincos_1d(coords, dim // 2))
+
+
+@pytest.mark.parametrize("frame", [0, -8, True, 2.5])
+def test_bad_image_frame_is_a_one_line_error(frame):
+    with pytest.raises(FourmError, match="image_frame must be an integer >= 1"):
+        FourMConfig(dim=32, enc_depth=1, dec_depth=1, num_heads=2, image_frame=frame).validate()

@@ -258,3 +258,28 @@ def test_train_starts_mapped_rows_from_the_old_codes(base_dir, token_data, tmp_p
     assert float((rows - want).abs().max()) < 0.01  # one AdamW step of lr 1e-3 away from the mapped old rows
     fresh, _ = load_finetune_model(base_dir, [], seed=cfg.seed, reinit=["rgb"])
     assert float((_chunks(fresh, "embeddings.enc_tokens")["rgb"] - want).abs().max()) > 0.05
+
+
+def test_reinit_onto_a_finer_grid_keeps_the_old_grid_as_the_image_frame(base_dir, tmp_path):
+    """rgb moved from 4 x 4 tokens onto 8 x 8: the model's image_frame becomes 4, so the new tokens' positions
+    sit where the old grid's were (a 2 x 2 block around each old cell) and every other image's positions
+    are unchanged bit-exactly; a saved model keeps the frame."""
+    entry = tmp_path / "rgb.yaml"
+    entry.write_text("name: rgb\nkind: image\nvocab_size: 48\nnum_tokens: 64\n")
+    old = FourM.from_pretrained(base_dir)
+    model, _ = load_finetune_model(base_dir, [], seed=0, reinit=[str(entry)])
+    assert old.config.image_frame is None and model.config.image_frame == 4
+    assert model.config.modalities["rgb"].length == 64
+
+    def rows(m: FourM, name: str) -> torch.Tensor:
+        sizes = [c.num_positions for c in m.config.modalities.values()]
+        return dict(zip(m.config.modalities, m.embeddings.pos_table.split(sizes)))[name]
+
+    for name in ("depth", "pix"):
+        assert torch.equal(rows(model, name), rows(old, name))
+    old_rgb, new_rgb = rows(old, "rgb").view(4, 4, -1), rows(model, "rgb").view(8, 8, -1)
+    nearest = torch.cdist(new_rgb.flatten(0, 1), old_rgb.flatten(0, 1)).argmin(1).view(8, 8)
+    expected = (torch.arange(8)[:, None] // 2) * 4 + torch.arange(8)[None, :] // 2
+    assert torch.equal(nearest, expected)
+    model.save_pretrained(tmp_path / "moved")
+    assert FourM.from_pretrained(tmp_path / "moved").config.image_frame == 4
