@@ -28,3 +28,18 @@ extra=configs/modalities/extra
   --config experiments/configs/train/r19_rgb16.yaml --out runs/r19_rgb16 --resume auto > runs/r19_rgb16.log 2>&1
 bash scripts/bundle_world_model.sh runs/r19_rgb16/model runs/r19_rgb16/bundle ${TOK}_pruned
 python bench/eval_world.py --model runs/r19_rgb16/bundle --num 256 --out runs/r19_rgb16/eval_world --no-progress
+
+# The run above was made before FourMConfig.image_frame existed: its 16 x 16 rgb tokens sat at integer positions
+# 0-15 beside the 8 x 8 maps' 0-7 (with today's code its re-initialisation sets image_frame 8 from the start).
+# Its model with its images in one 8 x 8 frame, trained on for 25 minutes:
+[[ -e runs/r19_frame_init/model.safetensors ]] || python - <<'PY'
+from fourm.model import FourM
+old = FourM.from_pretrained("runs/r19_rgb16/model")
+model = FourM(old.config.replace(image_frame=8))
+model.load_state_dict(old.state_dict())
+model.save_pretrained("runs/r19_frame_init")
+PY
+[[ -e runs/r19_frame/model/model.safetensors ]] || python train.py \
+  --config experiments/configs/train/r19_rgb16_frame.yaml --out runs/r19_frame --resume auto > runs/r19_frame.log 2>&1
+bash scripts/bundle_world_model.sh runs/r19_frame/model runs/r19_frame/bundle ${TOK}_pruned
+python bench/eval_world.py --model runs/r19_frame/bundle --num 256 --out runs/r19_frame/eval_world --no-progress
