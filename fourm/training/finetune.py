@@ -353,7 +353,6 @@ def _check_row_maps(
     return out
 
 
-@torch.no_grad()
 def _image_frame(config: FourMConfig, reinit: Mapping[str, ModalityConfig]) -> int | None:
     """The model's image frame after ``reinit``: an image modality moved onto another grid (e.g. rgb
     tokens on 16 x 16 instead of 8 x 8) keeps the grid it replaces as the frame of every image's
@@ -364,10 +363,14 @@ def _image_frame(config: FourMConfig, reinit: Mapping[str, ModalityConfig]) -> i
         {config.modalities[n].grid_size for n, m in reinit.items() if m.kind == "image" and m.length != config.modalities[n].length}
     )
     if len(moved) > 1:
-        raise FourmError(f"re-initialised image modalities leave grids of {moved} cells a side: set the model's image_frame")
+        raise FourmError(
+            f"re-initialised image modalities come from grids of {moved} cells a side, so no one image frame "
+            "keeps them all: re-initialise them one run at a time (the first sets the model's image_frame)"
+        )
     return moved[0] if moved else None
 
 
+@torch.no_grad()
 def reinit_modalities(
     old: FourM,
     reinit: Mapping[str, ModalityConfig] | Sequence[str],

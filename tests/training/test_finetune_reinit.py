@@ -283,3 +283,12 @@ def test_reinit_onto_a_finer_grid_keeps_the_old_grid_as_the_image_frame(base_dir
     assert torch.equal(nearest, expected)
     model.save_pretrained(tmp_path / "moved")
     assert FourM.from_pretrained(tmp_path / "moved").config.image_frame == 4
+
+
+def test_reinit_of_images_from_two_grids_at_once_is_a_one_line_error(base_dir, tmp_path):
+    """rgb (4 x 4) and a depth made 2 x 2 moved onto 8 x 8 in one run: no one frame keeps both old grids."""
+    old = FourM.from_pretrained(base_dir)
+    small = old.config.replace(modalities={**old.config.modalities, "depth": ModalityConfig("image", 16, 4)})
+    moved = {"rgb": ModalityConfig("image", 32, 64), "depth": ModalityConfig("image", 16, 64)}
+    with pytest.raises(FourmError, match=r"come from grids of \[2, 4\] cells a side"):
+        reinit_modalities(FourM(small), moved)
