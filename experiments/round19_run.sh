@@ -43,3 +43,9 @@ PY
   --config experiments/configs/train/r19_rgb16_frame.yaml --out runs/r19_frame --resume auto > runs/r19_frame.log 2>&1
 bash scripts/bundle_world_model.sh runs/r19_frame/model runs/r19_frame/bundle ${TOK}_pruned
 python bench/eval_world.py --model runs/r19_frame/bundle --num 256 --out runs/r19_frame/eval_world --no-progress
+# the same run trained on for 11 more minutes (lr 1e-4): does drawing keep gaining?
+[[ -e runs/r19_frame_more/model/model.safetensors ]] || python train.py --config experiments/configs/train/r19_rgb16_frame.yaml \
+  --out runs/r19_frame_more --init-from runs/r19_frame/model max_minutes=11 optim.lr=1e-4 > runs/r19_frame_more.log 2>&1
+bash scripts/bundle_world_model.sh runs/r19_frame_more/model runs/r19_frame_more/bundle ${TOK}_pruned
+python bench/eval_world.py --model runs/r19_frame_more/bundle --num 256 --tasks caption_to_rgb,caption_to_bboxes_to_rgb \
+  --out runs/r19_frame_more/eval_world --no-progress
