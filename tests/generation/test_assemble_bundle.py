@@ -126,16 +126,27 @@ def test_adding_a_modality_the_base_already_has_unchanged_is_a_no_op(parts, tmp_
     assert (Path(again) / "modalities.json").read_text() == (Path(first) / "modalities.json").read_text()
 
 
+def _model_on_a_retrained_rgb_tokenizer(tmp_path: Path, *overrides: str):
+    """A toy base bundle (tmp_path/base), an rgb tokenizer of the toy config with ``overrides``
+    (tmp_path/tok_rgb) and a toy model trained on its tokens, its vocabulary and tokens per sample
+    (tmp_path/model) -> (base pipeline, base bundle directory, tokenizer)."""
+    base_pipe = toy_pipeline(modalities=MODS)
+    base = base_pipe.save_pretrained(tmp_path / "base")
+    tok = toy_tokenizer("rgb", *overrides, image_size=32)
+    tok.save_pretrained(tmp_path / "tok_rgb")
+    specs = [
+        s if s.name != "rgb" else s.replace(vocab_size=tok.vocab_size, num_tokens=tok.num_tokens)
+        for s in base_pipe.registry.values()
+    ]
+    toy_model(ModalityRegistry(specs)).save_pretrained(tmp_path / "model")
+    return base_pipe, base, tok
+
+
 def test_a_retrained_tokenizer_with_more_codes_updates_the_bundle_registry(tmp_path):
     """A model trained on a 128-code rgb tokenizer over a base bundle with 64 codes: the bundle's
     registry takes the model's vocabulary; without the new tokenizer the bundle is refused."""
-    base_pipe = toy_pipeline(modalities=MODS)
-    base = base_pipe.save_pretrained(tmp_path / "base")
-    assert base_pipe.registry["rgb"].vocab_size == 64
-    tok = toy_tokenizer("rgb", "quantizer.codebook_size=128", image_size=32)
-    tok.save_pretrained(tmp_path / "tok_rgb")
-    specs = [s if s.name != "rgb" else s.replace(vocab_size=tok.vocab_size) for s in base_pipe.registry.values()]
-    toy_model(ModalityRegistry(specs)).save_pretrained(tmp_path / "model")
+    base_pipe, base, tok = _model_on_a_retrained_rgb_tokenizer(tmp_path, "quantizer.codebook_size=128")
+    assert base_pipe.registry["rgb"].vocab_size == 64 and tok.vocab_size == 128
     with pytest.raises(FourmError, match="'rgb': the base registry gives a vocabulary of 64, the model 128"):
         assemble_bundle(tmp_path / "model", tmp_path / "refused", base=base)
     assert not (tmp_path / "refused").exists()
@@ -151,14 +162,9 @@ def test_a_retrained_tokenizer_on_a_finer_grid_updates_the_bundle_registry(tmp_p
     """A model trained on an rgb tokenizer with 4 x 4-pixel patches (8 x 8 = 64 tokens of a 32 x 32 image)
     over a base bundle of 4 x 4 = 16 tokens: the bundle's registry takes the model's tokens per sample;
     without the new tokenizer the bundle is refused, naming the difference."""
-    base_pipe = toy_pipeline(modalities=MODS)
-    base = base_pipe.save_pretrained(tmp_path / "base")
+    base_pipe, base, tok = _model_on_a_retrained_rgb_tokenizer(tmp_path, "downsample=4", "channel_mult=[1,1,2]")
     assert base_pipe.registry["rgb"].num_tokens == 16
-    tok = toy_tokenizer("rgb", "downsample=4", "channel_mult=[1,1,2]", image_size=32)
-    tok.save_pretrained(tmp_path / "tok_rgb")
     assert tok.num_tokens == 64
-    specs = [s if s.name != "rgb" else s.replace(num_tokens=tok.num_tokens) for s in base_pipe.registry.values()]
-    toy_model(ModalityRegistry(specs)).save_pretrained(tmp_path / "model")
     with pytest.raises(FourmError, match="'rgb': the base registry gives 16 tokens per sample, the model 64"):
         assemble_bundle(tmp_path / "model", tmp_path / "refused", base=base)
     assert not (tmp_path / "refused").exists()
