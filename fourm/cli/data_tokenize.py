@@ -76,7 +76,7 @@ def check_raw_input(data: str | Path) -> dict[str, int]:
 
 def run_tokenize(args: argparse.Namespace) -> int:
     check_raw_input(args.data)  # before any work: every re-run would crash at the end otherwise
-    from fourm.data.pretokenize import tokenizer_paths
+    from fourm.data.pretokenize import fit_to_overrides, tokenizer_paths
     from fourm.modalities import ModalityRegistry, default_registry
     from fourm.utils.launcher import process_rank
     from fourm.utils.outputs import claim_output, is_token_dataset
@@ -93,6 +93,9 @@ def run_tokenize(args: argparse.Namespace) -> int:
         names = [m for m in registry.names if registry[m].tokenizer or not registry[m].needs_tokenizer or m in overrides]
     if args.batch_size < 1 or args.shard_size < 1:
         raise FourmError("--batch-size and --shard-size must be >= 1")
+    registry, notes = fit_to_overrides(registry, names, overrides)
+    for note in notes:
+        print(note)
     tokenizers = tokenizer_paths(registry, names, args.tokenizer_root, overrides)
     inputs = [("--data", args.data), ("--registry", args.registry)]
     inputs += [("--add-modality", path) for path in args.add_modality]

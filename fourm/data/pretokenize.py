@@ -77,6 +77,31 @@ def resolve_tokenizer_path(spec: ModalitySpec, root: str | Path, overrides: dict
     return path if path.is_absolute() else Path(root) / path
 
 
+def fit_to_overrides(
+    registry: ModalityRegistry, modalities: Sequence[str], overrides: dict[str, str] | None, device: str = "cpu"
+) -> tuple[ModalityRegistry, list[str]]:
+    """(the registry with each image modality whose tokenizer is overridden declaring the tokens per
+    sample and vocabulary that tokenizer gives, one line per change). A retrained tokenizer on another
+    grid or codebook (e.g. 256 tokens of 512 codes over a 64-token entry) then needs no edited registry;
+    without an override a mismatch stays an error (:func:`_check_tokens`). Two-level entries
+    (``token_level``) share one tokenizer and are not fitted."""
+    fitted, notes = [], []
+    factory = CodecFactory(device=device, precision="fp32", resize=False, strict_text=False)
+    for spec in registry.values():
+        if spec.name in (overrides or {}) and spec.name in modalities and spec.kind == "image" and spec.needs_tokenizer \
+                and spec.token_level is None:  # fmt: skip
+            path = resolve_tokenizer_path(spec, ".", overrides)
+            tok = factory.codec(spec, path, spec.length).tokenizer
+            if (tok.num_tokens, tok.vocab_size) != (spec.num_tokens, spec.vocab_size):
+                notes.append(
+                    f"modality '{spec.name}': {tok.num_tokens} tokens of vocabulary {tok.vocab_size} from --tokenizer "
+                    f"{spec.name}={path} (the registry declares {spec.num_tokens} of {spec.vocab_size})"
+                )
+                spec = spec.replace(num_tokens=tok.num_tokens, vocab_size=tok.vocab_size)
+        fitted.append(spec)
+    return ModalityRegistry(fitted), notes
+
+
 def _check_tokens(path: Path, tok: Any, spec: ModalitySpec, num_tokens: int | None = None) -> None:
     """FourmError unless the tokenizer at ``path`` gives the tokens the registry declares for ``spec``
     (``num_tokens``: the tokens of the spec's level of a two-level tokenizer, default all of them)."""

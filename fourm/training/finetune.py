@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -286,9 +287,21 @@ def _table_rows(config: FourMConfig) -> dict[str, list[int]]:
     return tables
 
 
-def load_reinit_modalities(entries: Sequence[str | Path], config: FourMConfig) -> dict[str, ModalityConfig]:
-    """{name: new model modality config} of ``entries``: a modality name of ``config`` (same
-    vocabulary size) or a registry YAML of one (its vocab_size / length)."""
+def _fit_to_data(have: ModalityConfig, tokens: Any | None) -> ModalityConfig:
+    """``have`` with the vocabulary and length of the data's ``tokens`` (a ModalityTokens) when it is
+    an image modality whose data holds other tokens; else ``have``."""
+    if tokens is None or have.kind != "image" or have.is_patches or tokens.kind != "image" or tokens.length is None:
+        return have
+    return replace(have, vocab_size=tokens.vocab_size, length=tokens.length)
+
+
+def load_reinit_modalities(
+    entries: Sequence[str | Path], config: FourMConfig, data: Mapping[str, Any] | None = None
+) -> dict[str, ModalityConfig]:
+    """{name: new model modality config} of ``entries``: a modality name of ``config`` or a registry
+    YAML of one (its vocab_size / length). A name keeps the model's vocabulary and length, except for an
+    image modality whose training data (``data``: {name: ModalityTokens}) holds other tokens, e.g. from
+    a tokenizer retrained on another grid (``fourm-data tokenize --tokenizer``): it takes the data's."""
     out: dict[str, ModalityConfig] = {}
     for entry in entries:
         text = str(entry)
@@ -300,7 +313,7 @@ def load_reinit_modalities(entries: Sequence[str | Path], config: FourMConfig) -
                     f"cannot re-initialise modality '{text}': the model has no such modality "
                     f"(model modalities: {', '.join(config.modalities)})"
                 )
-            found = {text: config.modalities[text]}
+            found = {text: _fit_to_data(config.modalities[text], (data or {}).get(text))}
         for name, mod in found.items():
             have = config.modalities.get(name)
             if have is None:
@@ -440,6 +453,7 @@ def load_finetune_model(
     patch_stem: str | None = None,
     grow: Sequence[int] = (),
     row_maps: Mapping[str, str | Path] | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> tuple[FourM, dict[str, int | Tensor]]:
     """The trained model of ``init_from``, its decoder deepened after the blocks ``grow``
     (:func:`fourm.training.grow.grow_decoder`), with a new ``patch_stem`` (:func:`replace_patch_stem`),
@@ -447,7 +461,7 @@ def load_finetune_model(
     {modality: code map JSON}, rows copied from the old codes, :func:`load_row_maps`), expanded by
     the modality YAMLs ``add_modalities`` (none of these: the model as saved, no new rows). The
     second value is ``{parameter: old leading rows}`` of an expansion alone, else ``{parameter: bool
-    mask of its new rows}``."""
+    mask of its new rows}``. ``data``: the training data's tokens, as in :func:`load_reinit_modalities`."""
     base = FourM.from_pretrained(resolve_model_dir(init_from))
     if row_maps and not reinit:
         raise FourmError("row maps need modalities to re-initialise (model.reinit_modalities)")
@@ -459,7 +473,8 @@ def load_finetune_model(
         masks.update(stem_masks)
     if reinit:
         maps = load_row_maps(row_maps or {}, base.config)
-        base, reinit_masks = reinit_modalities(base, list(reinit), seed=seed, row_maps=maps)
+        reinit_configs = load_reinit_modalities(list(reinit), base.config, data)
+        base, reinit_masks = reinit_modalities(base, reinit_configs, seed=seed, row_maps=maps)
         masks.update(reinit_masks)
     if not add_modalities:
         return base, dict(masks)
@@ -476,13 +491,14 @@ def load_finetune_model(
 
 
 def finetune_modalities(
-    init_from: str | Path, add_modalities: Sequence[str | Path], reinit: Sequence[str | Path] = ()
-) -> dict[str, ModalityConfig]:
+    init_from: str | Path, add_modalities: Sequence[str | Path], reinit: Sequence[str | Path] = (),
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, ModalityConfig]:  # fmt: skip
     """The modalities of the fine-tuned model (old, re-initialised ones with their new vocabulary,
-    then added), without loading any weights."""
+    then added), without loading any weights; ``data``: as in :func:`load_reinit_modalities`."""
     config = FourMConfig.from_file(resolve_model_dir(init_from) / CONFIG_NAME)
     if reinit:
-        config = config.replace(modalities={**config.modalities, **load_reinit_modalities(list(reinit), config)})
+        config = config.replace(modalities={**config.modalities, **load_reinit_modalities(list(reinit), config, data)})
     added = load_added_modalities(add_modalities)
     return extended_config(config, added).modalities if added else config.modalities
 

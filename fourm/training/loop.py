@@ -58,6 +58,8 @@ from fourm.training.data import (
     ShardSampler,
     TrainingData,
     build_training_data,
+    merge_modalities,
+    open_sources,
     prepare_synthetic_sources,
 )
 from fourm.training.finetune import (
@@ -188,15 +190,18 @@ def build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None) 
     return _build_model(cfg, modalities)[0]
 
 
-def _build_model(cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None) -> tuple[FourM, dict[str, int]]:
-    """:func:`build_model` and the added rows ({parameter: old rows}, see ``finetune.expand_model``)."""
+def _build_model(
+    cfg: TrainConfig, modalities: dict[str, ModalityConfig] | None, data_tokens: dict | None = None
+) -> tuple[FourM, dict[str, int]]:
+    """:func:`build_model` and the added rows ({parameter: old rows}, see ``finetune.expand_model``);
+    ``data_tokens``: the data's {name: ModalityTokens}, which re-initialised image modalities fit."""
     section = cfg.model
     if section.init_from is not None:
         if section.overrides:
             raise FourmError("model.overrides cannot change a model loaded with model.init_from")
         return load_finetune_model(
             section.init_from, section.add_modalities, seed=cfg.seed, reinit=section.reinit_modalities,
-            patch_stem=section.patch_stem, grow=section.grow_decoder, row_maps=section.row_maps,
+            patch_stem=section.patch_stem, grow=section.grow_decoder, row_maps=section.row_maps, data=data_tokens,
         )
     if "modalities" in section.overrides:
         raise FourmError("model.overrides.modalities is not allowed (modalities come from the data)")
@@ -503,14 +508,16 @@ def _build_components(cfg: TrainConfig, accelerator) -> _Components:
     use_deepspeed = accelerator.state.deepspeed_plugin is not None
     device = accelerator.device
     _seed_everything(cfg.seed)
-    init_modalities = None
+    init_modalities = data_tokens = None
     if cfg.model.init_from is not None:
+        if cfg.model.reinit_modalities:  # a re-initialised image modality takes the data's tokens
+            data_tokens = merge_modalities([info for _, info in open_sources(cfg.data)], cfg.data.modalities)[0]
         init_modalities = finetune_modalities(
-            cfg.model.init_from, cfg.model.add_modalities, cfg.model.reinit_modalities
+            cfg.model.init_from, cfg.model.add_modalities, cfg.model.reinit_modalities, data_tokens
         )
         check_added_in_data(cfg.data, list(load_added_modalities(cfg.model.add_modalities)))
     data = build_training_data(cfg, init_modalities)
-    model, new_rows = _build_model(cfg, data.modalities)
+    model, new_rows = _build_model(cfg, data.modalities, data_tokens)
     control = None
     if cfg.model.freeze_trunk_steps or cfg.model.old_params_lr_scale != 1:
         if use_deepspeed:

@@ -122,6 +122,34 @@ def test_cli_tokenizer_override_is_relative_to_the_working_directory(setup, tmp_
     assert len(dsd["train"]) == 18 and dsd["train"][0]["caption"]
 
 
+def test_cli_fits_the_registry_to_a_retrained_tokenizer_on_another_grid(setup, tmp_path, capsys):
+    """--tokenizer rgb=DIR of a tokenizer on a finer grid with fewer codes: the token dataset holds its
+    tokens and declares their length and vocabulary (before: refused, the registry declared the old
+    ones); the registry's own tokenizer on another grid is still refused."""
+    root, raw, registry, rgb, _ = setup
+    fine = toy_tokenizer("rgb", "quantizer.codebook_size=32", "downsample=4", "channel_mult=[1,1,2]", image_size=32, seed=1)
+    fine.save_pretrained(tmp_path / "tok_fine")
+    assert (fine.num_tokens, rgb.num_tokens) == (64, 16)
+    reg_dir = tmp_path / "registry"
+    reg_dir.mkdir()
+    (reg_dir / "rgb.yaml").write_text(yaml.safe_dump({**registry["rgb"].to_dict(), "tokenizer": str(root / "tok_rgb")}))
+    argv = ["tokenize", "--data", str(raw), "--out", str(tmp_path / "t"), "--registry", str(reg_dir), "--modalities", "rgb",
+            "--tokenizer", f"rgb={tmp_path / 'tok_fine'}"]  # fmt: skip
+    assert data_main(argv) == 0, capsys.readouterr().err
+    assert "64 tokens of vocabulary 32" in capsys.readouterr().out
+    dsd, info = load_token_dataset(tmp_path / "t")
+    assert (info.modalities["rgb"].length, info.modalities["rgb"].vocab_size) == (64, 32)
+    samples = RawSamples(load_raw_dataset(raw)["val"])
+    fine.eval()
+    with torch.no_grad(), bf16_autocast("cpu"):
+        want = fine.encode(fine.preprocess([samples[i]["rgb"] for i in range(len(samples))])).reshape(len(samples), -1)
+    assert (np.array(dsd["val"]["rgb"]) == want.numpy()).mean() > 0.98
+    (reg_dir / "rgb.yaml").write_text(yaml.safe_dump({**registry["rgb"].to_dict(), "tokenizer": str(tmp_path / "tok_fine")}))
+    argv = ["tokenize", "--data", str(raw), "--out", str(tmp_path / "t2"), "--registry", str(reg_dir), "--modalities", "rgb"]
+    assert data_main(argv) == 2
+    assert "gives 64 tokens of vocabulary 32, but modality 'rgb' declares 16 tokens of vocabulary 64" in capsys.readouterr().err
+
+
 # ---- patch modalities ------------------------------------------------------------------------------
 
 PIXELS_YAML = Path(__file__).resolve().parents[2] / "configs" / "modalities" / "extra" / "rgb_pixels.yaml"

@@ -292,3 +292,31 @@ def test_reinit_of_images_from_two_grids_at_once_is_a_one_line_error(base_dir, t
     moved = {"rgb": ModalityConfig("image", 32, 64), "depth": ModalityConfig("image", 16, 64)}
     with pytest.raises(FourmError, match=r"come from grids of \[2, 4\] cells a side"):
         reinit_modalities(FourM(small), moved)
+
+
+def test_train_reinit_by_name_takes_a_finer_grid_from_the_data(base_dir, tmp_path):
+    """Data re-tokenized with an rgb tokenizer on an 8 x 8 grid of 40 codes (``fourm-data tokenize
+    --tokenizer``) and ``model.reinit_modalities=[rgb]`` by name: the model takes the data's length and
+    vocabulary with the old 4 x 4 grid as its image frame (before: refused, the data's 64 tokens did not
+    fit the model's 16); depth, whose data matches, keeps its own."""
+    import numpy as np
+
+    from fourm.data.token_dataset import ModalityTokens, write_token_dataset
+    from fourm.training.synthetic import INFO, synthetic_splits
+
+    splits = synthetic_splits(24, 4, seed=2)
+    for samples in splits.values():
+        for s in samples:  # each old token becomes a 2 x 2 block of new codes 0-39
+            grid = s["rgb"].reshape(4, 4).repeat(2, 0).repeat(2, 1)
+            s["rgb"] = (grid + np.arange(64).reshape(8, 8) % 2 * 8) % 40
+    info = INFO.__class__(modalities={**INFO.modalities, "rgb": ModalityTokens(kind="image", vocab_size=40, length=64)},
+                          specials=INFO.specials)  # fmt: skip
+    data = write_token_dataset(tmp_path / "fine", splits, info)
+    section = {"overrides": {}, "init_from": str(base_dir), "reinit_modalities": ["rgb"]}
+    cfg = tiny_config(data, tmp_path / "run", model=section, steps=2, optim={"warmup_steps": 1},
+                      masking={"input_budget": 32, "target_budget": 32})  # fmt: skip
+    result = train(cfg)
+    model = FourM.from_pretrained(result.final_model)
+    rgb, depth = model.config.modalities["rgb"], model.config.modalities["depth"]
+    assert (rgb.length, rgb.vocab_size, model.config.image_frame) == (64, 40, 4)
+    assert (depth.length, depth.vocab_size) == (16, 16)
