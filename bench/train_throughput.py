@@ -64,19 +64,24 @@ def matmul_peak(dtype: torch.dtype, path: str, m: int = 2048, k: int = 384, n: i
     return 2 * m * k * n * iters / (time.perf_counter() - start) / 1e9
 
 
-def run(config: FourMConfig, batches: list, dtype: str, steps: int, warmup: int, lr: float) -> dict:
-    """Train ``steps`` steps after ``warmup``; returns per-step times of each phase."""
+def run(config: FourMConfig, batches: list, dtype: str, steps: int, warmup: int, lr: float, compiled: bool = False) -> dict:
+    """Train ``steps`` steps after ``warmup``; returns per-step times of each phase (``compiled``: the loss
+    under ``torch.compile``, as ``train.py`` with ``compile: true``; its compilation falls in the warm-up)."""
     torch.manual_seed(0)
     model = FourM(config).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, fused=True)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
+    loss_fn = torch.compile(model.loss, dynamic=True) if compiled else model.loss
     times = {"forward": [], "backward": [], "optimizer": [], "step": []}
     losses = []
+    start = time.perf_counter()
     for step in range(warmup + steps):
         batch = batches[step % len(batches)]
         t0 = time.perf_counter()
+        if step == warmup:
+            warm_s = t0 - start
         with autocast:
-            loss, _ = model.loss(batch)
+            loss, _ = loss_fn(batch)
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
@@ -87,7 +92,7 @@ def run(config: FourMConfig, batches: list, dtype: str, steps: int, warmup: int,
         if step >= warmup:
             for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
                 times[key].append(dt)
-    return {"times": times, "losses": losses, "params": model.num_parameters(breakdown=True), "model": model}
+    return {"times": times, "losses": losses, "params": model.num_parameters(breakdown=True), "model": model, "warmup_s": warm_s}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-fast-linear", action="store_true", help="fp32 matmuls through aten/MKL")
     p.add_argument("--attention", default="explicit", choices=["explicit", "sdpa"], help="CPU attention kernel")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--compile", action="store_true", help="also time each dtype with the loss under torch.compile")
+    p.add_argument("--config", default=None,
+                   help="a FourM config.json (e.g. models/world-default/model/config.json): its shape and token modalities "
+                   "instead of 4M-Tiny's (pixel-patch and box-map modalities left out: random batches have none)")
     p.add_argument("--release-memory", action="store_true", help="leave glibc's default (return freed memory)")
     args = p.parse_args(argv)
     kept = False if args.release_memory else keep_freed_memory()
@@ -113,10 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     set_fast_cpu_linear(not args.no_fast_linear)
     set_cpu_attention(args.attention)
 
-    config = FourMConfig.preset(
-        args.preset, MODALITIES, tie_embeddings=args.tie, share_encoder_decoder_embeddings=args.share,
-        qk_norm=args.qk_norm,
-    )
+    if args.config:
+        config = FourMConfig.from_file(args.config)
+        tokens_only = {k: m for k, m in config.modalities.items() if not m.is_patches and m.target}
+        config = config.replace(modalities=tokens_only)
+    else:
+        config = FourMConfig.preset(
+            args.preset, MODALITIES, tie_embeddings=args.tie, share_encoder_decoder_embeddings=args.share,
+            qk_norm=args.qk_norm,
+        )
     batches = [random_batch(config, args.batch_size, args.input_tokens, args.target_tokens, seed=s) for s in range(4)]
     nominal_tokens = args.batch_size * (args.input_tokens + args.target_tokens)
     flops = statistics.mean(3 * forward_matmul_flops(config, b) for b in batches)  # fwd + 2x bwd
@@ -131,15 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         for dt in args.dtypes for path in ("model", "aten")
     ))
     for dtype in args.dtypes:
-        result = run(config, batches, dtype, args.steps, args.warmup, lr=1e-4)
-        if dtype == args.dtypes[0]:
-            print(result["model"].summary())
-        t = {k: statistics.median(v) for k, v in result["times"].items()}
-        print(
-            f"[{dtype}] {nominal_tokens / t['step']:8.0f} tokens/s | step {t['step'] * 1e3:6.0f} ms "
-            f"(fwd {t['forward'] * 1e3:.0f}, bwd {t['backward'] * 1e3:.0f}, adamw {t['optimizer'] * 1e3:.0f}) | "
-            f"{flops / t['step'] / 1e9:.0f} GFLOP/s | loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}"
-        )
+        eager_step = None
+        for compiled in (False, True) if args.compile else (False,):
+            result = run(config, batches, dtype, args.steps, args.warmup, lr=1e-4, compiled=compiled)
+            if dtype == args.dtypes[0] and not compiled:
+                print(result["model"].summary())
+            t = {k: statistics.median(v) for k, v in result["times"].items()}
+            eager_step = eager_step or t["step"]
+            label = f"{dtype}, compiled" if compiled else dtype
+            extra = f" | {eager_step / t['step']:.2f}x eager, warm-up {result['warmup_s']:.0f} s" if compiled else ""
+            print(
+                f"[{label}] {nominal_tokens / t['step']:8.0f} tokens/s | step {t['step'] * 1e3:6.0f} ms "
+                f"(fwd {t['forward'] * 1e3:.0f}, bwd {t['backward'] * 1e3:.0f}, adamw {t['optimizer'] * 1e3:.0f}) | "
+                f"{flops / t['step'] / 1e9:.0f} GFLOP/s | loss {result['losses'][0]:.3f} -> {result['losses'][-1]:.3f}{extra}"
+            )
     return 0
 
 
