@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--cond", action="append", default=[], metavar="NAME=VALUE", help="a condition (repeat for several)"
     )
     parser.add_argument(
+        "--negative", action="append", default=[], metavar="NAME=VALUE",
+        help="a negative condition (repeatable), e.g. caption='a blue square': guided targets are pushed away "
+        "from it (it joins the unconditional guidance pass); needs a guided target",
+    )
+    parser.add_argument(
         "--prompts", default=None, metavar="FILE",
         help="generate for every prompt of FILE: JSON lines of conditions ({\"caption\": \"...\"}; file names "
         "relative to FILE's folder) or plain text, one caption a line (exclusive with --cond)",
@@ -255,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     conditions = parse_assignments(args.cond, "--cond")
+    args.negative = parse_assignments(args.negative, "--negative")
     prompts = None
     if args.prompts is not None:
         if args.cond:
@@ -285,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     inputs = [("--model", args.model or DEFAULT_BUNDLE)]
     inputs += [(f"--cond {name}=", value) for name, value in conditions.items() if _is_path(value)]
+    inputs += [(f"--negative {name}=", value) for name, value in args.negative.items() if _is_path(value)]
     if prompts is not None:
         inputs.append(("--prompts", args.prompts))
         inputs += [(f"--prompts line {p.line}: {name}=", v) for p in prompts for name, v in p.conditions.items()
@@ -367,6 +374,7 @@ def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides,
     plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]
     check_steps(pipe, plan_targets, overrides)
     pipe.plan(plan_targets)  # checks the targets before any prompt
+    check_values(pipe, {}, {}, args.negative)
     for p in prompts:  # every prompt checked up front: an error names its line
         for name, value in p.conditions.items():
             where = f"--prompts {args.prompts}:{p.line}"
@@ -388,7 +396,7 @@ def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides,
     for b, indices in enumerate(batches):
         result = pipe.generate_batch(
             [prompts[i].conditions for i in indices], plan_targets, num_samples=args.num_samples,
-            seed=args.seed + b, progress=False,
+            seed=args.seed + b, progress=False, negative=args.negative,
         )  # fmt: skip
         rows += [(i, s, result, k * args.num_samples + s) for k, i in enumerate(indices) for s in range(args.num_samples)]
         bar.update(len(indices))
@@ -424,7 +432,7 @@ def _load_pipeline(args, conditions, prefixes, targets, overrides):
     pipe.image_inputs = args.image_inputs
     for name in list(conditions) + list(prefixes):
         pipe.codec(name)  # unknown modality -> error listing the known ones
-    check_values(pipe, conditions, prefixes)
+    check_values(pipe, conditions, prefixes, args.negative)
     plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]
     check_steps(pipe, plan_targets, overrides)
     return pipe, plan_targets
@@ -445,10 +453,10 @@ def check_steps(pipe, plan_targets, overrides: dict[str, dict[str, Any]]) -> Non
             )
 
 
-def check_values(pipe, conditions: dict[str, Any], prefixes: dict[str, Any]) -> None:
-    """Read and check every ``--cond`` / ``--prefix`` value before generating, so that a malformed one
-    (a box out of range, a missing image) is refused in one line naming its option and modality."""
-    for flag, values in (("--cond", conditions), ("--prefix", prefixes)):
+def check_values(pipe, conditions: dict[str, Any], prefixes: dict[str, Any], negative: dict[str, Any] | None = None) -> None:
+    """Read and check every ``--cond`` / ``--prefix`` / ``--negative`` value before generating, so that a
+    malformed one (a box out of range, a missing image) is refused in one line naming its option and modality."""
+    for flag, values in (("--cond", conditions), ("--prefix", prefixes), ("--negative", negative or {})):
         for name, value in values.items():
             codec = pipe.codec(name)
             try:
@@ -471,7 +479,7 @@ def _generate(args, conditions, prefixes, targets, overrides, out_dir: Path) -> 
     pipe, plan_targets = _load_pipeline(args, conditions, prefixes, targets, overrides)
     result = pipe.generate(
         conditions, plan_targets, num_samples=args.num_samples, seed=args.seed,
-        progress=not args.no_progress, partial=prefixes,
+        progress=not args.no_progress, partial=prefixes, negative=args.negative,
     )  # fmt: skip
     save_result(result, out_dir, overwrite=args.overwrite)
     for i in range(result.num_samples):
@@ -517,6 +525,7 @@ def _generate_chunks(args, conditions, prefixes, targets, overrides, out_dir: Pa
         n = min(size, total - k * size)
         result = pipe.generate(
             conditions, plan_targets, num_samples=n, seed=chunk_seed(args.seed, k), progress=False, partial=prefixes,
+            negative=args.negative,
         )  # fmt: skip
         name = chunk_name(k, num_chunks)
         done += n

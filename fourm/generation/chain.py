@@ -20,7 +20,8 @@ or from a YAML file (``GenerationPlan.from_file("plan.yaml")``)::
 A condition on a target modality is partial: its tokens are kept (image: given positions; sequence:
 a prefix), and it conditions nothing but that target (the targets before it never see it). With
 guidance, the unconditional pass holds the targets generated so far (``grow_unconditional``), see
-:mod:`fourm.generation.guidance`.
+:mod:`fourm.generation.guidance`, and the ``negative`` conditions, if any (a negative prompt: guidance
+then pushes from them towards the conditions, ``neg + s * (cond - neg)``).
 
 A continuous target (``value_dim`` > 0, :mod:`fourm.model.continuous`) has scheme ``value``: its
 value head reads one decoder pass (a regression head gives the vector; a diffusion head samples it in
@@ -301,6 +302,12 @@ class _Chain:
     grammars: Mapping[str, LogitsProcessor]
     clean: Mapping[str, Callable[[Tensor], Tensor | None]]
     derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor]]]
+    negative: Mapping[str, GivenTokens] = field(default_factory=dict)
+
+    def unconditional(self, generated: Mapping[str, GivenTokens]) -> dict[str, GivenTokens]:
+        """The unconditional guidance pass: the targets generated so far (``grow_unconditional``) and the
+        negative conditions."""
+        return {**(generated if self.plan.grow_unconditional else {}), **self.negative}
 
     def sample(
         self, target: GenerationTarget, available: Mapping[str, GivenTokens], unconditional: Mapping[str, GivenTokens],
@@ -369,7 +376,7 @@ class _Chain:
             what = f"'{missing[0]}' is neither given nor generated before it" if missing else "no given condition is a model target"
             raise FourmError(f"target '{name}': candidates {target.candidates} need something to rerank by ({what})")
         available = {m: g for m, g in known.items() if m != name}
-        unconditional = generated if self.plan.grow_unconditional else {}
+        unconditional = self.unconditional(generated)
         draws, conditioning, scores = [], [], []
         for _ in range(target.candidates):
             tokens, finished = self.sample(target, available, unconditional, partial)
@@ -398,6 +405,7 @@ def generate_chained(
     grammars: Mapping[str, LogitsProcessor] | None = None,
     clean: Mapping[str, Callable[[Tensor], Tensor | None]] | None = None,
     derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor]]] | None = None,
+    negative: Mapping[str, Tensor | GivenTokens] | None = None,
 ) -> dict[str, Tensor]:
     """Generate ``plan``'s targets in order -> {modality: tokens (num_samples, L)} (a continuous
     target: its values (num_samples, L * C) fp32).
@@ -412,12 +420,15 @@ def generate_chained(
     ``derive``: {target: fn(its conditioning ids (B, L)) -> {modality: ids (B, N)}}: inputs computed from
     a finished target (e.g. a box map drawn from the generated boxes) that condition the later targets
     like the target itself (conditions given by the caller are never replaced).
+    ``negative``: conditions (as ``conditions``) that the unconditional pass of every guided target holds,
+    a negative prompt; at least one target must be guided, and none may be a negative's modality.
     """
     config = model.config
     plan.check(config)
     device = next(model.parameters()).device
     given = normalize_conditions(config, conditions, num_samples, device)
     names = {t.modality for t in plan.targets}
+    negative_given = _negative_conditions(config, plan, negative, num_samples, device)
     partials = {n: given.pop(n) for n in list(given) if n in names}  # continued by their target alone
     for t in plan.targets:
         if t.prefix and t.modality not in partials:
@@ -427,7 +438,7 @@ def generate_chained(
             )
     chain = _Chain(
         model, plan, num_samples, device, make_generator(seed, device), use_cache, progress,
-        grammars or {}, clean or {}, derive or {},
+        grammars or {}, clean or {}, derive or {}, negative_given,
     )  # fmt: skip
     generated: dict[str, GivenTokens] = {}
     outputs: dict[str, Tensor] = {}
@@ -441,11 +452,31 @@ def generate_chained(
                 tokens, finished, extra = chain.best_of(target, given, generated, partials.get(name))
             else:
                 available = {m: g for m, g in {**given, **generated}.items() if m != name}
-                unconditional = generated if plan.grow_unconditional else {}
-                tokens, finished = chain.sample(target, available, unconditional, partials.get(name))
+                tokens, finished = chain.sample(target, available, chain.unconditional(generated), partials.get(name))
                 extra = chain.derived(name, finished, given)
             outputs[name] = tokens
             if config.modalities[name].input:
                 generated[name] = finished
             generated.update(extra)
     return outputs
+
+
+def _negative_conditions(
+    config: FourMConfig, plan: GenerationPlan, negative: Mapping[str, Tensor | GivenTokens] | None,
+    num_samples: int, device: torch.device,
+) -> dict[str, GivenTokens]:  # fmt: skip
+    """The checked negative conditions of :func:`generate_chained` ({} for none)."""
+    if not negative:
+        return {}
+    targets = [t.modality for t in plan.targets]
+    clash = [m for m in negative if m in targets]
+    if clash:
+        raise FourmError(f"'{clash[0]}' is both a negative condition and a target")
+    unread = [m for m in negative if m in config.modalities and not config.modalities[m].input]
+    if unread:
+        raise FourmError(f"modality '{unread[0]}' cannot be a negative condition: the model does not read it (input: false)")
+    if not any(t.guidance().enabled for t in plan.targets):
+        raise FourmError(
+            "negative conditions act through guidance, and no target is guided (give one a guidance scale other than 1)"
+        )
+    return normalize_conditions(config, negative, num_samples, device)

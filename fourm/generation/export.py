@@ -9,6 +9,7 @@
         sequences.json                per sample: caption, bboxes, color_palette, metadata and
                                       parse_failures ({modality: [{"text", "error"}, ...]} of the
                                       structured targets, empty lists when all parsed); the plan
+                                      and the negative conditions, if any
         overview.png                  rows = samples, columns = conditions then targets
 
 (:func:`save_prompt_results`: the layout of a ``generate.py --prompts`` run.)
@@ -115,6 +116,7 @@ def save_result(result: Any, out_dir: str | Path, overwrite: bool = False, scale
             "conditions": result.conditions,
             "targets": result.targets,
             "plan": result.plan.to_dict(),
+            **({"negative": result.negative} if getattr(result, "negative", None) else {}),
             "samples": sequences,
         }
         (tmp / "sequences.json").write_text(json.dumps(to_jsonable(info), indent=2) + "\n")
@@ -188,6 +190,7 @@ def save_prompt_results(
             "seed": seed,
             "targets": list(targets),
             "plan": first.plan.to_dict(),
+            **({"negative": first.negative} if getattr(first, "negative", None) else {}),
             "samples": entries,
         }
         (tmp / "sequences.json").write_text(json.dumps(to_jsonable(info), indent=2) + "\n")

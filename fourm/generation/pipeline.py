@@ -79,6 +79,7 @@ class GenerationResult:
     token conditions decoded; none for a GivenTokens condition).
     ``parse_failures[m]``: for each structured sequence target (boxes, palette, metadata), per
     sample the groups that did not parse, ``{"text": ..., "error": ...}`` (empty lists: all parsed).
+    ``negative``: the negative conditions ({modality: raw value}), if any.
     """
 
     plan: GenerationPlan
@@ -88,6 +89,7 @@ class GenerationResult:
     values: dict[str, list[Any]] = field(default_factory=dict)
     seed: int = 0
     parse_failures: dict[str, list[list[dict[str, str]]]] = field(default_factory=dict)
+    negative: dict[str, Any] = field(default_factory=dict)  # the negative conditions' raw values (a negative prompt)
 
     @property
     def num_samples(self) -> int:
@@ -455,12 +457,15 @@ class FourMPipeline:
         partial: Mapping[str, Any] | None = None,
         caption_prefix: str | None = None,
         decode: bool = True,
+        negative: Mapping[str, Any] | None = None,
     ) -> GenerationResult:
         """Generate ``targets`` in order from raw ``conditions`` -> :class:`GenerationResult`.
 
         ``conditions``: {modality: raw value, token ids or GivenTokens}, shared by all samples.
         ``partial``: {sequence target: a raw value to continue}, ``caption_prefix`` = partial caption.
-        Same ``seed`` -> same result. ``decode=False`` skips detokenizing the targets.
+        ``negative``: raw conditions the guided targets are pushed away from (a negative prompt, e.g.
+        {"caption": "a blue square"}): they replace nothing in the conditional pass and join the
+        unconditional one. Same ``seed`` -> same result. ``decode=False`` skips detokenizing the targets.
         """
         plan = self.plan(targets)
         names = [t.modality for t in plan.targets]
@@ -492,7 +497,24 @@ class FourMPipeline:
         for name, value in partial.items():
             given[name], _ = self._given(name, value, prefix=True)
         rows = {n: None if raw[n] is None else [raw[n]] * num_samples for n in conditions}
-        return self._run(plan, conditions, given, rows, num_samples, seed, progress, decode)
+        negatives = self._negative(negative, names)
+        return self._run(plan, conditions, given, rows, num_samples, seed, progress, decode, negatives)
+
+    def _negative(self, negative: Mapping[str, Any] | None, targets: Sequence[str]) -> tuple[dict[str, GivenTokens], dict[str, Any]]:
+        """(tokens, values as given: text or a file name) of the negative conditions, read as conditions
+        are (an image as pixel patches); FourmError for one the model does not read or that is also a target."""
+        tokens: dict[str, GivenTokens] = {}
+        raws: dict[str, Any] = {}
+        for name, value in (negative or {}).items():
+            self.codec(name)
+            if name in targets:
+                raise FourmError(f"'{name}' is both a negative condition and a target")
+            if not self.model.config.modalities[name].input:
+                raise FourmError(f"modality '{name}' cannot be a negative condition: the model does not read it (input: false)")
+            raws[name] = value if isinstance(value, str) else f"<{type(value).__name__}>"  # text or a file name
+        for name, value in self.with_patch_conditions(dict(negative or {})).items():
+            tokens[name], _ = self._given(name, value, prefix=False)
+        return tokens, raws
 
     def generate_batch(
         self,
@@ -502,9 +524,11 @@ class FourMPipeline:
         seed: int = 0,
         progress: bool = True,
         decode: bool = True,
+        negative: Mapping[str, Any] | None = None,
     ) -> GenerationResult:
         """Generate ``targets`` for several prompts at once -> one :class:`GenerationResult` of
-        ``len(prompts) * num_samples`` rows, prompt-major (row ``p * num_samples + s``).
+        ``len(prompts) * num_samples`` rows, prompt-major (row ``p * num_samples + s``); ``negative``:
+        the same negative conditions for every prompt (see :meth:`generate`).
 
         ``prompts``: raw conditions {modality: value} per prompt, all with the same modalities (no
         token tensors). Same ``prompts`` and ``seed`` -> same result."""
@@ -539,7 +563,8 @@ class FourMPipeline:
             rows[name] = [r for r in raws for _ in range(num_samples)]
         for name, value in partial.items():  # the targets' own prefixes, the same for every prompt
             given[name], _ = self._given(name, value, prefix=True)
-        return self._run(plan, conditions, given, rows, batch, seed, progress, decode)
+        negatives = self._negative(negative, names)
+        return self._run(plan, conditions, given, rows, batch, seed, progress, decode, negatives)
 
     @staticmethod
     def _with_prefixes(plan: GenerationPlan, partial: Mapping[str, Any]) -> tuple[GenerationPlan, dict[str, Any]]:
@@ -587,9 +612,11 @@ class FourMPipeline:
         seed: int,
         progress: bool,
         decode: bool,
+        negatives: tuple[dict[str, GivenTokens], dict[str, Any]] = ({}, {}),
     ) -> GenerationResult:
         """Generate ``plan`` from ``given`` tokens (``num_samples`` rows); ``raw_rows``: per condition the
-        raw value of every row (None: decode its tokens)."""
+        raw value of every row (None: decode its tokens); ``negatives``: (tokens, raw values) of the
+        negative conditions."""
         plan = self._rerankable(plan, given)
         names = [t.modality for t in plan.targets]
         autocast = torch.bfloat16 if resolve_precision(self.precision, self.device) == "bf16" else None
@@ -606,7 +633,7 @@ class FourMPipeline:
             check_level_partners(self.codecs, names, [*conditions, *names])
         out = generate_chained(
             self.model, given, plan, num_samples, seed, autocast_dtype=autocast, progress=progress,
-            grammars=grammars, clean=clean, derive=derive,
+            grammars=grammars, clean=clean, derive=derive, negative=negatives[0],
         )  # fmt: skip
         for t in plan.targets:  # decoded values and parse failures of the kept candidates
             if t.candidates > 1 and t.modality in clean:
@@ -628,7 +655,7 @@ class FourMPipeline:
             for name in tqdm(names, desc="decode", disable=not progress or len(names) == 1, leave=False):
                 done = levels if name in levels else decoded
                 values[name] = done[name] if name in done else self.detokenize(name, tokens[name], seed=seed)
-        return GenerationResult(plan, list(conditions), names, tokens, values, seed, failures)
+        return GenerationResult(plan, list(conditions), names, tokens, values, seed, failures, dict(negatives[1]))
 
     def _cleaner(self, name: str, decoded: dict[str, list[Any]], failures: dict[str, list[list[dict[str, str]]]]):
         """The ``clean`` function of a structured sequence target: decodes the sampled ids (into
