@@ -196,6 +196,7 @@ def load_masking(path: str, section: MaskingSection, modalities: dict[str, Modal
     mixture = []
     for entry in data["mixture"]:
         entry["input_alphas"], entry["target_alphas"] = keep(entry["input_alphas"]), keep(entry["target_alphas"])
+        entry["reveal_objects"] = {m: b for m, b in entry.get("reveal_objects", {}).items() if m not in unused and b not in unused}
         if all(AlphaConfig.chooses(entry[f"{side}_alpha"], entry[f"{side}_alphas"]) for side in ("input", "target")):
             mixture.append(entry)
     if not mixture:

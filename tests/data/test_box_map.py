@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fourm.codecs.box_map import MIN_COVER, label_id, render_box_map
+from fourm.data.masking import SequenceSpecialTokens
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
 from fourm.resources import CONFIG_ROOT
@@ -131,3 +132,45 @@ def test_masker_never_makes_an_input_only_modality_a_target():
     assert seen_input
     with pytest.raises(FourmError, match="input_only: unknown modality 'nope'"):
         Masker(cfg, ["rgb"], {"rgb": "image"}, input_only=["nope"])
+
+
+def test_reveal_objects_gives_whole_objects_as_inputs():
+    """mixture entry reveal_objects {rgb: box_map}: rgb inputs are exactly the cells of some (never all,
+    never none) of the box map's objects, its targets other cells; one object: random cells as usual."""
+    import torch
+
+    from fourm.data.masking import Masker, MaskingConfig
+
+    entry = {"input_alphas": {"rgb": 1.0, "caption": 1.0}, "input_alpha": 0.0, "target_alphas": {"rgb": 1.0},
+             "target_alpha": 0.0, "reveal_objects": {"rgb": "box_map"}}  # fmt: skip
+    cfg = MaskingConfig.from_dict({"input_budget": 24, "target_budget": 16, "mixture": [entry]})
+    kinds = {"rgb": "image", "box_map": "image", "caption": "sequence"}
+    sp = SequenceSpecialTokens(pad=0, sos=1, eos=2, sentinels=list(range(3, 10)))
+    masker = Masker(cfg, ["rgb", "box_map", "caption"], kinds, sp, input_only=["box_map"], warn_after=None)
+    box_map = np.zeros(16, dtype=np.int64)
+    box_map[[0, 1, 4, 5]], box_map[[10, 11]], box_map[[15]] = 3, 7, 9  # three objects on a 4 x 4 grid
+    objects = {3: {0, 1, 4, 5}, 7: {10, 11}, 9: {15}}
+    rng = np.random.default_rng(0)
+    revealed = []
+    for _ in range(200):
+        sample = {"rgb": torch.arange(100, 116), "box_map": torch.as_tensor(box_map), "caption": torch.tensor([20, 21, 2])}
+        batch = masker(sample, rng)
+        enc = batch.enc_position[batch.enc_valid & (batch.enc_modality == 0)].tolist()
+        dec = batch.dec_position[batch.dec_valid & (batch.dec_modality == 0)].tolist()
+        assert not (batch.enc_modality[batch.enc_valid] == 1).any()  # the box map itself is not given
+        if enc:
+            shown = {label for label, cells in objects.items() if set(enc) & cells}
+            assert set(enc) == set().union(*(objects[k] for k in shown)), enc  # whole objects only
+            assert 1 <= len(shown) <= 2 and not set(enc) & set(dec)
+            revealed.append(frozenset(shown))
+    assert len(set(revealed)) == 6  # every non-empty proper subset of the three objects occurs
+    one = box_map.copy()
+    one[one != 3] = 0
+    cells = set()
+    for _ in range(50):  # one object: random cells, so ground cells are shown too
+        batch = masker({"rgb": torch.arange(100, 116), "box_map": torch.as_tensor(one), "caption": torch.tensor([20, 2])}, rng)
+        cells |= set(batch.enc_position[batch.enc_valid & (batch.enc_modality == 0)].tolist())
+    assert cells - objects[3]
+    bad = MaskingConfig.from_dict({"mixture": [{**entry, "reveal_objects": {"caption": "box_map"}}]})
+    with pytest.raises(FourmError, match="must name two image modalities"):
+        Masker(bad, ["rgb", "box_map", "caption"], kinds, sp)

@@ -5,7 +5,9 @@ per side (input / target): a symmetric ``input_alpha`` for every modality, overr
 by ``input_alphas`` (alpha 0 = never chosen on that side by this mixture entry). An entry's
 ``drop_inputs_probability`` empties the encoder of that share of its samples (condition dropout for
 classifier-free guidance); ``span_probability`` says how often a sequence given both an input and a
-target budget is span-masked rather than sent whole to one side (see :mod:`.masker`).
+target budget is span-masked rather than sent whole to one side (see :mod:`.masker`). An entry's
+``reveal_objects`` ({image modality: box-map modality}) gives that image's input positions as whole
+objects instead of random cells: the cells of some of the objects the sample's box map holds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ class AlphaConfig(Config):
     # condition dropout: this share of the entry's samples keeps its targets but gets an empty encoder
     # (all padding), what the unconditional guidance pass of a chain's first target feeds the model
     drop_inputs_probability: float = 0.0
+    # {image modality: box-map modality on the same grid}: when the image is an input, its input cells are
+    # those of a random non-empty proper subset of the objects in the box map (whole objects, as far as
+    # its input budget goes), its targets come from the other cells: what generation asks once some
+    # objects are drawn (e.g. {rgb: box_map}: caption + the drawn objects -> where the others go)
+    reveal_objects: dict[str, str] = field(default_factory=dict)
 
     def alpha(self, side: str, modality: str) -> float:
         """Alpha of ``modality`` on ``side`` ("input" or "target")."""
@@ -133,6 +140,7 @@ class MaskingConfig(Config):
         for i, entry in enumerate(self.mixture):
             named.append((f"mixture[{i}].input_alphas", list(entry.input_alphas)))
             named.append((f"mixture[{i}].target_alphas", list(entry.target_alphas)))
+            named.append((f"mixture[{i}].reveal_objects", [*entry.reveal_objects, *entry.reveal_objects.values()]))
         for where, mods in named:
             for mod in mods:
                 if mod not in known_set:

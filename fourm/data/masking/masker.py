@@ -25,7 +25,9 @@ For each sample (``dict[modality -> LongTensor]``, modalities may be missing):
    stays consistent): a whole target is not cut to its Dirichlet budget;
 5. image-like / vector modalities share what the sequences left of both budgets (same shares,
    water-filled again), and get a random subset of positions as inputs and a disjoint random
-   subset as targets.
+   subset as targets; an image the entry names in ``reveal_objects`` gets whole objects as inputs
+   instead (the cells of a random non-empty proper subset of the labels in its box map, at most its
+   input budget; fewer than two objects: random cells as usual).
 
 The masker counts, per modality, the samples where it was present, an input, a target
 (:meth:`Masker.role_counts`; per process, so per DataLoader worker); after ``warn_after`` samples
@@ -90,6 +92,7 @@ class SamplePlan:
     budget_tg: int
     grid_in: list[str] = field(default_factory=list)
     grid_tg: list[str] = field(default_factory=list)
+    reveal: dict[str, str] = field(default_factory=dict)  # the entry's reveal_objects
 
 
 class Masker:
@@ -120,6 +123,10 @@ class Masker:
             raise FourmError("sequence modalities need SequenceSpecialTokens (specials=None given)")
         self.specials = specials
         config.check_modalities(self.order)
+        for i, entry in enumerate(config.mixture):
+            for image, box_map in entry.reveal_objects.items():
+                if self.kinds[image] != "image" or self.kinds[box_map] != "image":
+                    raise FourmError(f"mixture[{i}].reveal_objects: {image} -> {box_map} must name two image modalities")
         self.patch_dims = self._check_patch_dims(patch_dims or {})
         self.patch_width = max(self.patch_dims.values(), default=0)
         self.value_dims = self._check_value_dims(value_dims or {})
@@ -334,6 +341,7 @@ class Masker:
             budget_tg,
             grid_in=[m for m in in_mods if self.kinds[m] != "sequence"],
             grid_tg=[m for m in tg_mods if self.kinds[m] != "sequence"],
+            reveal=dict(entry.reveal_objects),
         )
 
     def first_pass_budgets(self, tokens: Mapping[str, np.ndarray], plan: SamplePlan) -> tuple[dict, dict]:
@@ -425,13 +433,32 @@ class Masker:
             n_in, n_tg = g_in.get(m, 0), g_tg.get(m, 0)
             if not n_in and not n_tg:
                 continue
-            perm = rng.permutation(len(tokens[m]))
-            pos_in, pos_tg = np.sort(perm[:n_in]), np.sort(perm[n_in : n_in + n_tg])
+            objects = self._object_cells(tokens, plan.reveal.get(m), len(tokens[m]), rng) if n_in else None
+            if objects is not None:  # whole objects as inputs, the targets from the other cells
+                pos_in = np.sort(rng.permutation(objects)[:n_in])
+                rest = np.setdiff1d(np.arange(len(tokens[m])), pos_in)
+                pos_tg = np.sort(rng.permutation(rest)[:n_tg])
+            else:
+                perm = rng.permutation(len(tokens[m]))
+                pos_in, pos_tg = np.sort(perm[:n_in]), np.sort(perm[n_in : n_in + n_tg])
             if n_in:
                 enc[m] = (tokens[m][pos_in], pos_in)
             if n_tg:
                 dec[m] = (np.zeros(n_tg, dtype=np.int64), tokens[m][pos_tg], pos_tg)
         return enc, dec
+
+    @staticmethod
+    def _object_cells(tokens: Mapping, box_map: str | None, cells: int, rng: np.random.Generator) -> np.ndarray | None:
+        """The cells of a random non-empty proper subset of the objects (labels > 0) in the sample's
+        ``box_map`` column, or None (no such map, another grid, fewer than two objects)."""
+        grid = tokens.get(box_map) if box_map is not None else None
+        if grid is None or len(grid) != cells:
+            return None
+        labels = np.unique(grid[grid > 0])
+        if len(labels) < 2:
+            return None
+        chosen = rng.choice(labels, size=int(rng.integers(1, len(labels))), replace=False)
+        return np.flatnonzero(np.isin(grid, chosen))
 
     def _patch_row(self, enc: dict, enc_mods: list[str], patches: dict, ne: int) -> torch.Tensor | None:
         """(1, ne, patch_width) uint8: the chosen patches at their encoder slots, zeros elsewhere."""
