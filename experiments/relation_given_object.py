@@ -9,8 +9,10 @@ true rgb tokens on A's box alone (cells that B's box does not touch), the margin
 
 what MaskGIT asks once it has drawn one object. Also with nothing drawn, and with B drawn and A
 scored. A model that places B by the relation has positive margins in (nearly) every scene.
+``--swap colour`` (the control): c' names B in another colour instead (the relation kept), which a
+model that reads the caption at all must notice in B's tokens.
 
-    python experiments/relation_given_object.py --model models/world-default --num 128
+    python experiments/relation_given_object.py --model models/world-default --num 128 [--swap colour]
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fourm.data.world.palette import COLORS as PALETTE
 from fourm.eval.captions import parse_caption
 from fourm.eval.world import given, load_eval_pipeline, load_samples
 from fourm.generation.conditions import GivenTokens, encoder_inputs
 from fourm.generation.decoding import TargetHead
 
+COLORS = list(PALETTE)
 FLIP = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
 
 
@@ -38,8 +42,9 @@ def box_cells(box: list[float], grid: int) -> set[int]:
     return {r * grid + c for r in rows for c in cols}
 
 
-def two_object_cases(samples: list[dict], grid: int) -> list[tuple[dict, str, list[int], list[int]]]:
-    """(sample, flipped caption, A's cells, B's cells) of the scenes with two boxes and one 2-D relation."""
+def two_object_cases(samples: list[dict], grid: int, swap: str = "relation") -> list[tuple[dict, str, list[int], list[int]]]:
+    """(sample, altered caption, A's cells, B's cells) of the scenes with two boxes and one 2-D relation;
+    ``swap``: "relation" flips it, "colour" names B (everywhere) in the next palette colour that A has not."""
     out = []
     for s in samples:
         parsed = parse_caption(s["caption"])
@@ -51,7 +56,12 @@ def two_object_cases(samples: list[dict], grid: int) -> list[tuple[dict, str, li
             continue
         a, b = box_cells(boxes[rel.subject], grid), box_cells(boxes[rel.object], grid)
         text = s["caption"].lower()
-        flipped = text.replace(rel.relation, FLIP[rel.relation])
+        if swap == "relation":
+            flipped = text.replace(rel.relation, FLIP[rel.relation])
+        else:
+            colour = rel.object[0]
+            other = next(c for c in COLORS[COLORS.index(colour) + 1 :] + COLORS if c not in (colour, rel.subject[0]))
+            flipped = text.replace(f"{colour} {rel.object[1]}", f"{other} {rel.object[1]}")
         if a - b and b - a and flipped != text:
             out.append((s, flipped, sorted(a - b), sorted(b - a)))
     return out
@@ -77,11 +87,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="bundle (default: models/world-default)")
     parser.add_argument("--num", type=int, default=128, help="two-object scenes (default: 128)")
+    parser.add_argument("--swap", choices=("relation", "colour"), default="relation", help="what c' changes (default: relation)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     pipe = load_eval_pipeline(args.model)
     grid = int(round(pipe.model.config.modalities["rgb"].length ** 0.5))
-    cases = two_object_cases(load_samples(None, 8 * args.num, "val", pipe), grid)[: args.num]
+    cases = two_object_cases(load_samples(None, 8 * args.num, "val", pipe), grid, args.swap)[: args.num]
     probes = {"A drawn, B scored": [], "nothing drawn, B scored": [], "B drawn, A scored": []}
     with torch.no_grad():
         for s, flipped, a, b in cases:
@@ -89,7 +100,8 @@ def main() -> None:
             caption = s["caption"].lower()
             for key, shown, scored in (("A drawn, B scored", a, b), ("nothing drawn, B scored", [], b), ("B drawn, A scored", b, a)):
                 probes[key].append(log_prob(pipe, caption, rgb, shown, scored) - log_prob(pipe, flipped, rgb, shown, scored))
-    print(f"{args.model or 'models/world-default'}: {len(cases)} two-object val scenes, relation flipped")
+    what = "relation flipped" if args.swap == "relation" else "B named in another colour"
+    print(f"{args.model or 'models/world-default'}: {len(cases)} two-object val scenes, {what}")
     for key, margins in probes.items():
         m = np.array(margins)
         print(f"  {key:<26} margin > 0 {np.mean(m > 0):.3f}, mean {m.mean():6.2f}, median {np.median(m):6.2f} nats")
