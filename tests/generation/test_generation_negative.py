@@ -78,3 +78,17 @@ def test_pipeline_and_cli_record_the_negative_prompt(bundle, tmp_path, capsys):
             "--negative", "caption=a blue square", "--target", "bboxes"]  # fmt: skip
     assert main(argv) == 2
     assert "no target is guided" in capsys.readouterr().err
+
+
+def test_batched_prompts_share_the_negative_prompt(bundle):
+    """generate_batch: at guidance 0 every prompt's row is drawn from the negative alone (greedy, no
+    confidence noise, so the rows do not depend on the batch's random state)."""
+    pipe = FourMPipeline.from_pretrained(bundle, device="cpu")
+    pipe.autocast = False
+    target = pipe.default_target("rgb", guidance_scale=0.0, temperature=0.0, confidence_noise=0.0)
+    prompts = [{"caption": "a red circle"}, {"caption": "a green star"}]
+    result = pipe.generate_batch(prompts, [target], num_samples=2, negative={"caption": "a blue square"}, progress=False)
+    plain = pipe.default_target("rgb", temperature=0.0, confidence_noise=0.0)
+    alone = pipe.generate({"caption": "a blue square"}, [plain], num_samples=1, progress=False)
+    assert result.tokens["rgb"].shape[0] == 4 and result.negative == {"caption": "a blue square"}
+    assert all(torch.equal(row, alone.tokens["rgb"][0]) for row in result.tokens["rgb"])
