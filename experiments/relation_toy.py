@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--depth", type=int, default=2, help="encoder and decoder blocks")
     parser.add_argument("--init-std", type=float, default=0.02, help="std of the token embeddings at init (FourMConfig.init_std)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", choices=("relation", "absolute"), default="relation",
                         help="absolute: the control, one object in the half a word names (B is that object, "
@@ -161,7 +162,7 @@ def main() -> None:
             "data": {"datasets": [{"path": str(data)}], "val_samples": 64},
             "model": {"preset": "tiny", "overrides": overrides},
             "masking": {"train": str(Path(tmp) / "mix.yaml"), "eval": str(Path(tmp) / "mix.yaml")},
-            "optim": {"lr": 1e-3, "min_lr": 1e-5, "warmup_steps": 100},
+            "optim": {"lr": args.lr, "min_lr": 1e-5, "warmup_steps": 100},
             "batch_size": 32, "steps": args.steps, "precision": "auto", "log_every": 100, "eval_every": 0,
             "checkpoint_every": 0, "tensorboard": False, "output_dir": str(Path(tmp) / "run"), "num_workers": 0, "seed": args.seed,
         })  # fmt: skip
@@ -169,7 +170,7 @@ def main() -> None:
         result = train(cfg)
         model = FourM.from_pretrained(result.final_model).eval()
     on_side, positive, median = probe(model, scenes[5000:5256], args.task)
-    print(f"{args.task}: position scale {args.position_scale}, init std {args.init_std}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
+    print(f"{args.task}: position scale {args.position_scale}, init std {args.init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
           f"{args.steps} steps ({time.perf_counter() - start:.0f} s): B moves to the named side {on_side:.3f} "
           f"(chance 0.5), margin > 0 {positive:.3f}, median {median:.2f} nats")  # fmt: skip
 
