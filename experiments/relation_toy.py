@@ -37,6 +37,7 @@ GRID, COLOURS = 8, 6
 SPECIALS = SequenceSpecialTokens(pad=0, sos=1, eos=2, sentinels=list(range(3, 11)))
 COLOUR_WORD = 11  # caption ids 11-16: colours; 17-20: left of, right of, above, below
 RELATIONS = {17: "left of", 18: "right of", 19: "above", 20: "below"}
+WORD_FIRST = False  # --word-first (the absolute task): the position word before the colour
 FLIPPED = {17: 18, 18: 17, 19: 20, 20: 19}
 INFO = TokenDatasetInfo(
     modalities={
@@ -64,6 +65,8 @@ def absolute_scene(rng: np.random.Generator, index: int) -> dict:
     for (r, c), colour, label in (((rb, cb), colours[1], 1), ((ra, ca), colours[0], 2)):
         rgb[r : r + 2, c : c + 2], box_map[r : r + 2, c : c + 2] = 1 + colour, label
     caption = np.array([COLOUR_WORD + colours[0], word, SPECIALS.eos])
+    if WORD_FIRST:  # "[left half] [colour]": is it where the word stands?
+        caption = caption[[1, 0, 2]]
     return {"id": f"toy-{index:06d}", "rgb": rgb.reshape(-1), "caption": caption, "box_map": box_map.reshape(-1)}
 
 
@@ -109,9 +112,10 @@ def probe(model: FourM, scenes: list[dict], task: str = "relation") -> tuple[flo
         rest = [i for i in range(GRID * GRID) if i not in a]
         rgb = torch.as_tensor(s["rgb"])
         logps = []
-        for rel in (int(s["caption"][1]), FLIPPED[int(s["caption"][1])]):
+        w = 0 if WORD_FIRST else 1  # where the relation / position word stands
+        for rel in (int(s["caption"][w]), FLIPPED[int(s["caption"][w])]):
             caption = torch.as_tensor(s["caption"]).clone()
-            caption[1] = rel
+            caption[w] = rel
             conds = {"caption": GivenTokens.at(caption[None]), "rgb": GivenTokens.at(rgb[None, a], torch.tensor([a]))}
             enc = encoder_inputs(model.config, conds, 1, "cpu").compact()
             tokens = rgb[None, rest]
@@ -125,7 +129,7 @@ def probe(model: FourM, scenes: list[dict], task: str = "relation") -> tuple[flo
             p_b = lp[:, colour_b].exp().numpy()
             centre.append(((rows[at] * p_b).sum() / p_b.sum(), (cols[at] * p_b).sum() / p_b.sum()))
         (y, x), (y2, x2) = centre
-        rel = int(s["caption"][1])  # "A left of B": B further right under c than under "A right of B"
+        rel = int(s["caption"][w])  # "A left of B": B further right under c than under "A right of B"
         if task == "absolute":  # "left half": B further left under c than under "right half"
             side.append({17: x < x2, 18: x > x2, 19: y < y2, 20: y > y2}[rel])
         else:
@@ -149,7 +153,10 @@ def main() -> None:
     parser.add_argument("--task", choices=("relation", "absolute"), default="relation",
                         help="absolute: the control, one object in the half a word names (B is that object, "
                         "A the unnamed one)")
+    parser.add_argument("--word-first", action="store_true", help="absolute task: the position word before the colour")
     args = parser.parse_args()
+    global WORD_FIRST
+    WORD_FIRST = args.word_first
     rng = np.random.default_rng(args.seed)
     make = scene if args.task == "relation" else absolute_scene
     scenes = [make(rng, i) for i in range(6000)]
@@ -170,7 +177,7 @@ def main() -> None:
         result = train(cfg)
         model = FourM.from_pretrained(result.final_model).eval()
     on_side, positive, median = probe(model, scenes[5000:5256], args.task)
-    print(f"{args.task}: position scale {args.position_scale}, init std {args.init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
+    print(f"{args.task}{' (word first)' if args.word_first else ''}: position scale {args.position_scale}, init std {args.init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
           f"{args.steps} steps ({time.perf_counter() - start:.0f} s): B moves to the named side {on_side:.3f} "
           f"(chance 0.5), margin > 0 {positive:.3f}, median {median:.2f} nats")  # fmt: skip
 

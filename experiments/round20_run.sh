@@ -28,6 +28,8 @@ OMP_NUM_THREADS=1 python experiments/relation_toy.py --steps 1500 --init-std 0.3
 for std in 0.02 0.3; do OMP_NUM_THREADS=1 python experiments/relation_toy.py --steps 1500 --task absolute --init-std $std; done
 OMP_NUM_THREADS=1 python experiments/relation_toy.py --steps 1500 --task absolute --lr 3e-3
 OMP_NUM_THREADS=1 python experiments/relation_toy.py --steps 6000 --task absolute
+OMP_NUM_THREADS=1 python experiments/relation_toy.py --steps 1500 --task absolute --word-first
+OMP_NUM_THREADS=1 python experiments/relation_toy.py --steps 1500 --task absolute --position-scale 1.0 --init-std 0.3
 # 5. round 19's model on 16 x 16 rgb tokens trained on (stopped at 1,250 steps to free the cores; its
 #    1,000-step checkpoint evaluated)
 TOK=runs/tok/rgb16_pruned
