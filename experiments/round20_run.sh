@@ -39,3 +39,5 @@ TOK=runs/tok/rgb16_pruned
 bash scripts/bundle_world_model.sh runs/r20_long/checkpoints/step_00001000/model runs/r20_long/bundle_step1000 $TOK
 python bench/eval_world.py --model runs/r20_long/bundle_step1000 --num 256 --tasks caption_to_rgb,caption_to_bboxes_to_rgb \
   --out runs/r20_long/eval_step1000 --no-progress
+# 6. a plain PyTorch transformer decoder on the toy's control task (learns it in 1,500 steps)
+(cd experiments && python relation_toy_baseline.py --steps 1500)
