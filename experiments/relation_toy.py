@@ -86,7 +86,12 @@ def scene(rng: np.random.Generator, index: int) -> dict:
     return {"id": f"toy-{index:06d}", "rgb": rgb.reshape(-1), "caption": caption, "box_map": box_map.reshape(-1)}
 
 
-def mixture() -> dict:
+def mixture(plain: bool = False) -> dict:
+    """The toy's masking config; ``plain``: caption -> the whole grid alone (as the plain baseline trains)."""
+    if plain:
+        entry = {"name": "caption_to_rgb", "input_alpha": 0.0, "input_alphas": {"caption": 1.0}, "target_alpha": 0.0,
+                 "target_alphas": {"rgb": 1.0}}  # fmt: skip
+        return {"input_budget": 72, "target_budget": 64, "span_probability": 0.0, "mixture": [entry]}
     return {
         "input_budget": 72, "target_budget": 64, "span_probability": 0.0,
         "mixture": [
@@ -154,6 +159,7 @@ def main() -> None:
                         help="absolute: the control, one object in the half a word names (B is that object, "
                         "A the unnamed one)")
     parser.add_argument("--word-first", action="store_true", help="absolute task: the position word before the colour")
+    parser.add_argument("--plain", action="store_true", help="train on caption -> the whole grid alone")
     args = parser.parse_args()
     global WORD_FIRST
     WORD_FIRST = args.word_first
@@ -162,7 +168,7 @@ def main() -> None:
     scenes = [make(rng, i) for i in range(6000)]
     with tempfile.TemporaryDirectory() as tmp:
         data = write_token_dataset(Path(tmp) / "toy", {"train": scenes[:5000], "val": scenes[5000:]}, INFO)
-        (Path(tmp) / "mix.yaml").write_text(__import__("json").dumps(mixture()))
+        (Path(tmp) / "mix.yaml").write_text(__import__("json").dumps(mixture(args.plain)))
         overrides = {"dim": args.dim, "enc_depth": args.depth, "dec_depth": args.depth, "num_heads": 4,
                      "position_scale": args.position_scale, "init_std": args.init_std}  # fmt: skip
         cfg = TrainConfig.from_dict({
@@ -177,7 +183,7 @@ def main() -> None:
         result = train(cfg)
         model = FourM.from_pretrained(result.final_model).eval()
     on_side, positive, median = probe(model, scenes[5000:5256], args.task)
-    print(f"{args.task}{' (word first)' if args.word_first else ''}: position scale {args.position_scale}, init std {args.init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
+    print(f"{args.task}{' (word first)' if args.word_first else ''}{' (caption -> grid alone)' if args.plain else ''}: position scale {args.position_scale}, init std {args.init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
           f"{args.steps} steps ({time.perf_counter() - start:.0f} s): B moves to the named side {on_side:.3f} "
           f"(chance 0.5), margin > 0 {positive:.3f}, median {median:.2f} nats")  # fmt: skip
 
