@@ -160,6 +160,7 @@ def main() -> None:
                         "A the unnamed one)")
     parser.add_argument("--word-first", action="store_true", help="absolute task: the position word before the colour")
     parser.add_argument("--plain", action="store_true", help="train on caption -> the whole grid alone")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     args = parser.parse_args()
     global WORD_FIRST
     WORD_FIRST = args.word_first
@@ -176,14 +177,14 @@ def main() -> None:
             "model": {"preset": "tiny", "overrides": overrides},
             "masking": {"train": str(Path(tmp) / "mix.yaml"), "eval": str(Path(tmp) / "mix.yaml")},
             "optim": {"lr": args.lr, "min_lr": 1e-5, "warmup_steps": 100},
-            "batch_size": 32, "steps": args.steps, "precision": "auto", "log_every": 100, "eval_every": 0,
+            "batch_size": 32, "steps": args.steps, "precision": args.precision, "log_every": 100, "eval_every": 0,
             "checkpoint_every": 0, "tensorboard": False, "output_dir": str(Path(tmp) / "run"), "num_workers": 0, "seed": args.seed,
         })  # fmt: skip
         start = time.perf_counter()
         result = train(cfg)
         model = FourM.from_pretrained(result.final_model).eval()
     on_side, positive, median = probe(model, scenes[5000:5256], args.task)
-    print(f"{args.task}{' (word first)' if args.word_first else ''}{' (caption -> grid alone)' if args.plain else ''}: position scale {args.position_scale}, init std {args.init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
+    print(f"{args.task}{' (word first)' if args.word_first else ''}{' (caption -> grid alone)' if args.plain else ''}, {args.precision}: position scale {args.position_scale}, init std {args.init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
           f"{args.steps} steps ({time.perf_counter() - start:.0f} s): B moves to the named side {on_side:.3f} "
           f"(chance 0.5), margin > 0 {positive:.3f}, median {median:.2f} nats")  # fmt: skip
 

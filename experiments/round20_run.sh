@@ -42,3 +42,4 @@ python bench/eval_world.py --model runs/r20_long/bundle_step1000 --num 256 --tas
 # 6. a plain PyTorch transformer decoder on the toy's control task (learns it in 1,500 steps)
 (cd experiments && python relation_toy_baseline.py --steps 1500)
 OMP_NUM_THREADS=2 python experiments/relation_toy.py --steps 1500 --task absolute --plain   # FourM on the baseline's task
+OMP_NUM_THREADS=2 python experiments/relation_toy.py --steps 1500 --task absolute --plain --precision fp32
