@@ -200,6 +200,10 @@ class FourMConfig(Config):
     share_encoder_decoder_embeddings: bool = False  # sequences: decoder reuses encoder token table
     dropout: float = 0.0
     init_std: float = 0.02  # std of embeddings and untied output heads
+    # std of the token tables (encoder tokens, sequences' decoder inputs; a tied head's rows) at init; None:
+    # init_std. Rows far smaller than the position rows stay unread: a word whose meaning depends on the
+    # position (a caption's "left of") is never learnt (issue 16, round 21: docs/experiments/default_model.md)
+    token_init_std: float | None = None
     # SwiGLU hidden width; 0 = derived from mlp_ratio (ml-4m: int(2 * int(mlp_ratio * dim) / 3))
     mlp_hidden_dim: int = 0
     # encoder and decoder read one modality-embedding table (ml-4m's share_modality_embeddings)
@@ -238,6 +242,8 @@ class FourMConfig(Config):
             raise FourmError(f"mlp_hidden_dim must be >= 0 (0: from mlp_ratio), got {self.mlp_hidden_dim}")
         if not 0.0 < self.position_scale <= 10.0:
             raise FourmError(f"position_scale must be in (0, 10], got {self.position_scale}")
+        if self.token_init_std is not None and not 0.0 < self.token_init_std <= 10.0:
+            raise FourmError(f"token_init_std must be in (0, 10] or null, got {self.token_init_std}")
         if self.image_frame is not None and (isinstance(self.image_frame, bool) or not isinstance(self.image_frame, int) or self.image_frame < 1):
             raise FourmError(f"image_frame must be an integer >= 1 or null, got {self.image_frame!r}")
         if self.patch_stem not in get_args(PatchStemKind):

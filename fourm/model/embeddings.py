@@ -109,12 +109,14 @@ class PackedEmbeddings(nn.Module):
         self.register_buffer(
             "has_table", torch.tensor([m.table_rows > 0 for m in mods], dtype=torch.bool), persistent=False
         )
-        self.reset_parameters(config.init_std)
+        self.reset_parameters(config.init_std, config.token_init_std)
 
-    def reset_parameters(self, std: float = 0.02) -> None:
-        params = (self.enc_tokens, self.enc_modality, self.dec_modality, self.mask_token, self.dec_tokens,
-                  self.enc_positions, self.dec_positions)
-        for p in params:
+    def reset_parameters(self, std: float = 0.02, token_std: float | None = None) -> None:
+        """Normal init: the token tables at ``token_std`` (None: ``std``), other tables at ``std``."""
+        for p in (self.enc_tokens, self.dec_tokens):
+            if p is not None:
+                nn.init.normal_(p, std=std if token_std is None else token_std)
+        for p in (self.enc_modality, self.dec_modality, self.mask_token, self.enc_positions, self.dec_positions):
             if p is not None:
                 nn.init.normal_(p, std=std)
         for stem in self.patch_embed.values():  # pixel patches enter at the position embedding's scale

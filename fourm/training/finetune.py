@@ -147,7 +147,9 @@ def expand_model(old: FourM, added: Mapping[str, ModalityConfig], seed: int = 0)
             std = patch_init_std(target.shape[-1], model.config.position_scale) if key.endswith(".weight") else 0.0
             fill = torch.randn(target.shape, generator=generator) * std
         else:  # a table the old model did not have (e.g. the first sequence target): default init
-            fill = torch.randn(target.shape, generator=generator) * model.config.init_std
+            cfg = model.config
+            token_table = key in ("embeddings.enc_tokens", "embeddings.dec_tokens") and cfg.token_init_std is not None
+            fill = torch.randn(target.shape, generator=generator) * (cfg.token_init_std if token_table else cfg.init_std)
         target[n_old:].copy_(fill.to(target.dtype))
         new_rows[key] = n_old
     return model, new_rows

@@ -39,3 +39,22 @@ def test_position_tables_are_fixed_buffers():
     assert "pos_table" not in emb.state_dict()
     assert all("pos" not in n for n, _ in emb.named_parameters())
     assert emb.pos_table.shape == (16 + 9 + (12 + 1) + 3, 32)  # sequences: length + 1 rows
+
+
+def test_token_init_std_sets_the_token_tables_only():
+    """token_init_std scales the token tables (encoder rows, sequences' decoder inputs) at init; the
+    modality rows and the mask token keep init_std; None keeps every table at init_std."""
+    import pytest
+
+    from fourm.errors import FourmError
+
+    torch.manual_seed(0)
+    wide = PackedEmbeddings(toy_config().replace(dim=256, token_init_std=0.5))
+    assert abs(float(wide.enc_tokens.detach().std()) - 0.5) < 0.03
+    assert abs(float(wide.dec_tokens.detach().std()) - 0.5) < 0.03
+    assert float(wide.enc_modality.detach().std()) < 0.03 and float(wide.mask_token.detach().std()) < 0.03
+    plain = PackedEmbeddings(toy_config().replace(dim=256))
+    assert float(plain.enc_tokens.detach().std()) < 0.03 and float(plain.dec_tokens.detach().std()) < 0.03
+    for bad in (0.0, -1.0, 11.0):
+        with pytest.raises(FourmError, match="token_init_std"):
+            toy_config().replace(token_init_std=bad).validate()

@@ -379,3 +379,16 @@ def test_report_compares_the_new_input_with_the_old_tokens(base_dir, pix_yaml, p
     for v in new["targets"].values():
         assert all(np.isfinite(x) and x > 0 for x in v.values())
         assert v["original_tokens"] != v["finetuned_new"]
+
+
+def test_a_new_token_table_starts_at_token_init_std():
+    """Adding the first sequence target makes the decoder-input table new: its rows start at the model's
+    token_init_std (the encoder rows of the added modality match the old rows' statistics)."""
+    from fourm.model.config import FourMConfig
+
+    images = {k: v for k, v in OLD.items() if k != "caption"}
+    old = FourM(FourMConfig.from_dict({**ARCH, "dim": 64, "token_init_std": 0.5, "modalities": images}))
+    model, new_rows = expand_model(old, {"caption": ModalityConfig("sequence", 256, 12)}, seed=0)
+    assert new_rows["embeddings.dec_tokens"] == 0
+    assert abs(float(model.embeddings.dec_tokens.detach().std()) - 0.5) < 0.05
+    assert float(model.output_weight.detach()[-256:].std()) < 0.05  # the new head: init_std (0.02)
