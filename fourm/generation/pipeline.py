@@ -32,7 +32,7 @@ are conditioned on the sequence re-encoded without them (``result.tokens`` keeps
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -473,14 +473,7 @@ class FourMPipeline:
         partial = dict(partial or {})
         if caption_prefix is not None:
             partial["caption"] = caption_prefix
-        for name in conditions:
-            self.codec(name)
-            if name in names:
-                raise FourmError(
-                    f"'{name}' is both a condition and a target (give a partial {name} to continue instead)"
-                )
-            if not self.model.config.modalities[name].input:
-                raise FourmError(f"modality '{name}' cannot be a condition: the model does not read it (input: false)")
+        self._check_conditions(conditions, names)
         for name in partial:
             self.codec(name)
             if name not in names:
@@ -500,18 +493,23 @@ class FourMPipeline:
         negatives = self._negative(negative, names)
         return self._run(plan, conditions, given, rows, num_samples, seed, progress, decode, negatives)
 
-    def _negative(self, negative: Mapping[str, Any] | None, targets: Sequence[str]) -> tuple[dict[str, GivenTokens], dict[str, Any]]:
-        """(tokens, values as given: text or a file name) of the negative conditions, read as conditions
-        are (an image as pixel patches); FourmError for one the model does not read or that is also a target."""
-        tokens: dict[str, GivenTokens] = {}
-        raws: dict[str, Any] = {}
-        for name, value in (negative or {}).items():
+    def _check_conditions(self, names: Iterable[str], targets: Sequence[str], role: str = "condition") -> None:
+        """FourmError for a condition (``role``) the bundle has no codec for, that is also a target, or that
+        the model does not read."""
+        for name in names:
             self.codec(name)
             if name in targets:
-                raise FourmError(f"'{name}' is both a negative condition and a target")
+                hint = f" (give a partial {name} to continue instead)" if role == "condition" else ""
+                raise FourmError(f"'{name}' is both a {role} and a target{hint}")
             if not self.model.config.modalities[name].input:
-                raise FourmError(f"modality '{name}' cannot be a negative condition: the model does not read it (input: false)")
-            raws[name] = value if isinstance(value, str) else f"<{type(value).__name__}>"  # text or a file name
+                raise FourmError(f"modality '{name}' cannot be a {role}: the model does not read it (input: false)")
+
+    def _negative(self, negative: Mapping[str, Any] | None, targets: Sequence[str]) -> tuple[dict[str, GivenTokens], dict[str, Any]]:
+        """(tokens, values as given: text or a file name) of the negative conditions, read as conditions
+        are (an image as pixel patches); checked as conditions are, before anything is encoded."""
+        self._check_conditions(negative or {}, targets, "negative condition")
+        tokens: dict[str, GivenTokens] = {}
+        raws = {n: v if isinstance(v, str) else f"<{type(v).__name__}>" for n, v in (negative or {}).items()}  # text or a file name
         for name, value in self.with_patch_conditions(dict(negative or {})).items():
             tokens[name], _ = self._given(name, value, prefix=False)
         return tokens, raws
@@ -540,12 +538,7 @@ class FourMPipeline:
         for i, prompt in enumerate(prompts):
             if sorted(prompt) != sorted(keys):
                 raise FourmError(f"prompt {i} has conditions {sorted(prompt)}, prompt 0 has {sorted(keys)}: batch prompts alike")
-        for name in keys:
-            self.codec(name)
-            if name in names:
-                raise FourmError(f"'{name}' is both a condition and a target")
-            if not self.model.config.modalities[name].input:
-                raise FourmError(f"modality '{name}' cannot be a condition: the model does not read it (input: false)")
+        self._check_conditions(keys, names)
         if num_samples < 1:
             raise FourmError(f"num_samples must be >= 1, got {num_samples}")
         plan, partial = self._with_prefixes(plan, {})
