@@ -174,3 +174,34 @@ def test_reveal_objects_gives_whole_objects_as_inputs():
     bad = MaskingConfig.from_dict({"mixture": [{**entry, "reveal_objects": {"caption": "box_map"}}]})
     with pytest.raises(FourmError, match="must name two image modalities"):
         Masker(bad, ["rgb", "box_map", "caption"], kinds, sp)
+
+
+def test_small_samples_keep_their_targets():
+    """A sample smaller than the budgets (the relation toy's: a 4-token caption, a 64-cell image, an
+    input-only box map): inputs must not take the cells the targets need. Before the fix, the box map
+    (alpha 0) counted towards the sample's size, the inputs took all 64 cells and no entry but
+    caption -> rgb had a single target."""
+    import torch
+
+    from fourm.data.masking import Masker, MaskingConfig
+
+    reveal = {"input_alphas": {"caption": 1.0, "rgb": 1.0}, "input_alpha": 0.0, "target_alphas": {"rgb": 1.0},
+              "target_alpha": 0.0, "reveal_objects": {"rgb": "box_map"}}  # fmt: skip
+    all_to_all = {"input_alpha": 1.0, "target_alpha": 1.0, "input_alphas": {"box_map": 0.0}}
+    kinds = {"rgb": "image", "caption": "sequence", "box_map": "image"}
+    sp = SequenceSpecialTokens(pad=0, sos=1, eos=2, sentinels=list(range(3, 10)))
+    box_map = np.zeros(64, dtype=np.int64)
+    box_map[[0, 1, 8, 9]], box_map[[36, 37, 44, 45]] = 1, 2
+    sample = {"rgb": torch.arange(100, 164), "caption": torch.tensor([20, 21, 22, 2]), "box_map": torch.as_tensor(box_map)}
+    rng = np.random.default_rng(0)
+    for entry, check in ((reveal, "rest"), (all_to_all, "some")):
+        cfg = MaskingConfig.from_dict({"input_budget": 72, "target_budget": 64, "span_probability": 0.0, "mixture": [entry]})
+        masker = Masker(cfg, ["rgb", "caption", "box_map"], kinds, sp, input_only=["box_map"], warn_after=None)
+        for _ in range(100):
+            batch = masker(sample, rng)
+            enc = batch.enc_position[batch.enc_valid & (batch.enc_modality == 0)].tolist()
+            dec = batch.dec_position[batch.dec_valid & (batch.dec_modality == 0)].tolist()
+            if check == "rest":  # one object given, every other cell a target
+                assert len(enc) == 4 and sorted(enc + dec) == list(range(64)), (enc, dec)
+            else:
+                assert dec and not set(enc) & set(dec)

@@ -8,12 +8,16 @@ For each sample (``dict[modality -> LongTensor]``, modalities may be missing):
    the model, see :mod:`fourm.generation.guidance`). Draw Dirichlet shares over the present
    modalities allowed as inputs, and separately as targets (deterministic mode: the Dirichlet
    mean). If every present modality has alpha 0 on a side the shares fall back to uniform;
-2. the sample's budgets: ``input_budget`` / ``target_budget``, or, when the sample holds fewer
-   tokens T than their sum (each input/target modality counted once), T split in the same ratio
-   (input at least 1), so both sides get tokens; rows are still padded to the configured budgets;
-3. split the input budget with the input shares (availability = number of tokens), then the
-   target budget with the target shares (an image's availability = its tokens not already used as
-   inputs), see :mod:`fourm.data.masking.budgets`;
+2. the sample's budgets: ``input_budget`` / ``target_budget``; or, where an image-like modality may
+   be both an input and a target (the entry can give it a share on both sides) and the modalities
+   the entry can choose hold fewer tokens T than the budgets' sum, T split in the same ratio (input
+   at least 1 and at least the input sequences' length), so inputs cannot take the cells the targets
+   need; rows are still padded to the configured budgets;
+3. split the input budget with the input shares (availability = number of tokens; a
+   ``reveal_objects`` image: its chosen objects' cells), then the target budget with the target
+   shares (an image's availability = its tokens not already used as inputs); a split-down target
+   budget grows to what the inputs left (at most ``target_budget``), see
+   :mod:`fourm.data.masking.budgets`;
 4. sequences (in modality order): input budget only -> whole sequence as input; target budget
    only -> whole sequence as target (with its [EOS]; decoder input = [SOS] + target[:-1]). Both
    -> with probability ``span_probability`` span masking (:mod:`.spans`, ``noise_density`` or, if
@@ -26,8 +30,8 @@ For each sample (``dict[modality -> LongTensor]``, modalities may be missing):
 5. image-like / vector modalities share what the sequences left of both budgets (same shares,
    water-filled again), and get a random subset of positions as inputs and a disjoint random
    subset as targets; an image the entry names in ``reveal_objects`` gets whole objects as inputs
-   instead (the cells of a random non-empty proper subset of the labels in its box map, at most its
-   input budget; fewer than two objects: random cells as usual).
+   instead (the cells of a random non-empty proper subset of the labels in its box map, drawn in
+   step 2, at most its input budget; fewer than two objects: random cells as usual).
 
 The masker counts, per modality, the samples where it was present, an input, a target
 (:meth:`Masker.role_counts`; per process, so per DataLoader worker); after ``warn_after`` samples
@@ -93,6 +97,7 @@ class SamplePlan:
     grid_in: list[str] = field(default_factory=list)
     grid_tg: list[str] = field(default_factory=list)
     reveal: dict[str, str] = field(default_factory=dict)  # the entry's reveal_objects
+    objects: dict[str, np.ndarray] = field(default_factory=dict)  # reveal: {image: the chosen objects' cells}
 
 
 class Masker:
@@ -245,13 +250,15 @@ class Masker:
         lo, hi = self._limits(side, mods)
         return dict(zip(mods, allocate(total, shares, np.array(avail, dtype=np.int64), lo, hi).tolist()))
 
-    def sample_budgets(self, num_tokens: int) -> tuple[int, int]:
+    def sample_budgets(self, num_tokens: int, whole_inputs: int = 0) -> tuple[int, int]:
         """(input, target) budgets of a sample with ``num_tokens`` tokens (each modality counted once):
-        the configured ones, or, for a smaller sample, ``num_tokens`` split in the same ratio."""
+        the configured ones, or, for a smaller sample, ``num_tokens`` split in the same ratio, the
+        input side at least ``whole_inputs`` (the input sequences' length: a whole sequence input is
+        not cut by the split)."""
         b_in, b_tg = self.config.input_budget, self.config.target_budget
         if num_tokens >= b_in + b_tg or b_tg == 0:
             return b_in, b_tg
-        n_in = max(1, round(num_tokens * b_in / (b_in + b_tg)))
+        n_in = min(b_in, max(1, whole_inputs, round(num_tokens * b_in / (b_in + b_tg))))
         return n_in, max(num_tokens - n_in, 0)
 
     # ---- sequences -----------------------------------------------------------------------------
@@ -331,7 +338,17 @@ class Masker:
         tg_mods = [m for m in tokens if m in self.targets]
         in_shares = dict(zip(in_mods, self._shares(entry, "input", in_mods, rng)))
         tg_shares = dict(zip(tg_mods, self._shares(entry, "target", tg_mods, rng)))
-        budget_in, budget_tg = self.sample_budgets(sum(len(tokens[m]) for m in set(in_mods) | set(tg_mods)))
+        chosen_in, chosen_tg = self._chosen(entry, "input", in_mods), self._chosen(entry, "target", tg_mods)
+        budget_in, budget_tg = self.config.input_budget, self.config.target_budget
+        if any(m in chosen_tg and self.kinds[m] != "sequence" for m in chosen_in):  # inputs may starve targets
+            whole = sum(len(tokens[m]) for m in chosen_in if self.kinds[m] == "sequence")
+            budget_in, budget_tg = self.sample_budgets(sum(len(tokens[m]) for m in {*chosen_in, *chosen_tg}), whole)
+        grid_in = [m for m in in_mods if self.kinds[m] != "sequence"]
+        objects = {}
+        for m in grid_in:
+            cells = self._object_cells(tokens, entry.reveal_objects.get(m), len(tokens[m]), rng)
+            if cells is not None:
+                objects[m] = cells
         return SamplePlan(
             in_mods,
             tg_mods,
@@ -339,10 +356,18 @@ class Masker:
             tg_shares,
             budget_in,
             budget_tg,
-            grid_in=[m for m in in_mods if self.kinds[m] != "sequence"],
+            grid_in=grid_in,
             grid_tg=[m for m in tg_mods if self.kinds[m] != "sequence"],
             reveal=dict(entry.reveal_objects),
+            objects=objects,
         )
+
+    @staticmethod
+    def _chosen(entry: AlphaConfig, side: str, mods: list[str]) -> list[str]:
+        """The modalities of ``mods`` that ``entry`` can give a share on ``side`` (alpha > 0, or all of
+        them when every alpha is 0: the shares fall back to uniform)."""
+        named = [m for m in mods if entry.alpha(side, m) > 0]
+        return named or list(mods)
 
     def first_pass_budgets(self, tokens: Mapping[str, np.ndarray], plan: SamplePlan) -> tuple[dict, dict]:
         """Step 3: (input, target) budgets per modality over all modalities of ``plan``; a target
@@ -352,11 +377,14 @@ class Masker:
             plan.budget_in,
             plan.in_mods,
             np.array(list(plan.in_shares.values())),
-            [len(tokens[m]) for m in plan.in_mods],
+            [len(plan.objects.get(m, tokens[m])) for m in plan.in_mods],
         )
         tg_avail = [
             len(tokens[m]) - (b_in.get(m, 0) if self.kinds[m] != "sequence" else 0) for m in plan.tg_mods
         ]
+        if plan.budget_tg < self.config.target_budget:  # a small sample: targets may take what inputs left
+            plan.budget_tg = min(self.config.target_budget, max(plan.budget_tg, sum(tg_avail) - sum(
+                b_in.get(m, 0) for m in plan.tg_mods if self.kinds[m] == "sequence")))
         b_tg = self._allocate(
             "target", plan.budget_tg, plan.tg_mods, np.array(list(plan.tg_shares.values())), tg_avail
         )
@@ -416,7 +444,7 @@ class Masker:
             left_in,
             plan.grid_in,
             np.array([plan.in_shares[m] for m in plan.grid_in]),
-            [len(tokens[m]) for m in plan.grid_in],
+            [len(plan.objects.get(m, tokens[m])) for m in plan.grid_in],
         )
         g_tg = self._allocate(
             "target",
@@ -433,7 +461,7 @@ class Masker:
             n_in, n_tg = g_in.get(m, 0), g_tg.get(m, 0)
             if not n_in and not n_tg:
                 continue
-            objects = self._object_cells(tokens, plan.reveal.get(m), len(tokens[m]), rng) if n_in else None
+            objects = plan.objects.get(m) if n_in else None
             if objects is not None:  # whole objects as inputs, the targets from the other cells
                 pos_in = np.sort(rng.permutation(objects)[:n_in])
                 rest = np.setdiff1d(np.arange(len(tokens[m])), pos_in)
