@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--depth", type=int, default=2, help="encoder and decoder blocks")
     parser.add_argument("--init-std", type=float, default=0.02, help="std of the token embeddings at init (FourMConfig.init_std)")
+    parser.add_argument("--token-init-std", type=float, default=None, help="std of the token tables at init (FourMConfig.token_init_std)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", choices=("relation", "absolute"), default="relation",
@@ -171,7 +172,8 @@ def main() -> None:
         data = write_token_dataset(Path(tmp) / "toy", {"train": scenes[:5000], "val": scenes[5000:]}, INFO)
         (Path(tmp) / "mix.yaml").write_text(__import__("json").dumps(mixture(args.plain)))
         overrides = {"dim": args.dim, "enc_depth": args.depth, "dec_depth": args.depth, "num_heads": 4,
-                     "position_scale": args.position_scale, "init_std": args.init_std}  # fmt: skip
+                     "position_scale": args.position_scale, "init_std": args.init_std,
+                     "token_init_std": args.token_init_std}  # fmt: skip
         cfg = TrainConfig.from_dict({
             "data": {"datasets": [{"path": str(data)}], "val_samples": 64},
             "model": {"preset": "tiny", "overrides": overrides},
@@ -184,7 +186,7 @@ def main() -> None:
         result = train(cfg)
         model = FourM.from_pretrained(result.final_model).eval()
     on_side, positive, median = probe(model, scenes[5000:5256], args.task)
-    print(f"{args.task}{' (word first)' if args.word_first else ''}{' (caption -> grid alone)' if args.plain else ''}, {args.precision}: position scale {args.position_scale}, init std {args.init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
+    print(f"{args.task}{' (word first)' if args.word_first else ''}{' (caption -> grid alone)' if args.plain else ''}, {args.precision}: position scale {args.position_scale}, init std {args.init_std}, token init std {args.token_init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
           f"{args.steps} steps ({time.perf_counter() - start:.0f} s): B moves to the named side {on_side:.3f} "
           f"(chance 0.5), margin > 0 {positive:.3f}, median {median:.2f} nats")  # fmt: skip
 

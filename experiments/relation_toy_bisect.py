@@ -20,12 +20,17 @@ from fourm.model import FourM
 from fourm.model.config import FourMConfig, ModalityConfig
 
 
-def batch_for(caps: torch.Tensor, grids: torch.Tensor, rgb: int, cap: int) -> MultimodalBatch:
-    """caption (B, 3) -> the whole grid (B, 64), every cell a target."""
+def batch_for(caps: torch.Tensor, grids: torch.Tensor, rgb: int, cap: int, given: torch.Tensor | None = None) -> MultimodalBatch:
+    """caption (B, L) [+ the grid's cells ``given`` (B, k) as rgb inputs] -> the whole grid (B, 64)."""
     b, n, g = caps.shape[0], caps.shape[1], grids.shape[1]
+    tokens, modality, position = caps, torch.full((b, n), cap), torch.arange(n).expand(b, n)
+    if given is not None:
+        tokens = torch.cat([tokens, grids.gather(1, given)], 1)
+        modality = torch.cat([modality, torch.full(given.shape, rgb)], 1)
+        position = torch.cat([position, given], 1)
     return MultimodalBatch(
-        enc_tokens=caps, enc_modality=torch.full((b, n), cap), enc_position=torch.arange(n).expand(b, n),
-        enc_valid=torch.ones(b, n, dtype=torch.bool), dec_input=torch.zeros_like(grids), dec_target=grids,
+        enc_tokens=tokens, enc_modality=modality, enc_position=position,
+        enc_valid=torch.ones(tokens.shape, dtype=torch.bool), dec_input=torch.zeros_like(grids), dec_target=grids,
         dec_modality=torch.full((b, g), rgb), dec_position=torch.arange(g).expand(b, g),
         dec_valid=torch.ones(b, g, dtype=torch.bool),
     )  # fmt: skip
@@ -74,6 +79,8 @@ def main() -> None:
     parser.add_argument("--override", action="append", default=[], help="FourMConfig field=value (yaml value)")
     parser.add_argument("--learned-positions", action="store_true", help="rgb positions: learned (per side)")
     parser.add_argument("--patch", action="append", default=[], choices=sorted(PATCHES), help="swap a part of the model")
+    parser.add_argument("--task", choices=("absolute", "relation"), default="absolute",
+                        help="relation: every other step also gives object A's cells; probe: B's cells with A given")
     args = parser.parse_args()
     import yaml
 
@@ -91,14 +98,17 @@ def main() -> None:
         PATCHES[name](model)
     rgb, cap = config.modality_index("rgb"), config.modality_index("caption")
     rng = np.random.default_rng(0)
-    scenes = [toy.absolute_scene(rng, i) for i in range(6000)]
+    relation = args.task == "relation"
+    scenes = [(toy.scene if relation else toy.absolute_scene)(rng, i) for i in range(6000)]
     caps = torch.as_tensor(np.stack([s["caption"] for s in scenes]))
     grids = torch.as_tensor(np.stack([s["rgb"] for s in scenes]))
+    a_cells = torch.as_tensor(np.stack([np.flatnonzero(s["box_map"] == 1) for s in scenes]))  # (N, 4)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     start = time.perf_counter()
-    for _ in range(args.steps):
+    for step in range(args.steps):
         idx = torch.randint(0, 5000, (32,))
-        loss, _ = model.loss(batch_for(caps[idx], grids[idx], rgb, cap))
+        given = a_cells[idx] if relation and step % 2 else None
+        loss, _ = model.loss(batch_for(caps[idx], grids[idx], rgb, cap, given))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -111,11 +121,12 @@ def main() -> None:
             flipped = s["caption"].copy()
             flipped[1] = toy.FLIPPED[int(flipped[1])]
             two = torch.as_tensor(np.stack([s["caption"], flipped]))
-            logits = model(batch_for(two, torch.as_tensor(np.stack([s["rgb"]] * 2)), rgb, cap))["rgb"].view(2, -1, 7)
+            given = torch.as_tensor(np.stack([np.flatnonzero(s["box_map"] == 1)] * 2)) if relation else None
+            logits = model(batch_for(two, torch.as_tensor(np.stack([s["rgb"]] * 2)), rgb, cap, given))["rgb"].view(2, -1, 7)
             lp = F.log_softmax(logits.float(), -1)[:, cells, colour].sum(1)
             margins.append(float(lp[0] - lp[1]))
     m = np.array(margins)
-    print(f"FourM, hand loop, {over}{', learned rgb positions' if args.learned_positions else ''}{''.join(', ' + p for p in args.patch)}, {args.steps} steps ({time.perf_counter() - start:.0f} s, loss {loss.item():.3f}): "
+    print(f"{args.task}: FourM, hand loop, {over}{', learned rgb positions' if args.learned_positions else ''}{''.join(', ' + p for p in args.patch)}, {args.steps} steps ({time.perf_counter() - start:.0f} s, loss {loss.item():.3f}): "
           f"margin > 0 {np.mean(m > 0):.3f}, median {np.median(m):.2f} nats")  # fmt: skip
 
 
