@@ -202,7 +202,8 @@ class FourMConfig(Config):
     init_std: float = 0.02  # std of embeddings and untied output heads
     # std of the token tables (encoder tokens, sequences' decoder inputs; a tied head's rows) at init; None:
     # init_std. Rows far smaller than the position rows stay unread: a word whose meaning depends on the
-    # position (a caption's "left of") is never learnt (issue 16, round 21: docs/experiments/default_model.md)
+    # position (a caption's "left of") is never learnt (issue 16, round 21: docs/experiments/default_model.md).
+    # A tied head reads its rows x init_std / token_init_std (FourM.tied_head_scale): its logits start small
     token_init_std: float | None = None
     # SwiGLU hidden width; 0 = derived from mlp_ratio (ml-4m: int(2 * int(mlp_ratio * dim) / 3))
     mlp_hidden_dim: int = 0

@@ -300,10 +300,20 @@ class FourM(nn.Module):
         indices = [self.config.modality_index(name) for name in self.target_names]
         if self.output_weight is None:
             weights = self.embeddings.output_embeddings(indices)
+            scale = self.tied_head_scale
+            if scale != 1.0:
+                weights = [w * scale for w in weights]
         else:
             chunks = self.output_weight.split(self._head_sizes)
             weights = [chunks[i] for i in indices]
         return dict(zip(self.target_names, weights))
+
+    @property
+    def tied_head_scale(self) -> float:
+        """A tied head's factor on its token rows: ``init_std / token_init_std``, so logits start as an
+        untied head's (rows at ``init_std``) however large the token rows start; 1 without token_init_std."""
+        cfg = self.config
+        return 1.0 if cfg.token_init_std is None else cfg.init_std / cfg.token_init_std
 
     def head_weight(self, name: str) -> Tensor:
         """Output projection (V_m, D) of target modality ``name``."""

@@ -58,3 +58,18 @@ def test_token_init_std_sets_the_token_tables_only():
     for bad in (0.0, -1.0, 11.0):
         with pytest.raises(FourmError, match="token_init_std"):
             toy_config().replace(token_init_std=bad).validate()
+
+
+def test_a_tied_head_reads_large_token_rows_at_init_scale():
+    """With tie_embeddings and token_init_std 1.0 the head is the token rows x init_std / token_init_std:
+    logits start as small as an untied head's (unscaled, their std would be ~sqrt(dim))."""
+    from fourm.model import FourM
+
+    torch.manual_seed(0)
+    model = FourM(toy_config(dim=256, tie_embeddings=True, token_init_std=1.0))
+    assert model.tied_head_scale == 0.02
+    rows = model.embeddings.output_embeddings([0])[0]
+    assert torch.equal(model.head_weight("rgb"), rows * 0.02)
+    logits = model(two_sample_batch())
+    assert float(torch.cat([v.flatten() for v in logits.values()]).detach().std()) < 1.0
+    assert FourM(toy_config(tie_embeddings=True)).tied_head_scale == 1.0  # saved tied models read as before
