@@ -86,8 +86,9 @@ def scene(rng: np.random.Generator, index: int) -> dict:
     return {"id": f"toy-{index:06d}", "rgb": rgb.reshape(-1), "caption": caption, "box_map": box_map.reshape(-1)}
 
 
-def mixture(plain: bool = False) -> dict:
-    """The toy's masking config; ``plain``: caption -> the whole grid alone (as the plain baseline trains)."""
+def mixture(plain: bool = False, all_to_all: bool = True) -> dict:
+    """The toy's masking config; ``plain``: caption -> the whole grid alone (as the plain baseline trains);
+    ``all_to_all`` False: without 4M's all-to-all entry (the hand loop's two tasks)."""
     if plain:
         entry = {"name": "caption_to_rgb", "input_alpha": 0.0, "input_alphas": {"caption": 1.0}, "target_alpha": 0.0,
                  "target_alphas": {"rgb": 1.0}}  # fmt: skip
@@ -100,7 +101,7 @@ def mixture(plain: bool = False) -> dict:
             {"name": "caption_to_rgb", "weight": 0.25, "input_alpha": 0.0, "input_alphas": {"caption": 1.0},
              "target_alpha": 0.0, "target_alphas": {"rgb": 1.0}},
             {"name": "all_to_all", "weight": 0.25, "input_alpha": 1.0, "target_alpha": 1.0, "input_alphas": {"box_map": 0.0}},
-        ],
+        ][: 3 if all_to_all else 2],
     }  # fmt: skip
 
 
@@ -161,6 +162,7 @@ def main() -> None:
                         "A the unnamed one)")
     parser.add_argument("--word-first", action="store_true", help="absolute task: the position word before the colour")
     parser.add_argument("--plain", action="store_true", help="train on caption -> the whole grid alone")
+    parser.add_argument("--no-all-to-all", action="store_true", help="without the all-to-all mixture entry")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     args = parser.parse_args()
     global WORD_FIRST
@@ -170,7 +172,7 @@ def main() -> None:
     scenes = [make(rng, i) for i in range(6000)]
     with tempfile.TemporaryDirectory() as tmp:
         data = write_token_dataset(Path(tmp) / "toy", {"train": scenes[:5000], "val": scenes[5000:]}, INFO)
-        (Path(tmp) / "mix.yaml").write_text(__import__("json").dumps(mixture(args.plain)))
+        (Path(tmp) / "mix.yaml").write_text(__import__("json").dumps(mixture(args.plain, not args.no_all_to_all)))
         overrides = {"dim": args.dim, "enc_depth": args.depth, "dec_depth": args.depth, "num_heads": 4,
                      "position_scale": args.position_scale, "init_std": args.init_std,
                      "token_init_std": args.token_init_std}  # fmt: skip
@@ -186,7 +188,7 @@ def main() -> None:
         result = train(cfg)
         model = FourM.from_pretrained(result.final_model).eval()
     on_side, positive, median = probe(model, scenes[5000:5256], args.task)
-    print(f"{args.task}{' (word first)' if args.word_first else ''}{' (caption -> grid alone)' if args.plain else ''}, {args.precision}: position scale {args.position_scale}, init std {args.init_std}, token init std {args.token_init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
+    print(f"{args.task}{' (word first)' if args.word_first else ''}{' (caption -> grid alone)' if args.plain else ''}{' (no all-to-all)' if args.no_all_to_all else ''}, {args.precision}: position scale {args.position_scale}, init std {args.init_std}, token init std {args.token_init_std}, lr {args.lr}, dim {args.dim}, {args.depth}+{args.depth} blocks, "
           f"{args.steps} steps ({time.perf_counter() - start:.0f} s): B moves to the named side {on_side:.3f} "
           f"(chance 0.5), margin > 0 {positive:.3f}, median {median:.2f} nats")  # fmt: skip
 
