@@ -43,3 +43,11 @@ python train.py --config experiments/configs/train/r21_ab.yaml --out runs/r21_ab
 python train.py --config experiments/configs/train/r21_ab.yaml --out runs/r21_ab_c --resume auto \
   model.overrides.token_init_std=1.0 model.overrides.position_scale=1.0
 wait
+# d: token rows 1.0, positions as shipped (two threads, alone)
+OMP_NUM_THREADS=2 python train.py --config experiments/configs/train/r21_ab.yaml --out runs/r21_ab_d --resume auto \
+  model.overrides.token_init_std=1.0
+for v in a c d; do
+  bash scripts/bundle_world_model.sh runs/r21_ab_$v/model runs/r21_ab_$v/bundle
+  python bench/eval_world.py --model runs/r21_ab_$v/bundle --num 256 --tasks caption_to_rgb,caption_to_bboxes_to_rgb \
+    --out runs/r21_ab_$v/eval_draw --no-progress
+done
