@@ -371,7 +371,8 @@ class Masker:
 
     def first_pass_budgets(self, tokens: Mapping[str, np.ndarray], plan: SamplePlan) -> tuple[dict, dict]:
         """Step 3: (input, target) budgets per modality over all modalities of ``plan``; a target
-        image's availability is its tokens not already taken as inputs (a sequence's: all of it)."""
+        image's availability is its tokens not already taken as inputs (a sequence's: all of it). A
+        split-down ``plan.budget_tg`` (a small sample, step 2) is raised here to what the inputs left."""
         b_in = self._allocate(
             "input",
             plan.budget_in,
