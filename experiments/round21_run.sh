@@ -51,3 +51,14 @@ for v in a c d; do
   python bench/eval_world.py --model runs/r21_ab_$v/bundle --num 256 --tasks caption_to_rgb,caption_to_bboxes_to_rgb \
     --out runs/r21_ab_$v/eval_draw --no-progress
 done
+# a and d trained on for 1,500 more steps each
+for v in a d; do
+  python train.py --config experiments/configs/train/r21_ab.yaml --out runs/r21_ab_${v}2 --resume auto 'model.overrides={}' \
+    model.init_from=runs/r21_ab_$v/model optim.warmup_steps=100 optim.lr=1e-3 &
+done
+wait
+for v in a2 d2; do
+  bash scripts/bundle_world_model.sh runs/r21_ab_$v/model runs/r21_ab_$v/bundle
+  python bench/eval_world.py --model runs/r21_ab_$v/bundle --num 256 --tasks caption_to_rgb,caption_to_bboxes_to_rgb \
+    --out runs/r21_ab_$v/eval_draw --no-progress
+done
