@@ -105,6 +105,27 @@ def mixture(plain: bool = False, all_to_all: bool = True) -> dict:
     }  # fmt: skip
 
 
+def hand_data(task: str) -> tuple[list[dict], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The hand loops' data (relation_toy_baseline.py, relation_toy_bisect.py): 6,000 scenes of ``task``
+    (seed 0; the first 5,000 train), their captions (N, L), grids (N, 64) and object A's cells (N, 4)."""
+    rng = np.random.default_rng(0)
+    scenes = [(scene if task == "relation" else absolute_scene)(rng, i) for i in range(6000)]
+    caps = torch.as_tensor(np.stack([s["caption"] for s in scenes]))
+    grids = torch.as_tensor(np.stack([s["rgb"] for s in scenes]))
+    a_cells = torch.as_tensor(np.stack([np.flatnonzero(s["box_map"] == 1) for s in scenes]))
+    return scenes, caps, grids, a_cells
+
+
+def held_out(scenes: list[dict]):
+    """The hand loops' 256 held-out cases: (scene, the named object's cells, its colour, the caption with
+    the relation / half flipped, A's cells)."""
+    for s in scenes[5000:5256]:
+        cells = np.flatnonzero(s["box_map"] == 2)
+        flipped = s["caption"].copy()
+        flipped[1] = FLIPPED[int(flipped[1])]
+        yield s, cells, int(s["rgb"][cells[0]]), flipped, np.flatnonzero(s["box_map"] == 1)
+
+
 @torch.no_grad()
 def probe(model: FourM, scenes: list[dict], task: str = "relation") -> tuple[float, float, float]:
     """(share of scenes where B's expected position moves to the named side when the relation is read

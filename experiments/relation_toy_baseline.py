@@ -64,12 +64,8 @@ def main() -> None:
                         help="relation: half the steps also give object A's cells; probe: B's cells with A given")
     args = parser.parse_args()
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
     relation = args.task == "relation"
-    scenes = [(toy.scene if relation else toy.absolute_scene)(rng, i) for i in range(6000)]
-    caps = torch.as_tensor(np.stack([s["caption"] for s in scenes]))
-    grids = torch.as_tensor(np.stack([s["rgb"] for s in scenes]))
-    a_cells = torch.as_tensor(np.stack([np.flatnonzero(s["box_map"] == 1) for s in scenes]))  # (N, 4)
+    scenes, caps, grids, a_cells = toy.hand_data(args.task)
     model = Baseline(args.dim, args.depth, not args.no_learned, args.encoder, args.fourm_embed, args.query_scale)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     start = time.perf_counter()
@@ -83,12 +79,8 @@ def main() -> None:
     model.eval()
     margins = []
     with torch.no_grad():
-        for s in scenes[5000:5256]:
-            cells = np.flatnonzero(s["box_map"] == 2)  # the named object (relation: B)
-            colour = int(s["rgb"][cells[0]])
-            flipped = s["caption"].copy()
-            flipped[1] = toy.FLIPPED[int(flipped[1])]
-            a = torch.as_tensor(np.flatnonzero(s["box_map"] == 1))[None]
+        for s, cells, colour, flipped, a in toy.held_out(scenes):  # cells: the named object (relation: B)
+            a = torch.as_tensor(a)[None]
             given = (a, torch.as_tensor(s["rgb"])[None, a[0]]) if relation else (None, None)
             lp = [F.log_softmax(model(torch.as_tensor(c)[None], *given), -1)[0, cells, colour].sum() for c in (s["caption"], flipped)]
             margins.append(float(lp[0] - lp[1]))

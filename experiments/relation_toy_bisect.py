@@ -97,12 +97,8 @@ def main() -> None:
     for name in args.patch:
         PATCHES[name](model)
     rgb, cap = config.modality_index("rgb"), config.modality_index("caption")
-    rng = np.random.default_rng(0)
     relation = args.task == "relation"
-    scenes = [(toy.scene if relation else toy.absolute_scene)(rng, i) for i in range(6000)]
-    caps = torch.as_tensor(np.stack([s["caption"] for s in scenes]))
-    grids = torch.as_tensor(np.stack([s["rgb"] for s in scenes]))
-    a_cells = torch.as_tensor(np.stack([np.flatnonzero(s["box_map"] == 1) for s in scenes]))  # (N, 4)
+    scenes, caps, grids, a_cells = toy.hand_data(args.task)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     start = time.perf_counter()
     for step in range(args.steps):
@@ -115,13 +111,9 @@ def main() -> None:
     model.eval()
     margins = []
     with torch.no_grad():
-        for s in scenes[5000:5256]:
-            cells = np.flatnonzero(s["box_map"] == 2)
-            colour = int(s["rgb"][cells[0]])
-            flipped = s["caption"].copy()
-            flipped[1] = toy.FLIPPED[int(flipped[1])]
+        for s, cells, colour, flipped, a in toy.held_out(scenes):
             two = torch.as_tensor(np.stack([s["caption"], flipped]))
-            given = torch.as_tensor(np.stack([np.flatnonzero(s["box_map"] == 1)] * 2)) if relation else None
+            given = torch.as_tensor(np.stack([a] * 2)) if relation else None
             logits = model(batch_for(two, torch.as_tensor(np.stack([s["rgb"]] * 2)), rgb, cap, given))["rgb"].view(2, -1, 7)
             lp = F.log_softmax(logits.float(), -1)[:, cells, colour].sum(1)
             margins.append(float(lp[0] - lp[1]))
