@@ -410,8 +410,19 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         node = out
         parts = key.split(".")
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
+            node = node[_list_index(node, p, item)] if isinstance(node, list) else node.setdefault(p, {})
+            if not isinstance(node, (dict, list)):
                 raise FourmError(f"override '{item}': '{p}' is not a section")
-        node[parts[-1]] = value
+        if isinstance(node, list):
+            node[_list_index(node, parts[-1], item)] = value
+        else:
+            node[parts[-1]] = value
     return out
+
+
+def _list_index(node: list, part: str, item: str) -> int:
+    """Index ``part`` of list ``node`` (``data.datasets.0.path``), checked against its length."""
+    if not part.isdigit() or int(part) >= len(node):
+        raise FourmError(f"override '{item}': '{part}' is not an index of a list of {len(node)} items")
+    return int(part)
+

@@ -76,3 +76,14 @@ def test_overrides():
     assert isinstance(out["a"]["b"], int)
     with pytest.raises(FourmError, match="key=value"):
         apply_overrides({}, ["novalue"])
+
+
+def test_overrides_index_lists():
+    base = {"data": {"datasets": [{"path": "a", "weight": 1.0}, {"path": "b"}]}, "betas": [0.9, 0.95]}
+    out = apply_overrides(base, ["data.datasets.1.path=c", "betas.0=0.8"])
+    assert out["data"]["datasets"] == [{"path": "a", "weight": 1.0}, {"path": "c"}]
+    assert out["betas"] == [0.8, 0.95]
+    assert base["data"]["datasets"][1]["path"] == "b"  # the input is not changed
+    for bad in ("data.datasets.2.path=x", "data.datasets.first.path=x", "betas.-1=0.5", "betas.0.x=1"):
+        with pytest.raises(FourmError, match="override"):
+            apply_overrides(base, [bad])
