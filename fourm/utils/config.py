@@ -425,4 +425,3 @@ def _list_index(node: list, part: str, item: str) -> int:
     if not part.isdigit() or int(part) >= len(node):
         raise FourmError(f"override '{item}': '{part}' is not an index of a list of {len(node)} items")
     return int(part)
-
