@@ -105,11 +105,17 @@ def mixture(plain: bool = False, all_to_all: bool = True) -> dict:
     }  # fmt: skip
 
 
+def toy_scenes(task: str, seed: int = 0) -> list[dict]:
+    """6,000 scenes of ``task`` ("relation" or "absolute"); the first 5,000 train, the rest are held out."""
+    rng = np.random.default_rng(seed)
+    make = scene if task == "relation" else absolute_scene
+    return [make(rng, i) for i in range(6000)]
+
+
 def hand_data(task: str) -> tuple[list[dict], torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The hand loops' data (relation_toy_baseline.py, relation_toy_bisect.py): 6,000 scenes of ``task``
-    (seed 0; the first 5,000 train), their captions (N, L), grids (N, 64) and object A's cells (N, 4)."""
-    rng = np.random.default_rng(0)
-    scenes = [(scene if task == "relation" else absolute_scene)(rng, i) for i in range(6000)]
+    """The hand loops' data (relation_toy_baseline.py, relation_toy_bisect.py): :func:`toy_scenes` of
+    ``task`` (seed 0), their captions (N, L), grids (N, 64) and object A's cells (N, 4)."""
+    scenes = toy_scenes(task)
     caps = torch.as_tensor(np.stack([s["caption"] for s in scenes]))
     grids = torch.as_tensor(np.stack([s["rgb"] for s in scenes]))
     a_cells = torch.as_tensor(np.stack([np.flatnonzero(s["box_map"] == 1) for s in scenes]))
@@ -188,9 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     global WORD_FIRST
     WORD_FIRST = args.word_first
-    rng = np.random.default_rng(args.seed)
-    make = scene if args.task == "relation" else absolute_scene
-    scenes = [make(rng, i) for i in range(6000)]
+    scenes = toy_scenes(args.task, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         data = write_token_dataset(Path(tmp) / "toy", {"train": scenes[:5000], "val": scenes[5000:]}, INFO)
         (Path(tmp) / "mix.yaml").write_text(__import__("json").dumps(mixture(args.plain, not args.no_all_to_all)))
