@@ -26,6 +26,7 @@ from fourm.model.attention import set_cpu_attention
 from fourm.model.cpu_tuning import keep_freed_memory
 from fourm.model.linear import linear, set_fast_cpu_linear
 from fourm.model.synthetic import random_batch
+from fourm.training.compiled import compiled_loss
 
 MODALITIES = {
     "rgb": ModalityConfig("image", 16384, 196),
@@ -71,7 +72,7 @@ def run(config: FourMConfig, batches: list, dtype: str, steps: int, warmup: int,
     model = FourM(config).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05, fused=True)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
-    loss_fn = torch.compile(model.loss, dynamic=True) if compiled else model.loss
+    loss_fn = compiled_loss(model.loss, torch.device("cpu")) if compiled else model.loss
     times = {"forward": [], "backward": [], "optimizer": [], "step": []}
     losses = []
     start = time.perf_counter()

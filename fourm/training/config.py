@@ -195,6 +195,9 @@ class TrainConfig(Config):
     num_workers: int = 0  # DataLoader worker processes (masking runs in them)
     tensorboard: bool = True
     deepspeed_config: str | None = None  # DeepSpeed JSON, used when not launched with a DeepSpeed accelerate config
+    # torch.compile the model's training forward + loss (inductor; on CPU it needs a C++ compiler, g++ or $CXX).
+    # About 1.1x on the world model with AMX (bench/train_throughput.py --compile); its first steps compile
+    compile: bool = False
 
     def validate(self) -> None:
         for section in (self.data, self.model, self.masking, self.optim):  # nested sections are not validated on load

@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +52,7 @@ from fourm.training.checkpoint import (
     resolve_resume,
     save_checkpoint,
 )
+from fourm.training.compiled import compiled_loss
 from fourm.training.config import TrainConfig, resolve_path
 from fourm.training.data import (
     EpochBatchSampler,
@@ -103,12 +104,13 @@ class TrainResult:
 class LossStep(nn.Module):
     """Wraps FourM so that DDP / DeepSpeed see its training loss as the forward pass."""
 
-    def __init__(self, model: FourM) -> None:
+    def __init__(self, model: FourM, loss: Callable | None = None) -> None:
         super().__init__()
         self.model = model
+        self.loss = loss or model.loss  # e.g. model.loss under torch.compile (compile: true)
 
     def forward(self, batch: MultimodalBatch) -> tuple[Tensor, dict[str, float]]:
-        return self.model.loss(batch)
+        return self.loss(batch)
 
 
 # ------------------------------------------------------------------------------------------ setup
@@ -525,7 +527,10 @@ def _build_components(cfg: TrainConfig, accelerator) -> _Components:
         control = OldParamsControl(model, new_rows, cfg.model.freeze_trunk_steps, cfg.model.old_params_lr_scale)
     optimizer = build_optimizer(model, cfg.optim, fused=not use_deepspeed and device.type in ("cpu", "cuda"))
     scheduler = WarmupCosine(optimizer, cfg.optim, cfg.steps)
-    wrapper, optimizer = accelerator.prepare(LossStep(model), optimizer)
+    if cfg.compile and use_deepspeed:
+        raise FourmError("compile: true is not supported under DeepSpeed (set DeepSpeed's own 'compile' section instead)")
+    loss = compiled_loss(model.loss, device) if cfg.compile else None
+    wrapper, optimizer = accelerator.prepare(LossStep(model, loss), optimizer)
     _seed_everything(cfg.seed + accelerator.process_index)
     parts = _checkpoint_parts(model, optimizer, scheduler, wrapper, use_deepspeed)
     return _Components(data, model, new_rows, control, optimizer, scheduler, wrapper, parts, use_deepspeed)
