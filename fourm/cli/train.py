@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="auto|PATH",
         help="'auto': continue from the run's latest checkpoint (if any); PATH: a checkpoint or run directory. "
         "Overrides that change the run (anything but log_every, eval_every, eval_batches, checkpoint_every, "
-        "keep_checkpoints, output_dir, num_workers, tensorboard, deepspeed_config) are refused on resume, "
+        "keep_checkpoints, output_dir, num_workers, tensorboard, deepspeed_config, max_minutes, compile) are refused on resume, "
         "naming them: config.json keeps describing the run",
     )
     parser.add_argument(

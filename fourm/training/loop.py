@@ -355,7 +355,7 @@ COMMAND = "train.py"
 # config fields a resume may change: how the run is logged, checked and saved, not what it computes
 RESUME_MAY_CHANGE = frozenset(
     {"log_every", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints", "output_dir",
-     "num_workers", "tensorboard", "deepspeed_config", "max_minutes"}
+     "num_workers", "tensorboard", "deepspeed_config", "max_minutes", "compile"}
 )  # fmt: skip
 # max_minutes may change on resume (a new total budget, e.g. to train longer); a resume that does not
 # give it keeps the run's own (see inherit_max_minutes)
@@ -384,6 +384,9 @@ def check_resume_config(run_dir: Path, config: TrainConfig) -> None:
     except (OSError, ValueError):
         return  # unreadable: rewritten below from the config of this resume
     now = flatten_mapping(json.loads(json.dumps(config.to_dict())))
+    # a field the run's config.json lacks was added to fourm after it started: it ran with the default
+    defaults = flatten_mapping(json.loads(json.dumps(TrainConfig().to_dict())))
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     changed = [
         f"{key} ({saved.get(key)!r} -> {now.get(key)!r})"
         for key in sorted(set(saved) | set(now))

@@ -53,3 +53,20 @@ def test_top_level_train_py_dispatches(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: config file not found: {tmp_path / 'nope.yaml'}"
+
+
+def test_resume_of_a_run_saved_before_a_field_existed(token_data, tmp_path, capsys):
+    """A config.json written before a field was added to fourm ran with its default: resuming is no change;
+    a real change is still refused, named."""
+    config = write_yaml(token_data, tmp_path)
+    out = tmp_path / "run"
+    assert main(["--config", str(config), "steps=4", "--out", str(out), "--stop-at", "2"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    del saved["compile"], saved["optim"]["eps"]  # as an older fourm wrote it (both at their defaults)
+    (out / "config.json").write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert main(["--config", str(config), "steps=4", "optim.eps=1e-6", "--out", str(out), "--resume", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "optim.eps (1e-08 -> 1e-06)" in err and "compile" not in err
+    assert main(["--config", str(config), "steps=4", "--out", str(out), "--resume", "auto"]) == 0
+    assert f"done: 4 steps, model saved to {out / 'model'}" in capsys.readouterr().out
