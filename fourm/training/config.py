@@ -196,7 +196,7 @@ class TrainConfig(Config):
     tensorboard: bool = True
     deepspeed_config: str | None = None  # DeepSpeed JSON, used when not launched with a DeepSpeed accelerate config
     # torch.compile the model's training forward + loss (inductor; on CPU it needs a C++ compiler, g++ or $CXX).
-    # About 1.1x on the world model with AMX (bench/train_throughput.py --compile); its first steps compile
+    # Its first steps compile; on the world model on CPU it buys little (docs/training.md)
     compile: bool = False
 
     def validate(self) -> None:
