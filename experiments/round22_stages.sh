@@ -1,9 +1,9 @@
 # Round 22 of issue 16: what experiments/round22_build.sh and round22_full.sh share (sourced, from the repo root):
-# the venv, the shipped tokens, a resumable FourM stage, the stem step, the bundle and its evaluation.
+# the venv, the tokens (TOKENS, default the shipped ones), a resumable FourM stage, the stem step, the bundle and its evaluation.
 # shellcheck shell=bash
 # shellcheck disable=SC1091
 . .venv/bin/activate
-DATA=(data.datasets.0.path=data/world_model_tokens_old)  # the shipped model's tokens
+DATA=(data.datasets.0.path="${TOKENS:-data/world_model_tokens_old}")  # default: the shipped model's tokens
 stage() {  # config out [overrides...]: train (resuming) unless its model is saved
   local config=$1 out=$2
   shift 2
@@ -16,7 +16,7 @@ pretrain_stem() {  # model_run out: its patch stem's CNN pretrained on segmentat
     fourm-stem pretrain --model "$1/model" --data data/world_model --out "$2"
   fi
 }
-bundle_and_eval() {  # model_run out: the bundle (out/bundle) and bench/eval_world.py on it (out/eval)
-  bash scripts/bundle_world_model.sh "$1/model" "$2/bundle"
+bundle_and_eval() {  # model_run out [rgb_tokenizer]: the bundle (out/bundle) and bench/eval_world.py on it (out/eval)
+  bash scripts/bundle_world_model.sh "$1/model" "$2/bundle" ${3:+"$3"}
   python bench/eval_world.py --model "$2/bundle" --num 256 --out "$2/eval" --no-progress
 }
