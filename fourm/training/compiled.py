@@ -1,10 +1,10 @@
 """``compile: true``: the model's training forward + loss under ``torch.compile``.
 
-The loss keeps its eager signature (``MultimodalBatch -> (loss, {modality: float})``); its
-data-dependent parts (which modalities a batch holds) break the graph, the transformer runs compiled.
-Dynamic shapes are on, so budgets that differ between batches do not recompile each time. On CPU,
-inductor builds C++ kernels: a missing compiler is a one-line error here, not a traceback at the
-first step.
+The loss keeps its eager signature (``MultimodalBatch -> (loss, {modality: float})``). Shapes are
+dynamic, but its data-dependent parts (which modalities a batch holds, and how many tokens of each)
+break the graph and recompile as batches change until torch's recompile limit, after which they run
+eager; the transformer runs compiled. On CPU, inductor builds C++ kernels: a missing compiler is a
+one-line error here, not a traceback at the first step.
 """
 
 from __future__ import annotations
