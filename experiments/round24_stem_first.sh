@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# A candidate for the 2.5 h build (issue 16; docs/experiments/default_model.md, round 23): the patch stem's CNN
+# pretrained on the scenes' segmentation *before* stage 1 (fourm-stem pretrain on the untrained model: it
+# needs only the scenes), so stage 1 learns to read segmentation while it learns to draw, then the shipped
+# recipe's later stages shortened: rgb -> caption mixture, caption -> bboxes alone once, the mixture again.
+# Unit token rows and untied heads (round 22). Resumable; TOKENS picks the token data (default the shipped).
+#   bash experiments/round24_stem_first.sh [RUN_DIR] [STAGE1_STEPS]     # default runs/r24_stem_first 6000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=experiments/round22_stages.sh
+. experiments/round22_stages.sh
+R=${1:-runs/r24_stem_first}
+STEPS=${2:-6000}
+# the untrained model (one step at lr 1e-12: its init as saved), then its stem pretrained
+stage world_default "$R/init" model.overrides.token_init_std=1.0 model.overrides.tie_embeddings=false \
+  steps=1 optim.warmup_steps=1 optim.lr=1e-12 optim.min_lr=0 max_minutes=null eval_batches=1
+pretrain_stem "$R/init" "$R/stem"
+stage world_default "$R/s1" 'model.overrides={}' model.init_from="$R/stem" steps="$STEPS" max_minutes=null
+stage world_default_captions "$R/s2" model.init_from="$R/s1" optim.lr=1.0e-3
+stage world_default_relations "$R/s3" model.init_from="$R/s2"
+stage world_default_relations_mix "$R/s4" model.init_from="$R/s3"
+bundle_and_eval "$R/s4" "$R" ${RGB_TOKENIZER:+"$RGB_TOKENIZER"}
