@@ -3,7 +3,8 @@
 # pretrained on the scenes' segmentation *before* stage 1 (fourm-stem pretrain on the untrained model: it
 # needs only the scenes), so stage 1 learns to read segmentation while it learns to draw, then the shipped
 # recipe's later stages shortened: rgb -> caption mixture, caption -> bboxes alone once, the mixture again.
-# Unit token rows and untied heads (round 22). Resumable; TOKENS picks the token data (default the shipped).
+# Unit token rows and untied heads (round 22). Resumable; TOKENS picks the token data (default the shipped);
+# on 16 x 16 rgb tokens: TOKENS=data/world_model_tokens16 IMAGE_FRAME=8 RGB_TOKENIZER=runs/tok/rgb16_pruned
 #   bash experiments/round24_stem_first.sh [RUN_DIR] [STAGE1_STEPS]     # default runs/r24_stem_first 6000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,8 @@ R=${1:-runs/r24_stem_first}
 STEPS=${2:-6000}
 # the untrained model (one step at lr 1e-12: its init as saved), then its stem pretrained
 stage world_default "$R/init" model.overrides.token_init_std=1.0 model.overrides.tie_embeddings=false \
-  steps=1 optim.warmup_steps=1 optim.lr=1e-12 optim.min_lr=0 max_minutes=null eval_batches=1
+  steps=1 optim.warmup_steps=1 optim.lr=1e-12 optim.min_lr=0 max_minutes=null eval_batches=1 \
+  ${IMAGE_FRAME:+model.overrides.image_frame=$IMAGE_FRAME}
 pretrain_stem "$R/init" "$R/stem"
 stage world_default "$R/s1" 'model.overrides={}' model.init_from="$R/stem" steps="$STEPS" max_minutes=null
 stage world_default_captions "$R/s2" model.init_from="$R/s1" optim.lr=1.0e-3
