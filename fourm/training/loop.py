@@ -511,6 +511,8 @@ def _build_components(cfg: TrainConfig, accelerator) -> _Components:
     """Data, model, optimizer and schedule, the same initialisation on every process; afterwards the
     RNG is seeded per process (dropout etc. differ across processes)."""
     use_deepspeed = accelerator.state.deepspeed_plugin is not None
+    if cfg.compile and use_deepspeed:  # refused before the data and model are built
+        raise FourmError("compile: true is not supported under DeepSpeed (set DeepSpeed's own 'compile' section instead)")
     device = accelerator.device
     _seed_everything(cfg.seed)
     init_modalities = data_tokens = None
@@ -530,8 +532,6 @@ def _build_components(cfg: TrainConfig, accelerator) -> _Components:
         control = OldParamsControl(model, new_rows, cfg.model.freeze_trunk_steps, cfg.model.old_params_lr_scale)
     optimizer = build_optimizer(model, cfg.optim, fused=not use_deepspeed and device.type in ("cpu", "cuda"))
     scheduler = WarmupCosine(optimizer, cfg.optim, cfg.steps)
-    if cfg.compile and use_deepspeed:
-        raise FourmError("compile: true is not supported under DeepSpeed (set DeepSpeed's own 'compile' section instead)")
     loss = compiled_loss(model.loss, device) if cfg.compile else None
     wrapper, optimizer = accelerator.prepare(LossStep(model, loss), optimizer)
     _seed_everything(cfg.seed + accelerator.process_index)
