@@ -3,7 +3,9 @@
 # (scripts/build_default_model.sh, step 4) with token rows at unit std and untied heads, on the shipped tokens
 # and tokenizers. Stage 1 runs the steps the shipped stage 1 did in its 80 minutes (7,567) on a steps-only
 # schedule, so the run does not depend on what else the machine does. Resumable: every stage resumes from its
-# last checkpoint; a finished stage is skipped.
+# last checkpoint; a finished stage is skipped. TOKENS picks the token data and RGB_TOKENIZER the bundle's rgb
+# tokenizer (round 24: round 17's shape-carrying codes,
+#   TOKENS=data/world_model_tokens RGB_TOKENIZER=runs/tok/rgb_aux_cont_dec/last bash experiments/round22_full.sh runs/r24_codes17).
 #   bash experiments/round22_full.sh [RUN_DIR]      # default runs/r22_full
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +20,4 @@ stage world_default_captions "$R/s3" model.init_from="$R/s2"
 stage world_default_relations "$R/s4a" model.init_from="$R/s3"
 stage world_default_relations "$R/s4b" model.init_from="$R/s4a"
 stage world_default_relations_mix "$R/s5" model.init_from="$R/s4b"
-bundle_and_eval "$R/s5" "$R"
+bundle_and_eval "$R/s5" "$R" ${RGB_TOKENIZER:+"$RGB_TOKENIZER"}
