@@ -95,6 +95,7 @@ TARGET_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "candidates": ("candidates", int),
     "rerank_by": ("rerank_by", lambda v: [m for m in v.split("+") if m]),
     "no_repeat_ngram": ("no_repeat_ngram", int),
+    "repetition_penalty": ("repetition_penalty", finite),
 }
 TARGET_HELP = {
     "steps": "MaskGIT / ROAR steps of an image target (default 8); DDIM steps of a diffusion-head continuous target (default 20)",
@@ -110,6 +111,7 @@ TARGET_HELP = {
     "candidates": "sample K candidates, keep the one under which the model finds the conditions most likely (default 1)",
     "rerank_by": "modalities that score the candidates, joined by + (default: every given condition the model predicts)",
     "no_repeat_ngram": "N > 0: a sequence target never repeats N tokens in a row (default 0 = off)",
+    "repetition_penalty": "P > 1: a sequence target's tokens already generated become less likely (default 1 = off)",
 }
 
 

@@ -18,6 +18,7 @@ function (KV cache or not) since it only sees the chosen tokens.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +51,12 @@ class SequenceOutput:
         return self.valid.sum(dim=1)
 
 
+def check_repetition_penalty(penalty: float) -> None:
+    """A repetition penalty must be a finite number > 0 (1 = off)."""
+    if not (isinstance(penalty, (int, float)) and math.isfinite(penalty) and penalty > 0):
+        raise FourmError(f"repetition_penalty must be a finite number > 0 (1 = off), got {penalty!r}")
+
+
 class AutoregressiveSampler:
     """Greedy / temperature / top-k / top-p next-token sampling with per-sample [EOS] stopping.
 
@@ -59,7 +66,10 @@ class AutoregressiveSampler:
     ``processor``: a grammar whose (B, V) mask of allowed tokens applies at every step (where it
     and ``banned`` / ``min_length`` leave a row nothing, the grammar alone decides);
     ``no_repeat_ngram`` n > 0: a token that would repeat n tokens in a row already in the sequence
-    (prefix included) is not sampled, unless that leaves a row nothing."""
+    (prefix included) is not sampled, unless that leaves a row nothing;
+    ``repetition_penalty`` p > 1: the logit of every token already in the sequence (prefix included)
+    is divided by p where positive and multiplied by p where negative, before sampling (CTRL's penalty,
+    as ``repetition_penalty`` in Hugging Face generation); 1 = off, p < 1 favours repeats."""
 
     def __init__(
         self,
@@ -73,11 +83,14 @@ class AutoregressiveSampler:
         min_length: int = 0,
         processor: LogitsProcessor | None = None,
         no_repeat_ngram: int = 0,
+        repetition_penalty: float = 1.0,
     ) -> None:
         check_sampling_args(temperature, top_k, top_p)
         if no_repeat_ngram < 0:
             raise FourmError(f"no_repeat_ngram must be >= 0, got {no_repeat_ngram}")
+        check_repetition_penalty(repetition_penalty)
         self.no_repeat_ngram = int(no_repeat_ngram)
+        self.repetition_penalty = float(repetition_penalty)
         self.temperature, self.top_k, self.top_p = float(temperature), top_k, top_p
         self.sos, self.eos, self.pad = sos, eos, pad
         self.banned = sorted({int(i) for i in banned})
@@ -103,6 +116,15 @@ class AutoregressiveSampler:
             allowed = allowed & grammar
             allowed = torch.where(allowed.any(dim=1, keepdim=True), allowed, grammar)
         return logits.masked_fill(~allowed, float("-inf"))
+
+    def _penalize_repeats(self, logits: Tensor, tokens: Tensor, i: int) -> Tensor:
+        """Logits (B, V) with the tokens among ``tokens[:, :i]`` penalised (``repetition_penalty``)."""
+        p = self.repetition_penalty
+        if p == 1.0 or i == 0:
+            return logits
+        seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, tokens[:, :i], True)  # (B, V)
+        penalised = torch.where(logits > 0, logits / p, logits * p)
+        return torch.where(seen, penalised, logits)
 
     def _repeat_mask(self, tokens: Tensor, i: int, vocab: int) -> Tensor | None:
         """(B, V) bool: the tokens that would end, at position ``i``, an n-gram already among
@@ -166,7 +188,7 @@ class AutoregressiveSampler:
             for i in tqdm(range(p, length), desc="autoregressive", disable=not progress, leave=False):
                 if return_logits:
                     logged.append(logits.float())
-                logits = self._constrain(logits, i)
+                logits = self._constrain(self._penalize_repeats(logits, tokens, i), i)
                 repeats = self._repeat_mask(tokens, i, logits.shape[-1])
                 if repeats is not None:  # never leaves a row nothing: the old choices stay then
                     kept = logits.masked_fill(repeats, float("-inf"))

@@ -46,7 +46,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
-from fourm.generation.autoregressive import AutoregressiveSampler
+from fourm.generation.autoregressive import AutoregressiveSampler, check_repetition_penalty
 from fourm.generation.conditions import EncoderInputs, GivenTokens, encoder_inputs, normalize_conditions
 from fourm.generation.decoding import ParallelDecoder, SequenceDecoder
 from fourm.generation.grammar import LogitsProcessor
@@ -87,6 +87,9 @@ class GenerationTarget(Config):
     the model predicts), the reverse task as verifier (:mod:`fourm.generation.rerank`).
     ``no_repeat_ngram`` n > 0 (scheme ar): no n tokens in a row occur twice in a sequence (as
     ``no_repeat_ngram_size`` in Hugging Face generation), e.g. a caption naming one object twice.
+    ``repetition_penalty`` p (scheme ar): the logits of tokens already in the sequence are divided
+    by p where positive and multiplied by p where negative (as in Hugging Face generation; 1 = off),
+    e.g. 1.3 against a caption that repeats one word to its maximum length.
     ``prefix`` (scheme ar): raw text the sequence starts with when the caller gives no partial of it,
     e.g. "there" so that a caption states its count first ("there are three shapes: ...").
     :class:`~fourm.generation.pipeline.FourMPipeline` encodes it as the target's partial;
@@ -111,6 +114,7 @@ class GenerationTarget(Config):
     rerank_by: list[str] = field(default_factory=list)
     value_rounds: int = 1  # scheme value: rounds of progressive generation (1 = all tokens in one pass)
     no_repeat_ngram: int = 0  # scheme ar: n > 0 bans repeating any n tokens in a row (0 = off)
+    repetition_penalty: float = 1.0  # scheme ar: > 1 makes tokens already in the sequence less likely (1 = off)
     prefix: str | None = None  # scheme ar: raw text to start from when no partial is given (None = none)
 
     def __post_init__(self) -> None:
@@ -138,10 +142,13 @@ class GenerationTarget(Config):
             raise FourmError(
                 f"{where}: no_repeat_ngram must be >= 0 and applies to scheme ar only, got {self.no_repeat_ngram}"
             )
+        if self.repetition_penalty != 1.0 and self.scheme != "ar":
+            raise FourmError(f"{where}: repetition_penalty applies to scheme ar only, got {self.repetition_penalty}")
         if self.prefix is not None and (not isinstance(self.prefix, str) or self.scheme != "ar"):
             raise FourmError(f"{where}: prefix must be text and applies to scheme ar only, got {self.prefix!r}")
         try:
             check_sampling_args(min(self.temperature, self.temperature_end), self.top_k, self.top_p)
+            check_repetition_penalty(self.repetition_penalty)
             self.guidance()
             self.temperatures()
         except FourmError as e:
@@ -332,7 +339,7 @@ class _Chain:
             processor = self.grammars.get(name) if target.grammar else None
             sampler = AutoregressiveSampler(
                 target.temperature, target.top_k, target.top_p, plan.sos, plan.eos, plan.pad, plan.banned,
-                plan.min_length, processor, target.no_repeat_ngram,
+                plan.min_length, processor, target.no_repeat_ngram, target.repetition_penalty,
             )  # fmt: skip
             out = sampler.generate(
                 decoder, b, target.max_length or mod.length, partial, self.generator, device, progress=self.progress

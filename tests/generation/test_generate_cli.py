@@ -99,11 +99,13 @@ def test_per_target_options_reach_the_plan(bundle, tmp_path):
     out = tmp_path / "out"
     assert _run(bundle, out, "--target", "rgb", "caption", "--steps", "rgb=3", "--scheme", "rgb=roar",
                 "--guidance", "rgb=2.0", "--temperature", "rgb=1.5", "--top-p", "caption=0.5",
-                "--caption-prefix", "a red", "--no-repeat-ngram", "caption=4", "--fp32") == 0  # fmt: skip
+                "--caption-prefix", "a red", "--no-repeat-ngram", "caption=4", "--repetition-penalty", "caption=1.3",
+                "--fp32") == 0  # fmt: skip
     info = json.loads((out / "sequences.json").read_text())
     rgb, caption = info["plan"]["targets"]
     assert (rgb["steps"], rgb["scheme"], rgb["guidance_scale"], rgb["temperature"]) == (3, "roar", 2.0, 1.5)
     assert (caption["scheme"], caption["top_p"], caption["no_repeat_ngram"]) == ("ar", 0.5, 4)
+    assert caption["repetition_penalty"] == 1.3
     assert info["samples"][0]["caption"].startswith("a red")
     assert (out / "sample_000" / "rgb.png").is_file() and not (out / "sample_000" / "rgb_with_boxes.png").exists()
 
