@@ -14,10 +14,5 @@ cd "$(dirname "$0")/.."
 R=${1:-runs/r22_full}
 stage world_default "$R/s1" model.overrides.token_init_std=1.0 model.overrides.tie_embeddings=false \
   steps=7567 max_minutes=null
-pretrain_stem "$R/s1" "$R/stem"
-stage world_default_continued "$R/s2" model.init_from="$R/stem"
-stage world_default_captions "$R/s3" model.init_from="$R/s2"
-stage world_default_relations "$R/s4a" model.init_from="$R/s3"
-stage world_default_relations "$R/s4b" model.init_from="$R/s4a"
-stage world_default_relations_mix "$R/s5" model.init_from="$R/s4b"
+later_stages "$R"
 bundle_and_eval "$R/s5" "$R" ${RGB_TOKENIZER:+"$RGB_TOKENIZER"}

@@ -1,5 +1,6 @@
 # Round 22 of issue 16: what experiments/round22_build.sh and round22_full.sh share (sourced, from the repo root):
-# the venv, the tokens (TOKENS, default the shipped ones), a resumable FourM stage, the stem step, the bundle and its evaluation.
+# the venv, the tokens (TOKENS, default the shipped ones), a resumable FourM stage, the stem step, the shipped recipe's
+# stages after stage 1, the bundle and its evaluation.
 # shellcheck shell=bash
 # shellcheck disable=SC1091
 . .venv/bin/activate
@@ -15,6 +16,14 @@ pretrain_stem() {  # model_run out: its patch stem's CNN pretrained on segmentat
   if [[ ! -e "$2/stem_pretrain.json" ]]; then
     fourm-stem pretrain --model "$1/model" --data data/world_model --out "$2"
   fi
+}
+later_stages() {  # run: the shipped recipe's stages after stage 1 (run/s1): the stem, stages 2, 3, 4 twice and 5
+  pretrain_stem "$1/s1" "$1/stem"
+  stage world_default_continued "$1/s2" model.init_from="$1/stem"
+  stage world_default_captions "$1/s3" model.init_from="$1/s2"
+  stage world_default_relations "$1/s4a" model.init_from="$1/s3"
+  stage world_default_relations "$1/s4b" model.init_from="$1/s4a"
+  stage world_default_relations_mix "$1/s5" model.init_from="$1/s4b"
 }
 bundle_and_eval() {  # model_run out [rgb_tokenizer]: the bundle (out/bundle) and bench/eval_world.py on it (out/eval)
   bash scripts/bundle_world_model.sh "$1/model" "$2/bundle" ${3:+"$3"}

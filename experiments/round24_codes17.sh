@@ -12,10 +12,5 @@ TOKENS=data/world_model_tokens
 . experiments/round22_stages.sh
 R=${1:-runs/r24_codes17}
 stage world_default "$R/s1" steps=7567 max_minutes=null
-pretrain_stem "$R/s1" "$R/stem"
-stage world_default_continued "$R/s2" model.init_from="$R/stem"
-stage world_default_captions "$R/s3" model.init_from="$R/s2"
-stage world_default_relations "$R/s4a" model.init_from="$R/s3"
-stage world_default_relations "$R/s4b" model.init_from="$R/s4a"
-stage world_default_relations_mix "$R/s5" model.init_from="$R/s4b"
+later_stages "$R"
 bundle_and_eval "$R/s5" "$R" runs/tok/rgb_aux_cont_dec/last
