@@ -88,8 +88,8 @@ class GenerationTarget(Config):
     ``no_repeat_ngram`` n > 0 (scheme ar): no n tokens in a row occur twice in a sequence (as
     ``no_repeat_ngram_size`` in Hugging Face generation), e.g. a caption naming one object twice.
     ``repetition_penalty`` p (scheme ar): the logits of tokens already in the sequence are divided
-    by p where positive and multiplied by p where negative (as in Hugging Face generation; 1 = off),
-    e.g. 1.3 against a caption that repeats one word to its maximum length.
+    by p where positive and multiplied by p where negative (as in Hugging Face generation; 1 = off):
+    a sequence that repeats words becomes less likely to (docs/generation.md has what it costs).
     ``prefix`` (scheme ar): raw text the sequence starts with when the caller gives no partial of it,
     e.g. "there" so that a caption states its count first ("there are three shapes: ...").
     :class:`~fourm.generation.pipeline.FourMPipeline` encodes it as the target's partial;
