@@ -18,7 +18,6 @@ function (KV cache or not) since it only sees the chosen tokens.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,7 +28,7 @@ from tqdm.auto import tqdm
 from fourm.errors import FourmError
 from fourm.generation.conditions import GivenTokens
 from fourm.generation.grammar import LogitsProcessor
-from fourm.generation.sampling import check_sampling_args, sample_tokens
+from fourm.generation.sampling import check_repetition_penalty, check_sampling_args, sample_tokens
 
 # (decoder inputs (B, k), positions (B, k)) -> logits (B, k, V) for these positions
 StepFn = Callable[[Tensor, Tensor], Tensor]
@@ -49,12 +48,6 @@ class SequenceOutput:
     def lengths(self) -> Tensor:
         """(B,) number of valid tokens of each sample."""
         return self.valid.sum(dim=1)
-
-
-def check_repetition_penalty(penalty: float) -> None:
-    """A repetition penalty must be a finite number > 0 (1 = off)."""
-    if not (isinstance(penalty, (int, float)) and math.isfinite(penalty) and penalty > 0):
-        raise FourmError(f"repetition_penalty must be a finite number > 0 (1 = off), got {penalty!r}")
 
 
 class AutoregressiveSampler:

@@ -46,7 +46,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
-from fourm.generation.autoregressive import AutoregressiveSampler, check_repetition_penalty
+from fourm.generation.autoregressive import AutoregressiveSampler
 from fourm.generation.conditions import EncoderInputs, GivenTokens, encoder_inputs, normalize_conditions
 from fourm.generation.decoding import ParallelDecoder, SequenceDecoder
 from fourm.generation.grammar import LogitsProcessor
@@ -55,7 +55,7 @@ from fourm.generation.maskgit import MaskGITSampler, ParallelSampler
 from fourm.generation.regress import predict_vector
 from fourm.generation.rerank import automatic_rerank_by, choose, log_likelihood
 from fourm.generation.roar import ROARSampler
-from fourm.generation.sampling import check_sampling_args, make_generator
+from fourm.generation.sampling import check_repetition_penalty, check_sampling_args, make_generator
 from fourm.generation.schedules import (
     TemperatureSchedule,
     TemperatureScheduleName,

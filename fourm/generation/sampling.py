@@ -31,6 +31,12 @@ def check_sampling_args(temperature: float, top_k: int, top_p: float) -> None:
         raise FourmError(f"top_p must be in (0, 1] (1 = off), got {top_p}")
 
 
+def check_repetition_penalty(penalty: float) -> None:
+    """FourmError unless a repetition penalty is a finite number > 0 (1 = off)."""
+    if not (isinstance(penalty, (int, float)) and math.isfinite(penalty) and penalty > 0):
+        raise FourmError(f"repetition_penalty must be a finite number > 0 (1 = off), got {penalty!r}")
+
+
 def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator | None = None, device=None) -> Tensor:
     """Standard Gumbel samples ``-log(-log(U))`` of ``shape`` (fp32)."""
     u = torch.rand(shape, generator=generator, device=device)
