@@ -220,3 +220,24 @@ def test_ground_noise_training_reads_and_flips_the_class_map(tmp_path):
     source.cfg.train.token_noise, source.cfg.train.token_noise_ground = 0.5, "semseg"
     with pytest.raises(FourmError, match="needs the 'semseg' class map in the batch"):
         source.loss(batch["rgb"], step=0)
+
+
+def test_start_from_copies_a_reshaped_decoder_not_at_all(tmp_path):
+    """More res blocks renumber the decoder's layers: layers whose shapes happen to agree must not be
+    filled with the source's weights of other layers; the decoder starts fresh, whole."""
+    source = trained_source(tmp_path)
+    deeper = ImageTokenizer(toy_config("rgb", "decoder_res_blocks=2"))
+    fresh = {k: v.clone() for k, v in deeper.state_dict().items()}
+    given = source.state_dict()
+    coincide = [k for k, v in fresh.items() if k.startswith("decoder.") and k in given and given[k].shape == v.shape]
+    assert coincide  # the case that used to be copied: same name and shape, another layer
+    left = start_from(deeper, source)
+    after = deeper.state_dict()
+    assert set(left) == {k for k in fresh if k.startswith("decoder.")}
+    for name in left:
+        assert torch.equal(after[name], fresh[name]), name
+    for name, value in encoder_side(source).items():
+        assert torch.equal(after[name], value), name
+    same = ImageTokenizer(toy_config("rgb"))
+    assert start_from(same, source) == []
+    assert all(torch.equal(v, given[k]) for k, v in same.state_dict().items())

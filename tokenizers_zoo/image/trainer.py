@@ -186,17 +186,29 @@ def training_budget(
     return total_steps, (minutes * 60 if minutes else None)
 
 
+def _parts(state: dict[str, torch.Tensor]) -> dict[str, dict[str, tuple[int, ...]]]:
+    """A state dict's top-level parts (``decoder``, ``aux_head``, ...) -> {name: shape}."""
+    parts: dict[str, dict[str, tuple[int, ...]]] = {}
+    for name, value in state.items():
+        parts.setdefault(name.split(".")[0], {})[name] = tuple(value.shape)
+    return parts
+
+
 def start_from(tokenizer: ImageTokenizer, init: ImageTokenizer) -> list[str]:
     """Copy ``init``'s weights into ``tokenizer``: the encoder and quantiser must match exactly
-    (FourmError naming the first mismatch), other parts are copied where their shapes match. Returns
-    the names of the parameters and buffers left as initialised (e.g. a wider decoder's)."""
+    (FourmError naming the first mismatch); every other top-level part (the decoder, an auxiliary
+    head) is copied whole where all its names and shapes match, else left as initialised: a decoder
+    with more res blocks renumbers its layers, and copying the layers whose shapes happen to agree
+    would put weights in the wrong places. Returns the names left as initialised."""
     own, given = tokenizer.state_dict(), init.state_dict()
     for name, value in own.items():
         if name.startswith(("encoder.", "quantizer.")) and (
             name not in given or given[name].shape != value.shape
         ):
             raise FourmError(f"the starting tokenizer's encoder/quantiser differ at '{name}': it cannot seed this config")
-    matching = {k: v for k, v in given.items() if k in own and own[k].shape == v.shape}
+    own_parts, given_parts = _parts(own), _parts(given)
+    copied = [p for p, shapes in own_parts.items() if p in ("encoder", "quantizer") or given_parts.get(p) == shapes]
+    matching = {k: given[k] for part in copied for k in own_parts[part]}
     tokenizer.load_state_dict(matching, strict=False)
     return [k for k in own if k not in matching]
 
@@ -215,7 +227,9 @@ def setup_training(
     tokenizer = build_image_tokenizer(cfg)
     tokenizer.preprocess(train_arrays[:1])
     if init is not None:
-        start_from(tokenizer, init)
+        fresh = sorted({name.split(".")[0] for name in start_from(tokenizer, init)})
+        if fresh:  # e.g. a wider or deeper decoder: it learns from scratch, say so
+            print(f"starting tokenizer: {', '.join(fresh)} not copied (its layers differ), trained from scratch")
     if tc.trainable == "decoder":
         if init is None:
             raise FourmError("train.trainable 'decoder' needs a trained tokenizer to start from (its encoder stays frozen)")
