@@ -53,18 +53,50 @@ def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
+def _text_on(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on ``color`` (by its luma)."""
+    luma = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
+    return (0, 0, 0) if luma > 140 else (255, 255, 255)
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _label_tag(draw: ImageDraw.ImageDraw, rect: list[float], text: str, color: tuple[int, int, int],
+               size: tuple[int, int], placed: list[tuple[float, float, float, float]]) -> None:
+    """``text`` on a filled tag of the box's ``color``, shifted left where it would leave the picture,
+    so a label reads on any object or ground: above the box, else inside its top edge, else below it,
+    the first of these that fits in the picture and misses the tags already ``placed`` (appended to)."""
+    font = _font()
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    tw, th = right - left + 4, bottom - top + 3
+    x = min(max(0.0, rect[0]), max(0.0, size[0] - tw))
+    spots = [y for y in (rect[1] - th, rect[1] + 1, rect[3] + 1) if 0 <= y <= size[1] - th] or [max(0.0, rect[1] + 1)]
+    tags = [(x, y, x + tw, y + th) for y in spots]
+    tag = next((t for t in tags if not any(_overlaps(t, p) for p in placed)), tags[0])
+    placed.append(tag)
+    draw.rectangle([tag[0], tag[1], tag[2] - 1, tag[3] - 1], fill=color)
+    draw.text((tag[0] + 2 - left, tag[1] + 1 - top), text, fill=_text_on(color), font=font)
+
+
 def draw_boxes(rgb: np.ndarray, bboxes: list[dict], width: int = 1, labels: bool = True) -> np.ndarray:
-    """A copy of uint8 (H, W, 3) ``rgb`` with normalised ``bboxes`` outlined (and labelled if room)."""
+    """A copy of uint8 (H, W, 3) ``rgb`` with normalised ``bboxes`` outlined (and labelled on a tag
+    of the box's colour if the picture is large enough: 96 pixels or more)."""
     img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
     draw = ImageDraw.Draw(img)
     w, h = img.size
+    tags = []
     for b in bboxes:
         x0, y0, x1, y1 = b["box"]
         color = label_color(str(b.get("label", "")))
         rect = [x0 * w, y0 * h, max(x0 * w, x1 * w - 1), max(y0 * h, y1 * h - 1)]
         draw.rectangle(rect, outline=color, width=width)
         if labels and min(w, h) >= 96 and b.get("label"):
-            draw.text((rect[0] + 2, rect[1] + 1), str(b["label"]), fill=color, font=_font())
+            tags.append((rect, str(b["label"]), color))
+    placed: list[tuple[float, float, float, float]] = []
+    for rect, text, color in tags:  # after every outline, so no outline crosses a label
+        _label_tag(draw, rect, text, color, (w, h), placed)
     return np.asarray(img)
 
 

@@ -124,3 +124,43 @@ def test_cli_show(tmp_path, capsys):
     args = parser.parse_args(["show", "--data", str(tmp_path / "ds"), "--split", "test"])
     with pytest.raises(FourmError, match=r"split 'test' not in .* \(splits: train, val\)"):
         args.func(args)
+
+
+def test_draw_boxes_label_tags_read_and_stay_inside():
+    """A label sits on a filled tag of its box's colour, in black or white by contrast, inside the
+    picture even for a box at the right edge; small pictures get no labels."""
+    from fourm.data.visualize import label_color
+
+    rgb = np.full((128, 128, 3), 200, np.uint8)
+    box = {"label": "large blue square", "box": [0.8, 0.5, 1.0, 0.9]}  # at the right edge, room above
+    out = draw_boxes(rgb, [box])
+    color = np.array(label_color(box["label"]))
+    tag = (out == color).all(-1)
+    ys, xs = np.nonzero(tag[: int(0.5 * 128)])  # the tag lies above the box
+    assert len(xs) > 100 and xs.max() <= 127 and xs.min() < int(0.8 * 128)  # shifted left to fit
+    luma = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
+    text = (0, 0, 0) if luma > 140 else (255, 255, 255)
+    region = out[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(int)
+    nearer_text = np.abs(region - text).sum(-1) < np.abs(region - color).sum(-1)
+    assert nearer_text.sum() > 20  # the (antialiased) text, in the contrasting colour, on the tag
+    top = draw_boxes(rgb, [{"label": "a", "box": [0.1, 0.0, 0.5, 0.5]}])  # no room above: inside the box
+    assert ((top == np.array(label_color("a"))).all(-1)[1:10, 14:40]).sum() > 20
+    small = draw_boxes(np.full((32, 32, 3), 200, np.uint8), [box])
+    assert (small == color).all(-1).sum() < 40  # the outline only
+
+
+def test_draw_boxes_label_tags_do_not_cover_each_other():
+    from PIL import Image, ImageDraw
+
+    from fourm.data.visualize import _font, label_color
+
+    rgb = np.full((128, 128, 3), 200, np.uint8)
+    boxes = [{"label": "small red circle", "box": [0.3, 0.4, 0.45, 0.55]},
+             {"label": "large blue square", "box": [0.4, 0.4, 0.7, 0.7]}]  # fmt: skip
+    out = draw_boxes(rgb, boxes)
+    measure = ImageDraw.Draw(Image.new("RGB", (8, 8)))
+    for b in boxes:  # each tag's padding row shows whole: a run of its colour as wide as its text
+        tag = (out == np.array(label_color(b["label"]))).all(-1)
+        left, _, right, _ = measure.textbbox((0, 0), b["label"], font=_font())
+        runs = [np.diff(np.flatnonzero(np.diff(np.r_[0, row.astype(int), 0]))) for row in tag]
+        assert max(r[::2].max(initial=0) for r in runs) >= right - left, b["label"]
