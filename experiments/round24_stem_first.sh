@@ -4,7 +4,8 @@
 # needs only the scenes), so stage 1 learns to read segmentation while it learns to draw, then the shipped
 # recipe's later stages shortened: rgb -> caption mixture, caption -> bboxes alone once, the mixture again.
 # Unit token rows and untied heads (round 22). Resumable; TOKENS picks the token data (default the shipped);
-# on 16 x 16 rgb tokens: TOKENS=data/world_model_tokens16 IMAGE_FRAME=8 RGB_TOKENIZER=runs/tok/rgb16_pruned
+# on 16 x 16 rgb tokens: TOKENS=data/world_model_tokens16 IMAGE_FRAME=8 RGB_TOKENIZER=runs/tok/rgb16_pruned.
+# STAGE1_ONLY=1 stops after stage 1, bundled and scored in RUN_DIR/s1_scored (round 25's probe).
 #   bash experiments/round24_stem_first.sh [RUN_DIR] [STAGE1_STEPS]     # default runs/r24_stem_first 6000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,10 @@ stage world_default "$R/init" model.overrides.token_init_std=1.0 model.overrides
   ${IMAGE_FRAME:+model.overrides.image_frame=$IMAGE_FRAME}
 pretrain_stem "$R/init" "$R/stem"
 stage world_default "$R/s1" 'model.overrides={}' model.init_from="$R/stem" steps="$STEPS" max_minutes=null
+if [[ -n "${STAGE1_ONLY:-}" ]]; then
+  if [[ ! -e "$R/s1_scored/eval/eval_world.json" ]]; then bundle_and_eval "$R/s1" "$R/s1_scored" ${RGB_TOKENIZER:+"$RGB_TOKENIZER"}; fi
+  exit 0
+fi
 stage world_default_captions "$R/s2" model.init_from="$R/s1" optim.lr=1.0e-3
 stage world_default_relations "$R/s3" model.init_from="$R/s2"
 stage world_default_relations_mix "$R/s4" model.init_from="$R/s3"
