@@ -25,7 +25,8 @@ later_stages() {  # run: the shipped recipe's stages after stage 1 (run/s1): the
   stage world_default_relations "$1/s4b" model.init_from="$1/s4a"
   stage world_default_relations_mix "$1/s5" model.init_from="$1/s4b"
 }
-bundle_and_eval() {  # model_run out [rgb_tokenizer]: the bundle (out/bundle) and bench/eval_world.py on it (out/eval)
+bundle_and_eval() {  # model_run out [rgb_tokenizer]: the bundle (out/bundle) and bench/eval_world.py on it (out/eval), unless scored
+  if [[ -e "$2/eval/eval_world.json" ]]; then return 0; fi
   bash scripts/bundle_world_model.sh "$1/model" "$2/bundle" ${3:+"$3"}
   python bench/eval_world.py --model "$2/bundle" --num 256 --out "$2/eval" --no-progress
 }

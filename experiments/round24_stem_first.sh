@@ -20,7 +20,7 @@ stage world_default "$R/init" model.overrides.token_init_std=1.0 model.overrides
 pretrain_stem "$R/init" "$R/stem"
 stage world_default "$R/s1" 'model.overrides={}' model.init_from="$R/stem" steps="$STEPS" max_minutes=null
 if [[ -n "${STAGE1_ONLY:-}" ]]; then
-  if [[ ! -e "$R/s1_scored/eval/eval_world.json" ]]; then bundle_and_eval "$R/s1" "$R/s1_scored" ${RGB_TOKENIZER:+"$RGB_TOKENIZER"}; fi
+  bundle_and_eval "$R/s1" "$R/s1_scored" ${RGB_TOKENIZER:+"$RGB_TOKENIZER"}
   exit 0
 fi
 stage world_default_captions "$R/s2" model.init_from="$R/s1" optim.lr=1.0e-3
