@@ -381,7 +381,7 @@ def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides,
         for name, value in p.conditions.items():
             where = f"--prompts {args.prompts}:{p.line}"
             try:
-                pipe.codec(name).normalize(value)
+                pipe.check_condition(name, value, warn=False)
             except FourmError as e:
                 raise FourmError(f"{where}: {name}: {e}") from None
             except (OSError, ValueError, TypeError) as e:
@@ -460,12 +460,8 @@ def check_values(pipe, conditions: dict[str, Any], prefixes: dict[str, Any], neg
     malformed one (a box out of range, a missing image) is refused in one line naming its option and modality."""
     for flag, values in (("--cond", conditions), ("--prefix", prefixes), ("--negative", negative or {})):
         for name, value in values.items():
-            codec = pipe.codec(name)
             try:
-                if flag == "--prefix":
-                    codec.encode([value], prefix=True)  # an image / vector has no prefix: refused first
-                else:
-                    codec.normalize(value)
+                pipe.check_condition(name, value, prefix=flag == "--prefix", warn=False)
             except FourmError as e:
                 raise FourmError(f"{flag} {name}=...: {e}") from None
             except (OSError, ValueError, TypeError) as e:

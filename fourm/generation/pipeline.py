@@ -143,10 +143,16 @@ def _layered(*layers: Mapping[str, Any]) -> dict[str, Any]:
 SEQUENCE_CODECS = (SequenceCodec, DynamicImageCodec)  # rows valid up to [EOS], [PAD] after it
 
 
-def check_sequence_length(codec, name: str, raws: Sequence[Any], prefix: bool, stacklevel: int) -> None:
-    """Raw values of sequence modality ``name`` longer than it holds: a warning for a condition (the
-    model reads only its first ``codec.length`` tokens), a FourmError for a prefix that leaves no room
-    to continue. ``stacklevel``: of the warning, pointing at the caller of the pipeline."""
+def check_sequence_values(codec, name: str, raws: Sequence[Any], prefix: bool, stacklevel: int) -> None:
+    """Raw values of sequence modality ``name`` checked before they condition the model:
+
+    * longer than it holds: a warning for a condition (the model reads only its first ``codec.length``
+      tokens), a FourmError for a prefix that leaves no room to continue;
+    * free text (a caption) that is empty or blank: a FourmError for a condition (the model would be
+      given [EOS] alone; leave the condition out to generate without it); an empty prefix means none;
+    * words the vocabulary reads as [UNK] (characters it never saw): a warning naming them.
+
+    ``stacklevel``: of the warnings, pointing at the caller of the pipeline."""
     if not isinstance(codec, SEQUENCE_CODECS) or not raws:
         return
     longest = max(codec.encode_unpadded(list(raws))[1])  # tokens with [EOS], before truncation
@@ -155,6 +161,18 @@ def check_sequence_length(codec, name: str, raws: Sequence[Any], prefix: bool, s
     if not prefix and longest > codec.length:
         warnings.warn(
             f"condition '{name}': {longest} tokens, more than the model's {codec.length}: the rest is cut",
+            stacklevel=stacklevel,
+        )
+    if not isinstance(codec, SequenceCodec):
+        return
+    if not prefix and any(codec.is_blank(r) for r in raws):
+        raise FourmError(f"condition '{name}' is empty: give it some text, or leave it out")
+    unknown = list(dict.fromkeys(w for r in raws for w in codec.unknown_words(r)))
+    if unknown:
+        shown = ", ".join(repr(w) for w in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        warnings.warn(
+            f"{'prefix' if prefix else 'condition'} '{name}': {shown} not in the model's text vocabulary "
+            "(read as [UNK]: the model never saw these characters)",
             stacklevel=stacklevel,
         )
 
@@ -284,6 +302,20 @@ class FourMPipeline:
         [EOS] and padded with [PAD] (too long: truncated); ``prefix``: no [EOS], only the used columns.
         """
         return self.codec(modality).encode(values, prefix=prefix)
+
+    def check_condition(self, name: str, value: Any, prefix: bool = False, warn: bool = True) -> Any:
+        """One raw condition (or ``prefix``) value checked as generation checks it, before any work: a
+        FourmError for what it would refuse (an unreadable image, an empty caption, a prefix with no room
+        left), its warnings (unknown words, too long) unless ``warn`` is False. Returns the value normalised."""
+        codec = self.codec(name)
+        if prefix:
+            codec.encode([value], prefix=True)  # an image / vector has no prefix: refused first
+        raw = codec.normalize(value)
+        with warnings.catch_warnings():
+            if not warn:
+                warnings.simplefilter("ignore")
+            check_sequence_values(codec, name, [raw], prefix, stacklevel=3)
+        return raw
 
     def detokenize(self, modality: str, tokens: Tensor | GivenTokens, seed: int = 0) -> list[Any]:
         """Ids (B, L) -> B raw values (rgb uint8 (H, W, 3), depth float (H, W), semseg class ids,
@@ -439,7 +471,7 @@ class FourMPipeline:
                 return GivenTokens.at(ids), None
             return given_rows(codec, ids), None  # decoded per sample after generation
         raw = codec.normalize(value)
-        check_sequence_length(codec, name, [raw], prefix, stacklevel=4)  # the caller of generate
+        check_sequence_values(codec, name, [raw], prefix, stacklevel=4)  # the caller of generate
         ids = codec.encode([raw], prefix=prefix)
         if isinstance(codec, SEQUENCE_CODECS) and not prefix:
             given = GivenTokens.sequence(ids, eos=codec.eos, pad=codec.pad)
@@ -550,7 +582,7 @@ class FourMPipeline:
         for name in conditions:
             codec = self.codec(name)
             raws = [codec.normalize(p[name]) for p in full]
-            check_sequence_length(codec, name, raws, False, stacklevel=3)  # the caller of generate_batch
+            check_sequence_values(codec, name, raws, False, stacklevel=3)  # the caller of generate_batch
             ids = codec.encode(raws).repeat_interleave(num_samples, dim=0)  # (batch, L)
             given[name] = given_rows(codec, ids)
             rows[name] = [r for r in raws for _ in range(num_samples)]

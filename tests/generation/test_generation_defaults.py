@@ -329,3 +329,31 @@ def test_a_too_long_condition_warns_and_a_too_long_prefix_is_refused(pipe):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a caption that fits: no warning
         pipe.generate({"caption": "a red circle"}, ["rgb"], progress=False)
+
+
+def test_an_empty_caption_condition_is_refused_and_unknown_characters_warn(pipe):
+    """A blank caption would give the model [EOS] alone (often a shell variable left unset); characters
+    the vocabulary never saw become [UNK]: refused / named instead of silently conditioning on nothing."""
+    for blank in ("", "   "):
+        with pytest.raises(FourmError, match="condition 'caption' is empty: give it some text, or leave it out"):
+            pipe.generate({"caption": blank}, ["rgb"], progress=False)
+        with pytest.raises(FourmError, match="condition 'caption' is empty"):
+            pipe.generate_batch([{"caption": "a red circle"}, {"caption": blank}], ["rgb"], progress=False)
+    with pytest.warns(UserWarning, match=r"condition 'caption': '日本' not in the model's text vocabulary") as seen:
+        pipe.generate({"caption": "a red 日本 circle"}, ["rgb"], progress=False)
+    assert seen[0].filename == __file__  # it points at the caller
+    with pytest.warns(UserWarning, match=r"prefix 'caption': '☃' not in the model's text vocabulary"):
+        pipe.generate({}, ["caption"], caption_prefix="a ☃", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # known words (even unseen ones spelled in pieces) and an empty prefix: silent
+        pipe.generate({"caption": "a red zebra"}, ["rgb"], progress=False)
+        pipe.generate({}, ["caption"], caption_prefix="", progress=False)
+
+
+def test_generate_cli_refuses_an_empty_caption_in_one_line(bundle, tmp_path, capsys):
+    out = tmp_path / "o"
+    args = ["--model", str(bundle), "--out", str(out), "--no-progress", "--fp32", "--target", "rgb"]
+    assert main([*args, "--cond", "caption="]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --cond caption=...: condition 'caption' is empty: give it some text, or leave it out"]
+    assert not out.exists()

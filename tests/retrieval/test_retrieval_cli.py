@@ -193,3 +193,15 @@ def test_query_errors(capsys, pooled_index, tmp_path):
     assert code == 2 and "unknown modality 'sound'" in err
     code, _, err = run(capsys, "query", "--index", pooled_index, "--cond", "caption=x", "--top-k", "0")
     assert code == 2 and "--top-k must be >= 1" in err
+
+
+def test_an_empty_caption_query_is_refused_and_unknown_words_named(capsys, centred_index):
+    code, out, err = run(capsys, "query", "--index", centred_index, "--cond", "caption= ", "--top-k", 2)
+    assert code == 2 and out == ""
+    assert err.strip() == "error: condition 'caption' is empty: give it some text, or leave it out"
+    code, out, err = run(capsys, "query", "--index", centred_index, "--cond", "caption=a red ☃ circle", "--top-k", 2)
+    assert code == 0 and len([line for line in out.splitlines() if line.strip().startswith("#")]) == 2
+    assert err.strip().splitlines() == [
+        "warning: condition 'caption': '☃' not in the model's text vocabulary (read as [UNK]: the model never saw "
+        "these characters)"
+    ]
