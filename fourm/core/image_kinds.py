@@ -214,10 +214,10 @@ class ImageKind:
 
     def from_grey(self, arr: np.ndarray, mode: str) -> np.ndarray:
         """A single-channel image's pixels (PIL ``mode`` 1, L, P, I or F) -> the canonical value of a
-        single-channel kind: continuous / 255 (L, P), / 65535 (I), as is (F); binary: nonzero = edge
-        (as import reads edge files); labels: the values are the class ids (int64)."""
+        single-channel kind: continuous / 255 (L, P), / 65535 (I), as is (F, and 1: black 0, white 1);
+        binary: nonzero = edge (as import reads edge files); labels: the values are the class ids (int64)."""
         if self.continuous:
-            scale = 255.0 if mode in ("L", "P") else (1.0 if mode == "F" else 65535.0)
+            scale = 255.0 if mode in ("L", "P") else (1.0 if mode in ("F", "1") else 65535.0)
             return (arr.astype(np.float64) / scale).astype(np.float32)
         if self.binary:
             return (arr != 0).astype(np.uint8)

@@ -56,6 +56,18 @@ def test_float_images_are_scaled(tmp_path):
     assert depth.min() == 0.0 and depth.max() == pytest.approx(1.0) and (depth < 1).mean() > 0.9
 
 
+def test_one_bit_images_read_as_black_and_white(tmp_path):
+    """A 1-bit picture (PIL mode 1) given as depth: white is 1, as its greyscale copy reads (it was / 65535)."""
+    half = np.zeros((32, 32), dtype=bool)
+    half[:, 16:] = True
+    Image.fromarray(half).save(tmp_path / "bw.png")
+    Image.fromarray(half.astype(np.uint8) * 255).save(tmp_path / "grey.png")
+    depth = load_image(str(tmp_path / "bw.png"), "depth", 32)
+    assert np.array_equal(depth, load_image(str(tmp_path / "grey.png"), "depth", 32))
+    assert depth[:, :16].max() == 0.0 and depth[:, 16:].min() == 1.0
+    assert np.array_equal(load_image(str(tmp_path / "bw.png"), "edges", 32), half.astype(np.uint8))
+
+
 def test_exif_orientation_is_honoured(tmp_path):
     img = Image.new("RGB", (40, 20), (255, 0, 0))
     img.paste((0, 0, 255), (0, 0, 20, 20))  # left half blue
