@@ -187,6 +187,7 @@ class ImageKind:
         colour (3 channels): uint8, floats in [0, 1] scaled by 255; continuous: float32 in [0, 1]
         (uint8 / 255, other integers / 65535, NaN -> 1 = farthest); binary: uint8 {0, 1}, nonzero =
         1; labels: integer class ids >= 0 as int64 (the caller narrows after checking the range).
+        FourmError for NaN or infinite values anywhere but a continuous kind.
         """
         arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
@@ -195,6 +196,8 @@ class ImageKind:
             raise FourmError(
                 f"{self.name}: expected an array of shape {self.shape_text}, got {tuple(arr.shape)}"
             )
+        if not self.continuous and np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+            raise FourmError(f"{self.name}: the image holds NaN or infinite values")  # only depth reads NaN (far)
         if self.labels:
             if np.issubdtype(arr.dtype, np.floating) and not np.equal(np.round(arr), arr).all():
                 raise FourmError(f"{self.name}: expected integer class ids, got fractional values")

@@ -75,6 +75,20 @@ def test_semseg_class_id_above_255_is_refused():
         load_image(np.full((4, 4), 300), "semseg", 2)
 
 
+@pytest.mark.parametrize("kind, shape", [("rgb", (8, 8, 3)), ("semseg", (8, 8)), ("edges", (8, 8))])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_pixels_are_refused_except_in_depth(kind, shape, bad):
+    """A float image with NaN used to become black (rgb) or no edge silently; depth reads NaN as farthest."""
+    arr = np.full(shape, 0.5, np.float32) if kind == "rgb" else np.ones(shape, np.float32)
+    arr[2, 3] = bad
+    with pytest.raises(FourmError, match=f"{kind}: the image holds NaN or infinite values"):
+        load_image(arr, kind, 8)
+    depth = np.full((8, 8), 0.25, np.float32)
+    depth[2, 3] = bad
+    out = load_image(depth, "depth", 8)
+    assert out[2, 3] == 1.0 and out[0, 0] == pytest.approx(0.25)
+
+
 def test_depth_range_is_kept():
     rng = np.random.default_rng(0)
     depth = rng.random((50, 70)).astype(np.float32)
