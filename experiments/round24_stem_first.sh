@@ -6,6 +6,8 @@
 # Unit token rows and untied heads (round 22). Resumable; TOKENS picks the token data (default the shipped);
 # on 16 x 16 rgb tokens: TOKENS=data/world_model_tokens16 IMAGE_FRAME=8 RGB_TOKENIZER=runs/tok/rgb16_pruned.
 # STAGE1_ONLY=1 stops after stage 1, bundled and scored in RUN_DIR/s1_scored (round 25's probe).
+# MORE_MIX_STEPS=N then trains the last stage's mixture N more steps (peak lr 2e-4), scored in RUN_DIR/s5_scored
+# (round 26: the relation stages' end scored in RUN_DIR, then 2,000 more steps).
 #   bash experiments/round24_stem_first.sh [RUN_DIR] [STAGE1_STEPS]     # default runs/r24_stem_first 6000
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,3 +29,7 @@ stage world_default_captions "$R/s2" model.init_from="$R/s1" optim.lr=1.0e-3
 stage world_default_relations "$R/s3" model.init_from="$R/s2"
 stage world_default_relations_mix "$R/s4" model.init_from="$R/s3"
 bundle_and_eval "$R/s4" "$R" ${RGB_TOKENIZER:+"$RGB_TOKENIZER"}
+if [[ -n "${MORE_MIX_STEPS:-}" ]]; then
+  stage world_default_relations_mix "$R/s5" model.init_from="$R/s4" steps="$MORE_MIX_STEPS" optim.lr=2.0e-4
+  bundle_and_eval "$R/s5" "$R/s5_scored" ${RGB_TOKENIZER:+"$RGB_TOKENIZER"}
+fi
