@@ -401,8 +401,8 @@ def _query(args: argparse.Namespace, conds: dict[str, str]) -> int:
                 f"the index has no centre for '{name}' (stored: {', '.join(centers) or 'none'}); rebuild it "
                 f"with --query-modalities {name}, or use --no-center"
             )
-        pipe.check_condition(name, value)  # an empty caption refused, unknown words named
-        item[name] = pipe.tokenize(name, [value])[0]
+        raw = pipe.check_condition(name, value)  # read once: an empty caption refused, unknown words named
+        item[name] = pipe.tokenize(name, [raw])[0]
     scores, found = index.search(embedder([item]), args.top_k)
     scores, found = scores[0].tolist(), found[0].tolist()
     ids = [index.ids[r] for r in found]
