@@ -37,13 +37,17 @@ class SequenceCodec:
         self.tokenizer.to_text(self.text_kind, value, strict=self.strict)  # FourmError for a malformed value
         return value
 
+    def _free_text(self, value: Any) -> bool:
+        """Whether ``value`` is free text (a caption's string), not a structured value."""
+        return self.text_kind == "caption" and isinstance(value, str)
+
     def is_blank(self, value: Any) -> bool:
         """Whether a free-text value (a caption) holds no text at all (structured values: never)."""
-        return self.text_kind == "caption" and isinstance(value, str) and not value.strip()
+        return self._free_text(value) and not value.strip()
 
     def unknown_words(self, value: Any) -> list[str]:
         """Words of a free-text value its tokenizer reads as [UNK], in order ([] for structured values)."""
-        if self.text_kind != "caption" or not isinstance(value, str):
+        if not self._free_text(value):
             return []
         unk = self.tokenizer.id_to_token(self.tokenizer.unk_id)
         return [w for w in value.split() if unk in self.tokenizer.tokenize(w)]
