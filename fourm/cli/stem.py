@@ -10,12 +10,16 @@ written with the new stem (a linear stem becomes its linear path, the CNN path's
 starts at zero, so it computes what it did), ready for ``train.py`` with ``model.init_from``; beside
 it ``stem_pretrain.json``: the settings, the losses, the object class accuracy of the stem's features on
 held-out scenes. Written atomically; a non-empty --out that fourm-stem did not write needs --overwrite.
+Pretraining saves its state in ``<out>.partial/`` every ``--save-every`` steps (100): an interrupted run started again with
+the same inputs and settings resumes there and ends with the same weights (a changed model, dataset or
+setting is refused, naming it; --overwrite starts over).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -50,12 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background-weight", type=finite_float, default=0.1,
                    help="loss weight of a patch of background alone (patches with an object: 1)")
     p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--save-every", type=bounded_int(1), default=100,
+                   help="steps between saves of the state an interrupted run resumes from (default 100)")
     return parser
 
 
 @friendly_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from fourm.data.pretokenize import content_fingerprint, dataset_fingerprint
     from fourm.model import FourM
     from fourm.model.patch_stem import ImageConvStem
     from fourm.training.finetune import resolve_model_dir
@@ -66,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         with_pretrained_stem,
     )
     from fourm.utils.atomic import atomic_dir
-    from fourm.utils.outputs import claim_output, is_saved_model
+    from fourm.utils.outputs import claim_output, claim_partial, is_saved_model, partial_path
 
     config = StemPretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                 background_weight=args.background_weight, seed=args.seed)  # fmt: skip
@@ -87,8 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(train_images)} train / {len(val_images)} held-out scenes, {classes} classes; modality {name}")
     with claim_output(args.out, "fourm-stem", [("model", model_dir), ("data", Path(args.data))], args.overwrite,
                       is_saved_model) as out:  # fmt: skip
+        partial = partial_path(out)
+        manifest = {
+            "inputs": {"model": content_fingerprint(model_dir), "data": dataset_fingerprint(args.data)},
+            "modality": name, "image_key": args.image_key, "labels_key": args.labels_key, "scenes": args.scenes,
+            "val_scenes": args.val_scenes, "config": asdict(config),
+        }  # fmt: skip
+        claim_partial(partial, manifest, start_over=args.overwrite,
+                      hint="delete it or pass --overwrite to start over")  # fmt: skip
         start = time.time()
-        head, losses = pretrain_image_stem(stem, train_images, train_labels, classes, config)
+        head, losses = pretrain_image_stem(stem, train_images, train_labels, classes, config,
+                                           state_path=partial / "state.pt", save_every=args.save_every)  # fmt: skip
         minutes = (time.time() - start) / 60
         accuracy = object_shape_accuracy(stem, head, val_images, val_labels)
         model = with_pretrained_stem(base, {name: stem})
@@ -103,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_dir(out) as tmp:
             model.save_pretrained(tmp)
             (tmp / "stem_pretrain.json").write_text(json.dumps(report, indent=2))
+        shutil.rmtree(partial, ignore_errors=True)
     print(f"object class accuracy of the stem on held-out scenes: {accuracy:.3f} (loss {losses[0]:.3f} -> "
           f"{last:.3f}, {minutes:.1f} min); wrote {args.out}")
     return 0

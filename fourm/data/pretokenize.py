@@ -41,7 +41,8 @@ from fourm.data.raw_dataset import RawSamples, load_raw_dataset
 from fourm.data.token_dataset import ModalityTokens, TokenDatasetInfo, write_token_dataset
 from fourm.errors import FourmError
 from fourm.modalities import ModalityRegistry, ModalitySpec
-from fourm.utils.atomic import atomic_path, atomic_write_text
+from fourm.utils.atomic import atomic_path
+from fourm.utils.outputs import claim_partial
 from fourm.utils.precision import resolve_precision
 
 # values (one per sample, None = missing) -> token id lists (None = missing)
@@ -251,18 +252,6 @@ def tokenizer_paths(
     return {m: resolve_tokenizer_path(registry[m], root, overrides) for m in modalities if registry[m].needs_tokenizer}
 
 
-def _manifest_changes(old: dict, new: dict) -> list[str]:
-    """What differs between two ``<out>.partial/manifest.json`` contents, in words."""
-    changes = []
-    for key in sorted(set(old) | set(new)):
-        if key == "inputs":
-            a, b = old.get(key) or {}, new.get(key) or {}
-            changes += [name for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
-        elif old.get(key) != new.get(key):
-            changes.append(f"{key} ({old.get(key)!r} -> {new.get(key)!r})")
-    return changes
-
-
 def _save_shard(path: Path, ids: list[str], columns: dict[str, list[list[int] | None]]) -> None:
     """One shard as JSON lines of {id, modality: ids | null}, written atomically."""
     with atomic_path(path) as tmp:
@@ -381,15 +370,7 @@ def claim_partial_run(partial: Path, manifest: dict, rank: int = 0, wait_seconds
                 f"process {rank}: {manifest_path} was written with other settings or inputs than this process's"
             )
         return
-    if manifest_path.exists():
-        old = _read_manifest(manifest_path)
-        if old != manifest:
-            changed = "; ".join(_manifest_changes(old, manifest))
-            raise FourmError(
-                f"{partial} holds an interrupted run with other settings or inputs (changed: {changed}); "
-                "delete it to start over"
-            )
-    atomic_write_text(manifest_path, json.dumps(manifest))
+    claim_partial(partial, manifest)
 
 
 def encode_split(

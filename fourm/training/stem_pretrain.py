@@ -20,8 +20,10 @@ it did) and the pretrained convolutions and norm are copied in.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +35,7 @@ from fourm.model import FourM
 from fourm.model.patch_stem import ImageConvStem, patch_values
 from fourm.training.finetune import PATCH_PREFIX, replace_patch_stem
 from fourm.training.optim import lr_at
+from fourm.utils.atomic import atomic_path
 
 
 @dataclass
@@ -99,11 +102,18 @@ def pretrain_image_stem(
     classes: int,
     config: StemPretrainConfig | None = None,
     progress: bool = True,
+    state_path: str | Path | None = None,
+    save_every: int = 100,
 ) -> tuple[nn.Linear, list[float]]:
     """Train ``stem``'s convolutions and norm (not ``proj`` nor ``linear``) with a new linear head to
     predict each given patch's class shares from (S, H, W, C) uint8 images and (S, H, W) class maps
     (soft cross-entropy; a patch of background alone weighs ``config.background_weight``).
-    Returns the head and the loss of every step. Deterministic for a given ``config.seed``."""
+    Returns the head and the loss of every step. Deterministic for a given ``config.seed``.
+
+    With ``state_path``, everything the loop needs (step, stem, head, optimizer, sampler state,
+    losses) is saved there atomically every ``save_every`` steps and at the end, and a state found
+    there is resumed: an interrupted run gives the same weights and losses as one run straight.
+    The caller checks that the state belongs to the same inputs and config."""
     config = config or StemPretrainConfig()
     if rgb.shape[:3] != labels.shape:
         raise FourmError(f"images {tuple(rgb.shape)} and class maps {tuple(labels.shape)} do not match")
@@ -116,8 +126,14 @@ def pretrain_image_stem(
     params = [*stem.convs.parameters(), *stem.norm.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
-    losses = []
-    for step in tqdm(range(config.steps), desc="stem pretraining", disable=not progress):
+    losses: list[float] = []
+    first = 0
+    if state_path is not None and Path(state_path).exists():
+        first, losses = _load_state(state_path, stem, head, opt, generator)
+        if first > config.steps:
+            raise FourmError(f"{state_path} is at step {first}, past the {config.steps} steps asked for")
+    for step in tqdm(range(first, config.steps), desc="stem pretraining", disable=not progress,
+                     initial=first, total=config.steps):  # fmt: skip
         idx = torch.randint(0, rgb.shape[0], (config.batch_size,), generator=generator)
         patches = image_patches(rgb[idx], stem.side)
         target = class_shares(labels[idx], stem.side, classes)
@@ -132,7 +148,33 @@ def pretrain_image_stem(
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        done = step + 1
+        if state_path is not None and (done % save_every == 0 or done == config.steps):
+            _save_state(state_path, done, stem, head, opt, generator, losses)
     return head, losses
+
+
+def _save_state(path, step: int, stem, head, opt, generator: torch.Generator, losses: list[float]) -> None:
+    state = {"step": step, "stem": stem.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
+             "generator": generator.get_state(), "losses": losses}  # fmt: skip
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(path, stem, head, opt, generator: torch.Generator) -> tuple[int, list[float]]:
+    """Restore a :func:`_save_state` state into the given objects -> (step, losses so far)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        stem.load_state_dict(state["stem"])
+        head.load_state_dict(state["head"])
+        opt.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        step, losses = int(state["step"]), [float(v) for v in state["losses"]]
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as e:
+        raise FourmError(f"cannot resume stem pretraining from {path}: {str(e).splitlines()[0]}") from e
+    if len(losses) != step:
+        raise FourmError(f"cannot resume stem pretraining from {path}: {len(losses)} losses for {step} steps")
+    return step, losses
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -207,6 +208,45 @@ def claim_output(
 
 
 # ------------------------------------------------------------------ formats of outputs without a marker
+def partial_path(out: str | os.PathLike) -> Path:
+    """Where an interrupted run of a command writing ``out`` keeps its work: ``<out>.partial`` beside it."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def manifest_changes(old: dict, new: dict) -> list[str]:
+    """What differs between two run manifests, in words (the keys of their ``inputs`` by name)."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        if key == "inputs":
+            a, b = old.get(key) or {}, new.get(key) or {}
+            changes += [name for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
+        elif old.get(key) != new.get(key):
+            changes.append(f"{key} ({old.get(key)!r} -> {new.get(key)!r})")
+    return changes
+
+
+def claim_partial(partial: Path, manifest: dict, start_over: bool = False, hint: str = "delete it to start over") -> None:
+    """Make folder ``partial`` the home of the run that ``manifest`` (JSON-able settings and input
+    fingerprints) describes, writing ``partial/manifest.json``. A leftover interrupted run with another
+    manifest is refused, naming what changed, unless ``start_over`` (then its work is discarded)."""
+    manifest_path = partial / "manifest.json"
+    if manifest_path.exists():
+        try:
+            old = json.loads(manifest_path.read_text())
+        except ValueError:
+            old = {}
+        old = old if isinstance(old, dict) else {}
+        if old != manifest:
+            if not start_over:
+                changed = "; ".join(manifest_changes(old, manifest))
+                raise FourmError(f"{partial} holds an interrupted run with other settings or inputs "
+                                 f"(changed: {changed}); {hint}")  # fmt: skip
+            shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(manifest_path, json.dumps(manifest))
+
+
 def is_raw_dataset(path: Path) -> bool:
     return (path / "fourm_dataset.json").is_file() and (path / "dataset_dict.json").is_file()
 

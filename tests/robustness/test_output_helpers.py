@@ -9,7 +9,7 @@ import pytest
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir, atomic_path, host_id
-from fourm.utils.outputs import MARKER, claim_output, lock_path, output_lock
+from fourm.utils.outputs import MARKER, claim_output, claim_partial, lock_path, output_lock, partial_path
 
 
 @pytest.mark.parametrize("where", ["same", "inside", "contains"])
@@ -102,3 +102,19 @@ def test_killed_between_renames_restores_the_old_contents(tmp_path, dead_pid):
         with atomic_dir(tmp_path / "d"):
             raise RuntimeError("writer fails")
     assert (tmp_path / "d" / "keep.txt").read_text() == "old data" and not old.exists()
+
+
+def test_claim_partial_keeps_its_own_run_and_refuses_or_discards_another(tmp_path):
+    partial = partial_path(tmp_path / "out")
+    assert partial == tmp_path / "out.partial"
+    manifest = {"inputs": {"data": "abc"}, "steps": 10}
+    claim_partial(partial, manifest)
+    (partial / "work.bin").write_bytes(b"done so far")
+    claim_partial(partial, manifest)  # the same run: its work is kept
+    assert (partial / "work.bin").read_bytes() == b"done so far"
+    with pytest.raises(FourmError, match=r"changed: data; steps \(10 -> 20\)\); delete it to start over"):
+        claim_partial(partial, {"inputs": {"data": "xyz"}, "steps": 20})
+    assert (partial / "work.bin").exists()
+    claim_partial(partial, {"inputs": {"data": "xyz"}, "steps": 20}, start_over=True)
+    assert not (partial / "work.bin").exists()
+    assert json.loads((partial / "manifest.json").read_text())["steps"] == 20

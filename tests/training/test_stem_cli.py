@@ -73,6 +73,42 @@ def test_foreign_out_is_refused_and_kept(inputs, tmp_path, capsys):
     assert (out / "notes.txt").read_text() == "keep me"
 
 
+def test_an_interrupted_run_resumes_and_a_changed_one_is_refused(inputs, tmp_path, capsys, monkeypatch):
+    """Killed after its step-40 save, the same command resumes from <out>.partial and ends as one run
+    straight; other settings over that leftover are refused in one line (--overwrite starts over)."""
+    import fourm.training.stem_pretrain as sp
+
+    straight = tmp_path / "straight"
+    assert _run(inputs, straight) == 0
+    out = tmp_path / "stem"
+    save = sp._save_state
+
+    def killed_after_step_40(path, step, *rest):
+        save(path, step, *rest)
+        if step == 40:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sp, "_save_state", killed_after_step_40)
+    assert _run(inputs, out, "--save-every", "20") == 130  # Ctrl-C
+    monkeypatch.setattr(sp, "_save_state", save)
+    partial = tmp_path / "stem.partial"
+    assert (partial / "state.pt").exists() and not out.exists()
+    capsys.readouterr()
+    assert _run(inputs, out, "--lr", "5e-3") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted run" in err[0] and "config" in err[0] and "--overwrite" in err[0], err
+    assert (partial / "state.pt").exists()  # kept
+    assert _run(inputs, out) == 0
+    assert not partial.exists()
+    a = json.loads((straight / "stem_pretrain.json").read_text())
+    b = json.loads((out / "stem_pretrain.json").read_text())
+    assert a["losses_every_100"] == b["losses_every_100"] and a["loss_last100"] == b["loss_last100"]
+    assert a["object_class_acc_val"] == b["object_class_acc_val"]
+    for x, y in zip(FourM.from_pretrained(straight).state_dict().values(),
+                    FourM.from_pretrained(out).state_dict().values(), strict=True):  # fmt: skip
+        assert torch.equal(x, y)
+
+
 @pytest.mark.parametrize(
     ("extra", "data", "expected"),
     [

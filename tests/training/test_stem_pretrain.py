@@ -111,6 +111,46 @@ def test_pretraining_is_deterministic_and_checks_its_inputs():
         StemPretrainConfig(background_weight=-1.0)
 
 
+def test_an_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Killed after its step-4 save, run again with the same state file: the same weights and losses as
+    8 steps straight (the state holds stem, head, optimizer and the sampler's RNG)."""
+    import fourm.training.stem_pretrain as sp
+
+    rgb, labels = _striped_scenes(32, 0)
+    config = StemPretrainConfig(steps=8, batch_size=4, warmup_steps=2)
+
+    def fresh():
+        torch.manual_seed(0)
+        return ImageConvStem(patch_dim=12, dim=16, channels=3, width=4, length=16)
+
+    straight = fresh()
+    head, losses = pretrain_image_stem(straight, rgb, labels, 3, config, progress=False)
+    save = sp._save_state
+
+    def killed_after_step_4(path, step, *rest):
+        save(path, step, *rest)
+        if step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sp, "_save_state", killed_after_step_4)
+    state = tmp_path / "state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_image_stem(fresh(), rgb, labels, 3, config, progress=False, state_path=state, save_every=2)
+    monkeypatch.setattr(sp, "_save_state", save)
+    resumed = fresh()
+    head2, losses2 = pretrain_image_stem(resumed, rgb, labels, 3, config, progress=False, state_path=state, save_every=2)
+    assert losses2 == losses and len(losses) == 8
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(head.weight, head2.weight)
+    with pytest.raises(FourmError, match="past the 3 steps"):  # a finished 8-step state, 3 asked for
+        pretrain_image_stem(fresh(), rgb, labels, 3, StemPretrainConfig(steps=3, batch_size=4), progress=False,
+                            state_path=state)  # fmt: skip
+    state.write_bytes(b"not a state")
+    with pytest.raises(FourmError, match="cannot resume stem pretraining"):
+        pretrain_image_stem(fresh(), rgb, labels, 3, config, progress=False, state_path=state)
+
+
 def test_background_alone_weighs_background_weight():
     """With background_weight 0, scenes of background alone give a zero loss and leave the stem as it was."""
     torch.manual_seed(0)
