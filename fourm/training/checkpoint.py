@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import re
 import shutil
 from collections.abc import Callable
@@ -28,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir, atomic_write_text
 from fourm.utils.config import Config, read_json_object
+from fourm.utils.rng import rng_state, set_rng_state
 from fourm.utils.weights import load_checked
 
 CHECKPOINTS = "checkpoints"
@@ -101,32 +100,6 @@ def resolve_resume(resume: str | None, run_dir: str | Path) -> Path | None:
         if found is not None:
             return found
     raise FourmError(f"{path} is not a checkpoint: {STATE_FILE} is missing and it holds no checkpoints")
-
-
-# ------------------------------------------------------------------------------------------ RNG
-def rng_state() -> dict[str, Any]:
-    """RNG states of python, numpy and torch (and CUDA), as plain lists and tensors."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": [version, list(internal), gauss],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of :func:`rng_state`."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ------------------------------------------------------------------------------------------ save

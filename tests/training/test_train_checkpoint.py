@@ -18,12 +18,11 @@ from fourm.training.checkpoint import (
     load_checkpoint,
     load_model_weights,
     resolve_resume,
-    rng_state,
     save_checkpoint,
-    set_rng_state,
 )
 from fourm.training.config import OptimConfig
 from fourm.training.optim import WarmupCosine, build_optimizer
+from fourm.utils.rng import rng_state, set_rng_state
 
 
 def _setup(seed: int = 0):
