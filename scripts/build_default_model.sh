@@ -13,8 +13,9 @@
 # stages 2, 3, 4 and 5 take about 64, 35, 33 and 17 min. In fp32
 # (AVX2-only CPUs) the FourM run does about 4x fewer steps in its 80 minutes: raise it there
 # (FOURM_TRAIN_OVERRIDES="max_minutes=300" bash scripts/build_default_model.sh).
-# Every stage whose output exists is skipped, and FourM training resumes from its last checkpoint,
-# so an interrupted build continues where it stopped (FORCE=1 redoes every stage).
+# Every stage whose output exists is skipped, and FourM training, tokenizer training and stem
+# pretraining resume from their last saved state, so an interrupted build continues where it stopped
+# (FORCE=1 redoes every stage).
 #   bash scripts/build_default_model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,7 @@ if todo data/world; then
   fourm-data world --out data/world --num 6000 --seed 0
 fi
 tokenizer() {  # name steps minutes
-  if todo "runs/tok/$1/tokenizer"; then
+  if todo "runs/tok/$1/last"; then  # last/ is written when training ends (tokenizer/ at its first evaluation)
     OMP_NUM_THREADS=1 fourm-tokenizer train --config "configs/tokenizers/$1.yaml" --data data/world \
       --out "runs/tok/$1" --steps "$2" --max-minutes "$3"
   fi

@@ -89,7 +89,8 @@ def _train_image(args: argparse.Namespace, out: Path) -> int:
         init = ImageTokenizer.from_pretrained(args.init)
     train = modality_split(args.data, "train", cfg.modality)
     val = modality_split(args.data, "val", cfg.modality)
-    result = train_image_tokenizer(cfg, train, val, out, steps=args.steps, max_minutes=args.max_minutes, init=init)
+    result = train_image_tokenizer(cfg, train, val, out, steps=args.steps, max_minutes=args.max_minutes, init=init,
+                                   start_over=args.overwrite)  # fmt: skip
     summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in result["final"].items()}
     print(json.dumps(summary))
     print(f"tokenizer saved to {out / 'tokenizer'} (best), metrics in {out / 'metrics.json'}")

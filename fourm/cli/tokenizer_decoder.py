@@ -48,7 +48,8 @@ def _run(args: argparse.Namespace) -> int:
         train = modality_split(args.data, "train", cfg.modality)
         val = modality_split(args.data, "val", cfg.modality)
         result = train_image_tokenizer(
-            cfg, train, val, args.out, steps=args.steps, max_minutes=args.max_minutes, init=source
+            cfg, train, val, args.out, steps=args.steps, max_minutes=args.max_minutes, init=source,
+            start_over=args.overwrite,
         )
         summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in result["final"].items()}
         print(json.dumps(summary))

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from fourm.cli.tokenizer import main
+from fourm.errors import FourmError
 from fourm.testing.tokenizers import toy_config
 from tokenizers_zoo.image import ImageTokenizer
 from tokenizers_zoo.image.metrics import ReconstructionMetrics, psnr
@@ -177,3 +178,46 @@ def test_train_text_cli(tmp_path, capsys):
     assert tok.decode(ids)[0] == "a small red circle" and tok.unk_id not in ids[0, : n[0]].tolist()
     assert main(["train-text", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "t2")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_an_interrupted_training_resumes_exactly_and_another_run_is_refused(tmp_path, monkeypatch):
+    """Killed after its step-8 save and called again: the same losses, evaluations and weights as 12
+    steps straight (k-means init and dead-code restarts draw from the global RNG, restored too); the
+    resume state goes when the run ends; a leftover of another config is refused unless start_over."""
+    import tokenizers_zoo.image.trainer as trainer
+
+    samples = synthetic_samples(24)
+    cfg = toy_config("rgb", "train.batch_size=4", "train.eval_every=6", "train.eval_samples=8",
+                     "train.save_every=4", "train.warmup_steps=2", "quantizer.dead_code_steps=3")  # fmt: skip
+    straight = train_image_tokenizer(cfg, samples[:16], samples[16:], tmp_path / "a", steps=12, progress=False)
+    save = trainer.save_resume
+
+    def killed_after_step_8(out, setup, step, *rest):
+        save(out, setup, step, *rest)
+        if step == 8:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "save_resume", killed_after_step_8)
+    out = tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):
+        train_image_tokenizer(cfg, samples[:16], samples[16:], out, steps=12, progress=False)
+    monkeypatch.setattr(trainer, "save_resume", save)
+    assert (out / "resume" / "state.pt").is_file() and not (out / "last").exists()
+    other = toy_config("rgb", "train.batch_size=4", "train.eval_every=6", "train.eval_samples=8",
+                       "train.save_every=4", "train.warmup_steps=2", "quantizer.dead_code_steps=3", "train.lr=0.01")  # fmt: skip
+    with pytest.raises(FourmError, match=r"interrupted run .*changed: config.*--overwrite"):
+        train_image_tokenizer(other, samples[:16], samples[16:], out, steps=12, progress=False)
+    with pytest.raises(FourmError, match=r"changed: data"):
+        train_image_tokenizer(cfg, samples[:15], samples[16:], out, steps=12, progress=False)
+    resumed = train_image_tokenizer(cfg, samples[:16], samples[16:], out, steps=12, progress=False)
+    assert resumed["losses"] == straight["losses"] and len(straight["losses"]) == 12
+    drop = ("minutes",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed["history"]] == [
+        {k: v for k, v in r.items() if k not in drop} for r in straight["history"]
+    ]
+    a, b = ImageTokenizer.from_pretrained(tmp_path / "a" / "last"), ImageTokenizer.from_pretrained(out / "last")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), name
+    assert not (out / "resume").exists()
+    started_over = train_image_tokenizer(other, samples[:16], samples[16:], out, steps=3, progress=False, start_over=True)
+    assert len(started_over["losses"]) == 3

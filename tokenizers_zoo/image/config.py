@@ -152,6 +152,7 @@ class TrainConfig(Config):
     mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
     eval_every: int = 500
     eval_samples: int = 512  # val images per evaluation
+    save_every: int = 100  # steps between saves of the state an interrupted run resumes from (and at evaluations)
     hflip: bool = True  # random horizontal flips (not applied to normals, whose x would flip sign)
     gumbel_temperature_end: float | None = None  # gumbel: anneal from quantizer.temperature to this (exp.)
     seed: int = 0
@@ -271,8 +272,8 @@ class ImageTokenizerConfig(Config):
                     "loss.perceptual_weight > 0 needs loss.perceptual_weights "
                     "(path to a safetensors file with PerceptualNet weights)"
                 )
-        if self.train.batch_size < 1 or self.train.steps < 0 or self.train.eval_every < 1:
-            raise FourmError("train.batch_size and train.eval_every must be >= 1, train.steps >= 0")
+        if self.train.batch_size < 1 or self.train.steps < 0 or self.train.eval_every < 1 or self.train.save_every < 0:
+            raise FourmError("train.batch_size and train.eval_every must be >= 1, train.steps and train.save_every >= 0")
 
     def _validate_decoder_shape(self) -> None:
         """``decoder_width`` / ``decoder_res_blocks``: conv and vqvae2 decoders only, >= 1."""

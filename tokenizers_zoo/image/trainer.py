@@ -27,6 +27,7 @@ from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_write_text
 from tokenizers_zoo.image.config import ImageTokenizerConfig, TrainConfig
 from tokenizers_zoo.image.metrics import PRIMARY_METRIC, ReconstructionMetrics
+from tokenizers_zoo.image.resume import RESUME_DIR, finish_resume, load_resume, run_manifest, save_resume
 from tokenizers_zoo.image.tokenizer import ImageTokenizer, batch_to_model, build_image_tokenizer
 from tokenizers_zoo.image.visualize import reconstruction_grid
 from tokenizers_zoo.image.vqvae2 import LevelUsage, has_levels
@@ -383,12 +384,18 @@ def train_image_tokenizer(
     max_minutes: float | None = None,
     progress: bool = True,
     init: ImageTokenizer | None = None,
+    start_over: bool = False,
 ) -> dict[str, Any]:
     """Train a tokenizer from ``cfg`` on raw samples; write checkpoints, metrics and a PNG to ``out_dir``.
 
     ``steps`` / ``max_minutes`` override ``cfg.train``; ``init`` seeds the weights (needed by
     ``train.trainable: decoder``). Returns the metrics dict that is also written to ``metrics.json``
     plus ``losses`` (per-step training loss).
+
+    Every ``train.save_every`` steps and at each evaluation the run's state goes to
+    ``out_dir/resume/`` (:mod:`tokenizers_zoo.image.resume`); a call that finds one from the same config,
+    budget, data and init resumes there (another run's is refused, unless ``start_over``), and the
+    finished run removes it.
 
     Phases: :func:`training_budget`, :func:`setup_training`, then per step :func:`apply_schedules`,
     :func:`sample_batch` and :func:`train_step`, every ``eval_every`` steps and at the end
@@ -407,15 +414,20 @@ def train_image_tokenizer(
     ground_key = tc.token_noise_ground  # set only with token_noise > 0 (checked by the config)
     ground_arrays = None if ground_key is None else stack_modality(train_samples, ground_key, progress=progress)
     setup = setup_training(cfg, train_arrays, init)
-    rng = np.random.default_rng(tc.seed)
-    flip_gen = torch.Generator().manual_seed(tc.seed)
+    rank = setup.accelerator.process_index  # each process draws its own batches
+    rng = np.random.default_rng(tc.seed if rank == 0 else [tc.seed, rank])
+    flip_gen = torch.Generator().manual_seed(tc.seed + 1_000_003 * rank)
     log = TrainingLog()
+    manifest = run_manifest(cfg, total_steps, budget_s, [train_arrays, val_arrays, aux_arrays, ground_arrays], init)
+    step = load_resume(out_dir, manifest, start_over, setup, rng, flip_gen, log, tc.seed)
+    if step:
+        tqdm.write(f"resuming the interrupted run from step {step} ({out_dir / RESUME_DIR})")
     bar = tqdm(
         total=total_steps,
+        initial=step,
         desc=f"train {cfg.modality} tokenizer",
         disable=not progress or not setup.accelerator.is_main_process,
     )
-    step = 0
     setup.tokenizer.train()
     while step < total_steps:
         elapsed = time.monotonic() - log.t0
@@ -430,9 +442,13 @@ def train_image_tokenizer(
         bar.set_postfix(loss=f"{logs['loss']:.4f}", recon=f"{logs['recon']:.4f}", lr=f"{lr:.1e}")
         if step % tc.eval_every == 0 and step < total_steps:
             evaluate_and_save(setup, cfg, val_arrays, log, step, out_dir)
+        if step < total_steps and (step % tc.eval_every == 0 or (tc.save_every and step % tc.save_every == 0)):
+            save_resume(out_dir, setup, step, rng, flip_gen, log)
     bar.close()
     evaluate_and_save(setup, cfg, val_arrays, log, step, out_dir)
-    return finish_training(setup, cfg, log, out_dir)
+    result = finish_training(setup, cfg, log, out_dir)
+    finish_resume(out_dir, setup.accelerator)
+    return result
 
 
 def _write_metrics(

@@ -1,0 +1,135 @@
+"""The state an interrupted tokenizer training resumes from: ``<out>/resume/``.
+
+    resume/manifest.json     what the run is (config, step and time budget, data and init digests)
+    resume/state.pt          step, tokenizer, optimizer, batch and flip samplers, the run's log and
+                             the main process's RNG states (one file: written last, atomically)
+    resume/rng_rank<r>.pt    {"step", "rng"}: the RNG states of process r > 0
+
+Saved every ``train.save_every`` steps and at every evaluation; removed when the run finishes. A
+resume restores everything a step depends on, so on one process the run ends with the weights and
+losses of an uninterrupted one (with ``max_minutes`` the schedules follow the wall time, saved too,
+and are only as exact as the clock).
+
+    manifest = run_manifest(cfg, total_steps, budget_s, [train_arrays, val_arrays], init)
+    step = load_resume(out, manifest, start_over, setup, rng, flip_gen, log, seed)   # 0: nothing saved
+    ...
+    save_resume(out, setup, step, rng, flip_gen, log)        # every train.save_every steps
+    finish_resume(out, setup.accelerator)                    # the run is complete
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fourm.errors import FourmError
+from fourm.utils.atomic import atomic_path
+from fourm.utils.outputs import claim_partial
+from fourm.utils.rng import rng_state, set_rng_state
+
+RESUME_DIR = "resume"
+
+
+def array_digest(arrays: list[np.ndarray | None]) -> str:
+    """A content hash of the training and evaluation arrays (dtype, shape and bytes of each)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none\0")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}\0".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:16]
+
+
+def run_manifest(cfg, total_steps: int, budget_s: float | None, arrays: list[np.ndarray | None], init) -> dict:
+    """What a resumed run must share with the interrupted one (JSON-able)."""
+    init_digest = None
+    if init is not None:
+        h = hashlib.sha256()
+        for name, value in sorted(init.state_dict().items()):
+            h.update(name.encode() + b"\0" + value.detach().cpu().contiguous().numpy().tobytes())
+        init_digest = h.hexdigest()[:16]
+    return {"config": json.loads(json.dumps(cfg.to_dict())), "steps": total_steps, "max_seconds": budget_s,
+            "inputs": {"data": array_digest(arrays), "init": init_digest}}  # fmt: skip
+
+
+def save_resume(out: Path, setup, step: int, rng: np.random.Generator, flip_gen: torch.Generator, log) -> None:
+    """Write ``out/resume/`` at ``step`` (every process calls it: each saves its RNG states). ``setup``:
+    the trainer's ``TrainingSetup``; ``rng`` / ``flip_gen``: the batch and flip samplers; ``log``: its
+    ``TrainingLog`` (losses, evaluations, best row, start time)."""
+    folder = Path(out) / RESUME_DIR
+    accelerator = setup.accelerator
+    rank = accelerator.process_index
+    if rank > 0:
+        with atomic_path(folder / f"rng_rank{rank}.pt") as tmp:
+            torch.save({"step": step, "rng": rng_state()}, tmp)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        state = {
+            "step": step, "tokenizer": setup.tokenizer.state_dict(), "optimizer": setup.optimizer.state_dict(),
+            "sampler": json.dumps(rng.bit_generator.state), "flips": flip_gen.get_state(),
+            "elapsed": time.monotonic() - log.t0, "losses": log.losses, "history": json.dumps(log.history),
+            "best": json.dumps(log.best), "rng": rng_state(),
+        }  # fmt: skip
+        with atomic_path(folder / "state.pt") as tmp:
+            torch.save(state, tmp)
+    accelerator.wait_for_everyone()
+
+
+def load_resume(out: Path, manifest: dict, start_over: bool, setup, rng: np.random.Generator,
+                flip_gen: torch.Generator, log, seed: int) -> int:  # fmt: skip
+    """Claim ``out/resume/`` for the run ``manifest`` describes (a leftover of another run is refused,
+    naming what changed, unless ``start_over``) and restore its saved state into ``setup`` (tokenizer,
+    optimizer), the samplers, ``log`` and this process's RNGs -> the step to continue from (0: none saved)."""
+    folder = Path(out) / RESUME_DIR
+    accelerator = setup.accelerator
+    if accelerator.is_main_process:
+        claim_partial(folder, manifest, start_over, hint="pass --overwrite to start over")
+    accelerator.wait_for_everyone()
+    path = folder / "state.pt"
+    if not path.exists():
+        return 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        setup.tokenizer.load_state_dict(state["tokenizer"])
+        setup.optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["sampler"])
+        flip_gen.set_state(state["flips"])
+        step, losses = int(state["step"]), [float(v) for v in state["losses"]]
+        history, best, elapsed = json.loads(state["history"]), json.loads(state["best"]), float(state["elapsed"])
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as e:
+        raise FourmError(f"cannot resume from {path}: {str(e).splitlines()[0]} (pass --overwrite to start over)") from e
+    if len(losses) != step:
+        raise FourmError(f"cannot resume from {path}: {len(losses)} losses for {step} steps (pass --overwrite to start over)")
+    log.losses, log.history, log.best, log.t0 = losses, history, best, time.monotonic() - elapsed
+    _restore_rng(folder, state, step, accelerator.process_index, seed)
+    return step
+
+
+def _restore_rng(folder: Path, state: dict, step: int, rank: int, seed: int) -> None:
+    if rank == 0:
+        set_rng_state(state["rng"])
+        return
+    path = folder / f"rng_rank{rank}.pt"
+    saved = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+    if saved is not None and int(saved["step"]) == step:
+        set_rng_state(saved["rng"])
+    else:  # more processes than when saved: a fresh stream per (seed, rank, step)
+        torch.manual_seed(seed * 1_000_003 + rank * 7919 + step)
+        np.random.seed((seed * 1_000_003 + rank * 7919 + step) % (2**32))
+
+
+def finish_resume(out: Path, accelerator) -> None:
+    """The run is complete: its resume state goes."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(Path(out) / RESUME_DIR, ignore_errors=True)
