@@ -20,7 +20,6 @@ it did) and the pretrained convolutions and norm are copied in.
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from fourm.model import FourM
 from fourm.model.patch_stem import ImageConvStem, patch_values
 from fourm.training.finetune import PATCH_PREFIX, replace_patch_stem
 from fourm.training.optim import lr_at
-from fourm.utils.atomic import atomic_path
+from fourm.utils.loop_state import LoopState, load_loop_state, save_loop_state
 
 
 @dataclass
@@ -128,8 +127,11 @@ def pretrain_image_stem(
 
     losses: list[float] = []
     first = 0
-    if state_path is not None and Path(state_path).exists():
-        first, losses = _load_state(state_path, stem, head, opt, generator)
+    modules = {"stem": stem, "head": head}
+    saved = load_loop_state(state_path, modules, opt) if state_path is not None else None
+    if saved is not None:
+        first, losses = saved.step, saved.losses
+        generator.set_state(saved.extra["generator"])
         if first > config.steps:
             raise FourmError(f"{state_path} is at step {first}, past the {config.steps} steps asked for")
     for step in tqdm(range(first, config.steps), desc="stem pretraining", disable=not progress,
@@ -150,31 +152,8 @@ def pretrain_image_stem(
         losses.append(loss.item())
         done = step + 1
         if state_path is not None and (done % save_every == 0 or done == config.steps):
-            _save_state(state_path, done, stem, head, opt, generator, losses)
+            save_loop_state(state_path, LoopState(done, losses, extra={"generator": generator.get_state()}), modules, opt)
     return head, losses
-
-
-def _save_state(path, step: int, stem, head, opt, generator: torch.Generator, losses: list[float]) -> None:
-    state = {"step": step, "stem": stem.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
-             "generator": generator.get_state(), "losses": losses}  # fmt: skip
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_state(path, stem, head, opt, generator: torch.Generator) -> tuple[int, list[float]]:
-    """Restore a :func:`_save_state` state into the given objects -> (step, losses so far)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        stem.load_state_dict(state["stem"])
-        head.load_state_dict(state["head"])
-        opt.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        step, losses = int(state["step"]), [float(v) for v in state["losses"]]
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as e:
-        raise FourmError(f"cannot resume stem pretraining from {path}: {str(e).splitlines()[0]}") from e
-    if len(losses) != step:
-        raise FourmError(f"cannot resume stem pretraining from {path}: {len(losses)} losses for {step} steps")
-    return step, losses
 
 
 @torch.no_grad()

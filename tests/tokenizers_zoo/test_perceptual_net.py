@@ -57,8 +57,34 @@ def test_cli_trains_on_world_data_and_keeps_existing_files(tmp_path, capsys):
     out = tmp_path / "net.safetensors"
     args = ["train-perceptual", "--data", str(data), "--out", str(out), "--steps", "2", "--num-classes", "8"]
     assert main(args) == 0 and out.is_file()
+    assert not (tmp_path / "net.safetensors.partial").exists()  # the resume state goes when it is done
     assert "held-out pixel accuracy" in capsys.readouterr().out
     before = out.read_bytes()
     assert main(args) == 2 and "already exists" in capsys.readouterr().err and out.read_bytes() == before
     assert main([*args[:4], str(tmp_path / "net.bin"), *args[5:]]) == 2
     assert "must be a .safetensors file" in capsys.readouterr().err
+
+
+def test_an_interrupted_training_resumes_to_the_same_net(tmp_path, monkeypatch):
+    """Killed after its step-4 save and run again on the same state file: the weights of 8 steps straight."""
+    import tokenizers_zoo.image.perceptual as perceptual
+
+    (rgb, labels), (vr, vl) = squares(32, 0), squares(8, 1)
+    run = dict(minutes=5, max_steps=8, batch_size=4, progress=False)
+    straight, _ = train_perceptual_net(rgb, labels, vr, vl, 3, **run)
+    save = perceptual.save_loop_state
+
+    def killed_after_step_4(path, loop, *rest):
+        save(path, loop, *rest)
+        if loop.step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(perceptual, "save_loop_state", killed_after_step_4)
+    state = tmp_path / "state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_perceptual_net(rgb, labels, vr, vl, 3, **run, state_path=state, save_every=2)
+    monkeypatch.setattr(perceptual, "save_loop_state", save)
+    resumed, report = train_perceptual_net(rgb, labels, vr, vl, 3, **run, state_path=state, save_every=2)
+    assert report.steps == 8
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

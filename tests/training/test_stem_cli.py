@@ -81,16 +81,16 @@ def test_an_interrupted_run_resumes_and_a_changed_one_is_refused(inputs, tmp_pat
     straight = tmp_path / "straight"
     assert _run(inputs, straight) == 0
     out = tmp_path / "stem"
-    save = sp._save_state
+    save = sp.save_loop_state
 
-    def killed_after_step_40(path, step, *rest):
-        save(path, step, *rest)
-        if step == 40:
+    def killed_after_step_40(path, loop, *rest):
+        save(path, loop, *rest)
+        if loop.step == 40:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sp, "_save_state", killed_after_step_40)
+    monkeypatch.setattr(sp, "save_loop_state", killed_after_step_40)
     assert _run(inputs, out, "--save-every", "20") == 130  # Ctrl-C
-    monkeypatch.setattr(sp, "_save_state", save)
+    monkeypatch.setattr(sp, "save_loop_state", save)
     partial = tmp_path / "stem.partial"
     assert (partial / "state.pt").exists() and not out.exists()
     capsys.readouterr()

@@ -125,18 +125,18 @@ def test_an_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, monkey
 
     straight = fresh()
     head, losses = pretrain_image_stem(straight, rgb, labels, 3, config, progress=False)
-    save = sp._save_state
+    save = sp.save_loop_state
 
-    def killed_after_step_4(path, step, *rest):
-        save(path, step, *rest)
-        if step == 4:
+    def killed_after_step_4(path, loop, *rest):
+        save(path, loop, *rest)
+        if loop.step == 4:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sp, "_save_state", killed_after_step_4)
+    monkeypatch.setattr(sp, "save_loop_state", killed_after_step_4)
     state = tmp_path / "state.pt"
     with pytest.raises(KeyboardInterrupt):
         pretrain_image_stem(fresh(), rgb, labels, 3, config, progress=False, state_path=state, save_every=2)
-    monkeypatch.setattr(sp, "_save_state", save)
+    monkeypatch.setattr(sp, "save_loop_state", save)
     resumed = fresh()
     head2, losses2 = pretrain_image_stem(resumed, rgb, labels, 3, config, progress=False, state_path=state, save_every=2)
     assert losses2 == losses and len(losses) == 8
@@ -147,7 +147,7 @@ def test_an_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, monkey
         pretrain_image_stem(fresh(), rgb, labels, 3, StemPretrainConfig(steps=3, batch_size=4), progress=False,
                             state_path=state)  # fmt: skip
     state.write_bytes(b"not a state")
-    with pytest.raises(FourmError, match="cannot resume stem pretraining"):
+    with pytest.raises(FourmError, match="cannot resume from"):
         pretrain_image_stem(fresh(), rgb, labels, 3, config, progress=False, state_path=state)
 
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_path
+from fourm.utils.loop_state import LoopState, load_loop_state, save_loop_state
 from tokenizers_zoo.image.losses import PerceptualNet
 
 
@@ -57,10 +58,14 @@ def train_perceptual_net(
     background_weight: float = 0.1,
     seed: int = 0,
     progress: bool = True,
+    state_path: str | Path | None = None,
+    save_every: int = 100,
 ) -> tuple[PerceptualNet, PerceptualReport]:
     """A PerceptualNet trained to segment ``rgb`` (N, H, W, 3) uint8 into ``labels`` (N, H, W) class ids
     for ``minutes`` (or ``max_steps``), random horizontal flips, class 0 (the background) weighted by
-    ``background_weight`` so the few object pixels count. Returns the net and its held-out report."""
+    ``background_weight`` so the few object pixels count. Returns the net and its held-out report.
+    With ``state_path`` the loop's state is saved there every ``save_every`` steps
+    (:mod:`fourm.utils.loop_state`) and a saved one is resumed, its training time counted in ``minutes``."""
     if num_classes < 2:
         raise FourmError(f"train_perceptual_net needs num_classes >= 2 (a background and a class), got {num_classes}")
     if len(rgb) != len(labels) or len(val_rgb) != len(val_labels) or not len(rgb) or not len(val_rgb):
@@ -74,8 +79,13 @@ def train_perceptual_net(
     weight = torch.ones(num_classes)
     weight[0] = background_weight
     rng = np.random.default_rng(seed)
-    t0, step = time.monotonic(), 0
-    bar = tqdm(desc="train perceptual net", disable=not progress, total=max_steps)
+    t0, step, losses = time.monotonic(), 0, []
+    modules = {"net": net, "heads": heads}
+    saved = load_loop_state(state_path, modules, opt) if state_path is not None else None
+    if saved is not None:
+        step, losses, t0 = saved.step, saved.losses, time.monotonic() - saved.elapsed
+        rng.bit_generator.state = saved.extra["sampler"]
+    bar = tqdm(desc="train perceptual net", disable=not progress, total=max_steps, initial=step)
     while (max_steps is None or step < max_steps) and time.monotonic() - t0 < minutes * 60:
         idx = rng.integers(0, len(rgb), batch_size)
         x, y = _to_input(rgb[idx]), torch.from_numpy(labels[idx].astype(np.int64))
@@ -86,9 +96,14 @@ def train_perceptual_net(
         loss.backward()
         opt.step()
         step += 1
+        losses.append(float(loss.detach()))
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if state_path is not None and step % save_every == 0:
+            _save(state_path, step, losses, time.monotonic() - t0, rng, modules, opt)
     bar.close()
+    if state_path is not None:  # the budget is spent: a rerun after a kill goes straight to the scoring
+        _save(state_path, step, losses, max(time.monotonic() - t0, minutes * 60), rng, modules, opt)
     net.eval()
     with torch.no_grad():
         pred = torch.cat([_stage_logits(net, heads, _to_input(val_rgb[i : i + 128]))[-1].argmax(1)
@@ -96,6 +111,10 @@ def train_perceptual_net(
     objects = val_labels > 0
     object_acc = float((pred[objects] == val_labels[objects]).mean()) if objects.any() else float("nan")
     return net, PerceptualReport(step, float((pred == val_labels).mean()), object_acc)
+
+
+def _save(path, step: int, losses: list[float], elapsed: float, rng: np.random.Generator, modules, opt) -> None:
+    save_loop_state(path, LoopState(step, losses, elapsed, {"sampler": rng.bit_generator.state}), modules, opt)
 
 
 def save_perceptual_net(net: PerceptualNet, path: str | Path) -> None:
