@@ -70,7 +70,7 @@ def _train(args: argparse.Namespace) -> int:
     if train.shape[2] != cfg.image_size or train.shape[1] > cfg.max_frames:
         raise FourmError(f"{args.data} holds {train.shape[1]}-frame {train.shape[2]}px clips; the config takes at most "
                          f"{cfg.max_frames} frames of {cfg.image_size}px")  # fmt: skip
-    result = train_video_tokenizer(cfg, train, val, args.out)
+    result = train_video_tokenizer(cfg, train, val, args.out, start_over=args.overwrite)
     final = result.get("joint_stage", result.get("image_stage", {})).get("eval", {})
     print(json.dumps({k: v for k, v in final.items() if not isinstance(v, list)}))
     print(f"tokenizer saved to {Path(args.out) / 'tokenizer'}, metrics in {Path(args.out) / 'metrics.json'}")

@@ -165,6 +165,41 @@ def test_two_stage_training_writes_everything(tmp_path):
         assert gif.n_frames == 8
 
 
+def test_an_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
+    """Killed after its joint stage's step-2 save and run again: the weights and figures of a run
+    straight through (the finished image stage is not trained again); the resume state then goes."""
+    import tokenizers_zoo.video.trainer as trainer
+    from fourm.data.world import WorldConfig
+    from fourm.data.world.video import render_clip
+    from tokenizers_zoo.video.trainer import train_video_tokenizer
+
+    clips = np.stack([render_clip(i, frames=4, config=WorldConfig(size=SIZE))["video"] for i in range(6)])
+    stages = dict(image_stage=dict(steps=3, image_batch=4), joint_stage=dict(steps=4, image_batch=2, video_batch=2))
+    cfg = toy_config(train=dict(**stages, warmup_steps=1, eval_clips=2, precision="fp32", save_every=2))
+    straight = train_video_tokenizer(cfg, clips[:4], clips[4:], tmp_path / "a", log=lambda _: None)
+    save = trainer.save_loop_state
+
+    def killed_in_the_joint_stage(path, loop, *rest):
+        save(path, loop, *rest)
+        if path.name == "joint.pt" and loop.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "save_loop_state", killed_in_the_joint_stage)
+    out = tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):
+        train_video_tokenizer(cfg, clips[:4], clips[4:], out, log=lambda _: None)
+    monkeypatch.setattr(trainer, "save_loop_state", save)
+    lines = []
+    resumed = train_video_tokenizer(cfg, clips[:4], clips[4:], out, log=lines.append)
+    assert "[image] done before: resumed at its end" in lines and "[joint] resuming at step 2" in lines
+    for stage in ("image_stage", "joint_stage"):
+        assert resumed[stage]["eval"] == straight[stage]["eval"] and resumed[stage]["last"] == straight[stage]["last"]
+    a, b = VideoTokenizer.from_pretrained(tmp_path / "a" / "tokenizer"), VideoTokenizer.from_pretrained(out / "tokenizer")
+    for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+    assert not (out / "resume").exists()
+
+
 def test_train_video_cli(tmp_path, capsys):
     from fourm.cli.tokenizer import main as tokenizer_main
     from fourm.data.video_dataset import write_world_video_dataset

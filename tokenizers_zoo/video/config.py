@@ -45,6 +45,7 @@ class VideoTrainConfig(Config):
     hflip: bool = True  # random horizontal flips (whole clips)
     eval_clips: int = 150  # held-out clips per evaluation
     log_every: int = 50
+    save_every: int = 100  # steps between saves of the state an interrupted run resumes from
     seed: int = 0
 
     def validate(self) -> None:
@@ -52,8 +53,8 @@ class VideoTrainConfig(Config):
         self.joint_stage.validate()
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
             raise FourmError("train.lr must be > 0, min_lr_ratio in [0, 1], warmup_steps >= 0")
-        if self.eval_clips < 1 or self.log_every < 1:
-            raise FourmError("train.eval_clips and train.log_every must be >= 1")
+        if self.eval_clips < 1 or self.log_every < 1 or self.save_every < 1:
+            raise FourmError("train.eval_clips, train.log_every and train.save_every must be >= 1")
 
 
 @dataclass

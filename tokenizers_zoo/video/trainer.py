@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,9 +24,12 @@ import torch
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_write_text
+from fourm.utils.loop_state import LoopState, load_loop_state, save_loop_state
+from fourm.utils.outputs import claim_partial
 from fourm.utils.precision import resolve_precision
 from fourm.utils.video import save_frame_strip, save_gif
 from tokenizers_zoo.image.metrics import psnr
+from tokenizers_zoo.image.resume import RESUME_DIR, array_digest
 from tokenizers_zoo.video.config import StageConfig, VideoTokenizerConfig
 from tokenizers_zoo.video.tokenizer import VideoTokenizer
 
@@ -111,14 +115,33 @@ def evaluate_video(tokenizer: VideoTokenizer, clips: np.ndarray, batch_size: int
 
 
 def _run_stage(name: str, stage: StageConfig, tokenizer: VideoTokenizer, cfg: VideoTokenizerConfig,
-               clips: np.ndarray, gen: torch.Generator, log: Callable[[str], None]) -> dict:  # fmt: skip
+               clips: np.ndarray, gen: torch.Generator, log: Callable[[str], None],
+               state_path: Path | None = None) -> dict:  # fmt: skip
+    """Train one stage -> its figures. With ``state_path`` the stage's state is saved there every
+    ``train.save_every`` steps and when it ends, and a saved one is resumed (a finished stage: its
+    figures, the tokenizer and RNGs as they were at its end)."""
     tc = cfg.train
     params = [p for p in tokenizer.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.99))
     dtype = _autocast_dtype(cfg)
     budget = stage.max_minutes * 60 if stage.max_minutes else None
     tokenizer.train()
-    start, step, logs = time.perf_counter(), 0, {}
+    start, step, logs, losses = time.perf_counter(), 0, {}, []
+    modules = {"tokenizer": tokenizer}
+    saved = load_loop_state(state_path, modules, optimizer) if state_path is not None else None
+    if saved is not None:
+        gen.set_state(saved.extra["generator"])
+        if "figures" in saved.extra:
+            log(f"[{name}] done before: resumed at its end")
+            return saved.extra["figures"]
+        step, losses, logs, start = saved.step, saved.losses, saved.extra["logs"], time.perf_counter() - saved.elapsed
+        log(f"[{name}] resuming at step {step}")
+
+    def save(extra: dict) -> None:
+        if state_path is not None:
+            loop = LoopState(step, losses, time.perf_counter() - start, {"generator": gen.get_state(), **extra})
+            save_loop_state(state_path, loop, modules, optimizer)
+
     while step < stage.steps:
         elapsed = time.perf_counter() - start
         if budget is not None and elapsed >= budget:
@@ -142,17 +165,24 @@ def _run_stage(name: str, stage: StageConfig, tokenizer: VideoTokenizer, cfg: Vi
             torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
         optimizer.step()
         step += 1
+        losses.append(float(total.detach()))
         if step % tc.log_every == 0 or step == 1:
             shown = {k: round(v, 4) for k, v in logs.items() if k.endswith(("recon", "perplexity"))}
             log(f"[{name}] step {step} ({time.perf_counter() - start:.0f}s) {json.dumps(shown)}")
+        if step % tc.save_every == 0 and step < stage.steps:
+            save({"logs": logs})
     seconds = time.perf_counter() - start
-    return {"steps": step, "seconds": round(seconds, 1), "last": {k: round(v, 4) for k, v in logs.items()}}
+    figures = {"steps": step, "seconds": round(seconds, 1), "last": {k: round(v, 4) for k, v in logs.items()}}
+    save({"logs": logs, "figures": figures})
+    return figures
 
 
 def train_video_tokenizer(cfg: VideoTokenizerConfig, train_clips: np.ndarray, val_clips: np.ndarray,
-                          out: str | Path, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+                          out: str | Path, log: Callable[[str], None] = print, start_over: bool = False) -> dict:  # fmt: skip
     """Train a new tokenizer in two stages on uint8 clips (N, T, H, W, 3); returns (and writes to
-    ``out/metrics.json``) the per-stage training figures and evaluations."""
+    ``out/metrics.json``) the per-stage training figures and evaluations. The stages' states live in
+    ``out/resume/`` until the run ends: a call with the same config and clips resumes there, another
+    run's is refused unless ``start_over``."""
     for what, clips in (("train", train_clips), ("val", val_clips)):
         if clips.ndim != 5 or len(clips) == 0 or clips.shape[1] > cfg.max_frames:
             raise FourmError(
@@ -160,6 +190,10 @@ def train_video_tokenizer(cfg: VideoTokenizerConfig, train_clips: np.ndarray, va
             )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    resume = out / RESUME_DIR  # each stage's state: an interrupted run resumes there
+    manifest = {"config": json.loads(json.dumps(cfg.to_dict())),
+                "inputs": {"clips": array_digest([train_clips, val_clips])}}  # fmt: skip
+    claim_partial(resume, manifest, start_over, hint="pass --overwrite to start over")
     torch.manual_seed(cfg.train.seed)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     tokenizer = VideoTokenizer(cfg)
@@ -169,7 +203,7 @@ def train_video_tokenizer(cfg: VideoTokenizerConfig, train_clips: np.ndarray, va
     for name, stage in (("image", cfg.train.image_stage), ("joint", cfg.train.joint_stage)):
         if stage.steps == 0:
             continue
-        figures = _run_stage(name, stage, tokenizer, cfg, train_clips, gen, log)
+        figures = _run_stage(name, stage, tokenizer, cfg, train_clips, gen, log, resume / f"{name}.pt")
         metrics, recon, _ = evaluate_video(tokenizer, val, dtype=dtype)
         result[f"{name}_stage"] = {**figures, "eval": metrics}
         log(f"[{name}] eval: psnr {metrics['psnr']:.2f} dB, image psnr {metrics['image_psnr']:.2f} dB, "
@@ -185,4 +219,5 @@ def train_video_tokenizer(cfg: VideoTokenizerConfig, train_clips: np.ndarray, va
     save_frame_strip(
         [c for k in range(len(recon)) for c in (val[k], recon[k])], out / "reconstructions.png", scale=2
     )
+    shutil.rmtree(resume, ignore_errors=True)
     return result
