@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         with_pretrained_stem,
     )
     from fourm.utils.atomic import atomic_dir
-    from fourm.utils.outputs import claim_output, claim_partial, is_saved_model, partial_path
+    from fourm.utils.outputs import claim_output, is_saved_model, partial_run
 
     config = StemPretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                 background_weight=args.background_weight, seed=args.seed)  # fmt: skip
@@ -94,32 +93,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(train_images)} train / {len(val_images)} held-out scenes, {classes} classes; modality {name}")
     with claim_output(args.out, "fourm-stem", [("model", model_dir), ("data", Path(args.data))], args.overwrite,
                       is_saved_model) as out:  # fmt: skip
-        partial = partial_path(out)
         manifest = {
             "inputs": {"model": content_fingerprint(model_dir), "data": dataset_fingerprint(args.data)},
             "modality": name, "image_key": args.image_key, "labels_key": args.labels_key, "scenes": args.scenes,
             "val_scenes": args.val_scenes, "config": asdict(config),
         }  # fmt: skip
-        claim_partial(partial, manifest, start_over=args.overwrite,
-                      hint="delete it or pass --overwrite to start over")  # fmt: skip
-        start = time.time()
-        head, losses = pretrain_image_stem(stem, train_images, train_labels, classes, config,
-                                           state_path=partial / "state.pt", save_every=args.save_every)  # fmt: skip
-        minutes = (time.time() - start) / 60
-        accuracy = object_shape_accuracy(stem, head, val_images, val_labels)
-        model = with_pretrained_stem(base, {name: stem})
-        last = float(np.mean(losses[-100:]))
-        report = {
-            "model": str(model_dir), "data": str(args.data), "modality": name, "image_key": args.image_key,
-            "labels_key": args.labels_key, "classes": classes, "config": asdict(config),
-            "train_scenes": len(train_images), "val_scenes": len(val_images), "minutes": minutes,
-            "object_class_acc_val": accuracy, "loss_first": losses[0], "loss_last100": last,
-            "losses_every_100": losses[::100],
-        }  # fmt: skip
-        with atomic_dir(out) as tmp:
-            model.save_pretrained(tmp)
-            (tmp / "stem_pretrain.json").write_text(json.dumps(report, indent=2))
-        shutil.rmtree(partial, ignore_errors=True)
+        with partial_run(out, manifest, start_over=args.overwrite) as partial:
+            start = time.time()
+            head, losses = pretrain_image_stem(stem, train_images, train_labels, classes, config,
+                                               state_path=partial / "state.pt", save_every=args.save_every)  # fmt: skip
+            minutes = (time.time() - start) / 60
+            accuracy = object_shape_accuracy(stem, head, val_images, val_labels)
+            model = with_pretrained_stem(base, {name: stem})
+            last = float(np.mean(losses[-100:]))
+            report = {
+                "model": str(model_dir), "data": str(args.data), "modality": name, "image_key": args.image_key,
+                "labels_key": args.labels_key, "classes": classes, "config": asdict(config),
+                "train_scenes": len(train_images), "val_scenes": len(val_images), "minutes": minutes,
+                "object_class_acc_val": accuracy, "loss_first": losses[0], "loss_last100": last,
+                "losses_every_100": losses[::100],
+            }  # fmt: skip
+            with atomic_dir(out) as tmp:
+                model.save_pretrained(tmp)
+                (tmp / "stem_pretrain.json").write_text(json.dumps(report, indent=2))
     print(f"object class accuracy of the stem on held-out scenes: {accuracy:.3f} (loss {losses[0]:.3f} -> "
           f"{last:.3f}, {minutes:.1f} min); wrote {args.out}")
     return 0

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from fourm.cli import (
@@ -43,13 +42,7 @@ from fourm.cli import (
 from fourm.data.raw_dataset import load_split, modality_split
 from fourm.errors import FourmError
 from fourm.utils.config import apply_overrides, read_mapping
-from fourm.utils.outputs import (
-    claim_output,
-    claim_partial,
-    is_saved_model,
-    is_trained_tokenizer,
-    partial_path,
-)
+from fourm.utils.outputs import claim_output, is_saved_model, is_trained_tokenizer, partial_run
 
 
 def _claim(args: argparse.Namespace, out, command: str, recognize, inputs: list | None = None):
@@ -197,14 +190,12 @@ def _train_perceptual(args: argparse.Namespace) -> int:
 
     (rgb, labels), (val_rgb, val_labels) = split("train", None), split("val", 512)
     num_classes = args.num_classes or int(max(labels.max(), val_labels.max())) + 1
-    partial = partial_path(out)  # the state an interrupted run resumes from
     manifest = {"inputs": {"data": dataset_fingerprint(args.data)}, "key": args.key, "num_classes": num_classes,
                 "minutes": args.minutes, "steps": args.steps}  # fmt: skip
-    claim_partial(partial, manifest, start_over=args.overwrite, hint="delete it or pass --overwrite to start over")
-    net, report = train_perceptual_net(rgb, labels, val_rgb, val_labels, num_classes, args.minutes, args.steps,
-                                       state_path=partial / "state.pt")  # fmt: skip
-    save_perceptual_net(net, out)
-    shutil.rmtree(partial, ignore_errors=True)
+    with partial_run(out, manifest, start_over=args.overwrite) as partial:  # what an interrupted run resumes from
+        net, report = train_perceptual_net(rgb, labels, val_rgb, val_labels, num_classes, args.minutes, args.steps,
+                                           state_path=partial / "state.pt")  # fmt: skip
+        save_perceptual_net(net, out)
     print(f"{report.steps} steps; held-out pixel accuracy {report.pixel_acc:.3f}, on object pixels "
           f"{report.object_acc:.3f}; written to {out} (use as loss.perceptual_weights)")
     return 0

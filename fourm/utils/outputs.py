@@ -247,6 +247,22 @@ def claim_partial(partial: Path, manifest: dict, start_over: bool = False, hint:
     atomic_write_text(manifest_path, json.dumps(manifest))
 
 
+@contextlib.contextmanager
+def partial_run(out: str | os.PathLike, manifest: dict, start_over: bool = False,
+                hint: str = "delete it or pass --overwrite to start over") -> Iterator[Path]:  # fmt: skip
+    """:func:`claim_partial` on ``<out>.partial`` and yield it; removed when the work succeeds, and when
+    it fails before saving anything there (only the manifest), so a refused run leaves nothing beside ``out``."""
+    partial = partial_path(out)
+    claim_partial(partial, manifest, start_over, hint)
+    try:
+        yield partial
+    except BaseException:
+        if {p.name for p in partial.iterdir()} <= {"manifest.json"}:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(partial, ignore_errors=True)
+
+
 def is_raw_dataset(path: Path) -> bool:
     return (path / "fourm_dataset.json").is_file() and (path / "dataset_dict.json").is_file()
 

@@ -9,7 +9,15 @@ import pytest
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_dir, atomic_path, host_id
-from fourm.utils.outputs import MARKER, claim_output, claim_partial, lock_path, output_lock, partial_path
+from fourm.utils.outputs import (
+    MARKER,
+    claim_output,
+    claim_partial,
+    lock_path,
+    output_lock,
+    partial_path,
+    partial_run,
+)
 
 
 @pytest.mark.parametrize("where", ["same", "inside", "contains"])
@@ -118,3 +126,19 @@ def test_claim_partial_keeps_its_own_run_and_refuses_or_discards_another(tmp_pat
     claim_partial(partial, {"inputs": {"data": "xyz"}, "steps": 20}, start_over=True)
     assert not (partial / "work.bin").exists()
     assert json.loads((partial / "manifest.json").read_text())["steps"] == 20
+
+
+def test_partial_run_goes_when_done_and_when_refused_before_any_work(tmp_path):
+    out = tmp_path / "net.safetensors"
+    with partial_run(out, {"a": 1}) as partial:
+        (partial / "state.pt").write_bytes(b"x")
+    assert not partial.exists()  # done: removed
+    with pytest.raises(FourmError, match="bad input"):
+        with partial_run(out, {"a": 1}):
+            raise FourmError("bad input")
+    assert not partial.exists()  # nothing saved yet: nothing left beside out
+    with pytest.raises(KeyboardInterrupt):
+        with partial_run(out, {"a": 1}) as partial:
+            (partial / "state.pt").write_bytes(b"x")
+            raise KeyboardInterrupt
+    assert (partial / "state.pt").exists()  # work saved: kept for the resume
