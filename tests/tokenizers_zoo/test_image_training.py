@@ -209,7 +209,9 @@ def test_an_interrupted_training_resumes_exactly_and_another_run_is_refused(tmp_
         train_image_tokenizer(other, samples[:16], samples[16:], out, steps=12, progress=False)
     with pytest.raises(FourmError, match=r"changed: data"):
         train_image_tokenizer(cfg, samples[:15], samples[16:], out, steps=12, progress=False)
-    resumed = train_image_tokenizer(cfg, samples[:16], samples[16:], out, steps=12, progress=False)
+    saving_more_often = toy_config("rgb", "train.batch_size=4", "train.eval_every=6", "train.eval_samples=8",
+                                   "train.save_every=1", "train.warmup_steps=2", "quantizer.dead_code_steps=3")  # fmt: skip
+    resumed = train_image_tokenizer(saving_more_often, samples[:16], samples[16:], out, steps=12, progress=False)
     assert resumed["losses"] == straight["losses"] and len(straight["losses"]) == 12
     drop = ("minutes",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in resumed["history"]] == [

@@ -58,8 +58,15 @@ def run_manifest(cfg, total_steps: int, budget_s: float | None, arrays: list[np.
         for name, value in sorted(init.state_dict().items()):
             h.update(name.encode() + b"\0" + value.detach().cpu().contiguous().numpy().tobytes())
         init_digest = h.hexdigest()[:16]
-    return {"config": json.loads(json.dumps(cfg.to_dict())), "steps": total_steps, "max_seconds": budget_s,
+    return {"config": resume_config(cfg), "steps": total_steps, "max_seconds": budget_s,
             "inputs": {"data": array_digest(arrays), "init": init_digest}}  # fmt: skip
+
+
+def resume_config(cfg) -> dict:
+    """``cfg`` as a resumed run must match it: all of it but how often the state is saved."""
+    data = json.loads(json.dumps(cfg.to_dict()))
+    data.get("train", {}).pop("save_every", None)
+    return data
 
 
 def save_resume(out: Path, setup, step: int, rng: np.random.Generator, flip_gen: torch.Generator, log) -> None:

@@ -29,7 +29,7 @@ from fourm.utils.outputs import claim_partial
 from fourm.utils.precision import resolve_precision
 from fourm.utils.video import save_frame_strip, save_gif
 from tokenizers_zoo.image.metrics import psnr
-from tokenizers_zoo.image.resume import RESUME_DIR, array_digest
+from tokenizers_zoo.image.resume import RESUME_DIR, array_digest, resume_config
 from tokenizers_zoo.video.config import StageConfig, VideoTokenizerConfig
 from tokenizers_zoo.video.tokenizer import VideoTokenizer
 
@@ -191,8 +191,7 @@ def train_video_tokenizer(cfg: VideoTokenizerConfig, train_clips: np.ndarray, va
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     resume = out / RESUME_DIR  # each stage's state: an interrupted run resumes there
-    manifest = {"config": json.loads(json.dumps(cfg.to_dict())),
-                "inputs": {"clips": array_digest([train_clips, val_clips])}}  # fmt: skip
+    manifest = {"config": resume_config(cfg), "inputs": {"clips": array_digest([train_clips, val_clips])}}
     claim_partial(resume, manifest, start_over, hint="pass --overwrite to start over")
     torch.manual_seed(cfg.train.seed)
     gen = torch.Generator().manual_seed(cfg.train.seed)
