@@ -10,7 +10,7 @@ import re
 
 from fourm.cli import device_name
 from fourm.errors import FourmError
-from fourm.utils.outputs import claim_output, is_raw_dataset, output_lock
+from fourm.utils.outputs import claim_output, is_raw_dataset, output_lock, partial_run
 
 _COLUMN = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -61,7 +61,8 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from fourm.data.derive.sentence_embeddings import add_sentence_embeddings, load_minilm
+    from fourm.data.derive.sentence_embeddings import MINILM, add_sentence_embeddings, load_minilm
+    from fourm.data.pretokenize import dataset_fingerprint
     from fourm.data.raw_dataset import read_dataset_info
 
     if args.batch_size < 1:
@@ -70,9 +71,12 @@ def _embed(args: argparse.Namespace) -> int:
     info = read_dataset_info(args.data)  # fail on a bad --data before loading the embedder
     if name in info.get("keys", []):
         raise FourmError(f"{args.data} already has a column '{name}' (choose another --name)")
-    out = add_sentence_embeddings(
-        args.data, args.source, name, load_minilm(args.device), out=args.out, batch_size=args.batch_size
-    )
+    manifest = {"inputs": {"data": dataset_fingerprint(args.data)}, "source": args.source, "name": name,
+                "encoder": MINILM, "batch_size": args.batch_size}  # fmt: skip
+    target = args.data if args.out is None else args.out
+    with partial_run(target, manifest, start_over=args.overwrite) as partial:  # what an interrupted run resumes from
+        out = add_sentence_embeddings(args.data, args.source, name, load_minilm(args.device), out=args.out,
+                                      batch_size=args.batch_size, partial=partial)  # fmt: skip
     dim = read_dataset_info(out)["vectors"][name]["dim"]
     print(f"wrote {out}: '{name}' ({dim}-d unit vectors of '{args.source}') added")
     return 0

@@ -44,6 +44,32 @@ def raw(tmp_path) -> Path:
     )
 
 
+def test_an_interrupted_embedding_goes_on_from_its_cache(tmp_path):
+    """Killed after 3 of 4 batches with a save after each: the rerun embeds only the last batch and
+    gives the vectors of a run straight through; a cache for other texts is refused."""
+    texts = [*CAPTIONS, None]
+    straight, present = se.embed_texts(texts, fake_encoder, batch_size=2)
+    calls = []
+
+    def killed_after_3(batch):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(list(batch))
+        return fake_encoder(batch)
+
+    cache = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        se.embed_texts(texts, killed_after_3, batch_size=2, cache=cache, save_every=1)
+    seen = []
+    resumed, present2 = se.embed_texts(texts, lambda b: seen.append(list(b)) or fake_encoder(b), batch_size=2,
+                                       cache=cache, save_every=1)  # fmt: skip
+    assert len(seen) == 1 and sorted(sum(calls, []) + seen[0]) == sorted(CAPTIONS)
+    np.testing.assert_array_equal(resumed, straight)
+    np.testing.assert_array_equal(present2, present)
+    with pytest.raises(FourmError, match="cannot resume from .* for 3 texts"):
+        se.embed_texts(CAPTIONS[:3], fake_encoder, batch_size=2, cache=cache)
+
+
 def test_embed_texts_normalises_and_keeps_order():
     texts = [CAPTIONS[0], None, CAPTIONS[2], "   ", CAPTIONS[1]]
     vectors, present = se.embed_texts(texts, fake_encoder, batch_size=2)
@@ -86,6 +112,7 @@ def test_embed_cli_in_place(raw, monkeypatch, capsys):
     assert main(["embed", "--data", str(raw), "--source", "caption", "--batch-size", "4"]) == 0
     assert "'caption_embedding' (16-d unit vectors of 'caption') added" in capsys.readouterr().out
     assert not [p for p in raw.parent.iterdir() if p.name.startswith(".raw.")]  # no temporary leftovers
+    assert not (raw.parent / "raw.partial").exists()  # the resume cache goes when the column is written
     vectors = np.array(load_raw_dataset(raw)["val"]["caption_embedding"])
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-6)
     assert main(["embed", "--data", str(raw), "--source", "caption"]) == 2

@@ -10,6 +10,7 @@ package; it never downloads anything. Any ``texts -> (N, D)`` callable can stand
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fourm.errors import FourmError
+from fourm.utils.atomic import atomic_path, atomic_write_text
 
 MINILM = "all-MiniLM-L6-v2"
 MINILM_DIM = 384
@@ -50,21 +52,28 @@ def load_minilm(device: str = "cpu") -> TextEncoder:
 
 
 def embed_texts(
-    texts: Sequence[str | None], encoder: TextEncoder, batch_size: int = 256, desc: str = "embed"
+    texts: Sequence[str | None],
+    encoder: TextEncoder,
+    batch_size: int = 256,
+    desc: str = "embed",
+    cache: Path | None = None,
+    save_every: int = 20,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Texts -> (vectors (N, D) float32 with unit l2 norm, present (N,) bool).
 
     Missing or blank texts get a zero row and ``present`` False. Texts are embedded in batches of
-    similar length (less padding), the output keeps the input order.
+    similar length (less padding), the output keeps the input order. With ``cache`` (a folder) the
+    vectors so far are saved there every ``save_every`` batches, and a call that finds them goes on
+    from there (the caller checks that the texts and settings are the same).
     """
     if batch_size < 1:
         raise FourmError(f"batch size must be >= 1, got {batch_size}")
     present = np.array([isinstance(t, str) and bool(t.strip()) for t in texts], dtype=bool)
     rows = np.flatnonzero(present)
     rows = rows[np.argsort([len(texts[i]) for i in rows], kind="stable")]
-    out: np.ndarray | None = None
-    with tqdm(total=len(rows), desc=desc, unit="text") as bar:
-        for start in range(0, len(rows), batch_size):
+    out, first = _load_cache(cache, len(texts)) if cache is not None else (None, 0)
+    with tqdm(total=len(rows), initial=min(first, len(rows)), desc=desc, unit="text") as bar:
+        for start in range(first, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             vecs = np.asarray(encoder([texts[i] for i in chunk]), dtype=np.float32)
             if vecs.ndim != 2 or len(vecs) != len(chunk):
@@ -76,9 +85,33 @@ def embed_texts(
                 out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
             out[chunk] = vecs / norms
             bar.update(len(chunk))
+            if cache is not None and (start // batch_size + 1) % save_every == 0:
+                _save_cache(cache, out, start + len(chunk))
     if out is None:
         raise FourmError("no text to embed (every text is missing or empty)")
     return out, present
+
+
+def _save_cache(cache: Path, vectors: np.ndarray, done: int) -> None:
+    """The vectors, then how many (length-sorted) texts they hold: a crash in between only redoes some."""
+    with atomic_path(cache / "vectors.npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, vectors)
+    atomic_write_text(cache / "done.json", json.dumps({"texts": done}))
+
+
+def _load_cache(cache: Path, n: int) -> tuple[np.ndarray | None, int]:
+    """(the saved vectors, how many sorted texts they hold), or (None, 0) when nothing was saved."""
+    if not (cache / "done.json").exists():
+        return None, 0
+    try:
+        done = int(json.loads((cache / "done.json").read_text())["texts"])
+        vectors = np.load(cache / "vectors.npy")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise FourmError(f"cannot resume from {cache}: {str(e).splitlines()[0]}") from None
+    if vectors.ndim != 2 or len(vectors) != n or vectors.dtype != np.float32:
+        raise FourmError(f"cannot resume from {cache}: it holds {vectors.shape} vectors for {n} texts")
+    return vectors, done
 
 
 def add_sentence_embeddings(
@@ -89,9 +122,11 @@ def add_sentence_embeddings(
     out: str | Path | None = None,
     batch_size: int = 256,
     encoder_name: str = MINILM,
+    partial: Path | None = None,
 ) -> Path:
     """Embed the ``source`` text of every sample of the raw dataset ``data`` and write the dataset
-    with the new vector column ``name`` (to ``out``, default in place; atomically)."""
+    with the new vector column ``name`` (to ``out``, default in place; atomically). With ``partial``
+    (a folder) each split's vectors so far are kept in ``partial/<split>/`` (:func:`embed_texts`)."""
     from fourm.data.raw_dataset import add_vector_column, load_raw_dataset
 
     dataset = load_raw_dataset(data)
@@ -102,7 +137,8 @@ def add_sentence_embeddings(
         texts = ds[source]
         if texts and not all(t is None or isinstance(t, str) for t in texts):
             raise FourmError(f"{data}: column '{source}' does not hold text")
-        vectors[split] = embed_texts(texts, encoder, batch_size, desc=f"embed {split}")
+        cache = None if partial is None else partial / split
+        vectors[split] = embed_texts(texts, encoder, batch_size, desc=f"embed {split}", cache=cache)
     del dataset
     meta = {"source": source, "encoder": encoder_name, "normalized": True}
     return add_vector_column(data, name, vectors, out=out, meta=meta)
