@@ -44,7 +44,7 @@ OUTCOMES = ("clear error", "traceback", "silent wrong", "hang", "other")
 MODULES = {
     "data": "fourm.cli.data", "tokenizer": "fourm.cli.tokenizer", "pack": "fourm.cli.pack",
     "bundle": "fourm.cli.bundle", "retrieve": "fourm.cli.retrieve", "convert": "fourm.cli.convert",
-    "recipe": "fourm.cli.recipe",
+    "recipe": "fourm.cli.recipe", "stem": "fourm.cli.stem",
 }  # fmt: skip
 SCRIPTS = {"train": "train.py", "generate": "generate.py"}
 DATA_SUBCOMMANDS = ("world", "import", "show", "tokenize", "embed")
