@@ -203,6 +203,7 @@ def test_an_interrupted_training_resumes_exactly_and_another_run_is_refused(tmp_
         train_image_tokenizer(cfg, samples[:16], samples[16:], out, steps=12, progress=False)
     monkeypatch.setattr(trainer, "save_resume", save)
     assert (out / "resume" / "state.pt").is_file() and not (out / "last").exists()
+    assert (out / "tokenizer").is_dir()  # the step-6 best: tokenizer/ alone does not say the run is done
     other = toy_config("rgb", "train.batch_size=4", "train.eval_every=6", "train.eval_samples=8",
                        "train.save_every=4", "train.warmup_steps=2", "quantizer.dead_code_steps=3", "train.lr=0.01")  # fmt: skip
     with pytest.raises(FourmError, match=r"interrupted run .*changed: config.*--overwrite"):
