@@ -11,6 +11,7 @@ from PIL import Image
 
 from fourm.cli.tokenizer import main
 from fourm.errors import FourmError
+from fourm.testing.interrupt import kill_after_save
 from fourm.testing.tokenizers import toy_config
 from tokenizers_zoo.image import ImageTokenizer
 from tokenizers_zoo.image.metrics import ReconstructionMetrics, psnr
@@ -190,14 +191,7 @@ def test_an_interrupted_training_resumes_exactly_and_another_run_is_refused(tmp_
     cfg = toy_config("rgb", "train.batch_size=4", "train.eval_every=6", "train.eval_samples=8",
                      "train.save_every=4", "train.warmup_steps=2", "quantizer.dead_code_steps=3")  # fmt: skip
     straight = train_image_tokenizer(cfg, samples[:16], samples[16:], tmp_path / "a", steps=12, progress=False)
-    save = trainer.save_resume
-
-    def killed_after_step_8(out, setup, step, *rest):
-        save(out, setup, step, *rest)
-        if step == 8:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer, "save_resume", killed_after_step_8)
+    save = kill_after_save(monkeypatch, trainer, "save_resume", lambda out, setup, step, *_: step == 8)
     out = tmp_path / "b"
     with pytest.raises(KeyboardInterrupt):
         train_image_tokenizer(cfg, samples[:16], samples[16:], out, steps=12, progress=False)

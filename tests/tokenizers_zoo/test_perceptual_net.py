@@ -9,6 +9,7 @@ import torch
 
 from fourm.cli.tokenizer import main
 from fourm.errors import FourmError
+from fourm.testing.interrupt import kill_after_save
 from tokenizers_zoo.image.losses import PerceptualLoss
 from tokenizers_zoo.image.perceptual import save_perceptual_net, train_perceptual_net
 
@@ -72,14 +73,7 @@ def test_an_interrupted_training_resumes_to_the_same_net(tmp_path, monkeypatch):
     (rgb, labels), (vr, vl) = squares(32, 0), squares(8, 1)
     run = dict(minutes=5, max_steps=8, batch_size=4, progress=False)
     straight, _ = train_perceptual_net(rgb, labels, vr, vl, 3, **run)
-    save = perceptual.save_loop_state
-
-    def killed_after_step_4(path, loop, *rest):
-        save(path, loop, *rest)
-        if loop.step == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(perceptual, "save_loop_state", killed_after_step_4)
+    save = kill_after_save(monkeypatch, perceptual, "save_loop_state", lambda path, loop, *_: loop.step == 4)
     state = tmp_path / "state.pt"
     with pytest.raises(KeyboardInterrupt):
         train_perceptual_net(rgb, labels, vr, vl, 3, **run, state_path=state, save_every=2)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from fourm.errors import FourmError
 from fourm.resources import CONFIG_ROOT
+from fourm.testing.interrupt import kill_after_save
 from tokenizers_zoo.video import VideoTokenizer, VideoTokenizerConfig
 
 SIZE, PATCH = 32, 8
@@ -177,14 +178,8 @@ def test_an_interrupted_training_resumes_exactly(tmp_path, monkeypatch):
     stages = dict(image_stage=dict(steps=3, image_batch=4), joint_stage=dict(steps=4, image_batch=2, video_batch=2))
     cfg = toy_config(train=dict(**stages, warmup_steps=1, eval_clips=2, precision="fp32", save_every=2))
     straight = train_video_tokenizer(cfg, clips[:4], clips[4:], tmp_path / "a", log=lambda _: None)
-    save = trainer.save_loop_state
-
-    def killed_in_the_joint_stage(path, loop, *rest):
-        save(path, loop, *rest)
-        if path.name == "joint.pt" and loop.step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer, "save_loop_state", killed_in_the_joint_stage)
+    joint_step_2 = lambda path, loop, *_: path.name == "joint.pt" and loop.step == 2  # noqa: E731
+    save = kill_after_save(monkeypatch, trainer, "save_loop_state", joint_step_2)
     out = tmp_path / "b"
     with pytest.raises(KeyboardInterrupt):
         train_video_tokenizer(cfg, clips[:4], clips[4:], out, log=lambda _: None)

@@ -14,6 +14,7 @@ from training_testing import PIX, save_trained_like
 from fourm.cli.stem import main
 from fourm.data.raw_dataset import write_raw_dataset
 from fourm.model import FourM
+from fourm.testing.interrupt import kill_after_save
 
 ARCH = {"dim": 32, "enc_depth": 1, "dec_depth": 1, "num_heads": 2}
 
@@ -81,14 +82,7 @@ def test_an_interrupted_run_resumes_and_a_changed_one_is_refused(inputs, tmp_pat
     straight = tmp_path / "straight"
     assert _run(inputs, straight) == 0
     out = tmp_path / "stem"
-    save = sp.save_loop_state
-
-    def killed_after_step_40(path, loop, *rest):
-        save(path, loop, *rest)
-        if loop.step == 40:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(sp, "save_loop_state", killed_after_step_40)
+    save = kill_after_save(monkeypatch, sp, "save_loop_state", lambda path, loop, *_: loop.step == 40)
     assert _run(inputs, out, "--save-every", "20") == 130  # Ctrl-C
     monkeypatch.setattr(sp, "save_loop_state", save)
     partial = tmp_path / "stem.partial"

@@ -16,6 +16,7 @@ from fourm.core.patches import patchify
 from fourm.errors import FourmError
 from fourm.model import FourM, ModalityConfig
 from fourm.model.patch_stem import ImageConvStem
+from fourm.testing.interrupt import kill_after_save
 from fourm.training.finetune import replace_patch_stem
 from fourm.training.stem_pretrain import (
     StemPretrainConfig,
@@ -125,14 +126,7 @@ def test_an_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, monkey
 
     straight = fresh()
     head, losses = pretrain_image_stem(straight, rgb, labels, 3, config, progress=False)
-    save = sp.save_loop_state
-
-    def killed_after_step_4(path, loop, *rest):
-        save(path, loop, *rest)
-        if loop.step == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(sp, "save_loop_state", killed_after_step_4)
+    save = kill_after_save(monkeypatch, sp, "save_loop_state", lambda path, loop, *_: loop.step == 4)
     state = tmp_path / "state.pt"
     with pytest.raises(KeyboardInterrupt):
         pretrain_image_stem(fresh(), rgb, labels, 3, config, progress=False, state_path=state, save_every=2)
