@@ -2,7 +2,7 @@
 
     resume/manifest.json     what the run is (config, step and time budget, data and init digests)
     resume/state.pt          step, tokenizer, optimizer, batch and flip samplers, the run's log and
-                             the main process's RNG states (one file: written last, atomically)
+                             the main process's RNG states (fourm.utils.loop_state: written last, atomically)
     resume/rng_rank<r>.pt    {"step", "rng"}: the RNG states of process r > 0
 
 Saved every ``train.save_every`` steps and at every evaluation; removed when the run finishes. A
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import shutil
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 
 from fourm.errors import FourmError
 from fourm.utils.atomic import atomic_path
+from fourm.utils.loop_state import LoopState, load_loop_state, save_loop_state
 from fourm.utils.outputs import claim_partial
 from fourm.utils.rng import rng_state, set_rng_state
 
@@ -80,15 +80,11 @@ def save_resume(out: Path, setup, step: int, rng: np.random.Generator, flip_gen:
         with atomic_path(folder / f"rng_rank{rank}.pt") as tmp:
             torch.save({"step": step, "rng": rng_state()}, tmp)
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        state = {
-            "step": step, "tokenizer": setup.tokenizer.state_dict(), "optimizer": setup.optimizer.state_dict(),
-            "sampler": json.dumps(rng.bit_generator.state), "flips": flip_gen.get_state(),
-            "elapsed": time.monotonic() - log.t0, "losses": log.losses, "history": json.dumps(log.history),
-            "best": json.dumps(log.best), "rng": rng_state(),
-        }  # fmt: skip
-        with atomic_path(folder / "state.pt") as tmp:
-            torch.save(state, tmp)
+    if accelerator.is_main_process:  # the shared state, with the main process's RNGs
+        extra = {"sampler": rng.bit_generator.state, "flips": flip_gen.get_state(), "history": log.history,
+                 "best": log.best}  # fmt: skip
+        loop = LoopState(step, log.losses, time.monotonic() - log.t0, extra)
+        save_loop_state(folder / "state.pt", loop, {"tokenizer": setup.tokenizer}, setup.optimizer)
     accelerator.wait_for_everyone()
 
 
@@ -102,30 +98,25 @@ def load_resume(out: Path, manifest: dict, start_over: bool, setup, rng: np.rand
     if accelerator.is_main_process:
         claim_partial(folder, manifest, start_over, hint="pass --overwrite to start over")
     accelerator.wait_for_everyone()
-    path = folder / "state.pt"
-    if not path.exists():
-        return 0
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        setup.tokenizer.load_state_dict(state["tokenizer"])
-        setup.optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = json.loads(state["sampler"])
-        flip_gen.set_state(state["flips"])
-        step, losses = int(state["step"]), [float(v) for v in state["losses"]]
-        history, best, elapsed = json.loads(state["history"]), json.loads(state["best"]), float(state["elapsed"])
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError, pickle.UnpicklingError) as e:
-        raise FourmError(f"cannot resume from {path}: {str(e).splitlines()[0]} (pass --overwrite to start over)") from e
-    if len(losses) != step:
-        raise FourmError(f"cannot resume from {path}: {len(losses)} losses for {step} steps (pass --overwrite to start over)")
-    log.losses, log.history, log.best, log.t0 = losses, history, best, time.monotonic() - elapsed
-    _restore_rng(folder, state, step, accelerator.process_index, seed)
-    return step
+        loop = load_loop_state(folder / "state.pt", {"tokenizer": setup.tokenizer}, setup.optimizer)
+        if loop is None:
+            return 0
+        rng.bit_generator.state = loop.extra["sampler"]
+        flip_gen.set_state(loop.extra["flips"])
+        log.history, log.best = loop.extra["history"], loop.extra["best"]
+    except FourmError as e:
+        raise FourmError(f"{e} (pass --overwrite to start over)") from e
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise FourmError(f"cannot resume from {folder / 'state.pt'}: {str(e).splitlines()[0]} "
+                         "(pass --overwrite to start over)") from e  # fmt: skip
+    log.losses, log.t0 = loop.losses, time.monotonic() - loop.elapsed
+    if accelerator.process_index > 0:  # load_loop_state restored the main process's RNGs
+        _restore_rank_rng(folder, loop.step, accelerator.process_index, seed)
+    return loop.step
 
 
-def _restore_rng(folder: Path, state: dict, step: int, rank: int, seed: int) -> None:
-    if rank == 0:
-        set_rng_state(state["rng"])
-        return
+def _restore_rank_rng(folder: Path, step: int, rank: int, seed: int) -> None:
     path = folder / f"rng_rank{rank}.pt"
     saved = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
     if saved is not None and int(saved["step"]) == step:
