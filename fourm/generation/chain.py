@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -276,6 +276,13 @@ def progressive_values(
     return values.reshape(b, length * mod.value_dim)
 
 
+def _on(device: torch.device, derived: Tensor | GivenTokens) -> GivenTokens:
+    """A derived input on ``device``: ids (B, N) at positions 0..N-1, or GivenTokens (pixel patches) as they are."""
+    if isinstance(derived, GivenTokens):
+        return GivenTokens(*(None if t is None else t.to(device) for t in (derived.tokens, derived.positions, derived.valid, derived.values)))
+    return GivenTokens.at(derived.to(device))
+
+
 @contextlib.contextmanager
 def _eval_mode(model: FourM) -> Iterator[None]:
     was_training = model.training
@@ -308,8 +315,15 @@ class _Chain:
     progress: bool
     grammars: Mapping[str, LogitsProcessor]
     clean: Mapping[str, Callable[[Tensor], Tensor | None]]
-    derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor]]]
+    derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor | GivenTokens]]]
     negative: Mapping[str, GivenTokens] = field(default_factory=dict)
+    read_through: frozenset[str] = frozenset()
+
+    def reading(self, name: str, finished: GivenTokens, derived: Mapping[str, GivenTokens]) -> dict[str, GivenTokens]:
+        """What a finished target conditions the later targets (and its rerankers) with: its derived
+        inputs, and its own tokens unless it is read through them (an image read as pixel patches)."""
+        own = {} if name in self.read_through and derived else {name: finished}
+        return {**derived, **own}
 
     def unconditional(self, generated: Mapping[str, GivenTokens]) -> dict[str, GivenTokens]:
         """The unconditional guidance pass: the targets generated so far (``grow_unconditional``) and the
@@ -363,7 +377,7 @@ class _Chain:
         if name not in self.derive:
             return {}
         extra = self.derive[name](finished.tokens).items()
-        return {m: GivenTokens.at(ids.to(self.device)) for m, ids in extra if m not in given}
+        return {m: _on(self.device, ids) for m, ids in extra if m not in given}
 
     def best_of(
         self,
@@ -387,7 +401,7 @@ class _Chain:
         draws, conditioning, scores = [], [], []
         for _ in range(target.candidates):
             tokens, finished = self.sample(target, available, unconditional, partial)
-            context = {**self.derived(name, finished, {}), name: finished}
+            context = self.reading(name, finished, self.derived(name, finished, {}))
             score = torch.zeros(self.num_samples, device=self.device)
             for s in scored:
                 score += log_likelihood(self.model, context, s, known[s], self.plan.sos)
@@ -411,8 +425,9 @@ def generate_chained(
     progress: bool = False,
     grammars: Mapping[str, LogitsProcessor] | None = None,
     clean: Mapping[str, Callable[[Tensor], Tensor | None]] | None = None,
-    derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor]]] | None = None,
+    derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor | GivenTokens]]] | None = None,
     negative: Mapping[str, Tensor | GivenTokens] | None = None,
+    read_through: Collection[str] = (),
 ) -> dict[str, Tensor]:
     """Generate ``plan``'s targets in order -> {modality: tokens (num_samples, L)} (a continuous
     target: its values (num_samples, L * C) fp32).
@@ -424,9 +439,12 @@ def generate_chained(
     ``clean``: {sequence target: fn(tokens (B, L)) -> ids (B, L') padded after [EOS], or None};
     when it returns ids, those (not the sampled tokens) condition the later targets (e.g. the
     sequence re-encoded without its malformed groups). The returned tokens are always the sampled ones.
-    ``derive``: {target: fn(its conditioning ids (B, L)) -> {modality: ids (B, N)}}: inputs computed from
-    a finished target (e.g. a box map drawn from the generated boxes) that condition the later targets
-    like the target itself (conditions given by the caller are never replaced).
+    ``derive``: {target: fn(its conditioning ids (B, L)) -> {modality: ids (B, N) or GivenTokens}}: inputs
+    computed from a finished target (a box map drawn from the generated boxes, the pixel patches of a
+    generated image) that condition the later targets like the target itself (conditions given by the
+    caller are never replaced). ``read_through``: targets whose derived inputs stand in for their own
+    tokens, for the later targets and for the rerankers of their candidates (a generated image that the
+    model reads as pixel patches, as it reads a given one).
     ``negative``: conditions (as ``conditions``) that the unconditional pass of every guided target holds,
     a negative prompt; at least one target must be guided, and none may be a negative's modality.
     """
@@ -445,7 +463,7 @@ def generate_chained(
             )
     chain = _Chain(
         model, plan, num_samples, device, make_generator(seed, device), use_cache, progress,
-        grammars or {}, clean or {}, derive or {}, negative_given,
+        grammars or {}, clean or {}, derive or {}, negative_given, frozenset(read_through),
     )  # fmt: skip
     generated: dict[str, GivenTokens] = {}
     outputs: dict[str, Tensor] = {}
@@ -462,9 +480,10 @@ def generate_chained(
                 tokens, finished = chain.sample(target, available, chain.unconditional(generated), partials.get(name))
                 extra = chain.derived(name, finished, given)
             outputs[name] = tokens
-            if config.modalities[name].input:
-                generated[name] = finished
-            generated.update(extra)
+            reading = chain.reading(name, finished, extra)
+            if not config.modalities[name].input:
+                reading.pop(name, None)
+            generated.update(reading)
     return outputs
 
 

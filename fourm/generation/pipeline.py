@@ -360,26 +360,41 @@ class FourMPipeline:
         return out
 
     def derived_inputs(self, targets: Sequence[str], conditions: Mapping[str, Any]) -> dict:
-        """{target: fn(ids) -> {box map: ids}} for the generated targets that the model's box maps are
-        drawn from (and that no condition gives already): the chain's later targets read the boxes'
-        map as in training."""
+        """{target: fn(ids) -> {modality: ids or GivenTokens}} for the generated targets that the model
+        reads through another modality of the same data (and that no condition gives already): the
+        boxes' map drawn from generated boxes, the pixel patches (``rgb_pixels``) of a generated image
+        decoded by its tokenizer. The chain's later targets read them as in training."""
         derive: dict = {}
         for name, codec in self.codecs.items():
-            if not isinstance(codec, BoxMapCodec) or name in conditions or not self.model.config.modalities[name].input:
+            if not isinstance(codec, (BoxMapCodec, PatchCodec)) or name in conditions or not self.model.config.modalities[name].input:
                 continue
             key = self.registry[name].data_key
-            source = next((t for t in targets if self.registry[t].data_key == key), None)
+            source = next(
+                (t for t in targets if self.registry[t].data_key == key and not isinstance(self.codecs[t], PatchCodec)), None
+            )
             if source is not None:
                 derive.setdefault(source, []).append(name)
 
-        def make(source: str, maps: list[str]):
-            def fn(ids: Tensor) -> dict[str, Tensor]:
+        def make(source: str, readers: list[str]):
+            def fn(ids: Tensor) -> dict[str, Tensor | GivenTokens]:
                 values = self.codecs[source].decode(ids.cpu())
-                return {m: self.codecs[m].encode(values) for m in maps}
+                out: dict[str, Tensor | GivenTokens] = {}
+                for m in readers:
+                    encoded = self.codecs[m].encode(values)
+                    out[m] = GivenTokens.patches(encoded) if isinstance(self.codecs[m], PatchCodec) else encoded
+                return out
 
             return fn
 
-        return {source: make(source, maps) for source, maps in derive.items()}
+        return {source: make(source, readers) for source, readers in derive.items()}
+
+    def read_through(self, derive: Mapping[str, Any]) -> list[str]:
+        """The generated targets that later targets read only through their derived pixel patches:
+        images, when :attr:`image_inputs` is "patches" and the model reads their data as patches."""
+        if self.image_inputs != "patches":
+            return []
+        patch_keys = {self.registry[n].data_key for n, c in self.codecs.items() if isinstance(c, PatchCodec)}
+        return [t for t in derive if self.registry[t].data_key in patch_keys]
 
     def builtin_target(self, name: str) -> dict[str, Any]:
         """The built-in default GenerationTarget fields of ``name`` (before any generation.json)."""
@@ -658,7 +673,7 @@ class FourMPipeline:
             check_level_partners(self.codecs, names, [*conditions, *names])
         out = generate_chained(
             self.model, given, plan, num_samples, seed, autocast_dtype=autocast, progress=progress,
-            grammars=grammars, clean=clean, derive=derive, negative=negatives[0],
+            grammars=grammars, clean=clean, derive=derive, negative=negatives[0], read_through=self.read_through(derive),
         )  # fmt: skip
         for t in plan.targets:  # decoded values and parse failures of the kept candidates
             if t.candidates > 1 and t.modality in clean:

@@ -3,7 +3,9 @@
 A target sampled ``candidates`` times (e.g. boxes from a caption) is kept in the version under
 which the model finds the given conditions most likely (log p(caption | boxes, box map, the other
 conditions)), the reverse direction of the same model acting as a verifier. Relations that the
-forward sampler drops ("to the left of" from boxes that overlap) cost likelihood in reverse.
+forward sampler drops ("to the left of" from boxes that overlap) cost likelihood in reverse. A
+candidate image is read as the model reads images: through its pixel patches where the pipeline
+derives them (``generate_chained``'s ``read_through``), not through its own tokens.
 
 * :func:`log_likelihood`: teacher-forced log p of a given modality's tokens, summed over its valid
   tokens (B,). Sequences are scored causally ([SOS] + previous tokens as decoder input); image and
