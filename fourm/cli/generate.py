@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-inputs", choices=("patches", "both"), default="patches",
                         help="a given image that the model also reads as pixel patches (rgb -> rgb_pixels): "
                         "patches (default) feeds the patches alone, as the model was trained; both feeds its tokens too")
+    parser.add_argument("--generated-image-inputs", choices=("tokens", "patches", "both"), default="tokens",
+                        help="how an image generated earlier in the chain conditions the later targets: its tokens "
+                        "(default), its pixel patches decoded by its tokenizer (the later maps follow what was drawn), or both")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: outputs/<timestamp>)")
     parser.add_argument(
         "--overwrite", action="store_true",
@@ -373,6 +376,7 @@ def _generate_prompts(args, prompts: list[Prompt], prefixes, targets, overrides,
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
     pipe.precision = "fp32" if args.fp32 else args.precision
     pipe.image_inputs = args.image_inputs
+    pipe.generated_image_inputs = args.generated_image_inputs
     plan_targets = [pipe.default_target(t, **overrides[t]) for t in targets]
     check_steps(pipe, plan_targets, overrides)
     pipe.plan(plan_targets)  # checks the targets before any prompt
@@ -432,6 +436,7 @@ def _load_pipeline(args, conditions, prefixes, targets, overrides):
     pipe = FourMPipeline.from_pretrained(args.model, device=args.device)
     pipe.precision = "fp32" if args.fp32 else args.precision
     pipe.image_inputs = args.image_inputs
+    pipe.generated_image_inputs = args.generated_image_inputs
     for name in list(conditions) + list(prefixes):
         pipe.codec(name)  # unknown modality -> error listing the known ones
     check_values(pipe, conditions, prefixes, args.negative)

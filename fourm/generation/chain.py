@@ -317,13 +317,21 @@ class _Chain:
     clean: Mapping[str, Callable[[Tensor], Tensor | None]]
     derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor | GivenTokens]]]
     negative: Mapping[str, GivenTokens] = field(default_factory=dict)
+    verify: Mapping[str, Callable[[Tensor], Mapping[str, Tensor | GivenTokens]]] = field(default_factory=dict)
     read_through: frozenset[str] = frozenset()
 
+    def candidate(self, name: str, finished: GivenTokens) -> dict[str, GivenTokens]:
+        """What the reranker reads of one candidate: its ``verify`` reading (an image's pixel patches)
+        alone, else its tokens and the inputs derived from them (boxes and their box map)."""
+        if name in self.verify:
+            return {m: _on(self.device, v) for m, v in self.verify[name](finished.tokens).items()}
+        return {**self.derived(name, finished, {}), name: finished}
+
     def reading(self, name: str, finished: GivenTokens, derived: Mapping[str, GivenTokens]) -> dict[str, GivenTokens]:
-        """What a finished target conditions the later targets (and its rerankers) with: its derived
-        inputs, and its own tokens unless it is read through them (an image read as pixel patches)."""
+        """What a finished target conditions the later targets with: its derived inputs, and its own
+        tokens unless it is read through them (an image read as pixel patches)."""
         own = {} if name in self.read_through and derived else {name: finished}
-        return {**derived, **own}
+        return {**own, **derived}  # own tokens first: the encoder rows (and bf16 sums) in the order the chain always used
 
     def unconditional(self, generated: Mapping[str, GivenTokens]) -> dict[str, GivenTokens]:
         """The unconditional guidance pass: the targets generated so far (``grow_unconditional``) and the
@@ -401,7 +409,7 @@ class _Chain:
         draws, conditioning, scores = [], [], []
         for _ in range(target.candidates):
             tokens, finished = self.sample(target, available, unconditional, partial)
-            context = self.reading(name, finished, self.derived(name, finished, {}))
+            context = self.candidate(name, finished)
             score = torch.zeros(self.num_samples, device=self.device)
             for s in scored:
                 score += log_likelihood(self.model, context, s, known[s], self.plan.sos)
@@ -427,6 +435,7 @@ def generate_chained(
     clean: Mapping[str, Callable[[Tensor], Tensor | None]] | None = None,
     derive: Mapping[str, Callable[[Tensor], Mapping[str, Tensor | GivenTokens]]] | None = None,
     negative: Mapping[str, Tensor | GivenTokens] | None = None,
+    verify: Mapping[str, Callable[[Tensor], Mapping[str, Tensor | GivenTokens]]] | None = None,
     read_through: Collection[str] = (),
 ) -> dict[str, Tensor]:
     """Generate ``plan``'s targets in order -> {modality: tokens (num_samples, L)} (a continuous
@@ -442,9 +451,10 @@ def generate_chained(
     ``derive``: {target: fn(its conditioning ids (B, L)) -> {modality: ids (B, N) or GivenTokens}}: inputs
     computed from a finished target (a box map drawn from the generated boxes, the pixel patches of a
     generated image) that condition the later targets like the target itself (conditions given by the
-    caller are never replaced). ``read_through``: targets whose derived inputs stand in for their own
-    tokens, for the later targets and for the rerankers of their candidates (a generated image that the
-    model reads as pixel patches, as it reads a given one).
+    caller are never replaced). ``verify``: {target: fn(a candidate's ids (B, L)) -> {modality: ids or
+    GivenTokens}}: what the reranker reads of each candidate instead of its tokens (a generated image
+    read as its pixel patches, as the model reads a given one). ``read_through``: targets whose derived
+    inputs stand in for their own tokens as conditions of the later targets.
     ``negative``: conditions (as ``conditions``) that the unconditional pass of every guided target holds,
     a negative prompt; at least one target must be guided, and none may be a negative's modality.
     """
@@ -463,7 +473,7 @@ def generate_chained(
             )
     chain = _Chain(
         model, plan, num_samples, device, make_generator(seed, device), use_cache, progress,
-        grammars or {}, clean or {}, derive or {}, negative_given, frozenset(read_through),
+        grammars or {}, clean or {}, derive or {}, negative_given, verify or {}, frozenset(read_through),
     )  # fmt: skip
     generated: dict[str, GivenTokens] = {}
     outputs: dict[str, Tensor] = {}

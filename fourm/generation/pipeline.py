@@ -125,6 +125,7 @@ def _condition_rows(given: GivenTokens) -> Tensor:
 
 
 IMAGE_INPUTS = ("patches", "both")  # FourMPipeline.image_inputs
+GENERATED_IMAGE_INPUTS = ("tokens", "patches", "both")  # FourMPipeline.generated_image_inputs
 _GUIDANCE_FIELDS = ("guidance_scale", "guidance_weights")
 
 
@@ -206,6 +207,7 @@ class FourMPipeline:
         generation_defaults: Mapping[str, Mapping[str, Any]] | None = None,
         precision: str = "auto",
         image_inputs: str = "patches",
+        generated_image_inputs: str = "tokens",
     ) -> None:
         codecs = {**value_codecs(model), **codecs}  # continuous modalities need no tokenizer
         missing = [m for m in model.config.modalities if m not in codecs]
@@ -222,6 +224,7 @@ class FourMPipeline:
         # {modality: GenerationTarget fields} over the built-in defaults (a bundle's generation.json)
         self.generation_defaults: dict[str, dict[str, Any]] = {}
         self.image_inputs = image_inputs
+        self.generated_image_inputs = generated_image_inputs
         for name, fields in (generation_defaults or {}).items():
             self.set_defaults(name, **fields)
         self._grammars: dict[str, LogitsProcessor | None] = {}
@@ -335,6 +338,20 @@ class FourMPipeline:
             raise FourmError(f"invalid image_inputs '{value}' (expected {' or '.join(IMAGE_INPUTS)})")
         self._image_inputs = value
 
+    @property
+    def generated_image_inputs(self) -> str:
+        """How an image generated earlier in a chain conditions the later targets: "tokens" (default: its
+        tokens, with which the default model's later maps keep the caption's classes), "patches" (its
+        pixel patches decoded by its tokenizer, as a given image is read: the later maps follow what was
+        drawn), or "both". The reranker of its candidates always reads their pixel patches."""
+        return self._generated_image_inputs
+
+    @generated_image_inputs.setter
+    def generated_image_inputs(self, value: str) -> None:
+        if value not in GENERATED_IMAGE_INPUTS:
+            raise FourmError(f"invalid generated_image_inputs '{value}' (expected {', '.join(GENERATED_IMAGE_INPUTS)})")
+        self._generated_image_inputs = value
+
     def with_patch_conditions(self, conditions: Mapping[str, Any]) -> dict[str, Any]:
         """``conditions`` plus, for every raw value among them, the model's computed inputs that read
         the same raw key, as in training: pixel patches (``rgb`` -> ``rgb_pixels`` patches) and box
@@ -359,39 +376,54 @@ class FourMPipeline:
                 del out[source]
         return out
 
-    def derived_inputs(self, targets: Sequence[str], conditions: Mapping[str, Any]) -> dict:
-        """{target: fn(ids) -> {modality: ids or GivenTokens}} for the generated targets that the model
-        reads through another modality of the same data (and that no condition gives already): the
-        boxes' map drawn from generated boxes, the pixel patches (``rgb_pixels``) of a generated image
-        decoded by its tokenizer. The chain's later targets read them as in training."""
-        derive: dict = {}
+    def _readers(self, targets: Sequence[str], conditions: Mapping[str, Any], kinds: tuple[type, ...]) -> dict[str, list[str]]:
+        """{generated target: the model inputs of codec ``kinds`` that read its data (same raw key) and
+        that no condition gives already}."""
+        readers: dict[str, list[str]] = {}
         for name, codec in self.codecs.items():
-            if not isinstance(codec, (BoxMapCodec, PatchCodec)) or name in conditions or not self.model.config.modalities[name].input:
+            if not isinstance(codec, kinds) or name in conditions or not self.model.config.modalities[name].input:
                 continue
             key = self.registry[name].data_key
             source = next(
                 (t for t in targets if self.registry[t].data_key == key and not isinstance(self.codecs[t], PatchCodec)), None
             )
             if source is not None:
-                derive.setdefault(source, []).append(name)
+                readers.setdefault(source, []).append(name)
+        return readers
 
-        def make(source: str, readers: list[str]):
-            def fn(ids: Tensor) -> dict[str, Tensor | GivenTokens]:
-                values = self.codecs[source].decode(ids.cpu())
-                out: dict[str, Tensor | GivenTokens] = {}
-                for m in readers:
-                    encoded = self.codecs[m].encode(values)
-                    out[m] = GivenTokens.patches(encoded) if isinstance(self.codecs[m], PatchCodec) else encoded
-                return out
+    def _read_as(self, source: str, readers: list[str]):
+        """fn(ids (B, L) of ``source``) -> {reader: ids (B, N), or GivenTokens of pixel patches}: the
+        generated value decoded by its tokenizer, then encoded by each reader."""
 
-            return fn
+        def fn(ids: Tensor) -> dict[str, Tensor | GivenTokens]:
+            values = self.codecs[source].decode(ids.cpu())
+            out: dict[str, Tensor | GivenTokens] = {}
+            for m in readers:
+                encoded = self.codecs[m].encode(values)
+                out[m] = GivenTokens.patches(encoded) if isinstance(self.codecs[m], PatchCodec) else encoded
+            return out
 
-        return {source: make(source, readers) for source, readers in derive.items()}
+        return fn
+
+    def derived_inputs(self, targets: Sequence[str], conditions: Mapping[str, Any]) -> dict:
+        """{target: fn(ids) -> {modality: ids or GivenTokens}} for the generated targets that the model
+        reads through another modality of the same data (and that no condition gives already): the
+        boxes' map drawn from generated boxes, and, unless :attr:`generated_image_inputs` is "tokens",
+        the pixel patches (``rgb_pixels``) of a generated image decoded by its tokenizer. The chain's
+        later targets read them as in training."""
+        kinds = (BoxMapCodec,) if self.generated_image_inputs == "tokens" else (BoxMapCodec, PatchCodec)
+        return {source: self._read_as(source, r) for source, r in self._readers(targets, conditions, kinds).items()}
+
+    def candidate_readers(self, targets: Sequence[str]) -> dict:
+        """{image target: fn(ids) -> {patch modality: GivenTokens}}: how the reranker reads each candidate
+        of a generated image, through its pixel patches as the model reads a given image (the default
+        model reads its own rgb tokens poorly: docs/generation.md)."""
+        return {source: self._read_as(source, r) for source, r in self._readers(targets, {}, (PatchCodec,)).items()}
 
     def read_through(self, derive: Mapping[str, Any]) -> list[str]:
         """The generated targets that later targets read only through their derived pixel patches:
-        images, when :attr:`image_inputs` is "patches" and the model reads their data as patches."""
-        if self.image_inputs != "patches":
+        images, when :attr:`generated_image_inputs` is "patches"."""
+        if self.generated_image_inputs != "patches":
             return []
         patch_keys = {self.registry[n].data_key for n, c in self.codecs.items() if isinstance(c, PatchCodec)}
         return [t for t in derive if self.registry[t].data_key in patch_keys]
@@ -673,7 +705,8 @@ class FourMPipeline:
             check_level_partners(self.codecs, names, [*conditions, *names])
         out = generate_chained(
             self.model, given, plan, num_samples, seed, autocast_dtype=autocast, progress=progress,
-            grammars=grammars, clean=clean, derive=derive, negative=negatives[0], read_through=self.read_through(derive),
+            grammars=grammars, clean=clean, derive=derive, negative=negatives[0],
+            verify=self.candidate_readers(names), read_through=self.read_through(derive),
         )  # fmt: skip
         for t in plan.targets:  # decoded values and parse failures of the kept candidates
             if t.candidates > 1 and t.modality in clean:

@@ -151,3 +151,21 @@ def test_generate_cli_image_inputs(pipe, tmp_path, image, capsys):
     assert json.loads((tmp_path / "b" / "sequences.json").read_text())["conditions"] == ["rgb", "rgb_pixels"]
     assert main([*base, "--image-inputs", "tokens", "--out", str(tmp_path / "c")]) == 2
     assert "invalid choice: 'tokens'" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_generate_cli_generated_image_inputs(pipe, tmp_path, capsys):
+    """generate.py --generated-image-inputs: the depth drawn after a generated rgb reads its tokens
+    (default) or its pixel patches, which changes the depth (same seed, same rgb); a bad choice is refused."""
+    from fourm.cli.generate import main
+
+    bundle = pipe.save_pretrained(tmp_path / "bundle")
+    base = ["--model", str(bundle), "--cond", "caption=a red circle", "--target", "rgb", "depth", "--steps", "rgb=2",
+            "--steps", "depth=2", "--device", "cpu", "--no-progress", "--precision", "fp32"]
+    pictures = {}
+    for how in ("tokens", "patches"):
+        assert main([*base, "--generated-image-inputs", how, "--out", str(tmp_path / how)]) == 0
+        pictures[how] = {m: (tmp_path / how / "sample_000" / f"{m}.png").read_bytes() for m in ("rgb", "depth")}
+    assert pictures["tokens"]["rgb"] == pictures["patches"]["rgb"]
+    assert pictures["tokens"]["depth"] != pictures["patches"]["depth"]
+    assert main([*base, "--generated-image-inputs", "pixels", "--out", str(tmp_path / "bad")]) == 2
+    assert "invalid choice: 'pixels'" in capsys.readouterr().err and not (tmp_path / "bad").exists()

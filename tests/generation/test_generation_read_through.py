@@ -1,12 +1,16 @@
-"""A generated image is read back as the model reads a given one: as its pixel patches (decoded by
-the image's tokenizer), by the later targets of a chain and by the reranker of its candidates."""
+"""A generated image read back as the model reads a given one, as its pixel patches (decoded by the
+image's tokenizer): always by the reranker of its candidates, by the later targets of a chain as
+``generated_image_inputs`` says (its tokens by default)."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import pytest
 import torch
 
 import fourm.generation.chain as chain_module
+from fourm.errors import FourmError
 from fourm.generation.pipeline import FourMPipeline
 from fourm.testing.bundles import toy_pipeline
 
@@ -16,6 +20,15 @@ def pipe() -> FourMPipeline:
     pipe = toy_pipeline(image_size=32, modalities=("rgb", "depth", "caption"), rgb_pixels=True)
     pipe.precision = "fp32"
     return pipe
+
+
+@contextmanager
+def later_targets_read(pipe, how: str):
+    pipe.generated_image_inputs = how
+    try:
+        yield
+    finally:
+        pipe.generated_image_inputs = "tokens"
 
 
 def record_encoder_rows(pipe, monkeypatch) -> list[dict]:
@@ -43,38 +56,43 @@ def decoded_patches(pipe, rgb_tokens):
     return pipe.tokenize("rgb_pixels", pipe.detokenize("rgb", rgb_tokens))
 
 
-def test_the_chain_reads_a_generated_image_as_its_pixels(pipe, monkeypatch):
+def test_later_targets_read_a_generated_image_as_its_pixels(pipe, monkeypatch):
     config = pipe.model.config
     rgb, pix = config.modality_index("rgb"), config.modality_index("rgb_pixels")
     calls = record_encoder_rows(pipe, monkeypatch)
-    out = pipe.generate({"caption": "a red circle"}, ["rgb", "depth"], num_samples=2, seed=3, progress=False, decode=False)
+    with later_targets_read(pipe, "patches"):
+        out = pipe.generate({"caption": "a red circle"}, ["rgb", "depth"], num_samples=2, seed=3, progress=False, decode=False)
     reading = [c for c in calls if pix in c["modalities"]]
     assert reading, "the depth step never saw the generated image's pixels"
     expected = decoded_patches(pipe, out.tokens["rgb"])  # (2, 16, 192)
     for call in reading:
         assert rgb not in call["modalities"]  # its tokens are not read beside the pixels
         for r, patches in enumerate(call["patches"]):  # guidance passes repeat the two samples
-            width = patches.shape[-1] if patches is not None else 0
-            assert torch.equal(patches, expected[r % 2][:, :width])
+            assert torch.equal(patches, expected[r % 2])
     assert "rgb_pixels" not in out.tokens  # a derived input, not an output
 
 
-def test_image_inputs_both_reads_the_tokens_and_the_pixels(pipe, monkeypatch):
+@pytest.mark.parametrize("how, reads", [("tokens", {"rgb"}), ("both", {"rgb", "rgb_pixels"})])
+def test_later_targets_read_its_tokens_by_default_or_both(pipe, monkeypatch, how, reads):
     config = pipe.model.config
-    rgb, pix = config.modality_index("rgb"), config.modality_index("rgb_pixels")
-    pipe.image_inputs = "both"
-    try:
-        calls = record_encoder_rows(pipe, monkeypatch)
+    indices = {config.modality_index(m): m for m in ("rgb", "rgb_pixels")}
+    calls = record_encoder_rows(pipe, monkeypatch)
+    with later_targets_read(pipe, how):
         pipe.generate({"caption": "a red circle"}, ["rgb", "depth"], num_samples=2, seed=3, progress=False, decode=False)
-    finally:
-        pipe.image_inputs = "patches"
-    assert any({rgb, pix} <= c["modalities"] for c in calls)
+    seen = [{indices[i] for i in c["modalities"] if i in indices} for c in calls]
+    assert [s for s in seen if s][-1] == reads  # the depth step's encoder rows
 
 
-def test_pixels_given_by_the_caller_are_not_replaced(pipe):
-    assert pipe.derived_inputs(["rgb", "depth"], {"rgb_pixels": object()}) == {}
-    assert set(pipe.derived_inputs(["rgb", "depth"], {})) == {"rgb"}
-    assert pipe.read_through(pipe.derived_inputs(["rgb", "depth"], {})) == ["rgb"]
+def test_readers_of_a_generated_image(pipe):
+    assert pipe.derived_inputs(["rgb", "depth"], {}) == {}  # default: later targets read the tokens
+    assert set(pipe.candidate_readers(["rgb", "depth"])) == {"rgb"}  # the reranker reads the pixels
+    with later_targets_read(pipe, "patches"):
+        assert pipe.derived_inputs(["rgb", "depth"], {"rgb_pixels": object()}) == {}  # given pixels stay
+        assert pipe.read_through(pipe.derived_inputs(["rgb", "depth"], {})) == ["rgb"]
+    with later_targets_read(pipe, "both"):
+        assert pipe.read_through(pipe.derived_inputs(["rgb", "depth"], {})) == []
+    with pytest.raises(FourmError, match="invalid generated_image_inputs 'pixels'"):
+        pipe.generated_image_inputs = "pixels"
 
 
 def test_image_candidates_are_reranked_through_their_pixels(pipe, monkeypatch):
