@@ -2,9 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
 
 from fourm.data.world import render_sample
+from fourm.generation.conditions import GivenTokens
 from fourm.generation.pipeline import DEFAULT_BUNDLE, FourMPipeline
+from fourm.generation.rerank import log_likelihood
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +71,21 @@ def test_cli_prints_the_warning_as_one_line(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert err == ["warning: target 'bboxes': one draw instead of 8 candidates: no given condition that "
                    "the model predicts can rerank them (set rerank_by to name one)"]  # fmt: skip
+
+
+def test_image_candidates_are_checked_through_their_pixels(pipe):
+    """The shipped defaults draw rgb several times and keep the draw whose pixels explain the caption
+    best; reading pixels, the model finds a scene's caption likelier from its own image than from
+    another scene's (the verifier that choice relies on)."""
+    assert pipe.default_target("rgb").candidates > 1
+    assert pipe.read_through(pipe.derived_inputs(["bboxes", "rgb", "semseg"], {"caption": "x"})) == ["rgb"]
+    scenes = [render_sample(index=i, seed=123) for i in (11, 12, 13)]
+    plan = pipe.plan(["caption"])
+    captions = GivenTokens.sequence(pipe.tokenize("caption", [s["caption"] for s in scenes]), eos=plan.eos, pad=plan.pad)
+    table = []
+    with torch.no_grad():
+        for scene in scenes:  # row: the image; column: the caption
+            pixels = GivenTokens.patches(pipe.tokenize("rgb_pixels", [scene["rgb"]] * len(scenes)))
+            table.append(log_likelihood(pipe.model, {"rgb_pixels": pixels}, "caption", captions, plan.sos))
+    table = torch.stack(table)  # (images, captions)
+    assert bool((table.argmax(dim=0) == torch.arange(len(scenes))).all()), table
