@@ -117,6 +117,7 @@ def save_result(result: Any, out_dir: str | Path, overwrite: bool = False, scale
             "targets": result.targets,
             "plan": result.plan.to_dict(),
             **({"negative": result.negative} if getattr(result, "negative", None) else {}),
+            **({"image_reading": result.reading} if getattr(result, "reading", None) else {}),
             "samples": sequences,
         }
         (tmp / "sequences.json").write_text(json.dumps(to_jsonable(info), indent=2) + "\n")
@@ -191,6 +192,7 @@ def save_prompt_results(
             "targets": list(targets),
             "plan": first.plan.to_dict(),
             **({"negative": first.negative} if getattr(first, "negative", None) else {}),
+            **({"image_reading": first.reading} if getattr(first, "reading", None) else {}),
             "samples": entries,
         }
         (tmp / "sequences.json").write_text(json.dumps(to_jsonable(info), indent=2) + "\n")

@@ -80,6 +80,8 @@ class GenerationResult:
     ``parse_failures[m]``: for each structured sequence target (boxes, palette, metadata), per
     sample the groups that did not parse, ``{"text": ..., "error": ...}`` (empty lists: all parsed).
     ``negative``: the negative conditions ({modality: raw value}), if any.
+    ``reading``: how images were read, {"image_inputs": ..., "generated_image_inputs": ...} (the
+    pipeline's settings of that name; {} for a result made otherwise).
     """
 
     plan: GenerationPlan
@@ -90,6 +92,7 @@ class GenerationResult:
     seed: int = 0
     parse_failures: dict[str, list[list[dict[str, str]]]] = field(default_factory=dict)
     negative: dict[str, Any] = field(default_factory=dict)  # the negative conditions' raw values (a negative prompt)
+    reading: dict[str, str] = field(default_factory=dict)  # how given and generated images were read
 
     @property
     def num_samples(self) -> int:
@@ -728,7 +731,8 @@ class FourMPipeline:
             for name in tqdm(names, desc="decode", disable=not progress or len(names) == 1, leave=False):
                 done = levels if name in levels else decoded
                 values[name] = done[name] if name in done else self.detokenize(name, tokens[name], seed=seed)
-        return GenerationResult(plan, list(conditions), names, tokens, values, seed, failures, dict(negatives[1]))
+        reading = {"image_inputs": self.image_inputs, "generated_image_inputs": self.generated_image_inputs}
+        return GenerationResult(plan, list(conditions), names, tokens, values, seed, failures, dict(negatives[1]), reading)
 
     def _cleaner(self, name: str, decoded: dict[str, list[Any]], failures: dict[str, list[list[dict[str, str]]]]):
         """The ``clean`` function of a structured sequence target: decodes the sampled ids (into

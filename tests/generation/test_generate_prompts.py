@@ -37,6 +37,7 @@ def test_text_prompts_one_overview_and_one_sequences_file(bundle, tmp_path, caps
     assert "wrote 6 sample(s) (3 prompt(s) x 2)" in capsys.readouterr().out
     info = json.loads((out / "sequences.json").read_text())
     assert info["num_prompts"] == 3 and info["num_samples"] == 2 and info["targets"] == ["bboxes", "rgb"]
+    assert info["image_reading"] == {"image_inputs": "patches", "generated_image_inputs": "tokens"}
     assert [(e["prompt"], e["sample"]) for e in info["samples"]] == [(p, s) for p in range(3) for s in range(2)]
     assert [e["line"] for e in info["samples"]][::2] == [1, 4, 5]  # blank and comment lines skipped
     for e in info["samples"]:

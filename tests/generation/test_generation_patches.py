@@ -165,6 +165,8 @@ def test_generate_cli_generated_image_inputs(pipe, tmp_path, capsys):
     for how in ("tokens", "patches"):
         assert main([*base, "--generated-image-inputs", how, "--out", str(tmp_path / how)]) == 0
         pictures[how] = {m: (tmp_path / how / "sample_000" / f"{m}.png").read_bytes() for m in ("rgb", "depth")}
+        recorded = json.loads((tmp_path / how / "sequences.json").read_text())["image_reading"]
+        assert recorded == {"image_inputs": "patches", "generated_image_inputs": how}
     assert pictures["tokens"]["rgb"] == pictures["patches"]["rgb"]
     assert pictures["tokens"]["depth"] != pictures["patches"]["depth"]
     assert main([*base, "--generated-image-inputs", "pixels", "--out", str(tmp_path / "bad")]) == 2
