@@ -129,6 +129,16 @@ def _condition_rows(given: GivenTokens) -> Tensor:
 
 IMAGE_INPUTS = ("patches", "both")  # FourMPipeline.image_inputs
 GENERATED_IMAGE_INPUTS = ("tokens", "patches", "both")  # FourMPipeline.generated_image_inputs
+
+
+def _one_of(setting: str, value: str, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else FourmError naming the setting and the choices."""
+    if value not in allowed:
+        choices = f"{', '.join(allowed[:-1])} or {allowed[-1]}"
+        raise FourmError(f"invalid {setting} '{value}' (expected {choices})")
+    return value
+
+
 _GUIDANCE_FIELDS = ("guidance_scale", "guidance_weights")
 
 
@@ -337,9 +347,7 @@ class FourMPipeline:
 
     @image_inputs.setter
     def image_inputs(self, value: str) -> None:
-        if value not in IMAGE_INPUTS:
-            raise FourmError(f"invalid image_inputs '{value}' (expected {' or '.join(IMAGE_INPUTS)})")
-        self._image_inputs = value
+        self._image_inputs = _one_of("image_inputs", value, IMAGE_INPUTS)
 
     @property
     def generated_image_inputs(self) -> str:
@@ -351,9 +359,7 @@ class FourMPipeline:
 
     @generated_image_inputs.setter
     def generated_image_inputs(self, value: str) -> None:
-        if value not in GENERATED_IMAGE_INPUTS:
-            raise FourmError(f"invalid generated_image_inputs '{value}' (expected {', '.join(GENERATED_IMAGE_INPUTS)})")
-        self._generated_image_inputs = value
+        self._generated_image_inputs = _one_of("generated_image_inputs", value, GENERATED_IMAGE_INPUTS)
 
     def with_patch_conditions(self, conditions: Mapping[str, Any]) -> dict[str, Any]:
         """``conditions`` plus, for every raw value among them, the model's computed inputs that read
