@@ -387,14 +387,16 @@ class FourMPipeline:
 
     def _readers(self, targets: Sequence[str], conditions: Mapping[str, Any], kinds: tuple[type, ...]) -> dict[str, list[str]]:
         """{generated target: the model inputs of codec ``kinds`` that read its data (same raw key) and
-        that no condition gives already}."""
+        that no condition gives already}. A grid of a two-level tokenizer is left out: it has no
+        picture of its own to read (fourm.codecs.levels)."""
         readers: dict[str, list[str]] = {}
         for name, codec in self.codecs.items():
             if not isinstance(codec, kinds) or name in conditions or not self.model.config.modalities[name].input:
                 continue
             key = self.registry[name].data_key
             source = next(
-                (t for t in targets if self.registry[t].data_key == key and not isinstance(self.codecs[t], PatchCodec)), None
+                (t for t in targets if self.registry[t].data_key == key and not isinstance(self.codecs[t], (PatchCodec, ImageLevelCodec))),
+                None,
             )
             if source is not None:
                 readers.setdefault(source, []).append(name)

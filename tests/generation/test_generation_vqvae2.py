@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fourm.codecs import ImageLevelCodec, SequenceCodec
+from fourm.codecs import ImageLevelCodec, PatchCodec, SequenceCodec
 from fourm.errors import FourmError
 from fourm.generation.bundle import REGISTRY_FILE
 from fourm.generation.pipeline import FourMPipeline
@@ -127,3 +127,19 @@ def test_bundle_saves_the_shared_tokenizer_once_and_reloads_it_shared(pipe, tmp_
         a.tokens["rgb_bottom"], b.tokens["rgb_bottom"]
     )
     assert np.array_equal(a.values["rgb_bottom"][0], b.values["rgb_bottom"][0])
+
+
+def test_level_candidates_are_reranked_through_their_tokens(pipe):
+    """A model that also reads rgb as pixel patches: a lone grid has no picture, so its candidates are
+    scored through their tokens (not decoded to pixels, which would fail) and later targets read its tokens."""
+    spec = ModalitySpec.from_dict({**read_mapping(EXTRA / "rgb_pixels.yaml"), "image_size": SIZE, "num_tokens": (SIZE // 8) ** 2})
+    registry = ModalityRegistry([*pipe.registry.values(), spec])
+    model = toy_model(registry, seed=0)
+    with_pixels = FourMPipeline(model, {**pipe.codecs, "rgb_pixels": PatchCodec("rgb_pixels", spec)}, registry)
+    with_pixels.precision = "fp32"
+    assert with_pixels.candidate_readers(["rgb_top", "rgb_bottom"]) == {}
+    with_pixels.generated_image_inputs = "patches"
+    assert with_pixels.derived_inputs(["rgb_top", "rgb_bottom"], {}) == {}
+    top = with_pixels.default_target("rgb_top", candidates=2, rerank_by=["caption"])
+    out = with_pixels.generate({"caption": "a red circle"}, [top, "rgb_bottom"], num_samples=2, seed=0, progress=False)
+    assert out.tokens["rgb_top"].shape == (2, 4) and len(out.values["rgb_top"]) == 2
