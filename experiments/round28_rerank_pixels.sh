@@ -24,6 +24,8 @@ run k4 $BOTH --set rgb.candidates=4 --set 'rgb.rerank_by=[caption]'
 run k8 $BOTH --set rgb.candidates=8 --set 'rgb.rerank_by=[caption]'
 run k4cb caption_to_bboxes_to_rgb --set rgb.candidates=4 --set 'rgb.rerank_by=[caption,bboxes]'
 run k8g3 $BOTH --set rgb.candidates=8 --set rgb.guidance_scale=3
+run k8s4 caption_to_rgb --set rgb.candidates=8 --set rgb.steps=4
+run k16s4 caption_to_rgb --set rgb.candidates=16 --set rgb.steps=4
 python - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
