@@ -18,8 +18,10 @@ checker on the ground-truth images, and baselines (another scene's image / capti
 predictions). Without ``--data`` the scenes are world val scenes (seed 1, index 1e9 + j, as in
 ``fourm-data world --seed 1``) rendered at the model's image size. Writes ``eval_world.json`` (NaN
 -> null: undefined, e.g. no box generated) and ``examples.png`` to ``--out``. The default 64 scenes
-take about 15 s on 2 CPU cores with the shipped 9M-parameter bundle. The logic is library code,
-:mod:`fourm.eval.world`; this script is its command line.
+take about 15 s on 2 CPU cores with the shipped 9M-parameter bundle. Each task's generated values
+are kept in ``<out>.partial/`` as it finishes: an interrupted run resumes from the tasks done when the
+same command is run again (other settings, bundle or data are refused; delete the folder to start
+over). The logic is library code, :mod:`fourm.eval.world`; this script is its command line.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -32,6 +33,7 @@ import yaml
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from fourm.data.pretokenize import content_fingerprint, dataset_fingerprint
 from fourm.data.raw_dataset import VAL_INDEX_OFFSET, RawSamples, load_raw_dataset
 from fourm.data.world import CLASS_NAMES, WorldConfig, render_sample
 from fourm.errors import FourmError
@@ -49,9 +51,10 @@ from fourm.eval.world_scores import (
     semseg_scores,
 )
 from fourm.generation import GivenTokens
-from fourm.generation.pipeline import FourMPipeline
+from fourm.generation.pipeline import DEFAULT_BUNDLE, FourMPipeline
 from fourm.generation.rerank import log_likelihood
 from fourm.utils.atomic import atomic_write_text
+from fourm.utils.outputs import partial_run
 
 REQUIRED = ("rgb", "semseg", "depth", "caption", "bboxes")
 DEFAULT_MODEL = "models/world-default"  # the name the results record when no bundle is given
@@ -283,8 +286,11 @@ def evaluate(
     steps: int | None,
     progress: bool = True,
     tasks: tuple[str, ...] = DEFAULT_TASKS,
+    partial: Path | None = None,
 ) -> tuple[dict, dict]:
-    """All metrics (a nested dict) and the generated values per task (``tasks``: a subset of TASKS)."""
+    """All metrics (a nested dict) and the generated values per task (``tasks``: a subset of TASKS).
+    ``partial``: a folder where each task's generated values are kept as it finishes and read back
+    instead of generated again (a resumed run; its settings are the caller's to check)."""
     num_classes = max(len(CLASS_NAMES), int(getattr(pipe.codec("semseg").tokenizer.cfg, "num_classes", 0) or 0))
     timings: dict[str, float] = {}
     bar = tqdm(total=len(tasks) * math.ceil(len(samples) / batch) + 1, desc="eval_world", disable=not progress)
@@ -297,16 +303,32 @@ def evaluate(
     generate = Generator(pipe, samples, batch, seed, steps, bar)
     gen: dict[str, dict[str, list]] = {}
     for task in tasks:
+        done = None if partial is None else partial / f"{task}.pkl"
+        if done is not None and done.is_file():  # generated before an interruption, same settings
+            with open(done, "rb") as f:
+                gen[task], timings[task] = pickle.load(f)
+            bar.update(math.ceil(len(samples) / batch))
+            continue
         conds, targets = TASKS[task]
         start = time.perf_counter()
         gen[task] = generate(conds, targets)
         timings[task] = time.perf_counter() - start
+        if done is not None:
+            save_task(done, gen[task], timings[task])
     bar.close()
 
     for task in tasks:
         results[task] = score_task(task, gen[task], samples, num_classes)
     results["timings_s"] = timings
     return results, gen
+
+
+def save_task(path: Path, values: dict[str, list], seconds: float) -> None:
+    """One task's generated values and time, written atomically (a resume reads them back)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump((values, seconds), f)
+    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------------- a whole run
@@ -388,26 +410,33 @@ def run_world_eval(
     if unknown or not tasks:
         raise FourmError(f"unknown task '{(unknown or [''])[0]}' (known: {', '.join(TASKS)})")
     pipe = load_eval_pipeline(model, device, settings, image_inputs)
-    torch.manual_seed(seed)
+    manifest = {
+        "model": content_fingerprint(model or DEFAULT_BUNDLE), "data": None if data is None else dataset_fingerprint(data),
+        "split": split, "world": None if world is None else world.to_dict(), "num": num, "start": start, "seed": seed,
+        "batch": batch, "steps": steps, "settings": settings or {}, "image_inputs": image_inputs, "device": device,
+    }  # fmt: skip
+    manifest = json.loads(json.dumps(manifest))  # as read back from its file (tuples -> lists)
     t0 = time.perf_counter()
-    samples = load_samples(data, num, split, pipe, start, world)
-    results, gen = evaluate(pipe, samples, batch, seed, steps, progress=progress, tasks=tuple(tasks))
-    results["config"] = {
-        "model": str(model or DEFAULT_MODEL),
-        "data": data or "world val (seed 1)",
-        "world": None if world is None else world.to_dict(),
-        "image_inputs": pipe.image_inputs,
-        "num": len(samples),
-        "start": start,
-        "tasks": list(tasks),
-        "generation": {m: pipe.default_target(m).to_dict() for m in ("bboxes", "rgb", "semseg", "depth", "caption")},
-        "seed": seed,
-        "steps": steps,
-        "image_size": int(samples[0]["rgb"].shape[0]),
-        "seconds": time.perf_counter() - t0,
-    }
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "eval_world.json", json.dumps(jsonable(results), indent=2) + "\n")
-    save_examples(out / "examples.png", samples, gen)
+    with partial_run(out, manifest, hint="delete it to start over") as partial:  # a resume skips finished tasks
+        torch.manual_seed(seed)
+        samples = load_samples(data, num, split, pipe, start, world)
+        results, gen = evaluate(pipe, samples, batch, seed, steps, progress=progress, tasks=tuple(tasks), partial=partial)
+        results["config"] = {
+            "model": str(model or DEFAULT_MODEL),
+            "data": data or "world val (seed 1)",
+            "world": None if world is None else world.to_dict(),
+            "image_inputs": pipe.image_inputs,
+            "num": len(samples),
+            "start": start,
+            "tasks": list(tasks),
+            "generation": {m: pipe.default_target(m).to_dict() for m in ("bboxes", "rgb", "semseg", "depth", "caption")},
+            "seed": seed,
+            "steps": steps,
+            "image_size": int(samples[0]["rgb"].shape[0]),
+            "seconds": time.perf_counter() - t0,
+        }
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "eval_world.json", json.dumps(jsonable(results), indent=2) + "\n")
+        save_examples(out / "examples.png", samples, gen)
     return results

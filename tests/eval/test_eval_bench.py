@@ -247,3 +247,35 @@ def test_caption_margin_is_the_difference_of_two_likelihoods():
     assert margin.shape == (2,) and margin.abs().sum() > 0  # the toy model reads its caption
     torch.testing.assert_close(margin, lp[0] - lp[1])
     assert torch.equal(same, torch.zeros(2))
+
+
+def test_an_interrupted_eval_resumes_its_finished_tasks(bench, tmp_path, monkeypatch, capsys):
+    """Killed right after its first task was kept, the same command generates only the second task
+    and writes the same results as a run straight through; other settings are refused in one line."""
+    import fourm.eval.world as world
+    from fourm.testing.interrupt import kill_after_save
+
+    bundle = build_toy_bundle(tmp_path / "bundle")
+    args = ["--model", str(bundle), "--num", "2", "--batch", "2", "--steps", "1", "--tasks", "caption_to_rgb,rgb_to_depth",
+            "--no-progress"]  # fmt: skip
+    assert bench.main([*args, "--out", str(tmp_path / "straight")]) == 0
+    out = tmp_path / "resumed"
+    original = kill_after_save(monkeypatch, world, "save_task", lambda path, *_: path.name == "caption_to_rgb.pkl")
+    assert bench.main([*args, "--out", str(out)]) == 130  # Ctrl-C: "interrupted"
+    partial = tmp_path / "resumed.partial"
+    assert (partial / "caption_to_rgb.pkl").is_file() and not out.exists()
+    assert bench.main([*args, "--seed", "1", "--out", str(out)]) == 2  # another seed: refused, kept
+    assert "holds an interrupted run with other settings or inputs (changed: seed" in capsys.readouterr().err
+    monkeypatch.setattr(world, "save_task", original)
+    calls = []
+    monkeypatch.setattr(world.Generator, "__call__", lambda self, c, t, f=world.Generator.__call__: calls.append(t) or f(self, c, t))
+    assert bench.main([*args, "--out", str(out)]) == 0
+    assert calls == [("depth",)] and not partial.exists()
+
+    def results(path):
+        r = json.loads((path / "eval_world.json").read_text())
+        r["config"].pop("seconds")
+        r.pop("timings_s")
+        return r
+
+    assert results(out) == results(tmp_path / "straight")
