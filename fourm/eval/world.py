@@ -53,7 +53,7 @@ from fourm.eval.world_scores import (
 from fourm.generation import GivenTokens
 from fourm.generation.pipeline import DEFAULT_BUNDLE, FourMPipeline
 from fourm.generation.rerank import log_likelihood
-from fourm.utils.atomic import atomic_write_text
+from fourm.utils.atomic import atomic_path, atomic_write_text
 from fourm.utils.outputs import partial_run
 
 REQUIRED = ("rgb", "semseg", "depth", "caption", "bboxes")
@@ -325,10 +325,8 @@ def evaluate(
 
 def save_task(path: Path, values: dict[str, list], seconds: float) -> None:
     """One task's generated values and time, written atomically (a resume reads them back)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         pickle.dump((values, seconds), f)
-    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------------- a whole run

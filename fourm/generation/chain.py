@@ -278,9 +278,7 @@ def progressive_values(
 
 def _on(device: torch.device, derived: Tensor | GivenTokens) -> GivenTokens:
     """A derived input on ``device``: ids (B, N) at positions 0..N-1, or GivenTokens (pixel patches) as they are."""
-    if isinstance(derived, GivenTokens):
-        return GivenTokens(*(None if t is None else t.to(device) for t in (derived.tokens, derived.positions, derived.valid, derived.values)))
-    return GivenTokens.at(derived.to(device))
+    return derived.to(device) if isinstance(derived, GivenTokens) else GivenTokens.at(derived.to(device))
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ which the model finds the given conditions most likely (log p(caption | boxes, b
 conditions)), the reverse direction of the same model acting as a verifier. Relations that the
 forward sampler drops ("to the left of" from boxes that overlap) cost likelihood in reverse. A
 candidate image is read as the model reads images: through its pixel patches where the pipeline
-derives them (``generate_chained``'s ``read_through``), not through its own tokens.
+gives a reader for them (``generate_chained``'s ``verify``), not through its own tokens.
 
 * :func:`log_likelihood`: teacher-forced log p of a given modality's tokens, summed over its valid
   tokens (B,). Sequences are scored causally ([SOS] + previous tokens as decoder input); image and
